@@ -1,0 +1,1 @@
+"""The Dockerfile parser and builder."""

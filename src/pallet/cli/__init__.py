@@ -1,0 +1,1 @@
+"""The `pallet` command: docker's verbs and flags, daemonless."""

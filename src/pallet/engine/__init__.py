@@ -1,0 +1,1 @@
+"""The high-level runtime: containers from images, shims, logs, exec, volumes, restart policies."""

@@ -1,0 +1,1 @@
+"""The distribution protocol: a registry client (pull, push, auth) and a registry server."""

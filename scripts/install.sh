@@ -54,7 +54,7 @@ sys.exit(main())
 PY
     chmod 755 "$venv/bin/$1"
 }
-write_launcher pallet-runtime pallet.runtime.cli "-I -S"
+write_launcher pallet-runtime pallet.runtime.cli "-IS"  # one shebang argument: "-I -S" reaches python as "-I -S"
 [ -e src/pallet/cli/main.py ] && write_launcher pallet pallet.cli.main "-I"
 ln -sf "$venv/bin/pallet-runtime" /usr/local/bin/pallet-runtime
 [ -e "$venv/bin/pallet" ] && ln -sf "$venv/bin/pallet" /usr/local/bin/pallet

@@ -1,0 +1,92 @@
+"""The command table of ``pallet``: every verb, the module that implements it, a summary.
+
+The table is data only, so ``pallet --help`` lists every command without
+importing any of them, and a command's module (with its imports) is loaded
+only when that command runs (pip's lazy command table).
+
+A command module provides, for each entry, a function ``configure(parser)``
+named by the entry: it adds the command's flags to an ``argparse`` parser and
+sets ``parser.set_defaults(run=handler)`` with ``handler(ctx, args) -> int``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ALIASES", "COMMANDS", "GROUPS", "Command", "lookup"]
+
+
+class Command:
+    """One verb: ``module:function`` configures its parser."""
+
+    __slots__ = ("function", "module", "name", "summary")
+
+    def __init__(self, name: str, target: str, summary: str) -> None:
+        module, _, function = target.partition(":")
+        self.name = name
+        self.module = "pallet.cli." + module
+        self.function = function
+        self.summary = summary
+
+
+def _table(*entries: tuple[str, str, str]) -> dict[str, Command]:
+    return {name: Command(name, target, summary) for name, target, summary in entries}
+
+
+#: management groups: ``pallet image ls`` and friends
+GROUPS: dict[str, tuple[str, dict[str, Command]]] = {
+    "image": (
+        "Manage images",
+        _table(
+            ("history", "images:configure_history", "Show the history of an image"),
+            (
+                "import",
+                "archives:configure_import",
+                "Import the contents from a tarball to create a filesystem image",
+            ),
+            ("inspect", "images:configure_inspect", "Display detailed information on one or more images"),
+            ("load", "archives:configure_load", "Load an image from a tar archive or STDIN"),
+            ("ls", "images:configure_ls", "List images"),
+            ("prune", "images:configure_prune", "Remove unused images"),
+            ("rm", "images:configure_rm", "Remove one or more images"),
+            (
+                "save",
+                "archives:configure_save",
+                "Save one or more images to a tar archive (streamed to STDOUT by default)",
+            ),
+            ("tag", "images:configure_tag", "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE"),
+        ),
+    ),
+}
+
+#: verbs at the top level, as docker has them
+COMMANDS: dict[str, Command] = _table(
+    ("images", "images:configure_ls", "List images"),
+    (
+        "import",
+        "archives:configure_import",
+        "Import the contents from a tarball to create a filesystem image",
+    ),
+    ("load", "archives:configure_load", "Load an image from a tar archive or STDIN"),
+    ("rmi", "images:configure_rm", "Remove one or more images"),
+    (
+        "save",
+        "archives:configure_save",
+        "Save one or more images to a tar archive (streamed to STDOUT by default)",
+    ),
+    ("tag", "images:configure_tag", "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE"),
+)
+
+#: other spellings of group verbs (docker accepts ``image list`` and ``image remove``)
+ALIASES: dict[tuple[str, str], str] = {
+    ("image", "list"): "ls",
+    ("image", "remove"): "rm",
+}
+
+
+def lookup(group: str, verb: str) -> Command | None:
+    """The command for ``pallet GROUP VERB`` (``group`` empty for top-level verbs)."""
+    if not group:
+        return COMMANDS.get(verb)
+    entry = GROUPS.get(group)
+    if entry is None:
+        return None
+    return entry[1].get(ALIASES.get((group, verb), verb))

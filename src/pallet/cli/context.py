@@ -1,0 +1,38 @@
+"""What every command handler gets: the global flags and the process's streams."""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import BinaryIO, TextIO
+
+__all__ = ["Context"]
+
+
+class Context:
+    """The global options of one ``pallet`` invocation and where it reads and writes.
+
+    Handlers write through ``ctx.out``/``ctx.err`` (never ``print`` to
+    ``sys.stdout``) so tests can run commands in-process and capture output.
+    """
+
+    __slots__ = ("debug", "err", "out", "root", "run_root", "stdin", "stdout_binary")
+
+    def __init__(
+        self,
+        *,
+        root: str,
+        run_root: str,
+        debug: bool,
+        out: TextIO,
+        err: TextIO,
+        stdin: BinaryIO,
+        stdout_binary: BinaryIO,
+    ) -> None:
+        self.root = root
+        self.run_root = run_root
+        self.debug = debug
+        self.out = out
+        self.err = err
+        self.stdin = stdin
+        self.stdout_binary = stdout_binary

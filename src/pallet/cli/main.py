@@ -1,0 +1,161 @@
+"""``pallet``: parse the global flags, find the command in the lazy table, run it.
+
+Only the module of the command that runs is imported (see ``commands.py``).
+Every error ends in ``exits.report``: one line on stderr, docker's exit codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from pallet.cli.commands import COMMANDS, GROUPS, lookup
+from pallet.cli.context import Context
+from pallet.cli.exits import EXIT_PIPE, UsageError, report
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import BinaryIO, NoReturn, TextIO
+
+__all__ = ["CommandParser", "main"]
+
+DEFAULT_ROOT = "/var/lib/pallet"
+DEFAULT_RUN_ROOT = "/run/pallet"
+
+
+class CommandParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` that raises ``UsageError`` instead of exiting with 2."""
+
+    def __init__(self, command: str, **kwargs: object) -> None:
+        super().__init__(prog=f"pallet {command}".strip(), allow_abbrev=False, **kwargs)  # type: ignore[arg-type]
+        self.command = command
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message, self.command)
+
+
+def _global_parser() -> CommandParser:
+    parser = CommandParser("", add_help=False)
+    parser.add_argument("--root", default=os.environ.get("PALLET_ROOT") or DEFAULT_ROOT)
+    parser.add_argument("--run-root", default=os.environ.get("PALLET_RUN") or DEFAULT_RUN_ROOT)
+    parser.add_argument("--debug", "-D", action="store_true")
+    parser.add_argument("--help", "-h", action="store_true")
+    parser.add_argument("--version", "-v", action="store_true")
+    parser.add_argument("command", nargs="?")
+    parser.add_argument("args", nargs=argparse.REMAINDER)
+    return parser
+
+
+def _usage() -> str:
+    lines = [
+        "Usage:  pallet [OPTIONS] COMMAND",
+        "",
+        "A container engine in Python, daemonless, with docker's verbs",
+        "",
+        "Global Options:",
+        f"  --root DIR       where images and containers live (default {DEFAULT_ROOT}, or $PALLET_ROOT)",
+        f"  --run-root DIR   runtime state, locks (default {DEFAULT_RUN_ROOT}, or $PALLET_RUN)",
+        "  -D, --debug      print tracebacks with errors",
+        "  -v, --version    print the version and exit",
+        "",
+        "Management Commands:",
+    ]
+    lines += [f"  {name:<10} {summary}" for name, (summary, _) in sorted(GROUPS.items())]
+    lines += ["", "Commands:"]
+    lines += [f"  {name:<10} {cmd.summary}" for name, cmd in sorted(COMMANDS.items())]
+    lines += ["", "Run 'pallet COMMAND --help' for more information on a command."]
+    return "\n".join(lines) + "\n"
+
+
+def _group_usage(group: str) -> str:
+    summary, verbs = GROUPS[group]
+    lines = [f"Usage:  pallet {group} COMMAND", "", summary, "", "Commands:"]
+    lines += [f"  {name:<10} {cmd.summary}" for name, cmd in sorted(verbs.items())]
+    lines += ["", f"Run 'pallet {group} COMMAND --help' for more information on a command."]
+    return "\n".join(lines) + "\n"
+
+
+def _run(argv: Sequence[str], ctx_streams: tuple[TextIO, TextIO, BinaryIO, BinaryIO]) -> tuple[int, bool]:
+    out, err, stdin, stdout_binary = ctx_streams
+    opts = _global_parser().parse_args(argv)
+    if opts.version:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            out.write(f"pallet version {version('pallet')}\n")
+        except PackageNotFoundError:
+            out.write("pallet version unknown (not installed)\n")
+        return 0, opts.debug
+    if opts.command is None or (opts.help and opts.command is None):
+        out.write(_usage())
+        return (0 if opts.help else 1), opts.debug
+    args: list[str] = list(opts.args)
+    group, verb = "", opts.command
+    if verb in GROUPS:
+        if not args or args[0] in ("--help", "-h"):
+            out.write(_group_usage(verb))
+            return 0, opts.debug
+        group, verb = verb, args.pop(0)
+    command = lookup(group, verb)
+    name = f"{group} {verb}".strip()
+    if command is None:
+        raise UsageError(f'unknown command "{name}"', group)
+    parser = CommandParser(name, description=command.summary)
+    configure = getattr(__import__(command.module, fromlist=[command.function]), command.function)
+    configure(parser)
+    if opts.help:
+        args.insert(0, "--help")
+    ns = parser.parse_args(args)
+    ctx = Context(
+        root=opts.root,
+        run_root=opts.run_root,
+        debug=opts.debug,
+        out=out,
+        err=err,
+        stdin=stdin,
+        stdout_binary=stdout_binary,
+    )
+    code: int = ns.run(ctx, ns)
+    return code, opts.debug
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    stdin: BinaryIO | None = None,
+    stdout_binary: BinaryIO | None = None,
+) -> int:
+    """Run ``pallet`` with ``argv`` (default ``sys.argv[1:]``); return the exit code.
+
+    The stream arguments let tests run a command in-process and capture what it
+    prints; by default they are the process's own.
+    """
+    args = sys.argv[1:] if argv is None else list(argv)
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
+    streams = (
+        out,
+        err,
+        sys.stdin.buffer if stdin is None else stdin,
+        sys.stdout.buffer if stdout_binary is None else stdout_binary,
+    )
+    debug = "--debug" in args or "-D" in args
+    try:
+        code, debug = _run(args, streams)
+        out.flush()
+    except SystemExit as exit_:  # argparse's --help
+        return exit_.code if isinstance(exit_.code, int) else 0
+    except BrokenPipeError:
+        # the reader went away (`pallet images | head -1`): stop quietly, and
+        # keep the interpreter from complaining when it flushes stdout at exit
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+        return EXIT_PIPE
+    except (Exception, KeyboardInterrupt) as error:  # noqa: BLE001 - the one place every failure becomes one line
+        return report(error, err, debug=debug)
+    return code

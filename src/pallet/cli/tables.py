@@ -1,0 +1,68 @@
+"""Docker's human output: aligned columns, sizes and ages as docker prints them.
+
+Columns are laid out like Go's ``tabwriter.NewWriter(out, 10, 1, 3, ' ', 0)``
+that docker's formatters use: each cell but the last of a row is padded to
+its column's widest cell plus 3 spaces, and to at least 10 characters.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import TextIO
+
+__all__ = ["human_duration", "human_size", "write_columns"]
+
+_MIN_WIDTH = 10
+_PADDING = 3
+
+
+def write_columns(out: TextIO, rows: Sequence[Sequence[str]]) -> None:
+    """Write ``rows`` (the header first, if any) as tabwriter-aligned lines."""
+    if not rows:
+        return
+    widths: dict[int, int] = {}
+    for row in rows:
+        for i, cell in enumerate(row[:-1]):
+            widths[i] = max(widths.get(i, 0), len(cell) + _PADDING, _MIN_WIDTH)
+    for row in rows:
+        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])]
+        out.write("".join(cells) + (row[-1] if row else "") + "\n")
+
+
+def human_size(size: float) -> str:
+    """Decimal size with 3 significant digits, as docker shows it: ``4.26MB``, ``218MB``."""
+    units = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
+    i = 0
+    while size >= 1000 and i < len(units) - 1:
+        size /= 1000
+        i += 1
+    return f"{size:.3g}{units[i]}"
+
+
+def human_duration(seconds: float) -> str:
+    """Go-units ``HumanDuration``: ``Less than a second``, ``About an hour``, ``5 weeks``."""
+    if seconds < 1:
+        return "Less than a second"
+    if int(seconds) == 1:
+        return "1 second"
+    if seconds < 60:
+        return f"{int(seconds)} seconds"
+    minutes = int(seconds / 60)
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = int(seconds / 3600 + 0.5)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{hours // 24 // 365} years"

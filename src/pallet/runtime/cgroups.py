@@ -1,0 +1,206 @@
+"""Container cgroups behind one small interface; the cgroup v1 driver.
+
+``CgroupDriver`` is what the runtime needs: make the container's cgroup in
+every hierarchy, put a process in it, list and signal its processes, remove it.
+``V1Cgroups`` is the driver for v1 hierarchies (this machine); limits
+(``linux.resources``) and the v2 driver come with the next issue.
+
+``linux.cgroupsPath`` is read as runc's cgroupfs driver does: absolute paths
+are taken as they are under each hierarchy, relative ones below the runtime's
+own cgroup in that hierarchy, an empty one is the container id. With
+``--systemd-cgroup`` the form ``slice:prefix:name`` is converted the way runc's
+systemd driver names it (``/a.slice/a-b.slice/prefix-name.scope``), and that
+path is created with cgroupfs (there is no systemd here to ask).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from pallet.errors import InvalidArgument, SystemError_
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    class CgroupDriver(Protocol):
+        paths: dict[str, str]
+
+        def create(self) -> None: ...
+
+        def join(self, pid: int) -> None: ...
+
+        def pids(self) -> list[int]: ...
+
+        def remove(self) -> None: ...
+
+
+def expand_slice(slice_name: str) -> str:
+    """``a-b.slice`` -> ``/a.slice/a-b.slice`` (systemd's nesting of dashed slice names)."""
+    if not slice_name.endswith(".slice") or "/" in slice_name:
+        raise InvalidArgument(f"invalid slice name: {slice_name}")
+    if slice_name == "-.slice":
+        return "/"
+    stem = slice_name[: -len(".slice")]
+    if not stem or stem.startswith("-") or stem.endswith("-") or "--" in stem:
+        raise InvalidArgument(f"invalid slice name: {slice_name}")
+    path = ""
+    prefix = ""
+    for part in stem.split("-"):
+        prefix = f"{prefix}-{part}" if prefix else part
+        path += f"/{prefix}.slice"
+    return path
+
+
+def systemd_path(cgroups_path: str, container_id: str) -> str:
+    """The cgroupfs path runc's systemd driver uses for ``slice:prefix:name``."""
+    parts = cgroups_path.split(":") if cgroups_path else ["", "", ""]
+    if len(parts) != 3:
+        raise InvalidArgument(
+            f'expected cgroupsPath to be of format "slice:prefix:name" for systemd cgroups, got "{cgroups_path}" instead'
+        )
+    slice_name, prefix, name = parts
+    name = name or container_id
+    slice_path = expand_slice(slice_name or "system.slice")
+    unit = name if name.endswith(".slice") else f"{prefix}-{name}.scope" if prefix else f"{name}.scope"
+    if unit.endswith(".slice"):
+        return expand_slice(unit)
+    return slice_path.rstrip("/") + "/" + unit
+
+
+_CONTROLLERS = frozenset(
+    [
+        "cpu",
+        "cpuacct",
+        "cpuset",
+        "memory",
+        "devices",
+        "freezer",
+        "net_cls",
+        "blkio",
+        "perf_event",
+        "net_prio",
+        "hugetlb",
+        "pids",
+        "rdma",
+        "misc",
+    ]
+)
+
+
+def v1_hierarchies(mountinfo: str = "/proc/self/mountinfo") -> dict[str, str]:
+    """Each mounted cgroup v1 hierarchy: its name (``memory``, ``cpu,cpuacct``, ``name=systemd``) -> mount point."""
+    found: dict[str, str] = {}
+    with open(mountinfo) as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            fields = right.split()
+            if len(fields) < 3 or fields[0] != "cgroup":
+                continue
+            # the super options hold the controllers (and name=...) besides flags such as rw
+            controllers = [o for o in fields[2].split(",") if o.startswith("name=") or o in _CONTROLLERS]
+            if not controllers:
+                continue
+            mount_point = left.split()[4].replace("\\040", " ")
+            found.setdefault(",".join(controllers), mount_point)
+    return found
+
+
+def own_cgroups(pid: str = "self") -> dict[str, str]:
+    """Hierarchy name -> the cgroup of ``pid`` in it, from ``/proc/PID/cgroup``."""
+    own: dict[str, str] = {}
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            _, names, path = line.rstrip("\n").split(":", 2)
+            if names:
+                own[names] = path
+    return own
+
+
+class V1Cgroups:
+    """The container's cgroup in every mounted v1 hierarchy (``paths``: hierarchy -> directory)."""
+
+    def __init__(self, paths: dict[str, str]) -> None:
+        self.paths = paths
+
+    @classmethod
+    def for_container(cls, cgroups_path: str, container_id: str, systemd: bool) -> V1Cgroups:
+        relative = systemd_path(cgroups_path, container_id) if systemd else cgroups_path or container_id
+        if ".." in relative.split("/"):
+            raise InvalidArgument(f'linux.cgroupsPath: "{cgroups_path}" must not contain ".."')
+        own = own_cgroups() if not relative.startswith("/") else {}
+        paths: dict[str, str] = {}
+        for name, mount_point in v1_hierarchies().items():
+            base = relative if relative.startswith("/") else own.get(name, "/").rstrip("/") + "/" + relative
+            paths[name] = os.path.normpath(mount_point + "/" + base.lstrip("/"))
+        return cls(paths)
+
+    def create(self) -> None:
+        """Make the directories (idempotent); a new cpuset gets its parent's cpus and mems."""
+        for name, path in self.paths.items():
+            try:
+                os.makedirs(path, exist_ok=True)
+            except OSError as e:
+                raise SystemError_(f"create cgroup {path}", e.errno or 0) from None
+            if "cpuset" in name.split(","):
+                _fill_cpuset(path)
+
+    def join(self, pid: int) -> None:
+        """Move ``pid`` (0: the caller) into the cgroup in every hierarchy."""
+        for path in self.paths.values():
+            try:
+                with open(os.path.join(path, "cgroup.procs"), "w") as f:
+                    f.write(str(pid))
+            except OSError as e:
+                raise SystemError_(f"join cgroup {path}", e.errno or 0) from None
+
+    def pids(self) -> list[int]:
+        """Every process in the cgroup (read from one hierarchy; all hold the same processes)."""
+        seen: set[int] = set()
+        for path in self.paths.values():
+            try:
+                with open(os.path.join(path, "cgroup.procs")) as f:
+                    seen.update(int(line) for line in f if line.strip())
+            except OSError:
+                continue
+        return sorted(seen)
+
+    def remove(self, timeout: float = 2.0) -> None:
+        """Remove the directories; retries while exiting processes still hold them (idempotent)."""
+        deadline = time.monotonic() + timeout
+        for path in self.paths.values():
+            while True:
+                try:
+                    os.rmdir(path)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError as e:
+                    if e.errno != 16 or time.monotonic() > deadline:  # EBUSY: tasks still leaving
+                        raise SystemError_(f"remove cgroup {path}", e.errno or 0) from None
+                    time.sleep(0.01)
+
+
+def _fill_cpuset(path: str) -> None:
+    # a v1 cpuset cgroup accepts no task until cpus and mems are set: copy them
+    # down from the nearest ancestor, creating level by level
+    for key in ("cpuset.cpus", "cpuset.mems"):
+        chain = []
+        current = path
+        while True:
+            try:
+                with open(os.path.join(current, key)) as f:
+                    value = f.read().strip()
+            except OSError:
+                return
+            if value:
+                break
+            chain.append(current)
+            parent = os.path.dirname(current)
+            if parent == current:
+                return
+            current = parent
+        for directory in reversed(chain):
+            with open(os.path.join(directory, key), "w") as f:
+                f.write(value)

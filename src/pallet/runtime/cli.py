@@ -1,0 +1,262 @@
+"""``pallet-runtime``: runc's command line, parsed the way urfave/cli parses it, dispatched lazily.
+
+``--flag value``, ``--flag=value``, ``-flag value`` and the short aliases are
+all accepted; global flags come before the command. Only the command that runs
+imports its module. Errors go to stderr and the ``--log`` file; exit status 1.
+Nothing is printed on success except what the command's output is (``state``,
+``list``, ``features``): in ``create`` and ``run`` stdio belongs to the container.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from pallet.errors import InvalidArgument, PalletError, errno_text
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pallet.runtime.logsink import LogSink
+
+VERSION = "0.1.0"
+SPEC_VERSION = "1.2.0"
+DEFAULT_ROOT = "/run/pallet-runtime"
+
+_STR = "str"
+_BOOL = "bool"
+
+# flag name -> (kind, canonical name); aliases map to the canonical name
+_GLOBAL_FLAGS: dict[str, tuple[str, str]] = {
+    "root": (_STR, "root"), "log": (_STR, "log"), "log-format": (_STR, "log-format"),
+    "debug": (_BOOL, "debug"), "systemd-cgroup": (_BOOL, "systemd-cgroup"),
+    "rootless": (_STR, "rootless"), "criu": (_STR, "criu"),
+    "version": (_BOOL, "version"), "v": (_BOOL, "version"), "help": (_BOOL, "help"), "h": (_BOOL, "help"),
+}  # fmt: skip
+
+_CREATE_FLAGS: dict[str, tuple[str, str]] = {
+    "bundle": (_STR, "bundle"), "b": (_STR, "bundle"), "pid-file": (_STR, "pid-file"),
+    "console-socket": (_STR, "console-socket"), "no-pivot": (_BOOL, "no-pivot"),
+    "no-new-keyring": (_BOOL, "no-new-keyring"), "preserve-fds": (_STR, "preserve-fds"),
+    "pidfd-socket": (_STR, "pidfd-socket"),
+}  # fmt: skip
+
+#: command -> (flags, number of positional arguments: (min, max), usage)
+COMMANDS: dict[str, tuple[dict[str, tuple[str, str]], tuple[int, int], str]] = {
+    "create": (
+        _CREATE_FLAGS,
+        (1, 1),
+        "create [--bundle DIR] [--pid-file F] [--console-socket S] <container-id>",
+    ),
+    "run": (
+        {
+            **_CREATE_FLAGS,
+            "detach": (_BOOL, "detach"),
+            "d": (_BOOL, "detach"),
+            "keep": (_BOOL, "keep"),
+            "no-subreaper": (_BOOL, "no-subreaper"),
+        },
+        (1, 1),
+        "run [--bundle DIR] [--detach] [--pid-file F] <container-id>",
+    ),
+    "start": ({}, (1, 1), "start <container-id>"),
+    "state": ({}, (1, 1), "state <container-id>"),
+    "kill": ({"all": (_BOOL, "all"), "a": (_BOOL, "all")}, (1, 2), "kill [--all] <container-id> [signal]"),
+    "delete": ({"force": (_BOOL, "force"), "f": (_BOOL, "force")}, (1, 1), "delete [--force] <container-id>"),
+    "list": (
+        {"format": (_STR, "format"), "f": (_STR, "format"), "quiet": (_BOOL, "quiet"), "q": (_BOOL, "quiet")},
+        (0, 0),
+        "list [--format table|json] [--quiet]",
+    ),
+    "spec": (
+        {"bundle": (_STR, "bundle"), "b": (_STR, "bundle"), "rootless": (_BOOL, "rootless")},
+        (0, 0),
+        "spec [--bundle DIR] [--rootless]",
+    ),
+    "features": ({}, (0, 0), "features"),
+}
+
+_ALIASES = {"ls": "list", "rm": "delete"}
+# runc commands that belong to the next issue: refused with a clear message
+_LATER = frozenset(("exec", "ps", "pause", "resume", "update", "events", "checkpoint", "restore"))
+
+
+class Parsed:
+    """The result of parsing: global flags, the command, its flags and positional arguments."""
+
+    def __init__(self) -> None:
+        self.globals: dict[str, str | bool] = {}
+        self.command = ""
+        self.flags: dict[str, str | bool] = {}
+        self.args: list[str] = []
+
+
+def _parse_flags(
+    argv: list[str], table: dict[str, tuple[str, str]], out: dict[str, str | bool], stop_at_positional: bool
+) -> list[str]:
+    """Consume flags of ``table`` from ``argv`` into ``out``; returns the positional arguments."""
+    positional: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if arg == "--":
+            positional += argv[i:]
+            break
+        if len(arg) < 2 or not arg.startswith("-"):
+            positional.append(arg)
+            if stop_at_positional:
+                positional += argv[i:]
+                break
+            continue
+        name, has_value, value = arg.lstrip("-").partition("=")
+        entry = table.get(name)
+        if entry is None:
+            raise InvalidArgument(f"flag provided but not defined: -{name}")
+        kind, canonical = entry
+        if kind == _BOOL:
+            if has_value and value not in ("true", "false", "1", "0"):
+                raise InvalidArgument(f'invalid boolean value "{value}" for -{name}')
+            out[canonical] = not has_value or value in ("true", "1")
+        else:
+            if not has_value:
+                if i >= len(argv):
+                    raise InvalidArgument(f"flag needs an argument: -{name}")
+                value = argv[i]
+                i += 1
+            out[canonical] = value
+    return positional
+
+
+def parse(argv: list[str]) -> Parsed:
+    """Parse ``pallet-runtime`` arguments (without the program name)."""
+    parsed = Parsed()
+    rest = _parse_flags(argv, _GLOBAL_FLAGS, parsed.globals, stop_at_positional=True)
+    if not rest:
+        return parsed
+    command = _ALIASES.get(rest[0], rest[0])
+    parsed.command = command
+    if command in _LATER:
+        return parsed
+    if command not in COMMANDS:
+        raise InvalidArgument(f"No help topic for '{command}'")
+    flags, (low, high), usage = COMMANDS[command]
+    parsed.args = _parse_flags(rest[1:], flags, parsed.flags, stop_at_positional=False)
+    if not low <= len(parsed.args) <= high:
+        wanted = f"{low}" if low == high else f"{low} to {high}"
+        raise InvalidArgument(f'"{command}" requires {wanted} argument(s); usage: pallet-runtime {usage}')
+    return parsed
+
+
+def _usage() -> str:
+    lines = ["usage: pallet-runtime [global flags] COMMAND [flags] ARGS", "", "commands:"]
+    lines += [f"  {usage}" for _, _, usage in COMMANDS.values()]
+    lines += [
+        "",
+        "global flags: --root DIR, --log FILE, --log-format text|json, --debug, --systemd-cgroup, --version",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _str(flags: dict[str, str | bool], name: str, default: str = "") -> str:
+    value = flags.get(name, default)
+    return value if isinstance(value, str) else default
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``pallet-runtime`` entry point."""
+    from pallet.runtime.logsink import LogSink
+
+    args = sys.argv[1:] if argv is None else argv
+    log = LogSink()
+    try:
+        parsed = parse(args)
+        g = parsed.globals
+        log = LogSink(_str(g, "log") or None, _str(g, "log-format", "text"), bool(g.get("debug")))
+        if g.get("version"):
+            sys.stdout.write(f"pallet-runtime version {VERSION}\ncommit: none\nspec: {SPEC_VERSION}\n")
+            return 0
+        if g.get("help") or not parsed.command:
+            sys.stdout.write(_usage())
+            return 0 if g.get("help") else 1
+        return _dispatch(parsed, log)
+    except PalletError as e:
+        log.error(e.message)
+        return 1
+    except OSError as e:
+        where = f"{e.filename}: " if e.filename else ""
+        log.error(f"{where}{errno_text(e.errno or 0)}")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(parsed: Parsed, log: LogSink) -> int:
+    g = parsed.globals
+    flags = parsed.flags
+    root = _str(g, "root", DEFAULT_ROOT)
+    command = parsed.command
+    if command in _LATER:
+        raise InvalidArgument(f"pallet-runtime does not implement {command} yet")
+    if command in ("create", "run"):
+        options = {
+            "root": root,
+            "container_id": parsed.args[0],
+            "bundle": _str(flags, "bundle", "."),
+            "pid_file": _str(flags, "pid-file") or None,
+            "console_socket": _str(flags, "console-socket") or None,
+            "no_pivot": bool(flags.get("no-pivot")),
+            "systemd_cgroup": bool(g.get("systemd-cgroup")),
+            "log": log,
+        }
+        if command == "create":
+            from pallet.runtime.create import create
+
+            create(**options)  # type: ignore[arg-type]
+            return 0
+        from pallet.runtime.run import run
+
+        return run(**options, detach=bool(flags.get("detach")), keep=bool(flags.get("keep")))  # type: ignore[arg-type]
+    if command == "start":
+        from pallet.runtime.start import start
+
+        start(root, parsed.args[0])
+        return 0
+    if command == "state":
+        from pallet.runtime.lifecycle import state
+
+        sys.stdout.write(state(root, parsed.args[0]) + "\n")
+        return 0
+    if command == "kill":
+        from pallet.runtime.lifecycle import kill
+
+        kill(
+            root,
+            parsed.args[0],
+            parsed.args[1] if len(parsed.args) > 1 else "SIGTERM",
+            bool(flags.get("all")),
+        )
+        return 0
+    if command == "delete":
+        from pallet.runtime.lifecycle import delete
+
+        delete(root, parsed.args[0], bool(flags.get("force")), log)
+        return 0
+    if command == "list":
+        from pallet.runtime.lifecycle import list_containers
+
+        sys.stdout.write(list_containers(root, _str(flags, "format", "table"), bool(flags.get("quiet"))))
+        return 0
+    if command == "spec":
+        from pallet.runtime.specfile import write_default_spec
+
+        write_default_spec(_str(flags, "bundle", "."), bool(flags.get("rootless")))
+        return 0
+    if command == "features":
+        from pallet.runtime.specfile import features_json
+
+        sys.stdout.write(features_json() + "\n")
+        return 0
+    raise InvalidArgument(f"unknown command {command}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,283 @@
+"""The container side of ``create``: the intermediate process (C1) and the container init (C2).
+
+Python cannot run after ``clone(CLONE_NEWPID)`` safely, so as youki does:
+C1 joins the cgroup (so a new cgroup namespace is rooted there), unshares the
+user namespace first (the parent writes its id maps), joins namespaces given
+by path, unshares the others, writes the time offsets, forks C2 and exits.
+C2 is PID 1 of the new pid namespace. It builds the rootfs, lets the parent
+run prestart/createRuntime hooks, runs createContainer hooks, pivots, sets
+hostname, sysctl, masked/read-only paths, limits and credentials, resolves
+the program, reports READY and blocks on the exec FIFO until ``start``.
+
+Both functions never return: they ``os._exit``. Any error is sent to the
+parent as one ERROR message (the parent reports it and cleans up).
+"""
+
+from __future__ import annotations
+
+import os
+
+from pallet.errors import InvalidArgument, PalletError, SystemError_, errno_text
+from pallet.linux import flags as f
+from pallet.runtime import sync
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pallet.linux.syscalls import Syscalls
+    from pallet.oci.runtime_spec import Spec
+    from pallet.runtime.cgroups import V1Cgroups
+
+_CLOCKS = {"monotonic": "monotonic", "boottime": "boottime"}
+
+
+class InitPlan:
+    """What the parent prepared for the child processes (inherited across fork)."""
+
+    def __init__(
+        self,
+        *,
+        spec: Spec,
+        bundle: str,
+        rootfs: str,
+        cgroups: V1Cgroups,
+        cgroup_mounts: dict[str, str],
+        fifo_path: str,
+        to_parent: int,
+        from_parent: int,
+        ns_fds: list[tuple[int, int]],
+        new_ns_flags: int,
+        console: object | None,
+        no_pivot: bool,
+        needs_hooks: bool,
+    ) -> None:
+        self.spec = spec
+        self.bundle = bundle
+        self.rootfs = rootfs
+        self.cgroups = cgroups
+        self.cgroup_mounts = cgroup_mounts
+        self.fifo_path = fifo_path
+        self.to_parent = to_parent
+        self.from_parent = from_parent
+        # (fd of /proc/.../ns/X, clone flag) to setns, the user namespace first
+        self.ns_fds = ns_fds
+        self.new_ns_flags = new_ns_flags
+        self.console = console
+        self.no_pivot = no_pivot
+        self.needs_hooks = needs_hooks
+        # set by the init on its way: the FIFO kept open across pivot_root, the hooks' state
+        self.fifo_fd = -1
+        self.state_json = ""
+
+
+def _fail(plan: InitPlan, error: BaseException) -> None:
+    if isinstance(error, PalletError):
+        message = error.message
+    elif isinstance(error, OSError):
+        message = f"{error.filename or 'system call'}: {errno_text(error.errno or 0)}"
+    else:
+        message = f"internal error: {type(error).__name__}: {error}"
+    try:
+        sync.send(plan.to_parent, sync.ERROR, message)
+    finally:
+        os._exit(1)
+
+
+def _expect(fd: int, kind: str) -> str:
+    got, text = sync.receive(fd)
+    if got != kind:
+        raise InvalidArgument(f"unexpected sync message {got!r} (wanted {kind!r})")
+    return text
+
+
+def intermediate(plan: InitPlan, sys: Syscalls) -> None:
+    """C1: cgroup, namespaces, then fork the init. Never returns."""
+    try:
+        plan.cgroups.join(0)
+        new_flags = plan.new_ns_flags
+        if new_flags & f.CLONE_NEWUSER:
+            sys.unshare(f.CLONE_NEWUSER)
+            sync.send(plan.to_parent, sync.USERNS)
+            _expect(plan.from_parent, sync.USERNS_DONE)
+            new_flags &= ~f.CLONE_NEWUSER
+        for fd, nstype in plan.ns_fds:
+            sys.setns(fd, nstype)
+            os.close(fd)
+        if plan.new_ns_flags & f.CLONE_NEWUSER or any(t == f.CLONE_NEWUSER for _, t in plan.ns_fds):
+            # become root of the user namespace (the mapped uid/gid 0)
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+        if new_flags:
+            sys.unshare(new_flags)
+        if new_flags & f.CLONE_NEWTIME:
+            _write_time_offsets(plan.spec)
+        pid = os.fork()
+    except BaseException as e:  # noqa: BLE001 - everything goes to the parent as ERROR
+        _fail(plan, e)
+        return
+    if pid == 0:
+        init(plan, sys)
+        return
+    try:
+        sync.send(plan.to_parent, sync.PID, str(pid))
+    finally:
+        os._exit(0)
+
+
+def _write_time_offsets(spec: Spec) -> None:
+    linux = spec.linux
+    if linux is None or not linux.time_offsets:
+        return
+    lines = []
+    for clock, offset in linux.time_offsets.items():
+        if clock not in _CLOCKS:
+            raise InvalidArgument(f'linux.timeOffsets: unknown clock "{clock}" (monotonic or boottime)')
+        lines.append(f"{clock} {offset.secs or 0} {offset.nanosecs or 0}\n")
+    try:
+        with open("/proc/self/timens_offsets", "w") as out:
+            out.write("".join(lines))
+    except OSError as e:
+        raise SystemError_("write /proc/self/timens_offsets", e.errno or 0) from None
+
+
+def init(plan: InitPlan, sys: Syscalls) -> None:
+    """C2: the container init. Never returns: it execs the user program or exits."""
+    try:
+        path, args, env = _prepare(plan, sys)
+    except BaseException as e:  # noqa: BLE001 - everything goes to the parent as ERROR
+        _fail(plan, e)
+        return
+    _wait_for_start_and_exec(plan, path, args, env)
+
+
+def _prepare(plan: InitPlan, sys: Syscalls) -> tuple[str, list[str], list[str]]:
+    from pallet.runtime import credentials
+    from pallet.runtime.executable import resolve
+    from pallet.runtime.hooks import run_hooks
+    from pallet.runtime.rootfs import RootfsBuilder
+
+    spec = plan.spec
+    process = spec.process
+    linux = spec.linux
+    # everything imported after pivot_root would be looked up in the container's filesystem
+    if process is not None and process.terminal:
+        from pallet.runtime import console  # noqa: F401
+    if spec.hooks is not None and spec.hooks.start_container:
+        import subprocess  # noqa: F401
+    if process is None:
+        raise InvalidArgument("process: required to create a container")
+    os.setsid()
+    builder = RootfsBuilder(
+        sys,
+        spec,
+        plan.rootfs,
+        plan.bundle,
+        in_user_namespace=bool(plan.new_ns_flags & f.CLONE_NEWUSER),
+        cgroup_dirs=plan.cgroups.paths,
+        cgroup_mounts=plan.cgroup_mounts,
+    )
+    # kept across pivot_root: the FIFO lives in the host's state dir
+    fifo_fd = os.open(plan.fifo_path, os.O_PATH | os.O_CLOEXEC)
+    plan.fifo_fd = fifo_fd
+    builder.prepare()
+    state_json = ""
+    if plan.needs_hooks:
+        sync.send(plan.to_parent, sync.HOOKS)
+        state_json = _expect(plan.from_parent, sync.HOOKS_DONE)
+        if spec.hooks is not None:
+            run_hooks("createContainer", spec.hooks.create_container, state_json)
+    plan.state_json = state_json
+    builder.pivot(plan.no_pivot)
+    if process.terminal:
+        _setup_terminal(plan, sys)
+    if spec.hostname:
+        sys.sethostname(spec.hostname)
+    if spec.domainname:
+        sys.setdomainname(spec.domainname)
+    if linux is not None:
+        for key, value in linux.sysctl.items():
+            _write_sysctl(key, value)
+    builder.finish()
+    credentials.apply_rlimits(process)
+    credentials.apply_oom_score_adj(process.oom_score_adj)
+    cwd = process.cwd or "/"
+    os.makedirs(cwd, exist_ok=True)
+    os.chdir(cwd)
+    if process.user.umask is not None:
+        os.umask(process.user.umask)
+    env = list(process.env)
+    if not process.args:
+        raise InvalidArgument("process.args: must not be empty")
+    path = resolve(process.args[0], env)
+    credentials.apply_user_and_capabilities(sys, process)
+    os.chdir(cwd)
+    return path, list(process.args), env
+
+
+def _setup_terminal(plan: InitPlan, sys: Syscalls) -> None:
+    from pallet.runtime import console
+
+    if plan.console is None:
+        raise InvalidArgument("process.terminal is true but no --console-socket was given")
+    master, slave_path = console.open_pty()
+    # /dev/console is the pty too, as runc arranges
+    try:
+        if not os.path.exists("/dev/console"):
+            os.close(os.open("/dev/console", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
+        sys.mount(slave_path, "/dev/console", "", f.MS_BIND, "")
+    except (OSError, PalletError):
+        pass  # a read-only /dev: the pty still works as stdio
+    console.send_master(plan.console, master, slave_path)
+    size = plan.spec.process.console_size if plan.spec.process else None
+    console.become_terminal_session(slave_path, size.height if size else 0, size.width if size else 0)
+
+
+def _write_sysctl(key: str, value: str) -> None:
+    path = "/proc/sys/" + key.replace(".", "/")
+    try:
+        with open(path, "w") as out:
+            out.write(value)
+    except OSError as e:
+        raise SystemError_(f"write sysctl {key}={value}", e.errno or 0) from None
+
+
+def _wait_for_start_and_exec(plan: InitPlan, path: str, args: list[str], env: list[str]) -> None:
+    fifo_fd = plan.fifo_fd
+    try:
+        sync.send(plan.to_parent, sync.READY)
+        os.close(plan.to_parent)
+        os.close(plan.from_parent)
+        # blocks until `start` opens the FIFO for reading
+        fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+        os.write(fd, b"0")
+        os.close(fd)
+        os.close(fifo_fd)
+        spec = plan.spec
+        if spec.hooks is not None and spec.hooks.start_container:
+            from pallet.runtime.hooks import run_hooks
+
+            run_hooks("startContainer", spec.hooks.start_container, plan.state_json)
+        if TYPE_CHECKING:
+            import signal as _signal  # the stubs; at run time the C module, without signal's enums
+        else:
+            import _signal
+
+        # Python ignores SIGPIPE and SIGXFSZ; an ignored signal stays ignored across exec
+        for number in (13, 25):
+            _signal.signal(number, _signal.SIG_DFL)
+        environ = {}
+        for item in env:
+            key, sep, value = item.partition("=")
+            if sep:
+                environ[key] = value
+        os.execve(path, args, environ)
+    except BaseException as e:  # noqa: BLE001 - the parent is gone: report on the container's stderr
+        if isinstance(e, PalletError):
+            text = e.message
+        elif isinstance(e, OSError):
+            text = f"exec {path}: {errno_text(e.errno or 0)}"
+        else:
+            text = f"exec {path}: {type(e).__name__}: {e}"
+        try:
+            os.write(2, f"pallet-runtime: {text}\n".encode())
+        finally:
+            os._exit(127)

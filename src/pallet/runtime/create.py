@@ -1,0 +1,271 @@
+"""``create``: make the container's processes, namespaces, mounts and cgroup; stop before the program.
+
+The parent side of the protocol in ``sync``; ``containerinit`` is the child
+side. On success the init (C2) is blocked on ``exec.fifo``, it is in the
+container's cgroup in every hierarchy, the pid file is written, and no process
+of ours is its parent (C1 exited, so the init was reparented to the caller's
+subreaper). On any failure everything made so far is undone: the init is
+killed, the cgroup and the state directory are removed (mounts live in the
+init's mount namespace and vanish with it).
+"""
+
+from __future__ import annotations
+
+import os
+
+from pallet.errors import InvalidArgument, NotFound, PalletError, SystemError_
+from pallet.linux import flags as f
+from pallet.runtime import procstat, sync
+from pallet.runtime.clock import rfc3339_now
+from pallet.runtime.containers import ContainerDir, write_pid_file
+from pallet.runtime.ocistate import state_json
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pallet.linux.syscalls import Syscalls
+    from pallet.oci.runtime_spec import Spec
+    from pallet.runtime.cgroups import V1Cgroups
+    from pallet.runtime.logsink import LogSink
+
+
+class CreateFailed(PalletError):
+    """The container process reported an error (its message, as written)."""
+
+
+def load_bundle_spec(bundle: str) -> Spec:
+    from pallet.oci.runtime_spec import load_spec
+
+    path = os.path.join(bundle, "config.json")
+    try:
+        with open(path, "rb") as config:
+            data = config.read()
+    except FileNotFoundError:
+        raise NotFound(f"open {path}: no such file or directory") from None
+    except OSError as e:
+        raise SystemError_(f"open {path}", e.errno or 0) from None
+    return load_spec(data, source=path)
+
+
+class Created:
+    """What ``create`` made, for ``run`` to go on with."""
+
+    def __init__(self, cdir: ContainerDir, pid: int, saved: dict[str, object]) -> None:
+        self.cdir = cdir
+        self.pid = pid
+        self.saved = saved
+
+
+def create(
+    *,
+    root: str,
+    container_id: str,
+    bundle: str,
+    pid_file: str | None,
+    console_socket: str | None,
+    no_pivot: bool,
+    systemd_cgroup: bool,
+    log: LogSink,
+    sys: Syscalls | None = None,
+) -> Created:
+    from pallet.runtime.cgroups import V1Cgroups, v1_hierarchies
+    from pallet.runtime.containerinit import InitPlan, intermediate
+
+    bundle = os.path.abspath(bundle or ".")
+    spec = load_bundle_spec(bundle)
+    if spec.process is None or spec.root is None:
+        raise InvalidArgument("config.json: process and root are required to create a container")
+    if spec.process.terminal and not console_socket:
+        raise InvalidArgument("cannot allocate tty if runc will detach without setting console socket")
+    if not spec.process.terminal and console_socket:
+        raise InvalidArgument("cannot use console socket if runc will not detach or allocate tty")
+    linux = spec.linux
+    if linux is None or linux.namespace("mount") is None:
+        raise InvalidArgument("linux.namespaces: a mount namespace is required")
+    if sys is None:
+        from pallet.linux.libc import Libc
+
+        sys = Libc()
+    cdir = ContainerDir(root, container_id)
+    cdir.claim()
+    rootfs = os.path.normpath(os.path.join(bundle, spec.root.path))
+    saved: dict[str, object] = {
+        "ociVersion": spec.oci_version,
+        "id": container_id,
+        "status": "creating",
+        "pid": 0,
+        "bundle": bundle,
+        "rootfs": rootfs,
+        "created": rfc3339_now(),
+        "owner": "",
+    }
+    if spec.annotations:
+        saved["annotations"] = dict(spec.annotations)
+    if spec.hooks is not None:
+        # the hooks that later commands run (start: poststart, delete: poststop)
+        for key, phase in (("poststart", spec.hooks.poststart), ("poststop", spec.hooks.poststop)):
+            if phase:
+                saved[key] = [hook.to_json() for hook in phase]
+    cgroups: V1Cgroups | None = None
+    init_pid = 0
+    intermediate_pid = 0
+    opened: list[int] = []
+    console: object | None = None
+    try:
+        cdir.save(saved)
+        cgroups = V1Cgroups.for_container(linux.cgroups_path, container_id, systemd_cgroup)
+        saved["cgroups"] = cgroups.paths
+        cgroups.create()
+        os.mkfifo(cdir.fifo_path, 0o622)
+        if console_socket:
+            from pallet.runtime.console import connect_console_socket
+
+            console = connect_console_socket(console_socket)
+        ns_fds, new_flags = _namespace_plan(spec, opened)
+        to_parent_r, to_parent_w = os.pipe()
+        from_parent_r, from_parent_w = os.pipe()
+        opened += [to_parent_r, to_parent_w, from_parent_r, from_parent_w]
+        hooks = spec.hooks
+        needs_hooks = hooks is not None and bool(
+            hooks.prestart or hooks.create_runtime or hooks.create_container or hooks.start_container
+        )
+        plan = InitPlan(
+            spec=spec,
+            bundle=bundle,
+            rootfs=rootfs,
+            cgroups=cgroups,
+            cgroup_mounts=v1_hierarchies(),
+            fifo_path=cdir.fifo_path,
+            to_parent=to_parent_w,
+            from_parent=from_parent_r,
+            ns_fds=ns_fds,
+            new_ns_flags=new_flags,
+            console=console,
+            no_pivot=no_pivot,
+            needs_hooks=needs_hooks,
+        )
+        intermediate_pid = os.fork()
+        if intermediate_pid == 0:
+            intermediate(plan, sys)
+            os._exit(1)  # not reached: intermediate() always exits
+        os.close(to_parent_w)
+        os.close(from_parent_r)
+        opened = [fd for fd in opened if fd not in (to_parent_w, from_parent_r)]
+        for fd, _ in ns_fds:
+            os.close(fd)
+            opened.remove(fd)
+        if console is not None:
+            console.close()  # type: ignore[attr-defined]
+            console = None
+        while True:
+            try:
+                kind, text = sync.receive(to_parent_r)
+            except sync.ChannelClosed:
+                raise CreateFailed("container init exited before it was ready") from None
+            if kind == sync.USERNS:
+                _write_id_maps(intermediate_pid, spec)
+                sync.send(from_parent_w, sync.USERNS_DONE)
+            elif kind == sync.PID:
+                init_pid = int(text)
+                os.waitpid(intermediate_pid, 0)
+                intermediate_pid = 0
+            elif kind == sync.HOOKS:
+                hook_state = state_json(saved, "creating", init_pid)
+                if hooks is not None:
+                    from pallet.runtime.hooks import run_hooks
+
+                    run_hooks("prestart", hooks.prestart, hook_state)
+                    run_hooks("createRuntime", hooks.create_runtime, hook_state)
+                sync.send(from_parent_w, sync.HOOKS_DONE, hook_state)
+            elif kind == sync.READY:
+                break
+            elif kind == sync.ERROR:
+                raise CreateFailed(text)
+        saved["status"] = "created"
+        saved["pid"] = init_pid
+        saved["init_start"] = procstat.start_time(init_pid)
+        cdir.save(saved)
+        if pid_file:
+            write_pid_file(pid_file, init_pid)
+    except BaseException:
+        _undo(cdir, cgroups, init_pid, intermediate_pid)
+        raise
+    finally:
+        for fd in opened:
+            try:  # noqa: SIM105 - contextlib costs ~7 ms at start
+                os.close(fd)
+            except OSError:
+                pass
+        if console is not None:
+            console.close()  # type: ignore[attr-defined]
+    return Created(cdir, init_pid, saved)
+
+
+def _namespace_plan(spec: Spec, opened: list[int]) -> tuple[list[tuple[int, int]], int]:
+    """Namespaces to join (opened ``path`` fds, the user namespace first) and flags of new ones."""
+    from pallet.linux.flags import NAMESPACE_FLAGS
+
+    joins: list[tuple[int, int]] = []
+    new_flags = 0
+    assert spec.linux is not None
+    for namespace in spec.linux.namespaces:
+        flag = NAMESPACE_FLAGS[namespace.type][0]
+        if namespace.path:
+            try:
+                fd = os.open(namespace.path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as e:
+                raise SystemError_(
+                    f"open {namespace.type} namespace {namespace.path}", e.errno or 0
+                ) from None
+            opened.append(fd)
+            joins.append((fd, flag))
+        else:
+            new_flags |= flag
+    joins.sort(key=lambda item: item[1] != f.CLONE_NEWUSER)
+    return joins, new_flags
+
+
+def _write_id_maps(pid: int, spec: Spec) -> None:
+    assert spec.linux is not None
+    for name, mappings in (("uid_map", spec.linux.uid_mappings), ("gid_map", spec.linux.gid_mappings)):
+        if not mappings:
+            continue
+        text = "".join(f"{m.container_id} {m.host_id} {m.size}\n" for m in mappings)
+        try:
+            with open(f"/proc/{pid}/{name}", "w") as out:
+                out.write(text)
+        except OSError as e:
+            raise SystemError_(f"write /proc/{pid}/{name}", e.errno or 0) from None
+
+
+def _undo(cdir: ContainerDir, cgroups: V1Cgroups | None, init_pid: int, intermediate_pid: int) -> None:
+    """Best effort: nothing of a failed create may stay behind."""
+    if intermediate_pid:
+        try:
+            os.kill(intermediate_pid, 9)
+            os.waitpid(intermediate_pid, 0)
+        except OSError:
+            pass
+    if cgroups is not None:
+        kill_and_wait(cgroups.pids() + ([init_pid] if init_pid else []))
+        try:  # noqa: SIM105 - contextlib costs ~7 ms at start
+            cgroups.remove()
+        except PalletError:
+            pass
+    elif init_pid:
+        kill_and_wait([init_pid])
+    cdir.remove()
+
+
+def kill_and_wait(pids: list[int], timeout: float = 5.0) -> None:
+    """SIGKILL ``pids`` and wait until none runs (they are not our children: poll /proc)."""
+    import time
+
+    for pid in pids:
+        try:  # noqa: SIM105 - contextlib costs ~7 ms at start
+            os.kill(pid, 9)
+        except OSError:
+            pass
+    deadline = time.monotonic() + timeout
+    for pid in pids:
+        while procstat.is_alive(pid, 0) and time.monotonic() < deadline:
+            time.sleep(0.005)

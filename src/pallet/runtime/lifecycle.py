@@ -1,0 +1,123 @@
+"""``state``, ``kill``, ``delete`` and ``list``: the commands that act on an existing container."""
+
+from __future__ import annotations
+
+import os
+
+from pallet.errors import FailedPrecondition, InvalidArgument, NotFound, PalletError
+from pallet.linux.signals import parse_signal
+from pallet.oci.jsonfast import dumps
+from pallet.runtime.containers import ContainerDir, status_of
+from pallet.runtime.ocistate import oci_state, state_json
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pallet.runtime.cgroups import V1Cgroups
+    from pallet.runtime.logsink import LogSink
+
+
+def _cgroups(saved: dict[str, object]) -> V1Cgroups | None:
+    from pallet.runtime.cgroups import V1Cgroups
+
+    paths = saved.get("cgroups")
+    return V1Cgroups(dict(paths)) if isinstance(paths, dict) else None
+
+
+def state(root: str, container_id: str) -> str:
+    """The OCI state JSON (indented like runc's) of one container."""
+    cdir = ContainerDir(root, container_id)
+    saved = cdir.load()
+    return dumps(oci_state(saved, status_of(cdir, saved)), indent=2)
+
+
+def kill(root: str, container_id: str, signal_text: str, all_processes: bool) -> None:
+    number = parse_signal(signal_text)
+    if number is None:
+        raise InvalidArgument(f"unknown signal {signal_text!r}")
+    cdir = ContainerDir(root, container_id)
+    saved = cdir.load()
+    status = status_of(cdir, saved)
+    if status in ("stopped", "creating"):
+        raise FailedPrecondition("container not running")
+    pids = [saved["pid"]]
+    if all_processes:
+        cgroups = _cgroups(saved)
+        if cgroups is not None:
+            pids = [*cgroups.pids(), *pids]
+    for pid in dict.fromkeys(pids):
+        assert isinstance(pid, int)
+        try:
+            os.kill(pid, number)
+        except ProcessLookupError:
+            if pid == saved["pid"]:
+                raise FailedPrecondition("container not running") from None
+
+
+def delete(root: str, container_id: str, force: bool, log: LogSink) -> None:
+    from pallet.runtime.create import kill_and_wait
+
+    cdir = ContainerDir(root, container_id)
+    try:
+        cdir.lock()
+        saved = cdir.load()
+    except NotFound:
+        if force:
+            return
+        raise
+    try:
+        status = status_of(cdir, saved)
+        if status in ("running", "paused", "creating") and not force:
+            raise FailedPrecondition(f"cannot delete container {container_id} that is not stopped: {status}")
+        cgroups = _cgroups(saved)
+        pid = saved.get("pid")
+        victims = cgroups.pids() if cgroups is not None else []
+        if status != "stopped" and isinstance(pid, int) and pid > 0:
+            victims.append(pid)
+        if victims:
+            kill_and_wait(victims)
+        if cgroups is not None:
+            try:
+                cgroups.remove()
+            except PalletError as e:
+                log.warning(str(e))
+        hooks = saved.get("poststop")
+        if hooks:
+            from pallet.runtime.start import run_saved_hooks
+
+            try:
+                run_saved_hooks("poststop", hooks, state_json(saved, "stopped"))
+            except PalletError as e:
+                log.warning(str(e))
+        cdir.remove()
+    finally:
+        cdir.unlock()
+
+
+def list_containers(root: str, fmt: str, quiet: bool) -> str:
+    try:
+        names = sorted(os.listdir(root))
+    except FileNotFoundError:
+        names = []
+    rows: list[dict[str, object]] = []
+    for name in names:
+        try:
+            cdir = ContainerDir(root, name)
+            saved = cdir.load()
+        except PalletError:
+            continue
+        rows.append(oci_state(saved, status_of(cdir, saved)))
+    if quiet:
+        return "".join(f"{row['id']}\n" for row in rows)
+    if fmt == "json":
+        return dumps(rows) + "\n"
+    if fmt != "table":
+        raise InvalidArgument(f"invalid format option: {fmt}")
+    table = [["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]]
+    table += [
+        [str(r["id"]), str(r["pid"]), str(r["status"]), str(r["bundle"]), str(r["created"]), str(r["owner"])]
+        for r in rows
+    ]
+    widths = [max(12, *(len(row[i]) for row in table)) + 1 for i in range(5)]
+    return "".join(
+        "".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + row[5] + "\n" for row in table
+    )

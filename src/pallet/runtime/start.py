@@ -1,0 +1,69 @@
+"""``start``: release an init blocked on ``exec.fifo``, then run the poststart hooks."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from pallet.errors import FailedPrecondition
+from pallet.runtime import procstat
+from pallet.runtime.containers import ContainerDir, status_of
+from pallet.runtime.ocistate import state_json
+
+
+def start(root: str, container_id: str) -> None:
+    cdir = ContainerDir(root, container_id)
+    cdir.lock()
+    try:
+        saved = cdir.load()
+        release(cdir, saved)
+    finally:
+        cdir.unlock()
+
+
+def release(cdir: ContainerDir, saved: dict[str, object]) -> None:
+    """Open the FIFO for reading (the init's blocked open returns) and take its byte.
+
+    Caller holds the container lock.
+    """
+    status = status_of(cdir, saved)
+    if status == "stopped":
+        raise FailedPrecondition("cannot start a container that has stopped")
+    if status != "created":
+        raise FailedPrecondition(
+            f"cannot start an already {status} container"
+            if status == "running"
+            else f"cannot start a container in the {status} state"
+        )
+    pid = saved["pid"]
+    started = saved["init_start"]
+    assert isinstance(pid, int)
+    assert isinstance(started, int)
+    # non-blocking open: never hang on an init that died before opening its end
+    fd = os.open(cdir.fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        while True:
+            try:
+                data = os.read(fd, 1)
+            except BlockingIOError:
+                data = None
+            if data:
+                break
+            if not procstat.is_alive(pid, started):
+                raise FailedPrecondition("cannot start a container that has stopped")
+            time.sleep(0.0005)
+    finally:
+        os.close(fd)
+    os.unlink(cdir.fifo_path)
+    hooks = saved.get("poststart")
+    if hooks:
+        run_saved_hooks("poststart", hooks, state_json(saved, "running"))
+
+
+def run_saved_hooks(phase: str, hooks: object, state: str) -> None:
+    """Run hooks kept in ``state.json`` (their JSON form) for commands after ``create``."""
+    from pallet.oci.runtime_spec import Hook
+    from pallet.runtime.hooks import run_hooks
+
+    assert isinstance(hooks, list)
+    run_hooks(phase, tuple(Hook.from_json(h, phase) for h in hooks), state)

@@ -153,7 +153,7 @@ cmp -s "$WORK/pallet.list" "$WORK/umoci.list" || die "pallet's rootfs differs fr
 log "check: every case unpacks; pallet's rootfs matches umoci's ($(wc -l <"$WORK/pallet.list") entries)"
 
 args=()
-for c in "${CASES[@]}"; do args+=(--prepare "rm -rf $out; mkdir -p $out; sync" -n "$c" "${CMD[$c]}"); done
+for c in "${CASES[@]}"; do args+=(--prepare "bash -c 'rm -rf $out; mkdir -p $out; sync'" -n "$c" "${CMD[$c]}"); done
 hyperfine -N --style basic --runs "$RUNS" --warmup "$WARMUP" --export-json "$WORK/unpack.json" "${args[@]}" >&2
 
 python3 - "$WORK/unpack.json" "$ZIP" "$RAW" <<'PY'

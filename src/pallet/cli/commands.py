@@ -55,6 +55,10 @@ GROUPS: dict[str, tuple[str, dict[str, Command]]] = {
             ("tag", "images:configure_tag", "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE"),
         ),
     ),
+    "registry": (
+        "Run a registry",
+        _table(("serve", "registry:configure_serve", "Serve the OCI distribution API from a directory")),
+    ),
 }
 
 #: verbs at the top level, as docker has them
@@ -66,6 +70,10 @@ COMMANDS: dict[str, Command] = _table(
         "Import the contents from a tarball to create a filesystem image",
     ),
     ("load", "archives:configure_load", "Load an image from a tar archive or STDIN"),
+    ("login", "distribution:configure_login", "Log in to a registry"),
+    ("logout", "distribution:configure_logout", "Log out from a registry"),
+    ("pull", "distribution:configure_pull", "Download an image from a registry"),
+    ("push", "distribution:configure_push", "Upload an image to a registry"),
     ("rmi", "images:configure_rm", "Remove one or more images"),
     (
         "save",

@@ -6,6 +6,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import BinaryIO, TextIO
 
+    from pallet.image.store import ImageStore
+
 __all__ = ["Context"]
 
 
@@ -36,3 +38,11 @@ class Context:
         self.err = err
         self.stdin = stdin
         self.stdout_binary = stdout_binary
+
+    def image_store(self) -> ImageStore:
+        """Open the image store under ``--root`` (created on first use); close it when done."""
+        from pathlib import Path
+
+        from pallet.image.store import ImageStore
+
+        return ImageStore.open(Path(self.root))

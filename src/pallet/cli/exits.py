@@ -13,6 +13,11 @@ code  when
 1     the command failed: any ``PalletError`` (not found, conflict, already
       exists, invalid argument such as a bad reference, unavailable, ...), or an
       operating-system error reading or writing a file the user named
+65    registry transfer: content does not match its digest (``DigestMismatch``)
+66    registry transfer: unknown repository, tag or digest (``ManifestUnknown``)
+69    registry transfer: the registry cannot be reached (``Unreachable``)
+76    registry transfer: TLS handshake or certificate check failed (``TLSFailure``)
+77    registry transfer: unauthorized or denied (``Unauthorized``)
 125   usage error: unknown command, unknown flag, bad flag value (``UsageError``)
 130   interrupted by SIGINT (Ctrl-C)
 141   stdout was closed early (``pallet images | head -1``): nothing is printed
@@ -60,7 +65,8 @@ def report(err: BaseException, stderr: TextIO, *, debug: bool) -> int:
     if isinstance(err, UsageError):
         code, text = EXIT_USAGE, err.message
     elif isinstance(err, PalletError):
-        code, text = EXIT_FAILURE, err.message
+        # an error may name its own code (the registry client's, above)
+        code, text = getattr(err, "exit_code", EXIT_FAILURE), err.message
     elif isinstance(err, KeyboardInterrupt):
         code, text = EXIT_INTERRUPTED, "interrupted"
     elif isinstance(err, OSError):

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import BinaryIO, NoReturn, TextIO
 
+    from _typeshed import SupportsWrite
+
 __all__ = ["CommandParser", "main"]
 
 DEFAULT_ROOT = "/var/lib/pallet"
@@ -26,11 +28,15 @@ DEFAULT_RUN_ROOT = "/run/pallet"
 
 
 class CommandParser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` that raises ``UsageError`` instead of exiting with 2."""
+    """An ``ArgumentParser`` that raises ``UsageError`` instead of exiting with 2, and prints help to ``out``."""
 
-    def __init__(self, command: str, **kwargs: object) -> None:
+    def __init__(self, command: str, out: TextIO | None = None, **kwargs: object) -> None:
         super().__init__(prog=f"pallet {command}".strip(), allow_abbrev=False, **kwargs)  # type: ignore[arg-type]
         self.command = command
+        self.out = out
+
+    def print_help(self, file: SupportsWrite[str] | None = None) -> None:
+        super().print_help(file or self.out)
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(message, self.command)
@@ -102,7 +108,7 @@ def _run(argv: Sequence[str], ctx_streams: tuple[TextIO, TextIO, BinaryIO, Binar
     name = f"{group} {verb}".strip()
     if command is None:
         raise UsageError(f'unknown command "{name}"', group)
-    parser = CommandParser(name, description=command.summary)
+    parser = CommandParser(name, out, description=command.summary)
     configure = getattr(__import__(command.module, fromlist=[command.function]), command.function)
     configure(parser)
     if opts.help:

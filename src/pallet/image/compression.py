@@ -115,7 +115,11 @@ class LayerReader:
         elif self.compression == ZSTD:
             chunks = self._unzstd()
         else:
-            chunks = self._raw_chunks()
+            # An uncompressed blob is the tar itself: one hash serves as digest and diff id.
+            for chunk in self._raw_chunks():
+                self.size += len(chunk)
+                yield chunk
+            return
         for chunk in chunks:
             self._tar_hash.update(chunk)
             self.size += len(chunk)
@@ -267,6 +271,8 @@ class LayerReader:
 
     @property
     def diff_id(self) -> str:
+        if self.compression == NONE:
+            return self.digest
         return "sha256:" + self._tar_hash.hexdigest()
 
 

@@ -170,8 +170,10 @@ class ContentStore:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         try:
             size = 0
+            # read1 returns what a pipe or socket has now instead of waiting for a full chunk
+            read = getattr(stream, "read1", stream.read)
             with os.fdopen(fd, "wb", buffering=0) as out:
-                while chunk := stream.read(_CHUNK):
+                while chunk := read(_CHUNK):
                     h.update(chunk)
                     out.write(chunk)
                     size += len(chunk)

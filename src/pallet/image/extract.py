@@ -109,6 +109,7 @@ class _Extractor:
         self.label = label
         self.privileged = os.geteuid() == 0
         self.dirs: dict[str, int] = {}
+        self.retired: list[int] = []
         self.unpacked: set[str] = set()
         self.deferred_dirs: list[tuple[str, int, int]] = []
         self.warnings: list[str] = []
@@ -119,13 +120,22 @@ class _Extractor:
 
     # -- directory fds -------------------------------------------------------------------
     def close(self) -> None:
-        for fd in self.dirs.values():
-            os.close(fd)
-        self.dirs.clear()
+        self.forget_dirs()
+        self.close_retired()
 
     def forget_dirs(self) -> None:
-        """Drop cached dir fds: something was removed or replaced, they may be stale."""
-        self.close()
+        """Drop cached dir fds: something was removed or replaced, they may be stale.
+
+        They are closed only after the current entry (``close_retired``): the
+        caller may still hold one of them as the entry's parent.
+        """
+        self.retired.extend(self.dirs.values())
+        self.dirs.clear()
+
+    def close_retired(self) -> None:
+        for fd in self.retired:
+            os.close(fd)
+        self.retired.clear()
 
     def dir_fd(self, path: str, *, create: bool = True) -> int | None:
         """An O_PATH fd of directory ``path`` (resolved inside the root), created if missing."""
@@ -159,7 +169,7 @@ class _Extractor:
                     f"({os.strerror(e2.errno or 0).lower()}); the layer does not fit the layers below it"
                 ) from None
         if len(self.dirs) >= _MAX_CACHED_DIRS:
-            self.close()
+            self.forget_dirs()
         self.dirs[path] = fd
         return fd
 
@@ -167,19 +177,19 @@ class _Extractor:
     def remove(self, pfd: int, base: str) -> None:
         """Remove ``base`` in ``pfd`` whatever it is (a directory recursively); idempotent."""
         try:
-            os.unlink(base, dir_fd=pfd)
+            st = os.stat(base, dir_fd=pfd, follow_symlinks=False)
         except FileNotFoundError:
             return
-        except OSError as e:
-            if e.errno not in (errno.EISDIR, errno.EPERM):
-                raise
+        if stat.S_ISDIR(st.st_mode):
             import shutil
 
             self.forget_dirs()
             shutil.rmtree(base, dir_fd=pfd)
             return
-        # an unlinked name cannot be a cached directory, but a symlink to one may be cached
-        self.forget_dirs()
+        os.unlink(base, dir_fd=pfd)
+        if stat.S_ISLNK(st.st_mode):
+            # cached directory fds may have been reached through this symlink
+            self.forget_dirs()
 
     # -- entries -------------------------------------------------------------------------
     def apply(self, entry: TarEntry, reader: TarReader) -> None:
@@ -371,17 +381,25 @@ class _Extractor:
             while path:
                 keep.add(path)
                 path = path.rpartition("/")[0]
-        self._clear(parent, pfd, keep)
+        own = os.open(".", _DIR_FLAGS, dir_fd=pfd)
+        self.forget_dirs()  # removals below may invalidate cached fds (pfd among them); _clear uses its own
+        self._clear(parent, own, keep)
 
     def _clear(self, path: str, fd: int, keep: set[str]) -> None:
-        for name in os.listdir(f"/proc/self/fd/{fd}"):
-            child = f"{path}/{name}" if path else name
-            if child not in keep:
-                self.remove(fd, name)
-            else:
-                cfd = self.dir_fd(child, create=False)
-                if cfd is not None:
-                    self._clear(child, cfd, keep)
+        """Remove the children of ``fd`` not in ``keep``, recursing into kept directories; closes ``fd``."""
+        try:
+            for name in os.listdir(f"/proc/self/fd/{fd}"):
+                child = f"{path}/{name}" if path else name
+                if child not in keep:
+                    self.remove(fd, name)
+                    continue
+                try:
+                    cfd = os.open(name, _DIR_FLAGS, dir_fd=fd)
+                except OSError:
+                    continue  # kept, and not a directory (or a symlink): nothing below it
+                self._clear(child, cfd, keep)
+        finally:
+            os.close(fd)
 
     def finish_dirs(self) -> None:
         """Directory modes and mtimes, deepest first, after all their children are written."""
@@ -421,6 +439,8 @@ def apply_layer(
         reader = TarReader(source)
         for entry in reader:
             ex.apply(entry, reader)
+            if ex.retired:
+                ex.close_retired()
         ex.finish_dirs()
         source.finish()
     except OSError as e:

@@ -206,7 +206,8 @@ class FileLock:
     """An fcntl lock on a file: exclusive for writers, shared for leases; re-entrant within one object.
 
     flock locks belong to the open file, so two ``FileLock`` objects on the
-    same path exclude each other even inside one process.
+    same path exclude each other even inside one process. Re-entry keeps the
+    mode first taken: use separate objects for shared and exclusive holds.
     """
 
     def __init__(self, path: Path) -> None:

@@ -235,6 +235,19 @@ class ImageStore:
         per layer. ``ref`` (a tag, or ``repo@digest`` of the manifest or index)
         is pointed at the image, moving it off any other image. Idempotent.
         """
+        # a lease of our own: the blobs checked below cannot be collected before the rows reference them
+        with self.lease():
+            config_digest = self._add_image(manifest, config, manifest_media_type, index, ref)
+        return self.get(config_digest)
+
+    def _add_image(
+        self,
+        manifest: bytes,
+        config: bytes,
+        manifest_media_type: str | None,
+        index: bytes | None,
+        ref: str | Reference | None,
+    ) -> Digest:
         parsed = parse_manifest(manifest, manifest_media_type)
         if isinstance(parsed, Index):
             raise InvalidArgument(
@@ -325,7 +338,7 @@ class ImageStore:
                 )
             if target is not None:
                 self._set_ref(conn, target, config_digest)
-        return self.get(config_digest)
+        return config_digest
 
     def tag(self, image: str, ref: str | Reference) -> Reference:
         """Point tag ``ref`` at ``image`` (anything ``resolve`` accepts); moves it off another image."""
@@ -403,6 +416,11 @@ class ImageStore:
             )
             for r in rows
         ]
+
+    def layer_usage(self, chain_id: str) -> int:
+        """How many images use the layer (its reference count; computed, so it cannot drift)."""
+        rows = self.db.query("SELECT images FROM layer_usage WHERE chain_id = ?", (chain_id,))
+        return int(rows[0][0]) if rows else 0
 
     def history(self, image: str) -> list[HistoryEntry]:
         """The image's build history, newest first, with each layer's size (uncompressed once unpacked)."""
@@ -528,7 +546,10 @@ class ImageStore:
         return RemoveReport(untagged=untagged, deleted=ids)
 
     def gc(self) -> GcReport:
-        """Delete every blob and snapshot no image references; waits for leases to end. Idempotent."""
+        """Delete every blob and snapshot no image references; waits for leases to end. Idempotent.
+
+        Never call it while this process holds a ``lease()``: it would wait for itself.
+        """
         lock = FileLock(self._gc_lock_path)
         with lock.held():
             return self._sweep()

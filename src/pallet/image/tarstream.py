@@ -556,6 +556,13 @@ def _field(text: str, width: int) -> bytes:
     return raw[:width].ljust(width, b"\0")
 
 
+def _pax_time_text(ns: int) -> bytes:
+    """``[-]seconds[.fraction]``: the sign applies to the whole value, as PAX readers expect."""
+    seconds, nanos = divmod(abs(ns), 1_000_000_000)
+    frac = f".{nanos:09d}".rstrip("0") if nanos else ""
+    return f"{'-' if ns < 0 else ''}{seconds}{frac}".encode()
+
+
 def _pax_record(key: str, value: bytes) -> bytes:
     body = b" " + key.encode("utf-8", "surrogateescape") + b"=" + value + b"\n"
     n = len(body) + 1
@@ -604,8 +611,7 @@ class TarWriter:
             pax.append(_pax_record("linkpath", os.fsencode(entry.linkname)))
         seconds, nanos = divmod(entry.mtime_ns, 1_000_000_000)
         if nanos or not 0 <= seconds <= _OCTAL_MAX[12]:
-            frac = f".{nanos:09d}".rstrip("0") if nanos else ""
-            pax.append(_pax_record("mtime", f"{seconds}{frac}".encode()))
+            pax.append(_pax_record("mtime", _pax_time_text(entry.mtime_ns)))
         numeric = {}
         for key, value, width in (("uid", entry.uid, 8), ("gid", entry.gid, 8), ("size", size, 12)):
             if 0 <= value <= _OCTAL_MAX[width]:
@@ -617,6 +623,8 @@ class TarWriter:
             if text and not _fits(text, 32):
                 pax.append(_pax_record(key, text.encode("utf-8", "surrogateescape")))
         for key in sorted(entry.xattrs):
+            if "=" in key or "\0" in key:
+                raise InvalidArgument(f"{entry.name!r}: xattr name {key!r} cannot be stored in a tar (PAX keys exclude '=')")
             pax.append(_pax_record("SCHILY.xattr." + key, entry.xattrs[key]))
         mtime = _octal(max(0, min(seconds, _OCTAL_MAX[12])), 12)
         out = b""

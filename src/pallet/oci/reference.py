@@ -68,6 +68,10 @@ class Reference(Record):
             return self.name
         if self.path.startswith(OFFICIAL_PREFIX) and "/" not in self.path[len(OFFICIAL_PREFIX) :]:
             return self.path[len(OFFICIAL_PREFIX) :]
+        first, sep, _ = self.path.partition("/")
+        if sep and "." in first:
+            # docker would print "a.b/c", which reads back as registry "a.b": keep the name unambiguous
+            return self.name
         return self.path
 
     def familiar_string(self) -> str:

@@ -41,7 +41,7 @@ class InitPlan:
         rootfs: str,
         cgroups: V1Cgroups,
         cgroup_mounts: dict[str, str],
-        fifo_path: str,
+        fifo_fd: int,
         to_parent: int,
         from_parent: int,
         ns_fds: list[tuple[int, int]],
@@ -55,7 +55,8 @@ class InitPlan:
         self.rootfs = rootfs
         self.cgroups = cgroups
         self.cgroup_mounts = cgroup_mounts
-        self.fifo_path = fifo_path
+        # O_PATH fd of exec.fifo, opened by the parent: the init may not be able to reach the state dir
+        self.fifo_fd = fifo_fd
         self.to_parent = to_parent
         self.from_parent = from_parent
         # (fd of /proc/.../ns/X, clone flag) to setns, the user namespace first
@@ -64,8 +65,7 @@ class InitPlan:
         self.console = console
         self.no_pivot = no_pivot
         self.needs_hooks = needs_hooks
-        # set by the init on its way: the FIFO kept open across pivot_root, the hooks' state
-        self.fifo_fd = -1
+        # set by the init on its way: the state the hooks got
         self.state_json = ""
 
 
@@ -89,9 +89,17 @@ def _expect(fd: int, kind: str) -> str:
     return text
 
 
-def intermediate(plan: InitPlan, sys: Syscalls) -> None:
-    """C1: cgroup, namespaces, then fork the init. Never returns."""
+def intermediate(plan: InitPlan, sys: Syscalls | None) -> None:
+    """C1: cgroup, namespaces, then fork the init. Never returns.
+
+    ``sys`` None means the real libc, loaded here: ``create`` alone never needs it in the parent.
+    """
     try:
+        if sys is None:
+            from pallet.linux.libc import Libc
+
+            sys = Libc()
+        # first: a new cgroup namespace is rooted in the cgroup its creator is in
         plan.cgroups.join(0)
         new_flags = plan.new_ns_flags
         if new_flags & f.CLONE_NEWUSER:
@@ -115,6 +123,7 @@ def intermediate(plan: InitPlan, sys: Syscalls) -> None:
         _fail(plan, e)
         return
     if pid == 0:
+        assert sys is not None
         init(plan, sys)
         return
     try:
@@ -175,9 +184,6 @@ def _prepare(plan: InitPlan, sys: Syscalls) -> tuple[str, list[str], list[str]]:
         cgroup_dirs=plan.cgroups.paths,
         cgroup_mounts=plan.cgroup_mounts,
     )
-    # kept across pivot_root: the FIFO lives in the host's state dir
-    fifo_fd = os.open(plan.fifo_path, os.O_PATH | os.O_CLOEXEC)
-    plan.fifo_fd = fifo_fd
     builder.prepare()
     state_json = ""
     if plan.needs_hooks:
@@ -247,7 +253,10 @@ def _wait_for_start_and_exec(plan: InitPlan, path: str, args: list[str], env: li
         os.close(plan.to_parent)
         os.close(plan.from_parent)
         # blocks until `start` opens the FIFO for reading
-        fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+        except OSError as e:
+            raise SystemError_("open exec fifo", e.errno or 0) from None
         os.write(fd, b"0")
         os.close(fd)
         os.close(fifo_fd)

@@ -66,12 +66,16 @@ def create(
     systemd_cgroup: bool,
     log: LogSink,
     sys: Syscalls | None = None,
+    subreaper: bool = False,
 ) -> Created:
+    """Create the container; with ``subreaper`` the caller becomes the init's parent (``run``)."""
     from pallet.runtime.cgroups import V1Cgroups, v1_hierarchies
     from pallet.runtime.containerinit import InitPlan, intermediate
 
     bundle = os.path.abspath(bundle or ".")
+    log.debug("create: start")
     spec = load_bundle_spec(bundle)
+    log.debug("create: config loaded")
     if spec.process is None or spec.root is None:
         raise InvalidArgument("config.json: process and root are required to create a container")
     if spec.process.terminal and not console_socket:
@@ -81,10 +85,6 @@ def create(
     linux = spec.linux
     if linux is None or linux.namespace("mount") is None:
         raise InvalidArgument("linux.namespaces: a mount namespace is required")
-    if sys is None:
-        from pallet.linux.libc import Libc
-
-        sys = Libc()
     cdir = ContainerDir(root, container_id)
     cdir.claim()
     rootfs = os.path.normpath(os.path.join(bundle, spec.root.path))
@@ -115,7 +115,13 @@ def create(
         cgroups = V1Cgroups.for_container(linux.cgroups_path, container_id, systemd_cgroup)
         saved["cgroups"] = cgroups.paths
         cgroups.create()
+        log.debug("create: cgroup directories made")
         os.mkfifo(cdir.fifo_path, 0o622)
+        # writable by whatever user the init becomes (mkfifo applied the umask)
+        os.chmod(cdir.fifo_path, 0o622)
+        # kept open across pivot_root and reopened through /proc/self/fd, as runc does
+        fifo_fd = os.open(cdir.fifo_path, os.O_PATH | os.O_CLOEXEC)
+        opened.append(fifo_fd)
         if console_socket:
             from pallet.runtime.console import connect_console_socket
 
@@ -134,7 +140,7 @@ def create(
             rootfs=rootfs,
             cgroups=cgroups,
             cgroup_mounts=v1_hierarchies(),
-            fifo_path=cdir.fifo_path,
+            fifo_fd=fifo_fd,
             to_parent=to_parent_w,
             from_parent=from_parent_r,
             ns_fds=ns_fds,
@@ -143,6 +149,12 @@ def create(
             no_pivot=no_pivot,
             needs_hooks=needs_hooks,
         )
+        if subreaper:
+            # before the fork: C1 may exit (and the init be reparented) any time after it
+            from pallet.linux.libc import Libc
+
+            Libc().prctl(f.PR_SET_CHILD_SUBREAPER, 1)
+        log.debug("create: forking")
         intermediate_pid = os.fork()
         if intermediate_pid == 0:
             intermediate(plan, sys)
@@ -165,6 +177,7 @@ def create(
                 _write_id_maps(intermediate_pid, spec)
                 sync.send(from_parent_w, sync.USERNS_DONE)
             elif kind == sync.PID:
+                log.debug("create: init forked")
                 init_pid = int(text)
                 os.waitpid(intermediate_pid, 0)
                 intermediate_pid = 0
@@ -177,6 +190,7 @@ def create(
                     run_hooks("createRuntime", hooks.create_runtime, hook_state)
                 sync.send(from_parent_w, sync.HOOKS_DONE, hook_state)
             elif kind == sync.READY:
+                log.debug("create: init ready")
                 break
             elif kind == sync.ERROR:
                 raise CreateFailed(text)

@@ -10,9 +10,13 @@ then fails early (a missing file hides the real error from containerd).
 from __future__ import annotations
 
 import os
+import time
 
 from pallet.oci.jsonfast import dumps
 from pallet.runtime.clock import rfc3339_now
+
+# debug lines carry the milliseconds since this module was imported (about when main() began)
+_T0 = time.perf_counter()
 
 
 class LogSink:
@@ -60,4 +64,4 @@ class LogSink:
     def debug(self, msg: str) -> None:
         """A debug line, only with ``--debug``, and only in the log file (stdio belongs to the container)."""
         if self.debug_enabled:
-            self._write_file("debug", msg)
+            self._write_file("debug", f"[{(time.perf_counter() - _T0) * 1000:.1f} ms] {msg}")

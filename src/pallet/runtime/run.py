@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 
 from pallet.errors import PalletError
-from pallet.linux import flags as f
 from pallet.runtime.create import create
 from pallet.runtime.lifecycle import delete
 from pallet.runtime.start import release
@@ -36,11 +35,6 @@ def run(
     keep: bool,
     log: LogSink,
 ) -> int:
-    from pallet.linux.libc import Libc
-
-    sys = Libc()
-    if not detach:
-        sys.prctl(f.PR_SET_CHILD_SUBREAPER, 1)
     created = create(
         root=root,
         container_id=container_id,
@@ -50,7 +44,7 @@ def run(
         no_pivot=no_pivot,
         systemd_cgroup=systemd_cgroup,
         log=log,
-        sys=sys,
+        subreaper=not detach,
     )
     try:
         created.cdir.lock()
@@ -63,12 +57,15 @@ def run(
         raise
     if detach:
         return 0
+    log.debug("run: started")
     code = _wait_for(created.pid)
+    log.debug("run: init exited")
     if not keep:
         try:
             delete(root, container_id, True, log)
         except PalletError as e:
             log.warning(str(e))
+    log.debug("run: deleted")
     return code
 
 

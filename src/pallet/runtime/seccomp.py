@@ -30,17 +30,18 @@ from __future__ import annotations
 
 import os
 
-from pallet.errors import FailedPrecondition, SpecError, Unavailable, errno_text
+from pallet.errors import FailedPrecondition, SpecError, Unavailable, Unsupported, errno_text
 from pallet.linux import seccomp as kernel
 from pallet.oci.jsonfast import dumps
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from typing import Any
 
     from pallet.oci.runtime_spec import Seccomp
 
-__all__ = ["PreparedSeccomp", "forward_listener", "install", "prepare"]
+__all__ = ["PreparedSeccomp", "features", "forward_listener", "install", "prepare"]
 
 #: bump when the compilation below changes, so old cached programs are not reused
 _FORMAT = 1
@@ -99,10 +100,14 @@ _ARCHITECTURES: dict[str, int] = {
     "SCMP_ARCH_S390X": 22 | _64BIT,
 }
 
-# The init makes these calls after loading the filter and before the listener
-# has the notification fd (sending it, closing it, reporting READY): a NOTIFY
-# rule on them would block the init forever.
-_NOTIFY_FORBIDDEN = ("write", "sendmsg", "close")
+# The init makes these calls after loading the filter and before the agent has
+# the notification fd (it gets it once the init reported READY): sending and
+# closing that fd, dropping the user and capabilities (when the filter is loaded
+# before them, without no_new_privs), chdir, and the READY write. A NOTIFY
+# rule on one of them would block the init, and create, forever.
+_NOTIFY_FORBIDDEN = frozenset(
+    ("sendmsg", "close", "write", "chdir", "setgroups", "setresuid", "setresgid", "capset", "prctl")
+)
 
 
 class PreparedSeccomp:
@@ -140,7 +145,7 @@ class PreparedSeccomp:
 
 
 # ---------------------------------------------------------------------------
-# checking: the spec model -> the canonical profile (plain JSON data)
+# checking: the spec model -> a _Profile, one rule per syscall name
 
 
 class _Rule:
@@ -233,8 +238,8 @@ def _check(profile: Seccomp) -> _Profile:
             if action == _ACT_NOTIFY and name in _NOTIFY_FORBIDDEN:
                 raise SpecError(
                     f"{path}.names[{k}]",
-                    f'SCMP_ACT_NOTIFY cannot be used for "{name}": the container init needs it '
-                    "before the listener has the notification fd",
+                    f'SCMP_ACT_NOTIFY cannot be used for "{name}": the container init calls it '
+                    "after loading the filter, before the agent has the notification fd",
                 )
             rules.append(_Rule(path, name, action, conditions))
     return _Profile(default, architectures, rules)
@@ -256,6 +261,9 @@ def _filter_flags(profile: Seccomp, checked: _Profile) -> int:
         if flags & kernel.FILTER_FLAG_TSYNC:
             # TSYNC and NEW_LISTENER exclude each other unless a TSYNC failure is reported as ESRCH
             flags |= kernel.FILTER_FLAG_TSYNC_ESRCH
+    else:
+        # it only changes how a notified task waits; the kernel refuses it without a listener
+        flags &= ~kernel.FILTER_FLAGS["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]
     return flags
 
 
@@ -263,10 +271,28 @@ def _filter_flags(profile: Seccomp, checked: _Profile) -> int:
 # compiling (libseccomp, off the hot path) and the cache
 
 
+def _import_pyseccomp() -> Any:
+    try:
+        import pyseccomp  # type: ignore[import-untyped]
+    except ModuleNotFoundError:
+        # pallet-runtime's launcher runs Python with -S (no site-packages: faster start);
+        # on a cache miss only, add them as site would have, and try again
+        import site
+
+        site.main()
+        try:
+            import pyseccomp
+        except ModuleNotFoundError:
+            raise Unsupported(
+                "linux.seccomp: the pyseccomp package is not installed; run scripts/install.sh "
+                "(pip install pyseccomp) to compile seccomp profiles"
+            ) from None
+    return pyseccomp
+
+
 def _compile(profile: _Profile) -> bytes:
     """The BPF program libseccomp makes of a checked profile. Imports ``pyseccomp`` (slow)."""
-    import pyseccomp  # type: ignore[import-untyped]
-
+    pyseccomp = _import_pyseccomp()
     try:
         program_filter = pyseccomp.SyscallFilter(profile.default)
     except OSError as e:
@@ -369,7 +395,8 @@ def prepare(profile: Seccomp | None, *, cache_dir: str) -> PreparedSeccomp | Non
 
     Raises ``SpecError`` (with the JSON path) for a bad profile and
     ``Unsupported`` when libseccomp is missing. Call before forking: the result
-    is inherited by the init, which only needs ``install``.
+    is inherited by the init, which only needs ``install``. ``cache_dir`` must
+    be as trusted as the runtime's state: a program found there is loaded as is.
     """
     if profile is None:
         return None
@@ -458,3 +485,21 @@ def forward_listener(prepared: PreparedSeccomp | None, state: Mapping[str, objec
             os.close(fd)
     finally:
         prepared.close()
+
+
+def features() -> dict[str, object]:
+    """``linux.seccomp`` of ``pallet-runtime features``, as runc reports it (runtime-spec features.md)."""
+    try:
+        kernel.libseccomp_version()
+    except Unsupported:
+        return {"enabled": False}
+    return {
+        "enabled": True,
+        "actions": sorted(_ACTIONS),
+        "operators": sorted(_OPERATORS),
+        "archs": sorted(_ARCHITECTURES),
+        "knownFlags": sorted(kernel.FILTER_FLAGS),
+        "supportedFlags": sorted(
+            name for name, flag in kernel.FILTER_FLAGS.items() if kernel.flag_supported(flag)
+        ),
+    }

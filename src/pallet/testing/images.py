@@ -98,6 +98,7 @@ def random_image(
     docker: bool = False,
     compressed: bool = True,
     whiteouts: bool = True,
+    base: MemoryImage | None = None,
 ) -> MemoryImage:
     """A small random image (OCI media types, or Docker's with ``docker``) with ``layers`` layers.
 
@@ -111,15 +112,16 @@ def random_image(
         if docker
         else (mediatypes.OCI_LAYER_GZIP if compressed else mediatypes.OCI_LAYER)
     )
-    descriptors: list[tuple[Descriptor, bytes]] = []
-    diff_ids: list[Digest] = []
-    all_files: list[tuple[tuple[str, bytes], ...]] = []
-    all_deleted: list[tuple[str, ...]] = []
-    history: list[History] = []
-    for n in range(layers):
+    descriptors: list[tuple[Descriptor, bytes]] = list(base.layers) if base else []
+    diff_ids: list[Digest] = list(ImageConfig.from_json(loads(base.config)).rootfs.diff_ids) if base else []
+    all_files: list[tuple[tuple[str, bytes], ...]] = list(base.files) if base else []
+    all_deleted: list[tuple[str, ...]] = list(base.deleted) if base else []
+    history: list[History] = [History(created_by=f"base layer {n}") for n in range(len(descriptors))]
+    first = len(descriptors)
+    for n in range(first, first + layers):
         files = [(f"dir{n}/file{j}", rng.randbytes(rng.randrange(0, 2048))) for j in range(files_per_layer)]
         files.append(("shared/which", f"layer {n}\n".encode()))
-        gone = [f"dir{n - 1}/file0"] if whiteouts and n > 0 and files_per_layer > 0 else []
+        gone = [f"dir{n - 1}/file0"] if whiteouts and n > 0 and files_per_layer > 0 and all_files[-1] else []
         tar = _tar(files, gone, rng)
         blob = gzip.compress(tar, mtime=0) if compressed else tar
         descriptors.append(

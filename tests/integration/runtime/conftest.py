@@ -44,7 +44,9 @@ def busybox_rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for applet in applets:
         if applet != "busybox":
             os.symlink("busybox", root / "bin" / applet)
-    (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n")
+    (root / "etc" / "passwd").write_text(
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n"
+    )
     (root / "etc" / "group").write_text("root:x:0:\nnogroup:x:65534:\n")
     (root / "tmp").chmod(0o1777)
     return root
@@ -61,10 +63,10 @@ def base_config(rootfs: Path, *args: str) -> dict[str, Any]:
 
 
 class Result:
-    def __init__(self, proc: subprocess.CompletedProcess[str]) -> None:
-        self.rc = proc.returncode
-        self.out = proc.stdout
-        self.err = proc.stderr
+    def __init__(self, rc: int, out: str, err: str) -> None:
+        self.rc = rc
+        self.out = out
+        self.err = err
 
 
 class Runtime:
@@ -92,14 +94,20 @@ class Runtime:
         return cid
 
     def __call__(self, *args: str, stdin: str | None = None, timeout: float = 30) -> Result:
-        proc = subprocess.run(
-            [RUNTIME, "--root", str(self.root), *args],
-            input=stdin if stdin is not None else "",
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        return Result(proc)
+        # files, not pipes: after create the container's init holds the runtime's stdio
+        self._n += 1
+        out_path, err_path = self.tmp / f"out.{self._n}", self.tmp / f"err.{self._n}"
+        with open(out_path, "w+") as out, open(err_path, "w+") as err:
+            proc = subprocess.run(
+                [RUNTIME, "--root", str(self.root), *args],
+                input=stdin if stdin is not None else "",
+                stdout=out,
+                stderr=err,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        return Result(proc.returncode, out_path.read_text(), err_path.read_text())
 
     def run(self, config: dict[str, Any], *extra: str) -> Result:
         """``run`` ``config`` in a fresh bundle; returns the finished container's result."""
@@ -125,7 +133,11 @@ class Runtime:
 
     def cleanup(self) -> None:
         for cid in self.ids:
-            subprocess.run([RUNTIME, "--root", str(self.root), "delete", "--force", cid], capture_output=True, check=False)
+            subprocess.run(
+                [RUNTIME, "--root", str(self.root), "delete", "--force", cid],
+                capture_output=True,
+                check=False,
+            )
 
 
 @pytest.fixture

@@ -33,7 +33,9 @@ def test_run_reports_a_signal_death_as_128_plus_the_signal(runtime: Runtime) -> 
 def test_create_blocks_before_the_program_until_start(runtime: Runtime, tmp_path: Path) -> None:
     marker = tmp_path / "ran"
     config = base_config(runtime.rootfs, "sh", "-c", "echo started > /ran; sleep 30")
-    config["mounts"].append({"destination": "/ran", "type": "bind", "source": str(marker), "options": ["rbind"]})
+    config["mounts"].append(
+        {"destination": "/ran", "type": "bind", "source": str(marker), "options": ["rbind"]}
+    )
     marker.write_text("")
     bundle = runtime.bundle(config)
     cid = runtime.new_id()
@@ -87,7 +89,9 @@ def test_delete_force_kills_a_running_container_and_ignores_unknown_ids(runtime:
     assert runtime("run", "-d", "-bundle", str(bundle), cid).rc == 0
     pid = loads(runtime("state", cid).out)["pid"]  # type: ignore[index]
     assert runtime("delete", "--force", cid).rc == 0
-    assert not os.path.exists(f"/proc/{pid}/cmdline") or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    assert (
+        not os.path.exists(f"/proc/{pid}/cmdline") or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    )
     assert leftovers(runtime, cid) == []
     unknown = runtime("delete", "--force", "no-such-container")
     assert (unknown.rc, unknown.out, unknown.err) == (0, "", "")
@@ -102,7 +106,9 @@ def test_delete_of_a_created_container_kills_its_init(runtime: Runtime) -> None:
 
 
 def test_kill_all_signals_every_process_in_the_cgroup(runtime: Runtime) -> None:
-    bundle = runtime.bundle(base_config(runtime.rootfs, "sh", "-c", "trap '' TERM; sleep 30 & sleep 31 & wait"))
+    bundle = runtime.bundle(
+        base_config(runtime.rootfs, "sh", "-c", "trap '' TERM; sleep 30 & sleep 31 & wait")
+    )
     cid = runtime.new_id()
     assert runtime("run", "--detach", "--bundle", str(bundle), cid).rc == 0
     assert runtime("kill", "--all", cid, "SIGKILL").rc == 0
@@ -135,15 +141,17 @@ def test_a_process_that_exits_by_itself_is_stopped_even_as_a_zombie(runtime: Run
 import ctypes, os, subprocess, time, json
 ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)
 rt = [{RUNTIME!r}, "--root", {str(runtime.root)!r}]
-subprocess.run(rt + ["create", "--bundle", {str(bundle)!r}, {cid!r}], check=True)
+subprocess.run(rt + ["create", "--bundle", {str(bundle)!r}, "--pid-file", {str(tmp_path / "pid")!r}, {cid!r}], check=True)
+pid = int(open({str(tmp_path / "pid")!r}).read())
 subprocess.run(rt + ["start", {cid!r}], check=True)
-pid = json.loads(subprocess.run(rt + ["state", {cid!r}], capture_output=True).stdout)["pid"]
 while open(f"/proc/{{pid}}/stat").read().split()[2] != "Z":
     time.sleep(0.01)
 print(json.loads(subprocess.run(rt + ["state", {cid!r}], capture_output=True).stdout)["status"])
 os.waitpid(pid, 0)
 """
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=False
+    )
     assert out.stdout.strip() == "stopped", out.stderr
 
 
@@ -164,8 +172,14 @@ def test_state_start_kill_delete_leave_no_child_holding_their_output(runtime: Ru
     bundle = runtime.bundle(base_config(runtime.rootfs, "sleep", "30"))
     cid = runtime.new_id()
     base = [RUNTIME, "--root", str(runtime.root)]
-    subprocess.run([*base, "create", "--bundle", str(bundle), cid], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    subprocess.run(
+        [*base, "create", "--bundle", str(bundle), cid],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=True,
+    )
     for args in (["start", cid], ["state", cid], ["kill", cid, "KILL"], ["delete", "--force", cid]):
         # communicate() returns only at EOF: a child keeping the pipes open would hang it
-        proc = subprocess.run([*base, *args], capture_output=True, timeout=20)
+        proc = subprocess.run([*base, *args], capture_output=True, timeout=20, check=False)
         assert proc.returncode == 0, proc.stderr

@@ -11,7 +11,13 @@ from pallet.cli.output import print_inspect, print_rows
 from pallet.cli.tables import human_duration, human_size, write_columns
 from pallet.cli.templates import Template
 
-ROW = {"Repository": "busybox", "Tag": "latest", "ID": "abcdef012345", "Labels": ["a", "b"], "Config": {"User": ""}}
+ROW = {
+    "Repository": "busybox",
+    "Tag": "latest",
+    "ID": "abcdef012345",
+    "Labels": ["a", "b"],
+    "Config": {"User": ""},
+}
 
 
 def test_field_lookups_and_escapes_render_like_go() -> None:

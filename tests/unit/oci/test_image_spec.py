@@ -306,10 +306,10 @@ def test_chain_ids_follow_the_spec_formula() -> None:
 
 
 def test_media_type_classification_covers_both_families() -> None:
-    assert mediatypes.is_manifest(mediatypes.DOCKER_MANIFEST) and mediatypes.is_manifest(
-        mediatypes.OCI_MANIFEST
-    )
-    assert mediatypes.is_index(mediatypes.DOCKER_MANIFEST_LIST) and mediatypes.is_index(mediatypes.OCI_INDEX)
+    assert mediatypes.is_manifest(mediatypes.DOCKER_MANIFEST)
+    assert mediatypes.is_manifest(mediatypes.OCI_MANIFEST)
+    assert mediatypes.is_index(mediatypes.DOCKER_MANIFEST_LIST)
+    assert mediatypes.is_index(mediatypes.OCI_INDEX)
     assert mediatypes.layer_compression(mediatypes.DOCKER_LAYER) == "gzip"
     assert mediatypes.layer_compression(mediatypes.OCI_LAYER_ZSTD) == "zstd"
     assert mediatypes.is_foreign_layer(mediatypes.DOCKER_FOREIGN_LAYER)

@@ -31,6 +31,8 @@ NORMALISED = [
     ("Foo/bar", "Foo/bar:latest", "Foo/bar:latest"),
     ("[::1]:5000/app:v", "[::1]:5000/app:v", "[::1]:5000/app:v"),
     ("a--b/c", "docker.io/a--b/c:latest", "a--b/c:latest"),
+    # docker prints "a.b/c" here, which would read back as registry a.b
+    ("docker.io/a.b/c", "docker.io/a.b/c:latest", "docker.io/a.b/c:latest"),
 ]
 
 

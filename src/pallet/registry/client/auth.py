@@ -143,7 +143,9 @@ class Authorizer:
         params = self.challenge.params
         realm = params.get("realm")
         if not realm:
-            raise Unauthorized(f"registry {self.registry} asked for a bearer token but named no realm to get it from")
+            raise Unauthorized(
+                f"registry {self.registry} asked for a bearer token but named no realm to get it from"
+            )
         query: list[tuple[str, str]] = []
         if params.get("service"):
             query.append(("service", params["service"]))
@@ -152,7 +154,11 @@ class Authorizer:
         creds = self.credentials
         headers: dict[str, str] = {}
         if creds is not None and creds.identity_token:
-            form = [("grant_type", "refresh_token"), ("refresh_token", creds.identity_token), ("client_id", "pallet")]
+            form = [
+                ("grant_type", "refresh_token"),
+                ("refresh_token", creds.identity_token),
+                ("client_id", "pallet"),
+            ]
             response = self.transport.request(
                 "POST",
                 realm,
@@ -169,7 +175,9 @@ class Authorizer:
             response = self.transport.request("GET", url, registry=self.registry, headers=headers)
         if response.status in (401, 403):
             if creds is None:
-                raise Unauthorized(f'unauthorized: authentication required; run "pallet login {self.registry}"')
+                raise Unauthorized(
+                    f'unauthorized: authentication required; run "pallet login {self.registry}"'
+                )
             raise Unauthorized(
                 f'unauthorized: incorrect username or password for {self.registry}; run "pallet login {self.registry}"'
             )
@@ -185,4 +193,6 @@ class Authorizer:
         if not isinstance(token, str) or not token:
             raise Unauthorized(f"token server {realm} of registry {self.registry} returned no token")
         lifetime = doc.get("expires_in") if isinstance(doc, dict) else None
-        return token, float(lifetime) if isinstance(lifetime, int | float) and lifetime > 0 else _DEFAULT_EXPIRY
+        return token, float(lifetime) if isinstance(
+            lifetime, int | float
+        ) and lifetime > 0 else _DEFAULT_EXPIRY

@@ -23,6 +23,7 @@ downloads; whatever reads it, the bytes land in the partial file too.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import time
@@ -230,7 +231,9 @@ class BlobReader:
             if not dropped:
                 return b""
             self._skip -= len(dropped)
-        return response.read(min(want, self.partial.descriptor.size - self.partial.size), decode_content=False)
+        return response.read(
+            min(want, self.partial.descriptor.size - self.partial.size), decode_content=False
+        )
 
     def _broken(self, why: str) -> None:
         self._close_response()
@@ -243,10 +246,8 @@ class BlobReader:
 
     def _close_response(self) -> None:
         if self._response is not None:
-            try:
+            with contextlib.suppress(HTTPError, OSError):  # a broken connection is dropped by the pool
                 self._response.release_conn()
-            except (HTTPError, OSError):
-                pass  # a broken connection is dropped by the pool
             self._response = None
 
     def close(self) -> None:

@@ -73,8 +73,7 @@ def _detail(body: bytes) -> str:
     codes = error_codes(body)
     if codes:
         return "; ".join(f"{message or code.lower()}" for code, message in codes)
-    text = body[:200].decode("utf-8", "replace").strip()
-    return text
+    return body[:200].decode("utf-8", "replace").strip()
 
 
 def from_status(status: int, body: bytes, *, what: str, host: str) -> PalletError:

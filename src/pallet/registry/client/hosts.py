@@ -82,7 +82,9 @@ def _read_list(path: Path) -> list[str]:
         raise InvalidArgument(f"{path}: cannot read the registries config: {e}") from None
     entries = doc.get("insecure-registries", []) if isinstance(doc, dict) else None
     if not isinstance(entries, list) or not all(isinstance(x, str) for x in entries):
-        raise InvalidArgument(f'{path}: "insecure-registries" must be a list of "host[:port]" or CIDR strings')
+        raise InvalidArgument(
+            f'{path}: "insecure-registries" must be a list of "host[:port]" or CIDR strings'
+        )
     return entries
 
 

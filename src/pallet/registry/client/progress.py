@@ -84,9 +84,11 @@ class BarProgress(Progress):
         from rich.progress import (
             BarColumn,
             DownloadColumn,
-            Progress as RichProgress,
             TextColumn,
             TransferSpeedColumn,
+        )
+        from rich.progress import (
+            Progress as RichProgress,
         )
 
         self._console = Console(file=out, highlight=False)

@@ -14,7 +14,7 @@ import urllib.parse
 from pallet.oci import mediatypes
 from pallet.oci.digest import Digest
 from pallet.registry.client.auth import Authorizer
-from pallet.registry.client.errors import DigestMismatch, from_status
+from pallet.registry.client.errors import DigestMismatch, Unauthorized, from_status
 
 __all__ = ["MANIFEST_ACCEPT", "Registry", "Repository"]
 
@@ -73,9 +73,7 @@ class Registry:
         headers = self.authorizer.headers(())
         response = self.transport.request("GET", f"{self.base}/v2/", registry=self.name, headers=headers)
         if response.status in (401, 403):
-            raise from_status(401, response.data, what="login", host=self.name).__class__(
-                f"unauthorized: incorrect username or password for {self.name}"
-            )
+            raise Unauthorized(f"unauthorized: incorrect username or password for {self.name}")
         if response.status != 200:
             raise from_status(response.status, response.data, what="the /v2/ endpoint", host=self.name)
 
@@ -131,19 +129,26 @@ class Repository:
         A manifest asked for by digest must hash to it (``DigestMismatch`` otherwise).
         """
         response = self.registry.request(
-            "GET", self._url(f"manifests/{reference}"), scopes=(self.scope,), headers={"Accept": MANIFEST_ACCEPT}
+            "GET",
+            self._url(f"manifests/{reference}"),
+            scopes=(self.scope,),
+            headers={"Accept": MANIFEST_ACCEPT},
         )
         if response.status != 200:
             raise self._fail(response, what)
         data = response.data
         if len(data) > MANIFEST_MAX:
-            raise DigestMismatch(f"{what} is {len(data)} bytes, more than the {MANIFEST_MAX} a manifest may have")
+            raise DigestMismatch(
+                f"{what} is {len(data)} bytes, more than the {MANIFEST_MAX} a manifest may have"
+            )
         media_type = (response.headers.get("Content-Type") or "").partition(";")[0].strip()
         if reference.startswith(("sha256:", "sha512:")):
             want = Digest.parse(reference)
             found = Digest.of_bytes(data, want.algorithm)
             if found != want:
-                raise DigestMismatch(f"digest mismatch: {what} was requested as {want} but the registry sent {found}")
+                raise DigestMismatch(
+                    f"digest mismatch: {what} was requested as {want} but the registry sent {found}"
+                )
         else:
             found = Digest.of_bytes(data)
         return data, media_type, found

@@ -30,7 +30,9 @@ class BlobSources:
     """The blob → repositories record under one pallet root."""
 
     def __init__(self, root: Path) -> None:
-        self._db = sqlite3.connect(root / "distribution.db", timeout=60, isolation_level=None, check_same_thread=False)
+        self._db = sqlite3.connect(
+            root / "distribution.db", timeout=60, isolation_level=None, check_same_thread=False
+        )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(_SCHEMA)
 

@@ -24,6 +24,7 @@ Contracts:
 
 from __future__ import annotations
 
+import logging
 import threading
 import urllib.parse
 
@@ -47,6 +48,11 @@ if TYPE_CHECKING:
 
 Response = urllib3.BaseHTTPResponse
 
+# urllib3 logs each retry as a WARNING, which Python would print to stderr: failures are ours to report
+logging.getLogger("urllib3").setLevel(logging.ERROR)
+# unverified TLS happens only for registries the user (or docker's loopback rule) made insecure
+urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+
 _USER_AGENT = "pallet/0.1 (+registry client)"
 _MAX_REDIRECTS = 5
 _POOL_SIZE = 8  # parallel layer downloads per host, plus a spare
@@ -59,7 +65,7 @@ def _proxy_for(url: str) -> str | None:
     if hosts.is_insecure(host):  # localhost, 127.0.0.0/8, ::1: never through a proxy
         return None
     proxies = urllib.request.getproxies_environment()
-    if not proxies or urllib.request.proxy_bypass_environment(host, proxies):
+    if not proxies or urllib.request.proxy_bypass_environment(host, proxies):  # type: ignore[attr-defined]
         return None
     return proxies.get(urllib.parse.urlsplit(url).scheme)
 
@@ -72,7 +78,12 @@ class Transport:
         timeout = urllib3.Timeout(connect=30.0, read=300.0)
         # idempotent requests are retried on a broken pooled connection; statuses are ours
         retries = urllib3.Retry(total=2, connect=2, read=0, redirect=False, status=0, raise_on_status=False)
-        common: dict[str, object] = {"timeout": timeout, "retries": retries, "maxsize": _POOL_SIZE, "block": False}
+        common: dict[str, object] = {
+            "timeout": timeout,
+            "retries": retries,
+            "maxsize": _POOL_SIZE,
+            "block": False,
+        }
         self._verified = urllib3.PoolManager(num_pools=16, cert_reqs="CERT_REQUIRED", **common)  # type: ignore[arg-type]
         self._unverified = urllib3.PoolManager(num_pools=16, cert_reqs="CERT_NONE", **common)  # type: ignore[arg-type]
         self._proxies: dict[tuple[str, bool], urllib3.ProxyManager] = {}
@@ -97,7 +108,7 @@ class Transport:
         base = f"https://{host}"
         if hosts.is_insecure(registry, self.insecure):
             try:
-                self.request("GET", f"{base}/v2/", registry=registry).drain_conn()
+                self.request("GET", f"{base}/v2/", registry=registry, retries=False).drain_conn()
             except (TLSFailure, Unreachable):
                 base = f"http://{host}"
         with self._lock:
@@ -127,6 +138,7 @@ class Transport:
         headers: Mapping[str, str] | None = None,
         body: Body = None,
         stream: bool = False,
+        retries: bool = True,
     ) -> BaseHTTPResponse:
         """Send one request, following redirects; the caller checks the status.
 
@@ -146,7 +158,8 @@ class Transport:
                     redirect=False,
                     preload_content=not stream,
                     decode_content=False,
-                    retries=None if payload is None or isinstance(payload, bytes) else False,
+                    # a streamed body cannot be replayed; a probe must fail fast
+                    retries=None if retries and (payload is None or isinstance(payload, bytes)) else False,
                 )
             except SSLError as e:
                 raise self._tls_error(registry, e) from None
@@ -168,7 +181,9 @@ class Transport:
                 sent = {k: v for k, v in sent.items() if k.lower() != "authorization"}
             if response.status == 303:
                 method, body = "GET", None
-        raise Unreachable(f"registry {registry} redirected more than {_MAX_REDIRECTS} times; it is misconfigured")
+        raise Unreachable(
+            f"registry {registry} redirected more than {_MAX_REDIRECTS} times; it is misconfigured"
+        )
 
     @staticmethod
     def _tls_error(registry: str, error: Exception) -> TLSFailure:

@@ -94,7 +94,9 @@ class Htpasswd:
             with open(self.path, encoding="utf-8") as f:
                 lines = f.read().splitlines()
         except FileNotFoundError:
-            raise NotFound(f"htpasswd file {self.path} not found; create it with 'htpasswd -Bc FILE USER'") from None
+            raise NotFound(
+                f"htpasswd file {self.path} not found; create it with 'htpasswd -Bc FILE USER'"
+            ) from None
         hashes: dict[str, bytes] = {}
         for number, line in enumerate(lines, 1):
             line = line.strip()
@@ -171,7 +173,9 @@ class TokenAuth:
     URL the client used to reach this server plus ``/token``.
     """
 
-    def __init__(self, htpasswd: Htpasswd, signer: TokenSigner, *, realm: str = "", service: str = SERVICE) -> None:
+    def __init__(
+        self, htpasswd: Htpasswd, signer: TokenSigner, *, realm: str = "", service: str = SERVICE
+    ) -> None:
         self.htpasswd = htpasswd
         self.signer = signer
         self.realm = realm
@@ -189,7 +193,9 @@ class TokenAuth:
     def authorize(self, authorization: str | None, needed: list[Scope], base_url: str) -> str:
         token = parse_bearer(authorization)
         if token is None:
-            raise RegistryError("UNAUTHORIZED", headers={"WWW-Authenticate": self.challenge(needed, base_url)})
+            raise RegistryError(
+                "UNAUTHORIZED", headers={"WWW-Authenticate": self.challenge(needed, base_url)}
+            )
         try:
             subject, granted = self.signer.verify(token, audience=self.service)
         except TokenError as exc:

@@ -9,6 +9,7 @@ are ``RegistryError``s with the spec's codes. Nothing here touches sockets:
 from __future__ import annotations
 
 import json
+import os
 
 from pallet.errors import InvalidArgument
 from pallet.oci import mediatypes
@@ -43,12 +44,17 @@ class FileBody:
 
 
 class Response:
-    __slots__ = ("body", "headers", "status")
+    """Status, headers and body; ``repeated`` holds headers sent once per value (``OCI-Tag``)."""
 
-    def __init__(self, status: int, headers: dict[str, str] | None = None, body: bytes | FileBody = b"") -> None:
+    __slots__ = ("body", "headers", "repeated", "status")
+
+    def __init__(
+        self, status: int, headers: dict[str, str] | None = None, body: bytes | FileBody = b""
+    ) -> None:
         self.status = status
         self.headers = headers or {}
         self.body = body
+        self.repeated: list[tuple[str, str]] = []
 
 
 class Request:
@@ -209,9 +215,12 @@ def _upload_start(req: Request, storage: Storage) -> Response:
     if req.method != "POST":
         raise RegistryError("UNSUPPORTED", f"{req.method} is not allowed on an upload URL", status=405)
     mount, source = req.arg("mount"), req.arg("from")
-    if mount and source:
+    if mount:
         digest = _digest(mount)
-        if storage.mount_blob(name, validate_name(source), digest):
+        # without ``from`` the blob may come from any repository (OCI 1.1's automatic
+        # content discovery): every user may pull every repository here, so this
+        # reveals nothing a pull would not
+        if storage.mount_blob(name, validate_name(source) if source else None, digest):
             return _created_blob(name, digest)
         # the spec's fallback: a mount that cannot be done starts an ordinary upload
     text = req.arg("digest")
@@ -241,6 +250,26 @@ def _content_range(header: str) -> tuple[int, int]:
     raise RegistryError("RANGE_INVALID", f"malformed Content-Range {header!r}", status=416)
 
 
+def _check_chunk(req: Request, upload: Upload) -> None:
+    """A chunk with ``Content-Range`` must continue the upload exactly where it stands (else 416)."""
+    header = req.headers.get("Content-Range")
+    if not header:
+        return
+    first, last = _content_range(header)
+    if first != upload.size or last < first:
+        raise RegistryError(
+            "RANGE_INVALID",
+            f"chunk {first}-{last} does not continue the upload at {upload.size}",
+            status=416,
+            headers={
+                "Location": f"/v2/{upload.name}/blobs/uploads/{upload.id}",
+                "Range": f"0-{max(upload.size - 1, 0)}",
+            },
+        )
+    if req.body.length is not None and req.body.length != last - first + 1:
+        raise RegistryError("SIZE_INVALID", "Content-Length does not match Content-Range", status=416)
+
+
 def _upload(req: Request, storage: Storage) -> Response:
     name = req.route.name
     upload = storage.upload(name, req.route.ref)
@@ -250,25 +279,16 @@ def _upload(req: Request, storage: Storage) -> Response:
         storage.cancel_upload(upload)
         return Response(204, {"Content-Length": "0"})
     with upload.lock:
+        _check_chunk(req, upload)
         if req.method == "PATCH":
-            header = req.headers.get("Content-Range")
-            if header:
-                first, last = _content_range(header)
-                if first != upload.size or last < first:
-                    raise RegistryError(
-                        "RANGE_INVALID",
-                        f"chunk {first}-{last} does not continue the upload at {upload.size}",
-                        status=416,
-                        headers={"Location": f"/v2/{name}/blobs/uploads/{upload.id}", "Range": f"0-{max(upload.size - 1, 0)}"},
-                    )
-                if req.body.length is not None and req.body.length != last - first + 1:
-                    raise RegistryError("SIZE_INVALID", "Content-Length does not match Content-Range", status=416)
             storage.append(upload, req.body.chunks())
             return _upload_state(202, name, upload)
         if req.method == "PUT":
             text = req.arg("digest")
             if not text:
-                raise RegistryError("DIGEST_INVALID", "the digest query parameter is required to finish an upload")
+                raise RegistryError(
+                    "DIGEST_INVALID", "the digest query parameter is required to finish an upload"
+                )
             return _finish(req, storage, upload, _digest(text))
     raise RegistryError("UNSUPPORTED", f"{req.method} is not allowed on an upload session", status=405)
 
@@ -309,8 +329,6 @@ def _manifest(req: Request, storage: Storage) -> Response:
         raise RegistryError("MANIFEST_UNKNOWN", detail={"reference": ref})
     path = storage.blob_path(found)
     try:
-        import os
-
         size = os.stat(path).st_size
     except FileNotFoundError:
         raise RegistryError("MANIFEST_UNKNOWN", detail={"reference": ref}) from None
@@ -337,11 +355,13 @@ def _put_manifest(req: Request, storage: Storage) -> Response:
     if missing:
         raise RegistryError("MANIFEST_BLOB_UNKNOWN", detail={"digests": missing})
     digest = Digest.of_bytes(data, algorithm)
+    # a push by digest may name tags as ``?tag=`` parameters (distribution-spec 1.2)
+    tags = [validate_tag(t) for t in req.query.get("tag", [])] if ":" in ref else [ref]
     storage.put_manifest(
         name,
         data,
         manifest.media_type,
-        tag=None if ":" in ref else ref,
+        tags=tags,
         subject=manifest.subject,
         referrer=manifest.referrer(digest, len(data)),
         algorithm=algorithm,
@@ -353,7 +373,10 @@ def _put_manifest(req: Request, storage: Storage) -> Response:
     }
     if manifest.subject is not None:
         headers["OCI-Subject"] = manifest.subject
-    return Response(201, headers)
+    response = Response(201, headers)
+    if ":" in ref:
+        response.repeated = [("OCI-Tag", tag) for tag in tags]
+    return response
 
 
 def _referrers(req: Request, storage: Storage) -> Response:

@@ -99,7 +99,7 @@ def parse_manifest(data: bytes, content_type: str) -> Manifest:
         raise _invalid(f"not JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise _invalid("not a JSON object")
-    content_type = content_type.split(";")[0].strip()
+    content_type = content_type.split(";", maxsplit=1)[0].strip()
     body_type = doc.get("mediaType")
     if body_type is not None and not isinstance(body_type, str):
         raise _invalid("mediaType must be a string")
@@ -108,7 +108,9 @@ def parse_manifest(data: bytes, content_type: str) -> Manifest:
     media_type = body_type or content_type
     if media_type not in MEDIA_TYPES:
         if doc.get("schemaVersion") == 1:
-            raise RegistryError("MANIFEST_INVALID", "schema 1 manifests are not supported; push schema 2 or OCI")
+            raise RegistryError(
+                "MANIFEST_INVALID", "schema 1 manifests are not supported; push schema 2 or OCI"
+            )
         if "manifests" in doc:
             media_type = mediatypes.OCI_INDEX
         elif "config" in doc:

@@ -43,7 +43,7 @@ from pallet.registry.server.errorcodes import RegistryError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
     from hashlib import _Hash
 
 __all__ = ["Storage", "Upload", "write_atomic"]
@@ -163,9 +163,11 @@ class Storage:
             return False
         return True
 
-    def mount_blob(self, name: str, source: str, digest: Digest) -> bool:
-        """Link a blob of repository ``source`` into ``name`` (cross-repository mount)."""
-        if self.blob_size(source, digest) is None:
+    def mount_blob(self, name: str, source: str | None, digest: Digest) -> bool:
+        """Link a blob of repository ``source`` (of any, when None) into ``name``: a cross-repository mount."""
+        if source is not None and self.blob_size(source, digest) is None:
+            return False
+        if source is None and not os.path.exists(self.blob_path(digest)):
             return False
         self.link_blob(name, digest)
         return True
@@ -260,9 +262,7 @@ class Storage:
             actual = _hash_file(upload.path, expected.algorithm)
         if actual != expected:
             self.cancel_upload(upload)
-            raise RegistryError(
-                "DIGEST_INVALID", detail={"expected": str(expected), "actual": str(actual)}
-            )
+            raise RegistryError("DIGEST_INVALID", detail={"expected": str(expected), "actual": str(actual)})
         fd = os.open(upload.path, os.O_RDONLY | os.O_CLOEXEC)
         try:
             os.fsync(fd)
@@ -283,6 +283,35 @@ class Storage:
         with contextlib.suppress(FileNotFoundError, OSError):
             os.rmdir(directory)
 
+    def purge_uploads(self, older_than: float, now: float | None = None) -> int:
+        """Remove upload sessions and stray temp files untouched for ``older_than`` seconds.
+
+        Distribution's default is a week: a client may resume an upload until
+        then. Returns how many were removed.
+        """
+        import shutil
+
+        cutoff = (time.time() if now is None else now) - older_than
+        base = os.path.join(self.root, "uploads")
+        removed = 0
+        for entry in os.scandir(base):
+            try:
+                if entry.stat(follow_symlinks=False).st_mtime >= cutoff:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    data = os.path.join(entry.path, "data")
+                    if os.path.exists(data) and os.stat(data).st_mtime >= cutoff:
+                        continue
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
+            except FileNotFoundError:
+                continue
+            with self._lock:
+                self._uploads.pop(entry.name, None)
+            removed += 1
+        return removed
+
     # --- manifests and tags --------------------------------------------------
 
     def put_manifest(
@@ -291,18 +320,20 @@ class Storage:
         data: bytes,
         media_type: str,
         *,
-        tag: str | None,
+        tags: Sequence[str],
         subject: Digest | None,
         referrer: dict[str, object] | None,
         algorithm: str = "sha256",
     ) -> Digest:
-        """Store a validated manifest, link it into ``name``, point ``tag`` at it, index its subject."""
+        """Store a validated manifest, link it into ``name``, point ``tags`` at it, index its subject."""
         digest = self.store_blob(data, algorithm)
         write_atomic(self._revision(name, digest), media_type.encode())
         if subject is not None and referrer is not None:
             leaf = f"{digest.algorithm}-{digest.hex}.json"
-            write_atomic(os.path.join(self._referrers_dir(name, subject), leaf), json.dumps(referrer).encode())
-        if tag is not None:
+            write_atomic(
+                os.path.join(self._referrers_dir(name, subject), leaf), json.dumps(referrer).encode()
+            )
+        for tag in tags:
             write_atomic(self._tag(name, tag), digest.encode())
         return digest
 

@@ -1,0 +1,59 @@
+"""``pallet registry serve``: run pallet's own registry (the OCI distribution spec on a directory)."""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+
+    from pallet.cli.context import Context
+
+__all__ = ["configure_serve"]
+
+
+def configure_serve(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--addr", default="127.0.0.1:5000", help="HOST:PORT to listen on (default 127.0.0.1:5000)"
+    )
+    parser.add_argument(
+        "--storage", required=True, help="directory holding the registry's blobs and manifests"
+    )
+    parser.add_argument(
+        "--auth",
+        choices=("none", "htpasswd", "token"),
+        default="none",
+        help="none; htpasswd (HTTP basic); token (bearer tokens from this server's /token)",
+    )
+    parser.add_argument(
+        "--htpasswd", help="htpasswd file with bcrypt entries (htpasswd -B), for --auth htpasswd|token"
+    )
+    parser.add_argument(
+        "--realm", default="", help="basic-auth realm, or the token endpoint URL for --auth token"
+    )
+    parser.add_argument("--tls-cert", help="PEM certificate (chain) to serve HTTPS with")
+    parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    parser.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warn", "error"),
+        default="warn",
+        help="info logs one line per request (default warn: start and stop only)",
+    )
+    parser.set_defaults(run=run_serve)
+
+
+def run_serve(ctx: Context, args: argparse.Namespace) -> int:
+    from pallet.registry.server.serve import build_server, run
+
+    server = build_server(
+        addr=args.addr,
+        storage_dir=args.storage,
+        auth=args.auth,
+        htpasswd=args.htpasswd,
+        realm=args.realm,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        log_level=args.log_level,
+        log_stream=ctx.err,
+    )
+    run(server)
+    return 0

@@ -1,0 +1,352 @@
+"""``pull``: resolve a reference on its registry, fetch the image, unpack it, register it.
+
+The pipeline, per layer, in parallel threads:
+
+1. Resolve the tag to a manifest; an index / manifest list is narrowed to one
+   platform's manifest (``platforms.choose``). The config comes next (small;
+   its ``diff_ids`` give each layer's chain id, i.e. its snapshot key).
+2. Each layer is downloaded (``downloads``: resumable, verified before it
+   enters the store) *and unpacked while it downloads* when the snapshot
+   driver allows it: overlay snapshots hold one layer each, so any layer can
+   be extracted on its own; the copy driver needs the parent's tree first, so
+   there a layer streams only if its parent is already committed, else it is
+   unpacked from the store once the parent is in. Snapshots are committed in
+   order (a layer's parent first) and only after the blob's digest and the
+   layer's diff id were both checked.
+3. ``ImageStore.add_image`` records image and tag; ``ImageStore.unpack`` then
+   finds every snapshot in place and only links them.
+
+Layers already in the store are not fetched again; snapshots that exist are
+reused. The whole pull holds the store's lease, so a concurrent gc cannot
+take blobs between their download and ``add_image``.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from pallet.errors import NotFound, PalletError, SpecError, Unsupported
+from pallet.image import snapshots as _snapshots
+from pallet.oci.digest import Digest
+from pallet.oci.image_spec import ImageConfig, Index, Manifest, chain_ids, loads, parse_manifest
+from pallet.oci.record import Record
+from pallet.registry.client import downloads, platforms
+from pallet.registry.client.errors import DigestMismatch
+from pallet.registry.client.repository import Registry, Repository
+
+__all__ = ["PullResult", "pull"]
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pallet.image.store import ImageRecord, ImageStore
+    from pallet.oci.image_spec import Descriptor, Platform
+    from pallet.oci.reference import Reference
+    from pallet.registry.client.credentials import Credentials
+    from pallet.registry.client.progress import Progress
+    from pallet.registry.client.sources import BlobSources
+    from pallet.registry.client.transport import Transport
+
+#: parallel layer transfers (docker and containers/image use 3; loopback likes a little more)
+MAX_PARALLEL = 4
+#: the largest image config pallet reads
+_CONFIG_MAX = 8 << 20
+
+
+class PullResult(Record):
+    image: ImageRecord
+    #: the digest the reference resolved to (the index's, for a multi-platform image)
+    digest: Digest
+    reference: Reference
+    #: False if the store already had this image under this name
+    fresh: bool
+
+
+class _Cancelled(Exception):
+    """Another layer failed: stop this one quietly (its error is the one reported)."""
+
+
+def _fetch_config(repository: Repository, descriptor: Descriptor) -> bytes:
+    if descriptor.size > _CONFIG_MAX:
+        raise SpecError("config.size", f"{descriptor.size} bytes is too large for an image config")
+    response, _ = repository.open_blob(descriptor.digest)
+    try:
+        data = response.read(descriptor.size + 1, decode_content=False)
+    finally:
+        response.release_conn()
+    found = Digest.of_bytes(data, descriptor.digest.algorithm)
+    if found != descriptor.digest or len(data) != descriptor.size:
+        raise DigestMismatch(
+            f"digest mismatch: image config {descriptor.digest} arrived as {found} ({len(data)} bytes); nothing was stored"
+        )
+    return data
+
+
+def _short(digest: Digest) -> str:
+    return digest.hex[:12]
+
+
+class _LayerJob:
+    """Fetch and unpack the layers of one manifest; ``run(i)`` is one layer, on a worker thread."""
+
+    def __init__(
+        self,
+        store: ImageStore,
+        repository: Repository,
+        layers: tuple[Descriptor, ...],
+        diff_ids: tuple[Digest, ...],
+        progress: Progress,
+    ) -> None:
+        self.store = store
+        self.repository = repository
+        self.layers = layers
+        self.diff_ids = diff_ids
+        self.chains = chain_ids(diff_ids)
+        self.progress = progress
+        self.committed = [threading.Event() for _ in layers]
+        self.failed = threading.Event()
+        driver = store.snapshots.driver
+        self.mode = "overlay" if driver == _snapshots.OVERLAY else "naive"
+        self.independent = driver == _snapshots.OVERLAY
+        self.downloaded = 0
+        self._local = threading.local()
+
+    @property
+    def snaps(self) -> _snapshots.Snapshotter:
+        """This worker thread's snapshotter."""
+        snaps: _snapshots.Snapshotter = self._local.snaps
+        return snaps
+
+    @snaps.setter
+    def snaps(self, value: _snapshots.Snapshotter) -> None:
+        self._local.snaps = value
+
+    def _wait_parent(self, i: int) -> None:
+        while i and not self.committed[i - 1].wait(0.1):
+            if self.failed.is_set():
+                raise _Cancelled
+
+    def run(self, i: int) -> None:
+        # SQLite connections belong to one thread: each worker opens its own (MetadataDB's contract)
+        from pallet.image.metadata import MetadataDB
+
+        db = MetadataDB(self.store.db.path)
+        try:
+            self.snaps = _snapshots.Snapshotter(self.store.root, db, self.store.snapshots.driver)
+            self._run(i)
+        except BaseException:
+            self.failed.set()
+            raise
+        finally:
+            db.close()
+
+    def _run(self, i: int) -> None:
+        desc = self.layers[i]
+        key = _short(desc.digest)
+        chain = self.chains[i]
+        parent = self.chains[i - 1] if i else None
+        snaps = self.snaps
+        need_unpack = snaps.stat(chain) is None
+        if self.store.content.has(desc.digest):
+            if need_unpack:
+                self._wait_parent(i)
+                self._unpack_stored(i, key)
+            else:
+                self.progress.status(key, "Already exists")
+            self.committed[i].set()
+            return
+        self.progress.start(key, desc.size, "Pulling fs layer")
+        partial = downloads.PartialBlob(self.store.content, desc)
+        try:
+            if not partial.acquire():  # another pull stored it meanwhile
+                partial.close()
+                if need_unpack:
+                    self._wait_parent(i)
+                    self._unpack_stored(i, key)
+                self.committed[i].set()
+                return
+            if partial.resumed:
+                self.progress.advance(key, partial.resumed)
+            self.downloaded += 1
+            if need_unpack and (self.independent or i == 0 or self.committed[i - 1].is_set()):
+                self.progress.status(key, "Downloading")
+                self._stream(i, key, partial, parent)
+            else:
+                self.progress.status(key, "Downloading")
+                self._download(key, partial)
+                if need_unpack:
+                    self._wait_parent(i)
+                    self._unpack_stored(i, key)
+        finally:
+            partial.close()
+        self.committed[i].set()
+        self.progress.status(key, "Pull complete")
+
+    def _download(self, key: str, partial: downloads.PartialBlob) -> None:
+        reader = downloads.BlobReader(self.repository, partial, lambda n: self.progress.advance(key, n))
+        try:
+            reader.position = partial.size
+            while reader.read(downloads.CHUNK):
+                pass
+        finally:
+            reader.close()
+        self.progress.status(key, "Verifying Checksum")
+        try:
+            partial.commit()
+        except PalletError:
+            partial.discard()
+            raise
+        self.progress.status(key, "Download complete")
+
+    def _check_diff_id(self, i: int, found: str) -> None:
+        if found != self.diff_ids[i]:
+            raise DigestMismatch(
+                f"layer {self.layers[i].digest} unpacks to {found}, but the image config says {self.diff_ids[i]};"
+                " the image on the registry is corrupt"
+            )
+
+    def _stream(self, i: int, key: str, partial: downloads.PartialBlob, parent: Digest | None) -> None:
+        """Download and extract at once: the extractor reads the blob as it arrives."""
+        from pallet.image import extract
+
+        desc = self.layers[i]
+        snaps = self.snaps
+        work = snaps.begin(parent if not self.independent else None)
+        reader = downloads.BlobReader(self.repository, partial, lambda n: self.progress.advance(key, n))
+        try:
+            try:
+                stats = extract.apply_layer(work / "fs", reader, media_type=desc.media_type, mode=self.mode)
+            except (PalletError, OSError) as unpack_error:
+                # a truncated or corrupt blob also breaks the tar: say "digest mismatch" when that is why
+                try:
+                    while reader.read(downloads.CHUNK):
+                        pass
+                    partial.commit()
+                except DigestMismatch:
+                    partial.discard()
+                    raise
+                except PalletError:
+                    pass
+                raise unpack_error from None
+            while reader.read(downloads.CHUNK):  # the tar's end may leave padding unread
+                pass
+            self.progress.status(key, "Verifying Checksum")
+            try:
+                partial.commit()
+            except PalletError:
+                partial.discard()
+                raise
+            self._check_diff_id(i, stats.diff_id)
+            self.progress.status(key, "Extracting")
+            self._wait_parent(i)
+            snaps.commit(self.chains[i], parent, work)
+        except BaseException:
+            _snapshots._remove_tree(work)
+            raise
+        finally:
+            reader.close()
+
+    def _unpack_stored(self, i: int, key: str) -> None:
+        from pallet.image import extract
+
+        desc = self.layers[i]
+        parent = self.chains[i - 1] if i else None
+        self.progress.status(key, "Extracting")
+        snaps = self.snaps
+        work = snaps.begin(parent)
+        try:
+            with self.store.content.open(desc.digest) as blob:
+                stats = extract.apply_layer(work / "fs", blob, media_type=desc.media_type, mode=self.mode)
+            if stats.digest != desc.digest:
+                raise DigestMismatch(
+                    f"blob {desc.digest} is corrupt on disk (content hashes to {stats.digest}); remove the image and pull it again"
+                )
+            self._check_diff_id(i, stats.diff_id)
+            snaps.commit(self.chains[i], parent, work)
+        except BaseException:
+            _snapshots._remove_tree(work)
+            raise
+
+
+def _resolve(
+    repository: Repository, reference: Reference, platform: Platform | None
+) -> tuple[bytes, str, Manifest, bytes | None, Digest]:
+    """(manifest bytes, its media type, parsed, the index bytes if there was one, the digest the ref names)."""
+    what = f"manifest for {reference.familiar_string()}"
+    data, media_type, digest = repository.get_manifest(
+        reference.digest or reference.tag or "latest", what=what
+    )
+    parsed = parse_manifest(data, media_type or None)
+    index_bytes = None
+    if isinstance(parsed, Index):
+        chosen = platforms.choose(
+            parsed, platform or platforms.host_platform(), what=reference.familiar_string()
+        )
+        index_bytes = data
+        data, media_type, _ = repository.get_manifest(
+            chosen.digest, what=f"manifest {chosen.digest} of {reference.familiar_name()}"
+        )
+        parsed = parse_manifest(data, media_type or chosen.media_type)
+        if isinstance(parsed, Index):
+            raise Unsupported(f"{reference.familiar_string()}: an index inside an index is not supported")
+    assert isinstance(parsed, Manifest)
+    return data, media_type or parsed.media_type or "", parsed, index_bytes, digest
+
+
+def pull(
+    store: ImageStore,
+    reference: Reference,
+    *,
+    transport: Transport,
+    credentials: Credentials | None,
+    progress: Progress,
+    platform: Platform | None = None,
+    sources: BlobSources | None = None,
+    parallel: int = MAX_PARALLEL,
+) -> PullResult:
+    """Pull ``reference`` into ``store`` and unpack it; see the module docstring."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    registry = Registry(transport, reference.domain, credentials)
+    repository = Repository(registry, reference.path)
+    name = reference.canonical()
+    try:
+        before: str | None = store.resolve(str(name)).id
+    except NotFound:
+        before = None
+    progress.message(f"{reference.tag or reference.digest}: Pulling from {reference.familiar_name()}")
+    manifest_bytes, media_type, manifest, index_bytes, digest = _resolve(repository, reference, platform)
+    config = _fetch_config(repository, manifest.config)
+    image_config = ImageConfig.from_json(loads(config, "image config"))
+    diff_ids = image_config.rootfs.diff_ids
+    if len(diff_ids) != len(manifest.layers):
+        raise SpecError(
+            "rootfs.diff_ids",
+            f"the config lists {len(diff_ids)} layers but the manifest has {len(manifest.layers)}",
+        )
+    job = _LayerJob(store, repository, manifest.layers, diff_ids, progress)
+    with store.lease():
+        if manifest.layers:
+            with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(manifest.layers)))) as pool:
+                futures = [pool.submit(job.run, i) for i in range(len(manifest.layers))]
+                errors: list[BaseException] = []
+                for future in futures:
+                    error = future.exception()
+                    if error is not None and not isinstance(error, _Cancelled):
+                        errors.append(error)
+            if errors:
+                raise errors[0]
+        image = store.add_image(
+            manifest_bytes, config, manifest_media_type=media_type or None, index=index_bytes, ref=name
+        )
+        store.unpack(image.id)
+    if sources is not None:
+        blobs = [str(d.digest) for d in manifest.layers] + [str(manifest.config.digest)]
+        sources.note(blobs, reference.domain, reference.path)
+    fresh = before != image.id or job.downloaded > 0
+    progress.message(f"Digest: {digest}")
+    if fresh:
+        progress.message(f"Status: Downloaded newer image for {name.familiar_string()}")
+    else:
+        progress.message(f"Status: Image is up to date for {name.familiar_string()}")
+    progress.message(str(name), final=True)
+    return PullResult(image=image, digest=digest, reference=name, fresh=fresh)

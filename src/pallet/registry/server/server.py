@@ -1,0 +1,266 @@
+"""The registry's HTTP server: ``http.server`` threads, TLS, auth, one log line per request.
+
+One thread per connection (``ThreadingHTTPServer``), HTTP/1.1 with
+keep-alive. Request bodies are read as streams (``requestbody``) and blobs
+are sent with ``sendfile``: memory use does not grow with blob size. The
+server holds no state of its own beyond ``Storage`` and the token key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import ssl
+import sys
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+from pallet.errors import PalletError
+from pallet.registry.server.errorcodes import RegistryError, error_body
+from pallet.registry.server.handlers import FileBody, Request, Response, dispatch, needed_scopes
+from pallet.registry.server.requestbody import Body
+from pallet.registry.server.routes import match
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TextIO
+
+    from pallet.registry.server.auth import Authorizer, TokenAuth
+    from pallet.registry.server.storage import Storage
+
+__all__ = ["LOG_LEVELS", "RegistryServer", "make_server"]
+
+#: --log-level names; a request line is logged at "info", failures of the server at "error"
+LOG_LEVELS = {"debug": 10, "info": 20, "warn": 30, "error": 40}
+
+_TOKEN_FORM_LIMIT = 64 << 10
+
+
+class RegistryServer(ThreadingHTTPServer):
+    """A bound registry server; ``serve_forever()`` runs it, ``shutdown()`` stops it."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        *,
+        storage: Storage,
+        authorizer: Authorizer,
+        token_auth: TokenAuth | None = None,
+        tls: ssl.SSLContext | None = None,
+        log_level: int = LOG_LEVELS["warn"],
+        log_stream: TextIO | None = None,
+    ) -> None:
+        self.storage = storage
+        self.authorizer = authorizer
+        self.token_auth = token_auth
+        self.tls = tls
+        self.log_level = log_level
+        self.log_stream = log_stream if log_stream is not None else sys.stderr
+        super().__init__(address, RegistryRequestHandler)
+        if tls is not None:
+            # handshakes happen in the connection's own thread, not in accept()
+            self.socket = tls.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"{'https' if self.tls else 'http'}://{host!s}:{port}"
+
+    def log(self, level: str, message: str) -> None:
+        if LOG_LEVELS[level] >= self.log_level:
+            with contextlib.suppress(OSError, ValueError):
+                self.log_stream.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {level} {message}\n")
+                self.log_stream.flush()
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # a client that hangs up or fails its TLS handshake is not the server's failure
+        exc = sys.exc_info()[1]
+        self.log("debug", f"connection from {client_address}: {exc!r}")
+
+
+class RegistryRequestHandler(BaseHTTPRequestHandler):
+    """Turns each HTTP request into a ``handlers.Request`` and writes the ``Response``."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "pallet-registry"
+    sys_version = ""
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    rbufsize = 1 << 16
+    #: an idle keep-alive connection is closed after this many seconds
+    timeout = 300
+    server: RegistryServer
+
+    def setup(self) -> None:
+        super().setup()
+        if isinstance(self.connection, ssl.SSLSocket):
+            self.connection.do_handshake()
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass  # _handle logs one line per request, with its duration
+
+    def log_message(self, format: str, *args: object) -> None:
+        self.server.log("debug", format % args)
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    def do_HEAD(self) -> None:
+        self._handle()
+
+    def do_POST(self) -> None:
+        self._handle()
+
+    def do_PUT(self) -> None:
+        self._handle()
+
+    def do_PATCH(self) -> None:
+        self._handle()
+
+    def do_DELETE(self) -> None:
+        self._handle()
+
+    def _base_url(self) -> str:
+        host = self.headers.get("Host") or "{}:{}".format(*self.server.server_address[:2])
+        return f"{'https' if self.server.tls else 'http'}://{host}"
+
+    def _handle(self) -> None:
+        started = time.monotonic()
+        method = self.command
+        parts = urlsplit(self.path)
+        query = parse_qs(parts.query, keep_blank_values=True)
+        body: Body | None = None
+        try:
+            body = Body(self.rfile, self.headers)  # type: ignore[arg-type]  # a BufferedReader
+            if parts.path == "/token" and self.server.token_auth is not None:
+                response = self._token(query, body)
+            else:
+                route = match(parts.path)
+                if route is None:
+                    raise RegistryError("UNSUPPORTED", f"no endpoint at {parts.path}", status=404)
+                request = Request(method, route, query, self.headers, body)
+                self.server.authorizer.authorize(
+                    self.headers.get("Authorization"), needed_scopes(request), self._base_url()
+                )
+                response = dispatch(request, self.server.storage)
+        except RegistryError as err:
+            response = _error_response(err)
+        except PalletError as err:
+            status = err.http_status
+            response = _error_response(RegistryError("UNKNOWN", str(err), status=status))
+        except (ConnectionError, TimeoutError) as err:
+            self.server.log("info", f'{self.client_address[0]} "{method} {parts.path}" client gone: {err}')
+            self.close_connection = True
+            return
+        except OSError as err:
+            self.server.log("error", f'"{method} {parts.path}" failed: {err}')
+            response = _error_response(RegistryError("UNKNOWN", f"storage error: {err.strerror or err}"))
+        try:
+            sent = self._send(method, response, body)
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True
+            sent = -1
+        elapsed = (time.monotonic() - started) * 1000
+        self.server.log(
+            "info",
+            f'{self.client_address[0]} "{method} {self.path}" {response.status} {sent} {elapsed:.1f}ms',
+        )
+
+    def _token(self, query: dict[str, list[str]], body: Body) -> Response:
+        auth = self.server.token_auth
+        assert auth is not None
+        authorization = self.headers.get("Authorization")
+        scopes = query.get("scope", [])
+        service = query.get("service", [""])[0]
+        if self.command == "POST":
+            # the OAuth2 form of the token request (docker's CLI sends it): password grant only
+            form = parse_qs(body.read_all(_TOKEN_FORM_LIMIT).decode("utf-8", "replace"))
+            if form.get("grant_type", [""])[0] != "password":
+                raise RegistryError("UNSUPPORTED", "only grant_type=password is supported", status=400)
+            import base64
+
+            user, password = form.get("username", [""])[0], form.get("password", [""])[0]
+            authorization = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+            scopes = form.get("scope", [])
+            service = form.get("service", [""])[0]
+        elif self.command != "GET":
+            raise RegistryError("UNSUPPORTED", "the token endpoint takes GET or POST", status=405)
+        answer = auth.issue(authorization, scopes, service)
+        answer["issued_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        return Response(200, {"Content-Type": "application/json"}, json.dumps(answer).encode())
+
+    def _send(self, method: str, response: Response, body: Body | None) -> int:
+        """Write ``response``; return the body bytes sent."""
+        headers = dict(response.headers)
+        if body is None or not body.drain():
+            self.close_connection = True
+            headers["Connection"] = "close"
+        payload = response.body
+        length = payload.length if isinstance(payload, FileBody) else len(payload)
+        headers.setdefault("Content-Length", str(length))
+        self.send_response(response.status)
+        self.send_header("Docker-Distribution-API-Version", "registry/2.0")
+        for key, value in headers.items():
+            self.send_header(key, value)
+        for key, value in response.repeated:
+            self.send_header(key, value)
+        self.end_headers()
+        if method == "HEAD" or not length:
+            return 0
+        if isinstance(payload, FileBody):
+            with open(payload.path, "rb") as f:
+                sent: int = self.connection.sendfile(f, payload.offset, payload.length)
+                return sent
+        self.wfile.write(payload)
+        return length
+
+
+def _error_response(err: RegistryError) -> Response:
+    headers = {"Content-Type": "application/json"}
+    headers.update(err.headers)
+    return Response(err.status, headers, error_body([err]))
+
+
+def make_server(
+    address: tuple[str, int],
+    *,
+    storage: Storage,
+    authorizer: Authorizer,
+    token_auth: TokenAuth | None = None,
+    tls: ssl.SSLContext | None = None,
+    log_level: int = LOG_LEVELS["warn"],
+    log_stream: TextIO | None = None,
+) -> RegistryServer:
+    """A registry server bound to ``address`` (port 0 picks a free port), not yet serving."""
+    return RegistryServer(
+        address,
+        storage=storage,
+        authorizer=authorizer,
+        token_auth=token_auth,
+        tls=tls,
+        log_level=log_level,
+        log_stream=log_stream,
+    )
+
+
+def tls_context(cert: str, key: str) -> ssl.SSLContext:
+    """A server TLS context from a PEM certificate chain and key; ``InvalidArgument`` if unusable."""
+    from pallet.errors import InvalidArgument
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise InvalidArgument(f"cannot load TLS certificate {cert} / key {key}: {exc}") from None
+    return context

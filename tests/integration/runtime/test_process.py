@@ -1,0 +1,92 @@
+"""process.*: args and PATH lookup, env, cwd, user, umask, rlimits, capabilities, oomScoreAdj, noNewPrivileges."""
+
+from __future__ import annotations
+
+import resource
+
+import pytest
+
+from .conftest import Runtime, base_config, leftovers
+
+pytestmark = pytest.mark.root
+
+
+def test_env_cwd_and_path_lookup_come_from_the_config(runtime: Runtime) -> None:
+    config = base_config(runtime.rootfs, "sh", "-c", 'echo "$GREETING"; pwd; which sh')
+    config["process"]["env"] = ["PATH=/bin", "GREETING=hello there"]
+    config["process"]["cwd"] = "/root"
+    result = runtime.run(config)
+    assert (result.rc, result.out) == (0, "hello there\n/root\n/bin/sh\n"), result.err
+
+
+def test_user_groups_and_umask_apply_to_the_process(runtime: Runtime) -> None:
+    config = base_config(runtime.rootfs, "sh", "-c", "id -u; id -g; id -G; umask")
+    config["process"]["user"] = {"uid": 1000, "gid": 1001, "additionalGids": [5, 1002], "umask": 0o027}
+    result = runtime.run(config)
+    assert result.out.split("\n") == ["1000", "1001", "1001 5 1002", "0027", ""], result.err
+
+
+def test_rlimits_are_set_and_never_raised_above_the_hard_limit(runtime: Runtime) -> None:
+    config = base_config(runtime.rootfs, "sh", "-c", "ulimit -n; ulimit -Hn")
+    config["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 123, "hard": 456}]
+    assert runtime.run(config).out == "123\n456\n"
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    config["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": hard + 1, "hard": hard + 1}]
+    bundle = runtime.bundle(config)
+    cid = runtime.new_id()
+    result = runtime("create", "--bundle", str(bundle), cid)
+    if result.rc == 0:
+        pytest.skip("this host lets root raise hard limits (CAP_SYS_RESOURCE)")
+    assert "error setting rlimit RLIMIT_NOFILE" in result.err
+    assert "operation not permitted" in result.err
+    assert leftovers(runtime, cid) == []
+
+
+def _caps(out: str) -> dict[str, int]:
+    return {
+        line.split(":")[0]: int(line.split()[1], 16) for line in out.splitlines() if line.startswith("Cap")
+    }
+
+
+def test_capability_sets_are_exactly_the_configured_ones(runtime: Runtime) -> None:
+    config = base_config(runtime.rootfs, "grep", "^Cap", "/proc/self/status")
+    config["process"]["user"] = {"uid": 1000, "gid": 1000}
+    config["process"]["capabilities"] = {
+        "bounding": ["CAP_KILL", "CAP_NET_RAW", "CAP_CHOWN"],
+        "effective": ["CAP_KILL", "CAP_NET_RAW"],
+        "permitted": ["CAP_KILL", "CAP_NET_RAW"],
+        "inheritable": ["CAP_KILL", "CAP_NET_RAW"],
+        "ambient": ["CAP_NET_RAW"],
+    }
+    result = runtime.run(config)
+    caps = _caps(result.out)
+    kill, net_raw, chown = 1 << 5, 1 << 13, 1 << 0
+    assert caps == {
+        "CapBnd": kill | net_raw | chown,
+        "CapInh": kill | net_raw,
+        "CapPrm": net_raw,  # after exec as non-root: the ambient set
+        "CapEff": net_raw,
+        "CapAmb": net_raw,
+    }, result.err
+
+
+def test_no_new_privileges_and_oom_score_adj_are_set(runtime: Runtime) -> None:
+    config = base_config(
+        runtime.rootfs, "sh", "-c", "grep NoNewPrivs /proc/self/status; cat /proc/self/oom_score_adj"
+    )
+    config["process"]["noNewPrivileges"] = True
+    config["process"]["oomScoreAdj"] = 500
+    result = runtime.run(config)
+    assert result.out.split() == ["NoNewPrivs:", "1", "500"], result.err
+
+
+def test_a_missing_program_fails_create_with_go_wording_and_leaves_nothing(runtime: Runtime) -> None:
+    for program, message in (
+        ("/nope", 'exec: "/nope": stat /nope: no such file or directory'),
+        ("nope", 'exec: "nope": executable file not found in $PATH'),
+    ):
+        bundle = runtime.bundle(base_config(runtime.rootfs, program))
+        cid = runtime.new_id()
+        result = runtime("create", "--bundle", str(bundle), cid)
+        assert (result.rc, result.err.strip()) == (1, message)
+        assert leftovers(runtime, cid) == []

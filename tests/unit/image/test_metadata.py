@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pallet.errors import FailedPrecondition
+from pallet.image.metadata import MIGRATIONS, FileLock, MetadataDB
+
+
+def test_a_new_database_is_at_the_latest_version_in_wal_mode(tmp_path: Path) -> None:
+    db = MetadataDB(tmp_path / "images.db")
+    try:
+        assert db.version == len(MIGRATIONS)
+        assert db.query("PRAGMA journal_mode")[0][0] == "wal"
+        assert db.query("PRAGMA busy_timeout")[0][0] > 0
+        tables = {r[0] for r in db.query("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert {"images", "refs", "layers", "image_layers", "snapshots", "image_users"} <= tables
+    finally:
+        db.close()
+
+
+def test_migrations_apply_in_order_and_only_the_missing_ones(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    first = ("CREATE TABLE t (a INTEGER);\nINSERT INTO t VALUES (1);",)
+    MetadataDB(path, first).close()
+    second = (*first, "ALTER TABLE t ADD COLUMN b TEXT;\nUPDATE t SET b = 'migrated';")
+    db = MetadataDB(path, second)
+    try:
+        assert db.version == 2
+        assert [tuple(r) for r in db.query("SELECT a, b FROM t")] == [(1, "migrated")]  # step 1 ran once
+    finally:
+        db.close()
+
+
+def test_a_failed_migration_leaves_the_previous_version(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    good = ("CREATE TABLE t (a INTEGER);",)
+    MetadataDB(path, good).close()
+    with pytest.raises(sqlite3.OperationalError):
+        MetadataDB(path, (*good, "CREATE TABLE u (x);\nINSERT INTO missing VALUES (1);"))
+    db = MetadataDB(path, good)
+    try:
+        assert db.version == 1
+        assert not db.query("SELECT name FROM sqlite_master WHERE name = 'u'")
+    finally:
+        db.close()
+
+
+def test_a_database_from_a_newer_pallet_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    MetadataDB(path, ("CREATE TABLE t (a);", "CREATE TABLE u (a);")).close()
+    with pytest.raises(FailedPrecondition, match="newer than this pallet knows"):
+        MetadataDB(path, ("CREATE TABLE t (a);",))
+
+
+def test_a_transaction_rolls_back_on_error(tmp_path: Path) -> None:
+    db = MetadataDB(tmp_path / "images.db")
+    try:
+
+        def insert_then_fail() -> None:
+            with db.transaction() as conn:
+                conn.execute("INSERT INTO settings(name, value) VALUES ('a', 'b')")
+                raise RuntimeError
+
+        with pytest.raises(RuntimeError):
+            insert_then_fail()
+        assert db.setting("a") is None
+    finally:
+        db.close()
+
+
+_INCREMENTER = """
+import sys
+from pathlib import Path
+from pallet.image.metadata import MetadataDB
+db = MetadataDB(Path(sys.argv[1]))
+for _ in range(int(sys.argv[2])):
+    with db.transaction() as conn:
+        value = int(conn.execute("SELECT value FROM settings WHERE name = 'n'").fetchone()[0])
+        conn.execute("UPDATE settings SET value = ? WHERE name = 'n'", (str(value + 1),))
+db.close()
+"""
+
+
+def test_concurrent_writers_in_two_processes_lose_no_update(tmp_path: Path) -> None:
+    path = tmp_path / "images.db"
+    db = MetadataDB(path)
+    with db.transaction() as conn:
+        conn.execute("INSERT INTO settings(name, value) VALUES ('n', '0')")
+    n = 150
+    procs = [subprocess.Popen([sys.executable, "-c", _INCREMENTER, str(path), str(n)]) for _ in range(2)]
+    try:
+        codes = [p.wait(timeout=120) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert codes == [0, 0]
+    assert db.setting("n") == str(2 * n)  # read-modify-write under BEGIN IMMEDIATE serialises
+    db.close()
+
+
+def test_file_locks_exclude_each_other_and_shared_ones_coexist(tmp_path: Path) -> None:
+    path = tmp_path / "x.lock"
+    a, b, c = FileLock(path), FileLock(path), FileLock(path)
+    assert a.acquire()
+    assert not b.acquire(blocking=False)
+    a.release()
+    assert b.acquire(shared=True)
+    assert c.acquire(shared=True, blocking=False)
+    assert not a.acquire(blocking=False)
+    b.release()
+    c.release()
+    assert a.acquire(blocking=False)
+    a.release()
+
+
+def test_file_lock_is_reentrant_within_one_object(tmp_path: Path) -> None:
+    lock, other = FileLock(tmp_path / "x.lock"), FileLock(tmp_path / "x.lock")
+    with lock.held(), lock.held():
+        assert not other.acquire(blocking=False)
+    assert other.acquire(blocking=False)
+    other.release()

@@ -1,0 +1,75 @@
+"""The runc-style command line parser of pallet-runtime."""
+
+from __future__ import annotations
+
+import pytest
+
+from pallet.errors import InvalidArgument
+from pallet.runtime.cli import main, parse
+
+
+def test_containerd_create_line_is_parsed() -> None:
+    p = parse(
+        [
+            "--root",
+            "/r/ns",
+            "--log",
+            "/b/log.json",
+            "--log-format",
+            "json",
+            "create",
+            "--bundle",
+            "/b",
+            "--pid-file",
+            "/b/init.pid",
+            "c1",
+        ]
+    )
+    assert p.globals == {"root": "/r/ns", "log": "/b/log.json", "log-format": "json"}
+    assert (p.command, p.flags, p.args) == ("create", {"bundle": "/b", "pid-file": "/b/init.pid"}, ["c1"])
+
+
+def test_equals_single_dash_and_short_aliases_are_accepted() -> None:
+    p = parse(
+        ["--log-format=json", "-log", "/l", "--systemd-cgroup", "run", "-b=/b", "-d", "--no-pivot=true", "x"]
+    )
+    assert p.globals == {"log-format": "json", "log": "/l", "systemd-cgroup": True}
+    assert p.flags == {"bundle": "/b", "detach": True, "no-pivot": True}
+    assert p.args == ["x"]
+
+
+def test_kill_takes_the_signal_after_the_id() -> None:
+    p = parse(["kill", "--all", "c1", "9"])
+    assert (p.flags, p.args) == ({"all": True}, ["c1", "9"])
+
+
+def test_unknown_flags_and_missing_values_are_errors() -> None:
+    with pytest.raises(InvalidArgument, match="flag provided but not defined: -bogus"):
+        parse(["create", "--bogus", "x"])
+    with pytest.raises(InvalidArgument, match="flag needs an argument: -bundle"):
+        parse(["create", "x", "--bundle"])
+    with pytest.raises(InvalidArgument, match="requires 1 argument"):
+        parse(["start"])
+
+
+def test_version_prints_runc_layout(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("pallet-runtime version ")
+    assert lines[2] == "spec: 1.2.0"
+
+
+def test_errors_exit_1_with_the_message_on_stderr_and_in_the_log(
+    tmp_path: object, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from pathlib import Path
+
+    log = Path(str(tmp_path)) / "log.json"
+    assert main(["--root", str(tmp_path), "--log", str(log), "--log-format", "json", "state", "nope"]) == 1
+    assert 'container "nope" does not exist' in capfd.readouterr().err
+    assert '"level":"error","msg":"container \\"nope\\" does not exist"' in log.read_text()
+
+
+def test_commands_of_the_next_issue_are_refused_clearly(capfd: pytest.CaptureFixture[str]) -> None:
+    assert main(["--root", "/nonexistent", "pause", "x"]) == 1
+    assert "does not implement pause yet" in capfd.readouterr().err

@@ -11,7 +11,8 @@
 #                   (what an overlay snapshotter stores)
 #   umoci           umoci unpack (one rootfs, layers in order, plus its mtree manifest)
 #   tar             parallel `tar -xzf`, one per layer into its own dir (no digests)
-# Prints medians and ratios: pallet/umoci (target < 1) and pallet-layers/tar (target <= 1.1).
+# Rounds are interleaved (one run of each case per round, rotating order); prints medians over
+# rounds and medians of per-round ratios: pallet/umoci (target < 1), pallet-layers/tar (<= 1.1).
 # Knobs: RUNS (10), WARMUP (1), SIZE_MB (200), SMALL_FILES (3000), KEEP=1 (keep the work dir).
 # Usage: sudo bench/image.sh      (root: umoci and tar keep owners; device nodes)
 set -euo pipefail
@@ -152,23 +153,36 @@ done
 cmp -s "$WORK/pallet.list" "$WORK/umoci.list" || die "pallet's rootfs differs from umoci's: $(diff "$WORK/pallet.list" "$WORK/umoci.list" | head -5)"
 log "check: every case unpacks; pallet's rootfs matches umoci's ($(wc -l <"$WORK/pallet.list") entries)"
 
-args=()
-for c in "${CASES[@]}"; do args+=(--prepare "bash -c 'rm -rf $out; mkdir -p $out; sync'" -n "$c" "${CMD[$c]}"); done
-hyperfine -N --style basic --runs "$RUNS" --warmup "$WARMUP" --export-json "$WORK/unpack.json" "${args[@]}" >&2
+# Interleaved rounds: one hyperfine call with --runs 1 per case, the order rotating every round,
+# so that load from other processes on the VM hits every case alike. Medians are over rounds.
+mkdir -p "$WORK/json"
+n=${#CASES[@]}
+for ((r = 0; r < WARMUP + RUNS; r++)); do
+  args=()
+  for ((k = 0; k < n; k++)); do
+    c=${CASES[$(((k + r) % n))]}
+    args+=(--prepare "bash -c 'rm -rf $out; mkdir -p $out; sync'" -n "$c" "${CMD[$c]}")
+  done
+  json=$WORK/json/round-$r.json; [ "$r" -lt "$WARMUP" ] && json=$WORK/json/warmup.json
+  hyperfine -N --style none --runs 1 --export-json "$json" "${args[@]}" >/dev/null || die "hyperfine failed in round $r"
+  [ "$r" -lt "$WARMUP" ] || log "round $((r - WARMUP + 1))/$RUNS done"
+done
+rm -f "$WORK/json/warmup.json"
 
-python3 - "$WORK/unpack.json" "$ZIP" "$RAW" <<'PY'
-import json, statistics, sys
-results = {r["command"]: r["times"] for r in json.load(open(sys.argv[1]))["results"]}
-med = {c: statistics.median(t) * 1000 for c, t in results.items()}
-print(f"unpack: 5 layers, {int(sys.argv[2]) >> 20} MiB compressed, {int(sys.argv[3]) >> 20} MiB unpacked, {len(next(iter(results.values())))} runs")
-for c, m in med.items():
-    t = results[c]
-    print(f"  {c:14s} median {m:8.1f} ms  (min {min(t) * 1000:.1f}, max {max(t) * 1000:.1f})")
-r1 = med["pallet"] / med["umoci"]
-r2 = med["pallet-layers"] / med["tar"]
+python3 - "$WORK/json" "$ZIP" "$RAW" <<'PY'
+import glob, json, statistics, sys
+rounds = [{r["command"]: r["times"][0] * 1000 for r in json.load(open(f))["results"]} for f in glob.glob(sys.argv[1] + "/round-*.json")]
+cases = list(rounds[0])
+med = {c: statistics.median(r[c] for r in rounds) for c in cases}
+ratio = lambda a, b: statistics.median(r[a] / r[b] for r in rounds)  # median of per-round ratios
+print(f"unpack: 5 layers, {int(sys.argv[2]) >> 20} MiB compressed, {int(sys.argv[3]) >> 20} MiB unpacked, {len(rounds)} interleaved rounds")
+for c in cases:
+    t = [r[c] for r in rounds]
+    print(f"  {c:14s} median {med[c]:8.1f} ms  (min {min(t):.1f}, max {max(t):.1f})")
+r1, r2, r3 = ratio("pallet", "umoci"), ratio("pallet-layers", "tar"), ratio("pallet", "tar")
 print(f"  pallet / umoci         = {r1:.2f}  (target < 1.00) {'OK' if r1 < 1 else 'MISSED'}")
 print(f"  pallet-layers / tar    = {r2:.2f}  (target <= 1.10) {'OK' if r2 <= 1.1 else 'MISSED'}")
-print(f"  pallet / tar           = {med['pallet'] / med['tar']:.2f}")
+print(f"  pallet / tar           = {r3:.2f}")
 print("SUMMARY image unpack: " + " ".join(f"{c}={m:.0f}ms" for c, m in med.items())
-      + f" pallet/umoci={r1:.2f} pallet-layers/tar={r2:.2f}")
+      + f" pallet/umoci={r1:.2f} pallet-layers/tar={r2:.2f} pallet/tar={r3:.2f}")
 PY

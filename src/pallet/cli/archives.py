@@ -59,10 +59,10 @@ def _run_save(ctx: Context, args: argparse.Namespace) -> int:
             raise InvalidArgument(f"{args.output} is a directory; give a file name to -o")
         temp = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.pallet-{os.getpid()}.tmp")
         try:
+            # renamed into place only once complete (never a half archive under the name asked
+            # for); not fsynced, like docker's and skopeo's archives: an export, not a store
             with open(temp, "wb") as out:
                 save(store, args.images, out, progress=progress)
-                out.flush()
-                os.fsync(out.fileno())
             os.rename(temp, target)
         except BaseException:
             Path(temp).unlink(missing_ok=True)
@@ -100,6 +100,10 @@ def _run_load(ctx: Context, args: argparse.Namespace) -> int:
         if source is not None:
             source.close()
     for item in loaded:
+        for name, old in item.replaced:
+            ctx.out.write(
+                f"The image {name.familiar_string()} already exists, renaming the old one with ID {old} to empty string\n"
+            )
         if item.names:
             for name in item.names:
                 ctx.out.write(f"Loaded image: {name.familiar_string()}\n")

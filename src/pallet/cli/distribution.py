@@ -34,6 +34,9 @@ def configure_pull(parser: argparse.ArgumentParser) -> None:
         "--platform", help="os/arch[/variant] to pull from a multi-platform image (default: this host)"
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the image name")
+    parser.add_argument(
+        "-a", "--all-tags", action="store_true", help="pull every tagged image of the repository"
+    )
     _insecure_flag(parser)
     parser.add_argument("reference", metavar="NAME[:TAG|@DIGEST]")
     parser.set_defaults(run=run_pull)
@@ -68,15 +71,18 @@ def _transport(ctx: Context, extra: list[str]) -> Transport:
 
 
 def run_pull(ctx: Context, args: argparse.Namespace) -> int:
+    from pallet.cli.exits import UsageError
     from pallet.image.store import ImageStore
     from pallet.oci.reference import parse
     from pallet.registry.client import credentials
     from pallet.registry.client.platforms import parse_platform
     from pallet.registry.client.progress import open_progress
-    from pallet.registry.client.pull import pull
+    from pallet.registry.client.pull import all_tags, pull
     from pallet.registry.client.sources import BlobSources
 
-    reference = parse(args.reference)
+    reference = parse(args.reference, default_tag=not args.all_tags)
+    if args.all_tags and (reference.tag or reference.digest):
+        raise UsageError("tag can't be used with --all-tags/-a", "pull")
     platform = parse_platform(args.platform) if args.platform else None
     transport = _transport(ctx, args.insecure_registry)
     progress = open_progress(ctx.out, quiet=args.quiet)
@@ -84,16 +90,22 @@ def run_pull(ctx: Context, args: argparse.Namespace) -> int:
     try:
         with ImageStore.open(root) as store:
             sources = BlobSources(root)
+            creds = credentials.lookup(reference.domain)
             try:
-                pull(
-                    store,
-                    reference,
-                    transport=transport,
-                    credentials=credentials.lookup(reference.domain),
-                    progress=progress,
-                    platform=platform,
-                    sources=sources,
-                )
+                if args.all_tags:
+                    refs = [reference.with_tag(t) for t in all_tags(transport, reference, creds)]
+                else:
+                    refs = [reference]
+                for ref in refs:
+                    pull(
+                        store,
+                        ref,
+                        transport=transport,
+                        credentials=creds,
+                        progress=progress,
+                        platform=platform,
+                        sources=sources,
+                    )
             finally:
                 sources.close()
     finally:

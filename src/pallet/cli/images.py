@@ -171,20 +171,31 @@ def _digest_of(record: ImageRecord, repository: str) -> str:
     return NONE
 
 
-def _ls_rows(records: list[ImageRecord], filters: _Filters, no_trunc: bool) -> list[dict[str, object]]:
+def _image_size(store: ImageStore, record: ImageRecord) -> int:
+    """The size docker shows: layers uncompressed where known (once unpacked), else as stored."""
+    return sum(
+        layer.uncompressed_size if layer.uncompressed_size is not None else layer.blob.size
+        for layer in store.layers(record.id)
+    )
+
+
+def _ls_rows(
+    store: ImageStore, records: list[ImageRecord], filters: _Filters, no_trunc: bool
+) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     for record in records:
         if not filters.image_ok(record):
             continue
+        size = human_size(_image_size(store, record))
         base = {
             "Containers": "N/A",
             "CreatedAt": _created_at(record.created),
             "CreatedSince": _since(record.created),
             "ID": str(record.id) if no_trunc else record.short_id,
             "SharedSize": "N/A",
-            "Size": human_size(record.size),
+            "Size": size,
             "UniqueSize": "N/A",
-            "VirtualSize": human_size(record.size),
+            "VirtualSize": size,
         }
         tagged = [r for r in record.references if r.tag is not None]
         digested = [r for r in record.references if r.tag is None and r.digest is not None]
@@ -215,7 +226,7 @@ def _run_ls(ctx: Context, args: argparse.Namespace, store: ImageStore) -> int:
     records = sorted(
         store.list_images(), key=lambda r: (_parse_time(r.created) or 0.0, r.added), reverse=True
     )
-    rows = _ls_rows(records, filters, args.no_trunc)
+    rows = _ls_rows(store, records, filters, args.no_trunc)
     fmt = "{{.ID}}" if args.quiet else args.format
     print_rows(
         ctx.out, rows, fmt, default=_LS_TABLE_DIGESTS if args.digests else _LS_TABLE, titles=_LS_TITLES
@@ -293,7 +304,7 @@ def _inspect(store: ImageStore, name: str) -> dict[str, object]:
     out.update(
         {
             "Os": config.os,
-            "Size": record.size,
+            "Size": _image_size(store, record),
             "GraphDriver": {"Data": None, "Name": store.snapshots.driver},
             "RootFS": {"Type": config.rootfs.type, "Layers": [str(d) for d in config.rootfs.diff_ids]},
             "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},

@@ -94,9 +94,9 @@ def _run(argv: Sequence[str], ctx_streams: tuple[TextIO, TextIO, BinaryIO, Binar
         except PackageNotFoundError:
             out.write("pallet version unknown (not installed)\n")
         return 0, opts.debug
-    if opts.command is None or (opts.help and opts.command is None):
+    if opts.command is None:
         out.write(_usage())
-        return (0 if opts.help else 1), opts.debug
+        return 0, opts.debug
     args: list[str] = list(opts.args)
     group, verb = "", opts.command
     if verb in GROUPS:

@@ -1,7 +1,7 @@
 """Image archives: ``docker save`` tarballs and OCI image layouts, written and read as streams.
 
 Reading (``load``) accepts, in one pass over the tar stream (a file or stdin,
-plain, gzip or zstd):
+plain or compressed with gzip, zstd, bzip2 or xz):
 
 - docker-archive, both layouts ``docker save`` has written: the classic one
   (``<id>/layer.tar``, ``<config-hex>.json``, ``manifest.json``,
@@ -36,8 +36,8 @@ from __future__ import annotations
 import json
 import posixpath
 
-from pallet.errors import InvalidArgument, NotFound, Unsupported
-from pallet.image.compression import NONE, LayerReader
+from pallet.errors import InvalidArgument, NotFound
+from pallet.image.compression import NONE, LayerReader, compression_of
 from pallet.image.platforms import host_platform
 from pallet.image.tarstream import DIR, LNK, REG, SYM, TarEntry, TarReader, TarWriter
 from pallet.oci import mediatypes
@@ -54,13 +54,13 @@ from pallet.oci.image_spec import (
 from pallet.oci.record import Record
 from pallet.oci.reference import DEFAULT_DOMAIN, Reference, parse
 
-__all__ = ["LoadedImage", "load", "save"]
+__all__ = ["LoadedImage", "decompressed", "load", "save"]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-    from pallet.image.store import ImageRecord, ImageStore
+    from pallet.image.store import ImageRecord, ImageStore, LayerRecord
     from pallet.image.tarstream import Readable, Writable
 
     #: called with (what, digest, size) as each blob is read or written: what is "blob" or "layer"
@@ -75,10 +75,12 @@ _SNIFF = 8
 
 
 class LoadedImage(Record):
-    """One image a load added: its record and the names it was given (maybe none)."""
+    """One image a load added: its record, the names it was given (maybe none), and
+    the names it took from other images (name, the other image's id), which docker reports."""
 
     image: ImageRecord
     names: tuple[Reference, ...] = ()
+    replaced: tuple[tuple[Reference, Digest], ...] = ()
 
 
 # --- reading --------------------------------------------------------------------------------------
@@ -99,8 +101,40 @@ class _Prefixed:
         return self._rest.read(n)
 
 
-def _plain(stream: Readable) -> Readable:
-    """The archive's tar bytes: gzip and zstd archives (``docker save | gzip``) are decompressed."""
+class _Decompressing:
+    """A bzip2 or xz stream read decompressed, in bounded chunks (the standard library's decompressors)."""
+
+    def __init__(self, source: Readable, kind: str) -> None:
+        import bz2
+        import lzma
+
+        self._source = source
+        self._make = bz2.BZ2Decompressor if kind == "bzip2" else lzma.LZMADecompressor
+        self._d: bz2.BZ2Decompressor | lzma.LZMADecompressor = self._make()
+        self._kind = kind
+
+    def read(self, n: int = -1) -> bytes:
+        limit = n if n > 0 else -1
+        while True:
+            if self._d.eof:
+                rest = self._d.unused_data
+                if not rest:
+                    return b""
+                self._d = self._make()  # concatenated streams, as bzip2 and xz tools write them
+                data = self._d.decompress(rest, limit)
+            elif self._d.needs_input:
+                raw = self._source.read(1 << 20)
+                if not raw:
+                    raise InvalidArgument(f"the {self._kind} stream ends too early; the file is truncated")
+                data = self._d.decompress(raw, limit)
+            else:
+                data = self._d.decompress(b"", limit)
+            if data:
+                return data
+
+
+def decompressed(stream: Readable) -> Readable:
+    """The tar bytes of an archive or tarball that may be gzip, zstd, bzip2 or xz compressed (sniffed)."""
     head = b""
     while len(head) < _SNIFF:
         data = stream.read(_SNIFF - len(head))
@@ -108,12 +142,12 @@ def _plain(stream: Readable) -> Readable:
             break
         head += data
     if not head:
-        raise InvalidArgument(
-            "the archive is empty; give a tar file made by `pallet save`, `docker save` or skopeo"
-        )
-    if head.startswith((b"BZh", b"\xfd7zXZ")):
-        raise Unsupported("bzip2 and xz archives are not supported; decompress the archive first")
+        raise InvalidArgument("the input is empty: expected a tar archive")
     source = _Prefixed(head, stream)
+    if head.startswith(b"BZh"):
+        return _Decompressing(source, "bzip2")
+    if head.startswith(b"\xfd7zXZ\x00"):
+        return _Decompressing(source, "xz")
     if head.startswith((b"\x1f\x8b", b"\x28\xb5\x2f\xfd")):
         return LayerReader(source, mediatypes.OCI_LAYER_GZIP)
     return source
@@ -154,8 +188,9 @@ class _Scan:
 
 
 def _scan(store: ImageStore, stream: Readable, progress: Progress | None) -> _Scan:
+    """Read the whole archive once: documents into memory, every other file into the content store."""
     scan = _Scan()
-    reader = TarReader(_plain(stream))
+    reader = TarReader(decompressed(stream))
     for entry in reader:
         name = _clean(entry.name)
         if not name or entry.type == DIR:
@@ -229,11 +264,21 @@ def _docker_name(text: str, what: str) -> Reference:
     return ref
 
 
-def _load_docker(store: ImageStore, scan: _Scan) -> list[LoadedImage]:
+class _Pending(Record):
+    """An image of the archive, checked, to be added once the whole archive is."""
+
+    manifest: bytes
+    config: bytes
+    media_type: str
+    index: bytes | None = None
+    names: tuple[Reference, ...] = ()
+
+
+def _load_docker(store: ImageStore, scan: _Scan) -> list[_Pending]:
     entries = loads(scan.document("manifest.json", "the docker-archive manifest"), "manifest.json")
     if not isinstance(entries, list):
         raise InvalidArgument("manifest.json of the archive is not a JSON array")
-    loaded: list[LoadedImage] = []
+    loaded: list[_Pending] = []
     for i, item in enumerate(entries):
         what = f"manifest.json[{i}]"
         if not isinstance(item, dict) or not isinstance(item.get("Config"), str):
@@ -260,8 +305,7 @@ def _load_docker(store: ImageStore, scan: _Scan) -> list[LoadedImage]:
         )
         names = tuple(_docker_name(t, f"{what}.RepoTags") for t in item.get("RepoTags") or ())
         loaded.append(
-            _add(
-                store,
+            _Pending(
                 manifest=dumps(manifest.to_json()),
                 config=config_bytes,
                 media_type=mediatypes.OCI_MANIFEST,
@@ -272,7 +316,7 @@ def _load_docker(store: ImageStore, scan: _Scan) -> list[LoadedImage]:
     return loaded
 
 
-def _pick(store: ImageStore, index: Index, what: str) -> tuple[Descriptor, bytes]:
+def _pick(index: Index, what: str) -> Descriptor:
     """The manifest of an index for this host's platform (or the only one)."""
     host = host_platform()
     candidates = [m for m in index.manifests if mediatypes.is_manifest(m.media_type)]
@@ -281,9 +325,9 @@ def _pick(store: ImageStore, index: Index, what: str) -> tuple[Descriptor, bytes
             host.os,
             host.architecture,
         ):
-            return m, store.content.read_bytes(m.digest)
+            return m
     if len(candidates) == 1:
-        return candidates[0], store.content.read_bytes(candidates[0].digest)
+        return candidates[0]
     raise NotFound(f"{what}: no image for {host} in the archive's index")
 
 
@@ -300,63 +344,68 @@ def _oci_names(descriptor: Descriptor) -> tuple[Reference, ...]:
     return ()
 
 
+def _archived(store: ImageStore, digest: Digest, what: str) -> bytes:
+    if not store.content.has(digest):
+        raise InvalidArgument(f"{what}: blob {digest} is not in the archive; the archive is incomplete")
+    return store.content.read_bytes(digest)
+
+
 def _load_oci(
     store: ImageStore, scan: _Scan, docker_tags: dict[str, tuple[Reference, ...]]
-) -> list[LoadedImage]:
+) -> list[_Pending]:
     index = Index.from_json(loads(scan.document("index.json", "the OCI layout index"), "index.json"))
-    loaded: list[LoadedImage] = []
-    seen: dict[str, int] = {}
+    loaded: dict[str, _Pending] = {}  # by image id: an image listed once per name is loaded once
     for i, descriptor in enumerate(index.manifests):
         what = f"index.json manifests[{i}]"
-        if not store.content.has(descriptor.digest):
-            raise InvalidArgument(
-                f"{what}: blob {descriptor.digest} is not in the archive; the archive is incomplete"
-            )
-        data = store.content.read_bytes(descriptor.digest)
+        data = _archived(store, descriptor.digest, what)
         parsed = parse_manifest(data, descriptor.media_type)
         nested: bytes | None = None
         chosen = descriptor
         if isinstance(parsed, Index):
             nested = data
-            chosen, data = _pick(store, parsed, what)
+            chosen = _pick(parsed, what)
+            data = _archived(store, chosen.digest, what)
             parsed = parse_manifest(data, chosen.media_type)
         assert isinstance(parsed, Manifest)
-        config_bytes = store.content.read_bytes(parsed.config.digest)
-        names = _oci_names(descriptor) + docker_tags.get(parsed.config.digest, ())
-        image = _add(
-            store,
+        config = _archived(store, parsed.config.digest, f"{what} config")
+        for n, layer in enumerate(parsed.layers):
+            _archived(store, layer.digest, f"{what} layers[{n}]")
+        image_id = parsed.config.digest
+        names = _oci_names(descriptor) + docker_tags.get(image_id, ())
+        previous = loaded.get(image_id)
+        if previous is not None:
+            names = previous.names + names
+        loaded[image_id] = _Pending(
             manifest=data,
-            config=config_bytes,
+            config=config,
             media_type=chosen.media_type,
             index=nested,
             names=tuple(dict.fromkeys(names)),
         )
-        if image.image.id in seen:  # the same image listed once per name: report it once
-            previous = loaded[seen[image.image.id]]
-            loaded[seen[image.image.id]] = previous.replace(
-                names=tuple(dict.fromkeys(previous.names + image.names))
-            )
-        else:
-            seen[image.image.id] = len(loaded)
-            loaded.append(image)
-    return loaded
+    return list(loaded.values())
 
 
-def _add(
-    store: ImageStore,
-    *,
-    manifest: bytes,
-    config: bytes,
-    media_type: str,
-    index: bytes | None,
-    names: tuple[Reference, ...],
-) -> LoadedImage:
+def _add(store: ImageStore, pending: _Pending) -> LoadedImage:
+    """Add a checked image; names taken from another image are reported in ``replaced``."""
+    replaced = []
+    for name in pending.names:
+        try:
+            old = store.resolve(str(name))
+        except NotFound:
+            continue
+        if old.id != Digest.of_bytes(pending.config):
+            replaced.append((name, old.id))
+    names = pending.names
     record = store.add_image(
-        manifest, config, manifest_media_type=media_type, index=index, ref=names[0] if names else None
+        pending.manifest,
+        pending.config,
+        manifest_media_type=pending.media_type,
+        index=pending.index,
+        ref=names[0] if names else None,
     )
     for name in names[1:]:
         store.tag(record.id, name)
-    return LoadedImage(image=store.get(record.id), names=names)
+    return LoadedImage(image=store.get(record.id), names=names, replaced=tuple(replaced))
 
 
 def load(store: ImageStore, stream: Readable, *, progress: Progress | None = None) -> list[LoadedImage]:
@@ -364,7 +413,7 @@ def load(store: ImageStore, stream: Readable, *, progress: Progress | None = Non
 
     Returns the images added (or found already present), with their names.
     Raises ``InvalidArgument`` naming the member at fault for a corrupt or
-    incomplete archive; nothing is tagged then.
+    incomplete archive; no image is added or tagged then.
     """
     with store.lease():
         scan = _scan(store, stream, progress)
@@ -377,13 +426,16 @@ def load(store: ImageStore, stream: Readable, *, progress: Progress | None = Non
                         docker_tags[config] = tuple(
                             _docker_name(t, "manifest.json RepoTags") for t in item.get("RepoTags") or ()
                         )
-            return _load_oci(store, scan, docker_tags)
-        if "manifest.json" in scan.documents:
-            return _load_docker(store, scan)
-        raise InvalidArgument(
-            "the archive holds neither manifest.json (docker-archive) nor index.json (OCI layout); "
-            "give a tar file made by `pallet save`, `docker save` or skopeo"
-        )
+            pending = _load_oci(store, scan, docker_tags)
+        elif "manifest.json" in scan.documents:
+            pending = _load_docker(store, scan)
+        else:
+            raise InvalidArgument(
+                "the archive holds neither manifest.json (docker-archive) nor index.json (OCI layout); "
+                "give a tar file made by `pallet save`, `docker save` or skopeo"
+            )
+        # every image of the archive is checked before the first one is added
+        return [_add(store, item) for item in pending]
 
 
 # --- writing --------------------------------------------------------------------------------------
@@ -395,19 +447,35 @@ class _Selected(Record):
 
 
 def _select(store: ImageStore, names: Iterable[str]) -> list[_Selected]:
+    """The images to save, each once, with the tags they were named by.
+
+    As ``docker save``: ``repo:tag`` saves that tag; a bare repository name saves
+    every tag of that repository; an image named by id is saved without a name.
+    """
     chosen: dict[str, _Selected] = {}
-    for name in names:
-        record = store.resolve(name)
-        tags: tuple[Reference, ...] = ()
-        if not name.startswith("sha256:") and not (
-            len(name) >= 4 and all(c in "0123456789abcdef" for c in name)
-        ):
-            ref = parse(name).canonical()
-            if ref.digest is None and ref in record.references:
-                tags = (ref,)
+
+    def add(record: ImageRecord, tags: tuple[Reference, ...]) -> None:
         previous = chosen.get(record.id)
         merged = tuple(dict.fromkeys((previous.tags if previous else ()) + tags))
         chosen[record.id] = _Selected(record=record, tags=merged)
+
+    for name in names:
+        try:
+            bare = parse(name, default_tag=False)
+        except InvalidArgument:
+            bare = None  # an id such as sha256:<hex>
+        if bare is not None and bare.tag is None and bare.digest is None:
+            found = False
+            for record in store.list_images():
+                tags = tuple(r for r in record.references if r.name == bare.name and r.tag is not None)
+                if tags:
+                    add(record, tags)
+                    found = True
+            if found:
+                continue
+        record = store.resolve(name)
+        ref = bare.canonical() if bare is not None else None
+        add(record, (ref,) if ref is not None and ref.digest is None and ref in record.references else ())
     return list(chosen.values())
 
 
@@ -425,7 +493,8 @@ class _Member:
 
     def __init__(self, out: Writable) -> None:
         self.tar = TarWriter(out)
-        self.written: set[str] = set()
+        #: members written so far, with their sizes
+        self.sizes: dict[str, int] = {}
 
     def directory(self, name: str) -> None:
         self.tar.add(TarEntry(name, DIR, mode=0o755))
@@ -434,53 +503,61 @@ class _Member:
         import io
 
         self.tar.add(TarEntry(name, REG, mode=0o644, size=len(data)), io.BytesIO(data))
-        self.written.add(name)
+        self.sizes[name] = len(data)
 
     def stream(self, name: str, size: int, source: Readable) -> None:
         self.tar.add(TarEntry(name, REG, mode=0o644, size=size), source)
-        self.written.add(name)
+        self.sizes[name] = size
 
 
-def _write_layer(store: ImageStore, member: _Member, blob: Descriptor, diff_id: Digest, scratch: str) -> int:
-    """Write one layer as ``blobs/sha256/<diff id hex>``, uncompressed; returns its size."""
+def _write_layer(store: ImageStore, member: _Member, layer: LayerRecord, scratch: str) -> int:
+    """Write one layer as ``blobs/sha256/<diff id hex>``, uncompressed, once per archive; returns its size.
+
+    A plain blob is copied as is (verified as it is read). A compressed one is
+    decompressed, its diff id checked; a tar member's size comes before its
+    data, so it goes through an anonymous temp file unless the store knows the
+    uncompressed size from an earlier unpack.
+    """
+    blob, diff_id = layer.blob, layer.diff_id
     name = f"blobs/sha256/{diff_id.hex}"
+    if name in member.sizes:
+        return member.sizes[name]
+    if compression_of(blob.media_type) == NONE and blob.digest == diff_id:
+        with store.content.open(blob.digest, verify=True) as f:
+            member.stream(name, blob.size, f)
+        return blob.size
     with store.content.open(blob.digest) as f:
         reader = LayerReader(f, blob.media_type)
         try:
-            if reader.compression == NONE:
-                if blob.digest != diff_id:
-                    raise InvalidArgument(f"layer {blob.digest} is not the diff id {diff_id} its image names")
-                if name not in member.written:
-                    member.stream(name, blob.size, reader)
-                return blob.size
-            if name in member.written:
+            if layer.uncompressed_size is not None:
+                size = layer.uncompressed_size
+                member.stream(name, size, reader)
                 reader.finish()
-                return reader.size
-            import tempfile
+            else:
+                import tempfile
 
-            # a tar member's size precedes its data: spool the uncompressed layer to an anonymous file
-            with tempfile.TemporaryFile(dir=scratch) as spool:
-                while chunk := reader.read(1 << 20):
-                    spool.write(chunk)
-                reader.finish()
-                if reader.diff_id != diff_id:
-                    raise InvalidArgument(
-                        f"layer {blob.digest} unpacks to {reader.diff_id}, but its image says {diff_id}; "
-                        "the image is corrupt: remove it and load or pull it again"
-                    )
-                size = spool.tell()
-                spool.seek(0)
-                member.stream(name, size, spool)
-                return size
+                with tempfile.TemporaryFile(dir=scratch) as spool:
+                    while chunk := reader.read(1 << 20):
+                        spool.write(chunk)
+                    reader.finish()
+                    size = spool.tell()
+                    if reader.diff_id == diff_id:
+                        spool.seek(0)
+                        member.stream(name, size, spool)
         finally:
             reader.close()
+    if reader.diff_id != diff_id or reader.size != size:
+        raise InvalidArgument(
+            f"layer {blob.digest} unpacks to {reader.diff_id} ({reader.size} bytes), but its image says {diff_id} "
+            f"({size} bytes); the image is corrupt: remove it and load or pull it again"
+        )
+    return size
 
 
 def save(store: ImageStore, names: Iterable[str], out: Writable, *, progress: Progress | None = None) -> None:
     """Write the images ``names`` (ids or references) to ``out`` as one docker-archive / OCI layout tar.
 
-    Names given as ``repo:tag`` are recorded in the archive; images given by id
-    are saved without a name, as docker does.
+    Which names are recorded in the archive follows ``docker save`` (see ``_select``).
     """
     selected = _select(store, names)
     if not selected:
@@ -499,12 +576,12 @@ def save(store: ImageStore, names: Iterable[str], out: Writable, *, progress: Pr
         layers = store.layers(record.id)
         descriptors = []
         for layer in layers:
-            size = _write_layer(store, member, layer.blob, layer.diff_id, str(store.root))
+            size = _write_layer(store, member, layer, str(store.root))
             descriptors.append(Descriptor(media_type=mediatypes.OCI_LAYER, digest=layer.diff_id, size=size))
             if progress is not None:
                 progress("layer", layer.diff_id, size)
         config_name = f"blobs/sha256/{record.id.hex}"
-        if config_name not in member.written:
+        if config_name not in member.sizes:
             member.data(config_name, config_bytes)
         manifest = Manifest(
             media_type=mediatypes.OCI_MANIFEST,
@@ -513,7 +590,7 @@ def save(store: ImageStore, names: Iterable[str], out: Writable, *, progress: Pr
         )
         manifest_bytes = dumps(manifest.to_json())
         manifest_digest = Digest.of_bytes(manifest_bytes)
-        if f"blobs/sha256/{manifest_digest.hex}" not in member.written:
+        if f"blobs/sha256/{manifest_digest.hex}" not in member.sizes:
             member.data(f"blobs/sha256/{manifest_digest.hex}", manifest_bytes)
         base = {
             "mediaType": mediatypes.OCI_MANIFEST,

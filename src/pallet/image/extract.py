@@ -111,7 +111,7 @@ class _Extractor:
         self.dirs: dict[str, int] = {}
         self.retired: list[int] = []
         self.unpacked: set[str] = set()
-        self.deferred_dirs: list[tuple[str, int, int]] = []
+        self.deferred_dirs: dict[str, tuple[int, int]] = {}  # path -> (mode, mtime_ns); the last entry wins
         self.warnings: list[str] = []
         self.entries = 0
         self.files = 0
@@ -202,7 +202,8 @@ class _Extractor:
         if kind is not None:
             self.whiteout(parent, kind)
             return
-        self.unpacked.add(path)
+        if self.mode == NAIVE:
+            self.unpacked.add(path)  # what an opaque marker must keep
         pfd = self.dir_fd(parent)
         assert pfd is not None
         t = entry.type
@@ -284,7 +285,7 @@ class _Extractor:
             fd = self.dir_fd(path)
             assert fd is not None
             self.xattrs(f"/proc/self/fd/{fd}", entry)
-        self.deferred_dirs.append((path, entry.mode, entry.mtime_ns))
+        self.deferred_dirs[path] = (entry.mode, entry.mtime_ns)
 
     def metadata(self, pfd: int, base: str, entry: TarEntry) -> None:
         """Owner, xattrs and mtime of a non-regular, non-directory entry (never following it)."""
@@ -403,7 +404,8 @@ class _Extractor:
 
     def finish_dirs(self) -> None:
         """Directory modes and mtimes, deepest first, after all their children are written."""
-        for path, mode, mtime_ns in reversed(self.deferred_dirs):
+        for path in sorted(self.deferred_dirs, key=lambda p: p.count("/"), reverse=True):
+            mode, mtime_ns = self.deferred_dirs[path]
             try:
                 fd = open_in_root(self.root_fd, path, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW)
             except OSError:

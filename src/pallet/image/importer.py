@@ -1,6 +1,6 @@
 """``pallet import``: a root filesystem tarball becomes a single-layer image.
 
-As ``docker import`` does it: the tarball (plain, gzip or zstd) is the one
+As ``docker import`` does it: the tarball (plain, gzip, zstd, bzip2 or xz) is the one
 layer, stored uncompressed (so its digest is its diff id and ``save`` copies it
 as is); the config gets the ``--change`` lines (see ``changes``), the platform,
 a creation time and a history entry whose comment is the message, by default
@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 
 from pallet.errors import InvalidArgument
+from pallet.image.archive import decompressed
 from pallet.image.changes import apply_changes
 from pallet.image.compression import LayerReader
 from pallet.image.platforms import host_platform
@@ -90,7 +91,7 @@ def import_tarball(
     run_config = apply_changes(ContainerConfig(), changes)
     platform = platform or host_platform()
     with store.lease():
-        reader = LayerReader(stream, mediatypes.OCI_LAYER)
+        reader = LayerReader(decompressed(stream), mediatypes.OCI_LAYER)
         try:
             layer = store.content.ingest(_Checked(reader, source), media_type=mediatypes.OCI_LAYER)  # type: ignore[arg-type]
             reader.finish()

@@ -97,8 +97,11 @@ def _xattrs(path: str) -> dict[str, bytes]:
     return found
 
 
-def _entry(name: str, path: str, st: os.stat_result) -> TarEntry:
+def _entry(name: str, path: str, st: os.stat_result) -> TarEntry | None:
+    """The tar entry for ``path``; None for a socket (tar cannot hold one; docker skips them too)."""
     mode = st.st_mode
+    if stat.S_ISSOCK(mode):
+        return None
     entry = TarEntry(
         name,
         REG,
@@ -123,7 +126,9 @@ def _entry(name: str, path: str, st: os.stat_result) -> TarEntry:
     elif stat.S_ISFIFO(mode):
         entry.type = FIFO
     else:
-        raise InvalidArgument(f"{path}: a socket or unknown file type cannot go into a layer; remove it")
+        raise InvalidArgument(
+            f"{path}: unknown file type {stat.S_IFMT(mode):o} cannot go into a layer; remove it"
+        )
     return entry
 
 

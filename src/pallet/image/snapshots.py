@@ -286,20 +286,22 @@ class Snapshotter:
                     continue
                 _remove_tree(Path(entry.path))
                 removed += 1
-        known = {Path(r[0]).name for r in self.db.query("SELECT path FROM snapshots")}
-        for kind in (COMMITTED, ACTIVE):
-            with os.scandir(self.dir / kind) as entries:
-                for entry in entries:
-                    if entry.name not in known:
-                        # a dir renamed into place by a transaction that then rolled back (crash)
-                        doomed = self.tmp / owners.owner_tag()
-                        try:
-                            os.rename(entry.path, doomed)
-                        except FileNotFoundError:
-                            continue
-                        _remove_tree(doomed)
-                        removed += 1
-        return removed
+        doomed: list[Path] = []
+        # Inside a write transaction: commit/prepare rename a dir into place inside theirs, so a
+        # dir without a row seen here really is a leftover, not a snapshot being made right now.
+        with self.db.transaction():
+            known = {Path(r[0]).name for r in self.db.query("SELECT path FROM snapshots")}
+            for kind in (COMMITTED, ACTIVE):
+                with os.scandir(self.dir / kind) as entries:
+                    for entry in entries:
+                        if entry.name not in known:
+                            # renamed into place by a transaction that then rolled back (crash)
+                            target = self.tmp / owners.owner_tag()
+                            os.rename(entry.path, target)
+                            doomed.append(target)
+        for path in doomed:
+            _remove_tree(path)
+        return removed + len(doomed)
 
 
 # --- applying mounts (used by the engine and tests; needs root) --------------------------------

@@ -412,11 +412,13 @@ class TarReader:
             size=_num(block[124:136]),
             mtime_ns=_num(block[136:148]) * 1_000_000_000,
             linkname=linkname,
-            uname=_str(block[265:297]),
-            gname=_str(block[297:329]),
-            devmajor=_num(block[329:337]) if not gnu or kind in (CHR, BLK) else 0,
-            devminor=_num(block[337:345]) if not gnu or kind in (CHR, BLK) else 0,
         )
+        if ustar or gnu:  # V7 headers end at the link name
+            entry.uname = _str(block[265:297])
+            entry.gname = _str(block[297:329])
+            if ustar or kind in (CHR, BLK):  # GNU reuses the fields of other entries
+                entry.devmajor = _num(block[329:337])
+                entry.devminor = _num(block[337:345])
         if pax:
             self._apply_pax(entry, pax)
         if entry.type in _HEADER_ONLY:
@@ -526,14 +528,6 @@ class TarReader:
         if sum(n for _, n in entry.sparse) != stored:
             raise _corrupt("sparse map does not match the stored data size")
 
-    def drain(self) -> None:
-        """Read the source to its end (digests cover bytes after the end-of-archive marker too)."""
-        self._buf = b""
-        self._pos = 0
-        while not self._eof:
-            if not self._src.read(self._chunk):
-                self._eof = True
-
 
 # --- writing --------------------------------------------------------------------------
 
@@ -624,7 +618,9 @@ class TarWriter:
                 pax.append(_pax_record(key, text.encode("utf-8", "surrogateescape")))
         for key in sorted(entry.xattrs):
             if "=" in key or "\0" in key:
-                raise InvalidArgument(f"{entry.name!r}: xattr name {key!r} cannot be stored in a tar (PAX keys exclude '=')")
+                raise InvalidArgument(
+                    f"{entry.name!r}: xattr name {key!r} cannot be stored in a tar (PAX keys exclude '=')"
+                )
             pax.append(_pax_record("SCHILY.xattr." + key, entry.xattrs[key]))
         mtime = _octal(max(0, min(seconds, _OCTAL_MAX[12])), 12)
         out = b""

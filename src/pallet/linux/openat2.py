@@ -17,6 +17,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import stat
 
 __all__ = ["RESOLVE_IN_ROOT", "RESOLVE_NO_MAGICLINKS", "has_openat2", "open_in_root"]
 
@@ -74,6 +75,9 @@ def _walk(root_fd: int, path: bytes, flags: int, mode: int) -> int:
             try:
                 if last:
                     fd = os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=cur)
+                    if flags & os.O_PATH and not flags & os.O_NOFOLLOW and stat.S_ISLNK(os.fstat(fd).st_mode):
+                        os.close(fd)  # O_PATH|O_NOFOLLOW opened the link itself: follow it like the kernel
+                        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP))
                 else:
                     fd = os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=cur)
             except OSError as e:

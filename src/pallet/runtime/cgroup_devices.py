@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import struct
 
+from pallet.errors import SpecError
 from pallet.oci.runtime_spec import DeviceRule
 
 TYPE_CHECKING = False
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_ALLOWED",
     "attach_program",
+    "check_rules",
     "container_rules",
     "device_program",
     "rule_text",
@@ -59,14 +61,36 @@ DEFAULT_ALLOWED: tuple[DeviceRule, ...] = (
 )
 
 
-def container_rules(rules: Iterable[DeviceRule], devices: Iterable[Device] = ()) -> tuple[DeviceRule, ...]:
+_MAX_MAJOR = 0xFFF  # Linux device numbers: 12 bits of major, 20 of minor
+_MAX_MINOR = 0xFFFFF
+
+
+def _check_numbers(major: int | None, minor: int | None, path: str) -> None:
+    if major is not None and major > _MAX_MAJOR:
+        raise SpecError(f"{path}.major", f"{major} is not a device major number (at most {_MAX_MAJOR})")
+    if minor is not None and minor > _MAX_MINOR:
+        raise SpecError(f"{path}.minor", f"{minor} is not a device minor number (at most {_MAX_MINOR})")
+
+
+def check_rules(rules: Iterable[DeviceRule], path: str = "linux.resources.devices") -> None:
+    """Raise ``SpecError`` for a rule whose major or minor no device can have."""
+    for i, rule in enumerate(rules):
+        _check_numbers(rule.major, rule.minor, f"{path}[{i}]")
+
+
+def container_rules(rules: Sequence[DeviceRule], devices: Sequence[Device] = ()) -> tuple[DeviceRule, ...]:
     """The rule list a container's cgroup gets: the spec's rules, runc's always-allowed
-    devices, then read/write/mknod of each device node in ``linux.devices``."""
-    extra = [
-        DeviceRule(allow=True, type="b" if d.type == "b" else "c", major=d.major, minor=d.minor, access="rwm")
-        for d in devices
-        if d.type in ("b", "c", "u") and d.major is not None and d.minor is not None
-    ]
+    devices, then read/write/mknod of each device node in ``linux.devices``.
+
+    Raises ``SpecError`` for device numbers out of range (JSON paths of the spec).
+    """
+    check_rules(rules)
+    extra = []
+    for i, d in enumerate(devices):
+        if d.type in ("b", "c", "u") and d.major is not None and d.minor is not None:
+            _check_numbers(d.major, d.minor, f"linux.devices[{i}]")
+            kind = "b" if d.type == "b" else "c"
+            extra.append(DeviceRule(allow=True, type=kind, major=d.major, minor=d.minor, access="rwm"))
     return (*rules, *DEFAULT_ALLOWED, *extra)
 
 
@@ -94,6 +118,8 @@ def rule_text(rule: DeviceRule) -> str:
 
 def v1_device_writes(rules: Iterable[DeviceRule]) -> list[tuple[str, str]]:
     """``(file, line)`` writes for a v1 ``devices`` cgroup: deny everything, then each rule in order."""
+    rules = tuple(rules)
+    check_rules(rules)
     writes = [("devices.deny", "a")]
     for rule in rules:
         writes.append(("devices.allow" if rule.allow else "devices.deny", rule_text(rule)))
@@ -154,6 +180,7 @@ def device_program(rules: Sequence[DeviceRule]) -> bytes:
     The verifier rejects unreachable instructions, so nothing is emitted after a
     rule that matches every device.
     """
+    check_rules(rules)
     asm = _Assembler()
     asm.emit(_LDX_W, _R2, _R1, 0)
     asm.emit(_AND32_K, _R2, imm=0xFFFF)  # r2: device type

@@ -291,8 +291,13 @@ def _blkio_v1(block_io: BlockIO) -> list[Write]:
                 fallback="blkio.bfq.weight",
             )
         )
+    # leaf weights were CFQ's, which BFQ does not have: skipped where the kernel lacks them
     if block_io.leaf_weight:
-        writes.append(Write(controller="blkio", file="blkio.leaf_weight", value=str(block_io.leaf_weight)))
+        writes.append(
+            Write(
+                controller="blkio", file="blkio.leaf_weight", value=str(block_io.leaf_weight), optional=True
+            )
+        )
     for i, device in enumerate(block_io.weight_device):
         _check_weight(device.weight, f"{base}.weightDevice[{i}].weight")
         _check_weight(device.leaf_weight, f"{base}.weightDevice[{i}].leafWeight")
@@ -308,7 +313,9 @@ def _blkio_v1(block_io: BlockIO) -> list[Write]:
             )
         if device.leaf_weight:
             value = f"{device.major}:{device.minor} {device.leaf_weight}"
-            writes.append(Write(controller="blkio", file="blkio.leaf_weight_device", value=value))
+            writes.append(
+                Write(controller="blkio", file="blkio.leaf_weight_device", value=value, optional=True)
+            )
     for file, _, throttled in _throttles(block_io):
         for limited in throttled:
             writes.append(

@@ -121,8 +121,10 @@ def own_cgroups(pid: str = "self") -> dict[str, str]:
 class V1Cgroups:
     """The container's cgroup in every mounted v1 hierarchy (``paths``: hierarchy -> directory)."""
 
-    def __init__(self, paths: dict[str, str]) -> None:
+    def __init__(self, paths: dict[str, str], mounts: dict[str, str] | None = None) -> None:
         self.paths = paths
+        #: hierarchy -> its mount point (known when made by ``for_container``)
+        self.mounts = mounts or {}
 
     @classmethod
     def for_container(cls, cgroups_path: str, container_id: str, systemd: bool) -> V1Cgroups:
@@ -131,10 +133,11 @@ class V1Cgroups:
             raise InvalidArgument(f'linux.cgroupsPath: "{cgroups_path}" must not contain ".."')
         own = own_cgroups() if not relative.startswith("/") else {}
         paths: dict[str, str] = {}
-        for name, mount_point in v1_hierarchies().items():
+        mounts = v1_hierarchies()
+        for name, mount_point in mounts.items():
             base = relative if relative.startswith("/") else own.get(name, "/").rstrip("/") + "/" + relative
             paths[name] = os.path.normpath(mount_point + "/" + base.lstrip("/"))
-        return cls(paths)
+        return cls(paths, mounts)
 
     def create(self) -> None:
         """Make the directories (idempotent); a new cpuset gets its parent's cpus and mems."""

@@ -168,6 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     the interpreter's teardown (module and object cleanup) has nothing to
     release for a process that ends here, and costs milliseconds on every call.
     """
+    if argv is None:
+        import gc
+
+        # a short-lived process with few cycles: collection passes only cost time
+        gc.disable()
     code = _main(sys.argv[1:] if argv is None else argv)
     if argv is None:
         import os
@@ -236,7 +241,7 @@ def _dispatch(parsed: Parsed, log: LogSink) -> int:
     if command == "start":
         from pallet.runtime.start import start
 
-        start(root, parsed.args[0])
+        start(root, parsed.args[0], log)
         return 0
     if command == "state":
         from pallet.runtime.lifecycle import state

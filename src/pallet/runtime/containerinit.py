@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from pallet.linux.syscalls import Syscalls
     from pallet.oci.runtime_spec import Spec
     from pallet.runtime.cgroups import V1Cgroups
+    from pallet.runtime.seccomp import PreparedSeccomp
 
 _CLOCKS = {"monotonic": "monotonic", "boottime": "boottime"}
 
@@ -49,6 +50,7 @@ class InitPlan:
         console: object | None,
         no_pivot: bool,
         needs_hooks: bool,
+        seccomp: PreparedSeccomp | None = None,
     ) -> None:
         self.spec = spec
         self.bundle = bundle
@@ -65,6 +67,7 @@ class InitPlan:
         self.console = console
         self.no_pivot = no_pivot
         self.needs_hooks = needs_hooks
+        self.seccomp = seccomp
         # set by the init on its way: the state the hooks got
         self.state_json = ""
 
@@ -99,9 +102,8 @@ def intermediate(plan: InitPlan, sys: Syscalls | None) -> None:
             from pallet.linux.libc import Libc
 
             sys = Libc()
-        # first: a new cgroup namespace is rooted in the cgroup its creator is in
-        plan.cgroups.join(0)
-        new_flags = plan.new_ns_flags
+        # the cgroup namespace is the init's to make, once it is in its cgroup (see sync.CGROUP_DONE)
+        new_flags = plan.new_ns_flags & ~f.CLONE_NEWCGROUP
         if new_flags & f.CLONE_NEWUSER:
             sys.unshare(f.CLONE_NEWUSER)
             sync.send(plan.to_parent, sync.USERNS)
@@ -187,6 +189,8 @@ def _prepare(plan: InitPlan, sys: Syscalls) -> tuple[str, list[str], list[str]]:
     builder.prepare()
     state_json = ""
     if plan.needs_hooks:
+        # hooks' processes must start in the container's cgroup
+        _await_cgroup(plan, sys)
         sync.send(plan.to_parent, sync.HOOKS)
         state_json = _expect(plan.from_parent, sync.HOOKS_DONE)
         if spec.hooks is not None:
@@ -203,6 +207,8 @@ def _prepare(plan: InitPlan, sys: Syscalls) -> tuple[str, list[str], list[str]]:
         for key, value in linux.sysctl.items():
             _write_sysctl(key, value)
     builder.finish()
+    if not plan.needs_hooks:
+        _await_cgroup(plan, sys)
     credentials.apply_rlimits(process)
     credentials.apply_oom_score_adj(process.oom_score_adj)
     cwd = process.cwd or "/"
@@ -214,9 +220,29 @@ def _prepare(plan: InitPlan, sys: Syscalls) -> tuple[str, list[str], list[str]]:
     if not process.args:
         raise InvalidArgument("process.args: must not be empty")
     path = resolve(process.args[0], env)
+    nnp = process.no_new_privileges
+    if plan.seccomp is not None and not nnp:
+        # without no_new_privs loading a filter needs CAP_SYS_ADMIN: before dropping it
+        _install_seccomp(plan)
     credentials.apply_user_and_capabilities(sys, process)
     os.chdir(cwd)
+    if plan.seccomp is not None and nnp:
+        # as close to execve as possible: fewer calls the profile must allow
+        _install_seccomp(plan)
     return path, list(process.args), env
+
+
+def _await_cgroup(plan: InitPlan, sys: Syscalls) -> None:
+    """Wait until the parent has put this process in its cgroup, then make the cgroup namespace."""
+    _expect(plan.from_parent, sync.CGROUP_DONE)
+    if plan.new_ns_flags & f.CLONE_NEWCGROUP:
+        sys.unshare(f.CLONE_NEWCGROUP)
+
+
+def _install_seccomp(plan: InitPlan) -> None:
+    from pallet.runtime.seccomp import install
+
+    install(plan.seccomp)
 
 
 def _setup_terminal(plan: InitPlan, sys: Syscalls) -> None:

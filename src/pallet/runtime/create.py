@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from pallet.oci.runtime_spec import Spec
     from pallet.runtime.cgroups import V1Cgroups
     from pallet.runtime.logsink import LogSink
+    from pallet.runtime.seccomp import PreparedSeccomp
 
 
 class CreateFailed(PalletError):
@@ -69,7 +70,7 @@ def create(
     subreaper: bool = False,
 ) -> Created:
     """Create the container; with ``subreaper`` the caller becomes the init's parent (``run``)."""
-    from pallet.runtime.cgroups import V1Cgroups, v1_hierarchies
+    from pallet.runtime.cgroups import V1Cgroups
     from pallet.runtime.containerinit import InitPlan, intermediate
 
     bundle = os.path.abspath(bundle or ".")
@@ -110,11 +111,23 @@ def create(
     intermediate_pid = 0
     opened: list[int] = []
     console: object | None = None
+    prepared_seccomp: PreparedSeccomp | None = None
     try:
         cdir.save(saved)
         cgroups = V1Cgroups.for_container(linux.cgroups_path, container_id, systemd_cgroup)
         saved["cgroups"] = cgroups.paths
         cgroups.create()
+        if linux.resources is not None:
+            from pallet.runtime.cgroup_limits import set_v1
+
+            resources = linux.resources
+            if resources.devices:
+                from pallet.runtime.cgroup_devices import container_rules
+
+                # runc's always-allowed nodes and linux.devices: the init mknods them under these rules
+                resources = resources.replace(devices=container_rules(resources.devices, linux.devices))
+            # the limits hold before the init joins: nothing runs unlimited
+            set_v1(cgroups.paths, resources)
         log.debug("create: cgroup directories made")
         os.mkfifo(cdir.fifo_path, 0o622)
         # writable by whatever user the init becomes (mkfifo applied the umask)
@@ -126,6 +139,11 @@ def create(
             from pallet.runtime.console import connect_console_socket
 
             console = connect_console_socket(console_socket)
+        if linux.seccomp is not None:
+            from pallet.runtime import seccomp
+
+            # compiled programs are cached beside the containers' state
+            prepared_seccomp = seccomp.prepare(linux.seccomp, cache_dir=os.path.join(root, ".seccomp"))
         ns_fds, new_flags = _namespace_plan(spec, opened)
         to_parent_r, to_parent_w = os.pipe()
         from_parent_r, from_parent_w = os.pipe()
@@ -139,7 +157,7 @@ def create(
             bundle=bundle,
             rootfs=rootfs,
             cgroups=cgroups,
-            cgroup_mounts=v1_hierarchies(),
+            cgroup_mounts=cgroups.mounts,
             fifo_fd=fifo_fd,
             to_parent=to_parent_w,
             from_parent=from_parent_r,
@@ -148,6 +166,7 @@ def create(
             console=console,
             no_pivot=no_pivot,
             needs_hooks=needs_hooks,
+            seccomp=prepared_seccomp,
         )
         if subreaper:
             # before the fork: C1 may exit (and the init be reparented) any time after it
@@ -181,6 +200,10 @@ def create(
                 init_pid = int(text)
                 os.waitpid(intermediate_pid, 0)
                 intermediate_pid = 0
+                # the init builds its rootfs meanwhile, and waits for this before anything runs
+                cgroups.join(init_pid)
+                sync.send(from_parent_w, sync.CGROUP_DONE)
+                log.debug("create: init in cgroup")
             elif kind == sync.HOOKS:
                 hook_state = state_json(saved, "creating", init_pid)
                 if hooks is not None:
@@ -191,6 +214,10 @@ def create(
                 sync.send(from_parent_w, sync.HOOKS_DONE, hook_state)
             elif kind == sync.READY:
                 log.debug("create: init ready")
+                if prepared_seccomp is not None:
+                    from pallet.runtime.seccomp import forward_listener
+
+                    forward_listener(prepared_seccomp, {**saved, "pid": init_pid})
                 break
             elif kind == sync.ERROR:
                 raise CreateFailed(text)
@@ -204,6 +231,8 @@ def create(
         _undo(cdir, cgroups, init_pid, intermediate_pid)
         raise
     finally:
+        if prepared_seccomp is not None:
+            prepared_seccomp.close()
         for fd in opened:
             try:  # noqa: SIM105 - contextlib costs ~7 ms at start
                 os.close(fd)

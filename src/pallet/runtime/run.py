@@ -49,7 +49,7 @@ def run(
     try:
         created.cdir.lock()
         try:
-            release(created.cdir, created.saved)
+            release(created.cdir, created.saved, log)
         finally:
             created.cdir.unlock()
     except BaseException:

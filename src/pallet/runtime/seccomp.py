@@ -499,7 +499,12 @@ def features() -> dict[str, object]:
         "operators": sorted(_OPERATORS),
         "archs": sorted(_ARCHITECTURES),
         "knownFlags": sorted(kernel.FILTER_FLAGS),
-        "supportedFlags": sorted(
-            name for name, flag in kernel.FILTER_FLAGS.items() if kernel.flag_supported(flag)
-        ),
+        "supportedFlags": sorted(name for name, flag in kernel.FILTER_FLAGS.items() if _flag_supported(flag)),
     }
+
+
+def _flag_supported(flag: int) -> bool:
+    if flag == kernel.FILTER_FLAGS["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]:
+        # the kernel accepts it only together with a listener
+        flag |= kernel.FILTER_FLAG_NEW_LISTENER
+    return kernel.flag_supported(flag)

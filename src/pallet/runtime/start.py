@@ -5,26 +5,31 @@ from __future__ import annotations
 import os
 import time
 
-from pallet.errors import FailedPrecondition
+from pallet.errors import FailedPrecondition, PalletError
 from pallet.runtime import procstat
 from pallet.runtime.containers import ContainerDir, status_of
 from pallet.runtime.ocistate import state_json
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pallet.runtime.logsink import LogSink
 
-def start(root: str, container_id: str) -> None:
+
+def start(root: str, container_id: str, log: LogSink) -> None:
     cdir = ContainerDir(root, container_id)
     cdir.lock()
     try:
         saved = cdir.load()
-        release(cdir, saved)
+        release(cdir, saved, log)
     finally:
         cdir.unlock()
 
 
-def release(cdir: ContainerDir, saved: dict[str, object]) -> None:
+def release(cdir: ContainerDir, saved: dict[str, object], log: LogSink) -> None:
     """Open the FIFO for reading (the init's blocked open returns) and take its byte.
 
-    Caller holds the container lock.
+    Caller holds the container lock. A failing poststart hook is only a
+    warning: the program already runs (runtime-spec: "log a warning").
     """
     status = status_of(cdir, saved)
     if status == "stopped":
@@ -57,7 +62,10 @@ def release(cdir: ContainerDir, saved: dict[str, object]) -> None:
     os.unlink(cdir.fifo_path)
     hooks = saved.get("poststart")
     if hooks:
-        run_saved_hooks("poststart", hooks, state_json(saved, "running"))
+        try:
+            run_saved_hooks("poststart", hooks, state_json(saved, "running"))
+        except PalletError as e:
+            log.warning(str(e))
 
 
 def run_saved_hooks(phase: str, hooks: object, state: str) -> None:

@@ -7,6 +7,9 @@ little-endian length, one kind byte, then UTF-8 text. The sequence:
     C1 -> parent  USERNS       (only with a new user namespace) write my uid/gid maps
     parent -> C1  USERNS_DONE
     C1 -> parent  PID <pid>    the init's pid in the host pid namespace; C1 exits
+    parent -> C2  CGROUP_DONE  the init is in the container's cgroup (the parent moved it
+                               while the init built the rootfs: the first cgroup.procs
+                               write waits for an RCU grace period, ~10 ms here)
     C2 -> parent  HOOKS        the mounts exist: run prestart + createRuntime hooks
     parent -> C2  HOOKS_DONE <state json>   (the state createContainer hooks get)
     C2 -> parent  READY        blocked before the user program; create may return
@@ -21,6 +24,7 @@ import os
 
 from pallet.errors import PalletError
 
+CGROUP_DONE = "c"
 USERNS = "u"
 USERNS_DONE = "U"
 PID = "p"

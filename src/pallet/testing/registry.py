@@ -11,6 +11,7 @@ purpose, so tests can check the client's reaction:
 - ``corrupt.add(digest)``: serve other bytes under that digest;
 - ``ignore_range``: answer ranged GETs with the whole blob (200);
 - ``token_lifetime``: seconds a token lives (0: every token is already stale);
+- ``throttle``: bytes per second for blob bodies, so a test can kill a slow pull;
 - ``redirect_blobs``: GETs of blobs redirect to ``localhost:<port>`` (another
   host name than ``127.0.0.1``), to check the client drops ``Authorization``.
 
@@ -58,6 +59,10 @@ class FakeRegistry:
         self.ignore_range = False
         self.redirect_blobs = False
         self.token_lifetime = 300
+        #: most tags per page of ``/tags/list`` (small, so clients must follow ``Link``)
+        self.page_size = 2
+        #: bytes per second for blob bodies (0: as fast as possible)
+        self.throttle = 0
         #: token -> (granted scopes, expiry)
         self.tokens: dict[str, tuple[set[str], float]] = {}
         self.token_requests: list[dict[str, list[str]]] = []
@@ -206,6 +211,9 @@ def _handler(reg: FakeRegistry) -> type[BaseHTTPRequestHandler]:
                 self._error(404, "NOT_FOUND", "not found")
                 return
             rest = path[4:]
+            if rest.endswith("/tags/list"):
+                self._tags(rest[: -len("/tags/list")], query, auth)
+                return
             for marker in ("/manifests/", "/blobs/uploads/", "/blobs/"):
                 if marker in rest:
                     repository, _, tail = rest.partition(marker)
@@ -232,6 +240,27 @@ def _handler(reg: FakeRegistry) -> type[BaseHTTPRequestHandler]:
                 self._blob(repository, tail)
             else:
                 self._upload(repository, tail, query, auth)
+
+        def _tags(self, repository: str, query: dict[str, list[str]], auth: str) -> None:
+            if not reg.allowed(auth, repository, "pull"):
+                self._error(
+                    401,
+                    "UNAUTHORIZED",
+                    "authentication required",
+                    {"WWW-Authenticate": reg.challenge(repository, "pull")},
+                )
+                return
+            tags = sorted(
+                ref for repo, ref in reg.manifests if repo == repository and not ref.startswith("sha256:")
+            )
+            last = query.get("last", [""])[0]
+            tags = [t for t in tags if t > last]
+            n = int(query.get("n", ["2"])[0])
+            n = min(n, reg.page_size)
+            headers = {"Content-Type": "application/json"}
+            if len(tags) > n:
+                headers["Link"] = f'</v2/{repository}/tags/list?n={n}&last={tags[n - 1]}>; rel="next"'
+            self._send(200, json.dumps({"name": repository, "tags": tags[:n]}).encode(), headers)
 
         def _manifest(self, repository: str, reference: str) -> None:
             if self.command in ("GET", "HEAD"):
@@ -296,6 +325,11 @@ def _handler(reg: FakeRegistry) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(body[:cut])
                 self.wfile.flush()
                 self.close_connection = True
+                return
+            if reg.throttle:
+                for start in range(0, len(body), 16384):
+                    self.wfile.write(body[start : start + 16384])
+                    time.sleep(16384 / reg.throttle)
                 return
             self.wfile.write(body)
 

@@ -3,9 +3,12 @@ layouts, compressed or not, from files and pipes; bad archives leave the store a
 
 from __future__ import annotations
 
+import bz2
 import gzip
+import hashlib
 import io
 import json
+import lzma
 import subprocess
 import sys
 import tarfile
@@ -13,12 +16,14 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from pallet.image.importer import import_tarball
 from pallet.image.store import ImageStore
 from pallet.testing.busybox import busybox_rootfs_tar
 from pallet.testing.cli import Result, run_pallet, store_fingerprint
 from pallet.testing.images import add_to_store, random_image, validate_image
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
 pytestmark = pytest.mark.root
@@ -66,6 +71,38 @@ def legacy_layout(archive: bytes) -> bytes:
         manifest = [{"Config": config_name, "RepoTags": entry["RepoTags"], "Layers": layers}]
         add("manifest.json", json.dumps(manifest).encode())
         add("repositories", b"{}")
+    return out.getvalue()
+
+
+def oci_layout(archive: bytes, annotations: dict[str, str], *, nested: bool = False) -> bytes:
+    """A ``pallet save`` archive as a bare OCI layout (no manifest.json) whose index names the image
+    with ``annotations``; with ``nested`` the index points to an index listing two platforms."""
+    files = members(archive)
+    del files["manifest.json"], files["repositories"]
+    [descriptor] = json.loads(files["index.json"])["manifests"]
+    descriptor.pop("annotations")
+    if nested:
+        other = {
+            **descriptor,
+            "digest": "sha256:" + "0" * 64,
+            "platform": {"architecture": "s390x", "os": "linux"},
+        }
+        inner = json.dumps({"schemaVersion": 2, "manifests": [other, descriptor]}).encode()
+        digest = hashlib.sha256(inner).hexdigest()
+        files[f"blobs/sha256/{digest}"] = inner
+        descriptor = {
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": f"sha256:{digest}",
+            "size": len(inner),
+        }
+    descriptor["annotations"] = annotations
+    files["index.json"] = json.dumps({"schemaVersion": 2, "manifests": [descriptor]}).encode()
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
     return out.getvalue()
 
 
@@ -146,11 +183,36 @@ def test_load_quiet_prints_only_the_result(busybox_root: Path, tmp_path: Path) -
     assert (result.code, result.out, result.err) == (0, "Loaded image: busybox:latest\n", "")
 
 
-def test_load_from_file_with_i_and_gzip(busybox_root: Path, tmp_path: Path) -> None:
-    path = tmp_path / "bb.tar.gz"
-    path.write_bytes(gzip.compress(saved(busybox_root, "busybox"), compresslevel=1))
+@pytest.mark.parametrize(
+    "compress",
+    [
+        lambda data: gzip.compress(data, compresslevel=1),
+        lambda data: bz2.compress(data, compresslevel=1),
+        lambda data: lzma.compress(data[: len(data) // 2]) + lzma.compress(data[len(data) // 2 :], preset=0),
+    ],
+    ids=["gzip", "bzip2", "xz-two-streams"],
+)
+def test_load_from_a_compressed_file_with_i(
+    busybox_root: Path, tmp_path: Path, compress: Callable[[bytes], bytes]
+) -> None:
+    path = tmp_path / "bb.tar.x"
+    path.write_bytes(compress(saved(busybox_root, "busybox")))
     result = run_pallet(tmp_path / "r", "load", "-q", "-i", str(path))
     assert result.out == "Loaded image: busybox:latest\n"
+
+
+def test_load_moves_a_name_off_another_image_and_says_so(busybox_root: Path) -> None:
+    archive = saved(busybox_root, "busybox")
+    with ImageStore.open(busybox_root) as store:
+        original = store.resolve("busybox").id
+        other = import_tarball(store, io.BytesIO(rootfs_tar()), ref="busybox:latest", message="other").id
+    result = run_pallet(busybox_root, "load", "-q", stdin=archive)
+    assert result.out == (
+        f"The image busybox:latest already exists, renaming the old one with ID {other} to empty string\n"
+        "Loaded image: busybox:latest\n"
+    )
+    assert run_pallet(busybox_root, "images", "-q", "--no-trunc", "busybox").out == f"{original}\n"
+    assert run_pallet(busybox_root, "images", "-q", "--no-trunc", "-f", "dangling=true").out == f"{other}\n"
 
 
 def test_load_reads_the_classic_docker_layout(busybox_root: Path, tmp_path: Path) -> None:
@@ -163,11 +225,15 @@ def test_load_reads_the_classic_docker_layout(busybox_root: Path, tmp_path: Path
         validate_image(store, "busybox")
 
 
-def test_save_and_load_a_multi_layer_compressed_image(tmp_path: Path) -> None:
+@pytest.mark.parametrize("unpacked", [False, True], ids=["packed", "unpacked"])
+def test_save_and_load_a_multi_layer_compressed_image(tmp_path: Path, unpacked: bool) -> None:
     source, target = tmp_path / "a", tmp_path / "b"
     image = random_image(layers=3, seed=7, compressed=True)
     with ImageStore.open(source) as store:
         add_to_store(store, image, "multi:layers")
+        if unpacked:  # the store then knows each layer's uncompressed size: no temp file on save
+            store.unpack("multi:layers")
+            assert all(layer.uncompressed_size for layer in store.layers("multi:layers"))
     archive = saved(source, "multi:layers")
     assert run_pallet(target, "load", "-q", stdin=archive).out == "Loaded image: multi:layers\n"
     with ImageStore.open(target) as store:
@@ -176,6 +242,43 @@ def test_save_and_load_a_multi_layer_compressed_image(tmp_path: Path) -> None:
         assert [layer.blob.media_type for layer in store.layers("multi:layers")] == [
             "application/vnd.oci.image.layer.v1.tar"
         ] * 3
+
+
+def test_save_of_a_bare_repository_saves_all_its_tags(busybox_root: Path, tmp_path: Path) -> None:
+    run_pallet(busybox_root, "tag", "busybox", "busybox:other")
+    run_pallet(busybox_root, "tag", "busybox", "unrelated:1")
+    result = run_pallet(tmp_path / "r", "load", "-q", stdin=saved(busybox_root, "busybox"))
+    assert sorted(result.out.splitlines()) == ["Loaded image: busybox:latest", "Loaded image: busybox:other"]
+
+
+@pytest.mark.parametrize(
+    ("annotations", "loaded"),
+    [
+        ({"io.containerd.image.name": "example.com/a/b:2"}, "Loaded image: example.com/a/b:2"),
+        ({"org.opencontainers.image.ref.name": "x/y:1"}, "Loaded image: x/y:1"),
+        ({"org.opencontainers.image.ref.name": "latest"}, "Loaded image ID: "),
+    ],
+)
+def test_load_of_an_oci_layout_names_images_by_annotation(
+    busybox_root: Path, tmp_path: Path, annotations: dict[str, str], loaded: str
+) -> None:
+    result = run_pallet(
+        tmp_path / "r", "load", "-q", stdin=oci_layout(saved(busybox_root, "busybox"), annotations)
+    )
+    assert result.code == 0, result
+    assert result.out.startswith(loaded)
+
+
+def test_load_of_an_oci_layout_with_a_platform_index_picks_this_host(
+    busybox_root: Path, tmp_path: Path
+) -> None:
+    archive = oci_layout(saved(busybox_root, "busybox"), {"io.containerd.image.name": "multi:1"}, nested=True)
+    root = tmp_path / "r"
+    assert run_pallet(root, "load", "-q", stdin=archive).out == "Loaded image: multi:1\n"
+    with ImageStore.open(root) as store, ImageStore.open(busybox_root) as source:
+        assert store.resolve("multi:1").id == source.resolve("busybox").id
+        assert store.resolve("multi:1").index_digest is not None
+        validate_image(store, "multi:1")
 
 
 def test_save_by_id_loads_without_a_name(busybox_root: Path, tmp_path: Path) -> None:
@@ -207,7 +310,7 @@ def test_load_of_an_archive_whose_layer_does_not_match_changes_nothing(busybox_r
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        (b"", "the archive is empty"),
+        (b"", "the input is empty"),
         (b"this is not a tar file at all" * 40, "not a tar stream"),
         (gzip.compress(b"\x00" * 1024), "holds no image"),
     ],
@@ -260,7 +363,7 @@ def test_import_applies_changes_message_and_platform(tmp_path: Path) -> None:
         "--platform", "linux/arm64",
         "-",
         "example/imported:1",
-        stdin=gzip.compress(rootfs_tar(), compresslevel=1),
+        stdin=lzma.compress(rootfs_tar(), preset=0),
     )  # fmt: skip
     assert result.code == 0, result
     [image] = json.loads(run_pallet(root, "image", "inspect", "example/imported:1").out)
@@ -292,6 +395,8 @@ def test_import_of_a_file_without_a_name_is_dangling(tmp_path: Path) -> None:
     ("args", "stdin", "message"),
     [
         (("-", "x:1"), b"not a tarball" * 100, "is not a tar archive"),
+        (("-", "x:1"), b"", "the input is empty"),
+        (("-", "x:1"), bz2.compress(bytes(range(256)) * 400)[:100], "truncated"),
         (("--change", "RUN rm -rf /", "-", "x:1"), None, "RUN is not an instruction"),
         (("--platform", "linux", "-", "x:1"), None, "invalid platform"),
         (("--platform", "windows/amd64", "-", "x:1"), None, "linux images only"),

@@ -14,6 +14,7 @@ from pallet.image.importer import import_tarball
 from pallet.image.store import ImageStore
 from pallet.testing.busybox import busybox_rootfs_tar
 from pallet.testing.cli import run_pallet, store_fingerprint
+from pallet.testing.images import add_to_store, random_image
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -273,3 +274,16 @@ def test_prune_all_removes_unused_named_images(busybox_root: Path) -> None:
 
 def test_unknown_command_exits_125(busybox_root: Path) -> None:
     assert_one_line_error(run_pallet(busybox_root, "image", "frobnicate"), EXIT_USAGE)
+
+
+def test_image_size_is_uncompressed_once_unpacked(tmp_path: Path) -> None:
+    image = random_image(layers=2, files_per_layer=40, seed=3, compressed=True)
+    with ImageStore.open(tmp_path) as store:
+        add_to_store(store, image, "zipped:1")
+    inspect = ("image", "inspect", "--format", "{{.Size}}", "zipped:1")
+    assert run_pallet(tmp_path, *inspect).out == f"{sum(d.size for d, _ in image.layers)}\n"
+    with ImageStore.open(tmp_path) as store:
+        store.unpack("zipped:1")
+        unpacked = sum(layer.uncompressed_size or 0 for layer in store.layers("zipped:1"))
+    assert unpacked > sum(d.size for d, _ in image.layers)
+    assert run_pallet(tmp_path, *inspect).out == f"{unpacked}\n"

@@ -32,7 +32,13 @@ def listing(top) -> dict[str, tuple[object, ...]]:
                     content = hashlib.sha256(f.read()).hexdigest()
             elif stat.S_ISLNK(s.st_mode):
                 content = os.readlink(path)
-            found[os.path.relpath(path, top)] = (stat.S_IFMT(s.st_mode), stat.S_IMODE(s.st_mode), s.st_uid, s.st_gid, content)
+            found[os.path.relpath(path, top)] = (
+                stat.S_IFMT(s.st_mode),
+                stat.S_IMODE(s.st_mode),
+                s.st_uid,
+                s.st_gid,
+                content,
+            )
     return found
 
 
@@ -111,7 +117,9 @@ def test_overlay_upper_dir_becomes_a_layer_that_recreates_the_merged_view(tmp_pa
     layer_dir.mkdir()
     view.mkdir()
     apply_layer(layer_dir, io.BytesIO(layer.getvalue()), media_type=TAR, mode="overlay")
-    subprocess.run(["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={layer_dir}:{lower}", str(view)], check=True)
+    subprocess.run(
+        ["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={layer_dir}:{lower}", str(view)], check=True
+    )
     try:
         assert listing(view) == expected
     finally:

@@ -71,10 +71,22 @@ def _pallet_rootfs(root: Path, name: str, mountpoint: Path) -> Iterator[Path]:
 
 @pytest.mark.parametrize("driver", ["overlay", "copy"])
 def test_pallet_pulls_what_skopeo_pushed_with_an_identical_rootfs(
-    driver: str, tmp_path: Path, registry: DockerRegistry, layout: Path, reference_tree: dict[str, tuple[object, ...]], logged_in: Path
+    driver: str,
+    tmp_path: Path,
+    registry: DockerRegistry,
+    layout: Path,
+    reference_tree: dict[str, tuple[object, ...]],
+    logged_in: Path,
 ) -> None:
     ref = f"{registry.host}/skopeo/img:{driver}"
-    skopeo("copy", "-q", "--dest-tls-verify=false", f"--dest-creds={USER}:{PASSWORD}", f"oci:{layout}:latest", f"docker://{ref}")
+    skopeo(
+        "copy",
+        "-q",
+        "--dest-tls-verify=false",
+        f"--dest-creds={USER}:{PASSWORD}",
+        f"oci:{layout}:latest",
+        f"docker://{ref}",
+    )
     root = tmp_path / "root"
     ImageStore.open(root, snapshot_driver=driver).close()
     code, out, err = pallet("--root", str(root), "pull", ref)
@@ -84,7 +96,9 @@ def test_pallet_pulls_what_skopeo_pushed_with_an_identical_rootfs(
         assert tree(rootfs) == reference_tree
 
 
-def test_pull_without_login_is_unauthorized_exit_77(tmp_path: Path, registry: DockerRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pull_without_login_is_unauthorized_exit_77(
+    tmp_path: Path, registry: DockerRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "empty-config"))
     code, _, err = pallet("--root", str(tmp_path / "root"), "pull", f"{registry.host}/skopeo/img:copy")
     assert code == 77
@@ -98,10 +112,21 @@ def test_pull_of_unknown_tag_exits_66(tmp_path: Path, registry: DockerRegistry, 
 
 
 def test_skopeo_copies_what_pallet_pushed_with_an_identical_rootfs(
-    tmp_path: Path, registry: DockerRegistry, layout: Path, reference_tree: dict[str, tuple[object, ...]], logged_in: Path
+    tmp_path: Path,
+    registry: DockerRegistry,
+    layout: Path,
+    reference_tree: dict[str, tuple[object, ...]],
+    logged_in: Path,
 ) -> None:
     source = f"{registry.host}/skopeo/src:latest"
-    skopeo("copy", "-q", "--dest-tls-verify=false", f"--dest-creds={USER}:{PASSWORD}", f"oci:{layout}:latest", f"docker://{source}")
+    skopeo(
+        "copy",
+        "-q",
+        "--dest-tls-verify=false",
+        f"--dest-creds={USER}:{PASSWORD}",
+        f"oci:{layout}:latest",
+        f"docker://{source}",
+    )
     root = str(tmp_path / "root")
     assert pallet("--root", root, "pull", "-q", source)[0] == 0
     target = f"{registry.host}/pallet/pushed:v1"
@@ -113,15 +138,33 @@ def test_skopeo_copies_what_pallet_pushed_with_an_identical_rootfs(
     assert code == 0, err
     assert out.count("Layer already exists") == 3  # HEAD finds every blob: nothing is sent twice
     copied = tmp_path / "copied"
-    skopeo("copy", "-q", "--src-tls-verify=false", f"--src-creds={USER}:{PASSWORD}", f"docker://{target}", f"oci:{copied}:latest")
+    skopeo(
+        "copy",
+        "-q",
+        "--src-tls-verify=false",
+        f"--src-creds={USER}:{PASSWORD}",
+        f"docker://{target}",
+        f"oci:{copied}:latest",
+    )
     assert tree(umoci_rootfs(copied, tmp_path / "bundle")) == reference_tree
 
 
 def test_push_of_a_fresh_image_uploads_every_blob_and_skopeo_reads_it(
-    tmp_path: Path, registry: DockerRegistry, layout: Path, reference_tree: dict[str, tuple[object, ...]], logged_in: Path
+    tmp_path: Path,
+    registry: DockerRegistry,
+    layout: Path,
+    reference_tree: dict[str, tuple[object, ...]],
+    logged_in: Path,
 ) -> None:
     source = f"{registry.host}/skopeo/fresh:latest"
-    skopeo("copy", "-q", "--dest-tls-verify=false", f"--dest-creds={USER}:{PASSWORD}", f"oci:{layout}:latest", f"docker://{source}")
+    skopeo(
+        "copy",
+        "-q",
+        "--dest-tls-verify=false",
+        f"--dest-creds={USER}:{PASSWORD}",
+        f"oci:{layout}:latest",
+        f"docker://{source}",
+    )
     root = str(tmp_path / "root")
     assert pallet("--root", root, "pull", "-q", source)[0] == 0
     os.remove(tmp_path / "root" / "distribution.db")  # forget where the blobs came from: no mount possible
@@ -131,5 +174,12 @@ def test_push_of_a_fresh_image_uploads_every_blob_and_skopeo_reads_it(
     assert code == 0, err
     assert out.count(": Pushed") == 3
     copied = tmp_path / "copied"
-    skopeo("copy", "-q", "--src-tls-verify=false", f"--src-creds={USER}:{PASSWORD}", f"docker://{target}", f"oci:{copied}:latest")
+    skopeo(
+        "copy",
+        "-q",
+        "--src-tls-verify=false",
+        f"--src-creds={USER}:{PASSWORD}",
+        f"docker://{target}",
+        f"oci:{copied}:latest",
+    )
     assert tree(umoci_rootfs(copied, tmp_path / "bundle")) == reference_tree

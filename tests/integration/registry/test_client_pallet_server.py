@@ -34,7 +34,9 @@ def reference_tree(layout: Path, tmp_path_factory: pytest.TempPathFactory) -> di
 
 
 @pytest.fixture
-def server(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[RegistryProcess, list[str]]]:
+def server(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[RegistryProcess, list[str]]]:
     """The server in ``request.param`` auth mode, pallet logged in to it; yields it and skopeo's credential flags."""
     mode: str = request.param
     args = ["--auth", mode]
@@ -47,7 +49,9 @@ def server(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.M
     try:
         creds: list[str] = []
         if mode != "none":
-            code, out, err = pallet("login", "-u", USER, "--password-stdin", reg.host, stdin=PASSWORD.encode())
+            code, out, err = pallet(
+                "login", "-u", USER, "--password-stdin", reg.host, stdin=PASSWORD.encode()
+            )
             assert (code, out) == (0, "Login Succeeded\n"), err
             creds = [f"--creds={USER}:{PASSWORD}"]
         yield reg, creds
@@ -64,7 +68,10 @@ def _rootfs_tree(root: Path, name: str) -> dict[str, tuple[object, ...]]:
 
 @pytest.mark.parametrize("server", MODES, indirect=True)
 def test_pallet_round_trip_and_skopeo_in_and_out(
-    server: tuple[RegistryProcess, list[str]], tmp_path: Path, layout: Path, reference_tree: dict[str, tuple[object, ...]]
+    server: tuple[RegistryProcess, list[str]],
+    tmp_path: Path,
+    layout: Path,
+    reference_tree: dict[str, tuple[object, ...]],
 ) -> None:
     reg, creds = server
     src_creds = [c.replace("--creds", "--src-creds") for c in creds]
@@ -99,7 +106,14 @@ def test_token_mode_push_of_new_blobs_gets_a_push_scope(
 ) -> None:
     reg, creds = server
     source = f"{reg.host}/skopeo/img:v1"
-    skopeo("copy", "-q", "--dest-tls-verify=false", *[c.replace("--creds", "--dest-creds") for c in creds], f"oci:{layout}:latest", f"docker://{source}")
+    skopeo(
+        "copy",
+        "-q",
+        "--dest-tls-verify=false",
+        *[c.replace("--creds", "--dest-creds") for c in creds],
+        f"oci:{layout}:latest",
+        f"docker://{source}",
+    )
     root = tmp_path / "root"
     assert pallet("--root", str(root), "pull", "-q", source)[0] == 0
     os.remove(root / "distribution.db")  # no mount hint: every blob is uploaded

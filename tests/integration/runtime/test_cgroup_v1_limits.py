@@ -185,3 +185,39 @@ def test_a_refused_value_names_the_file_go_style(cgroup: V1Cgroups) -> None:
         set_v1(cgroup.paths, res(cpu={"cpus": "zero"}))
     path = os.path.join(directory(cgroup, "cpuset"), "cpuset.cpus")
     assert str(e.value) == f"write {path}: invalid argument"
+
+
+def _block_device() -> tuple[int, int]:
+    for name in sorted(os.listdir("/sys/block")):
+        if not name.startswith(("loop", "zram", "ram")):
+            with open(f"/sys/block/{name}/dev") as f:
+                major, minor = f.read().strip().split(":")
+            return int(major), int(minor)
+    pytest.skip("no disk block device to throttle")
+
+
+def test_blkio_weight_and_throttle_read_back(cgroup: V1Cgroups) -> None:
+    major, minor = _block_device()
+    set_v1(
+        cgroup.paths,
+        res(
+            blockIO={
+                "weight": 300,
+                "leafWeight": 200,
+                "throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": 1 << 20}],
+            }
+        ),
+    )
+    blkio = directory(cgroup, "blkio")
+    weight_file = (
+        "blkio.weight" if os.path.exists(os.path.join(blkio, "blkio.weight")) else "blkio.bfq.weight"
+    )
+    assert read(cgroup, "blkio", weight_file).split()[-1] == "300"
+    assert read(cgroup, "blkio", "blkio.throttle.read_bps_device") == f"{major}:{minor} {1 << 20}"
+
+
+def test_hugetlb_limit_reads_back(cgroup: V1Cgroups) -> None:
+    if not any("hugetlb" in h.split(",") for h in cgroup.paths):
+        pytest.skip("no v1 hugetlb hierarchy is mounted")
+    set_v1(cgroup.paths, res(hugepageLimits=[{"pageSize": "2MB", "limit": 4 << 20}]))
+    assert read(cgroup, "hugetlb", "hugetlb.2MB.limit_in_bytes") == str(4 << 20)

@@ -97,3 +97,14 @@ def test_a_hook_that_overruns_its_timeout_fails(runtime: Runtime) -> None:
     result = runtime("create", "--bundle", str(runtime.bundle(config)), cid)
     assert (result.rc, "timeout" in result.err) == (1, True)
     assert leftovers(runtime, cid) == []
+
+
+def test_a_failing_poststart_hook_only_warns_and_the_container_runs(runtime: Runtime) -> None:
+    config = base_config(runtime.rootfs, "sleep", "30")
+    config["hooks"] = {"poststart": [{"path": "/bin/false"}]}
+    cid = runtime.new_id()
+    assert runtime("create", "--bundle", str(runtime.bundle(config)), cid).rc == 0
+    result = runtime("start", cid)
+    assert result.rc == 0
+    assert "poststart hook #0" in result.err
+    assert runtime.status(cid) == "running"

@@ -106,3 +106,13 @@ def test_namespaces_given_by_path_are_joined(runtime: Runtime) -> None:
     ]
     result = runtime.run(second)
     assert result.out.split() == ["sandbox", _ns(str(pid), "net"), _ns(str(pid), "ipc")], result.err
+
+
+def test_cgroup_namespace_is_rooted_in_the_container_cgroup(runtime: Runtime) -> None:
+    config = base_config(runtime.rootfs, "cat", "/proc/self/cgroup")
+    config["linux"]["namespaces"].append({"type": "cgroup"})
+    config["linux"]["cgroupsPath"] = "/pallet-test-cgns"
+    result = runtime.run(config)
+    lines = [line for line in result.out.splitlines() if not line.startswith("0::")]
+    assert lines, result.err
+    assert all(line.endswith(":/") for line in lines), result.out

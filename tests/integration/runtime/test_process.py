@@ -90,3 +90,18 @@ def test_a_missing_program_fails_create_with_go_wording_and_leaves_nothing(runti
         result = runtime("create", "--bundle", str(bundle), cid)
         assert (result.rc, result.err.strip()) == (1, message)
         assert leftovers(runtime, cid) == []
+
+
+def test_memory_and_pids_limits_apply_to_the_container_cgroup(runtime: Runtime) -> None:
+    config = base_config(
+        runtime.rootfs,
+        "sh",
+        "-c",
+        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max",
+    )
+    config["mounts"].append(
+        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro"]}
+    )
+    config["linux"]["resources"] = {"memory": {"limit": 64 * 1024 * 1024}, "pids": {"limit": 42}}
+    result = runtime.run(config)
+    assert result.out.split() == [str(64 * 1024 * 1024), "42"], result.err

@@ -86,13 +86,27 @@ def test_user_xattrs_are_set(root):
         os.setxattr(root, "user.probe", b"1")
     except OSError:
         pytest.skip("the temp file system has no user xattrs")
-    apply(root, layer((TarEntry("f", xattrs={"user.colour": b"blue\x00\xff"}), b"x"), TarEntry("d/", DIR, xattrs={"user.d": b"1"})))
+    apply(
+        root,
+        layer(
+            (TarEntry("f", xattrs={"user.colour": b"blue\x00\xff"}), b"x"),
+            TarEntry("d/", DIR, xattrs={"user.d": b"1"}),
+        ),
+    )
     assert os.getxattr(root / "f", "user.colour") == b"blue\x00\xff"
     assert os.getxattr(root / "d", "user.d") == b"1"
 
 
 def test_later_entries_replace_earlier_ones_whatever_their_type(root):
-    apply(root, layer((TarEntry("x"), b"file"), TarEntry("x/", DIR), (TarEntry("x/in"), b"1"), (TarEntry("x"), b"file again")))
+    apply(
+        root,
+        layer(
+            (TarEntry("x"), b"file"),
+            TarEntry("x/", DIR),
+            (TarEntry("x/in"), b"1"),
+            (TarEntry("x"), b"file again"),
+        ),
+    )
     assert (root / "x").read_bytes() == b"file again"
     apply(root, layer(TarEntry("x", SYM, linkname="elsewhere")))
     assert os.readlink(root / "x") == "elsewhere"
@@ -105,8 +119,26 @@ def test_existing_directory_is_kept_when_a_layer_names_it_again(root):
     assert stat.S_IMODE(os.stat(root / "d").st_mode) == 0o700
 
 
+def test_directory_named_twice_gets_the_metadata_of_its_last_entry(root):
+    apply(
+        root,
+        layer(
+            TarEntry("d/", DIR, mode=0o700, mtime_ns=T1),
+            (TarEntry("d/f"), b"1"),
+            TarEntry("d/", DIR, mode=0o750, mtime_ns=T2),
+        ),
+    )
+    assert stat.S_IMODE(os.stat(root / "d").st_mode) == 0o750
+    assert os.stat(root / "d").st_mtime_ns == T2
+
+
 def test_stats_report_digests_files_and_bytes(root):
-    tar = layer(TarEntry("d/", DIR), (TarEntry("d/a"), b"12345"), (TarEntry("d/b"), b"678"), TarEntry("l", SYM, linkname="d"))
+    tar = layer(
+        TarEntry("d/", DIR),
+        (TarEntry("d/a"), b"12345"),
+        (TarEntry("d/b"), b"678"),
+        TarEntry("l", SYM, linkname="d"),
+    )
     blob = gzip.compress(tar)
     stats = apply(root, blob, TAR_GZ)
     assert stats.diff_id == "sha256:" + hashlib.sha256(tar).hexdigest()
@@ -136,21 +168,36 @@ def test_truncated_layer_is_an_error(root):
 
 
 def test_whiteout_deletes_files_and_directories_of_lower_layers(root):
-    apply(root, layer((TarEntry("etc/keep"), b"1"), (TarEntry("etc/gone"), b"2"), (TarEntry("var/lib/x"), b"3")))
+    apply(
+        root, layer((TarEntry("etc/keep"), b"1"), (TarEntry("etc/gone"), b"2"), (TarEntry("var/lib/x"), b"3"))
+    )
     apply(root, layer(TarEntry("etc/.wh.gone"), TarEntry(".wh.var"), TarEntry("etc/.wh.never-existed")))
     assert sorted(os.listdir(root)) == ["etc"]
     assert os.listdir(root / "etc") == ["keep"]
 
 
 def test_opaque_whiteout_hides_lower_content_but_keeps_this_layers(root):
-    apply(root, layer((TarEntry("d/old"), b"1"), (TarEntry("d/sub/old"), b"2"), (TarEntry("d/sub2/old"), b"3")))
-    apply(root, layer(TarEntry("d/", DIR), (TarEntry("d/sub/new"), b"4"), TarEntry("d/.wh..wh..opq"), (TarEntry("d/later"), b"5")))
+    apply(
+        root, layer((TarEntry("d/old"), b"1"), (TarEntry("d/sub/old"), b"2"), (TarEntry("d/sub2/old"), b"3"))
+    )
+    apply(
+        root,
+        layer(
+            TarEntry("d/", DIR),
+            (TarEntry("d/sub/new"), b"4"),
+            TarEntry("d/.wh..wh..opq"),
+            (TarEntry("d/later"), b"5"),
+        ),
+    )
     assert sorted(os.listdir(root / "d")) == ["later", "sub"]
     assert os.listdir(root / "d" / "sub") == ["new"]
 
 
 def test_whiteout_of_a_symlinked_dir_removes_only_the_symlink(root):
-    apply(root, layer(TarEntry("real/", DIR), (TarEntry("real/f"), b"1"), TarEntry("alias", SYM, linkname="real")))
+    apply(
+        root,
+        layer(TarEntry("real/", DIR), (TarEntry("real/f"), b"1"), TarEntry("alias", SYM, linkname="real")),
+    )
     apply(root, layer(TarEntry(".wh.alias")))
     assert not os.path.lexists(root / "alias")
     assert (root / "real" / "f").exists()
@@ -179,7 +226,9 @@ class ZeroStream:
 
     def __init__(self, size: int) -> None:
         head = io.BytesIO()
-        TarWriter(head)._out.write(TarWriter(head)._header(TarEntry("huge", REG, size=size), "huge", REG, size))
+        TarWriter(head)._out.write(
+            TarWriter(head)._header(TarEntry("huge", REG, size=size), "huge", REG, size)
+        )
         self.parts = [head.getvalue()]
         self.left = size + (-size % 512) + 1024
         self.zeros = bytes(1 << 20)
@@ -217,7 +266,10 @@ def test_many_file_layer_is_applied_completely(root):
 
 
 def test_layers_can_be_applied_in_parallel_threads(tmp_path):
-    blobs = [gzip.compress(layer(*[(TarEntry(f"l{n}/f{i}"), os.urandom(20000)) for i in range(50)])) for n in range(4)]
+    blobs = [
+        gzip.compress(layer(*[(TarEntry(f"l{n}/f{i}"), os.urandom(20000)) for i in range(50)]))
+        for n in range(4)
+    ]
     results: dict[int, object] = {}
 
     def work(n: int) -> None:
@@ -242,7 +294,10 @@ def test_owners_setuid_devices_and_capabilities_are_kept_as_root(root):
     apply(
         root,
         layer(
-            (TarEntry("bin/ping", mode=0o4755, uid=0, gid=0, xattrs={"security.capability": cap}), b"\x7fELF"),
+            (
+                TarEntry("bin/ping", mode=0o4755, uid=0, gid=0, xattrs={"security.capability": cap}),
+                b"\x7fELF",
+            ),
             (TarEntry("home/u/file", mode=0o2640, uid=1000, gid=1001), b"mine"),
             TarEntry("home/u/", DIR, mode=0o750, uid=1000, gid=1000),
             TarEntry("home/u/link", SYM, linkname="file", uid=1000, gid=1001),
@@ -260,18 +315,30 @@ def test_owners_setuid_devices_and_capabilities_are_kept_as_root(root):
     link = os.lstat(root / "home" / "u" / "link")
     assert (link.st_uid, link.st_gid) == (1000, 1001)
     null = os.lstat(root / "dev" / "null")
-    assert stat.S_ISCHR(null.st_mode) and null.st_rdev == os.makedev(1, 3)
+    assert stat.S_ISCHR(null.st_mode)
+    assert null.st_rdev == os.makedev(1, 3)
     assert stat.S_IMODE(null.st_mode) == 0o666
     loop = os.lstat(root / "dev" / "loop9")
-    assert stat.S_ISBLK(loop.st_mode) and loop.st_rdev == os.makedev(7, 9) and loop.st_gid == 6
+    assert stat.S_ISBLK(loop.st_mode)
+    assert (loop.st_rdev, loop.st_gid) == (os.makedev(7, 9), 6)
 
 
 @pytest.mark.root
 def test_overlay_mode_writes_whiteouts_as_char_devices_and_opaque_xattrs(root):
     if os.geteuid() != 0:
         pytest.skip("needs root")
-    apply(root, layer(TarEntry("etc/.wh.passwd"), TarEntry("var/", DIR), TarEntry("var/.wh..wh..opq"), (TarEntry("var/new"), b"1")), mode="overlay")
+    apply(
+        root,
+        layer(
+            TarEntry("etc/.wh.passwd"),
+            TarEntry("var/", DIR),
+            TarEntry("var/.wh..wh..opq"),
+            (TarEntry("var/new"), b"1"),
+        ),
+        mode="overlay",
+    )
     wh = os.lstat(root / "etc" / "passwd")
-    assert stat.S_ISCHR(wh.st_mode) and wh.st_rdev == 0
+    assert stat.S_ISCHR(wh.st_mode)
+    assert wh.st_rdev == 0
     assert os.getxattr(root / "var", "trusted.overlay.opaque") == b"y"
     assert (root / "var" / "new").read_bytes() == b"1"

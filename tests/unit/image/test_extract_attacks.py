@@ -18,6 +18,7 @@ import pytest
 from pallet.errors import InvalidArgument
 from pallet.image.extract import apply_layer
 from pallet.image.tarstream import CHR, DIR, LNK, REG, SYM, TarEntry, TarWriter
+from pallet.linux import openat2
 
 TAR = "application/vnd.oci.image.layer.v1.tar"
 
@@ -51,9 +52,17 @@ def tree(top: str) -> dict[str, tuple[object, ...]]:
     return found
 
 
-@pytest.fixture
-def sandbox(tmp_path):
-    """(root, outside): an empty target and a populated tree next to it that must stay untouched."""
+@pytest.fixture(params=["openat2", "user-space-walk"])
+def sandbox(request, tmp_path, monkeypatch):
+    """(root, outside): an empty target and a populated tree next to it that must stay untouched.
+
+    Every attack runs twice: with the kernel's openat2 and with the fallback walk
+    used where the kernel lacks it.
+    """
+    if request.param == "user-space-walk":
+        monkeypatch.setitem(openat2._probed, "openat2", False)
+    elif not openat2.has_openat2():
+        pytest.skip("this kernel has no openat2")
     root = tmp_path / "root"
     outside = tmp_path / "outside"
     root.mkdir()
@@ -102,7 +111,9 @@ def test_file_written_through_a_symlink_pointing_out_lands_inside(sandbox, targe
 def test_file_written_through_a_symlink_to_a_missing_dir_is_refused(sandbox):
     root, outside = sandbox
     with pytest.raises(InvalidArgument, match="'escape' is used as a directory but is not one"):
-        apply(root, layer(TarEntry("escape", SYM, linkname=str(outside)), (TarEntry("escape/victim"), b"pwned")))
+        apply(
+            root, layer(TarEntry("escape", SYM, linkname=str(outside)), (TarEntry("escape/victim"), b"pwned"))
+        )
 
 
 def test_file_replacing_a_symlink_does_not_write_through_it(sandbox):
@@ -135,7 +146,18 @@ def test_hardlink_with_an_absolute_name_resolves_inside_the_target(sandbox):
 def test_hardlink_through_a_symlink_pointing_out_is_resolved_inside(sandbox):
     root, outside = sandbox
     with pytest.raises(InvalidArgument, match="does not exist"):
-        apply(root, layer(TarEntry("l", SYM, linkname=str(outside)), TarEntry("stolen", LNK, linkname="l/victim")))
+        apply(
+            root,
+            layer(TarEntry("l", SYM, linkname=str(outside)), TarEntry("stolen", LNK, linkname="l/victim")),
+        )
+
+
+def test_file_written_over_a_hardlink_does_not_change_the_linked_file(sandbox):
+    root, _ = sandbox
+    apply(root, layer((TarEntry("etc/shadow"), b"secret")))
+    apply(root, layer(TarEntry("x", LNK, linkname="etc/shadow"), (TarEntry("x"), b"overwritten")))
+    assert (root / "etc" / "shadow").read_bytes() == b"secret"
+    assert (root / "x").read_bytes() == b"overwritten"
 
 
 def test_hardlink_to_a_directory_is_rejected(sandbox):
@@ -150,7 +172,9 @@ def test_whiteout_climbing_out_is_rejected(sandbox):
         apply(root, layer(TarEntry("../outside/.wh.victim")))
 
 
-@pytest.mark.parametrize("name", ["escape/.wh.victim", "escape/.wh.dir", "escape/dir/.wh..wh..opq", "escape/.wh..wh..opq"])
+@pytest.mark.parametrize(
+    "name", ["escape/.wh.victim", "escape/.wh.dir", "escape/dir/.wh..wh..opq", "escape/.wh..wh..opq"]
+)
 def test_whiteouts_through_a_symlink_pointing_out_delete_nothing_outside(sandbox, name):
     root, outside = sandbox
     apply(root, layer(TarEntry("escape", SYM, linkname=str(outside)), TarEntry(name)))
@@ -166,7 +190,12 @@ def test_whiteout_of_the_parent_name_is_ignored(sandbox):
 def test_symlink_loop_in_a_parent_is_a_clear_error(sandbox):
     root, _ = sandbox
     with pytest.raises(InvalidArgument, match="is used as a directory but is not one"):
-        apply(root, layer(TarEntry("a", SYM, linkname="b"), TarEntry("b", SYM, linkname="a"), (TarEntry("a/f"), b"x")))
+        apply(
+            root,
+            layer(
+                TarEntry("a", SYM, linkname="b"), TarEntry("b", SYM, linkname="a"), (TarEntry("a/f"), b"x")
+            ),
+        )
 
 
 def test_file_under_a_regular_file_is_a_clear_error(sandbox):
@@ -205,7 +234,9 @@ def test_device_nodes_are_skipped_with_a_warning_when_rootless(tmp_path):
 
 def test_regular_entry_name_with_trailing_dotdot_after_symlink_stays_inside(sandbox):
     root, outside = sandbox
-    apply(root, layer(TarEntry("s", SYM, linkname=str(outside / "dir" / "child")), (TarEntry("s/../x"), b"x")))
+    apply(
+        root, layer(TarEntry("s", SYM, linkname=str(outside / "dir" / "child")), (TarEntry("s/../x"), b"x"))
+    )
     assert (root / "x").read_bytes() == b"x"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import socket
 import stat
 import tempfile
 
@@ -38,7 +39,10 @@ def snapshot(top: str) -> dict[str, tuple[object, ...]]:
             elif stat.S_ISLNK(s.st_mode):
                 content = os.readlink(path)
             try:
-                xattrs = {k: os.getxattr(path, k, follow_symlinks=False) for k in os.listxattr(path, follow_symlinks=False)}
+                xattrs = {
+                    k: os.getxattr(path, k, follow_symlinks=False)
+                    for k in os.listxattr(path, follow_symlinks=False)
+                }
             except OSError:
                 xattrs = {}
             link_group = inodes.setdefault((s.st_dev, s.st_ino), rel) if stat.S_ISREG(s.st_mode) else None
@@ -196,7 +200,18 @@ def test_layer_tar_is_deterministic_and_in_walk_order(lower):
     tar = io.BytesIO()
     write_layer(tar, str(lower), upper_kind=FULL, compression=NONE)
     names = [e.name for e in TarReader(io.BytesIO(tar.getvalue()))]
-    assert names == ["bin/", "bin/ash", "bin/sh", "etc/", "etc/hosts", "etc/passwd", "var/", "var/cache/", "var/cache/apt/", "var/cache/apt/pkg"]
+    assert names == [
+        "bin/",
+        "bin/ash",
+        "bin/sh",
+        "etc/",
+        "etc/hosts",
+        "etc/passwd",
+        "var/",
+        "var/cache/",
+        "var/cache/apt/",
+        "var/cache/apt/pkg",
+    ]
 
 
 def test_hardlinks_in_the_upper_become_link_entries(tmp_path):
@@ -242,6 +257,18 @@ def test_overlay_whiteouts_and_opaque_dirs_become_oci_whiteouts(lower, tmp_path)
     apply_layer(target, io.BytesIO(tar.getvalue()), media_type=TAR)
     assert sorted(os.listdir(target / "etc")) == ["hosts"]
     assert os.listdir(target / "var") == ["fresh"]
+
+
+def test_sockets_are_listed_as_changes_but_left_out_of_the_layer(tmp_path):
+    upper = tmp_path / "u"
+    upper.mkdir()
+    (upper / "f").write_text("x")
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(upper / "sock"))
+        tar = io.BytesIO()
+        result = write_layer(tar, str(upper), upper_kind=FULL, compression=NONE)
+    assert [str(c) for c in result.changes] == ["A /f", "A /sock"]
+    assert [e.name for e in TarReader(io.BytesIO(tar.getvalue()))] == ["f"]
 
 
 def test_missing_upper_is_a_clear_error(tmp_path):

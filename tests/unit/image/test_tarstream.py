@@ -74,7 +74,9 @@ def test_writer_output_is_readable_by_python_tarfile():
         assert tf.extractfile(member).read() == b"ok"  # type: ignore[union-attr]
 
 
-names = st.text(st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="/"), min_size=1, max_size=40)
+names = st.text(
+    st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="/"), min_size=1, max_size=40
+)
 
 
 @settings(max_examples=60, deadline=None)
@@ -86,14 +88,21 @@ names = st.text(st.characters(blacklist_categories=("Cs", "Cc"), blacklist_chara
             st.integers(0, 0o7777),
             st.integers(0, 1 << 40),
             st.integers(-(1 << 40), 1 << 62),
-            st.dictionaries(names.filter(lambda n: "=" not in n).map(lambda n: "user." + n), st.binary(max_size=30), max_size=3),
+            st.dictionaries(
+                names.filter(lambda n: "=" not in n).map(lambda n: "user." + n),
+                st.binary(max_size=30),
+                max_size=3,
+            ),
         ),
         max_size=6,
     )
 )
 def test_random_entries_round_trip(items):
     entries = [
-        (TarEntry(name, REG, mode=mode, uid=uid, gid=uid // 3, size=len(data), mtime_ns=mtime, xattrs=x), data)
+        (
+            TarEntry(name, REG, mode=mode, uid=uid, gid=uid // 3, size=len(data), mtime_ns=mtime, xattrs=x),
+            data,
+        )
         for name, data, mode, uid, mtime, x in items
     ]
     got = read(write(entries))
@@ -103,7 +112,9 @@ def test_random_entries_round_trip(items):
 
 def test_missing_end_blocks_and_final_padding_end_the_archive_cleanly():
     # umoci 0.4.7: no end-of-archive blocks, no padding after the last file's data
-    blob = write([(TarEntry("a", REG, size=3), b"abc"), (TarEntry("b", REG, size=700), b"x" * 700)], close=False)
+    blob = write(
+        [(TarEntry("a", REG, size=3), b"abc"), (TarEntry("b", REG, size=700), b"x" * 700)], close=False
+    )
     truncated = blob[: len(blob) - (-700 % 512)]
     got = read(truncated)
     assert [(e.name, d) for e, d in got] == [("a", b"abc"), ("b", b"x" * 700)]
@@ -169,7 +180,12 @@ def test_pax_mtime_fraction_and_overrides_are_read():
     with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tf:
         info = tarfile.TarInfo("short")
         info.size = 1
-        info.pax_headers = {"path": "long/" * 30 + "name", "mtime": "1700000000.25", "uid": "99999999", "SCHILY.xattr.user.a": "b"}
+        info.pax_headers = {
+            "path": "long/" * 30 + "name",
+            "mtime": "1700000000.25",
+            "uid": "99999999",
+            "SCHILY.xattr.user.a": "b",
+        }
         tf.addfile(info, io.BytesIO(b"1"))
     (entry, _), = read(out.getvalue())  # fmt: skip
     assert entry.name == "long/" * 30 + "name"
@@ -198,7 +214,9 @@ def test_gnu_tar_formats_read_back_the_tree(tmp_path, fmt):
     os.symlink("sub/file", src / "link")
     name = "x" * 90 if fmt in ("ustar", "v7") else "y" * 150
     (src / name).write_bytes(b"n")
-    blob = subprocess.run(["tar", f"--format={fmt}", "-C", src, "-cf", "-", "."], check=True, capture_output=True).stdout
+    blob = subprocess.run(
+        ["tar", f"--format={fmt}", "-C", src, "-cf", "-", "."], check=True, capture_output=True
+    ).stdout
     got = {e.name.removeprefix("./"): (e.type, e.linkname, d) for e, d in read(blob)}
     assert got["sub/file"] == (REG, "", b"data" * 300)
     assert got["link"] == (SYM, "sub/file", b"")
@@ -206,7 +224,9 @@ def test_gnu_tar_formats_read_back_the_tree(tmp_path, fmt):
 
 
 @needs_gnu_tar
-@pytest.mark.parametrize("flags", [["--format=gnu"], *(["--format=pax", f"--sparse-version={v}"] for v in ("0.0", "0.1", "1.0"))])
+@pytest.mark.parametrize(
+    "flags", [["--format=gnu"], *(["--format=pax", f"--sparse-version={v}"] for v in ("0.0", "0.1", "1.0"))]
+)
 def test_gnu_tar_sparse_formats_give_the_file_back(tmp_path, flags):
     path = tmp_path / "sparse"
     with open(path, "wb") as f:
@@ -215,7 +235,9 @@ def test_gnu_tar_sparse_formats_give_the_file_back(tmp_path, flags):
         f.write(b"middle")
         f.seek((8 << 20) - 4)
         f.write(b"tail")
-    blob = subprocess.run(["tar", *flags, "-S", "-C", tmp_path, "-cf", "-", "sparse"], check=True, capture_output=True).stdout
+    blob = subprocess.run(
+        ["tar", *flags, "-S", "-C", tmp_path, "-cf", "-", "sparse"], check=True, capture_output=True
+    ).stdout
     assert len(blob) < 1 << 20  # really stored sparse
     (entry,) = list(TarReader(io.BytesIO(blob)))
     assert entry.name == "sparse"

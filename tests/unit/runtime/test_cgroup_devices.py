@@ -7,6 +7,7 @@ import struct
 
 import pytest
 
+from pallet.errors import SpecError
 from pallet.oci.runtime_spec import Device, DeviceRule
 from pallet.runtime.cgroup_devices import (
     DEFAULT_ALLOWED,
@@ -217,3 +218,14 @@ def test_program_is_whole_instructions(count: int) -> None:
     program = device_program([rule(True, "c", 1, n) for n in range(count)])
     assert len(program) % 8 == 0
     assert struct.unpack_from("<BBhi", program, len(program) - 8)[0] == 0x95  # ends with exit
+
+
+def test_impossible_device_numbers_are_spec_errors() -> None:
+    with pytest.raises(
+        SpecError, match=r"^linux\.resources\.devices\[1\]\.major: 4096 is not a device major number"
+    ):
+        container_rules([rule(False), rule(True, "c", 4096, 0)])
+    with pytest.raises(SpecError, match=r"^linux\.devices\[0\]\.minor: 1048576 is not a device minor number"):
+        container_rules([], [Device(type="c", path="/dev/x", major=1, minor=1 << 20)])
+    with pytest.raises(SpecError, match=r"major"):
+        device_program([rule(True, "c", 1 << 40, 0)])

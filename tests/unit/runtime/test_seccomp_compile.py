@@ -510,10 +510,12 @@ def test_features_list_what_prepare_accepts_and_the_flags_this_kernel_knows() ->
     assert reported["operators"] == sorted(OPERATORS)
     assert "SCMP_ARCH_X86_64" in reported["archs"]
     assert reported["knownFlags"] == sorted(kernel.FILTER_FLAGS)
-    # every kernel since 4.17 has these three; WAIT_KILLABLE_RECV needs 5.19
+    # every kernel since 4.17 has these three; WAIT_KILLABLE_RECV came with 5.19
     supported = reported["supportedFlags"]
     assert isinstance(supported, list)
     assert {"SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"} <= set(
         supported
     )
+    major, minor = (int(part) for part in os.uname().release.split(".")[:2])
+    assert ("SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV" in supported) == ((major, minor) >= (5, 19))
     assert not kernel.flag_supported(1 << 30)  # no such flag

@@ -34,7 +34,7 @@ from pallet.registry.client import downloads, platforms
 from pallet.registry.client.errors import DigestMismatch
 from pallet.registry.client.repository import Registry, Repository
 
-__all__ = ["PullResult", "pull"]
+__all__ = ["PullResult", "all_tags", "pull"]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -350,3 +350,14 @@ def pull(
         progress.message(f"Status: Image is up to date for {name.familiar_string()}")
     progress.message(str(name), final=True)
     return PullResult(image=image, digest=digest, reference=name, fresh=fresh)
+
+
+def all_tags(transport: Transport, reference: Reference, credentials: Credentials | None) -> list[str]:
+    """The tags of ``reference``'s repository (``pull --all-tags``), sorted; ``ManifestUnknown`` if it has none."""
+    from pallet.registry.client.errors import ManifestUnknown
+
+    repository = Repository(Registry(transport, reference.domain, credentials), reference.path)
+    tags = sorted(set(repository.tags()))
+    if not tags:
+        raise ManifestUnknown(f"repository {reference.familiar_name()} has no tags to pull")
+    return tags

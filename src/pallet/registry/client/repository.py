@@ -9,6 +9,7 @@ stale token to refresh). Non-2xx answers become ``errors.from_status``.
 
 from __future__ import annotations
 
+import json
 import urllib.parse
 
 from pallet.oci import mediatypes
@@ -165,6 +166,26 @@ class Repository:
         if response.status not in (200, 201, 202):
             raise self._fail(response, f"manifest {self.name}:{reference}")
         return Digest.of_bytes(data)
+
+    def tags(self) -> list[str]:
+        """Every tag of the repository, following the ``Link`` pagination of ``/tags/list``."""
+        url = self._url("tags/list?n=1000")
+        found: list[str] = []
+        for _ in range(10_000):  # a registry that links in a circle must not hang us
+            response = self.registry.request("GET", url, scopes=(self.scope,))
+            if response.status != 200:
+                raise self._fail(response, f"tags of {self.name}")
+            try:
+                doc = json.loads(response.data)
+            except ValueError:
+                doc = None
+            tags = doc.get("tags") if isinstance(doc, dict) else None
+            found += [t for t in tags or () if isinstance(t, str)]
+            link = response.headers.get("Link", "")
+            if 'rel="next"' not in link:
+                break
+            url = self._absolute(link.partition("<")[2].partition(">")[0])
+        return found
 
     # --- blobs ------------------------------------------------------------------------------------
 

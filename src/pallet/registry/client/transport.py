@@ -34,7 +34,7 @@ from urllib3.exceptions import HTTPError, SSLError
 from pallet.registry.client import hosts
 from pallet.registry.client.errors import TLSFailure, Unreachable
 
-__all__ = ["Body", "Response", "Transport"]
+__all__ = ["Transport"]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -45,8 +45,6 @@ if TYPE_CHECKING:
 
     #: a request body: bytes, or a function that opens it afresh (so a request can be re-sent)
     Body = bytes | Callable[[], BinaryIO] | None
-
-Response = urllib3.BaseHTTPResponse
 
 # urllib3 logs each retry as a WARNING, which Python would print to stderr: failures are ours to report
 logging.getLogger("urllib3").setLevel(logging.ERROR)
@@ -83,6 +81,7 @@ class Transport:
             "retries": retries,
             "maxsize": _POOL_SIZE,
             "block": False,
+            "blocksize": 1 << 20,  # upload bodies go out in 1 MiB pieces, not urllib3's 16 KiB
         }
         self._verified = urllib3.PoolManager(num_pools=16, cert_reqs="CERT_REQUIRED", **common)  # type: ignore[arg-type]
         self._unverified = urllib3.PoolManager(num_pools=16, cert_reqs="CERT_NONE", **common)  # type: ignore[arg-type]

@@ -139,3 +139,12 @@ def test_cli_pull_prints_one_line_per_event_without_a_terminal(tmp_path: Path, d
     assert any(line.endswith(": Pull complete") for line in lines)
     assert f"Digest: {digest}" in lines
     assert lines[-1] == f"{reg.host}/app:v1"
+
+
+def test_cli_pull_all_tags_follows_pagination(tmp_path: Path, docker_config: Path) -> None:
+    with FakeRegistry() as reg:
+        for tag in ("a", "b", "c"):
+            seed_image(reg, "app", tag, [{tag: tag.encode()}])
+        code, out, err = _cli("--root", str(tmp_path), "pull", "-q", "-a", f"{reg.host}/app")
+    assert code == 0, err
+    assert out.splitlines() == [f"{reg.host}/app:{t}" for t in ("a", "b", "c")]

@@ -80,6 +80,7 @@ def test_untrusted_certificate_is_a_tls_failure_suggesting_insecure_registry(
     assert err.value.exit_code == 76
 
 
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 def test_insecure_loopback_registry_with_tls_is_used_without_verification(tls_server: str) -> None:
     t = Transport()
     try:

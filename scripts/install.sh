@@ -55,6 +55,7 @@ PY
     chmod 755 "$venv/bin/$1"
 }
 write_launcher pallet-runtime pallet.runtime.cli "-IS"  # one shebang argument: "-I -S" reaches python as "-I -S"
+write_launcher pallet-shim pallet.engine.shim.main "-IS"
 [ -e src/pallet/cli/main.py ] && write_launcher pallet pallet.cli.main "-I"
 ln -sf "$venv/bin/pallet-runtime" /usr/local/bin/pallet-runtime
 [ -e "$venv/bin/pallet" ] && ln -sf "$venv/bin/pallet" /usr/local/bin/pallet

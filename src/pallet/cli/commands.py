@@ -33,6 +33,28 @@ def _table(*entries: tuple[str, str, str]) -> dict[str, Command]:
 
 #: management groups: ``pallet image ls`` and friends
 GROUPS: dict[str, tuple[str, dict[str, Command]]] = {
+    "container": (
+        "Manage containers",
+        _table(
+            ("attach", "containers:configure_attach", "Attach to a running container's input and output"),
+            ("create", "containers:configure_create", "Create a new container"),
+            ("exec", "containers:configure_exec", "Execute a command in a running container"),
+            ("inspect", "containers:configure_inspect", "Display detailed information on containers"),
+            ("kill", "containers:configure_kill", "Kill one or more running containers"),
+            ("logs", "containers:configure_logs", "Fetch the logs of a container"),
+            ("ls", "containers:configure_ps", "List containers"),
+            ("pause", "containers:configure_pause", "Pause all processes within one or more containers"),
+            ("prune", "containers:configure_prune", "Remove all stopped containers"),
+            ("rename", "containers:configure_rename", "Rename a container"),
+            ("restart", "containers:configure_restart", "Restart one or more containers"),
+            ("rm", "containers:configure_rm", "Remove one or more containers"),
+            ("run", "containers:configure_run", "Create and run a new container from an image"),
+            ("start", "containers:configure_start", "Start one or more stopped containers"),
+            ("stop", "containers:configure_stop", "Stop one or more running containers"),
+            ("unpause", "containers:configure_unpause", "Unpause all processes within containers"),
+            ("wait", "containers:configure_wait", "Wait for containers to stop; print exit codes"),
+        ),
+    ),
     "image": (
         "Manage images",
         _table(
@@ -59,10 +81,36 @@ GROUPS: dict[str, tuple[str, dict[str, Command]]] = {
         "Run a registry",
         _table(("serve", "registry:configure_serve", "Serve the OCI distribution API from a directory")),
     ),
+    "volume": (
+        "Manage volumes",
+        _table(
+            ("create", "volumes:configure_create", "Create a volume"),
+            ("inspect", "volumes:configure_inspect", "Display detailed information on one or more volumes"),
+            ("ls", "volumes:configure_ls", "List volumes"),
+            ("prune", "volumes:configure_prune", "Remove unused local volumes"),
+            ("rm", "volumes:configure_rm", "Remove one or more volumes"),
+        ),
+    ),
 }
 
 #: verbs at the top level, as docker has them
 COMMANDS: dict[str, Command] = _table(
+    ("attach", "containers:configure_attach", "Attach to a running container's input and output"),
+    ("create", "containers:configure_create", "Create a new container"),
+    ("exec", "containers:configure_exec", "Execute a command in a running container"),
+    ("inspect", "containers:configure_inspect", "Return low-level information on containers"),
+    ("kill", "containers:configure_kill", "Kill one or more running containers"),
+    ("logs", "containers:configure_logs", "Fetch the logs of a container"),
+    ("pause", "containers:configure_pause", "Pause all processes within one or more containers"),
+    ("ps", "containers:configure_ps", "List containers"),
+    ("rename", "containers:configure_rename", "Rename a container"),
+    ("restart", "containers:configure_restart", "Restart one or more containers"),
+    ("rm", "containers:configure_rm", "Remove one or more containers"),
+    ("run", "containers:configure_run", "Create and run a new container from an image"),
+    ("start", "containers:configure_start", "Start one or more stopped containers"),
+    ("stop", "containers:configure_stop", "Stop one or more running containers"),
+    ("unpause", "containers:configure_unpause", "Unpause all processes within containers"),
+    ("wait", "containers:configure_wait", "Wait for containers to stop; print exit codes"),
     ("images", "images:configure_ls", "List images"),
     (
         "import",
@@ -85,8 +133,13 @@ COMMANDS: dict[str, Command] = _table(
 
 #: other spellings of group verbs (docker accepts ``image list`` and ``image remove``)
 ALIASES: dict[tuple[str, str], str] = {
+    ("container", "list"): "ls",
+    ("container", "ps"): "ls",
+    ("container", "remove"): "rm",
     ("image", "list"): "ls",
     ("image", "remove"): "rm",
+    ("volume", "list"): "ls",
+    ("volume", "remove"): "rm",
 }
 
 

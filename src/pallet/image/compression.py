@@ -44,6 +44,11 @@ _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _QUEUE_DEPTH = 4
 
 
+def _zstd_skippable(data: bytes) -> bool:
+    """Whether ``data`` starts with a zstd skippable frame (zstd:chunked puts its TOC in one)."""
+    return len(data) >= 4 and int.from_bytes(data[:4], "little") & 0xFFFFFFF0 == 0x184D2A50
+
+
 def compression_of(media_type: str) -> str:
     """The compression a layer media type names (``none``, ``gzip`` or ``zstd``)."""
     if media_type.endswith(("+gzip", ".gzip")):
@@ -82,7 +87,7 @@ class LayerReader:
         self._first = first
         if first.startswith(_GZIP_MAGIC):
             self.compression = GZIP
-        elif first.startswith(_ZSTD_MAGIC):
+        elif first.startswith(_ZSTD_MAGIC) or _zstd_skippable(first):
             self.compression = ZSTD
         if threaded:
             self._thread = threading.Thread(target=self._pump, name="layer-decompress", daemon=True)
@@ -174,11 +179,8 @@ class LayerReader:
                     if len(data) < 4:
                         pending = data
                         break
-                    if (
-                        data[:4] != _ZSTD_MAGIC
-                        and not 0x184D2A50 <= int.from_bytes(data[:4], "little") <= 0x184D2A5F
-                    ):
-                        return
+                    if data[:4] != _ZSTD_MAGIC and not _zstd_skippable(data):
+                        return  # garbage after a complete frame ends the stream
                     frame = ZstdDecompressor()
                 try:
                     while True:

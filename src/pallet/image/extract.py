@@ -426,7 +426,14 @@ def apply_layer(
     mode: str = NAIVE,
     threaded: bool = True,
 ) -> LayerStats:
-    """Unpack the layer blob ``stream`` into the directory ``target`` (see the module docstring)."""
+    """Unpack the layer blob ``stream`` into the directory ``target`` (see the module docstring).
+
+    Not atomic: on an error the target is left partly written; callers unpack
+    into a fresh snapshot directory and discard it on failure. Raises
+    ``InvalidArgument`` for a corrupt or malicious layer, ``Unsupported`` for an
+    unknown media type (or overlay whiteouts without privileges) and
+    ``SystemError_`` when the kernel refuses a write.
+    """
     if mode not in (NAIVE, OVERLAY):
         raise InvalidArgument(f"unknown layer apply mode {mode!r}; use 'naive' or 'overlay'")
     label = f"layer into {os.fspath(target)}"

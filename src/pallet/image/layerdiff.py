@@ -15,7 +15,7 @@ Two kinds of upper directory:
 Without ``lower`` every entry of ``upper`` is an addition (a base layer).
 
 The tar is deterministic: entries in depth-first order with names sorted
-bytewise, each directory before its children, names without a ``./`` prefix
+(by code point), each directory before its children, names without a ``./`` prefix
 (directories end with ``/``), no atime/ctime, empty user and group names;
 hard links within the layer become link entries to the first name met; PAX
 records carry long names, xattrs and sub-second mtimes (see ``tarstream``).
@@ -150,9 +150,9 @@ def _join(rel: str, name: str) -> str:
     return f"{rel}/{name}" if rel else name
 
 
-def _added(rel: str, path: str, st: os.stat_result, kind: str = ADDED) -> Iterator[_Step]:
+def _added(rel: str, path: str, st: os.stat_result) -> Iterator[_Step]:
     """``rel`` and, for a directory, everything under it, all new."""
-    yield kind, rel, _entry(rel, path, st), path
+    yield ADDED, rel, _entry(rel, path, st), path
     if stat.S_ISDIR(st.st_mode):
         for name in sorted(os.listdir(path)):
             child = os.path.join(path, name)

@@ -247,7 +247,7 @@ class TarReader:
         avail = len(self._buf) - self._pos
         if avail >= n or self._eof:
             return avail
-        parts = [self._buf[self._pos :]]
+        parts = [self._buf[self._pos :]] if avail else []
         while avail < n:
             data = self._src.read(max(self._chunk, n - avail))
             if not data:
@@ -255,7 +255,8 @@ class TarReader:
                 break
             parts.append(data)
             avail += len(data)
-        self._buf = b"".join(parts)
+        # one part: keep it as is (no copy; the common case for file data)
+        self._buf = parts[0] if len(parts) == 1 else b"".join(parts)
         self._pos = 0
         return avail
 

@@ -185,6 +185,28 @@ class V1Cgroups:
                     time.sleep(0.01)
 
 
+def warm_up_attach() -> None:
+    """Move this process into the cgroup it is already in (a no-op).
+
+    Why: every write to ``cgroup.procs`` takes the kernel's cgroup threadgroup
+    lock, and the first writer after a quiet period waits for an RCU grace
+    period (~10 ms on this VM; runc and crun pay it too). For a while after a
+    writer, the next one does not wait. ``create`` runs this in a thread while
+    it prepares and forks, so that the init's real move is quick. The thread
+    only ever blocks in ``write``, holding no lock a forked child could need.
+    Errors are ignored: this only saves time.
+    """
+    try:
+        for name, path in own_cgroups().items():
+            mount_point = v1_hierarchies().get(name)
+            if mount_point:
+                with open(os.path.join(mount_point + path, "cgroup.procs"), "w") as procs:
+                    procs.write(str(os.getpid()))
+                break
+    except (OSError, ValueError):
+        pass
+
+
 def _fill_cpuset(path: str) -> None:
     # a v1 cpuset cgroup accepts no task until cpus and mems are set: copy them
     # down from the nearest ancestor, creating level by level

@@ -210,6 +210,9 @@ def _main(args: list[str]) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as e:  # noqa: BLE001 - a bug must still end as one error line, never a traceback
+        log.error(f"internal error in pallet-runtime: {type(e).__name__}: {e}")
+        return 1
 
 
 def _dispatch(parsed: Parsed, log: LogSink) -> int:

@@ -32,6 +32,24 @@ def connect_console_socket(path: str) -> object:
     return sock
 
 
+def console_pair() -> tuple[object, object]:
+    """A connected socket pair: the init sends the master on the first, ``run`` receives it on the second."""
+    import _socket
+
+    return _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
+
+
+def receive_master(sock: object) -> int:
+    """The pty master fd sent over ``sock`` (one SCM_RIGHTS message)."""
+    import _socket
+
+    _, ancdata, _, _ = sock.recvmsg(256, _socket.CMSG_SPACE(4))  # type: ignore[attr-defined]
+    for level, kind, data in ancdata:
+        if level == _SOL_SOCKET and kind == _SCM_RIGHTS and len(data) >= 4:
+            return int.from_bytes(data[:4], "little")
+    raise Unavailable("the container init did not send its pty master")
+
+
 def open_pty() -> tuple[int, str]:
     """Open ``/dev/ptmx`` of the current mount namespace: ``(master fd, slave path)``."""
     try:

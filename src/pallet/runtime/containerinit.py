@@ -206,13 +206,14 @@ def _prepare(plan: InitPlan, sys: Syscalls) -> tuple[str, list[str], list[str]]:
     if linux is not None:
         for key, value in linux.sysctl.items():
             _write_sysctl(key, value)
+    cwd = process.cwd or "/"
+    # made before the root may turn read-only, as runc does
+    os.makedirs(cwd, exist_ok=True)
     builder.finish()
     if not plan.needs_hooks:
         _await_cgroup(plan, sys)
     credentials.apply_rlimits(process)
     credentials.apply_oom_score_adj(process.oom_score_adj)
-    cwd = process.cwd or "/"
-    os.makedirs(cwd, exist_ok=True)
     os.chdir(cwd)
     if process.user.umask is not None:
         os.umask(process.user.umask)

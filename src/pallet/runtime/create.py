@@ -50,10 +50,14 @@ def load_bundle_spec(bundle: str) -> Spec:
 class Created:
     """What ``create`` made, for ``run`` to go on with."""
 
-    def __init__(self, cdir: ContainerDir, pid: int, saved: dict[str, object]) -> None:
+    def __init__(
+        self, cdir: ContainerDir, pid: int, saved: dict[str, object], console_master: int = -1
+    ) -> None:
         self.cdir = cdir
         self.pid = pid
         self.saved = saved
+        #: the pty master when create kept it (``own_console``), else -1
+        self.console_master = console_master
 
 
 def create(
@@ -68,9 +72,14 @@ def create(
     log: LogSink,
     sys: Syscalls | None = None,
     subreaper: bool = False,
+    own_console: bool = False,
 ) -> Created:
-    """Create the container; with ``subreaper`` the caller becomes the init's parent (``run``)."""
-    from pallet.runtime.cgroups import V1Cgroups
+    """Create the container; with ``subreaper`` the caller becomes the init's parent (``run``).
+
+    ``own_console``: with ``terminal: true`` and no console socket, keep the pty
+    master here (``Created.console_master``) instead of failing: foreground ``run``.
+    """
+    from pallet.runtime.cgroups import V1Cgroups, warm_up_attach
     from pallet.runtime.containerinit import InitPlan, intermediate
 
     bundle = os.path.abspath(bundle or ".")
@@ -79,7 +88,7 @@ def create(
     log.debug("create: config loaded")
     if spec.process is None or spec.root is None:
         raise InvalidArgument("config.json: process and root are required to create a container")
-    if spec.process.terminal and not console_socket:
+    if spec.process.terminal and not console_socket and not own_console:
         raise InvalidArgument("cannot allocate tty if runc will detach without setting console socket")
     if not spec.process.terminal and console_socket:
         raise InvalidArgument("cannot use console socket if runc will not detach or allocate tty")
@@ -111,6 +120,8 @@ def create(
     intermediate_pid = 0
     opened: list[int] = []
     console: object | None = None
+    console_receiver: object | None = None
+    console_master = -1
     prepared_seccomp: PreparedSeccomp | None = None
     try:
         cdir.save(saved)
@@ -128,6 +139,10 @@ def create(
                 resources = resources.replace(devices=container_rules(resources.devices, linux.devices))
             # the limits hold before the init joins: nothing runs unlimited
             set_v1(cgroups.paths, resources)
+        # not earlier: the warm-up holds the cgroup mutex that mkdir needs
+        import _thread
+
+        _thread.start_new_thread(warm_up_attach, ())
         log.debug("create: cgroup directories made")
         os.mkfifo(cdir.fifo_path, 0o622)
         # writable by whatever user the init becomes (mkfifo applied the umask)
@@ -139,6 +154,10 @@ def create(
             from pallet.runtime.console import connect_console_socket
 
             console = connect_console_socket(console_socket)
+        elif spec.process.terminal:
+            from pallet.runtime.console import console_pair
+
+            console, console_receiver = console_pair()
         if linux.seccomp is not None:
             from pallet.runtime import seccomp
 
@@ -214,6 +233,10 @@ def create(
                 sync.send(from_parent_w, sync.HOOKS_DONE, hook_state)
             elif kind == sync.READY:
                 log.debug("create: init ready")
+                if console_receiver is not None:
+                    from pallet.runtime.console import receive_master
+
+                    console_master = receive_master(console_receiver)
                 if prepared_seccomp is not None:
                     from pallet.runtime.seccomp import forward_listener
 
@@ -231,6 +254,8 @@ def create(
         _undo(cdir, cgroups, init_pid, intermediate_pid)
         raise
     finally:
+        if console_receiver is not None:
+            console_receiver.close()  # type: ignore[attr-defined]
         if prepared_seccomp is not None:
             prepared_seccomp.close()
         for fd in opened:
@@ -240,7 +265,7 @@ def create(
                 pass
         if console is not None:
             console.close()  # type: ignore[attr-defined]
-    return Created(cdir, init_pid, saved)
+    return Created(cdir, init_pid, saved, console_master)
 
 
 def _namespace_plan(spec: Spec, opened: list[int]) -> tuple[list[tuple[int, int]], int]:

@@ -73,6 +73,22 @@ def secure_join(root: str, path: str) -> str:
     return root.rstrip("/") + "/" + "/".join(resolved)
 
 
+def _mount_point_of(path: str, mountinfo: str) -> tuple[str, bool] | None:
+    """The mount point holding ``path`` and whether it is shared, from ``mountinfo``."""
+    best: tuple[str, bool] | None = None
+    try:
+        with open(mountinfo) as info:
+            for line in info:
+                fields = line.split(" - ", 1)[0].split()
+                point = fields[4].replace("\\040", " ")
+                inside = path == point or path.startswith(point.rstrip("/") + "/")
+                if inside and (best is None or len(point) >= len(best[0])):
+                    best = (point, any(o.startswith("shared:") for o in fields[6:]))
+    except OSError:
+        return None
+    return best
+
+
 def _make_target(target: str, as_dir: bool) -> None:
     if as_dir:
         os.makedirs(target, exist_ok=True)
@@ -111,7 +127,10 @@ class RootfsBuilder:
         # hierarchy -> the container's cgroup directory on the host / the hierarchy's mount point
         self.cgroup_dirs = cgroup_dirs or {}
         self.cgroup_mounts = cgroup_mounts or {}
-        self._readonly_binds: list[tuple[str, int]] = []
+        # read after the propagation change above, so "shared" reflects this mount namespace
+        self.mountinfo = "/proc/self/mountinfo"
+        # linux.rootfsPropagation as flags (0: not given), set again on "/" after the pivot
+        self.propagation = 0
 
     # -- before the createContainer hooks -------------------------------------------------
 
@@ -123,6 +142,12 @@ class RootfsBuilder:
             raise InvalidArgument(f'linux.rootfsPropagation: unknown propagation "{propagation_name}"')
         # stop our mounts from reaching the host before making any
         self.sys.mount("", "/", "", propagation | f.MS_REC, "")
+        self.propagation = propagation if linux and linux.rootfs_propagation else 0
+        # pivot_root refuses a shared parent: make the rootfs's parent mount private before
+        # binding the rootfs (the bind would join a shared peer group), as runc does
+        parent = _mount_point_of(os.path.dirname(self.rootfs), self.mountinfo)
+        if parent is not None and parent[1]:
+            self.sys.mount("", parent[0], "", f.MS_PRIVATE, "")
         self.sys.mount(self.rootfs, self.rootfs, "", f.MS_BIND | f.MS_REC, "")
         dev_is_tmpfs = False
         for mount in self.spec.mounts:
@@ -242,6 +267,9 @@ class RootfsBuilder:
             self.sys.mount("", ".", "", f.MS_SLAVE | f.MS_REC, "")
             self.sys.umount2(".", f.MNT_DETACH)
         os.chdir("/")
+        if self.propagation:
+            # applied to the new "/" itself: before the pivot it would have reached the host's mount
+            self.sys.mount("", "/", "", self.propagation, "")
 
     # -- after sysctl and hostname ---------------------------------------------------------
 

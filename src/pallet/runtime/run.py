@@ -45,6 +45,7 @@ def run(
         systemd_cgroup=systemd_cgroup,
         log=log,
         subreaper=not detach,
+        own_console=not detach,
     )
     try:
         created.cdir.lock()
@@ -58,7 +59,14 @@ def run(
     if detach:
         return 0
     log.debug("run: started")
-    code = _wait_for(created.pid)
+    _forward_signals(created.pid)
+    if created.console_master >= 0:
+        from pallet.runtime.ttyproxy import relay
+
+        code = relay(created.console_master, created.pid, _reap)
+    else:
+        reaped = _reap(created.pid, True)
+        code = 255 if reaped is None else reaped  # blocking: None never comes back
     log.debug("run: init exited")
     if not keep:
         try:
@@ -69,7 +77,7 @@ def run(
     return code
 
 
-def _wait_for(init_pid: int) -> int:
+def _forward_signals(init_pid: int) -> None:
     if TYPE_CHECKING:
         import signal as _signal  # the stubs; at run time the C module, without signal's enums
     else:
@@ -83,11 +91,17 @@ def _wait_for(init_pid: int) -> int:
 
     for number in _FORWARDED:
         _signal.signal(number, forward)
+
+
+def _reap(init_pid: int, block: bool) -> int | None:
+    """Reap children (orphans reparented to us too); the init's exit code once it is reaped."""
     while True:
         try:
-            pid, status = os.waitpid(-1, 0)
+            pid, status = os.waitpid(-1, 0 if block else os.WNOHANG)
         except ChildProcessError:
             return 255
+        if pid == 0:
+            return None
         if pid == init_pid:
             code = os.waitstatus_to_exitcode(status)
             return 128 - code if code < 0 else code

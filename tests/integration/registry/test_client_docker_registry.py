@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -173,6 +174,59 @@ def test_push_of_a_fresh_image_uploads_every_blob_and_skopeo_reads_it(
     code, out, err = pallet("--root", root, "push", target)
     assert code == 0, err
     assert out.count(": Pushed") == 3
+    copied = tmp_path / "copied"
+    skopeo(
+        "copy",
+        "-q",
+        "--src-tls-verify=false",
+        f"--src-creds={USER}:{PASSWORD}",
+        f"docker://{target}",
+        f"oci:{copied}:latest",
+    )
+    assert tree(umoci_rootfs(copied, tmp_path / "bundle")) == reference_tree
+
+
+def test_chunked_upload_is_accepted_and_reads_back_identical(
+    tmp_path: Path,
+    registry: DockerRegistry,
+    layout: Path,
+    reference_tree: dict[str, tuple[object, ...]],
+    logged_in: Path,
+) -> None:
+    from pallet.oci.reference import parse
+    from pallet.registry.client import credentials
+    from pallet.registry.client.progress import QuietProgress
+    from pallet.registry.client.push import push
+    from pallet.registry.client.transport import Transport
+
+    source = f"{registry.host}/skopeo/chunky:latest"
+    skopeo(
+        "copy",
+        "-q",
+        "--dest-tls-verify=false",
+        f"--dest-creds={USER}:{PASSWORD}",
+        f"oci:{layout}:latest",
+        f"docker://{source}",
+    )
+    root = tmp_path / "root"
+    assert pallet("--root", str(root), "pull", "-q", source)[0] == 0
+    target = parse(f"{registry.host}/pallet/chunked:v1")
+    transport = Transport()
+    try:
+        with ImageStore.open(root) as store:
+            result = push(
+                store,
+                source,
+                target,
+                transport=transport,
+                credentials=credentials.lookup(registry.host),
+                progress=QuietProgress(io.StringIO()),
+                monolithic_max=256 << 10,
+                chunk_size=256 << 10,
+            )
+    finally:
+        transport.close()
+    assert "uploaded" in {how for _, how in result.blobs}
     copied = tmp_path / "copied"
     skopeo(
         "copy",

@@ -168,3 +168,23 @@ def test_skopeo_round_trip_over_tls_verifies_the_servers_certificate(
     cert_dir.mkdir()
     shutil.copy(certs / "ca.crt", cert_dir / "ca.crt")
     round_trip(reg, layout, tmp_path / "back", f"--dest-cert-dir={cert_dir}")
+
+
+def test_token_endpoint_oauth2_password_grant_gives_a_usable_bearer_token(start, htpasswd: Path) -> None:  # type: ignore[no-untyped-def]
+    reg = start("--auth", "token", "--htpasswd", str(htpasswd))
+    form = f"grant_type=password&username={USER}&password={PASSWORD}&service=pallet-registry&scope=repository:app:pull,push"
+    status, _, body = reg.request(
+        "POST", "/token", form.encode(), {"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert status == 200
+    token = json.loads(body)["access_token"]
+    status, _, body = reg.request("GET", "/v2/app/tags/list", headers={"Authorization": f"Bearer {token}"})
+    assert (status, reg.error_code(body)) == (404, "NAME_UNKNOWN")  # authorized; the repository is empty
+    status, _, _ = reg.request("GET", "/v2/other/tags/list", headers={"Authorization": f"Bearer {token}"})
+    assert status == 401
+
+
+def test_htpasswd_mode_challenges_anonymous_requests_with_basic(start, htpasswd: Path) -> None:  # type: ignore[no-untyped-def]
+    reg = start("--auth", "htpasswd", "--htpasswd", str(htpasswd))
+    status, headers, _ = reg.request("GET", "/v2/")
+    assert (status, headers["www-authenticate"]) == (401, 'Basic realm="pallet-registry"')

@@ -5,11 +5,12 @@ from __future__ import annotations
 import array
 import os
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from .conftest import Runtime, base_config
+from .conftest import RUNTIME, Runtime, base_config
 
 pytestmark = pytest.mark.root
 
@@ -26,10 +27,6 @@ def test_console_socket_receives_a_pty_whose_output_is_the_programs(runtime: Run
     cid = runtime.new_id()
     master = -1
     try:
-        import subprocess
-
-        from .conftest import RUNTIME
-
         proc = subprocess.Popen(
             [
                 RUNTIME,
@@ -69,3 +66,20 @@ def test_console_socket_receives_a_pty_whose_output_is_the_programs(runtime: Run
         listener.close()
         if master >= 0:
             os.close(master)
+
+
+def test_foreground_run_with_a_terminal_relays_the_pty_to_its_stdio(runtime: Runtime) -> None:
+    config = base_config(runtime.rootfs, "sh", "-c", "tty; read line; echo got:$line; exit 4")
+    config["process"]["terminal"] = True
+    bundle = runtime.bundle(config)
+    proc = subprocess.run(
+        [RUNTIME, "--root", str(runtime.root), "run", "--bundle", str(bundle), runtime.new_id()],
+        input=b"hello\n",
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 4, proc.stderr
+    lines = proc.stdout.decode().replace("\r", "").split("\n")
+    assert lines[0].startswith("/dev/pts/")
+    assert "got:hello" in lines

@@ -183,3 +183,29 @@ def test_state_start_kill_delete_leave_no_child_holding_their_output(runtime: Ru
         # communicate() returns only at EOF: a child keeping the pipes open would hang it
         proc = subprocess.run([*base, *args], capture_output=True, timeout=20, check=False)
         assert proc.returncode == 0, proc.stderr
+
+
+def test_foreground_run_forwards_sigterm_to_the_container(runtime: Runtime, tmp_path: Path) -> None:
+    config = base_config(runtime.rootfs, "sh", "-c", "trap 'exit 7' TERM; sleep 30 & wait")
+    bundle = runtime.bundle(config)
+    cid = runtime.new_id()
+    with open(tmp_path / "run.err", "w") as err:
+        proc = subprocess.Popen(
+            [RUNTIME, "--root", str(runtime.root), "run", "--bundle", str(bundle), cid],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+        try:
+            deadline = time.monotonic() + 20
+            while not ((runtime.root / cid).exists() and runtime.status(cid) == "running"):
+                assert time.monotonic() < deadline, "the container never ran"
+                time.sleep(0.02)
+            time.sleep(0.2)  # let sh install its trap
+            proc.send_signal(15)
+            assert proc.wait(timeout=20) == 7
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert leftovers(runtime, cid) == []

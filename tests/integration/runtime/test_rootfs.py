@@ -145,3 +145,15 @@ def test_no_pivot_moves_the_rootfs_and_chroots(runtime: Runtime) -> None:
         base_config(runtime.rootfs, "sh", "-c", "ls /bin/busybox && cat /proc/1/cmdline"), "--no-pivot"
     )
     assert result.out.startswith("/bin/busybox\n"), result.err
+
+
+def test_rootfs_propagation_is_applied_to_the_container_root(runtime: Runtime) -> None:
+    config = base_config(runtime.rootfs, "sh", "-c", "awk '$5 == \"/\"' /proc/self/mountinfo")
+    config["linux"]["rootfsPropagation"] = "rshared"
+    shared = runtime.run(config)
+    assert " shared:" in shared.out, shared.err
+    config["linux"]["rootfsPropagation"] = "rprivate"
+    private = runtime.run(config)
+    assert private.out, private.err
+    assert " shared:" not in private.out
+    assert " master:" not in private.out

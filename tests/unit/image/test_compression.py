@@ -60,9 +60,11 @@ def test_gzip_members_are_concatenated_and_trailing_garbage_ends_the_stream():
     assert reader.digest == sha(blob)  # the blob digest still covers every byte
 
 
-def test_zstd_frames_are_concatenated():
-    blob = zstd.compress(b"one ") + zstd.compress(b"two")
-    assert read_all(blob)[0] == b"one two"
+def test_zstd_frames_are_concatenated_and_skippable_frames_skipped():
+    skippable = (0x184D2A50).to_bytes(4, "little") + (5).to_bytes(4, "little") + b"index"
+    blob = skippable + zstd.compress(b"one ") + skippable + zstd.compress(b"two") + skippable
+    data, reader = read_all(blob)
+    assert (data, reader.compression) == (b"one two", ZSTD)
 
 
 @pytest.mark.parametrize("threaded", [False, True])

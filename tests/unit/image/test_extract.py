@@ -225,11 +225,7 @@ class ZeroStream:
     """A tar stream of one huge all-zero file, produced on the fly (never held in memory)."""
 
     def __init__(self, size: int) -> None:
-        head = io.BytesIO()
-        TarWriter(head)._out.write(
-            TarWriter(head)._header(TarEntry("huge", REG, size=size), "huge", REG, size)
-        )
-        self.parts = [head.getvalue()]
+        self.parts = [TarWriter(io.BytesIO())._header(TarEntry("huge", REG, size=size), "huge", REG, size)]
         self.left = size + (-size % 512) + 1024
         self.zeros = bytes(1 << 20)
 
@@ -241,6 +237,7 @@ class ZeroStream:
         return self.zeros if k == len(self.zeros) else bytes(k)
 
 
+@pytest.mark.slow
 def test_one_gib_file_is_streamed_with_bounded_memory(root):
     size = 1 << 30
     tracemalloc.start()
@@ -342,3 +339,21 @@ def test_overlay_mode_writes_whiteouts_as_char_devices_and_opaque_xattrs(root):
     assert wh.st_rdev == 0
     assert os.getxattr(root / "var", "trusted.overlay.opaque") == b"y"
     assert (root / "var" / "new").read_bytes() == b"1"
+
+
+def test_module_entry_applies_layers_and_reports_errors_without_traceback(tmp_path, capsys):
+    from pallet.image.extract import _main
+
+    good, bad = tmp_path / "good.tgz", tmp_path / "bad.tar"
+    good.write_bytes(gzip.compress(layer((TarEntry("hello"), b"world"))))
+    bad.write_bytes(layer((TarEntry("../escape"), b"x")))
+    assert _main([str(tmp_path / "one"), str(good)]) == 0
+    assert (tmp_path / "one" / "hello").read_bytes() == b"world"
+    assert "1 files 5 bytes" in capsys.readouterr().out
+    assert _main(["--per-layer", str(tmp_path / "many"), str(good), str(good)]) == 0
+    assert (tmp_path / "many" / "1" / "hello").exists()
+    capsys.readouterr()
+    assert _main([str(tmp_path / "two"), str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: layer entry '../escape' points outside the root")
+    assert "Traceback" not in err

@@ -73,3 +73,17 @@ def test_errors_exit_1_with_the_message_on_stderr_and_in_the_log(
 def test_commands_of_the_next_issue_are_refused_clearly(capfd: pytest.CaptureFixture[str]) -> None:
     assert main(["--root", "/nonexistent", "pause", "x"]) == 1
     assert "does not implement pause yet" in capfd.readouterr().err
+
+
+def test_a_bug_ends_as_one_error_line_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from pallet.runtime import cli
+
+    def broken(parsed: object, log: object) -> int:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(cli, "_dispatch", broken)
+    assert main(["state", "x"]) == 1
+    err = capfd.readouterr().err
+    assert err == "internal error in pallet-runtime: RuntimeError: boom\n"

@@ -30,11 +30,10 @@ import time
 
 from urllib3.exceptions import HTTPError
 
-from pallet.errors import PalletError
 from pallet.oci.digest import Digest, hasher
 from pallet.registry.client.errors import DigestMismatch, Unreachable
 
-__all__ = ["CHUNK", "BlobReader", "PartialBlob", "cleanup_stale", "fetch", "partial_dir"]
+__all__ = ["CHUNK", "BlobReader", "PartialBlob", "cleanup_stale", "complete", "partial_dir"]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -149,6 +148,7 @@ class PartialBlob:
         want = self.descriptor
         found = Digest.from_hasher(self._hash)
         if self.size != want.size or found != want.digest:
+            self.path.unlink(missing_ok=True)  # nothing worth resuming
             self.reset()
             raise DigestMismatch(
                 f"digest mismatch: blob {want.digest} ({want.size} bytes) arrived as {found} ({self.size} bytes);"
@@ -162,11 +162,6 @@ class PartialBlob:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
-
-    def discard(self) -> None:
-        """Remove the partial file (after a verified failure: nothing worth resuming)."""
-        if self.fd >= 0:
-            self.path.unlink(missing_ok=True)
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -254,32 +249,14 @@ class BlobReader:
         self._close_response()
 
 
-def fetch(
-    content: ContentStore,
-    repository: Repository,
-    descriptor: Descriptor,
-    on_bytes: Callable[[int], None] | None = None,
-) -> bool:
-    """Download ``descriptor``'s blob into ``content`` (resuming a partial one); False if it was already there."""
-    partial = PartialBlob(content, descriptor)
+
+def complete(repository: Repository, partial: PartialBlob, on_bytes: Callable[[int], None] | None = None) -> None:
+    """Fetch the rest of ``partial``'s blob and move it into the store (``DigestMismatch``: nothing is kept)."""
+    reader = BlobReader(repository, partial, on_bytes)
     try:
-        if not partial.acquire():
-            return False
-        if on_bytes is not None and partial.resumed:
-            on_bytes(partial.resumed)
-        reader = BlobReader(repository, partial, on_bytes)
-        try:
-            while partial.size < descriptor.size:
-                reader.position = partial.size  # skip the prefix: it is already hashed
-                if not reader.read(CHUNK):
-                    break
-        finally:
-            reader.close()
-        try:
-            partial.commit()
-        except PalletError:
-            partial.discard()
-            raise
+        reader.position = partial.size  # the prefix is hashed already: skip re-reading it
+        while reader.read(CHUNK):
+            pass
     finally:
-        partial.close()
-    return True
+        reader.close()
+    partial.commit()

@@ -38,8 +38,11 @@ class Progress:
     def message(self, text: str, *, final: bool = False) -> None:
         """A line for the user; ``final`` lines are printed even with ``-q``."""
 
+    def done(self) -> None:
+        """Every transfer is over: the summary lines that follow go below the bars."""
+
     def close(self) -> None:
-        """Stop drawing; call once, at the end (also on failure)."""
+        """Stop drawing; call at the end (also on failure); idempotent."""
 
 
 class QuietProgress(Progress):
@@ -104,6 +107,7 @@ class BarProgress(Progress):
         )
         self._tasks: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._stopped = False
         self._bars.start()
 
     def start(self, key: str, total: int, status: str) -> None:
@@ -128,10 +132,15 @@ class BarProgress(Progress):
             self._bars.update(task, status=text)
 
     def message(self, text: str, *, final: bool = False) -> None:
-        self._bars.console.print(text, markup=False)
+        self._console.print(text, markup=False, highlight=False)
+
+    def done(self) -> None:
+        if not self._stopped:
+            self._stopped = True
+            self._bars.stop()
 
     def close(self) -> None:
-        self._bars.stop()
+        self.done()
 
 
 def open_progress(out: TextIO, *, quiet: bool = False) -> Progress:

@@ -121,9 +121,10 @@ class _LayerJob:
         self._local.snaps = value
 
     def _wait_parent(self, i: int) -> None:
-        while i and not self.committed[i - 1].wait(0.1):
-            if self.failed.is_set():
-                raise _Cancelled
+        if i:
+            self.committed[i - 1].wait()  # also set when any layer fails, so no waiter is left behind
+        if self.failed.is_set():
+            raise _Cancelled
 
     def run(self, i: int) -> None:
         # SQLite connections belong to one thread: each worker opens its own (MetadataDB's contract)
@@ -135,6 +136,8 @@ class _LayerJob:
             self._run(i)
         except BaseException:
             self.failed.set()
+            for event in self.committed:
+                event.set()
             raise
         finally:
             db.close()
@@ -182,19 +185,7 @@ class _LayerJob:
         self.progress.status(key, "Pull complete")
 
     def _download(self, key: str, partial: downloads.PartialBlob) -> None:
-        reader = downloads.BlobReader(self.repository, partial, lambda n: self.progress.advance(key, n))
-        try:
-            reader.position = partial.size
-            while reader.read(downloads.CHUNK):
-                pass
-        finally:
-            reader.close()
-        self.progress.status(key, "Verifying Checksum")
-        try:
-            partial.commit()
-        except PalletError:
-            partial.discard()
-            raise
+        downloads.complete(self.repository, partial, lambda n: self.progress.advance(key, n))
         self.progress.status(key, "Download complete")
 
     def _check_diff_id(self, i: int, found: str) -> None:
@@ -217,24 +208,18 @@ class _LayerJob:
                 stats = extract.apply_layer(work / "fs", reader, media_type=desc.media_type, mode=self.mode)
             except (PalletError, OSError) as unpack_error:
                 # a truncated or corrupt blob also breaks the tar: say "digest mismatch" when that is why
+                reader.close()
                 try:
-                    while reader.read(downloads.CHUNK):
-                        pass
-                    partial.commit()
+                    downloads.complete(self.repository, partial)
                 except DigestMismatch:
-                    partial.discard()
                     raise
                 except PalletError:
                     pass
                 raise unpack_error from None
+            self.progress.status(key, "Verifying Checksum")
             while reader.read(downloads.CHUNK):  # the tar's end may leave padding unread
                 pass
-            self.progress.status(key, "Verifying Checksum")
-            try:
-                partial.commit()
-            except PalletError:
-                partial.discard()
-                raise
+            partial.commit()
             self._check_diff_id(i, stats.diff_id)
             self.progress.status(key, "Extracting")
             self._wait_parent(i)
@@ -343,6 +328,7 @@ def pull(
         blobs = [str(d.digest) for d in manifest.layers] + [str(manifest.config.digest)]
         sources.note(blobs, reference.domain, reference.path)
     fresh = before != image.id or job.downloaded > 0
+    progress.done()
     progress.message(f"Digest: {digest}")
     if fresh:
         progress.message(f"Status: Downloaded newer image for {name.familiar_string()}")

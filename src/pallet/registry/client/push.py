@@ -153,6 +153,7 @@ def push(
         outcomes += list(pool.map(send, blobs[:-1]))
     tag = target.digest or target.tag or "latest"
     digest = repository.put_manifest(str(tag), manifest_bytes, record.manifest_media_type)
+    progress.done()
     if sources is not None:
         sources.note([str(d.digest) for d in blobs], target.domain, target.path)
     progress.message(f"{target.tag or target.digest}: digest: {digest} size: {len(manifest_bytes)}")

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import socket
 import ssl
+import struct
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,7 +27,7 @@ from pallet.registry.server.routes import match
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import TextIO
+    from typing import BinaryIO, TextIO
 
     from pallet.registry.server.auth import Authorizer, TokenAuth
     from pallet.registry.server.storage import Storage
@@ -219,10 +221,42 @@ class RegistryRequestHandler(BaseHTTPRequestHandler):
             return 0
         if isinstance(payload, FileBody):
             with open(payload.path, "rb") as f:
-                sent: int = self.connection.sendfile(f, payload.offset, payload.length)
-                return sent
+                sent = self._sendfile(f, payload.offset, payload.length)
+            if sent < length:
+                self.close_connection = True  # the body came out short: the framing is lost
+            return sent
         self.wfile.write(payload)
         return length
+
+    def _sendfile(self, f: BinaryIO, offset: int, count: int) -> int:
+        """Send ``count`` bytes of ``f`` from ``offset``; returns the bytes sent.
+
+        ``socket.sendfile`` on a socket with a timeout polls before every
+        ``sendfile(2)`` and gives back the GIL each time the socket buffer
+        fills; a blocking socket with a kernel send timeout (``SO_SNDTIMEO``)
+        sends a whole blob in a few calls, and a stalled client still cannot
+        hold the thread forever.
+        """
+        sock = self.connection
+        if isinstance(sock, ssl.SSLSocket):  # no kernel TLS here: sendfile would only copy through Python
+            sent: int = sock.sendfile(f, offset, count)
+            return sent
+        timeout = sock.gettimeout()
+        sock.settimeout(None)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", int(self.timeout), 0))
+        done = 0
+        try:
+            while done < count:
+                try:
+                    n = os.sendfile(sock.fileno(), f.fileno(), offset + done, count - done)
+                except BlockingIOError:
+                    raise TimeoutError("client stopped reading") from None
+                if n == 0:
+                    break  # the file is shorter than it was: the client sees a short body
+                done += n
+        finally:
+            sock.settimeout(timeout)
+        return done
 
 
 def _error_response(err: RegistryError) -> Response:

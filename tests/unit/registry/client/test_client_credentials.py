@@ -148,3 +148,44 @@ def test_cli_pull_all_tags_follows_pagination(tmp_path: Path, docker_config: Pat
         code, out, err = _cli("--root", str(tmp_path), "pull", "-q", "-a", f"{reg.host}/app")
     assert code == 0, err
     assert out.splitlines() == [f"{reg.host}/app:{t}" for t in ("a", "b", "c")]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_cli_pull_on_a_terminal_draws_bars_with_sizes(tmp_path: Path, docker_config: Path) -> None:
+    out = _Terminal()
+    with FakeRegistry() as reg:
+        seed_image(reg, "app", "v1", [{"a": os.urandom(50_000)}])
+        code = main(
+            ["--root", str(tmp_path), "pull", f"{reg.host}/app:v1"],
+            out=out,
+            err=io.StringIO(),
+            stdin=io.BytesIO(),
+            stdout_binary=io.BytesIO(),
+        )
+    assert code == 0
+    text = out.getvalue()
+    assert "Pull complete" in text
+    assert "kB" in text  # the size column
+    assert text.rstrip().endswith(f"{reg.host}/app:v1")
+
+
+def test_credential_helper_is_asked_for_the_registry(
+    tmp_path: Path, docker_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    helper = tmp_path / "bin" / "docker-credential-fake"
+    helper.parent.mkdir()
+    helper.write_text(
+        '#!/bin/sh\nread host\necho "{\\"ServerURL\\":\\"$host\\",\\"Username\\":\\"helped\\",\\"Secret\\":\\"pw-for-$host\\"}"\n'
+    )
+    helper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{helper.parent}:{os.environ['PATH']}")
+    docker_config.parent.mkdir()
+    docker_config.write_text(json.dumps({"credsStore": "fake", "credHelpers": {"special:1": "none-such"}}))
+    assert credentials.lookup("reg.example:5000") == Credentials(
+        username="helped", password="pw-for-reg.example:5000"
+    )
+    assert credentials.lookup("special:1") is None  # a helper that cannot run: anonymous

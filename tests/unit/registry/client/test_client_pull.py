@@ -189,3 +189,27 @@ def test_pull_by_digest_records_name_at_digest(
     result = _pull(store, transport, f"{registry.host}/app@{digest}")
     assert str(result.reference) == f"{registry.host}/app@{digest}"
     assert store.resolve(f"{registry.host}/app@{digest}").id == result.image.id
+
+
+def test_image_repeating_one_layer_blob_pulls_and_unpacks(
+    registry: FakeRegistry, store: ImageStore, transport: Transport
+) -> None:
+    seed_image(registry, "app", "v1", [{"same": b"x"}, {"other": b"y"}, {"same": b"x"}])
+    _pull(store, transport, f"{registry.host}/app:v1", parallel=3)
+    fs = _rootfs(store, f"{registry.host}/app:v1")
+    assert (fs / "same").read_bytes() == b"x"
+    assert (fs / "other").read_bytes() == b"y"
+
+
+def test_failed_middle_layer_stops_the_layers_waiting_on_it(
+    registry: FakeRegistry, store: ImageStore, transport: Transport
+) -> None:
+    manifest, _ = seed_image(registry, "app", "v1", [{"a": b"a"}, {"b": BIG}, {"c": b"c"}, {"d": b"d"}])
+    middle = json.loads(manifest)["layers"][1]["digest"]
+    registry.corrupt.add(middle)
+    with pytest.raises(DigestMismatch):
+        _pull(store, transport, f"{registry.host}/app:v1")
+    assert not store.content.has(middle)
+    assert (
+        len(store.snapshots.list_snapshots()) <= 1
+    )  # at most the bottom layer, committed before the failure

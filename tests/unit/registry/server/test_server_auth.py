@@ -109,3 +109,28 @@ def test_anonymous_token_grants_nothing(htpasswd: Htpasswd) -> None:
     token = str(auth.issue(None, ["repository:app:pull"], "")["token"])
     with pytest.raises(RegistryError):
         auth.authorize(f"Bearer {token}", PULL, "http://h")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"auth": "token"}, "--auth token needs --htpasswd FILE"),
+        ({"auth": "ldap"}, 'unknown auth mode "ldap"'),
+        ({"addr": "5000"}, 'invalid address "5000"'),
+        ({"tls_cert": "cert.pem"}, "TLS needs both --tls-cert and --tls-key"),
+        (
+            {"auth": "htpasswd", "htpasswd": "/nonexistent/htpasswd"},
+            "htpasswd file /nonexistent/htpasswd not found",
+        ),
+    ],
+)
+def test_server_options_that_cannot_work_are_refused_naming_the_option(
+    tmp_path: Path, options: dict[str, str], message: str
+) -> None:
+    from pallet.errors import PalletError
+    from pallet.registry.server.serve import build_server
+
+    kwargs: dict[str, str] = {"addr": "127.0.0.1:0", "storage_dir": str(tmp_path)}
+    kwargs.update(options)
+    with pytest.raises(PalletError, match=message):
+        build_server(**kwargs)  # type: ignore[arg-type]

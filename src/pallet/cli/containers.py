@@ -1,0 +1,849 @@
+"""The container verbs of ``pallet``: run, create, start, stop, restart, kill, rm, ps, logs, wait,
+inspect, attach, exec, pause, unpause, rename, container prune.
+
+Each verb parses docker's flags and calls the engine (``pallet.engine``);
+output and exit codes follow docker's CLI: ``run`` exits with the container's
+status, or 125 when pallet itself fails, 126/127 when the command cannot be
+invoked / found.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import time
+
+from pallet.cli.exits import UsageError
+from pallet.errors import InvalidArgument, NotFound, PalletError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Sequence
+    from typing import Any, BinaryIO
+
+    from pallet.cli.context import Context
+    from pallet.engine.containers import ContainerRecord
+    from pallet.engine.execs import ExecRequest
+    from pallet.engine.lifecycle import Engine
+    from pallet.engine.options import RunOptions
+    from pallet.engine.shim.attach import AttachConnection
+
+__all__ = [
+    "configure_attach",
+    "configure_create",
+    "configure_exec",
+    "configure_inspect",
+    "configure_kill",
+    "configure_logs",
+    "configure_pause",
+    "configure_prune",
+    "configure_ps",
+    "configure_rename",
+    "configure_restart",
+    "configure_rm",
+    "configure_run",
+    "configure_start",
+    "configure_stop",
+    "configure_unpause",
+    "configure_wait",
+]
+
+#: docker's exit codes of ``run``: the engine failed, the command cannot run, is not found
+EXIT_ENGINE = 125
+EXIT_CANNOT_INVOKE = 126
+EXIT_NOT_FOUND = 127
+
+
+def _engine(ctx: Context) -> Engine:
+    from pallet.engine.lifecycle import Engine
+
+    return Engine.open(ctx.root, ctx.run_root)
+
+
+def _exit_code_for(error: PalletError) -> int:
+    """Docker's exit code for a failed ``run``/``start``: 126/127 from the runtime's words, else 125."""
+    text = error.message.lower()
+    if "executable file not found" in text or "no such file or directory" in text:
+        return EXIT_NOT_FOUND
+    if "permission denied" in text:
+        return EXIT_CANNOT_INVOKE
+    return EXIT_ENGINE
+
+
+def _engine_error(error: PalletError) -> PalletError:
+    error.exit_code = _exit_code_for(error)  # type: ignore[attr-defined]
+    return error
+
+
+def _write_err(ctx: Context, data: bytes) -> None:
+    buffer = getattr(ctx.err, "buffer", None)
+    if buffer is not None:
+        ctx.err.flush()
+        buffer.write(data)
+        buffer.flush()
+    else:
+        ctx.err.write(data.decode("utf-8", "replace"))
+
+
+# --- run / create ---------------------------------------------------------------------------
+
+
+def _add_create_flags(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--name")
+    add("-e", "--env", action="append", default=[])
+    add("--env-file", action="append", default=[])
+    add("-w", "--workdir", default="")
+    add("-u", "--user", default="")
+    add("--entrypoint")
+    add("--hostname", default="")
+    add("--domainname", default="")
+    add("-l", "--label", action="append", default=[])
+    add("--read-only", action="store_true")
+    add("--init", action="store_true")
+    add("--stop-signal")
+    add("--stop-timeout")
+    add("-m", "--memory")
+    add("--memory-swap")
+    add("--memory-reservation")
+    add("--cpus")
+    add("-c", "--cpu-shares")
+    add("--cpuset-cpus", default="")
+    add("--cpuset-mems", default="")
+    add("--pids-limit")
+    add("--ulimit", action="append", default=[])
+    add("--cap-add", action="append", default=[])
+    add("--cap-drop", action="append", default=[])
+    add("--security-opt", action="append", default=[])
+    add("--privileged", action="store_true")
+    add("--device", action="append", default=[])
+    add("--group-add", action="append", default=[])
+    add("--shm-size")
+    add("--sysctl", action="append", default=[])
+    add("--tmpfs", action="append", default=[])
+    add("--restart")
+    add("--runtime", default="")
+    add("--network", "--net", dest="network")
+    add("-v", "--volume", action="append", default=[])
+    add("--mount", action="append", default=[])
+    add("--log-opt", action="append", default=[])
+    add("-p", "--publish", action="append", default=[])
+    add("-i", "--interactive", action="store_true")
+    add("-t", "--tty", action="store_true")
+    add("--rm", action="store_true")
+    add("image")
+    add("command", nargs=argparse.REMAINDER)
+
+
+def _integer(text: str, flag: str) -> int:
+    body = text.strip()
+    if not body.lstrip("-").isdigit():
+        raise InvalidArgument(
+            f'invalid argument "{text}" for "{flag}" flag: strconv.ParseInt: parsing "{text}": invalid syntax'
+        )
+    return int(body)
+
+
+def options_from_args(args: argparse.Namespace) -> RunOptions:
+    """``RunOptions`` from the flags of ``run``/``create``; bad values are ``InvalidArgument`` in docker's words."""
+    from pallet.engine import options as o
+
+    def mapping(pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
+        return dict(pairs)
+
+    opts = o.RunOptions(
+        name=args.name,
+        env=o.collect_env(args.env, args.env_file),
+        env_files=tuple(args.env_file),
+        workdir=args.workdir,
+        user=args.user,
+        entrypoint=None if args.entrypoint is None else tuple(args.entrypoint.split()),
+        cmd=tuple(args.command) or None,
+        hostname=args.hostname,
+        domainname=args.domainname,
+        labels=mapping([o.parse_label(t) for t in args.label]),
+        read_only=args.read_only,
+        init=args.init,
+        stop_signal=o.parse_signal(args.stop_signal) if args.stop_signal else "",
+        stop_timeout=None if args.stop_timeout is None else _integer(args.stop_timeout, "--stop-timeout"),
+        memory=None if args.memory is None else o.parse_bytes(args.memory, flag="-m, --memory"),
+        memory_swap=(
+            None
+            if args.memory_swap is None
+            else -1
+            if args.memory_swap.strip() == "-1"
+            else o.parse_bytes(args.memory_swap, flag="--memory-swap")
+        ),
+        memory_reservation=(
+            None
+            if args.memory_reservation is None
+            else o.parse_bytes(args.memory_reservation, flag="--memory-reservation")
+        ),
+        cpus=None if args.cpus is None else o.parse_cpus(args.cpus),
+        cpu_shares=None if args.cpu_shares is None else _integer(args.cpu_shares, "-c, --cpu-shares"),
+        cpuset_cpus=args.cpuset_cpus,
+        cpuset_mems=args.cpuset_mems,
+        pids_limit=None if args.pids_limit is None else _integer(args.pids_limit, "--pids-limit"),
+        ulimits=tuple(o.parse_ulimit(t) for t in args.ulimit),
+        cap_add=tuple(o.parse_capability(t, flag="--cap-add") for t in args.cap_add),
+        cap_drop=tuple(o.parse_capability(t, flag="--cap-drop") for t in args.cap_drop),
+        security_opt=tuple(o.parse_security_opt(t) for t in args.security_opt),
+        privileged=args.privileged,
+        devices=tuple(o.parse_device(t) for t in args.device),
+        group_add=tuple(args.group_add),
+        shm_size=None if args.shm_size is None else o.parse_bytes(args.shm_size, flag="--shm-size"),
+        sysctls=mapping([o.parse_sysctl(t) for t in args.sysctl]),
+        tmpfs=mapping([o.parse_tmpfs(t) for t in args.tmpfs]),
+        restart=o.parse_restart(args.restart) if args.restart else o.RestartPolicy(),
+        runtime=args.runtime,
+        network=o.parse_network(args.network) if args.network else "private",
+        mounts=(
+            *(o.parse_volume(t) for t in args.volume),
+            *(o.parse_mount(t) for t in args.mount),
+        ),
+        tty=args.tty,
+        interactive=args.interactive,
+        auto_remove=args.rm,
+        log_opts=mapping([o.parse_log_opt(t) for t in args.log_opt]),
+        publish=tuple(args.publish),
+    )
+    if opts.auto_remove and opts.restart.name not in ("", "no"):
+        raise InvalidArgument("Conflicting options: --restart and --rm")
+    o.validate(opts)
+    return opts
+
+
+def _parse_options(args: argparse.Namespace, command: str) -> RunOptions:
+    """The run options of the command line; a bad value is a usage error (exit 125), before any work."""
+    try:
+        return options_from_args(args)
+    except UsageError:
+        raise
+    except InvalidArgument as e:
+        raise UsageError(e.message, command) from None
+
+
+def _create(ctx: Context, engine: Engine, args: argparse.Namespace, options: RunOptions) -> ContainerRecord:
+    from pallet.engine.security import warnings_for
+
+    def warn(text: str) -> None:
+        ctx.err.write(f"WARNING: {text}\n")
+
+    try:
+        for warning in warnings_for(options, options.mounts):
+            warn(warning)
+        return engine.create(args.image, options, warn=warn)
+    except PalletError as e:
+        raise _engine_error(e) from None
+
+
+def _run_create(ctx: Context, args: argparse.Namespace) -> int:
+    options = _parse_options(args, "create")
+    with _engine(ctx) as engine:
+        record = _create(ctx, engine, args, options)
+        ctx.out.write(record.id + "\n")
+    return 0
+
+
+def _run_run(ctx: Context, args: argparse.Namespace) -> int:
+    options = _parse_options(args, "run")
+    with _engine(ctx) as engine:
+        record = _create(ctx, engine, args, options)
+        if args.detach:
+            try:
+                engine.start(record.id)
+            except PalletError as e:
+                raise _engine_error(e) from None
+            ctx.out.write(record.id + "\n")
+            return 0
+        return _run_attached(ctx, engine, record, interactive=args.interactive, remove=args.rm)
+
+
+def _run_attached(
+    ctx: Context, engine: Engine, record: ContainerRecord, *, interactive: bool, remove: bool
+) -> int:
+    """Start ``record`` with this process attached; the container's exit status."""
+    from pallet.engine.shim import attach
+
+    try:
+        engine.start(record.id, start_on_attach=True, exit_command=False)
+        conn = attach.connect(str(engine.layout.attach_socket(record.id)), stdin=interactive, start=True)
+    except PalletError as e:
+        if remove:
+            engine.remove(record.id, force=True, volumes=True)
+        raise _engine_error(e) from None
+    try:
+        _stream(ctx, conn, interactive=interactive)
+    finally:
+        conn.close()
+    code = engine.wait(record.id)
+    if remove:
+        with contextlib.suppress(NotFound):  # removed by reconcile's --rm handling already
+            engine.remove(record.id, force=True, volumes=True)
+    return code
+
+
+def _stream(ctx: Context, conn: AttachConnection, *, interactive: bool) -> None:
+    """Copy the container's output to our streams (and our stdin to it) until it exits."""
+    from pallet.engine.shim import attach
+
+    stdin_fd = _fileno(ctx.stdin) if interactive else None
+    out_fd = _fileno(ctx.stdout_binary)
+    err_buffer = getattr(ctx.err, "buffer", None)
+    err_fd = _fileno(err_buffer) if err_buffer is not None else None
+    if out_fd is not None and err_fd is not None and (stdin_fd is not None or not interactive):
+        ctx.out.flush()
+        ctx.err.flush()
+        attach.pump(conn, stdin_fd=stdin_fd, stdout_fd=out_fd, stderr_fd=err_fd)
+        return
+    # in-process callers (tests) hand us streams without file descriptors
+    while (pieces := conn.read()) is not None:
+        for stream, data in pieces:
+            if stream == attach.STDERR:
+                _write_err(ctx, data)
+            else:
+                ctx.stdout_binary.write(data)
+                ctx.stdout_binary.flush()
+
+
+def _fileno(stream: object) -> int | None:
+    try:
+        fd = stream.fileno()  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        return None
+    return fd if isinstance(fd, int) else None
+
+
+def configure_run(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-d", "--detach", action="store_true")
+    _add_create_flags(parser)
+    parser.set_defaults(run=_run_run)
+
+
+def configure_create(parser: argparse.ArgumentParser) -> None:
+    _add_create_flags(parser)
+    parser.set_defaults(run=_run_create)
+
+
+# --- start / stop / restart / kill / pause / unpause / rm -------------------------------------
+
+
+def _each(ctx: Context, refs: Sequence[str], action: Callable[[str], object]) -> int:
+    """Apply ``action`` to every ref, printing each ref done; docker's rule: go on after an error, exit 1."""
+    failed = False
+    for ref in refs:
+        try:
+            action(ref)
+        except PalletError as e:
+            failed = True
+            ctx.err.write(f"pallet: {e.message}\n")
+            continue
+        ctx.out.write(ref + "\n")
+    return 1 if failed else 0
+
+
+def _run_start(ctx: Context, args: argparse.Namespace) -> int:
+    with _engine(ctx) as engine:
+        if args.attach or args.interactive:
+            if len(args.containers) > 1:
+                raise UsageError("you cannot start and attach multiple containers at once", "start")
+            try:
+                record = engine.containers.get(args.containers[0])
+            except PalletError as e:
+                raise _engine_error(e) from None
+            return _run_attached(ctx, engine, record, interactive=args.interactive, remove=False)
+        return _each(ctx, args.containers, engine.start)
+
+
+def configure_start(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-a", "--attach", action="store_true")
+    parser.add_argument("-i", "--interactive", action="store_true")
+    parser.add_argument("containers", nargs="+")
+    parser.set_defaults(run=_run_start)
+
+
+def _timeout(args: argparse.Namespace) -> int | None:
+    return None if args.time is None else _integer(args.time, "-t, --time")
+
+
+def _run_stop(ctx: Context, args: argparse.Namespace) -> int:
+    timeout = _timeout(args)
+    with _engine(ctx) as engine:
+        return _each(ctx, args.containers, lambda ref: engine.stop(ref, timeout=timeout, signal=args.signal))
+
+
+def configure_stop(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-t", "--time", "--timeout", dest="time")
+    parser.add_argument("-s", "--signal")
+    parser.add_argument("containers", nargs="+")
+    parser.set_defaults(run=_run_stop)
+
+
+def _run_restart(ctx: Context, args: argparse.Namespace) -> int:
+    timeout = _timeout(args)
+    with _engine(ctx) as engine:
+        return _each(ctx, args.containers, lambda ref: engine.restart(ref, timeout=timeout))
+
+
+def configure_restart(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-t", "--time", "--timeout", dest="time")
+    parser.add_argument("containers", nargs="+")
+    parser.set_defaults(run=_run_restart)
+
+
+def _run_kill(ctx: Context, args: argparse.Namespace) -> int:
+    with _engine(ctx) as engine:
+        return _each(ctx, args.containers, lambda ref: engine.kill(ref, args.signal))
+
+
+def configure_kill(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-s", "--signal")
+    parser.add_argument("containers", nargs="+")
+    parser.set_defaults(run=_run_kill)
+
+
+def configure_pause(parser: argparse.ArgumentParser) -> None:
+    def run(ctx: Context, args: argparse.Namespace) -> int:
+        with _engine(ctx) as engine:
+            return _each(ctx, args.containers, engine.pause)
+
+    parser.add_argument("containers", nargs="+")
+    parser.set_defaults(run=run)
+
+
+def configure_unpause(parser: argparse.ArgumentParser) -> None:
+    def run(ctx: Context, args: argparse.Namespace) -> int:
+        with _engine(ctx) as engine:
+            return _each(ctx, args.containers, engine.unpause)
+
+    parser.add_argument("containers", nargs="+")
+    parser.set_defaults(run=run)
+
+
+def _run_rm(ctx: Context, args: argparse.Namespace) -> int:
+    with _engine(ctx) as engine:
+        return _each(
+            ctx, args.containers, lambda ref: engine.remove(ref, force=args.force, volumes=args.volumes)
+        )
+
+
+def configure_rm(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-f", "--force", action="store_true")
+    parser.add_argument("-v", "--volumes", action="store_true")
+    parser.add_argument("containers", nargs="+")
+    parser.set_defaults(run=_run_rm)
+
+
+def _run_rename(ctx: Context, args: argparse.Namespace) -> int:
+    with _engine(ctx) as engine:
+        engine.rename(args.container, args.new_name)
+    return 0
+
+
+def configure_rename(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("container")
+    parser.add_argument("new_name")
+    parser.set_defaults(run=_run_rename)
+
+
+def _run_wait(ctx: Context, args: argparse.Namespace) -> int:
+    failed = False
+    with _engine(ctx) as engine:
+        for ref in args.containers:
+            try:
+                ctx.out.write(f"{engine.wait(ref)}\n")
+                ctx.out.flush()
+            except PalletError as e:
+                failed = True
+                ctx.err.write(f"pallet: {e.message}\n")
+    return 1 if failed else 0
+
+
+def configure_wait(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("containers", nargs="+")
+    parser.set_defaults(run=_run_wait)
+
+
+def _run_prune(ctx: Context, args: argparse.Namespace) -> int:
+    if not args.force:
+        ctx.out.write(
+            "WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] "
+        )
+        ctx.out.flush()
+        answer = ctx.stdin.readline().decode(errors="replace").strip().lower()
+        if answer not in ("y", "yes"):
+            return 0
+    with _engine(ctx) as engine:
+        removed = engine.prune()
+    if removed:
+        ctx.out.write("Deleted Containers:\n" + "".join(f"{i}\n" for i in removed) + "\n")
+    ctx.out.write("Total reclaimed space: 0B\n")
+    return 0
+
+
+def configure_prune(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-f", "--force", action="store_true")
+    parser.add_argument("--filter", action="append", default=[])
+    parser.set_defaults(run=_run_prune)
+
+
+# --- ps ---------------------------------------------------------------------------------------
+
+_PS_DEFAULT = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
+_PS_TITLES = {
+    "ID": "CONTAINER ID",
+    "Image": "IMAGE",
+    "Command": "COMMAND",
+    "CreatedAt": "CREATED AT",
+    "RunningFor": "CREATED",
+    "Status": "STATUS",
+    "Ports": "PORTS",
+    "Names": "NAMES",
+    "State": "STATE",
+    "Labels": "LABELS",
+    "Mounts": "MOUNTS",
+    "Networks": "NETWORKS",
+    "Size": "SIZE",
+    "LocalVolumes": "LOCAL VOLUMES",
+}
+
+
+def _seconds(rfc3339: str | None) -> float | None:
+    if not rfc3339 or rfc3339.startswith("0001-"):
+        return None
+    from pallet.engine.shim.logfile import parse_rfc3339
+
+    try:
+        return parse_rfc3339(rfc3339) / 1e9
+    except PalletError:
+        return None
+
+
+def status_text(record: ContainerRecord, now: float) -> str:
+    """Docker's STATUS column: ``Up 5 seconds``, ``Exited (0) 2 minutes ago``, ``Created``..."""
+    from pallet.cli.tables import human_duration
+
+    state = record.state
+    if state in ("running", "paused"):
+        started = _seconds(record.started_at) or record.created
+        text = f"Up {human_duration(now - started)}"
+        return text + " (Paused)" if state == "paused" else text
+    if state in ("exited", "restarting"):
+        finished = _seconds(record.finished_at)
+        ago = f" {human_duration(now - finished)} ago" if finished is not None else ""
+        word = "Exited" if state == "exited" else "Restarting"
+        return f"{word} ({record.exit_code if record.exit_code is not None else 0}){ago}"
+    if state == "removing":
+        return "Removal In Progress"
+    if state == "dead":
+        return "Dead"
+    return "Created"
+
+
+def ps_row(
+    record: ContainerRecord, document: dict[str, Any], *, now: float, no_trunc: bool
+) -> dict[str, object]:
+    """One row of ``ps`` with docker's field names (what ``--format`` templates see)."""
+    import json
+
+    from pallet.cli.tables import human_duration
+
+    command = " ".join([document.get("Path", ""), *document.get("Args", [])]).strip()
+    if not no_trunc and len(command) > 20:
+        command = command[:19] + "…"
+    image = record.image
+    if image.startswith("sha256:") and not no_trunc:
+        image = image[7:19]
+    labels = ",".join(f"{k}={v}" for k, v in sorted(record.labels.items()))
+    mounts = ",".join(m.get("Name") or m.get("Source", "") for m in document.get("Mounts", []))
+    network = document.get("HostConfig", {}).get("NetworkMode", "default")
+    return {
+        "Command": json.dumps(command, ensure_ascii=False),
+        "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S %z %Z", time.localtime(record.created)),
+        "ID": record.id if no_trunc else record.short_id,
+        "Image": image,
+        "Labels": labels,
+        "LocalVolumes": str(sum(1 for m in document.get("Mounts", []) if m.get("Type") == "volume")),
+        "Mounts": mounts,
+        "Names": record.name,
+        "Networks": network,
+        "Ports": "",
+        "RunningFor": f"{human_duration(now - record.created)} ago",
+        "Size": "0B",
+        "State": record.state if record.state != "creating" else "created",
+        "Status": status_text(record, now),
+    }
+
+
+class _Filters:
+    """``ps --filter``: id, name, label, status, exited, ancestor; several values of a key are ORed."""
+
+    KEYS = ("id", "name", "label", "status", "exited", "ancestor", "before", "since")
+
+    def __init__(self, values: Sequence[str]) -> None:
+        self.by_key: dict[str, list[str]] = {}
+        for value in values:
+            key, sep, want = value.partition("=")
+            if not sep or key not in self.KEYS:
+                raise UsageError(f'invalid filter "{value}"', "ps")
+            self.by_key.setdefault(key, []).append(want)
+
+    def matches(self, record: ContainerRecord, engine: Engine) -> bool:
+        checks: dict[str, Callable[[str], bool]] = {
+            "id": record.id.startswith,
+            "name": lambda w: w.lstrip("/") in record.name,
+            "label": lambda w: _label_matches(record, w),
+            "status": lambda w: (record.state if record.state != "creating" else "created") == w,
+            "exited": lambda w: record.state == "exited" and str(record.exit_code) == w,
+            "ancestor": lambda w: (
+                w in (record.image, record.image_id)
+                or record.image_id.startswith(w if w.startswith("sha256:") else "sha256:" + w)
+            ),
+            "before": lambda w: _relative(engine, w, record, before=True),
+            "since": lambda w: _relative(engine, w, record, before=False),
+        }
+        return all(any(checks[key](w) for w in wants) for key, wants in self.by_key.items())
+
+
+def _label_matches(record: ContainerRecord, want: str) -> bool:
+    key, sep, value = want.partition("=")
+    if key not in record.labels:
+        return False
+    return not sep or record.labels[key] == value
+
+
+def _relative(engine: Engine, ref: str, record: ContainerRecord, *, before: bool) -> bool:
+    try:
+        other = engine.containers.get(ref)
+    except NotFound:
+        return False
+    return record.created < other.created if before else record.created > other.created
+
+
+def _run_ps(ctx: Context, args: argparse.Namespace) -> int:
+    from pallet.cli.output import print_rows
+
+    filters = _Filters(args.filter)
+    with _engine(ctx) as engine:
+        show_all = args.all or bool(filters.by_key.get("status")) or bool(filters.by_key.get("exited"))
+        records = [r for r in engine.list_containers(all=show_all) if filters.matches(r, engine)]
+        if args.latest:
+            records = records[:1]
+        elif args.last is not None and args.last >= 0:
+            records = records[: args.last]
+        if args.quiet:
+            for record in records:
+                ctx.out.write((record.id if args.no_trunc else record.short_id) + "\n")
+            return 0
+        now = time.time()
+        rows = [ps_row(r, engine.document(r), now=now, no_trunc=args.no_trunc) for r in records]
+    print_rows(ctx.out, rows, args.format, default=_PS_DEFAULT, titles=_PS_TITLES)
+    return 0
+
+
+def configure_ps(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-a", "--all", action="store_true")
+    parser.add_argument("-q", "--quiet", action="store_true")
+    parser.add_argument("--no-trunc", action="store_true")
+    parser.add_argument("-f", "--filter", action="append", default=[])
+    parser.add_argument("--format")
+    parser.add_argument("-n", "--last", type=int)
+    parser.add_argument("-l", "--latest", action="store_true")
+    parser.add_argument("-s", "--size", action="store_true")
+    parser.set_defaults(run=_run_ps)
+
+
+# --- inspect ----------------------------------------------------------------------------------
+
+
+def _run_inspect(ctx: Context, args: argparse.Namespace) -> int:
+    from pallet.cli.output import print_inspect
+    from pallet.engine.inspection import inspect_container
+
+    found: list[dict[str, object]] = []
+    failed = False
+    with _engine(ctx) as engine:
+        for ref in args.containers:
+            try:
+                record = engine.get(ref)
+            except NotFound:
+                failed = True
+                ctx.err.write(f"pallet: No such container: {ref}\n")
+                continue
+            found.append(
+                inspect_container(
+                    record,
+                    engine.document(record),
+                    bundle=str(engine.layout.bundle(record.id)),
+                    run_dir=str(engine.layout.run_dir(record.id)),
+                )
+            )
+    print_inspect(ctx.out, found, args.format)
+    return 1 if failed else 0
+
+
+def configure_inspect(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-f", "--format")
+    parser.add_argument("-s", "--size", action="store_true")
+    parser.add_argument("--type", choices=["container"], default="container")
+    parser.add_argument("containers", nargs="+")
+    parser.set_defaults(run=_run_inspect)
+
+
+# --- logs ---------------------------------------------------------------------------------------
+
+
+def _log_entries(engine: Engine, record: ContainerRecord, args: argparse.Namespace) -> Iterator[Any]:
+    from pallet.engine.shim.logfile import parse_time_filter, read_logs
+
+    now = time.time_ns()
+    tail: int | None = None
+    if args.tail not in (None, "all"):
+        tail = _integer(args.tail, "-n, --tail")
+        if tail < 0:
+            tail = None
+    since = parse_time_filter(args.since, now, "since") if args.since else None
+    until = parse_time_filter(args.until, now, "until") if args.until else None
+    container_id = record.id
+
+    def stopped() -> bool:
+        try:
+            return engine.get(container_id).state not in ("running", "paused", "restarting")
+        except NotFound:
+            return True
+
+    return read_logs(
+        str(engine.layout.log_path(record.id)),
+        tail=tail,
+        since_ns=since,
+        until_ns=until,
+        follow=args.follow,
+        stopped=stopped,
+    )
+
+
+def _run_logs(ctx: Context, args: argparse.Namespace) -> int:
+    from pallet.engine.shim.logfile import format_entry
+
+    with _engine(ctx) as engine:
+        record = engine.get(args.container)
+        out: BinaryIO = ctx.stdout_binary
+        for entry in _log_entries(engine, record, args):
+            data = format_entry(entry, args.timestamps)
+            if entry.stream == "stderr":
+                _write_err(ctx, data)
+            else:
+                out.write(data)
+                if args.follow:
+                    out.flush()
+        out.flush()
+    return 0
+
+
+def configure_logs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-f", "--follow", action="store_true")
+    parser.add_argument("-n", "--tail")
+    parser.add_argument("--since")
+    parser.add_argument("--until")
+    parser.add_argument("-t", "--timestamps", action="store_true")
+    parser.add_argument("--details", action="store_true")
+    parser.add_argument("container")
+    parser.set_defaults(run=_run_logs)
+
+
+# --- attach / exec ----------------------------------------------------------------------------
+
+
+def _run_attach(ctx: Context, args: argparse.Namespace) -> int:
+    from pallet.engine.shim import attach
+
+    with _engine(ctx) as engine:
+        record = engine.get(args.container)
+        if record.state not in ("running", "paused", "restarting"):
+            raise PalletError("You cannot attach to a stopped container, start it first")
+        interactive = not args.no_stdin and bool(engine.document(record).get("Config", {}).get("OpenStdin"))
+        conn = attach.connect(str(engine.layout.attach_socket(record.id)), stdin=interactive)
+        try:
+            _stream(ctx, conn, interactive=interactive)
+        finally:
+            conn.close()
+        return engine.wait(record.id)
+
+
+def configure_attach(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-stdin", action="store_true")
+    parser.add_argument("--sig-proxy", default="true")
+    parser.add_argument("container")
+    parser.set_defaults(run=_run_attach)
+
+
+def _run_exec(ctx: Context, args: argparse.Namespace) -> int:
+    from pallet.engine.execs import ExecRequest, exec_process
+    from pallet.engine.options import collect_env
+
+    if not args.command:
+        raise UsageError('"exec" requires at least 2 arguments', "exec")
+    try:
+        env = collect_env(args.env, args.env_file)
+    except InvalidArgument as e:
+        raise UsageError(e.message, "exec") from None
+    request = ExecRequest(
+        cmd=tuple(args.command),
+        tty=args.tty,
+        interactive=args.interactive,
+        detach=args.detach,
+        env=env,
+        workdir=args.workdir,
+        user=args.user,
+    )
+    with _engine(ctx) as engine:
+        try:
+            if args.detach:
+                exec_process(engine, args.container, request)
+                return 0
+            return _exec_attached(ctx, engine, args.container, request)
+        except PalletError as e:
+            raise _engine_error(e) from None
+
+
+def _exec_attached(ctx: Context, engine: Engine, ref: str, request: ExecRequest) -> int:
+    """A foreground exec with our stdio (temp files stand in for streams without fds, in tests)."""
+    import tempfile
+
+    from pallet.engine.execs import exec_process
+
+    stdin_fd = _fileno(ctx.stdin) if request.interactive else None
+    out_fd = _fileno(ctx.stdout_binary)
+    err_fd = _fileno(getattr(ctx.err, "buffer", None))
+    null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        source = stdin_fd if stdin_fd is not None else null
+        if out_fd is not None and err_fd is not None:
+            ctx.out.flush()
+            ctx.err.flush()
+            return exec_process(engine, ref, request, stdio=(source, out_fd, err_fd))
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            code = exec_process(engine, ref, request, stdio=(source, out.fileno(), err.fileno()))
+            out.seek(0)
+            ctx.stdout_binary.write(out.read())
+            ctx.stdout_binary.flush()
+            err.seek(0)
+            _write_err(ctx, err.read())
+            return code
+    finally:
+        os.close(null)
+
+
+def configure_exec(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-i", "--interactive", action="store_true")
+    parser.add_argument("-t", "--tty", action="store_true")
+    parser.add_argument("-d", "--detach", action="store_true")
+    parser.add_argument("-e", "--env", action="append", default=[])
+    parser.add_argument("--env-file", action="append", default=[])
+    parser.add_argument("-w", "--workdir", default="")
+    parser.add_argument("-u", "--user", default="")
+    parser.add_argument("--privileged", action="store_true")
+    parser.add_argument("container")
+    parser.add_argument("command", nargs=argparse.REMAINDER)
+    parser.set_defaults(run=_run_exec)

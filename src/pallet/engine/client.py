@@ -1,0 +1,550 @@
+"""``pallet.Client``: the engine as a Python library, shaped like the docker SDK for Python.
+
+::
+
+    import pallet
+    client = pallet.Client(root="/var/lib/pallet")
+    client.containers.run("busybox", ["echo", "hi"])            # b"hi\\n"
+    c = client.containers.run("busybox", "sleep 60", detach=True)
+    c.exec_run(["cat", "/etc/hostname"]).output
+    c.stop(); c.remove()
+    client.images.list(); client.volumes.create("data")
+
+Each call opens the engine's databases, works, and closes them, so a client
+may live long and be used from several threads (one call at a time per
+thread). Errors are ``pallet.errors`` categories; ``run`` raises
+``ContainerError`` (with the exit status and stderr) when the container's
+command fails, as the docker SDK does.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pallet.errors import InvalidArgument, PalletError
+from pallet.oci.record import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping, Sequence
+    from typing import Any
+
+    from pallet.engine.containers import ContainerRecord
+    from pallet.engine.lifecycle import Engine
+    from pallet.engine.options import RunOptions
+    from pallet.engine.volumes import Volume
+    from pallet.image.store import ImageRecord
+
+__all__ = [
+    "Client",
+    "Container",
+    "ContainerCollection",
+    "ContainerError",
+    "ExecResult",
+    "Image",
+    "ImageCollection",
+    "VolumeCollection",
+]
+
+DEFAULT_ROOT = "/var/lib/pallet"
+DEFAULT_RUN_ROOT = "/run/pallet"
+
+
+class ContainerError(PalletError):
+    """The container's command exited non-zero (``containers.run`` without ``detach``)."""
+
+    def __init__(self, container: Container, exit_status: int, command: Sequence[str], stderr: bytes) -> None:
+        text = stderr.decode("utf-8", "replace").strip()
+        super().__init__(
+            f"Command '{' '.join(command)}' in image '{container.image_name}' returned non-zero exit status "
+            f"{exit_status}" + (f": {text}" if text else "")
+        )
+        self.container = container
+        self.exit_status = exit_status
+        self.stderr = stderr
+
+
+class ExecResult(Record):
+    """What ``Container.exec_run`` returns (the docker SDK's ``(exit_code, output)`` pair)."""
+
+    exit_code: int | None
+    output: bytes
+
+
+# --- containers -------------------------------------------------------------------------------
+
+
+def _command(value: str | Sequence[str] | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        import shlex
+
+        return tuple(shlex.split(value))
+    return tuple(value)
+
+
+def _environment(value: Mapping[str, str] | Sequence[str] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, dict):
+        return tuple(f"{k}={v}" for k, v in value.items())
+    return tuple(value)
+
+
+def _volume_specs(value: Mapping[str, Any] | Sequence[str] | None) -> tuple[Any, ...]:
+    """The docker SDK's ``volumes``: ``["name:/path:ro"]`` or ``{"name": {"bind": "/path", "mode": "ro"}}``."""
+    from pallet.engine.options import parse_volume
+
+    if value is None:
+        return ()
+    if isinstance(value, dict):
+        texts = [f"{src}:{spec['bind']}:{spec.get('mode', 'rw')}" for src, spec in value.items()]
+    else:
+        texts = list(value)
+    return tuple(parse_volume(t) for t in texts)
+
+
+def run_options(**kwargs: Any) -> RunOptions:
+    """``RunOptions`` from the docker SDK's keyword arguments (the ones pallet supports)."""
+    from pallet.engine import options as o
+
+    def size(value: int | str | None, flag: str) -> int | None:
+        if value is None or isinstance(value, int):
+            return value
+        return o.parse_bytes(value, flag=flag)
+
+    known = {
+        "name", "command", "entrypoint", "environment", "working_dir", "user", "hostname", "domainname",
+        "labels", "read_only", "init", "stop_signal", "stop_timeout", "mem_limit", "memswap_limit",
+        "nano_cpus", "cpu_shares", "cpuset_cpus", "pids_limit", "cap_add", "cap_drop", "security_opt",
+        "privileged", "shm_size", "sysctls", "tmpfs", "restart_policy", "runtime", "network_mode",
+        "volumes", "tty", "stdin_open", "auto_remove", "group_add",
+    }  # fmt: skip
+    unknown = sorted(set(kwargs) - known)
+    if unknown:
+        raise InvalidArgument(f"unsupported container option(s): {', '.join(unknown)}")
+    restart = kwargs.get("restart_policy") or {}
+    network = kwargs.get("network_mode")
+    labels = kwargs.get("labels") or {}
+    if isinstance(labels, list):
+        labels = dict.fromkeys(labels, "")
+    opts = o.RunOptions(
+        name=kwargs.get("name"),
+        env=_environment(kwargs.get("environment")),
+        workdir=kwargs.get("working_dir") or "",
+        user=str(kwargs.get("user") or ""),
+        entrypoint=_command(kwargs.get("entrypoint")),
+        cmd=_command(kwargs.get("command")) or None,
+        hostname=kwargs.get("hostname") or "",
+        domainname=kwargs.get("domainname") or "",
+        labels=dict(labels),
+        read_only=bool(kwargs.get("read_only")),
+        init=bool(kwargs.get("init")),
+        stop_signal=o.parse_signal(kwargs["stop_signal"]) if kwargs.get("stop_signal") else "",
+        stop_timeout=kwargs.get("stop_timeout"),
+        memory=size(kwargs.get("mem_limit"), "mem_limit"),
+        memory_swap=size(kwargs.get("memswap_limit"), "memswap_limit"),
+        cpus=kwargs.get("nano_cpus"),
+        cpu_shares=kwargs.get("cpu_shares"),
+        cpuset_cpus=kwargs.get("cpuset_cpus") or "",
+        pids_limit=kwargs.get("pids_limit"),
+        cap_add=tuple(o.parse_capability(c) for c in kwargs.get("cap_add") or ()),
+        cap_drop=tuple(o.parse_capability(c, flag="--cap-drop") for c in kwargs.get("cap_drop") or ()),
+        security_opt=tuple(o.parse_security_opt(s) for s in kwargs.get("security_opt") or ()),
+        privileged=bool(kwargs.get("privileged")),
+        shm_size=size(kwargs.get("shm_size"), "shm_size"),
+        sysctls=dict(kwargs.get("sysctls") or {}),
+        tmpfs=dict(kwargs.get("tmpfs") or {}),
+        restart=o.RestartPolicy(
+            name=restart.get("Name", "no") or "no", max_retries=int(restart.get("MaximumRetryCount", 0))
+        ),
+        runtime=kwargs.get("runtime") or "",
+        network=o.parse_network(network) if network else "private",
+        mounts=_volume_specs(kwargs.get("volumes")),
+        tty=bool(kwargs.get("tty")),
+        interactive=bool(kwargs.get("stdin_open")),
+        auto_remove=bool(kwargs.get("auto_remove")),
+        group_add=tuple(str(g) for g in kwargs.get("group_add") or ()),
+    )
+    o.validate(opts)
+    return opts
+
+
+class Container:
+    """One container; ``attrs`` is what ``inspect`` shows, refreshed by ``reload()``."""
+
+    def __init__(self, client: Client, attrs: dict[str, Any]) -> None:
+        self.client = client
+        self.attrs = attrs
+
+    def __repr__(self) -> str:
+        return f"<Container: {self.short_id}>"
+
+    @property
+    def id(self) -> str:
+        return str(self.attrs["Id"])
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+    @property
+    def name(self) -> str:
+        return str(self.attrs["Name"]).lstrip("/")
+
+    @property
+    def status(self) -> str:
+        return str(self.attrs["State"]["Status"])
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return dict(self.attrs.get("Config", {}).get("Labels") or {})
+
+    @property
+    def image_name(self) -> str:
+        return str(self.attrs.get("Config", {}).get("Image", ""))
+
+    @property
+    def image(self) -> Image:
+        return self.client.images.get(str(self.attrs["Image"]))
+
+    def reload(self) -> None:
+        self.attrs = self.client.containers.get(self.id).attrs
+
+    def start(self) -> None:
+        with self.client._engine() as engine:
+            engine.start(self.id)
+        self.reload()
+
+    def stop(self, timeout: int | None = None) -> None:
+        with self.client._engine() as engine:
+            engine.stop(self.id, timeout=timeout)
+        self.reload()
+
+    def restart(self, timeout: int | None = None) -> None:
+        with self.client._engine() as engine:
+            engine.restart(self.id, timeout=timeout)
+        self.reload()
+
+    def kill(self, signal: str | int | None = None) -> None:
+        with self.client._engine() as engine:
+            engine.kill(self.id, None if signal is None else str(signal))
+        self.reload()
+
+    def pause(self) -> None:
+        with self.client._engine() as engine:
+            engine.pause(self.id)
+        self.reload()
+
+    def unpause(self) -> None:
+        with self.client._engine() as engine:
+            engine.unpause(self.id)
+        self.reload()
+
+    def rename(self, name: str) -> None:
+        with self.client._engine() as engine:
+            engine.rename(self.id, name)
+        self.reload()
+
+    def remove(self, *, force: bool = False, v: bool = False) -> None:
+        with self.client._engine() as engine:
+            engine.remove(self.id, force=force, volumes=v)
+
+    def wait(self, timeout: float | None = None) -> dict[str, Any]:
+        """Block until the container stops: ``{"StatusCode": N, "Error": None}``."""
+        with self.client._engine() as engine:
+            code = engine.wait(self.id, timeout=timeout)
+        return {"StatusCode": code, "Error": None}
+
+    def logs(
+        self, *, stdout: bool = True, stderr: bool = True, timestamps: bool = False, tail: int | str = "all"
+    ) -> bytes:
+        """The container's output so far (both streams interleaved, in order)."""
+        return b"".join(self._log_chunks(stdout=stdout, stderr=stderr, timestamps=timestamps, tail=tail))
+
+    def _log_chunks(
+        self, *, stdout: bool, stderr: bool, timestamps: bool, tail: int | str
+    ) -> Iterator[bytes]:
+        from pallet.engine.shim.logfile import format_entry, read_logs
+
+        wanted = {s for s, on in (("stdout", stdout), ("stderr", stderr)) if on}
+        path = str(self.attrs.get("LogPath") or "")
+        if not path:
+            return
+        for entry in read_logs(path, tail=None if tail == "all" else int(tail)):
+            if entry.stream in wanted:
+                yield format_entry(entry, timestamps)
+
+    def exec_run(
+        self,
+        cmd: str | Sequence[str],
+        *,
+        environment: Mapping[str, str] | Sequence[str] | None = None,
+        workdir: str | None = None,
+        user: str = "",
+        detach: bool = False,
+        tty: bool = False,
+        stdout: bool = True,
+        stderr: bool = True,
+    ) -> ExecResult:
+        """Run ``cmd`` in the container; its exit code and output (``exit_code`` None when detached)."""
+        import tempfile
+
+        from pallet.engine.execs import ExecRequest, exec_process
+
+        request = ExecRequest(
+            cmd=_command(cmd) or (),
+            tty=tty,
+            detach=detach,
+            env=_environment(environment),
+            workdir=workdir or "",
+            user=user,
+        )
+        with self.client._engine() as engine:
+            if detach:
+                exec_process(engine, self.id, request)
+                return ExecResult(exit_code=None, output=b"")
+            null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+            try:
+                with tempfile.TemporaryFile() as out:
+                    fd = out.fileno()
+                    code = exec_process(
+                        engine, self.id, request, stdio=(null, fd if stdout else null, fd if stderr else null)
+                    )
+                    out.seek(0)
+                    return ExecResult(exit_code=code, output=out.read())
+            finally:
+                os.close(null)
+
+
+class ContainerCollection:
+    """``client.containers``."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    def _wrap(self, engine: Engine, record: ContainerRecord) -> Container:
+        from pallet.engine.inspection import inspect_container
+
+        attrs = inspect_container(
+            record,
+            engine.document(record),
+            bundle=str(engine.layout.bundle(record.id)),
+            run_dir=str(engine.layout.run_dir(record.id)),
+        )
+        return Container(self.client, attrs)
+
+    def create(self, image: str, command: str | Sequence[str] | None = None, **kwargs: Any) -> Container:
+        """Create (not start) a container, as ``pallet create``."""
+        options = run_options(command=command, **kwargs)
+        with self.client._engine() as engine:
+            return self._wrap(engine, engine.create(image, options))
+
+    def run(
+        self,
+        image: str,
+        command: str | Sequence[str] | None = None,
+        *,
+        detach: bool = False,
+        remove: bool = False,
+        stdout: bool = True,
+        stderr: bool = False,
+        **kwargs: Any,
+    ) -> Container | bytes:
+        """Run a container: with ``detach`` the ``Container``, else its logs once it exits.
+
+        Without ``detach``, a non-zero exit raises ``ContainerError``;
+        ``remove`` removes the container after it exited (``--rm``).
+        """
+        if detach and remove:
+            kwargs["auto_remove"] = True
+        container = self.create(image, command, **kwargs)
+        with self.client._engine() as engine:
+            engine.start(container.id)
+            if detach:
+                return self._wrap(engine, engine.get(container.id))
+            code = engine.wait(container.id)
+            container.reload()
+            out = container.logs(stdout=stdout, stderr=stderr)
+            err = container.logs(stdout=False, stderr=True) if code != 0 else b""
+            if remove:
+                engine.remove(container.id, force=True, volumes=True)
+        if code != 0:
+            raise ContainerError(container, code, container.attrs.get("Args", []), err)
+        return out
+
+    def get(self, container_id: str) -> Container:
+        with self.client._engine() as engine:
+            return self._wrap(engine, engine.get(container_id))
+
+    def list(self, *, all: bool = False, filters: Mapping[str, Any] | None = None) -> list[Container]:
+        """Containers, newest first (``all``: stopped ones too). Filters: ``name``, ``id``, ``status``, ``label``."""
+        wanted = dict(filters or {})
+        with self.client._engine() as engine:
+            out = []
+            for record in engine.list_containers(all=all or "status" in wanted):
+                if _matches(record, wanted):
+                    out.append(self._wrap(engine, record))
+            return out
+
+    def prune(self) -> dict[str, Any]:
+        with self.client._engine() as engine:
+            removed = engine.prune()
+        return {"ContainersDeleted": removed, "SpaceReclaimed": 0}
+
+
+def _matches(record: ContainerRecord, filters: Mapping[str, Any]) -> bool:
+    for key, value in filters.items():
+        wants = value if isinstance(value, list) else [value]
+        if key == "name" and not any(str(w).lstrip("/") in record.name for w in wants):
+            return False
+        if key == "id" and not any(record.id.startswith(str(w)) for w in wants):
+            return False
+        if key == "status" and record.state not in wants:
+            return False
+        if key == "label":
+            for want in wants:
+                k, sep, v = str(want).partition("=")
+                if k not in record.labels or (sep and record.labels[k] != v):
+                    return False
+    return True
+
+
+# --- images -----------------------------------------------------------------------------------
+
+
+class Image:
+    """One image: ``id``, ``tags``, ``attrs`` (the image config and the store's record)."""
+
+    def __init__(self, record: ImageRecord, config: dict[str, Any]) -> None:
+        self.record = record
+        self.attrs = {
+            "Id": str(record.id),
+            "RepoTags": self.tags_of(record),
+            "Created": record.created,
+            "Size": record.size,
+            "Config": config.get("config") or {},
+            "Architecture": record.platform.architecture,
+            "Os": record.platform.os,
+        }
+
+    def __repr__(self) -> str:
+        return f"<Image: {', '.join(self.tags) or self.short_id}>"
+
+    @property
+    def id(self) -> str:
+        return str(self.record.id)
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:19]
+
+    @property
+    def tags(self) -> list[str]:
+        return self.tags_of(self.record)
+
+    @staticmethod
+    def tags_of(record: ImageRecord) -> list[str]:
+        return [r.familiar_string() for r in record.references if r.tag]
+
+
+class ImageCollection:
+    """``client.images`` (over the image store)."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    def _wrap(self, record: ImageRecord) -> Image:
+        from pallet.image.store import ImageStore
+
+        with ImageStore.open(self.client.root) as store:
+            return Image(record, store.config(str(record.id)).to_json())
+
+    def list(self) -> list[Image]:
+        from pallet.image.store import ImageStore
+
+        with ImageStore.open(self.client.root) as store:
+            return [Image(r, store.config(str(r.id)).to_json()) for r in store.list_images()]
+
+    def get(self, name: str) -> Image:
+        from pallet.image.store import ImageStore
+
+        with ImageStore.open(self.client.root) as store:
+            record = store.resolve(name)
+            return Image(record, store.config(str(record.id)).to_json())
+
+    def remove(self, image: str, *, force: bool = False) -> None:
+        from pallet.image.store import ImageStore
+
+        with ImageStore.open(self.client.root) as store:
+            store.remove_image(image, force=force)
+
+
+# --- volumes ----------------------------------------------------------------------------------
+
+
+class VolumeCollection:
+    """``client.volumes`` (over ``pallet.engine.volumes``): volumes as their inspect dicts."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    def _store(self) -> Any:
+        from pallet.engine.volumes import VolumeStore
+
+        return VolumeStore.open(self.client.root)
+
+    def create(
+        self, name: str | None = None, *, labels: Mapping[str, str] | None = None
+    ) -> dict[str, object]:
+        with self._store() as store:
+            volume: Volume = store.create(name, labels=dict(labels or {}))
+            return volume.to_inspect()
+
+    def get(self, name: str) -> dict[str, object]:
+        with self._store() as store:
+            volume: Volume = store.get(name)
+            return volume.to_inspect()
+
+    def list(self) -> list[dict[str, object]]:
+        with self._store() as store:
+            return [v.to_inspect() for v in store.list_volumes()]
+
+    def remove(self, name: str, *, force: bool = False) -> None:
+        with self._store() as store:
+            store.remove(name, force=force)
+
+
+# --- the client -------------------------------------------------------------------------------
+
+
+class Client:
+    """The engine under ``root`` (images, containers, volumes) and ``run_root`` (runtime state).
+
+    Defaults: ``$PALLET_ROOT`` or /var/lib/pallet, ``$PALLET_RUN`` or /run/pallet, as the CLI.
+    """
+
+    def __init__(
+        self, root: str | os.PathLike[str] | None = None, run_root: str | os.PathLike[str] | None = None
+    ) -> None:
+        self.root = Path(root or os.environ.get("PALLET_ROOT") or DEFAULT_ROOT)
+        self.run_root = Path(run_root or os.environ.get("PALLET_RUN") or DEFAULT_RUN_ROOT)
+        self.containers = ContainerCollection(self)
+        self.images = ImageCollection(self)
+        self.volumes = VolumeCollection(self)
+
+    def _engine(self) -> Engine:
+        from pallet.engine.lifecycle import Engine
+
+        return Engine.open(self.root, self.run_root)
+
+    def close(self) -> None:
+        """Nothing stays open between calls; kept for the docker SDK's shape."""
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

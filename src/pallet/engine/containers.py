@@ -1,0 +1,236 @@
+"""Container records: the rows of ``engine.db`` and the ``container.json`` document beside each bundle.
+
+The database row holds what changes (state, pids, exit code, name); the
+``<root>/containers/<id>/container.json`` document holds what was decided at
+create time, in docker's ``inspect`` shape (``Config``, ``HostConfig``,
+``Path``, ``Args``, ``Mounts``), written atomically once.
+
+Lookups follow docker: a full id, then an exact name (with or without the
+leading ``/``), then a unique id prefix. An unknown reference is
+``NotFound("No such container: x")``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+
+from pallet.errors import Conflict, InvalidArgument, NotFound
+from pallet.oci.record import EMPTY, Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from pathlib import Path
+    from typing import Any
+
+    from pallet.engine.db import EngineDB
+
+__all__ = [
+    "ACTIVE_STATES",
+    "ContainerRecord",
+    "ContainerStore",
+    "name_conflict",
+    "read_document",
+    "write_document",
+]
+
+#: states in which a shim is expected to be alive
+ACTIVE_STATES = frozenset({"running", "paused", "restarting"})
+
+_COLUMNS = (
+    "id",
+    "name",
+    "image_id",
+    "image",
+    "created",
+    "state",
+    "owner",
+    "runtime",
+    "pid",
+    "shim_pid",
+    "shim_start",
+    "exit_code",
+    "started_at",
+    "finished_at",
+    "oom_killed",
+    "restart_count",
+    "labels",
+)
+
+
+class ContainerRecord(Record):
+    """One container as ``engine.db`` knows it."""
+
+    id: str
+    name: str
+    image_id: str
+    image: str
+    created: float
+    state: str
+    owner: str | None = None
+    runtime: str
+    pid: int = 0
+    shim_pid: int = 0
+    shim_start: int = 0
+    exit_code: int | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    oom_killed: bool = False
+    restart_count: int = 0
+    labels: Mapping[str, str] = EMPTY
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+    @property
+    def running(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+
+def name_conflict(name: str, holder: str) -> Conflict:
+    """Docker's words for a taken name."""
+    return Conflict(
+        f'the container name "/{name}" is already in use by container "{holder}". '
+        "You have to remove (or rename) that container to be able to reuse that name."
+    )
+
+
+def _from_row(row: sqlite3.Row) -> ContainerRecord:
+    return ContainerRecord(
+        id=row["id"],
+        name=row["name"],
+        image_id=row["image_id"],
+        image=row["image"],
+        created=row["created"],
+        state=row["state"],
+        owner=row["owner"],
+        runtime=row["runtime"],
+        pid=row["pid"],
+        shim_pid=row["shim_pid"],
+        shim_start=row["shim_start"],
+        exit_code=row["exit_code"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        oom_killed=bool(row["oom_killed"]),
+        restart_count=row["restart_count"],
+        labels=json.loads(row["labels"]),
+    )
+
+
+class ContainerStore:
+    """Container rows of one ``engine.db``; every write is one ``BEGIN IMMEDIATE`` transaction."""
+
+    def __init__(self, db: EngineDB) -> None:
+        self.db = db
+
+    def insert(self, record: ContainerRecord) -> None:
+        """Add a new container; ``Conflict`` (docker's wording) if its name is taken."""
+        values = [getattr(record, c) for c in _COLUMNS]
+        values[_COLUMNS.index("labels")] = json.dumps(dict(record.labels), sort_keys=True)
+        values[_COLUMNS.index("oom_killed")] = int(record.oom_killed)
+        try:
+            with self.db.transaction() as conn:
+                conn.execute(
+                    f"INSERT INTO containers({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
+                    values,
+                )
+        except sqlite3.IntegrityError:
+            holder = self.db.query("SELECT id FROM containers WHERE name = ?", (record.name,))
+            if holder:
+                raise name_conflict(record.name, holder[0][0]) from None
+            raise
+
+    def update(self, container_id: str, **fields: object) -> ContainerRecord:
+        """Change some columns of a container; returns the new record. ``NotFound`` if it is gone."""
+        for key in fields:
+            if key not in _COLUMNS or key in ("id", "name"):
+                raise InvalidArgument(f"cannot update container column {key!r}")
+        values = [int(v) if isinstance(v, bool) else v for v in fields.values()]
+        with self.db.transaction() as conn:
+            done = conn.execute(
+                f"UPDATE containers SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ?",
+                (*values, container_id),
+            )
+            if done.rowcount == 0:
+                raise NotFound(f"No such container: {container_id}")
+        return self.by_id(container_id)
+
+    def rename(self, container_id: str, new_name: str) -> None:
+        """Give a container another name; ``Conflict`` if it is taken."""
+        try:
+            with self.db.transaction() as conn:
+                conn.execute("UPDATE containers SET name = ? WHERE id = ?", (new_name, container_id))
+        except sqlite3.IntegrityError:
+            holder = self.db.query("SELECT id FROM containers WHERE name = ?", (new_name,))
+            if holder:
+                raise name_conflict(new_name, holder[0][0]) from None
+            raise
+
+    def delete(self, container_id: str) -> None:
+        """Forget a container (its volume usages go with it); idempotent."""
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM containers WHERE id = ?", (container_id,))
+
+    def name_taken(self, name: str) -> bool:
+        return bool(self.db.query("SELECT 1 FROM containers WHERE name = ?", (name,)))
+
+    def by_id(self, container_id: str) -> ContainerRecord:
+        rows = self.db.query("SELECT * FROM containers WHERE id = ?", (container_id,))
+        if not rows:
+            raise NotFound(f"No such container: {container_id}")
+        return _from_row(rows[0])
+
+    def find(self, ref: str) -> ContainerRecord | None:
+        """The container ``ref`` names (full id, name, unique id prefix), or None."""
+        text = ref[1:] if ref.startswith("/") else ref
+        if not text:
+            return None
+        rows = self.db.query("SELECT * FROM containers WHERE id = ? OR name = ?", (text, text))
+        if rows:
+            # an exact id wins over a name that happens to look like one
+            rows.sort(key=lambda r: r["id"] != text)
+            return _from_row(rows[0])
+        if all(c in "0123456789abcdef" for c in text):
+            rows = self.db.query(
+                "SELECT * FROM containers WHERE substr(id, 1, ?) = ? LIMIT 2", (len(text), text)
+            )
+            if len(rows) > 1:
+                raise InvalidArgument(
+                    f'multiple containers found with provided prefix "{text}"; give more characters'
+                )
+            if rows:
+                return _from_row(rows[0])
+        return None
+
+    def get(self, ref: str) -> ContainerRecord:
+        found = self.find(ref)
+        if found is None:
+            raise NotFound(f"No such container: {ref}")
+        return found
+
+    def list(self) -> list[ContainerRecord]:
+        """Every container, newest first (as ``ps`` lists them)."""
+        return [_from_row(r) for r in self.db.query("SELECT * FROM containers ORDER BY created DESC, id")]
+
+
+def write_document(path: Path, document: Mapping[str, Any]) -> None:
+    """Write ``container.json`` atomically (temp file, fsync, rename)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(document, f, indent=1, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.rename(tmp, path)
+
+
+def read_document(path: Path) -> dict[str, Any]:
+    """The ``container.json`` of a container (empty if missing: a half-created container)."""
+    try:
+        with open(path) as f:
+            found = json.load(f)
+    except FileNotFoundError:
+        return {}
+    return found if isinstance(found, dict) else {}

@@ -1,0 +1,69 @@
+"""``pallet export``: a container's root filesystem as one flat tar, and reaching that filesystem.
+
+``export_rootfs`` writes the merged root filesystem (image layers plus the
+container's changes; not its volumes, as docker) as an uncompressed tar:
+every file once, deterministic order, owners, modes, xattrs, links and device
+nodes kept (``pallet.image.layerdiff`` with a full tree and no lower dir).
+
+``mounted_rootfs`` yields the container's root filesystem on the host: its
+``bundle/rootfs`` mount when present (the engine keeps it mounted while the
+container exists), else the snapshot mounted there for the duration and
+unmounted afterwards (after a reboot). The caller holds the container's lock
+when the container may be started meanwhile.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from pallet.image import layerdiff
+from pallet.image import snapshots as _snapshots
+from pallet.image.compression import NONE
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from pallet.image.layerdiff import LayerResult
+    from pallet.image.store import ImageStore
+    from pallet.image.tarstream import Writable
+
+__all__ = ["export_rootfs", "is_mounted", "mounted_rootfs"]
+
+
+def is_mounted(path: Path) -> bool:
+    """Whether something is mounted exactly on ``path`` in this mount namespace."""
+    import os
+
+    wanted = os.path.realpath(path)
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                point = line.split(" ", 5)[4]
+                if "\\" in point:  # octal escapes of spaces and the like
+                    point = point.encode().decode("unicode_escape")
+                if point == wanted:
+                    return True
+    except OSError:
+        return False
+    return False
+
+
+@contextmanager
+def mounted_rootfs(images: ImageStore, key: str, rootfs: Path) -> Iterator[Path]:
+    """``rootfs`` with snapshot ``key`` mounted on it, for as long as the block runs."""
+    if is_mounted(rootfs):
+        yield rootfs
+        return
+    rootfs.mkdir(parents=True, exist_ok=True)
+    _snapshots.mount(images.snapshots.mounts(key), rootfs)
+    try:
+        yield rootfs
+    finally:
+        _snapshots.unmount(rootfs)
+
+
+def export_rootfs(rootfs: Path, out: Writable) -> LayerResult:
+    """Write the tree at ``rootfs`` to ``out`` as a flat, uncompressed tar."""
+    return layerdiff.write_layer(out, str(rootfs), lower=None, upper_kind=layerdiff.FULL, compression=NONE)

@@ -1,0 +1,664 @@
+"""The container lifecycle: create, start, stop, kill, restart, pause, rename, wait, remove, prune.
+
+``Engine`` is the in-process engine over one root and run dir (podman's
+"daemonless" shape): every method works on ``engine.db``, the image store and
+the shims directly, under the container's file lock, so concurrent ``pallet``
+processes are safe. Crash safety, step by step:
+
+- ``create`` first inserts the row as ``creating`` with this process as owner
+  (the UNIQUE name index settles races), then makes files; a crash leaves a
+  ``creating`` row whose owner is dead, which ``reconcile`` discards.
+- ``start`` launches a detached shim; if the caller dies right after, the
+  shim's pid file lets ``reconcile`` find it.
+- ``remove`` marks the row ``removing`` before it deletes anything and
+  deletes the row last; every step is idempotent, so a crash is finished by
+  the next command.
+
+Containers never depend on the caller: SIGKILL of any ``pallet`` process
+leaves shims and containers running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+from pallet.engine import names
+from pallet.engine.containers import (
+    ACTIVE_STATES,
+    ContainerRecord,
+    ContainerStore,
+    name_conflict,
+    read_document,
+    write_document,
+)
+from pallet.engine.db import EngineDB
+from pallet.engine.layout import Layout, snapshot_key
+from pallet.engine.locks import container_lock, remove_lock_file
+from pallet.engine.reconcile import process_start_time, reconcile, shim_alive
+from pallet.engine.shim import exitfile
+from pallet.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound, PalletError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any, Self
+
+    from pallet.engine.options import RunOptions
+    from pallet.engine.runtimes import Runtime
+    from pallet.engine.volumes import VolumeStore
+    from pallet.image.metadata import FileLock
+    from pallet.image.store import ImageStore
+
+__all__ = ["DEFAULT_STOP_TIMEOUT", "Engine", "rfc3339_now"]
+
+#: docker's default grace period of ``stop`` before SIGKILL, in seconds
+DEFAULT_STOP_TIMEOUT = 10
+#: how long ``rm -f`` and ``stop`` wait for a shim to exit after SIGKILL
+_KILL_GRACE = 30.0
+_REMOVE_VOLUMES_FLAG = "remove-volumes"
+
+
+def rfc3339_now() -> str:
+    from pallet.engine.shim.logfile import rfc3339nano
+
+    return rfc3339nano(time.time_ns())
+
+
+def _signal_number(value: str | int | None, default: int) -> int:
+    from pallet.linux.signals import parse_signal
+
+    if value is None or value == "":
+        return default
+    if isinstance(value, int):
+        return value
+    number = parse_signal(value)
+    if number is None:
+        raise InvalidArgument(f"invalid signal: {value}")
+    return number
+
+
+def _poll(done: Callable[[], bool], timeout: float | None) -> bool:
+    """Call ``done`` with a growing pause (5 ms to 100 ms) until it is true or ``timeout`` seconds pass."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    pause = 0.005
+    while True:
+        if done():
+            return True
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
+
+
+def is_mounted(path: Path) -> bool:
+    """Whether something is mounted on ``path`` in this mount namespace (binds included)."""
+    wanted = os.path.realpath(path)
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                point = line.split(" ", 5)[4]
+                if "\\" in point:
+                    point = point.encode().decode("unicode_escape")
+                if point == wanted:
+                    return True
+    except OSError:
+        return False
+    return False
+
+
+class Engine:
+    """Containers under one root and run dir. Open with ``Engine.open``; use as a context manager."""
+
+    def __init__(self, root: Path, run_root: Path) -> None:
+        self.layout = Layout(root, run_root)
+        self.db = EngineDB(root)
+        self.containers = ContainerStore(self.db)
+        self._images: ImageStore | None = None
+        self._volumes: VolumeStore | None = None
+
+    @classmethod
+    def open(cls, root: str | Path, run_root: str | Path) -> Self:
+        return cls(Path(root), Path(run_root))
+
+    def close(self) -> None:
+        if self._images is not None:
+            self._images.close()
+        if self._volumes is not None:
+            self._volumes.close()
+        self.db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def images(self) -> ImageStore:
+        if self._images is None:
+            from pallet.image.store import ImageStore
+
+            self._images = ImageStore.open(self.layout.root)
+        return self._images
+
+    @property
+    def volumes(self) -> VolumeStore:
+        if self._volumes is None:
+            from pallet.engine.volumes import VolumeStore
+
+            self._volumes = VolumeStore.open(self.layout.root)
+        return self._volumes
+
+    def lock(self, container_id: str) -> FileLock:
+        return container_lock(self.layout.run_root, container_id)
+
+    def runtime(self, name: str | None) -> Runtime:
+        """The OCI runtime called ``name`` (None: the configured default), with its ``--root`` here."""
+        from pallet.engine.runtimes import select_runtime
+
+        return select_runtime(name or None, root=str(self.layout.root), run_root=str(self.layout.run_root))
+
+    # --- looking up -------------------------------------------------------------------------
+
+    def get(self, ref: str) -> ContainerRecord:
+        """The container ``ref`` names (id, name or unique id prefix), reconciled with reality."""
+        record = self.containers.get(ref)
+        with self.lock(record.id).held():
+            current = reconcile(self, self._reread(record))
+        if current is None:
+            raise NotFound(f"No such container: {ref}")
+        return current
+
+    def list_containers(self, *, all: bool = True) -> list[ContainerRecord]:
+        """Every container (``all=False``: running ones only), newest first, reconciled.
+
+        A container whose lock another command holds is listed as its row says.
+        """
+        out: list[ContainerRecord] = []
+        for record in self.containers.list():
+            lock = self.lock(record.id)
+            current: ContainerRecord | None = record
+            if lock.acquire(blocking=False):
+                try:
+                    current = reconcile(self, self._reread(record))
+                except NotFound:
+                    current = None
+                finally:
+                    lock.release()
+            if current is None:
+                continue
+            if current.state == "creating":
+                current = current.replace(state="created")
+            if all or current.state in ACTIVE_STATES:
+                out.append(current)
+        return out
+
+    def document(self, record: ContainerRecord) -> dict[str, Any]:
+        """The container's ``container.json`` (docker's inspect shape of what was decided at create)."""
+        return read_document(self.layout.document(record.id))
+
+    def _reread(self, record: ContainerRecord) -> ContainerRecord:
+        """The row as it is now (another process may have changed it before we got the lock)."""
+        return self.containers.by_id(record.id)
+
+    # --- create -----------------------------------------------------------------------------
+
+    def create(
+        self, image: str, options: RunOptions, *, warn: Callable[[str], None] | None = None
+    ) -> ContainerRecord:
+        """Make a container from ``image`` with ``options``: rootfs, volumes, config.json, records.
+
+        ``warn`` gets notes for the user (an ignored ``z`` relabel flag, ...).
+        ``NotFound`` for an unknown image (docker's words), ``Conflict`` for a
+        taken name; either way nothing is left behind.
+        """
+        from pallet.image import owners
+
+        name = names.validate_name(options.name) if options.name else None
+        if name is not None:
+            taken = self.containers.find(name)
+            if taken is not None and taken.name == name:
+                raise name_conflict(name, taken.id)
+        try:
+            image_record = self.images.resolve(image)
+        except NotFound:
+            from pallet.oci.reference import parse
+
+            try:
+                familiar = parse(image).familiar_string()
+            except InvalidArgument:
+                familiar = image
+            raise NotFound(
+                f"Unable to find image '{familiar}' locally; pull it, load it or import it first"
+            ) from None
+        runtime = self.runtime(options.runtime)
+        image_config = self.images.config(image_record.id).config
+        labels = dict(image_config.labels) if image_config is not None else {}
+        labels.update(options.labels)
+        container_id = names.new_id()
+        if name is None:
+            name = names.generate_name(self.containers.name_taken)
+        record = ContainerRecord(
+            id=container_id,
+            name=name,
+            image_id=str(image_record.id),
+            image=image,
+            created=time.time(),
+            state="creating",
+            owner=owners.owner_tag(),
+            runtime=runtime.name,
+            labels=labels,
+        )
+        self.containers.insert(record)
+        lock = self.lock(container_id)
+        try:
+            with lock.held():
+                document = self._make_bundle(record, image_record.id, options, warn or (lambda _: None))
+                write_document(self.layout.document(container_id), document)
+                record = self.containers.update(container_id, state="created", owner=None)
+        except BaseException:
+            with lock.held():
+                self.discard(self.containers.by_id(container_id), remove_volumes=True)
+            raise
+        return record
+
+    def _make_bundle(
+        self, record: ContainerRecord, image_id: str, options: RunOptions, warn: Callable[[str], None]
+    ) -> dict[str, Any]:
+        """Snapshot + rootfs mount + volumes + config.json; returns the container document."""
+        from pallet.engine.specgen import build_spec
+        from pallet.image import snapshots
+
+        images = self.images
+        config = images.config(image_id)
+        container_dir = self.layout.container_dir(record.id)
+        rootfs = self.layout.rootfs(record.id)
+        rootfs.mkdir(parents=True)
+        os.chmod(container_dir, 0o710)
+        images.set_in_use(image_id, record.id)
+        top = images.unpack(image_id)
+        mounts = images.snapshots.prepare(snapshot_key(record.id), top)
+        snapshots.mount(mounts, rootfs)
+        from pallet.engine.mounts import resolve_mounts
+
+        image_volumes = config.config.volumes if config.config is not None else None
+        plan = resolve_mounts(
+            options.mounts,
+            volumes=self.volumes,
+            container_id=record.id,
+            image_volumes=image_volumes or (),
+            rootfs=rootfs,
+            create_host_path=[m.create_source for m in options.mounts],
+        )
+        for note in plan.notes:
+            warn(note)
+        spec = build_spec(
+            container_id=record.id,
+            image_config=config.config,
+            options=options,
+            rootfs=str(rootfs),
+            mounts=plan.mounts,
+        )
+        doc = spec.to_json()
+        # the runtime resolves a relative root.path against the bundle: keep the bundle movable
+        root = doc.get("root")
+        if isinstance(root, dict):
+            root["path"] = "rootfs"
+        with open(self.layout.bundle(record.id) / "config.json", "w") as f:
+            json.dump(doc, f, indent=1)
+        from pallet.engine.inspection import container_document
+
+        return container_document(
+            record=record,
+            options=options,
+            image_config=config.config,
+            spec=spec,
+            mounts=plan.points,
+            driver=images.snapshots.driver,
+            log_path=str(self.layout.log_path(record.id)),
+        )
+
+    # --- start ------------------------------------------------------------------------------
+
+    def start(self, ref: str, *, start_on_attach: bool = False, exit_command: bool = True) -> ContainerRecord:
+        """Start a created or exited container under a new shim; a running one is left alone.
+
+        With ``start_on_attach`` the shim waits for the first attach client
+        before it starts the process, so that client misses no output. A
+        ``--rm`` container is removed by the shim's exit command once it is
+        gone for good, unless ``exit_command`` is False (a foreground ``run
+        --rm`` removes it itself, after reading its exit code).
+        """
+        from pallet.engine.shim.config import ShimConfig, save
+        from pallet.engine.shim.launch import launch
+        from pallet.image import snapshots
+
+        record = self.containers.get(ref)
+        with self.lock(record.id).held():
+            current = reconcile(self, self._reread(record))
+            if current is None:
+                raise NotFound(f"No such container: {ref}")
+            record = current
+            if record.state == "paused":
+                raise FailedPrecondition(
+                    f"cannot start a paused container {record.name}, try unpause instead"
+                )
+            if record.state in ACTIVE_STATES:
+                return record
+            if record.state not in ("created", "exited", "dead"):
+                raise FailedPrecondition(f"container {record.name} is {record.state}; it cannot be started")
+            doc = self.document(record)
+            host = doc.get("HostConfig", {})
+            cfg = doc.get("Config", {})
+            runtime = self.runtime(record.runtime)
+            rootfs = self.layout.rootfs(record.id)
+            if not is_mounted(rootfs):  # after a reboot, or a crash between create steps
+                snapshots.mount(self.images.snapshots.mounts(snapshot_key(record.id)), rootfs)
+            _quietly(runtime.delete, record.id, force=True)  # what a killed shim left
+            run_dir = self.layout.run_dir(record.id)
+            shutil.rmtree(run_dir, ignore_errors=True)
+            run_dir.mkdir(parents=True)
+            restart = host.get("RestartPolicy", {})
+            log_config = host.get("LogConfig", {}).get("Config", {})
+            auto_remove = bool(host.get("AutoRemove"))
+            shim_config = ShimConfig(
+                id=record.id,
+                bundle=str(self.layout.bundle(record.id)),
+                runtime_name=runtime.name,
+                runtime_path=runtime.path,
+                runtime_root=runtime.root,
+                run_dir=str(run_dir),
+                log_path=str(self.layout.log_path(record.id)),
+                log_max_size=_log_size(log_config.get("max-size")),
+                log_max_file=int(log_config.get("max-file") or 1),
+                tty=bool(cfg.get("Tty")),
+                open_stdin=bool(cfg.get("OpenStdin")),
+                restart_name=restart.get("Name") or "no",
+                restart_max_retries=int(restart.get("MaximumRetryCount") or 0),
+                stop_signal=_signal_number(cfg.get("StopSignal"), 15),
+                auto_remove=auto_remove,
+                exit_command=self._exit_command(record.id) if auto_remove and exit_command else (),
+                start_on_attach=start_on_attach,
+            )
+            config_path = self.layout.shim_config(record.id)
+            save(shim_config, str(config_path))
+            started = launch(str(config_path))
+            return self.containers.update(
+                record.id,
+                state="running",
+                pid=started.container_pid,
+                shim_pid=started.pid,
+                shim_start=process_start_time(started.pid) or 0,
+                started_at=rfc3339_now(),
+                exit_code=None,
+                finished_at=None,
+                oom_killed=False,
+                restart_count=0,
+            )
+
+    def _exit_command(self, container_id: str) -> tuple[str, ...]:
+        """What the shim runs once a ``--rm`` container is gone for good: ``pallet rm -f -v``."""
+        import sys
+
+        return (
+            sys.executable,
+            "-I",
+            "-m",
+            "pallet.cli",
+            "--root",
+            str(self.layout.root),
+            "--run-root",
+            str(self.layout.run_root),
+            "rm",
+            "-f",
+            "-v",
+            container_id,
+        )
+
+    # --- stop, kill, restart, pause ---------------------------------------------------------
+
+    def stop(self, ref: str, *, timeout: int | None = None, signal: str | None = None) -> ContainerRecord:
+        """Stop a container: its stop signal, then SIGKILL after ``timeout`` seconds. Idempotent.
+
+        The shim is told first (``stopped-by-user``), so no restart policy
+        brings the container back.
+        """
+        record = self.containers.get(ref)
+        with self.lock(record.id).held():
+            current = reconcile(self, self._reread(record))
+            if current is None:
+                raise NotFound(f"No such container: {ref}")
+            if current.state not in ACTIVE_STATES:
+                return current
+            doc = self.document(current)
+            cfg = doc.get("Config", {})
+            if timeout is None:
+                found = cfg.get("StopTimeout")
+                timeout = int(found) if found is not None else DEFAULT_STOP_TIMEOUT
+            stop_signal = _signal_number(signal or cfg.get("StopSignal"), 15)
+            return self._stop_locked(current, stop_signal, timeout)
+
+    def _stop_locked(self, record: ContainerRecord, stop_signal: int, timeout: float) -> ContainerRecord:
+        run_dir = self.layout.run_dir(record.id)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        exitfile.mark_stopped_by_user(str(run_dir))
+        runtime = self.runtime(record.runtime)
+        if record.state != "restarting":
+            if timeout > 0 or timeout < 0:
+                self._signal(runtime, record, stop_signal)
+                if record.state == "paused":
+                    _quietly(runtime.resume, record.id)
+            if timeout >= 0 and not _poll(lambda: self._gone(record), timeout):
+                self._signal(runtime, record, 9)
+                if record.state == "paused":
+                    _quietly(runtime.resume, record.id)
+        if not _poll(lambda: self._gone(record), _KILL_GRACE):
+            self._kill_shim(record)
+        current = reconcile(self, self._reread(record))
+        if current is None:
+            raise NotFound(f"No such container: {record.id}")
+        return current
+
+    def _signal(self, runtime: Runtime, record: ContainerRecord, signal: int) -> None:
+        _quietly(runtime.kill, record.id, signal)
+
+    def _gone(self, record: ContainerRecord) -> bool:
+        """The container's shim has exited (and with it the container), or never ran."""
+        if record.shim_pid > 0:
+            return not shim_alive(record)
+        return record.pid <= 0 or process_start_time(record.pid) is None
+
+    def _kill_shim(self, record: ContainerRecord) -> None:
+        """Last resort when a shim does not exit: SIGKILL it, by pid checked against its start time."""
+        if shim_alive(record):
+            try:
+                os.kill(record.shim_pid, 9)
+            except ProcessLookupError:
+                return
+            _poll(lambda: not shim_alive(record), 5.0)
+
+    def kill(self, ref: str, signal: str | None = None) -> ContainerRecord:
+        """Send ``signal`` (default SIGKILL) to the container's init. ``FailedPrecondition`` if not running."""
+        record = self.containers.get(ref)
+        with self.lock(record.id).held():
+            current = reconcile(self, self._reread(record))
+            if current is None:
+                raise NotFound(f"No such container: {ref}")
+            if current.state not in ("running", "paused"):
+                raise FailedPrecondition(
+                    f"cannot kill container: {ref}: container {current.id} is not running"
+                )
+            number = _signal_number(signal, 9)
+            cfg = self.document(current).get("Config", {})
+            # docker: the stop signal (and SIGKILL) count as a manual stop: no restart policy applies
+            if number in (9, _signal_number(cfg.get("StopSignal"), 15)):
+                run_dir = self.layout.run_dir(current.id)
+                run_dir.mkdir(parents=True, exist_ok=True)
+                exitfile.mark_stopped_by_user(str(run_dir))
+            runtime = self.runtime(current.runtime)
+            self._signal(runtime, current, number)
+            if number == 9:
+                _poll(lambda: self._gone(current), _KILL_GRACE)
+                after = reconcile(self, self._reread(current))
+                return after if after is not None else current
+            return current
+
+    def restart(self, ref: str, *, timeout: int | None = None) -> ContainerRecord:
+        self.stop(ref, timeout=timeout)
+        return self.start(ref)
+
+    def pause(self, ref: str) -> ContainerRecord:
+        record = self.get(ref)
+        with self.lock(record.id).held():
+            record = self._reread(record)
+            if record.state == "paused":
+                raise FailedPrecondition(f"container {record.id} is already paused")
+            if record.state != "running":
+                raise FailedPrecondition(f"container {record.id} is not running")
+            self.runtime(record.runtime).pause(record.id)
+            return self.containers.update(record.id, state="paused")
+
+    def unpause(self, ref: str) -> ContainerRecord:
+        record = self.get(ref)
+        with self.lock(record.id).held():
+            record = self._reread(record)
+            if record.state != "paused":
+                raise FailedPrecondition(f"container {record.id} is not paused")
+            self.runtime(record.runtime).resume(record.id)
+            return self.containers.update(record.id, state="running")
+
+    def rename(self, ref: str, new_name: str) -> ContainerRecord:
+        bare = names.validate_name(new_name)
+        record = self.get(ref)
+        if record.name == bare:
+            raise InvalidArgument("Renaming a container with the same name as its current name")
+        with self.lock(record.id).held():
+            self.containers.rename(record.id, bare)
+            doc = self.document(record)
+            if doc:
+                doc["Name"] = "/" + bare
+                write_document(self.layout.document(record.id), doc)
+        return self.containers.by_id(record.id)
+
+    def wait(self, ref: str, *, timeout: float | None = None) -> int:
+        """Block until the container is not running; its exit code. ``Unavailable`` on ``timeout``."""
+        record = self.get(ref)
+        final: list[ContainerRecord] = []
+
+        def stopped() -> bool:
+            try:
+                current = self.get(record.id)
+            except NotFound:
+                return True  # removed (``--rm``): the exit code is the last we saw
+            final[:] = [current]
+            return current.state not in ("running", "paused")
+
+        if not _poll(stopped, timeout):
+            from pallet.errors import Unavailable
+
+            raise Unavailable(f"container {record.short_id} still runs after {timeout} seconds")
+        last = final[0] if final else record
+        return last.exit_code if last.exit_code is not None else 0
+
+    # --- remove -----------------------------------------------------------------------------
+
+    def remove(self, ref: str, *, force: bool = False, volumes: bool = False) -> str:
+        """Remove a container and everything it owns; its id. A running one only with ``force``."""
+        record = self.containers.get(ref)
+        with self.lock(record.id).held():
+            current = reconcile(self, self._reread(record))
+            if current is None:
+                return record.id
+            if current.state in ACTIVE_STATES:
+                if not force:
+                    raise Conflict(
+                        f'cannot remove container "/{current.name}": container is {current.state}: '
+                        "stop the container before removing or force remove"
+                    )
+                current = self._stop_locked(current, 9, 0)
+            self.discard(current, remove_volumes=volumes)
+        return record.id
+
+    def prune(self) -> list[str]:
+        """Remove every container that is not running; their ids."""
+        removed = []
+        for record in self.list_containers(all=True):
+            if record.state in ("created", "exited", "dead"):
+                try:
+                    self.remove(record.id)
+                except (NotFound, Conflict):
+                    continue  # started or removed by someone else meanwhile
+                removed.append(record.id)
+        return removed
+
+    def discard(self, record: ContainerRecord, *, remove_volumes: bool) -> None:
+        """Delete a container that does not run: runtime state, rootfs, snapshot, volumes, files, row.
+
+        Idempotent, and safe to interrupt: the row is marked ``removing`` first
+        and deleted last, so the next command finishes the job. The caller
+        holds the container's lock.
+        """
+        from pallet.image import snapshots
+
+        container_dir = self.layout.container_dir(record.id)
+        if record.state != "removing":
+            if remove_volumes and container_dir.exists():
+                (container_dir / _REMOVE_VOLUMES_FLAG).touch()
+            record = self.containers.update(record.id, state="removing", owner=None)
+        # an unknown runtime (the config changed) has nothing of ours to delete
+        with contextlib.suppress(PalletError):
+            _quietly(self.runtime(record.runtime).delete, record.id, force=True)
+        snapshots.unmount(self.layout.rootfs(record.id))
+        snaps = self.images.snapshots
+        if snaps.stat(snapshot_key(record.id)) is not None:
+            snaps.remove(snapshot_key(record.id))
+        self.images.release(record.image_id, record.id)
+        if (self.layout.root / "volumes.db").exists() or remove_volumes:
+            self.volumes.release(record.id, remove_anonymous=remove_volumes)
+        shutil.rmtree(self.layout.run_dir(record.id), ignore_errors=True)
+        shutil.rmtree(container_dir, ignore_errors=True)
+        self.containers.delete(record.id)
+        remove_lock_file(self.layout.run_root, record.id)
+
+    # --- hooks for reconcile ----------------------------------------------------------------
+
+    def removing_volumes(self, record: ContainerRecord) -> bool:
+        """Whether an interrupted removal was asked to remove anonymous volumes (``rm -v``)."""
+        return (self.layout.container_dir(record.id) / _REMOVE_VOLUMES_FLAG).exists()
+
+    def runtime_knows(self, record: ContainerRecord) -> bool:
+        """Whether the OCI runtime still has state for the container (it runs without its shim)."""
+        try:
+            state = self.runtime(record.runtime).state(record.id)
+        except PalletError:
+            return False
+        return state.get("status") in ("running", "paused", "created")
+
+    def after_exit(self, record: ContainerRecord) -> None:
+        """Clean what a dead shim could not: the runtime's state of the container."""
+        with contextlib.suppress(PalletError):  # the runtime is gone from the config: nothing to clean
+            _quietly(self.runtime(record.runtime).delete, record.id, force=True)
+
+    def auto_remove(self, record: ContainerRecord) -> bool:
+        """Whether the container was created with ``--rm``."""
+        host: Mapping[str, Any] = self.document(record).get("HostConfig", {})
+        return bool(host.get("AutoRemove"))
+
+
+def _quietly(call: Callable[..., object], *args: Any, **kwargs: Any) -> None:
+    """Run a runtime verb whose target may be gone already (kill, delete, resume): that is not an error."""
+    with contextlib.suppress(NotFound, FailedPrecondition):
+        call(*args, **kwargs)
+
+
+def _log_size(value: object) -> int:
+    if value in (None, "", "-1"):
+        return 0
+    from pallet.engine.options import parse_bytes
+
+    return parse_bytes(str(value))

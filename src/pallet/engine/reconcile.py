@@ -1,0 +1,160 @@
+"""Reconciliation: the truth about a container from what its shim, its files and the runtime say.
+
+A ``pallet`` process can be SIGKILLed at any point, so the database row may
+lag behind reality. Before a command acts on a container (and for every line
+of ``ps``) the row is brought up to date from, in order of authority:
+
+1. ``creating`` rows whose creating process is gone: a crashed ``create``;
+   everything it made is removed (``Engine.discard``).
+2. ``removing`` rows: a crashed ``rm``; the removal is finished.
+3. The shim (``shim.pid``, checked against its start time, so a reused pid
+   is not mistaken for it): alive means the container is running, paused or
+   restarting (``init.json``/``exit.json`` tell which); gone means it exited,
+   with the code from ``exit.json``.
+4. No shim and no exit file, but the runtime still knows the container: the
+   shim was killed; the container itself keeps running and is reported so.
+
+The caller holds the container's lock (``locks.container_lock``), except for
+read-only listing, which reconciles only containers whose lock is free.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pallet.engine.shim import exitfile
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pallet.engine.containers import ContainerRecord
+    from pallet.engine.lifecycle import Engine
+
+__all__ = ["process_start_time", "reconcile", "shim_alive"]
+
+
+def process_start_time(pid: int) -> int | None:
+    """The start time (clock ticks since boot) of ``pid``, or None if it does not run."""
+    if pid <= 0:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    fields = stat.rpartition(b")")[2].split()
+    try:
+        # a zombie has exited: it only waits for its parent to reap it
+        if fields[0] == b"Z":
+            return None
+        return int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def shim_alive(record: ContainerRecord) -> bool:
+    """Whether the shim recorded for ``record`` still runs (same pid, same start time)."""
+    if record.shim_pid <= 0:
+        return False
+    return process_start_time(record.shim_pid) == record.shim_start
+
+
+def reconcile(engine: Engine, record: ContainerRecord) -> ContainerRecord | None:
+    """The container's record brought up to date; None if it was (or is now) gone.
+
+    Idempotent. The caller holds the container's lock.
+    """
+    from pallet.image import owners
+
+    if record.state == "creating":
+        owner = owners.parse_owner(record.owner or "")
+        if owner is not None and owners.is_alive(*owner):
+            return record
+        engine.discard(record, remove_volumes=True)
+        return None
+    if record.state == "removing":
+        engine.discard(record, remove_volumes=engine.removing_volumes(record))
+        return None
+    run_dir = str(engine.layout.run_dir(record.id))
+    if not shim_alive(record):
+        # the CLI may have died between launching the shim and recording it: the pid file tells
+        found = exitfile.read_shim_pid(run_dir)
+        start = process_start_time(found) if found else None
+        if found and start is not None and _is_shim_of(found, record.id):
+            record = engine.containers.update(record.id, shim_pid=found, shim_start=start)
+    if shim_alive(record):
+        init = exitfile.read_init(run_dir)
+        last = exitfile.read_exit(run_dir)
+        state = record.state
+        changes: dict[str, object] = {}
+        if init is not None:
+            changes.update(pid=init.pid, started_at=init.started_at, restart_count=init.restart_count)
+            current_exit = last is not None and last.restart_count == init.restart_count
+            if current_exit and last is not None:
+                changes.update(
+                    exit_code=last.exit_code, finished_at=last.finished_at, oom_killed=last.oom_killed
+                )
+                state = "restarting" if last.restarting else "exited"
+            elif state not in ("running", "paused"):
+                state = "running"
+        elif state not in ("running", "paused"):
+            state = "running"
+        changes["state"] = state
+        if any(getattr(record, k) != v for k, v in changes.items()):
+            record = engine.containers.update(record.id, **changes)
+        return record
+    if record.state in ("running", "paused", "restarting"):
+        return _shim_gone(engine, record, run_dir)
+    return record
+
+
+def _is_shim_of(pid: int, container_id: str) -> bool:
+    """Whether ``pid`` is a pallet-shim for this container (its command line names the container)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read()
+    except OSError:
+        return False
+    return b"shim" in cmdline and container_id.encode() in cmdline
+
+
+def _shim_gone(engine: Engine, record: ContainerRecord, run_dir: str) -> ContainerRecord | None:
+    """The shim exited (or was killed): record the exit, or notice a container that outlived its shim."""
+    last = exitfile.read_exit(run_dir)
+    if last is not None:
+        record = engine.containers.update(
+            record.id,
+            state="exited",
+            exit_code=last.exit_code,
+            finished_at=last.finished_at,
+            oom_killed=last.oom_killed,
+            restart_count=last.restart_count,
+            shim_pid=0,
+            shim_start=0,
+        )
+    elif record.pid > 0 and process_start_time(record.pid) is not None and engine.runtime_knows(record):
+        # the shim was killed but the container runs on (reparented to init): report the truth
+        return engine.containers.update(record.id, shim_pid=0, shim_start=0)
+    else:
+        import time
+
+        from pallet.engine.shim.logfile import rfc3339nano
+
+        # no exit status was recorded (the shim died with its container): docker reports 255
+        record = engine.containers.update(
+            record.id,
+            state="exited",
+            exit_code=255 if record.exit_code is None else record.exit_code,
+            finished_at=rfc3339nano(time.time_ns()),
+            shim_pid=0,
+            shim_start=0,
+        )
+    engine.after_exit(record)
+    if engine.auto_remove(record):
+        engine.discard(record, remove_volumes=True)
+        return None
+    return record
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` runs (not a zombie)."""
+    return process_start_time(pid) is not None and os.path.exists(f"/proc/{pid}")

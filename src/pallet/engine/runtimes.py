@@ -1,0 +1,408 @@
+"""The OCI runtime CLI client: how the engine and the shim drive ``pallet-runtime``, ``runc`` or ``crun``.
+
+Every call is ``<path> [runtimeArgs] --root <root> --log <file> --log-format json <verb> …``,
+as containerd's shim calls runc (see ``shared/runtime-contract.md``). Each call
+gets its own log file (``<log_dir>/<id>.<pid>.<n>.json``, removed afterwards),
+so concurrent calls from the CLI and the shim never mix their errors; the error
+reported is the ``msg`` of the last ``"level":"error"`` line of that file, as
+containerd reports it, else the runtime's stderr.
+
+Runtime selection (``select_runtime``): ``pallet-runtime`` (the default),
+``runc`` and ``crun`` are known by name; ``<root>/config.json`` may add others
+and change the default in dockerd's ``daemon.json`` shape::
+
+    {"runtimes": {"myrunc": {"path": "/usr/local/bin/runc", "runtimeArgs": ["--debug"]}},
+     "default-runtime": "crun"}
+
+The shim uses this module: processes are started with ``os.posix_spawn`` (no
+``subprocess``), JSON goes through ``pallet.oci.jsonfast``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pallet.errors import FailedPrecondition, InvalidArgument, NotFound, PalletError, Unavailable
+from pallet.oci.jsonfast import dumps, loads
+from pallet.oci.record import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = [
+    "BUILTIN_RUNTIMES",
+    "DEFAULT_RUNTIME",
+    "Runtime",
+    "RuntimeFailed",
+    "error_from_log",
+    "runtime_root",
+    "select_runtime",
+]
+
+DEFAULT_RUNTIME = "pallet-runtime"
+BUILTIN_RUNTIMES = ("pallet-runtime", "runc", "crun")
+
+_counter = [0]
+
+
+class RuntimeFailed(PalletError):
+    """The OCI runtime refused an operation. ``message`` keeps the runtime's own words.
+
+    The wording matters to callers: docker maps ``executable file not found`` /
+    ``no such file or directory`` to exit 127 and ``permission denied`` to 126.
+    """
+
+    def __init__(self, verb: str, detail: str) -> None:
+        super().__init__(f"OCI runtime {verb} failed: {detail}")
+        self.verb = verb
+        self.detail = detail
+
+
+class Runtime(Record):
+    name: str
+    path: str
+    #: the runtime's ``--root``: its state of every container the engine runs with it
+    root: str
+    #: extra global arguments (``runtimeArgs`` of the config file)
+    args: tuple[str, ...] = ()
+    #: where per-call ``--log`` files go; ``""`` means ``<root>.log``
+    log_dir: str = ""
+
+    # -- the verbs ---------------------------------------------------------------------------
+
+    def create(
+        self,
+        container_id: str,
+        bundle: str,
+        pid_file: str,
+        *,
+        console_socket: str | None = None,
+        stdio: tuple[int, int, int] | None = None,
+    ) -> int:
+        """``create``; returns the init's pid (from ``pid_file``).
+
+        Without a console socket, ``stdio`` (fds for 0, 1, 2) become the
+        container's stdio; ``None`` means /dev/null. The runtime's output on
+        success goes there too, so runtimes print nothing then.
+        """
+        args = ["create", "--bundle", bundle, "--pid-file", pid_file]
+        if console_socket is not None:
+            args += ["--console-socket", console_socket]
+        self._call("create", container_id, [*args, container_id], stdio=stdio)
+        try:
+            with open(pid_file, "rb") as f:
+                return int(f.read())
+        except (OSError, ValueError) as e:
+            raise RuntimeFailed("create", f"no pid in {pid_file}: {e}") from None
+
+    def start(self, container_id: str) -> None:
+        self._call("start", container_id, ["start", container_id])
+
+    def kill(self, container_id: str, signal: int, *, all_processes: bool = False) -> None:
+        args = ["kill", "--all"] if all_processes else ["kill"]
+        self._call("kill", container_id, [*args, container_id, str(signal)])
+
+    def delete(self, container_id: str, *, force: bool = False) -> None:
+        args = ["delete", "--force"] if force else ["delete"]
+        self._call("delete", container_id, [*args, container_id])
+
+    def pause(self, container_id: str) -> None:
+        self._call("pause", container_id, ["pause", container_id])
+
+    def resume(self, container_id: str) -> None:
+        self._call("resume", container_id, ["resume", container_id])
+
+    def state(self, container_id: str) -> dict[str, object]:
+        """The runtime's ``state`` JSON (``status`` created|running|paused|stopped, ``pid``, …)."""
+        out = self._call("state", container_id, ["state", container_id], capture=True)
+        doc = _json_or_fail("state", out)
+        if not isinstance(doc, dict):
+            raise RuntimeFailed("state", f"not a state object: {out[:200]!r}")
+        return doc
+
+    def ps(self, container_id: str) -> list[int]:
+        """Host pids of the container's processes."""
+        out = self._call("ps", container_id, ["ps", "--format", "json", container_id], capture=True)
+        doc = _json_or_fail("ps", out)
+        if not isinstance(doc, list) or not all(isinstance(p, int) for p in doc):
+            raise RuntimeFailed("ps", f"not a list of pids: {out[:200]!r}")
+        return [int(p) for p in doc]
+
+    def update(self, container_id: str, resources: dict[str, object]) -> None:
+        """``update --resources -`` with the LinuxResources JSON on stdin."""
+        self._call(
+            "update",
+            container_id,
+            ["update", "--resources", "-", container_id],
+            stdin=dumps(resources).encode(),
+        )
+
+    def exec_detached(
+        self,
+        container_id: str,
+        process: dict[str, object],
+        pid_file: str,
+        *,
+        console_socket: str | None = None,
+        stdio: tuple[int, int, int] | None = None,
+    ) -> int:
+        """``exec --detach``: start ``process`` (an OCI process object) in the container; its host pid."""
+        args = self._exec_args(container_id, process, console_socket)
+        try:
+            self._call(
+                "exec", container_id, [*args, "--detach", "--pid-file", pid_file, container_id], stdio=stdio
+            )
+            with open(pid_file, "rb") as f:
+                return int(f.read())
+        except (OSError, ValueError) as e:
+            raise RuntimeFailed("exec", f"no pid in {pid_file}: {e}") from None
+        finally:
+            _unlink(args[args.index("--process") + 1])
+
+    def exec_wait(
+        self, container_id: str, process: dict[str, object], *, stdio: tuple[int, int, int] | None = None
+    ) -> int:
+        """``exec`` in the foreground: the process's exit status (a runtime error raises ``RuntimeFailed``)."""
+        args = self._exec_args(container_id, process, None)
+        try:
+            _, status, err = self._run(container_id, [*args, container_id], stdio=stdio)
+        finally:
+            _unlink(args[args.index("--process") + 1])
+        if err:
+            raise _categorise("exec", err)
+        return status
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _exec_args(
+        self, container_id: str, process: dict[str, object], console_socket: str | None
+    ) -> list[str]:
+        path = self._temp_path(container_id, "process")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, dumps(process).encode())
+        finally:
+            os.close(fd)
+        args = ["exec", "--process", path]
+        if process.get("terminal") is True:
+            args.append("--tty")
+        if console_socket is not None:
+            args += ["--console-socket", console_socket]
+        return args
+
+    def _temp_path(self, container_id: str, kind: str) -> str:
+        log_dir = self.log_dir or f"{self.root}.log"
+        os.makedirs(log_dir, mode=0o700, exist_ok=True)
+        _counter[0] += 1
+        return os.path.join(log_dir, f"{container_id}.{os.getpid()}.{_counter[0]}.{kind}")
+
+    def global_args(self, log_file: str) -> list[str]:
+        return [self.path, *self.args, "--root", self.root, "--log", log_file, "--log-format", "json"]
+
+    def _call(
+        self,
+        verb: str,
+        container_id: str,
+        args: Sequence[str],
+        *,
+        stdio: tuple[int, int, int] | None = None,
+        stdin: bytes | None = None,
+        capture: bool = False,
+    ) -> bytes:
+        """Run one runtime command, its stdout if ``capture``; raise ``RuntimeFailed`` (or a category) on failure."""
+        out, status, err = self._run(container_id, args, stdio=stdio, stdin=stdin, capture=capture)
+        if status != 0:
+            raise _categorise(verb, err or f"{self.name} exited with status {status}")
+        return out
+
+    def _run(
+        self,
+        container_id: str,
+        args: Sequence[str],
+        *,
+        stdio: tuple[int, int, int] | None,
+        stdin: bytes | None = None,
+        capture: bool = False,
+    ) -> tuple[bytes, int, str]:
+        """(stdout, exit status, error text) of one call; the error text is "" when none was logged."""
+        log_file = self._temp_path(container_id, "json")
+        # created before the call: a runtime that fails before writing it still leaves a readable log
+        os.close(os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+        err_file = log_file[: -len(".json")] + ".err"
+        argv = [*self.global_args(log_file), *args]
+        for_child: list[int] = []  # closed in the parent once the child has them
+        in_w = out_r = -1
+        try:
+            if stdio is None:
+                null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+                for_child.append(null)
+                fds = [null, null, null]
+            else:
+                fds = list(stdio)
+            if stdin is not None:
+                fds[0], in_w = os.pipe()
+                for_child.append(fds[0])
+            if capture:
+                out_r, fds[1] = os.pipe()
+                for_child.append(fds[1])
+            if stdio is None or capture:
+                fds[2] = os.open(err_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+                for_child.append(fds[2])
+            actions = [(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(fds)]
+            try:
+                pid = os.posix_spawn(self.path, argv, os.environ, file_actions=actions)
+            except OSError as e:
+                raise Unavailable(
+                    f'OCI runtime "{self.name}" cannot be started: {self.path}: {(e.strerror or str(e)).lower()}'
+                ) from None
+            while for_child:
+                os.close(for_child.pop())
+            if in_w >= 0:
+                try:  # noqa: SIM105 - contextlib costs ~6 ms on the shim's path
+                    os.write(in_w, stdin or b"")
+                except BrokenPipeError:
+                    pass  # the runtime exited without reading it: its status and log say why
+                os.close(in_w)
+                in_w = -1
+            chunks = []
+            if out_r >= 0:
+                while chunk := os.read(out_r, 65536):
+                    chunks.append(chunk)
+            status = os.waitstatus_to_exitcode(_waitpid(pid))
+            err = error_from_log(log_file)
+            if status != 0 and not err:
+                err = _read_text(err_file)
+            return b"".join(chunks), status, err
+        finally:
+            for fd in (*for_child, in_w, out_r):
+                if fd >= 0:
+                    os.close(fd)
+            _unlink(log_file)
+            _unlink(err_file)
+
+
+def _waitpid(pid: int) -> int:
+    while True:
+        try:
+            return os.waitpid(pid, 0)[1]
+        except InterruptedError:
+            continue
+
+
+def _read_text(path: str) -> str:
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace").strip()
+    except OSError:
+        return ""
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return
+
+
+def error_from_log(path: str) -> str:
+    """The ``msg`` of the last ``"level":"error"`` JSON line of a runtime's ``--log`` file ("" if none)."""
+    message = ""
+    try:
+        with open(path, "rb") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return ""
+    for line in lines:
+        try:
+            doc = loads(line)
+        except InvalidArgument:
+            continue
+        if isinstance(doc, dict) and doc.get("level") == "error" and isinstance(doc.get("msg"), str):
+            message = str(doc["msg"])
+    return message
+
+
+def _json_or_fail(verb: str, out: bytes) -> object:
+    try:
+        return loads(out)
+    except InvalidArgument:
+        raise RuntimeFailed(verb, f"output is not JSON: {out[:200]!r}") from None
+
+
+def _categorise(verb: str, detail: str) -> PalletError:
+    lowered = detail.lower()
+    if "does not exist" in lowered or ("not found" in lowered and "container" in lowered):
+        return NotFound(f"OCI runtime {verb} failed: {detail}")
+    if "not running" in lowered or "not stopped" in lowered or "not paused" in lowered:
+        return FailedPrecondition(f"OCI runtime {verb} failed: {detail}")
+    return RuntimeFailed(verb, detail)
+
+
+def runtime_root(run_root: str, name: str) -> str:
+    """The ``--root`` the engine gives runtime ``name``: ``<run>/runtimes/<name>``."""
+    return os.path.join(run_root, "runtimes", name)
+
+
+def _find_executable(name: str) -> str | None:
+    if os.path.isabs(name):
+        return name if os.access(name, os.X_OK) else None
+    import sys
+
+    # the venv's bin first: that is where scripts/install.sh puts pallet-runtime
+    dirs = [
+        os.path.dirname(sys.executable),
+        *os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin").split(":"),
+    ]
+    for d in dirs:
+        candidate = os.path.join(d, name)
+        if d and os.access(candidate, os.X_OK) and not os.path.isdir(candidate):
+            return candidate
+    return None
+
+
+def _read_config(root: str) -> dict[str, object]:
+    path = os.path.join(root, "config.json")
+    try:
+        with open(path, "rb") as f:
+            doc = loads(f.read())
+    except FileNotFoundError:
+        return {}
+    except OSError as e:
+        raise InvalidArgument(f"read {path}: {(e.strerror or str(e)).lower()}") from None
+    except InvalidArgument as e:
+        raise InvalidArgument(f"{path}: {e.message}") from None
+    if not isinstance(doc, dict):
+        raise InvalidArgument(f"{path}: must hold a JSON object")
+    return doc
+
+
+def select_runtime(name: str | None, *, root: str, run_root: str) -> Runtime:
+    """The runtime called ``name`` (``--runtime``), or the configured default; checks it can be run."""
+    config = _read_config(root)
+    configured = config.get("runtimes") or {}
+    if not isinstance(configured, dict):
+        raise InvalidArgument(f'{root}/config.json: "runtimes" must be an object of name -> {{path}}')
+    if name is None or name == "":
+        default = config.get("default-runtime", DEFAULT_RUNTIME)
+        name = default if isinstance(default, str) and default else DEFAULT_RUNTIME
+    args: tuple[str, ...] = ()
+    entry = configured.get(name)
+    if isinstance(entry, dict):
+        path = entry.get("path")
+        raw_args = entry.get("runtimeArgs") or []
+        if not isinstance(path, str) or not path:
+            raise InvalidArgument(f'{root}/config.json: runtime "{name}" needs a "path"')
+        if not isinstance(raw_args, list) or not all(isinstance(a, str) for a in raw_args):
+            raise InvalidArgument(f'{root}/config.json: "runtimeArgs" of runtime "{name}" must be strings')
+        program, args = path, tuple(raw_args)
+    elif entry is None and name in BUILTIN_RUNTIMES:
+        program = name
+    else:
+        raise InvalidArgument(f"unknown or invalid runtime name: {name}")
+    found = _find_executable(program)
+    if found is None:
+        raise Unavailable(
+            f'OCI runtime "{name}": {program} not found; install it or set its path in {root}/config.json'
+        )
+    return Runtime(name=name, path=found, root=runtime_root(run_root, name), args=args)

@@ -1,0 +1,242 @@
+"""The attach socket: how clients see a container's live output and feed its stdin.
+
+The shim listens on ``<run dir>/attach.sock`` (unix stream). A client sends
+one JSON line, then frames; the shim answers one JSON line, then the output::
+
+    client -> shim   {"stdin": true, "stdout": true, "stderr": true, "start": false}\\n
+                     then frames: kind (1 byte) + length (4 bytes, big endian) + payload
+                       kind 0: stdin data       kind 1: close stdin (EOF)
+                       kind 2: resize, payload rows, cols (2 bytes each, big endian)
+    shim -> client   {"tty": false}\\n
+                     then the output: raw bytes with a tty, else docker's multiplexed
+                     stream: 8-byte headers [stream, 0, 0, 0, length (4 bytes BE)],
+                     stream 1 = stdout, 2 = stderr (the Engine API's attach format)
+
+The shim closes the connection once the container has exited and its output
+is sent: EOF on the socket means "the container is gone" (its exit code is
+then in ``exit.json``). ``start: true`` asks a shim launched with
+``start_on_attach`` to start the container now, so this client misses no
+output. Several clients may be attached at once; each gets all output.
+
+The first half (constants, ``FrameReader``, ``output_frame``, socket
+addresses) is used by the shim: standard library only. ``connect`` and
+``pump`` are the client side.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pallet.errors import InvalidArgument, Unavailable
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import _socket
+
+__all__ = [
+    "FRAME_CLOSE_STDIN",
+    "FRAME_RESIZE",
+    "FRAME_STDIN",
+    "STDERR",
+    "STDOUT",
+    "AttachConnection",
+    "FrameReader",
+    "connect",
+    "frame",
+    "output_frame",
+    "pump",
+    "socket_address",
+]
+
+FRAME_STDIN = 0
+FRAME_CLOSE_STDIN = 1
+FRAME_RESIZE = 2
+STDOUT = 1
+STDERR = 2
+
+#: the longest unix socket path the kernel takes (sun_path is 108 bytes with its NUL)
+_SUN_PATH_MAX = 107
+
+
+def socket_address(path: str) -> str:
+    """An address for ``path`` that fits in ``sun_path``.
+
+    Long paths (deep temp roots, 64-hex ids) go through ``/proc/<pid>/fd/<dirfd>/<name>``
+    with a directory fd this process keeps open for its lifetime, as podman does.
+    """
+    if len(os.fsencode(path)) <= _SUN_PATH_MAX:
+        return path
+    directory, name = os.path.split(path)
+    fd = _dir_fds.get(directory)
+    if fd is None:
+        fd = os.open(directory, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        _dir_fds[directory] = fd
+    short = f"/proc/{os.getpid()}/fd/{fd}/{name}"
+    if len(short) > _SUN_PATH_MAX:
+        raise InvalidArgument(f"socket name too long: {name}")
+    return short
+
+
+_dir_fds: dict[str, int] = {}
+
+
+def frame(kind: int, payload: bytes = b"") -> bytes:
+    """A client -> shim frame."""
+    return bytes((kind,)) + len(payload).to_bytes(4, "big") + payload
+
+
+def output_frame(stream: int, data: bytes) -> bytes:
+    """A shim -> client frame of docker's multiplexed stream (no tty)."""
+    return bytes((stream, 0, 0, 0)) + len(data).to_bytes(4, "big") + data
+
+
+class FrameReader:
+    """Parses a byte stream into ``(kind, payload)`` frames (client -> shim, or docker's 8-byte headers)."""
+
+    __slots__ = ("_buf", "_header")
+
+    def __init__(self, header: int = 5) -> None:
+        self._buf = b""
+        self._header = header
+
+    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        buf = self._buf + data
+        out: list[tuple[int, bytes]] = []
+        h = self._header
+        while len(buf) >= h:
+            size = int.from_bytes(buf[h - 4 : h], "big")
+            if len(buf) < h + size:
+                break
+            out.append((buf[0], buf[h : h + size]))
+            buf = buf[h + size :]
+        self._buf = buf
+        return out
+
+
+# ---- client ----------------------------------------------------------------------------------
+
+
+class AttachConnection:
+    """One client connection to a shim's attach socket."""
+
+    def __init__(self, sock: _socket.socket, tty: bool, rest: bytes) -> None:
+        self.sock = sock
+        self.tty = tty
+        self._frames = FrameReader(header=8)
+        self._rest = rest
+
+    def send_stdin(self, data: bytes) -> None:
+        self.sock.sendall(frame(FRAME_STDIN, data))
+
+    def close_stdin(self) -> None:
+        self.sock.sendall(frame(FRAME_CLOSE_STDIN))
+
+    def resize(self, rows: int, cols: int) -> None:
+        self.sock.sendall(frame(FRAME_RESIZE, rows.to_bytes(2, "big") + cols.to_bytes(2, "big")))
+
+    def read(self) -> list[tuple[int, bytes]] | None:
+        """The next output as ``(stream, data)`` pieces (stream 1 with a tty); None at EOF."""
+        data, self._rest = (self._rest, b"") if self._rest else (self.sock.recv(65536), b"")
+        if not data:
+            return None
+        if self.tty:
+            return [(STDOUT, data)]
+        return self._frames.feed(data)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def connect(
+    path: str, *, stdin: bool = False, stdout: bool = True, stderr: bool = True, start: bool = False
+) -> AttachConnection:
+    """Attach to the shim serving ``path``; ``Unavailable`` if no shim serves it (container not running)."""
+    import _socket
+
+    from pallet.oci.jsonfast import dumps, loads
+
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        sock.connect(socket_address(path))
+        header = {"stdin": stdin, "stdout": stdout, "stderr": stderr, "start": start}
+        sock.sendall(dumps(header).encode() + b"\n")
+        reply = b""
+        while b"\n" not in reply:
+            chunk = sock.recv(4096)
+            if not chunk:
+                raise Unavailable(f"attach {path}: the shim closed the connection")
+            reply += chunk
+    except OSError as e:
+        sock.close()
+        raise Unavailable(
+            f"attach {path}: {(e.strerror or str(e)).lower()}; is the container running?"
+        ) from None
+    except Unavailable:
+        sock.close()
+        raise
+    line, _, rest = reply.partition(b"\n")
+    doc = loads(line)
+    tty = isinstance(doc, dict) and doc.get("tty") is True
+    return AttachConnection(sock, tty, rest)
+
+
+def pump(
+    conn: AttachConnection,
+    *,
+    stdin_fd: int | None = None,
+    stdout_fd: int = 1,
+    stderr_fd: int = 2,
+    close_stdin_at_eof: bool = True,
+) -> None:
+    """Copy ``stdin_fd`` to the container and its output to ``stdout_fd``/``stderr_fd`` until it exits.
+
+    With a tty and a terminal on ``stdin_fd``, that terminal is put in raw mode
+    (restored on return) and its size is sent first. EOF on ``stdin_fd`` closes
+    the container's stdin when ``close_stdin_at_eof`` (``docker run -i``).
+    """
+    import select
+
+    saved = None
+    if stdin_fd is not None and conn.tty and os.isatty(stdin_fd):
+        import termios
+        import tty
+
+        saved = termios.tcgetattr(stdin_fd)
+        tty.setraw(stdin_fd)
+        size = os.get_terminal_size(stdin_fd)
+        conn.resize(size.lines, size.columns)
+    try:
+        poller = select.poll()
+        poller.register(conn.fileno(), select.POLLIN)
+        if stdin_fd is not None:
+            poller.register(stdin_fd, select.POLLIN)
+        while True:
+            for fd, _ in poller.poll():
+                if fd == stdin_fd:
+                    data = os.read(stdin_fd, 65536)
+                    if data:
+                        conn.send_stdin(data)
+                        continue
+                    poller.unregister(stdin_fd)
+                    if close_stdin_at_eof:
+                        conn.close_stdin()
+                    continue
+                pieces = conn.read()
+                if pieces is None:
+                    return
+                for stream, data in pieces:
+                    _write_all(stderr_fd if stream == STDERR else stdout_fd, data)
+    finally:
+        if saved is not None and stdin_fd is not None:
+            import termios
+
+            termios.tcsetattr(stdin_fd, termios.TCSADRAIN, saved)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]

@@ -1,0 +1,85 @@
+"""``ShimConfig``: everything a shim needs to know, as the engine writes it to ``shim.json``.
+
+The engine writes the file (``save``) in the container's directory before it
+calls ``launch``; the shim reads it (``load``) and never writes it. Standard
+library only.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pallet.errors import InvalidArgument
+from pallet.oci.jsonfast import dumps, loads
+from pallet.oci.record import Record
+
+__all__ = ["RESTART_POLICIES", "ShimConfig", "load", "save"]
+
+#: docker's restart policy names
+RESTART_POLICIES = ("no", "always", "on-failure", "unless-stopped")
+
+
+class ShimConfig(Record):
+    #: the container id, as the OCI runtime knows it
+    id: str
+    #: the bundle directory (config.json, rootfs)
+    bundle: str
+    runtime_name: str
+    runtime_path: str
+    #: the runtime's ``--root``
+    runtime_root: str
+    #: the container's dir under the run root: attach.sock, exit.json, init.json, shim.pid
+    run_dir: str
+    #: the json-file log; ``log_max_size`` 0 means unlimited
+    log_path: str
+    log_max_size: int = 0
+    log_max_file: int = 1
+    #: the process has a terminal (``process.terminal`` in config.json)
+    tty: bool = False
+    #: extra global arguments of the runtime (``runtimeArgs`` of the engine's config file)
+    runtime_args: tuple[str, ...] = ()
+    #: keep the container's stdin open for attach clients (``-i``)
+    open_stdin: bool = False
+    #: ``no | always | on-failure | unless-stopped``; ``restart_max_retries`` 0 = unlimited
+    restart_name: str = "no"
+    restart_max_retries: int = 0
+    #: the signal that stops the container (informational for the shim: the engine stops it)
+    stop_signal: int = 15
+    #: ``--rm``: the engine's exit command removes the container; the shim never restarts it
+    auto_remove: bool = False
+    #: run (without waiting) once the container is gone for good, like conmon's ``--exit-command``
+    exit_command: tuple[str, ...] = ()
+    #: wait for an attach client to ask for the start (``start: true``), so it misses no output
+    start_on_attach: bool = False
+
+
+def save(config: ShimConfig, path: str) -> None:
+    """Write ``config`` to ``path`` atomically."""
+    from pallet.engine.shim.exitfile import write_atomic
+
+    if config.restart_name not in RESTART_POLICIES:
+        raise InvalidArgument(f"invalid restart policy {config.restart_name!r}")
+    doc = {name: getattr(config, name) for name in ShimConfig._fields}
+    doc["exit_command"] = list(config.exit_command)
+    doc["runtime_args"] = list(config.runtime_args)
+    write_atomic(path, dumps(doc, indent=2).encode())
+
+
+def load(path: str) -> ShimConfig:
+    try:
+        with open(path, "rb") as f:
+            doc = loads(f.read())
+    except OSError as e:
+        raise InvalidArgument(f"read shim config {path}: {e.strerror or e}") from None
+    if not isinstance(doc, dict):
+        raise InvalidArgument(f"{path}: not a shim config (a JSON object)")
+    values = {k: v for k, v in doc.items() if k in ShimConfig._fields}
+    for name in ("exit_command", "runtime_args"):
+        values[name] = tuple(values.get(name) or ())
+    try:
+        config = ShimConfig(**values)
+    except TypeError as e:
+        raise InvalidArgument(f"{path}: {e}") from None
+    if not os.path.isabs(config.run_dir):
+        raise InvalidArgument(f"{path}: run_dir must be absolute")
+    return config

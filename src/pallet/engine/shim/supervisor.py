@@ -1,0 +1,611 @@
+"""The shim's work: run one container through the OCI runtime and look after it until it is gone.
+
+One single-threaded ``select.poll`` loop (no asyncio, no threads: an idle shim
+costs one sleeping process). It owns:
+
+- the container's stdio: pipes (stdout, stderr, and stdin with ``open_stdin``)
+  or the pty master received on the console socket with a tty;
+- the json-file log (every byte of output goes there, line by line);
+- ``attach.sock``: clients get the live output and may feed stdin and resize;
+- the exit: the init is reparented to the shim (a child subreaper) and reaped
+  here; ``exit.json`` is written atomically, then attach clients see EOF;
+- the restart policy: ``no | always | on-failure[:N] | unless-stopped``, never
+  after the engine set ``stopped-by-user``, with docker's back-off (100 ms,
+  doubling, reset after 10 s of running, at most 1 min).
+
+Caller contract: the process is already detached and a child subreaper, its
+working directory is the container's run dir, and ``SIGCHLD`` wakes the loop
+through ``wake_fd`` (see ``main``). Standard library only.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import time
+
+from pallet.engine.shim import attach, exitfile
+from pallet.engine.shim.logfile import LineBuffer, LogWriter, rfc3339nano
+from pallet.errors import PalletError
+from pallet.oci.jsonfast import dumps, loads
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import _socket
+    from collections.abc import Callable
+
+    from pallet.engine.runtimes import Runtime
+    from pallet.engine.shim.config import ShimConfig
+
+__all__ = ["ATTACH_SOCKET", "Supervisor", "exit_code_of"]
+
+# Files of the run dir, the shim's working directory: relative names, so sockets
+# bind whatever the run dir's length (sun_path holds 108 bytes).
+ATTACH_SOCKET = "attach.sock"
+_CONSOLE_SOCKET = "console.sock"
+_PID_FILE = "init.pid"
+
+_POLLIN = select.POLLIN | select.POLLPRI
+_ERRORS = select.POLLERR | select.POLLHUP | select.POLLNVAL
+#: an attach client that lets this much output pile up is dropped, so the container never waits on it
+_CLIENT_BACKLOG = 8 * 1024 * 1024
+_TIOCSWINSZ = 0x5414
+_BACKOFF_START = 0.1
+_BACKOFF_MAX = 60.0
+#: a run this long resets the back-off, as dockerd does
+_BACKOFF_RESET = 10.0
+
+
+def exit_code_of(status: int) -> int:
+    """A wait status as docker reports it: the exit code, or 128 + the signal."""
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+class _Client:
+    __slots__ = ("frames", "header", "out", "ready", "sock", "stderr", "stdin", "stdout")
+
+    def __init__(self, sock: _socket.socket) -> None:
+        self.sock = sock
+        self.header = b""
+        self.ready = False
+        self.out = b""
+        self.frames = attach.FrameReader()
+        self.stdin = self.stdout = self.stderr = False
+
+
+class Supervisor:
+    def __init__(self, config: ShimConfig, runtime: Runtime, wake_fd: int) -> None:
+        self.config = config
+        self.runtime = runtime
+        self.wake_fd = wake_fd
+        self.log = LogWriter(config.log_path, config.log_max_size, config.log_max_file)
+        self.clients: list[_Client] = []
+        self.listener: _socket.socket | None = None
+        self.outputs: dict[int, int] = {}  # fd -> attach.STDOUT | attach.STDERR
+        self.lines: dict[int, LineBuffer] = {}
+        self.stdin_fd = -1  # the pipe's write end, or the pty master
+        self.stdin_pending = b""
+        self.stdin_closing = False
+        self.master = -1
+        self.init_pid = 0
+        self.started = False
+        self.started_at = 0.0
+        self.restart_count = 0
+        self.backoff = _BACKOFF_START
+        self.restart_at: float | None = None
+        self.finished = False
+        self.oom_file = ""
+
+    # -- the life of the shim -------------------------------------------------------------------
+
+    def run(self, report: Callable[[str], None]) -> int:
+        """Create (and start) the container, report ``started <pid>`` or ``error <msg>``, then supervise."""
+        try:
+            self.listener = _listen(ATTACH_SOCKET)
+            self._create()
+            if not self.config.start_on_attach:
+                self._start()
+        except PalletError as e:
+            report(f"error {e.message}")
+            self._abandon()
+            return 1
+        report(f"started {self.init_pid}")
+        while not self.finished:
+            self._turn()
+        self._shutdown()
+        return 0
+
+    def _turn(self) -> None:
+        timeout = None
+        if self.restart_at is not None:
+            timeout = max(0, int((self.restart_at - time.monotonic()) * 1000) + 1)
+        handlers = self._handlers()
+        poller = select.poll()
+        for fd, (mask, _) in handlers.items():
+            poller.register(fd, mask)
+        for fd, events in poller.poll(timeout):
+            entry = handlers.get(fd)
+            if entry is not None and not self.finished:
+                entry[1](events)
+        if self.restart_at is not None and time.monotonic() >= self.restart_at:
+            self.restart_at = None
+            self._restart()
+
+    def _handlers(self) -> dict[int, tuple[int, Callable[[int], None]]]:
+        handlers: dict[int, tuple[int, Callable[[int], None]]] = {self.wake_fd: (_POLLIN, self._on_wake)}
+        if self.listener is not None:
+            handlers[self.listener.fileno()] = (_POLLIN, self._on_accept)
+        for fd in self.outputs:
+            handlers[fd] = (_POLLIN, self._on_output_event(fd))
+        if self.stdin_pending and self.stdin_fd >= 0:
+            mask, handler = handlers.get(self.stdin_fd, (0, self._on_stdin_writable))
+            handlers[self.stdin_fd] = (mask | select.POLLOUT, self._both(handler, self._on_stdin_writable))
+        for client in self.clients:
+            mask = _POLLIN | (select.POLLOUT if client.out else 0)
+            handlers[client.sock.fileno()] = (mask, self._on_client_event(client))
+        return handlers
+
+    @staticmethod
+    def _both(first: Callable[[int], None], second: Callable[[int], None]) -> Callable[[int], None]:
+        if first is second:
+            return first
+
+        def handle(events: int) -> None:
+            if events & (_POLLIN | _ERRORS):
+                first(events)
+            if events & select.POLLOUT:
+                second(events)
+
+        return handle
+
+    # -- container ---------------------------------------------------------------------------
+
+    def _create(self) -> None:
+        c = self.config
+        pid_file = os.path.join(c.run_dir, _PID_FILE)  # absolute: crun resolves it against the bundle
+        if c.tty:
+            console = _listen(_CONSOLE_SOCKET)
+            try:
+                self.init_pid = self.runtime.create(
+                    c.id, c.bundle, pid_file, console_socket=f"/proc/{os.getpid()}/cwd/{_CONSOLE_SOCKET}"
+                )
+                self.master = _receive_master(console)
+            finally:
+                console.close()
+                _unlink(_CONSOLE_SOCKET)
+            os.set_blocking(self.master, False)
+            self.outputs = {self.master: attach.STDOUT}
+            self.stdin_fd = self.master if c.open_stdin else -1
+        else:
+            out_r, out_w = os.pipe()
+            err_r, err_w = os.pipe()
+            if c.open_stdin:
+                in_r, in_w = os.pipe()
+            else:
+                in_r, in_w = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC), -1
+            try:
+                self.init_pid = self.runtime.create(c.id, c.bundle, pid_file, stdio=(in_r, out_w, err_w))
+            except PalletError:
+                for fd in (out_r, err_r, in_w):
+                    if fd >= 0:
+                        os.close(fd)
+                raise
+            finally:
+                for fd in (in_r, out_w, err_w):
+                    os.close(fd)
+            for fd in (out_r, err_r):
+                os.set_blocking(fd, False)
+            self.outputs = {out_r: attach.STDOUT, err_r: attach.STDERR}
+            self.stdin_fd = in_w
+            if in_w >= 0:
+                os.set_blocking(in_w, False)
+        self.lines = {fd: LineBuffer() for fd in self.outputs}
+
+    def _start(self) -> None:
+        self.runtime.start(self.config.id)
+        self.started = True
+        self.started_at = time.monotonic()
+        exitfile.write_init(
+            ".",
+            exitfile.InitStatus(
+                pid=self.init_pid, started_at=rfc3339nano(time.time_ns()), restart_count=self.restart_count
+            ),
+        )
+        self.oom_file = _oom_file(self.init_pid)
+
+    def _on_wake(self, events: int) -> None:
+        try:
+            os.read(self.wake_fd, 4096)
+        except BlockingIOError:
+            return
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if pid == self.init_pid:
+                self._exited(exit_code_of(status))
+
+    def _exited(self, code: int) -> None:
+        """The init is gone: drain its output, record the exit, then restart or finish."""
+        self.init_pid = 0
+        for fd in list(self.outputs):
+            self._read_output(fd, drain=True)
+        oom = _oom_killed(self.oom_file)
+        restart = self._should_restart(code)
+        exitfile.write_exit(
+            ".",
+            exitfile.ExitStatus(
+                exit_code=code,
+                finished_at=rfc3339nano(time.time_ns()),
+                oom_killed=oom,
+                restart_count=self.restart_count,
+                restarting=restart,
+            ),
+        )
+        self._close_stdio()
+        self._close_clients()
+        self._delete_container()
+        if restart:
+            if time.monotonic() - self.started_at >= _BACKOFF_RESET:
+                self.backoff = _BACKOFF_START
+            self.restart_at = time.monotonic() + self.backoff
+            self.backoff = min(self.backoff * 2, _BACKOFF_MAX)
+        else:
+            self.finished = True
+
+    def _should_restart(self, code: int) -> bool:
+        c = self.config
+        if c.auto_remove or exitfile.stopped_by_user("."):
+            return False
+        if c.restart_name in ("always", "unless-stopped"):
+            return True
+        if c.restart_name == "on-failure":
+            return code != 0 and (c.restart_max_retries <= 0 or self.restart_count < c.restart_max_retries)
+        return False
+
+    def _restart(self) -> None:
+        last = exitfile.read_exit(".")
+        if exitfile.stopped_by_user("."):
+            # stopped during the back-off: the last exit is final after all
+            if last is not None:
+                exitfile.write_exit(".", last.replace(restarting=False))
+            self.finished = True
+            return
+        self.restart_count += 1
+        try:
+            self._create()
+            self._start()
+        except PalletError as e:
+            os.write(2, f"pallet-shim: restart {self.config.id}: {e.message}\n".encode())
+            self._close_stdio()
+            if self.init_pid:
+                self._delete_container(force=True)
+                self.init_pid = 0
+            self._exited_without_start(e)
+
+    def _exited_without_start(self, error: PalletError) -> None:
+        # docker's codes for a start that failed: 127 command not found, 126 not executable
+        text = error.message
+        code = (
+            127 if ("not found" in text or "no such file" in text) else 126 if "permission" in text else 128
+        )
+        self.started_at = time.monotonic()
+        self.log.write("stderr", (text + "\n").encode())
+        self._exited(code)
+
+    def _delete_container(self, *, force: bool = False) -> None:
+        try:
+            self.runtime.delete(self.config.id, force=force)
+        except PalletError:
+            if force:
+                return  # nothing left to delete (the engine removed it)
+            self._delete_container(force=True)
+
+    def _close_stdio(self) -> None:
+        for fd in self.outputs:
+            rest = self.lines[fd].flush()
+            if rest:
+                self.log.write(self._stream_name(fd), rest)
+            if fd != self.master:
+                os.close(fd)
+        if self.master >= 0:
+            os.close(self.master)
+        elif self.stdin_fd >= 0:
+            os.close(self.stdin_fd)
+        self.outputs, self.lines = {}, {}
+        self.stdin_fd, self.master, self.stdin_pending, self.stdin_closing = -1, -1, b"", False
+
+    def _abandon(self) -> None:
+        """Creation failed: leave nothing behind (the caller reports the error)."""
+        if self.init_pid:
+            self._delete_container(force=True)
+        self._close_stdio()
+        self._shutdown(run_exit_command=False)
+
+    def _shutdown(self, *, run_exit_command: bool = True) -> None:
+        self._close_clients()
+        if self.listener is not None:
+            self.listener.close()
+            self.listener = None
+        _unlink(ATTACH_SOCKET)
+        _unlink(exitfile.SHIM_PID_FILE)
+        _unlink(_PID_FILE)
+        self.log.close()
+        if run_exit_command and self.config.exit_command:
+            _spawn_detached(list(self.config.exit_command))
+
+    # -- output ------------------------------------------------------------------------------
+
+    def _stream_name(self, fd: int) -> str:
+        return "stderr" if self.outputs.get(fd) == attach.STDERR else "stdout"
+
+    def _on_output_event(self, fd: int) -> Callable[[int], None]:
+        def handle(events: int) -> None:
+            self._read_output(fd, drain=False)
+
+        return handle
+
+    def _read_output(self, fd: int, *, drain: bool) -> None:
+        stream = self.outputs.get(fd)
+        if stream is None:
+            return
+        name = "stderr" if stream == attach.STDERR else "stdout"
+        while True:
+            try:
+                data = os.read(fd, 65536)
+            except BlockingIOError:
+                return
+            except OSError:  # EIO: the pty's last slave is closed
+                data = b""
+            if not data:
+                rest = self.lines[fd].flush()
+                if rest:
+                    self.log.write(name, rest)
+                del self.outputs[fd], self.lines[fd]
+                if fd != self.master:  # the master is closed at the exit: it is also the stdin target
+                    os.close(fd)
+                return
+            for line in self.lines[fd].feed(data):
+                self.log.write(name, line)
+            self._broadcast(stream, data)
+            if not drain:
+                return
+
+    def _broadcast(self, stream: int, data: bytes) -> None:
+        framed = data if self.config.tty else attach.output_frame(stream, data)
+        for client in list(self.clients):
+            if client.ready and (client.stderr if stream == attach.STDERR else client.stdout):
+                client.out += framed
+                self._flush_client(client)
+
+    # -- stdin -------------------------------------------------------------------------------
+
+    def _on_stdin_writable(self, events: int) -> None:
+        if events & _ERRORS and not events & select.POLLOUT:
+            self.stdin_pending = b""
+            return
+        try:
+            written = os.write(self.stdin_fd, self.stdin_pending)
+        except BlockingIOError:
+            return
+        except OSError:  # EPIPE: nobody reads the container's stdin any more
+            self.stdin_pending = b""
+            written = 0
+        self.stdin_pending = self.stdin_pending[written:]
+        if not self.stdin_pending and self.stdin_closing:
+            self._close_stdin()
+
+    def _close_stdin(self) -> None:
+        if self.stdin_fd >= 0 and self.stdin_fd != self.master:
+            os.close(self.stdin_fd)
+            self.stdin_fd = -1
+        self.stdin_closing = False
+
+    # -- attach ------------------------------------------------------------------------------
+
+    def _on_accept(self, events: int) -> None:
+        assert self.listener is not None
+        import _socket
+
+        try:
+            fd, _ = self.listener._accept()  # type: ignore[attr-defined]  # _socket's accept
+        except (BlockingIOError, InterruptedError):
+            return
+        client = _Client(_socket.socket(fileno=fd))
+        client.sock.setblocking(False)
+        self.clients.append(client)
+
+    def _on_client_event(self, client: _Client) -> Callable[[int], None]:
+        def handle(events: int) -> None:
+            if events & select.POLLOUT:
+                self._flush_client(client)
+            if events & (_POLLIN | _ERRORS) and client in self.clients:
+                self._read_client(client)
+
+        return handle
+
+    def _read_client(self, client: _Client) -> None:
+        try:
+            data = client.sock.recv(65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._drop(client)
+            return
+        if not client.ready:
+            client.header += data
+            if b"\n" not in client.header:
+                if len(client.header) > 4096:
+                    self._drop(client)
+                return
+            line, _, data = client.header.partition(b"\n")
+            if not self._greet(client, line):
+                return
+        for kind, payload in client.frames.feed(data):
+            self._on_frame(client, kind, payload)
+
+    def _greet(self, client: _Client, line: bytes) -> bool:
+        try:
+            doc = loads(line)
+        except PalletError:
+            doc = None
+        if not isinstance(doc, dict):
+            self._drop(client)
+            return False
+        client.stdin = doc.get("stdin") is True
+        client.stdout = doc.get("stdout", True) is True
+        client.stderr = doc.get("stderr", True) is True
+        client.ready = True
+        client.out += dumps({"tty": self.config.tty}).encode() + b"\n"
+        self._flush_client(client)
+        if doc.get("start") is True and not self.started and self.init_pid:
+            try:
+                self._start()
+            except PalletError as e:
+                os.write(2, f"pallet-shim: start {self.config.id}: {e.message}\n".encode())
+                self._exited_without_start(e)
+        return client in self.clients
+
+    def _on_frame(self, client: _Client, kind: int, payload: bytes) -> None:
+        if kind == attach.FRAME_RESIZE and len(payload) == 4 and self.master >= 0:
+            import fcntl
+
+            rows, cols = int.from_bytes(payload[:2], "big"), int.from_bytes(payload[2:], "big")
+            winsize = rows.to_bytes(2, "little") + cols.to_bytes(2, "little") + bytes(4)
+            try:  # noqa: SIM105 - contextlib costs ~6 ms on the shim's path
+                fcntl.ioctl(self.master, _TIOCSWINSZ, winsize)
+            except OSError:
+                pass  # the terminal is gone with the container; the next exit event says so
+        elif not client.stdin or self.stdin_fd < 0:
+            return
+        elif kind == attach.FRAME_STDIN:
+            self.stdin_pending += payload
+            self._on_stdin_writable(select.POLLOUT)
+        elif kind == attach.FRAME_CLOSE_STDIN and self.master < 0:
+            self.stdin_closing = True
+            if not self.stdin_pending:
+                self._close_stdin()
+
+    def _flush_client(self, client: _Client) -> None:
+        try:
+            sent = client.sock.send(client.out)
+        except BlockingIOError:
+            sent = 0
+        except OSError:
+            self._drop(client)
+            return
+        client.out = client.out[sent:]
+        if len(client.out) > _CLIENT_BACKLOG:
+            self._drop(client)
+
+    def _drop(self, client: _Client) -> None:
+        if client in self.clients:
+            self.clients.remove(client)
+        client.sock.close()
+
+    def _close_clients(self) -> None:
+        """EOF to every client, after what is left of the output (bounded wait per client)."""
+        for client in self.clients:
+            if client.out:
+                try:
+                    client.sock.settimeout(2.0)
+                    client.sock.sendall(client.out)
+                except OSError:
+                    pass
+            client.sock.close()
+        self.clients = []
+
+
+def _listen(name: str) -> _socket.socket:
+    import _socket
+
+    _unlink(name)
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        sock.bind(name)
+        sock.listen(64)
+    except OSError as e:
+        sock.close()
+        raise PalletError(f"listen on {os.path.abspath(name)}: {(e.strerror or str(e)).lower()}") from None
+    sock.setblocking(False)
+    return sock
+
+
+def _receive_master(console: _socket.socket) -> int:
+    """The pty master the runtime sent on the console socket during ``create``."""
+    import _socket
+
+    poller = select.poll()
+    poller.register(console.fileno(), select.POLLIN)
+    if not poller.poll(10_000):
+        raise PalletError("the OCI runtime sent no terminal on the console socket")
+    conn = _socket.socket(fileno=console._accept()[0])  # type: ignore[attr-defined]
+    conn.settimeout(10.0)
+    try:
+        _, ancillary, _, _ = conn.recvmsg(4096, _socket.CMSG_SPACE(4))
+    except OSError as e:
+        raise PalletError(f"receive the terminal from the OCI runtime: {e}") from None
+    finally:
+        conn.close()
+    for level, kind, data in ancillary:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS and len(data) >= 4:
+            fd = int.from_bytes(data[:4], "little")
+            os.set_inheritable(fd, False)
+            return fd
+    raise PalletError("the OCI runtime's console socket message carried no file descriptor")
+
+
+def _oom_file(pid: int) -> str:
+    """The file whose ``oom_kill`` counter tells if the container's memory cgroup killed something."""
+    try:
+        with open(f"/proc/{pid}/cgroup", "rb") as f:
+            lines = f.read().decode().splitlines()
+    except OSError:
+        return ""
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if "memory" in controllers.split(","):
+            return f"/sys/fs/cgroup/memory{path}/memory.oom_control"
+    for line in lines:
+        if line.startswith("0::"):
+            return f"/sys/fs/cgroup{line[3:]}/memory.events"
+    return ""
+
+
+def _oom_killed(path: str) -> bool:
+    if not path:
+        return False
+    try:
+        with open(path, "rb") as f:
+            for line in f.read().decode().splitlines():
+                key, _, value = line.partition(" ")
+                if key == "oom_kill":
+                    return value.strip() not in ("", "0")
+    except OSError:
+        return False
+    return False
+
+
+def _spawn_detached(argv: list[str]) -> None:
+    """Start ``argv`` in its own session with stdio on /dev/null; nobody waits for it."""
+    null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+    try:
+        actions = [(os.POSIX_SPAWN_DUP2, null, n) for n in range(3)]
+        os.posix_spawnp(argv[0], argv, os.environ, file_actions=actions, setsid=True)
+    except OSError as e:
+        os.write(2, f"pallet-shim: exit command {argv[0]}: {e}\n".encode())
+    finally:
+        os.close(null)
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return

@@ -12,7 +12,8 @@
 #   umoci           umoci unpack (one rootfs, layers in order, plus its mtree manifest)
 #   tar             parallel `tar -xzf`, one per layer into its own dir (no digests)
 # Rounds are interleaved (one run of each case per round, rotating order); prints medians over
-# rounds and medians of per-round ratios: pallet/umoci (target < 1), pallet-layers/tar (<= 1.1).
+# rounds and medians of per-round ratios: pallet/umoci (target < 1), pallet-layers/tar (<= 1.1),
+# and each case's CPU time (user+sys, median): wall times swing when other work loads the VM.
 # Knobs: RUNS (10), WARMUP (1), SIZE_MB (200), SMALL_FILES (3000), KEEP=1 (keep the work dir).
 # Usage: sudo bench/image.sh      (root: umoci and tar keep owners; device nodes)
 set -euo pipefail
@@ -171,14 +172,17 @@ rm -f "$WORK/json/warmup.json"
 
 python3 - "$WORK/json" "$ZIP" "$RAW" <<'PY'
 import glob, json, statistics, sys
-rounds = [{r["command"]: r["times"][0] * 1000 for r in json.load(open(f))["results"]} for f in glob.glob(sys.argv[1] + "/round-*.json")]
+files = glob.glob(sys.argv[1] + "/round-*.json")
+rounds = [{r["command"]: r["times"][0] * 1000 for r in json.load(open(f))["results"]} for f in files]
+cpu_rounds = [{r["command"]: (r["user"] + r["system"]) * 1000 for r in json.load(open(f))["results"]} for f in files]
 cases = list(rounds[0])
+cpu = {c: statistics.median(r[c] for r in cpu_rounds) for c in cases}
 med = {c: statistics.median(r[c] for r in rounds) for c in cases}
 ratio = lambda a, b: statistics.median(r[a] / r[b] for r in rounds)  # median of per-round ratios
 print(f"unpack: 5 layers, {int(sys.argv[2]) >> 20} MiB compressed, {int(sys.argv[3]) >> 20} MiB unpacked, {len(rounds)} interleaved rounds")
 for c in cases:
     t = [r[c] for r in rounds]
-    print(f"  {c:14s} median {med[c]:8.1f} ms  (min {min(t):.1f}, max {max(t):.1f})")
+    print(f"  {c:14s} median {med[c]:8.1f} ms  (min {min(t):.1f}, max {max(t):.1f})  cpu {cpu[c]:8.1f} ms")
 r1, r2, r3 = ratio("pallet", "umoci"), ratio("pallet-layers", "tar"), ratio("pallet", "tar")
 print(f"  pallet / umoci         = {r1:.2f}  (target < 1.00) {'OK' if r1 < 1 else 'MISSED'}")
 print(f"  pallet-layers / tar    = {r2:.2f}  (target <= 1.10) {'OK' if r2 <= 1.1 else 'MISSED'}")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install everything pallet needs on Debian 12 (as root), then run a container.
 #
-#   bash scripts/install.sh            install, build the demo busybox bundle, run it
+#   bash scripts/install.sh            install, make the busybox image, run a container from it
 #   bash scripts/install.sh --no-demo  install only (what scripts/test.sh and .ci/run use)
 #
 # Idempotent: packages already present are not fetched again, the venv is reused.
@@ -16,7 +16,8 @@ demo=1
 # Debian packages: the interpreter and busybox for images, and the peers that
 # tests and benchmarks compare pallet with.
 pkgs=(python3 python3-venv python3-dev gcc busybox-static libseccomp2 iproute2 nftables util-linux
-      jq hyperfine runc crun skopeo umoci podman buildah containerd docker.io docker-registry)
+      jq hyperfine runc crun skopeo umoci podman buildah containerd docker.io docker-registry tini
+      golang-github-opencontainers-specs-dev)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -62,8 +63,7 @@ ln -sf "$venv/bin/pallet-runtime" /usr/local/bin/pallet-runtime
 
 [ $demo = 1 ] || exit 0
 
-# The main job, at the highest level that works so far: a busybox bundle made
-# locally (no internet needed) and run by pallet's OCI runtime.
-bundle=${PALLET_DEMO_BUNDLE:-/var/lib/pallet/demo-bundle}
-bash "$top/scripts/make-busybox-bundle.sh" "$bundle" echo "Hello from a pallet container!"
-exec pallet-runtime run --bundle "$bundle" "demo-$$"
+# The main job: the default busybox image, made locally from Debian's busybox-static
+# (no internet needed), and a container run from it by the engine (shim + pallet-runtime).
+"$venv/bin/pallet" image inspect busybox:latest >/dev/null 2>&1 || bash "$top/scripts/make-busybox-image.sh"
+exec "$venv/bin/pallet" run --rm busybox echo "Hello from a pallet container!"

@@ -53,6 +53,25 @@ GROUPS: dict[str, tuple[str, dict[str, Command]]] = {
             ("stop", "containers:configure_stop", "Stop one or more running containers"),
             ("unpause", "containers:configure_unpause", "Unpause all processes within containers"),
             ("wait", "containers:configure_wait", "Wait for containers to stop; print exit codes"),
+            (
+                "commit",
+                "container_fs:configure_commit",
+                "Create a new image from a container's changes",
+            ),
+            (
+                "cp",
+                "container_fs:configure_cp",
+                "Copy files/folders between a container and the local filesystem",
+            ),
+            ("diff", "container_fs:configure_diff", "Inspect changes to files or directories on a container"),
+            ("export", "container_fs:configure_export", "Export a container's filesystem as a tar archive"),
+            (
+                "port",
+                "container_fs:configure_port",
+                "List port mappings or a specific mapping for the container",
+            ),
+            ("stats", "container_fs:configure_stats", "Display a live stream of container(s) resource usage"),
+            ("top", "container_fs:configure_top", "Display the running processes of a container"),
         ),
     ),
     "image": (
@@ -129,6 +148,13 @@ COMMANDS: dict[str, Command] = _table(
         "Save one or more images to a tar archive (streamed to STDOUT by default)",
     ),
     ("tag", "images:configure_tag", "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE"),
+    ("commit", "container_fs:configure_commit", "Create a new image from a container's changes"),
+    ("cp", "container_fs:configure_cp", "Copy files/folders between a container and the local filesystem"),
+    ("diff", "container_fs:configure_diff", "Inspect changes to files or directories on a container"),
+    ("export", "container_fs:configure_export", "Export a container's filesystem as a tar archive"),
+    ("port", "container_fs:configure_port", "List port mappings or a specific mapping for the container"),
+    ("stats", "container_fs:configure_stats", "Display a live stream of container(s) resource usage"),
+    ("top", "container_fs:configure_top", "Display the running processes of a container"),
 )
 
 #: other spellings of group verbs (docker accepts ``image list`` and ``image remove``)

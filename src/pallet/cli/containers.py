@@ -708,6 +708,9 @@ def _log_entries(engine: Engine, record: ContainerRecord, args: argparse.Namespa
     container_id = record.id
 
     def stopped() -> bool:
+        # docker stops following at --until even when nothing more is written
+        if until is not None and time.time_ns() > until:
+            return True
         try:
             return engine.get(container_id).state not in ("running", "paused", "restarting")
         except NotFound:

@@ -50,28 +50,33 @@ def _now() -> str:
 
 
 def _write_layer(images: ImageStore, key: str, media_type: str) -> tuple[Descriptor, LayerResult]:
-    """Stream the snapshot's diff as a gzip'd layer into the content store (caller holds a lease)."""
-    read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+    """Stream the snapshot's diff as a gzip'd layer into the content store (caller holds a lease).
+
+    A thread writes the layer into a pipe that ``ingest`` reads; only the
+    writer touches the files, only this thread the store's database.
+    """
     outcome: list[LayerResult | BaseException] = []
+    with diff_dirs(images, key) as (upper, lower, kind):
+        read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
 
-    def produce() -> None:
+        def produce() -> None:
+            try:
+                with open(write_fd, "wb") as out:
+                    outcome.append(
+                        layerdiff.write_layer(out, upper, lower=lower, upper_kind=kind, compression=GZIP)
+                    )
+            except BrokenPipeError:
+                pass  # the ingest side failed first; its error is the one reported
+            except BaseException as e:  # noqa: BLE001 - handed to the calling thread
+                outcome.append(e)
+
+        writer = threading.Thread(target=produce, name="commit-layer", daemon=True)
+        writer.start()
         try:
-            with open(write_fd, "wb") as out, diff_dirs(images, key) as (upper, lower, kind):
-                outcome.append(
-                    layerdiff.write_layer(out, upper, lower=lower, upper_kind=kind, compression=GZIP)
-                )
-        except BrokenPipeError:
-            pass  # the ingest side failed first; its error is the one reported
-        except BaseException as e:  # noqa: BLE001 - handed to the calling thread
-            outcome.append(e)
-
-    writer = threading.Thread(target=produce, name="commit-layer", daemon=True)
-    writer.start()
-    try:
-        with open(read_fd, "rb") as stream:
-            descriptor = images.content.ingest(stream, media_type=media_type)
-    finally:
-        writer.join()
+            with open(read_fd, "rb") as stream:
+                descriptor = images.content.ingest(stream, media_type=media_type)
+        finally:
+            writer.join()
     if not outcome:
         raise InvalidArgument("the layer writer stopped without a result")
     result = outcome[0]

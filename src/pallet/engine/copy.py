@@ -17,9 +17,15 @@ both with docker's destination rules (docker's ``cp`` documentation):
   directory is copied as a subdirectory, unless the source ends in ``/.``
   (then its contents are copied); onto a file is an error;
 - a symlink is copied as a link unless ``follow_link`` (``-L``);
-- owners: files written into a container belong to its root (0:0) and files
-  written to the host to the invoking user, unless ``preserve_owners``
-  (``-a``), which keeps the source's uid/gid.
+- extended attributes of regular files (``security.capability``, ``user.*``)
+  go along where the target keeps them;
+- owners: ``owner`` is the uid/gid every copy gets (the CLI passes the
+  container's root 0:0 going in, the invoking user coming out), None keeps
+  the source's (``-a``).
+
+``container_root`` gives the root fd of a container: its own view
+(``/proc/<pid>/root``, volumes included) while it runs, its volumes' host
+directories and its root filesystem while it is stopped.
 
 Extraction never writes outside the destination directory: entry names are
 cleaned (``..`` climbing out is refused), parents are resolved inside the
@@ -123,6 +129,36 @@ def stat_path(root_fd: int, path: str, *, follow_link: bool = False) -> PathInfo
         os.close(fd)
 
 
+def _xattrs(fd: int) -> dict[str, bytes]:
+    """The extended attributes of an open file (none where the file system has none)."""
+    try:
+        names = os.listxattr(fd)
+    except OSError as e:
+        if e.errno in (errno.ENOTSUP, errno.EPERM):
+            return {}
+        raise
+    found = {}
+    for name in sorted(names):
+        if name.startswith(("trusted.overlay.", "security.selinux")):
+            continue  # the snapshotter's and SELinux's, not the file's
+        try:
+            found[name] = os.getxattr(fd, name)
+        except OSError as e:
+            if e.errno not in (errno.ENODATA, errno.ENOTSUP, errno.EPERM):
+                raise
+    return found
+
+
+def _set_xattrs(fd: int, xattrs: dict[str, bytes] | None) -> None:
+    """Best effort, as docker's cp: a file system or a user that cannot keep one loses it."""
+    for name, value in (xattrs or {}).items():
+        try:
+            os.setxattr(fd, name, value)
+        except OSError as e:
+            if e.errno not in (errno.ENOTSUP, errno.EPERM, errno.EACCES):
+                raise
+
+
 # --- writing a tar of a path --------------------------------------------------------------------
 
 
@@ -182,6 +218,7 @@ class _Archiver:
             with open(fd, "rb", buffering=0) as data:
                 # the size the header promised: a file growing meanwhile is cut there, as tar does
                 entry.size = os.fstat(data.fileno()).st_size
+                entry.xattrs = _xattrs(data.fileno())
                 self.tar.add(entry, data)
             self.bytes += entry.size
         else:
@@ -193,8 +230,9 @@ def archive(
 ) -> CopyResult:
     """Write ``path`` (inside the root) to ``out`` as a tar stream.
 
-    Entries are named after the path's base name (``rebase`` renames it); a
-    source ending in ``/.`` contributes its contents only, named relative to it.
+    Entries are named after the path's base name; a source ending in ``/.``
+    contributes its contents only, named relative to it. ``rebase`` names the
+    top entry (or the directory the contents go under) instead.
     """
     cleaned, contents_only, must_be_dir = split_source(path)
     info = stat_path(root_fd, cleaned, follow_link=follow_link)
@@ -211,7 +249,7 @@ def archive(
             # the resolved object, reopened through its fd: a rename meanwhile cannot redirect us
             dir_fd = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             try:
-                base = "" if contents_only else (rebase or posixpath.basename(cleaned) or ".")
+                base = rebase or ("" if contents_only else posixpath.basename(cleaned) or ".")
                 if base:
                     archiver.entries += 1
                     tar.add(_dir_entry(base, os.fstat(dir_fd)))
@@ -255,6 +293,7 @@ def _add_single(archiver: _Archiver, fd: int, name: str) -> None:
         data_fd = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC)
         with open(data_fd, "rb", buffering=0) as data:
             entry.size = os.fstat(data_fd).st_size
+            entry.xattrs = _xattrs(data_fd)
             archiver.tar.add(entry, data)
         archiver.bytes += entry.size
     else:
@@ -334,6 +373,7 @@ class _Extractor:
                     if self.privileged:
                         os.fchown(fd, *(self.owner if self.owner is not None else (entry.uid, entry.gid)))
                     os.fchmod(fd, entry.mode)
+                    _set_xattrs(fd, entry.xattrs)  # after chown, which drops security.capability
                     os.utime(fd, ns=(entry.mtime_ns, entry.mtime_ns))
                 finally:
                     os.close(fd)
@@ -528,14 +568,11 @@ def container_root(engine: Engine, record: ContainerRecord, path: str) -> Iterat
         source, rest = found
         if not os.path.isdir(source):  # a bind-mounted file: its directory is the root
             source, rest = os.path.dirname(source), "/" + os.path.basename(source)
+        # keep the trailing "/" or "/." of the path as written: cp's rules depend on it
+        suffix = "/." if path.endswith("/.") else "/" if path.endswith("/") else ""
         fd = os.open(source, _DIR_PATH)
         try:
-            yield (
-                fd,
-                rest
-                + ("/" if path.endswith("/") and rest != "/" else "")
-                + ("." if path.endswith("/.") else ""),
-            )
+            yield fd, rest.rstrip("/") + suffix if suffix else rest
         finally:
             os.close(fd)
         return

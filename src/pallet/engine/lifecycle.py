@@ -359,7 +359,8 @@ class Engine:
             rootfs = self.layout.rootfs(record.id)
             if not is_mounted(rootfs):  # after a reboot, or a crash between create steps
                 snapshots.mount(self.images.snapshots.mounts(snapshot_key(record.id)), rootfs)
-            _quietly(runtime.delete, record.id, force=True)  # what a killed shim left
+            if _runtime_has_state(runtime, record.id):  # what a killed shim left
+                _quietly(runtime.delete, record.id, force=True)
             run_dir = self.layout.run_dir(record.id)
             shutil.rmtree(run_dir, ignore_errors=True)
             run_dir.mkdir(parents=True)
@@ -612,7 +613,9 @@ class Engine:
             record = self.containers.update(record.id, state="removing", owner=None)
         # an unknown runtime (the config changed) has nothing of ours to delete
         with contextlib.suppress(PalletError):
-            _quietly(self.runtime(record.runtime).delete, record.id, force=True)
+            runtime = self.runtime(record.runtime)
+            if _runtime_has_state(runtime, record.id):  # the shim deletes it; a killed shim did not
+                _quietly(runtime.delete, record.id, force=True)
         snapshots.unmount(self.layout.rootfs(record.id))
         snaps = self.images.snapshots
         if snaps.stat(snapshot_key(record.id)) is not None:
@@ -642,12 +645,22 @@ class Engine:
     def after_exit(self, record: ContainerRecord) -> None:
         """Clean what a dead shim could not: the runtime's state of the container."""
         with contextlib.suppress(PalletError):  # the runtime is gone from the config: nothing to clean
-            _quietly(self.runtime(record.runtime).delete, record.id, force=True)
+            runtime = self.runtime(record.runtime)
+            if _runtime_has_state(runtime, record.id):
+                _quietly(runtime.delete, record.id, force=True)
 
     def auto_remove(self, record: ContainerRecord) -> bool:
         """Whether the container was created with ``--rm``."""
         host: Mapping[str, Any] = self.document(record).get("HostConfig", {})
         return bool(host.get("AutoRemove"))
+
+
+def _runtime_has_state(runtime: Runtime, container_id: str) -> bool:
+    """Whether the runtime keeps state for the container: runc, crun and pallet-runtime keep ``<root>/<id>/``.
+
+    Checked first because a runtime call costs a process start on every run.
+    """
+    return os.path.isdir(os.path.join(runtime.root, container_id))
 
 
 def _quietly(call: Callable[..., object], *args: Any, **kwargs: Any) -> None:

@@ -31,6 +31,7 @@ import errno
 import os
 import posixpath
 
+from pallet.engine.volumes import LOCAL, check_driver, check_name
 from pallet.errors import InvalidArgument, SystemError_
 from pallet.linux.openat2 import open_in_root
 from pallet.oci.record import Record
@@ -177,6 +178,10 @@ def _check(requests: Sequence[MountRequest]) -> list[str]:
                     f'invalid mount config for type "bind": invalid mount path: "{request.source}" '
                     "mount path must be absolute"
                 )
+        if request.type == VOLUME:
+            if request.source:
+                check_name(request.source)
+            check_driver(request.volume_driver or LOCAL, request.volume_options)
         if request.type == TMPFS and request.source:
             raise InvalidArgument(
                 f'invalid mount config for type "tmpfs": source must not be specified ({destination})'

@@ -854,6 +854,24 @@ def validate(options: RunOptions, *, host_cpus: int | None = None) -> None:
         raise InvalidArgument("Conflicting options: --restart and --rm (a removed container cannot restart)")
     if options.network not in NETWORK_MODES:
         parse_network(options.network)
+    if options.hostname and not _is_hostname(options.hostname):
+        raise InvalidArgument(
+            f'invalid hostname "{options.hostname}": want at most 63 letters, digits, "-" and "." '
+            "(RFC 1123), not starting or ending with - or ."
+        )
+    for entry in options.env:
+        name, sep, _ = entry.partition("=")
+        if not sep or not name or "\0" in entry:
+            raise InvalidArgument(f'invalid environment entry "{entry}": want NAME=value')
+    # options built in Python (pallet.Client) skip the flag parsers: check what they would have
+    if options.restart.name not in RESTART_POLICIES:
+        parse_restart(options.restart.name)
+    for key, value in options.sysctls.items():
+        parse_sysctl(f"{key}={value}")
+    for path, data in options.tmpfs.items():
+        parse_tmpfs(f"{path}:{data}" if data else path)
+    for cap in (*options.cap_add, *options.cap_drop):
+        parse_capability(cap)
     if options.network == "host":
         for key in options.sysctls:
             if key.startswith("net."):
@@ -867,6 +885,14 @@ def validate(options: RunOptions, *, host_cpus: int | None = None) -> None:
                 f'AppArmor profile "{value}" cannot be applied: AppArmor is not used by pallet on this host '
                 "(use --security-opt apparmor=unconfined or leave it out)"
             )
+
+
+_HOSTNAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.")
+
+
+def _is_hostname(text: str) -> bool:
+    # the kernel keeps at most 64 bytes; docker refuses what is not an RFC 1123 name
+    return len(text) <= 63 and set(text) <= _HOSTNAME_CHARS and text[0] not in "-." and text[-1] not in "-."
 
 
 def _is_cpu_list(text: str) -> bool:

@@ -14,12 +14,13 @@ and change the default in dockerd's ``daemon.json`` shape::
     {"runtimes": {"myrunc": {"path": "/usr/local/bin/runc", "runtimeArgs": ["--debug"]}},
      "default-runtime": "crun"}
 
-The shim uses this module: processes are started with ``os.posix_spawn`` (no
+The shim uses this module: processes are started by ``spawn`` (no
 ``subprocess``), JSON goes through ``pallet.oci.jsonfast``.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 
 from pallet.errors import FailedPrecondition, InvalidArgument, NotFound, PalletError, Unavailable
@@ -33,17 +34,69 @@ if TYPE_CHECKING:
 __all__ = [
     "BUILTIN_RUNTIMES",
     "DEFAULT_RUNTIME",
+    "RESTORED_SIGNALS",
     "Runtime",
     "RuntimeFailed",
     "error_from_log",
+    "find_executable",
     "runtime_root",
     "select_runtime",
+    "spawn",
 ]
 
 DEFAULT_RUNTIME = "pallet-runtime"
 BUILTIN_RUNTIMES = ("pallet-runtime", "runc", "crun")
 
 _counter = [0]
+
+#: SIGPIPE and SIGXFSZ, which Python ignores and children would inherit ignored (and pass on
+#: to the container's processes); set back to default as subprocess's ``restore_signals`` does
+RESTORED_SIGNALS = (13, 25)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import signal as _signal
+else:
+    import _signal  # imported here, not in a forked child (the import lock may be held)
+
+
+def spawn(path: str, argv: Sequence[str], fds: Sequence[int], *, setsid: bool = False) -> int:
+    """Start ``path`` with ``fds`` as its fds 0, 1, 2, … and default signal dispositions; its pid.
+
+    fork and exec, not ``posix_spawn``: glibc's posix_spawn leaves its internal
+    signals (32, 33) ignored in the child, a runtime passes that on to the
+    container, and docker's containers have no signal ignored. The child runs
+    only dup2/signal/exec, safe after fork in a threaded caller. Raises
+    ``OSError`` when the program cannot be executed.
+    """
+    err_r, err_w = os.pipe()  # close-on-exec: EOF on a successful exec, else the errno
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child, covered by every runtime call
+        code = 127
+        try:
+            # copies above the targets first, so no dup2 overwrites a source still needed
+            moved = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, len(fds)) for fd in fds]
+            for target, fd in enumerate(moved):
+                os.dup2(fd, target)
+            if setsid:
+                os.setsid()
+            for signum in RESTORED_SIGNALS:
+                _signal.signal(signum, _signal.SIG_DFL)
+            os.execve(path, list(argv), os.environ)
+        except OSError as e:
+            os.write(err_w, str(e.errno or 0).encode())
+        finally:
+            os._exit(code)
+    os.close(err_w)
+    try:
+        failure = os.read(err_r, 32)
+    finally:
+        os.close(err_r)
+    if failure:
+        _waitpid(pid)
+        errno = int(failure)
+        raise OSError(errno, os.strerror(errno), path)
+    return pid
 
 
 class RuntimeFailed(PalletError):
@@ -169,7 +222,7 @@ class Runtime(Record):
             _, status, err = self._run(container_id, [*args, container_id], stdio=stdio)
         finally:
             _unlink(args[args.index("--process") + 1])
-        if err:
+        if status != 0 and err:  # the runtime itself failed (it logged why), not the process
             raise _categorise("exec", err)
         return status
 
@@ -249,9 +302,8 @@ class Runtime(Record):
             if stdio is None or capture:
                 fds[2] = os.open(err_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
                 for_child.append(fds[2])
-            actions = [(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(fds)]
             try:
-                pid = os.posix_spawn(self.path, argv, os.environ, file_actions=actions)
+                pid = spawn(self.path, argv, fds)
             except OSError as e:
                 raise Unavailable(
                     f'OCI runtime "{self.name}" cannot be started: {self.path}: {(e.strerror or str(e)).lower()}'
@@ -344,7 +396,7 @@ def runtime_root(run_root: str, name: str) -> str:
     return os.path.join(run_root, "runtimes", name)
 
 
-def _find_executable(name: str) -> str | None:
+def find_executable(name: str) -> str | None:
     if os.path.isabs(name):
         return name if os.access(name, os.X_OK) else None
     import sys
@@ -400,7 +452,7 @@ def select_runtime(name: str | None, *, root: str, run_root: str) -> Runtime:
         program = name
     else:
         raise InvalidArgument(f"unknown or invalid runtime name: {name}")
-    found = _find_executable(program)
+    found = find_executable(program)
     if found is None:
         raise Unavailable(
             f'OCI runtime "{name}": {program} not found; install it or set its path in {root}/config.json'

@@ -23,10 +23,10 @@ is there; arches are Go names (``amd64``, ``arm64``, ``s390x``, ...).
 
 from __future__ import annotations
 
-import json
 import os
 
 from pallet.errors import InvalidArgument, SpecError
+from pallet.oci.jsonfast import loads
 from pallet.oci.record import Record
 from pallet.oci.runtime_spec import Seccomp, SeccompArg, SeccompSyscall
 
@@ -343,8 +343,8 @@ def load_profile(path: str) -> Profile:
             f"opening seccomp profile ({path}) failed: {(e.strerror or str(e)).lower()}"
         ) from None
     try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as e:
+        doc = loads(data)
+    except InvalidArgument as e:
         raise InvalidArgument(f"decoding seccomp profile ({path}) failed: {e}") from None
     return parse_profile(doc, source=path)
 

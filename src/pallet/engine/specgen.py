@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import os
 import stat
+import types
 
 from pallet.engine import defaults
-from pallet.engine.options import RunOptions, parse_security_opt, validate
+from pallet.engine.options import RunOptions, parse_capability, parse_security_opt, parse_signal, validate
 from pallet.errors import InvalidArgument, SystemError_
 from pallet.oci.record import EMPTY, Record
 from pallet.oci.runtime_spec import (
@@ -123,18 +124,14 @@ def host_facts() -> HostFacts:
     if _facts is None:
         from pallet.engine.seccomp_profile import go_arch, kernel_version
 
-        try:
-            with open("/proc/sys/kernel/cap_last_cap") as f:
-                last = int(f.read())
-        except (OSError, ValueError):
-            last = max(ALL_CAPABILITIES.values())
+        bounding = _own_bounding_set()
         v2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
         swap = v2 or os.path.exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")
         init = next((p for p in defaults.INIT_SOURCES if os.access(p, os.X_OK)), None)
         _facts = HostFacts(
             arch=go_arch(),
             kernel=kernel_version(),
-            capabilities=tuple(name for name, number in ALL_CAPABILITIES.items() if number <= last),
+            capabilities=tuple(name for name, number in ALL_CAPABILITIES.items() if bounding >> number & 1),
             cgroup_v2=v2,
             swap_accounting=swap,
             cpus=os.cpu_count() or 1,
@@ -142,6 +139,19 @@ def host_facts() -> HostFacts:
             init_path=init,
         )
     return _facts
+
+
+def _own_bounding_set() -> int:
+    """This process's capability bounding set: "every capability" cannot be more than the engine has
+    (a root without CAP_SYS_RESOURCE, as in some VMs, would make the runtime's capset fail)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapBnd:"):
+                    return int(line.split()[1], 16)
+    except (OSError, ValueError):
+        pass
+    return (1 << (max(ALL_CAPABILITIES.values()) + 1)) - 1
 
 
 # ---------------------------------------------------------------------------
@@ -185,11 +195,9 @@ def merge_config(
     image: ContainerConfig | None, options: RunOptions, *, container_id: str, host_hostname: str = ""
 ) -> ContainerSettings:
     """The image's config and the user's options merged as docker merges them."""
-    from pallet.engine.options import parse_signal
-
     if options.entrypoint is not None:
         # any --entrypoint (even "") replaces the image's and drops its Cmd (docker's documented rule)
-        entrypoint = tuple(a for a in options.entrypoint if a) if options.entrypoint != ("",) else ()
+        entrypoint = () if options.entrypoint == ("",) else options.entrypoint
         cmd = options.cmd or ()
     else:
         entrypoint = (image.entrypoint if image else None) or ()
@@ -237,7 +245,7 @@ def merge_config(
         hostname=hostname,
         stop_signal=signal,
         stop_timeout=timeout,
-        labels=labels,
+        labels=types.MappingProxyType(labels),
     )
 
 
@@ -408,6 +416,21 @@ def _seccomp(
     return seccomp_profile.resolve(profile, capabilities=caps, arch=host.arch, kernel=host.kernel)
 
 
+_OPPOSITES = {"exec": "noexec", "suid": "nosuid", "dev": "nodev", "ro": "rw"}
+_OPPOSITES.update({v: k for k, v in _OPPOSITES.items()})
+
+
+def _tmpfs_options(data: str) -> tuple[str, ...]:
+    """``--tmpfs`` options over docker's defaults: a later option replaces an earlier one with the
+    same key (``size=``) or the opposite flag (``exec`` replaces ``noexec``), as MergeTmpfsOptions."""
+    merged = ["noexec", "nosuid", "nodev", "rprivate"]
+    for option in filter(None, data.split(",")):
+        key = option.partition("=")[0]
+        merged = [o for o in merged if o.partition("=")[0] != key and o != _OPPOSITES.get(key)]
+        merged.append(option)
+    return tuple(merged)
+
+
 def _mount_depth(mount: Mount) -> int:
     return len([p for p in mount.destination.split("/") if p])
 
@@ -424,18 +447,7 @@ def _mounts(
         for m in user_mounts
     ]
     for path, data in options.tmpfs.items():
-        tmpfs_options = ["noexec", "nosuid", "nodev", "rprivate"]
-        for option in filter(None, data.split(",")):
-            key = option.partition("=")[0]
-            # a later option replaces an earlier one of the same key or its opposite (MergeTmpfsOptions)
-            opposite = {"exec": "noexec", "suid": "nosuid", "dev": "nodev"}
-            tmpfs_options = [
-                o
-                for o in tmpfs_options
-                if o.partition("=")[0] != key and o != opposite.get(key) and opposite.get(o) != key
-            ]
-            tmpfs_options.append(option)
-        user.append(Mount(destination=path, type="tmpfs", source="tmpfs", options=tuple(tmpfs_options)))
+        user.append(Mount(destination=path, type="tmpfs", source="tmpfs", options=_tmpfs_options(data)))
     destinations = {m.destination for m in user}
     if len(destinations) != len(user):
         seen: set[str] = set()
@@ -638,9 +650,10 @@ def build_spec(
     security = _security(options)
     settings = merge_config(image_config, options, container_id=container_id, host_hostname=host.hostname)
     uid, gid, additional = resolve_user(rootfs, settings.user, options.group_add)
-    caps = capabilities(
-        options.cap_add, options.cap_drop, privileged=options.privileged, all_caps=host.capabilities
-    )
+    # "sys_admin" from the Python API reads as CAP_SYS_ADMIN, as the flag does
+    cap_add = [parse_capability(c) for c in options.cap_add]
+    cap_drop = [parse_capability(c, flag="--cap-drop") for c in options.cap_drop]
+    caps = capabilities(cap_add, cap_drop, privileged=options.privileged, all_caps=host.capabilities)
     if uid == 0:
         process_caps = Capabilities(bounding=caps, effective=caps, permitted=caps)
     else:
@@ -660,6 +673,8 @@ def build_spec(
         capabilities=process_caps,
         rlimits=rlimits,
         no_new_privileges=no_new_privileges,
+        # explicit, as docker: otherwise the container inherits the engine's (maybe negative) score
+        oom_score_adj=0,
     )
     devices, device_rules = _user_devices(options)
     if options.privileged:

@@ -9,6 +9,7 @@ container's are kept. The last column (the command) keeps its spaces.
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 from pallet.engine.stats import cgroup_pids
@@ -61,8 +62,10 @@ def top(init_pid: int, ps_args: Sequence[str] = ()) -> ProcessList:
     if not pids:
         raise FailedPrecondition("the container is not running")
     args = list(ps_args) or list(DEFAULT_PS_ARGS)
+    # without COLUMNS (a terminal's width, inherited) ps does not cut the command column
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
     try:
-        done = subprocess.run(["ps", *args], capture_output=True, text=True, check=False)
+        done = subprocess.run(["ps", *args], capture_output=True, text=True, check=False, env=env)
     except OSError as e:
         raise SystemError_("run ps", e.errno or 0) from None
     if done.returncode != 0:

@@ -27,8 +27,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
-import subprocess
 import time
 import types
 from pathlib import Path
@@ -50,6 +48,7 @@ __all__ = [
     "Volume",
     "VolumeFilters",
     "VolumeStore",
+    "check_driver",
     "check_name",
 ]
 
@@ -88,6 +87,18 @@ def check_name(name: str) -> None:
             f'create {name}: "{name}" includes invalid characters for a local volume name, '
             'only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. '
             "If you intended to pass a host directory, use absolute path"
+        )
+
+
+def check_driver(driver: str, options: Mapping[str, str] | None) -> None:
+    """Only the ``local`` driver, without options, exists here; docker's words otherwise."""
+    if driver != LOCAL:
+        raise NotFound(f'error looking up volume plugin {driver}: plugin "{driver}" not found')
+    if options:
+        # the local driver's options mount a device or tmpfs at each use; pallet has no such mounts yet
+        raise Unsupported(
+            f"volume driver options ({', '.join(sorted(options))}) are not supported by pallet's "
+            "local driver; create the volume without --opt, or bind-mount a host directory with -v"
         )
 
 
@@ -169,6 +180,8 @@ class VolumeFilters:
 
 def _copy_tree(source: str, target: Path) -> None:
     """``cp -a source/. target``: contents and the top directory's owner and mode, links kept as links."""
+    import subprocess  # only when seeding: keeps ``pallet run``'s imports small
+
     result = subprocess.run(
         ["cp", "-a", "--", f"{source}/.", str(target)],
         capture_output=True,
@@ -224,14 +237,7 @@ class VolumeStore:
         options: Mapping[str, str] | None = None,
     ) -> Volume:
         """Create a volume (a random 64-hex name if ``name`` is None: anonymous); idempotent per name."""
-        if driver != LOCAL:
-            raise NotFound(f'error looking up volume plugin {driver}: plugin "{driver}" not found')
-        if options:
-            # the local driver's options mount a device or tmpfs at each use; pallet has no such mounts yet
-            raise Unsupported(
-                f"volume driver options ({', '.join(sorted(options))}) are not supported by pallet's "
-                "local driver; create the volume without --opt, or bind-mount a host directory with -v"
-            )
+        check_driver(driver, options)
         anonymous = name is None
         if name is None:
             name = os.urandom(32).hex()
@@ -393,10 +399,14 @@ class VolumeStore:
         return target
 
     def _delete(self, paths: list[Path]) -> None:
+        import shutil
+
         for path in paths:
             shutil.rmtree(path, ignore_errors=True)
 
     def _clear_trash(self) -> None:
+        import shutil
+
         with os.scandir(self.trash) as entries:
             for entry in entries:
                 owner = owners.parse_owner(entry.name)

@@ -117,7 +117,8 @@ def list_containers(root: str, fmt: str, quiet: bool) -> str:
         [str(r["id"]), str(r["pid"]), str(r["status"]), str(r["bundle"]), str(r["created"]), str(r["owner"])]
         for r in rows
     ]
-    widths = [max(12, *(len(row[i]) for row in table)) + 1 for i in range(5)]
+    # runc: tabwriter.NewWriter(out, 12, 1, 3, " ", 0): cells padded by 3, at least 12 wide
+    widths = [max(12, max(len(row[i]) for row in table) + 3) for i in range(5)]
     return "".join(
         "".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + row[5] + "\n" for row in table
     )

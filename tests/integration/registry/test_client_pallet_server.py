@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -124,3 +125,43 @@ def test_token_mode_push_of_new_blobs_gets_a_push_scope(
     assert out.count(": Pushed") == 3
     log = reg.log.read_text()
     assert "scope=repository%3Auploaded%2Fimg%3Apull%2Cpush" in log
+
+
+@pytest.mark.parametrize("server", ["none"], indirect=True)
+def test_chunked_push_to_pallet_server_pulls_back_identical(
+    server: tuple[RegistryProcess, list[str]],
+    tmp_path: Path,
+    layout: Path,
+    reference_tree: dict[str, tuple[object, ...]],
+) -> None:
+    from pallet.oci.reference import parse
+    from pallet.registry.client.progress import QuietProgress
+    from pallet.registry.client.push import push
+    from pallet.registry.client.transport import Transport
+
+    reg, _ = server
+    source = f"{reg.host}/skopeo/img:v1"
+    skopeo("copy", "-q", "--dest-tls-verify=false", f"oci:{layout}:latest", f"docker://{source}")
+    root = tmp_path / "root"
+    assert pallet("--root", str(root), "pull", "-q", source)[0] == 0
+    os.remove(root / "distribution.db")  # no mount hint: every blob is uploaded
+    transport = Transport()
+    try:
+        with ImageStore.open(root) as store:
+            result = push(
+                store,
+                source,
+                parse(f"{reg.host}/chunked/img:v1"),
+                transport=transport,
+                credentials=None,
+                progress=QuietProgress(io.StringIO()),
+                monolithic_max=128 << 10,
+                chunk_size=128 << 10,
+            )
+    finally:
+        transport.close()
+    assert {how for _, how in result.blobs} == {"uploaded"}
+    other = tmp_path / "other"
+    ImageStore.open(other, snapshot_driver="copy").close()
+    assert pallet("--root", str(other), "pull", "-q", f"{reg.host}/chunked/img:v1")[0] == 0
+    assert _rootfs_tree(other, f"{reg.host}/chunked/img:v1") == reference_tree

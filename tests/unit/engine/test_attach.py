@@ -33,20 +33,36 @@ def test_output_frames_use_dockers_8_byte_header() -> None:
 
 
 def test_short_socket_paths_are_used_as_they_are(tmp_path: Path) -> None:
-    assert attach.socket_address("/run/pallet/x/attach.sock") == "/run/pallet/x/attach.sock"
+    assert attach.socket_address("/run/pallet/x/attach.sock") == ("/run/pallet/x/attach.sock", -1)
 
 
-def test_long_socket_paths_go_through_a_directory_fd(tmp_path: Path) -> None:
+def test_long_socket_paths_go_through_a_directory_fd_closed_after_use(tmp_path: Path) -> None:
     deep = tmp_path / ("d" * 64) / ("e" * 64)
     deep.mkdir(parents=True)
-    address = attach.socket_address(str(deep / "attach.sock"))
+    path = str(deep / "attach.sock")
+    address, dir_fd = attach.socket_address(path)
     assert len(address) < 108
     server = socket.socket(socket.AF_UNIX)
+    server.bind(address)
+    os.close(dir_fd)
+    server.listen(1)
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn, server:
+            conn.recv(4096)
+            conn.sendall(b'{"tty": false}\n')
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    fds_before = len(os.listdir("/proc/self/fd"))
     try:
-        server.bind(address)
-        assert (deep / "attach.sock").exists()
+        conn = attach.connect(path)
+        conn.close()
     finally:
-        server.close()
+        thread.join()
+    assert len(os.listdir("/proc/self/fd")) <= fds_before
+    assert conn.tty is False
 
 
 def fake_shim(path: str, tty: bool, seen: list[object]) -> threading.Thread:
@@ -120,3 +136,54 @@ def test_tty_output_is_raw_and_resize_is_a_frame(tmp_path: Path) -> None:
 def test_connect_without_a_shim_says_the_container_is_not_running(tmp_path: Path) -> None:
     with pytest.raises(Unavailable, match="is the container running"):
         attach.connect(str(tmp_path / "attach.sock"))
+
+
+def test_terminal_resize_is_forwarded_and_raw_mode_restored(tmp_path: Path) -> None:
+    import fcntl
+    import signal
+    import struct
+    import termios
+
+    def set_size(fd: int, rows: int, cols: int) -> None:
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+    master, slave = os.openpty()
+    set_size(master, 24, 80)
+    before = termios.tcgetattr(slave)
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(tmp_path / "a.sock"))
+    server.listen(1)
+    resizes: list[bytes] = []
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn, server:
+            data = b""
+            while b"\n" not in data:
+                data += conn.recv(4096)
+            conn.sendall(b'{"tty": true}\n')
+            reader = attach.FrameReader()
+            frames = reader.feed(data.partition(b"\n")[2])
+            while len(frames) < 1:
+                frames += reader.feed(conn.recv(4096))
+            set_size(master, 50, 132)
+            os.kill(os.getpid(), signal.SIGWINCH)
+            while len(frames) < 2:
+                frames += reader.feed(conn.recv(4096))
+            resizes.extend(payload for kind, payload in frames if kind == attach.FRAME_RESIZE)
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    try:
+        conn = attach.connect(str(tmp_path / "a.sock"), stdin=True)
+        out = tmp_path / "out"
+        with open(out, "wb") as o:
+            attach.pump(conn, stdin_fd=slave, stdout_fd=o.fileno(), stderr_fd=o.fileno())
+        conn.close()
+    finally:
+        thread.join()
+        after = termios.tcgetattr(slave)
+        os.close(master)
+        os.close(slave)
+    assert resizes == [b"\x00\x18\x00\x50", b"\x00\x32\x00\x84"]
+    assert after == before

@@ -203,3 +203,19 @@ def test_extract_replaces_a_planted_symlink_instead_of_following_it(tmp_path: Pa
     assert victim.read_text() == "safe"
     assert (dest / "f").read_text() == "new"
     assert not (dest / "f").is_symlink()
+
+
+def test_directory_contents_to_missing_destination_create_it(roots: Roots) -> None:
+    copy(roots.ctr_fd, "/data/.", roots.host_fd, "/made")
+    assert sorted(p.name for p in (roots.host / "made").iterdir()) == ["a.txt", "link", "sub"]
+    assert not (roots.host / "a.txt").exists()
+
+
+def test_extended_attributes_travel_with_the_file(roots: Roots) -> None:
+    target = roots.ctr / "data" / "a.txt"
+    try:
+        os.setxattr(target, "user.note", b"kept")
+    except OSError:
+        pytest.skip("this file system has no user xattrs")
+    copy(roots.ctr_fd, "/data/a.txt", roots.host_fd, "/x.txt")
+    assert os.getxattr(roots.host / "x.txt", "user.note") == b"kept"

@@ -202,3 +202,21 @@ def test_volume_labels_are_set_on_creation(volumes: VolumeStore) -> None:
         container_id=CID,
     )
     assert dict(volumes.get("lab1").labels) == {"k": "v"}
+
+
+def test_read_only_volume_is_mounted_ro(volumes: VolumeStore) -> None:
+    plan = resolve_mounts(
+        [Req(type="volume", source="ro1", target="/x", read_only=True)], volumes=volumes, container_id=CID
+    )
+    assert plan.mounts[0].options == ("rbind", "ro", "rprivate")
+    assert plan.points[0].to_inspect()["RW"] is False
+
+
+def test_bad_volume_name_is_refused_before_any_volume_is_made(volumes: VolumeStore) -> None:
+    with pytest.raises(InvalidArgument, match="invalid characters"):
+        resolve_mounts(
+            [Req(type="volume", source="good1", target="/a"), Req(type="volume", source="b@d", target="/b")],
+            volumes=volumes,
+            container_id=CID,
+        )
+    assert volumes.list_volumes() == []

@@ -380,3 +380,20 @@ def test_options_survive_a_json_round_trip() -> None:
     doc = json.loads(json.dumps(options_to_json(options)))
     assert options_from_json(doc) == options
     assert options_from_json({**doc, "from_a_newer_pallet": 1}) == options
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (RunOptions(sysctls={"kernel.hostname": "x"}), "is not namespaced"),
+        (RunOptions(tmpfs={"/run": "bogus"}), 'invalid tmpfs option "bogus"'),
+        (RunOptions(cap_add=("CAP_FLY",)), "unknown capability"),
+        (RunOptions(restart=RestartPolicy(name="sometimes")), "invalid restart policy format"),
+        (RunOptions(hostname="bad_host!"), 'invalid hostname "bad_host!"'),
+        (RunOptions(hostname="x" * 64), "at most 63"),
+        (RunOptions(env=("NOVALUE",)), 'invalid environment entry "NOVALUE"'),
+    ],
+)
+def test_validate_checks_options_built_without_the_parsers(options: RunOptions, message: str) -> None:
+    with pytest.raises(InvalidArgument, match=message):
+        validate(options, host_cpus=2)

@@ -32,6 +32,8 @@ case "$*" in
     echo '{"msg":"exec: \"nope\": executable file not found in $PATH","level":"error","time":"2026-01-01T00:00:00Z"}' >> "$log"
     exit 1 ;;
   *" delete "*running*) echo 'cannot delete container running that is not stopped: running' >&2; exit 1 ;;
+  *" exec "*--detach*) ;;
+  *" exec "*) exit 5 ;;
   *" pause "*) echo "not json" > "$log"; echo "pause: freezer is gone" >&2; exit 1 ;;
 esac
 exit 0
@@ -58,7 +60,8 @@ def test_global_flags_come_first_and_the_id_last(fake: Runtime, tmp_path: Path) 
     calls = argv_lines(tmp_path)
     for call in calls:
         assert call[:3] == ["--debug", "--root", str(tmp_path / "state")]
-        assert call[3] == "--log" and call[5:7] == ["--log-format", "json"]
+        assert call[3] == "--log"
+        assert call[5:7] == ["--log-format", "json"]
     assert [c[7:] for c in calls] == [
         ["start", "c1"],
         ["kill", "--all", "c1", "9"],
@@ -190,3 +193,8 @@ def test_known_runtime_that_is_not_installed_says_how_to_fix(
     monkeypatch.setattr("sys.executable", str(tmp_path / "python"))
     with pytest.raises(Unavailable, match="runc not found; install it or set its path"):
         select_runtime("runc", root=str(tmp_path), run_root="/run/p")
+
+
+def test_foreground_exec_returns_the_process_status(fake: Runtime, tmp_path: Path) -> None:
+    assert fake.exec_wait("c1", {"args": ["false"], "cwd": "/"}) == 5
+    assert argv_lines(tmp_path)[0][7:9] == ["exec", "--process"]

@@ -58,26 +58,22 @@ STDERR = 2
 _SUN_PATH_MAX = 107
 
 
-def socket_address(path: str) -> str:
-    """An address for ``path`` that fits in ``sun_path``.
+def socket_address(path: str) -> tuple[str, int]:
+    """An address for ``path`` that fits in ``sun_path``, and a directory fd to close after use (or -1).
 
-    Long paths (deep temp roots, 64-hex ids) go through ``/proc/<pid>/fd/<dirfd>/<name>``
-    with a directory fd this process keeps open for its lifetime, as podman does.
+    Long paths (deep temp roots, 64-hex ids) go through
+    ``/proc/self/fd/<dirfd>/<name>`` with a directory fd opened for the
+    duration of the ``connect``/``bind``, as podman does.
     """
     if len(os.fsencode(path)) <= _SUN_PATH_MAX:
-        return path
+        return path, -1
     directory, name = os.path.split(path)
-    fd = _dir_fds.get(directory)
-    if fd is None:
-        fd = os.open(directory, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        _dir_fds[directory] = fd
-    short = f"/proc/{os.getpid()}/fd/{fd}/{name}"
+    fd = os.open(directory or ".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    short = f"/proc/self/fd/{fd}/{name}"
     if len(short) > _SUN_PATH_MAX:
+        os.close(fd)
         raise InvalidArgument(f"socket name too long: {name}")
-    return short
-
-
-_dir_fds: dict[str, int] = {}
+    return short, fd
 
 
 def frame(kind: int, payload: bytes = b"") -> bytes:
@@ -160,7 +156,12 @@ def connect(
 
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
-        sock.connect(socket_address(path))
+        address, dir_fd = socket_address(path)
+        try:
+            sock.connect(address)
+        finally:
+            if dir_fd >= 0:
+                os.close(dir_fd)
         header = {"stdin": stdin, "stdout": stdout, "stderr": stderr, "start": start}
         sock.sendall(dumps(header).encode() + b"\n")
         reply = b""
@@ -200,12 +201,16 @@ def pump(
     import select
 
     saved = None
-    if stdin_fd is not None and conn.tty and os.isatty(stdin_fd):
+    resized = [False]
+    old_handler: object = None
+    terminal = stdin_fd is not None and conn.tty and os.isatty(stdin_fd)
+    if terminal and stdin_fd is not None:
         import termios
         import tty
 
         saved = termios.tcgetattr(stdin_fd)
         tty.setraw(stdin_fd)
+        old_handler = _watch_winch(resized)  # before the first size: no change goes unseen
         size = os.get_terminal_size(stdin_fd)
         conn.resize(size.lines, size.columns)
     try:
@@ -214,7 +219,14 @@ def pump(
         if stdin_fd is not None:
             poller.register(stdin_fd, select.POLLIN)
         while True:
-            for fd, _ in poller.poll():
+            # a terminal's size changes arrive as SIGWINCH: its handler only sets a flag,
+            # so frames are never interleaved; poll wakes up to look at it
+            events = poller.poll(200 if terminal else None)
+            if resized[0] and stdin_fd is not None:
+                resized[0] = False
+                size = os.get_terminal_size(stdin_fd)
+                conn.resize(size.lines, size.columns)
+            for fd, _ in events:
                 if fd == stdin_fd:
                     data = os.read(stdin_fd, 65536)
                     if data:
@@ -234,6 +246,37 @@ def pump(
             import termios
 
             termios.tcsetattr(stdin_fd, termios.TCSADRAIN, saved)
+        if terminal:
+            _restore_winch(old_handler)
+
+
+_SIGWINCH = 28
+_NOT_WATCHED = object()
+
+
+def _watch_winch(flag: list[bool]) -> object:
+    if TYPE_CHECKING:
+        import signal as _signal
+    else:
+        import _signal
+
+    def on_winch(signum: int, frame: object) -> None:
+        flag[0] = True
+
+    try:
+        return _signal.signal(_SIGWINCH, on_winch)
+    except ValueError:  # not the main thread: sizes are then sent at the start only
+        return _NOT_WATCHED
+
+
+def _restore_winch(handler: object) -> None:
+    if TYPE_CHECKING:
+        import signal as _signal
+    else:
+        import _signal
+
+    if handler is not _NOT_WATCHED:
+        _signal.signal(_SIGWINCH, handler)  # type: ignore[arg-type]
 
 
 def _write_all(fd: int, data: bytes) -> None:

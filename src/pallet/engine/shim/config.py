@@ -49,8 +49,10 @@ class ShimConfig(Record):
     auto_remove: bool = False
     #: run (without waiting) once the container is gone for good, like conmon's ``--exit-command``
     exit_command: tuple[str, ...] = ()
-    #: wait for an attach client to ask for the start (``start: true``), so it misses no output
+    #: wait for an attach client to ask for the start (``start: true``), so it misses no output;
+    #: without a request within ``start_gate_seconds`` (its client was killed), start anyway
     start_on_attach: bool = False
+    start_gate_seconds: float = 30.0
 
 
 def save(config: ShimConfig, path: str) -> None:

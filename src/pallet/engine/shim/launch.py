@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import sys
 
+from pallet.engine.runtimes import spawn
 from pallet.engine.shim.config import load
 from pallet.errors import PalletError, Unavailable
 from pallet.oci.record import Record
@@ -54,14 +55,8 @@ def launch(config_path: str, *, timeout: float = 120.0) -> ShimStarted:
         os.path.join(config.run_dir, SHIM_LOG), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600
     )
     try:
-        actions = [
-            (os.POSIX_SPAWN_DUP2, null, 0),
-            (os.POSIX_SPAWN_DUP2, null, 1),
-            (os.POSIX_SPAWN_DUP2, log, 2),
-            (os.POSIX_SPAWN_DUP2, report_w, _REPORT_FD),
-        ]
         try:
-            first = os.posix_spawn(argv[0], argv, os.environ, file_actions=actions, setsid=True)
+            first = spawn(argv[0], argv, (null, null, log, report_w), setsid=True)
         except OSError as e:
             raise Unavailable(
                 f"cannot start pallet-shim ({argv[0]}): {(e.strerror or str(e)).lower()}"

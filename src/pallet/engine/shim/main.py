@@ -49,9 +49,12 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return _run(args[0], report_fd)
-    except PalletError as e:
-        os.write(2, f"pallet-shim: {e.message}\n".encode())
-        _report(report_fd, f"error {e.message}")
+    except (PalletError, OSError) as e:
+        text = (
+            e.message if isinstance(e, PalletError) else f"{e.filename or 'pallet-shim'}: {e.strerror or e}"
+        )
+        os.write(2, f"pallet-shim: {text}\n".encode())
+        _report(report_fd, f"error {text}")
         return 1
 
 
@@ -79,7 +82,6 @@ def _run(config_path: str, report_fd: int) -> int:
     except PalletError as e:
         _report(report_fd, f"error become a child subreaper: {e.message}")
         return 1
-    exitfile.write_atomic(exitfile.SHIM_PID_FILE, str(os.getpid()).encode())
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
     os.set_blocking(wake_w, False)
@@ -89,6 +91,7 @@ def _run(config_path: str, report_fd: int) -> int:
         name=config.runtime_name, path=config.runtime_path, root=config.runtime_root, args=config.runtime_args
     )
     supervisor = Supervisor(config, runtime, wake_r)
+    exitfile.write_atomic(exitfile.SHIM_PID_FILE, str(os.getpid()).encode())
 
     def report(line: str) -> None:
         if line.startswith("started "):

@@ -24,6 +24,7 @@ import os
 import select
 import time
 
+from pallet.engine.runtimes import spawn
 from pallet.engine.shim import attach, exitfile
 from pallet.engine.shim.logfile import LineBuffer, LogWriter, rfc3339nano
 from pallet.errors import PalletError
@@ -96,6 +97,8 @@ class Supervisor:
         self.restart_at: float | None = None
         self.finished = False
         self.oom_file = ""
+        #: with ``start_on_attach``: when to start without a client's request
+        self.gate_until: float | None = None
 
     # -- the life of the shim -------------------------------------------------------------------
 
@@ -106,10 +109,14 @@ class Supervisor:
             self._create()
             if not self.config.start_on_attach:
                 self._start()
-        except PalletError as e:
-            report(f"error {e.message}")
-            self._abandon()
+        except (PalletError, OSError) as e:
+            self._abandon()  # before the report: the caller then finds nothing left behind
+            report(f"error {e.message if isinstance(e, PalletError) else _os_error_text(e)}")
             return 1
+        if self.config.start_on_attach:
+            # a client killed between launch and attach must not leave a created container
+            # and a shim waiting for ever: start it anyway after the gate
+            self.gate_until = time.monotonic() + self.config.start_gate_seconds
         report(f"started {self.init_pid}")
         while not self.finished:
             self._turn()
@@ -120,6 +127,8 @@ class Supervisor:
         timeout = None
         if self.restart_at is not None:
             timeout = max(0, int((self.restart_at - time.monotonic()) * 1000) + 1)
+        elif self.gate_until is not None:
+            timeout = max(0, int((self.gate_until - time.monotonic()) * 1000) + 1)
         handlers = self._handlers()
         poller = select.poll()
         for fd, (mask, _) in handlers.items():
@@ -127,10 +136,21 @@ class Supervisor:
         for fd, events in poller.poll(timeout):
             entry = handlers.get(fd)
             if entry is not None and not self.finished:
-                entry[1](events)
+                self._guarded(entry[1], events)
         if self.restart_at is not None and time.monotonic() >= self.restart_at:
             self.restart_at = None
-            self._restart()
+            self._guarded(lambda _: self._restart(), 0)
+        if self.gate_until is not None and time.monotonic() >= self.gate_until:
+            # the client that should have started it is gone (killed)
+            self._guarded(lambda _: self._start_requested(), 0)
+
+    def _guarded(self, handler: Callable[[int], None], events: int) -> None:
+        """Run one event handler; an OS error (the run dir removed under us, a full disk) is
+        logged and the shim carries on: the container must not lose its supervisor over it."""
+        try:
+            handler(events)
+        except OSError as e:
+            os.write(2, f"pallet-shim {self.config.id}: {_os_error_text(e)}\n".encode())
 
     def _handlers(self) -> dict[int, tuple[int, Callable[[int], None]]]:
         handlers: dict[int, tuple[int, Callable[[int], None]]] = {self.wake_fd: (_POLLIN, self._on_wake)}
@@ -236,16 +256,17 @@ class Supervisor:
             self._read_output(fd, drain=True)
         oom = _oom_killed(self.oom_file)
         restart = self._should_restart(code)
-        exitfile.write_exit(
-            ".",
-            exitfile.ExitStatus(
-                exit_code=code,
-                finished_at=rfc3339nano(time.time_ns()),
-                oom_killed=oom,
-                restart_count=self.restart_count,
-                restarting=restart,
-            ),
+        status = exitfile.ExitStatus(
+            exit_code=code,
+            finished_at=rfc3339nano(time.time_ns()),
+            oom_killed=oom,
+            restart_count=self.restart_count,
+            restarting=restart,
         )
+        try:
+            exitfile.write_exit(".", status)
+        except OSError as e:  # the run dir is gone (removed with the container): nobody will read it
+            os.write(2, f"pallet-shim {self.config.id}: exit {code}: {_os_error_text(e)}\n".encode())
         self._close_stdio()
         self._close_clients()
         self._delete_container()
@@ -464,13 +485,19 @@ class Supervisor:
         client.ready = True
         client.out += dumps({"tty": self.config.tty}).encode() + b"\n"
         self._flush_client(client)
-        if doc.get("start") is True and not self.started and self.init_pid:
-            try:
-                self._start()
-            except PalletError as e:
-                os.write(2, f"pallet-shim: start {self.config.id}: {e.message}\n".encode())
-                self._exited_without_start(e)
+        if doc.get("start") is True:
+            self._start_requested()
         return client in self.clients
+
+    def _start_requested(self) -> None:
+        self.gate_until = None
+        if self.started or not self.init_pid:
+            return
+        try:
+            self._start()
+        except PalletError as e:
+            os.write(2, f"pallet-shim: start {self.config.id}: {e.message}\n".encode())
+            self._exited_without_start(e)
 
     def _on_frame(self, client: _Client, kind: int, payload: bytes) -> None:
         if kind == attach.FRAME_RESIZE and len(payload) == 4 and self.master >= 0:
@@ -596,12 +623,18 @@ def _spawn_detached(argv: list[str]) -> None:
     """Start ``argv`` in its own session with stdio on /dev/null; nobody waits for it."""
     null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
     try:
-        actions = [(os.POSIX_SPAWN_DUP2, null, n) for n in range(3)]
-        os.posix_spawnp(argv[0], argv, os.environ, file_actions=actions, setsid=True)
+        from pallet.engine.runtimes import find_executable
+
+        spawn(find_executable(argv[0]) or argv[0], argv, (null, null, null), setsid=True)
     except OSError as e:
         os.write(2, f"pallet-shim: exit command {argv[0]}: {e}\n".encode())
     finally:
         os.close(null)
+
+
+def _os_error_text(e: OSError) -> str:
+    where = f"{e.filename}: " if e.filename else ""
+    return where + (e.strerror or str(e)).lower()
 
 
 def _unlink(path: str) -> None:

@@ -93,6 +93,8 @@ class PartialBlob:
         self.fd = -1
         self.size = 0
         self.resumed = 0
+        #: hash what is written; a caller whose reader hashes the stream anyway may turn it off
+        self.hashing = True
         self._hash = hasher(digest.algorithm)
 
     def acquire(self) -> bool:
@@ -118,6 +120,16 @@ class PartialBlob:
         if size > self.descriptor.size:
             os.ftruncate(self.fd, 0)
             size = 0
+        self._hash_file(size)
+        self.resumed = self.size
+
+    def rehash(self) -> None:
+        """Hash the file as it is and hash writes again (after ``hashing`` was turned off)."""
+        self._hash = hasher(self.descriptor.digest.algorithm)
+        self._hash_file(self.size)
+        self.hashing = True
+
+    def _hash_file(self, size: int) -> None:
         offset = 0
         while offset < size:
             data = os.pread(self.fd, min(CHUNK, size - offset), offset)
@@ -125,7 +137,7 @@ class PartialBlob:
                 break
             self._hash.update(data)
             offset += len(data)
-        self.size = self.resumed = offset
+        self.size = offset
 
     def reset(self) -> None:
         """Start over (the registry ignored ``Range``, or the resumed bytes were bad)."""
@@ -140,13 +152,21 @@ class PartialBlob:
             n = os.pwrite(self.fd, view, offset)
             view = view[n:]
             offset += n
-        self._hash.update(data)
+        if self.hashing:
+            self._hash.update(data)
         self.size = offset
 
-    def commit(self) -> None:
-        """Verify size and digest, then move the blob into the store (atomic). ``DigestMismatch`` if wrong."""
+    def commit(self, found: Digest | None = None) -> None:
+        """Verify size and digest, then move the blob into the store (atomic). ``DigestMismatch`` if wrong.
+
+        ``found`` is the digest of the whole file when the caller hashed it itself
+        (with ``hashing`` off); otherwise this object's own hash is used.
+        """
         want = self.descriptor
-        found = Digest.from_hasher(self._hash)
+        if found is None:
+            if not self.hashing:
+                self.rehash()
+            found = Digest.from_hasher(self._hash)
         if self.size != want.size or found != want.digest:
             self.path.unlink(missing_ok=True)  # nothing worth resuming
             self.reset()
@@ -217,9 +237,17 @@ class BlobReader:
 
     def _network_read(self, want: int) -> bytes:
         if self._response is None:
-            response, start = self.repository.open_blob(self.partial.descriptor.digest, self.partial.size)
+            blob = self.partial.descriptor
+            response, start = self.repository.open_blob(blob.digest, self.partial.size)
             self._response = response
             self._skip = self.partial.size - start  # a registry without Range support resends the start
+            length = response.headers.get("Content-Length")
+            if length is not None and length.isdigit() and int(length) != blob.size - start:
+                self._close_response()
+                raise DigestMismatch(
+                    f"blob {blob.digest} should be {blob.size} bytes but the registry sends {int(length) + start};"
+                    " nothing was stored"
+                )
         response = self._response
         while self._skip:
             dropped = response.read(min(self._skip, CHUNK), decode_content=False)
@@ -249,8 +277,9 @@ class BlobReader:
         self._close_response()
 
 
-
-def complete(repository: Repository, partial: PartialBlob, on_bytes: Callable[[int], None] | None = None) -> None:
+def complete(
+    repository: Repository, partial: PartialBlob, on_bytes: Callable[[int], None] | None = None
+) -> None:
     """Fetch the rest of ``partial``'s blob and move it into the store (``DigestMismatch``: nothing is kept)."""
     reader = BlobReader(repository, partial, on_bytes)
     try:

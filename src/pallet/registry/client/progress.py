@@ -124,7 +124,12 @@ class BarProgress(Progress):
         if task is None:
             self.start(key, 0, text)
             return
-        done = text in ("Already exists", "Pull complete", "Pushed", "Layer already exists", "Mounted")
+        done = text in (
+            "Already exists",
+            "Pull complete",
+            "Pushed",
+            "Layer already exists",
+        ) or text.startswith("Mounted from")
         if done:
             total = self._bars.tasks[task].total or 1
             self._bars.update(task, status=text, completed=total)

@@ -170,11 +170,10 @@ class _LayerJob:
             if partial.resumed:
                 self.progress.advance(key, partial.resumed)
             self.downloaded += 1
+            self.progress.status(key, "Downloading")
             if need_unpack and (self.independent or i == 0 or self.committed[i - 1].is_set()):
-                self.progress.status(key, "Downloading")
                 self._stream(i, key, partial, parent)
             else:
-                self.progress.status(key, "Downloading")
                 self._download(key, partial)
                 if need_unpack:
                     self._wait_parent(i)
@@ -202,6 +201,8 @@ class _LayerJob:
         desc = self.layers[i]
         snaps = self.snaps
         work = snaps.begin(parent if not self.independent else None)
+        # the extractor hashes the whole blob (sha256) as it reads it: hashing it twice costs a core-second per GB
+        partial.hashing = desc.digest.algorithm != "sha256"
         reader = downloads.BlobReader(self.repository, partial, lambda n: self.progress.advance(key, n))
         try:
             try:
@@ -209,6 +210,7 @@ class _LayerJob:
             except (PalletError, OSError) as unpack_error:
                 # a truncated or corrupt blob also breaks the tar: say "digest mismatch" when that is why
                 reader.close()
+                partial.rehash()
                 try:
                     downloads.complete(self.repository, partial)
                 except DigestMismatch:
@@ -216,12 +218,13 @@ class _LayerJob:
                 except PalletError:
                     pass
                 raise unpack_error from None
-            self.progress.status(key, "Verifying Checksum")
-            while reader.read(downloads.CHUNK):  # the tar's end may leave padding unread
-                pass
-            partial.commit()
+            unread = False
+            while reader.read(downloads.CHUNK):  # never after finish(), which reads to the end
+                unread = True
+            extracted = None if unread or partial.hashing else Digest.parse(stats.digest)
+            partial.commit(extracted)
             self._check_diff_id(i, stats.diff_id)
-            self.progress.status(key, "Extracting")
+            self.progress.status(key, "Download complete")  # and extracted: both happened at once
             self._wait_parent(i)
             snaps.commit(self.chains[i], parent, work)
         except BaseException:
@@ -298,7 +301,9 @@ def pull(
         before: str | None = store.resolve(str(name)).id
     except NotFound:
         before = None
-    progress.message(f"{reference.tag or reference.digest}: Pulling from {reference.familiar_name()}")
+    progress.message(
+        f"{reference.tag or reference.digest}: Pulling from {reference.path}"
+    )  # docker: the remote name
     manifest_bytes, media_type, manifest, index_bytes, digest = _resolve(repository, reference, platform)
     config = _fetch_config(repository, manifest.config)
     image_config = ImageConfig.from_json(loads(config, "image config"))

@@ -206,6 +206,7 @@ class Transport:
         elif "timed out" in text.lower():
             text = "timed out"
         host = urllib.parse.urlsplit(url).netloc
+        where = registry if host == registry else f"{registry} ({host})"
         return Unreachable(
-            f"cannot reach registry {registry} ({host}): {text}; check the name, the network, and that the registry is running"
+            f"cannot reach registry {where}: {text}; check the name, the network, and that the registry is running"
         )

@@ -19,7 +19,7 @@ from pallet.registry.client.transport import Transport
 from pallet.testing.registry import FakeRegistry
 
 
-def layer(files: dict[str, bytes]) -> tuple[bytes, str]:
+def layer(files: dict[str, bytes], level: int = 9) -> tuple[bytes, str]:
     """A gzip'd tar of ``files``: (blob, diff id)."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
@@ -30,7 +30,7 @@ def layer(files: dict[str, bytes]) -> tuple[bytes, str]:
             info.mtime = 1577836800
             tar.addfile(info, io.BytesIO(data))
     plain = raw.getvalue()
-    return gzip.compress(plain, mtime=0), "sha256:" + hashlib.sha256(plain).hexdigest()
+    return gzip.compress(plain, compresslevel=level, mtime=0), "sha256:" + hashlib.sha256(plain).hexdigest()
 
 
 def seed_image(
@@ -40,11 +40,12 @@ def seed_image(
     layers: list[dict[str, bytes]],
     *,
     architecture: str = "amd64",
+    level: int = 9,
 ) -> tuple[bytes, str]:
     """Put an OCI image into ``reg``; returns (manifest bytes, manifest digest)."""
     descs, diff_ids = [], []
     for files in layers:
-        blob, diff_id = layer(files)
+        blob, diff_id = layer(files, level)
         digest = reg.put_blob(repository, blob)
         descs.append({"mediaType": mediatypes.OCI_LAYER_GZIP, "digest": digest, "size": len(blob)})
         diff_ids.append(diff_id)

@@ -135,7 +135,7 @@ def test_cli_pull_prints_one_line_per_event_without_a_terminal(tmp_path: Path, d
         code, out, _ = _cli("--root", str(tmp_path), "pull", f"{reg.host}/app:v1")
     assert code == 0
     lines = out.splitlines()
-    assert lines[0] == f"v1: Pulling from {reg.host}/app"
+    assert lines[0] == "v1: Pulling from app"
     assert any(line.endswith(": Pull complete") for line in lines)
     assert f"Digest: {digest}" in lines
     assert lines[-1] == f"{reg.host}/app:v1"

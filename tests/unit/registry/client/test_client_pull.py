@@ -213,3 +213,31 @@ def test_failed_middle_layer_stops_the_layers_waiting_on_it(
     assert (
         len(store.snapshots.list_snapshots()) <= 1
     )  # at most the bottom layer, committed before the failure
+
+
+def test_other_valid_layer_served_under_a_digest_is_rejected(
+    registry: FakeRegistry, store: ImageStore, transport: Transport
+) -> None:
+    # two stored (level 0) gzip layers of one size: same length, different content
+    manifest, _ = seed_image(registry, "app", "v1", [{"big": os.urandom(100_000)}], level=0)
+    seed_image(registry, "other", "v1", [{"big": os.urandom(100_000)}], level=0)
+    wanted = json.loads(manifest)["layers"][0]["digest"]
+    impostor = json.loads(registry.manifests[("other", "v1")][0])["layers"][0]["digest"]
+    assert len(registry.blobs[impostor]) == len(registry.blobs[wanted])
+    registry.blobs[wanted] = registry.blobs[impostor]
+    with pytest.raises(DigestMismatch, match=f"blob {wanted}"):
+        _pull(store, transport, f"{registry.host}/app:v1")
+    assert not store.content.has(wanted)
+    assert not store.content.has(impostor)
+    assert store.snapshots.list_snapshots() == []
+
+
+def test_blob_of_the_wrong_size_is_a_digest_mismatch_not_a_retry_loop(
+    registry: FakeRegistry, store: ImageStore, transport: Transport
+) -> None:
+    manifest, _ = seed_image(registry, "app", "v1", [{"big": BIG}])
+    wanted = json.loads(manifest)["layers"][0]["digest"]
+    registry.blobs[wanted] = registry.blobs[wanted][:-10]
+    with pytest.raises(DigestMismatch, match="should be"):
+        _pull(store, transport, f"{registry.host}/app:v1")
+    assert registry.count("GET", wanted) <= 2  # the streaming try and the verifying one, no retry loop

@@ -1,0 +1,406 @@
+"""Container file and process verbs: ``cp``, ``diff``, ``commit``, ``export``, ``top``, ``stats``
+and ``port``. Thin: parse docker's flags, call the engine, print what docker prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from pallet.cli.exits import UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from pallet.cli.context import Context
+    from pallet.engine.containers import ContainerRecord
+    from pallet.engine.lifecycle import Engine
+    from pallet.engine.stats import Usage
+
+__all__ = [
+    "configure_commit",
+    "configure_cp",
+    "configure_diff",
+    "configure_export",
+    "configure_port",
+    "configure_stats",
+    "configure_top",
+]
+
+
+def _handler(run: Callable[[Context, argparse.Namespace, Engine], int]) -> Callable[..., int]:
+    """Wrap a handler so it gets the engine, closed whatever happens."""
+
+    def handler(ctx: Context, args: argparse.Namespace) -> int:
+        from pallet.engine.lifecycle import Engine
+
+        with Engine.open(ctx.root, ctx.run_root) as engine:
+            return run(ctx, args, engine)
+
+    return handler
+
+
+# --- cp -------------------------------------------------------------------------------------------
+
+
+def _split(arg: str) -> tuple[str | None, str]:
+    """docker's ``splitCpArg``: ``CONTAINER:PATH``, unless the argument is a local path (``/``, ``.``)."""
+    if arg.startswith(("/", ".")) or arg == "-":
+        return None, arg
+    container, sep, path = arg.partition(":")
+    if not sep:
+        return None, arg
+    return container, path
+
+
+def _host_path(path: str) -> str:
+    """An absolute host path, keeping the trailing ``/`` or ``/.`` that cp's rules read."""
+    suffix = "/." if path.endswith("/.") or path == "." else "/" if path.endswith("/") else ""
+    return os.path.abspath(path).rstrip("/") + suffix if suffix else os.path.abspath(path)
+
+
+def _decimal(size: int) -> str:
+    from pallet.cli.tables import human_size
+
+    return human_size(size)
+
+
+def _run_cp(ctx: Context, args: argparse.Namespace, engine: Engine) -> int:
+    from pallet.engine.copy import archive, container_root, copy, extract, stat_path
+
+    src_ctr, src = _split(args.src)
+    dst_ctr, dst = _split(args.dest)
+    if src_ctr is not None and dst_ctr is not None:
+        raise UsageError("copying between containers is not supported", "cp")
+    if src_ctr is None and dst_ctr is None:
+        raise UsageError("must specify at least one container source", "cp")
+    if (src_ctr is not None and not src) or (dst_ctr is not None and not dst):
+        raise UsageError("filepath cannot be empty", "cp")
+    if src_ctr is not None:  # out of the container
+        record = engine.get(src_ctr)
+        with container_root(engine, record, src) as (root_fd, path):
+            if dst == "-":
+                archive(root_fd, path, ctx.stdout_binary, follow_link=args.follow_link)
+                ctx.stdout_binary.flush()
+                return 0
+            host = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                owner = None if args.archive else (os.getuid(), os.getgid())
+                result = copy(root_fd, path, host, _host_path(dst), follow_link=args.follow_link, owner=owner)
+            finally:
+                os.close(host)
+        if not args.quiet:
+            ctx.err.write(f"Successfully copied {_decimal(result.bytes)} to {dst}\n")
+        return 0
+    assert dst_ctr is not None
+    record = engine.get(dst_ctr)
+    owner = None if args.archive else (0, 0)
+    with container_root(engine, record, dst) as (root_fd, path):
+        if src == "-":
+            if not stat_path(root_fd, path, follow_link=True).is_dir:
+                raise UsageError(f'destination "{dst_ctr}:{dst}" must be a directory', "cp")
+            from pallet.linux.openat2 import open_in_root
+
+            into = open_in_root(root_fd, path.lstrip("/") or ".", os.O_PATH | os.O_DIRECTORY)
+            try:
+                result = extract(into, ctx.stdin, owner=owner)
+            finally:
+                os.close(into)
+        else:
+            host = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                result = copy(
+                    host,
+                    _host_path(src),
+                    root_fd,
+                    path,
+                    follow_link=args.follow_link,
+                    owner=owner,
+                )
+            finally:
+                os.close(host)
+    if not args.quiet:
+        ctx.err.write(f"Successfully copied {_decimal(result.bytes)} to {dst_ctr}:{dst}\n")
+    return 0
+
+
+def configure_cp(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("src", metavar="SRC", help="CONTAINER:SRC_PATH, a host path, or - (a tar on stdin)")
+    parser.add_argument(
+        "dest", metavar="DEST", help="CONTAINER:DEST_PATH, a host path, or - (a tar on stdout)"
+    )
+    parser.add_argument(
+        "-a", "--archive", action="store_true", help="archive mode (copy all uid/gid information)"
+    )
+    parser.add_argument(
+        "-L", "--follow-link", action="store_true", help="always follow symbol link in SRC_PATH"
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="suppress the progress line on stderr")
+    parser.set_defaults(run=_handler(_run_cp))
+
+
+# --- diff -----------------------------------------------------------------------------------------
+
+
+def _mount_points(engine: Engine, record: ContainerRecord) -> list[str]:
+    """Destinations of every mount of the container's config.json: the runtime makes them."""
+    import json
+
+    try:
+        with open(engine.layout.bundle(record.id) / "config.json") as f:
+            mounts = json.load(f).get("mounts") or []
+    except (OSError, ValueError):
+        mounts = []
+    found = [
+        m["destination"] for m in mounts if isinstance(m, dict) and isinstance(m.get("destination"), str)
+    ]
+    found += [m.get("Destination", "") for m in engine.document(record).get("Mounts") or []]
+    return [p for p in found if p]
+
+
+def _run_diff(ctx: Context, args: argparse.Namespace, engine: Engine) -> int:
+    from pallet.engine.changes import container_changes
+    from pallet.engine.layout import snapshot_key
+
+    record = engine.get(args.container)
+    for change in container_changes(
+        engine.images, snapshot_key(record.id), mount_points=_mount_points(engine, record)
+    ):
+        ctx.out.write(f"{change}\n")
+    return 0
+
+
+def configure_diff(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("container", metavar="CONTAINER")
+    parser.set_defaults(run=_handler(_run_diff))
+
+
+# --- commit ---------------------------------------------------------------------------------------
+
+
+def _run_config(document: dict[str, Any]) -> Any:
+    """The container's run config (docker's ``Config``) as an image's ``config``; None if unknown."""
+    from pallet.oci.image_spec import ContainerConfig
+
+    config = document.get("Config")
+    if not isinstance(config, dict) or not config:
+        return None
+    run = ContainerConfig.from_json(config)
+    # what describes this container only (Hostname, Image, Tty, ...) stays out of the image
+    hostname = f"HOSTNAME={config.get('Hostname') or ''}"
+    env = tuple(e for e in run.env or () if e != hostname) if run.env is not None else None
+    return run.replace(env=env, extra={})
+
+
+def _run_commit(ctx: Context, args: argparse.Namespace, engine: Engine) -> int:
+    from pallet.engine.commit import commit_snapshot
+    from pallet.engine.layout import snapshot_key
+
+    record = engine.get(args.container)
+    document = engine.document(record)
+    command = [document.get("Path", ""), *(document.get("Args") or [])]
+    paused = False
+    if args.pause and record.state == "running":
+        engine.pause(record.id)  # a consistent snapshot of the files, as docker does
+        paused = True
+    try:
+        image = commit_snapshot(
+            engine.images,
+            snapshot_key(record.id),
+            image=record.image_id,
+            run_config=_run_config(document),
+            changes=args.change,
+            message=args.message or "",
+            author=args.author or "",
+            created_by=" ".join(c for c in command if c),
+            ref=args.repository,
+        )
+    finally:
+        if paused:
+            engine.unpause(record.id)
+    ctx.out.write(f"{image.id}\n")
+    return 0
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("true", "1"):
+        return True
+    if text.lower() in ("false", "0"):
+        return False
+    raise ValueError(text)
+
+
+def configure_commit(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("container", metavar="CONTAINER")
+    parser.add_argument("repository", nargs="?", metavar="REPOSITORY[:TAG]")
+    parser.add_argument("-a", "--author", help='author (e.g., "John Hannibal Smith <hannibal@a-team.com>")')
+    parser.add_argument(
+        "-c",
+        "--change",
+        action="append",
+        default=[],
+        help="apply Dockerfile instruction to the created image",
+    )
+    parser.add_argument("-m", "--message", help="commit message")
+    parser.add_argument(
+        "-p", "--pause", type=_bool, nargs="?", const=True, default=True, help="pause container during commit"
+    )
+    parser.set_defaults(run=_handler(_run_commit))
+
+
+# --- export ---------------------------------------------------------------------------------------
+
+
+def _run_export(ctx: Context, args: argparse.Namespace, engine: Engine) -> int:
+    from pallet.engine.export import export_rootfs, mounted_rootfs
+    from pallet.engine.layout import snapshot_key
+
+    record = engine.get(args.container)
+    if args.output is None:
+        isatty = getattr(ctx.stdout_binary, "isatty", None)
+        if isatty is not None and isatty():
+            raise UsageError("cowardly refusing to save to a terminal. Use the -o flag or redirect", "export")
+    key, rootfs = snapshot_key(record.id), engine.layout.rootfs(record.id)
+    with mounted_rootfs(engine.images, key, rootfs) as tree:
+        if args.output is None:
+            export_rootfs(tree, ctx.stdout_binary)
+            ctx.stdout_binary.flush()
+            return 0
+        tmp = f"{args.output}.{os.getpid()}.tmp"
+        try:
+            with open(tmp, "wb") as out:
+                export_rootfs(tree, out)
+            os.rename(tmp, args.output)  # the file is complete or absent
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+    return 0
+
+
+def configure_export(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("container", metavar="CONTAINER")
+    parser.add_argument("-o", "--output", help="write to a file, instead of STDOUT")
+    parser.set_defaults(run=_handler(_run_export))
+
+
+# --- top ------------------------------------------------------------------------------------------
+
+
+def _run_top(ctx: Context, args: argparse.Namespace, engine: Engine) -> int:
+    from pallet.cli.tables import write_columns
+    from pallet.engine.top import top
+    from pallet.errors import FailedPrecondition
+
+    record = engine.get(args.container)
+    if not record.running:
+        raise FailedPrecondition(f"container {record.id} is not running")
+    listing = top(record.pid, args.ps_args)
+    write_columns(ctx.out, [list(listing.titles), *(list(p) for p in listing.processes)])
+    return 0
+
+
+def configure_top(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("container", metavar="CONTAINER")
+    parser.add_argument("ps_args", nargs=argparse.REMAINDER, metavar="[ps OPTIONS]")
+    parser.set_defaults(run=_handler(_run_top))
+
+
+# --- stats ----------------------------------------------------------------------------------------
+
+_STATS_TABLE = (
+    "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}"
+)
+_STATS_TITLES = {
+    "ID": "CONTAINER ID",
+    "Container": "CONTAINER",
+    "Name": "NAME",
+    "CPUPerc": "CPU %",
+    "MemUsage": "MEM USAGE / LIMIT",
+    "MemPerc": "MEM %",
+    "NetIO": "NET I/O",
+    "BlockIO": "BLOCK I/O",
+    "PIDs": "PIDS",
+}
+
+
+def _binary(size: float) -> str:
+    """go-units ``BytesSize``: ``%.4g`` with KiB, MiB, ..."""
+    units = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+    i = 0
+    while size >= 1024 and i < len(units) - 1:
+        size /= 1024
+        i += 1
+    return f"{size:.4g}{units[i]}"
+
+
+def _stats_row(record: ContainerRecord, use: Usage, no_trunc: bool, ref: str) -> dict[str, object]:
+    return {
+        "BlockIO": f"{_decimal(use.block_read)} / {_decimal(use.block_write)}",
+        "CPUPerc": f"{use.cpu_percent:.2f}%",
+        "Container": ref,
+        "ID": record.id if no_trunc else record.short_id,
+        "MemPerc": f"{use.memory_percent:.2f}%",
+        "MemUsage": f"{_binary(use.memory)} / {_binary(use.memory_limit)}",
+        "Name": record.name,
+        "NetIO": f"{_decimal(use.net_rx)} / {_decimal(use.net_tx)}",
+        "PIDs": str(use.pids),
+    }
+
+
+def _run_stats(ctx: Context, args: argparse.Namespace, engine: Engine) -> int:
+    from pallet.cli.output import print_rows
+    from pallet.engine.stats import Usage, measure
+
+    if args.containers:
+        records = [(engine.get(ref), ref) for ref in args.containers]
+    else:
+        records = [(r, r.short_id) for r in engine.list_containers(all=args.all)]
+    while True:
+        pids = [r.pid for r, _ in records if r.running and r.pid > 0]
+        usage = measure(pids, args.interval)
+        rows = [
+            _stats_row(r, usage.get(r.pid, Usage()) if r.running else Usage(), args.no_trunc, ref)
+            for r, ref in records
+        ]
+        if not args.no_stream:
+            ctx.out.write("\033[2J\033[H")  # clear the screen, as docker's live view
+        print_rows(ctx.out, rows, args.format, default=_STATS_TABLE, titles=_STATS_TITLES)
+        ctx.out.flush()
+        if args.no_stream:
+            return 0
+
+
+def configure_stats(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("containers", nargs="*", metavar="CONTAINER")
+    parser.add_argument(
+        "-a", "--all", action="store_true", help="show all containers (default shows just running)"
+    )
+    parser.add_argument(
+        "--no-stream", action="store_true", help="disable streaming stats and only pull the first result"
+    )
+    parser.add_argument("--no-trunc", action="store_true", help="do not truncate output")
+    parser.add_argument("--format", help="'table', 'json', 'table TEMPLATE' or a Go template")
+    # the sampling period of CPU % (docker's is about a second); hidden, for tests
+    parser.add_argument("--interval", type=float, default=1.0, help=argparse.SUPPRESS)
+    parser.set_defaults(run=_handler(_run_stats))
+
+
+# --- port -----------------------------------------------------------------------------------------
+
+
+def _run_port(ctx: Context, args: argparse.Namespace, engine: Engine) -> int:
+    from pallet.engine.ports import port_lines
+
+    record = engine.get(args.container)
+    for line in port_lines(engine.document(record), record.name, args.port):
+        ctx.out.write(line + "\n")
+    return 0
+
+
+def configure_port(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("container", metavar="CONTAINER")
+    parser.add_argument("port", nargs="?", metavar="PRIVATE_PORT[/PROTO]")
+    parser.set_defaults(run=_handler(_run_port))

@@ -1,0 +1,64 @@
+"""``pallet exec`` end to end: output, exit status, -e/-w/-u, detached processes, and refusals."""
+
+from __future__ import annotations
+
+import pytest
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from conftest import PalletEnv
+
+pytestmark = pytest.mark.root
+
+# pallet-runtime has no exec verb yet (issue 2); exec is exercised through runc, as containerd would
+RUNTIME = "runc"
+
+
+@pytest.fixture
+def box(pallet_env: PalletEnv) -> str:
+    pallet_env.ok(
+        "run", "-d", "--runtime", RUNTIME, "--name", "box", "-e", "BASE=1", "busybox", "sleep", "300"
+    )
+    return "box"
+
+
+def test_exec_prints_output_and_returns_the_status(pallet_env: PalletEnv, box: str) -> None:
+    done = pallet_env.pallet("exec", box, "sh", "-c", "echo in; echo err >&2; exit 6")
+    assert (done.returncode, done.stdout) == (6, "in\n")
+    assert "err\n" in done.stderr
+
+
+def test_exec_env_workdir_and_user_apply(pallet_env: PalletEnv, box: str) -> None:
+    out = pallet_env.ok(
+        "exec", "-e", "EXTRA=2", "-w", "/tmp", "-u", "nobody", box, "sh", "-c", "echo $BASE$EXTRA; pwd; id -u"
+    )
+    assert out.splitlines() == ["12", "/tmp", "65534"]
+
+
+def test_exec_interactive_reads_stdin(pallet_env: PalletEnv, box: str) -> None:
+    done = pallet_env.pallet("exec", "-i", box, "cat", input=b"through exec\n")
+    assert (done.returncode, done.stdout) == (0, "through exec\n")
+
+
+def test_exec_detached_leaves_the_process_running(pallet_env: PalletEnv, box: str) -> None:
+    assert pallet_env.ok("exec", "-d", box, "sh", "-c", "echo marker > /tmp/done; sleep 300") == ""
+    assert pallet_env.ok("exec", box, "cat", "/tmp/done") == "marker\n"
+
+
+def test_exec_of_a_missing_command_exits_127(pallet_env: PalletEnv, box: str) -> None:
+    assert pallet_env.pallet("exec", box, "no-such-command").returncode == 127
+
+
+def test_exec_into_a_stopped_container_is_refused(pallet_env: PalletEnv) -> None:
+    cid = pallet_env.ok("create", "--runtime", RUNTIME, "--name", "off", "busybox", "true").strip()
+    done = pallet_env.pallet("exec", "off", "true")
+    assert done.returncode == 125
+    assert done.stderr.strip() == f"pallet: container {cid} is not running"
+    assert pallet_env.ok("inspect", "-f", "{{.State.Status}}", "off") == "created\n"
+
+
+def test_exec_into_a_paused_container_is_refused(pallet_env: PalletEnv, box: str) -> None:
+    pallet_env.ok("pause", box)
+    done = pallet_env.pallet("exec", box, "true")
+    assert done.returncode == 125
+    assert "is paused, unpause the container before exec" in done.stderr

@@ -1,0 +1,142 @@
+"""``pallet run`` / ``create`` end to end with busybox: output, exit codes, options seen from inside, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from conftest import PalletEnv
+
+pytestmark = pytest.mark.root
+
+
+def test_run_rm_prints_output_and_leaves_no_container(pallet_env: PalletEnv) -> None:
+    done = pallet_env.pallet("run", "--rm", "busybox", "echo", "hello from pallet")
+    assert (done.returncode, done.stdout) == (0, "hello from pallet\n")
+    assert pallet_env.container_ids() == []
+    assert pallet_env.ok("ps", "-a", "-q") == ""
+
+
+def test_run_exits_with_the_container_status_and_splits_streams(pallet_env: PalletEnv) -> None:
+    done = pallet_env.pallet("run", "--name", "fail", "busybox", "sh", "-c", "echo out; echo err >&2; exit 7")
+    assert done.returncode == 7
+    assert done.stdout == "out\n"
+    assert "err\n" in done.stderr
+    assert pallet_env.ok("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "fail") == "exited 7\n"
+
+
+@pytest.mark.parametrize("runtime", ["pallet-runtime", "runc", "crun"])
+@pytest.mark.usefixtures("crun_ready")
+def test_run_works_with_each_oci_runtime(pallet_env: PalletEnv, runtime: str) -> None:
+    done = pallet_env.pallet(
+        "run", "--rm", "--runtime", runtime, "busybox", "sh", "-c", "echo $((6*7)); exit 3"
+    )
+    assert (done.returncode, done.stdout) == (3, "42\n"), done.stderr
+
+
+def test_run_options_are_seen_inside_the_container(pallet_env: PalletEnv) -> None:
+    out = pallet_env.ok(
+        "run",
+        "--rm",
+        "-e",
+        "GREETING=hi there",
+        "-w",
+        "/tmp",
+        "-u",
+        "nobody",
+        "--hostname",
+        "boxy",
+        "busybox",
+        "sh",
+        "-c",
+        'echo "$GREETING"; pwd; id -u; hostname',
+    )
+    assert out.splitlines() == ["hi there", "/tmp", "65534", "boxy"]
+
+
+def test_read_only_root_refuses_writes(pallet_env: PalletEnv) -> None:
+    done = pallet_env.pallet("run", "--rm", "--read-only", "busybox", "touch", "/newfile")
+    assert done.returncode != 0
+    assert "Read-only file system" in done.stderr
+
+
+def test_pids_limit_is_the_containers_cgroup_limit(pallet_env: PalletEnv) -> None:
+    cid = pallet_env.ok("run", "-d", "--pids-limit", "17", "busybox", "sleep", "30").strip()
+    limit = next(p for p in ("/sys/fs/cgroup/pids/pallet", "/sys/fs/cgroup/pallet") if os.path.isdir(p))
+    with open(f"{limit}/{cid}/pids.max") as f:
+        assert f.read().strip() == "17"
+
+
+def test_entrypoint_override_drops_the_image_cmd(pallet_env: PalletEnv) -> None:
+    out = pallet_env.ok("run", "--rm", "--entrypoint", "echo", "busybox", "a", "b")
+    assert out == "a b\n"
+
+
+def test_detached_run_prints_the_id_and_ps_lists_it(pallet_env: PalletEnv) -> None:
+    cid = pallet_env.ok(
+        "run", "-d", "--name", "sleeper", "--label", "role=test", "busybox", "sleep", "60"
+    ).strip()
+    assert len(cid) == 64
+    assert all(c in "0123456789abcdef" for c in cid)
+    rows = [json.loads(line) for line in pallet_env.ok("ps", "--format", "json").splitlines()]
+    assert [(r["ID"], r["Names"], r["State"], r["Labels"]) for r in rows] == [
+        (cid[:12], "sleeper", "running", "role=test")
+    ]
+    assert pallet_env.ok("ps", "-q", "--no-trunc", "--filter", "label=role=test") == cid + "\n"
+    assert pallet_env.ok("ps", "-q", "--filter", "label=role=other") == ""
+
+
+def test_unknown_image_is_one_line_error_and_no_state(pallet_env: PalletEnv) -> None:
+    done = pallet_env.pallet("run", "--rm", "busybx", "true")
+    assert done.returncode == 125
+    assert done.stderr.strip().splitlines() == [
+        "pallet: Unable to find image 'busybx:latest' locally; pull it, load it or import it first"
+    ]
+    assert pallet_env.container_ids() == []
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "words"),
+    [
+        ("--memory", "lots", 'invalid argument "lots" for "-m, --memory" flag'),
+        ("--cpus", "x", 'invalid argument "x" for "--cpus" flag'),
+        ("--restart", "sometimes", "sometimes"),
+        ("--name", "no way", "Invalid container name (no way)"),
+    ],
+)
+def test_bad_flag_values_exit_125_and_create_nothing(
+    pallet_env: PalletEnv, flag: str, value: str, words: str
+) -> None:
+    done = pallet_env.pallet("run", "-d", flag, value, "busybox", "true")
+    assert done.returncode == 125
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert words in done.stderr
+    assert pallet_env.container_ids() == []
+
+
+def test_name_conflict_is_refused_with_dockers_words(pallet_env: PalletEnv) -> None:
+    first = pallet_env.ok("create", "--name", "dup", "busybox", "true").strip()
+    done = pallet_env.pallet("run", "-d", "--name", "dup", "busybox", "true")
+    assert done.returncode == 125
+    assert done.stderr.strip() == (
+        f'pallet: the container name "/dup" is already in use by container "{first}". '
+        "You have to remove (or rename) that container to be able to reuse that name."
+    )
+    assert pallet_env.container_ids() == [first]
+
+
+def test_missing_command_exits_127(pallet_env: PalletEnv) -> None:
+    done = pallet_env.pallet("run", "--rm", "busybox", "no-such-command")
+    assert done.returncode == 127
+    assert pallet_env.container_ids() == []
+
+
+def test_run_interactive_pipes_stdin_to_the_container(pallet_env: PalletEnv) -> None:
+    done = pallet_env.pallet(
+        "run", "-i", "--rm", "busybox", "sh", "-c", "tr a-z A-Z; exit 3", input=b"piped in\n"
+    )
+    assert (done.returncode, done.stdout) == (3, "PIPED IN\n")

@@ -1,0 +1,147 @@
+"""The container verbs' parsing and output, in-process, without containers (no root needed)."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pallet.cli.containers import options_from_args, ps_row, status_text
+from pallet.cli.main import CommandParser, main
+from pallet.engine.containers import ContainerRecord
+
+
+def run_cli(tmp_path: Path, *args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(
+        ["--root", str(tmp_path / "root"), "--run-root", str(tmp_path / "run"), *args],
+        out=out,
+        err=err,
+        stdin=io.BytesIO(),
+        stdout_binary=io.BytesIO(),
+    )
+    return code, out.getvalue(), err.getvalue()
+
+
+def parse_run(*args: str) -> object:
+    from pallet.cli.containers import configure_run
+
+    parser = CommandParser("run")
+    configure_run(parser)
+    return options_from_args(parser.parse_args(list(args)))
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--memory", "lots"], 'invalid argument "lots" for "-m, --memory" flag'),
+        (["--stop-timeout", "soon"], 'invalid argument "soon" for "--stop-timeout" flag'),
+        (["--rm", "--restart", "always"], "Conflicting options: --restart and --rm"),
+        (["-v", "data:path"], "mount path must be absolute"),
+    ],
+)
+def test_bad_run_flags_exit_125_before_any_state_is_made(tmp_path: Path, args: list[str], words: str) -> None:
+    code, out, err = run_cli(tmp_path, "run", *args, "busybox", "true")
+    assert code == 125
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1
+    assert words in err
+    assert not (tmp_path / "root").exists()
+
+
+def test_run_flags_become_run_options() -> None:
+    options = parse_run(
+        "--name", "web", "-e", "A=1", "-w", "/srv", "-u", "nobody", "--restart", "on-failure:2",
+        "-m", "64m", "--cpus", "0.5", "--label", "x=y", "-v", "data:/data:ro", "--read-only",
+        "-t", "-i", "busybox", "sh", "-c", "true",
+    )  # fmt: skip
+    assert options.name == "web"  # type: ignore[attr-defined]
+    assert options.env == ("A=1",)  # type: ignore[attr-defined]
+    assert (options.workdir, options.user) == ("/srv", "nobody")  # type: ignore[attr-defined]
+    assert (options.restart.name, options.restart.max_retries) == ("on-failure", 2)  # type: ignore[attr-defined]
+    assert (options.memory, options.cpus) == (64 * 1024 * 1024, 500_000_000)  # type: ignore[attr-defined]
+    assert dict(options.labels) == {"x": "y"}  # type: ignore[attr-defined]
+    assert options.cmd == ("sh", "-c", "true")  # type: ignore[attr-defined]
+    (mount,) = options.mounts  # type: ignore[attr-defined]
+    assert (mount.type, mount.source, mount.target, mount.read_only) == ("volume", "data", "/data", True)
+    assert (options.read_only, options.tty, options.interactive) == (True, True, True)  # type: ignore[attr-defined]
+
+
+def test_flags_after_the_image_belong_to_the_command() -> None:
+    options = parse_run("busybox", "ls", "-l", "--name", "x")
+    assert options.cmd == ("ls", "-l", "--name", "x")  # type: ignore[attr-defined]
+    assert options.name is None  # type: ignore[attr-defined]
+
+
+def test_ps_on_an_empty_root_prints_only_the_header(tmp_path: Path) -> None:
+    code, out, _ = run_cli(tmp_path, "ps", "-a")
+    assert code == 0
+    assert out.split() == ["CONTAINER", "ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
+
+
+def test_unknown_container_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    assert run_cli(tmp_path, "inspect", "nosuch") == (1, "[]\n", "pallet: No such container: nosuch\n")
+    assert run_cli(tmp_path, "rm", "nosuch") == (1, "", "pallet: No such container: nosuch\n")
+
+
+def test_exec_without_a_command_is_a_usage_error(tmp_path: Path) -> None:
+    code, _, err = run_cli(tmp_path, "exec", "web")
+    assert code == 125
+    assert '"exec" requires at least 2 arguments' in err
+
+
+def _record(**fields: object) -> ContainerRecord:
+    values: dict[str, object] = {
+        "id": "a" * 64,
+        "name": "web",
+        "image_id": "sha256:" + "e" * 64,
+        "image": "busybox",
+        "created": 1000.0,
+        "state": "running",
+        "runtime": "runc",
+    }
+    values.update(fields)
+    return ContainerRecord(**values)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("fields", "text"),
+    [
+        ({"state": "created"}, "Created"),
+        ({"state": "running", "started_at": "1970-01-01T00:16:40Z"}, "Up 5 seconds"),
+        ({"state": "paused", "started_at": "1970-01-01T00:16:40Z"}, "Up 5 seconds (Paused)"),
+        (
+            {"state": "exited", "exit_code": 3, "finished_at": "1970-01-01T00:16:40Z"},
+            "Exited (3) 5 seconds ago",
+        ),
+        (
+            {"state": "restarting", "exit_code": 1, "finished_at": "1970-01-01T00:16:44Z"},
+            "Restarting (1) 1 second ago",
+        ),
+        ({"state": "removing"}, "Removal In Progress"),
+    ],
+)
+def test_status_column_reads_like_dockers(fields: dict[str, object], text: str) -> None:
+    assert status_text(_record(**fields), now=1005.0) == text
+
+
+def test_ps_row_quotes_and_truncates_the_command() -> None:
+    doc = {"Path": "sh", "Args": ["-c", "echo a long command line"]}
+    row = ps_row(_record(), doc, now=1005.0, no_trunc=False)
+    assert row["Command"] == '"sh -c echo a long c…"'
+    assert row["ID"] == "a" * 12
+    full = ps_row(_record(), doc, now=1005.0, no_trunc=True)
+    assert full["Command"] == '"sh -c echo a long command line"'
+    assert full["ID"] == "a" * 64
+
+
+def test_importing_pallet_loads_no_engine_until_client_is_used() -> None:
+    code = (
+        "import sys, pallet; assert 'pallet.engine.client' not in sys.modules; "
+        "c = pallet.Client; assert c.__module__ == 'pallet.engine.client'; print('ok')"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert (done.returncode, done.stdout) == (0, "ok\n"), done.stderr

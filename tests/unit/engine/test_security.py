@@ -1,0 +1,95 @@
+"""``warnings_for``: the options that give isolation away are named, with what they give away."""
+
+from __future__ import annotations
+
+import pytest
+
+from pallet.engine.options import DeviceMapping, RunOptions, parse_mount, parse_volume
+from pallet.engine.security import warnings_for
+
+
+def test_docker_defaults_and_harmless_options_warn_about_nothing() -> None:
+    options = RunOptions(
+        cap_add=("CAP_NET_BIND_SERVICE",),
+        cap_drop=("ALL",),
+        security_opt=("no-new-privileges=true",),
+        mounts=(
+            parse_volume("data:/data"),
+            parse_volume("/srv/app:/app:ro"),
+            parse_mount("type=tmpfs,target=/t"),
+        ),
+        network="none",
+    )
+    assert warnings_for(options) == []
+
+
+def test_privileged_is_called_out_as_full_host_access() -> None:
+    [warning] = warnings_for(RunOptions(privileged=True))
+    assert warning.startswith("--privileged gives the container full access to the host")
+
+
+@pytest.mark.parametrize(
+    ("cap", "words"),
+    [
+        ("CAP_SYS_ADMIN", "mount filesystems"),
+        ("CAP_SYS_PTRACE", "trace processes"),
+        ("CAP_SYS_MODULE", "kernel modules"),
+        ("CAP_NET_ADMIN", "firewall"),
+        ("CAP_DAC_READ_SEARCH", "open_by_handle_at"),
+    ],
+)
+def test_dangerous_capabilities_say_what_they_allow(cap: str, words: str) -> None:
+    [warning] = warnings_for(RunOptions(cap_add=(cap,)))
+    assert warning.startswith(f"--cap-add {cap} lets the container")
+    assert words in warning
+
+
+def test_cap_add_all_is_one_warning() -> None:
+    [warning] = warnings_for(RunOptions(cap_add=("ALL", "CAP_SYS_ADMIN")))
+    assert "every capability" in warning
+
+
+def test_unconfined_seccomp_and_system_paths_warn() -> None:
+    warnings = warnings_for(RunOptions(security_opt=("seccomp=unconfined", "systempaths=unconfined")))
+    assert any(
+        w.startswith("--security-opt seccomp=unconfined turns the system call filter off") for w in warnings
+    )
+    assert any("/proc/kcore" in w for w in warnings)
+    assert len(warnings) == 2
+
+
+@pytest.mark.parametrize(
+    ("spec", "words"),
+    [
+        ("/var/run/docker.sock:/var/run/docker.sock", "Docker engine socket"),
+        ("/:/host:ro", "the host's whole filesystem"),
+        ("/proc:/hostproc", "host processes"),
+        ("/sys/fs/cgroup:/cg", "the host's cgroups"),
+        ("/etc/shadow:/shadow:ro", "/etc/shadow is inside /etc"),
+        ("/run:/hostrun", "/run holds /run/pallet"),
+        ("/dev/sda:/disk", "every device of the host"),
+        ("/run/pallet:/p", "pallet's run directory"),
+    ],
+)
+def test_bind_mounts_of_host_control_surfaces_warn(spec: str, words: str) -> None:
+    [warning] = warnings_for(RunOptions(mounts=(parse_volume(spec),)))
+    assert "exposes a control surface of the host" in warning
+    assert words in warning
+    assert ("(read-only)" in warning) == spec.endswith(":ro")
+
+
+def test_engine_paths_given_by_the_caller_are_control_surfaces_too() -> None:
+    mount = parse_mount("type=bind,source=/tmp/my-root/containers,target=/c")
+    assert warnings_for(RunOptions(mounts=(mount,))) == []
+    [warning] = warnings_for(RunOptions(mounts=(mount,)), engine_paths=["/tmp/my-root"])
+    assert "this engine's own state" in warning
+
+
+def test_host_network_and_devices_warn() -> None:
+    warnings = warnings_for(
+        RunOptions(
+            network="host", devices=(DeviceMapping(path_on_host="/dev/sda", path_in_container="/dev/xvda"),)
+        )
+    )
+    assert any(w.startswith("--network host shares the host's network stack") for w in warnings)
+    assert any("--device /dev/sda gives the container direct access" in w for w in warnings)

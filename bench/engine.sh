@@ -51,7 +51,7 @@ fi
 
 # one image for both: pallet's default busybox image, saved and loaded into podman's store
 bash "$top/scripts/make-busybox-image.sh" --root "$work/pallet-root" >/dev/null
-$PL save -o "$work/busybox.tar" busybox:latest
+$PL save -o "$work/busybox.tar" busybox:latest >/dev/null
 $P load -q -i "$work/busybox.tar" >/dev/null
 $P image exists busybox:latest || die "podman could not load the image pallet saved"
 

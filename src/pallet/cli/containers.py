@@ -231,7 +231,7 @@ def _create(ctx: Context, engine: Engine, args: argparse.Namespace, options: Run
         ctx.err.write(f"WARNING: {text}\n")
 
     try:
-        for warning in warnings_for(options, options.mounts):
+        for warning in warnings_for(options, options.mounts, engine_paths=(ctx.root, ctx.run_root)):
             warn(warning)
         return engine.create(args.image, options, warn=warn)
     except PalletError as e:
@@ -285,7 +285,19 @@ def _run_attached(
 
 
 def _stream(ctx: Context, conn: AttachConnection, *, interactive: bool) -> None:
-    """Copy the container's output to our streams (and our stdin to it) until it exits."""
+    """Copy the container's output to our streams (and our stdin to it) until it exits.
+
+    The shim closes the connection when the container is gone; if our last
+    stdin or resize frame was still unread, that close arrives as a reset,
+    which means the same.
+    """
+    try:
+        _copy_streams(ctx, conn, interactive=interactive)
+    except ConnectionResetError:
+        return
+
+
+def _copy_streams(ctx: Context, conn: AttachConnection, *, interactive: bool) -> None:
     from pallet.engine.shim import attach
 
     stdin_fd = _fileno(ctx.stdin) if interactive else None

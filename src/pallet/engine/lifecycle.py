@@ -352,6 +352,7 @@ class Engine:
                 return record
             if record.state not in ("created", "exited", "dead"):
                 raise FailedPrecondition(f"container {record.name} is {record.state}; it cannot be started")
+            self._await_shim_exit(record)  # the last run's shim must not touch the next run's files
             doc = self.document(record)
             host = doc.get("HostConfig", {})
             cfg = doc.get("Config", {})
@@ -474,6 +475,12 @@ class Engine:
             return not shim_alive(record)
         return record.pid <= 0 or process_start_time(record.pid) is None
 
+    def _await_shim_exit(self, record: ContainerRecord) -> None:
+        """Let the shim of an exited container finish (runtime delete, last log lines) before its
+        files are reused or removed; one that hangs is killed."""
+        if shim_alive(record) and not _poll(lambda: not shim_alive(record), _KILL_GRACE):
+            self._kill_shim(record)
+
     def _kill_shim(self, record: ContainerRecord) -> None:
         """Last resort when a shim does not exit: SIGKILL it, by pid checked against its start time."""
         if shim_alive(record):
@@ -550,12 +557,19 @@ class Engine:
         """Block until the container is not running; its exit code. ``Unavailable`` on ``timeout``."""
         record = self.get(ref)
         final: list[ContainerRecord] = []
+        seen_exit: list[int] = []
+        run_dir = str(self.layout.run_dir(record.id))
 
         def stopped() -> bool:
+            # a --rm container may be removed by its exit command between two polls: the exit
+            # file, read first, keeps its status
+            last = exitfile.read_exit(run_dir)
+            if last is not None:
+                seen_exit[:] = [last.exit_code]
             try:
                 current = self.get(record.id)
             except NotFound:
-                return True  # removed (``--rm``): the exit code is the last we saw
+                return True
             final[:] = [current]
             return current.state not in ("running", "paused")
 
@@ -564,6 +578,8 @@ class Engine:
 
             raise Unavailable(f"container {record.short_id} still runs after {timeout} seconds")
         last = final[0] if final else record
+        if last.state in ("running", "paused") and seen_exit:  # removed before we saw it exit
+            return seen_exit[0]
         return last.exit_code if last.exit_code is not None else 0
 
     # --- remove -----------------------------------------------------------------------------
@@ -607,6 +623,7 @@ class Engine:
         from pallet.image import snapshots
 
         container_dir = self.layout.container_dir(record.id)
+        self._await_shim_exit(record)
         if record.state != "removing":
             if remove_volumes and container_dir.exists():
                 (container_dir / _REMOVE_VOLUMES_FLAG).touch()

@@ -186,25 +186,40 @@ class V1Cgroups:
 
 
 def warm_up_attach() -> None:
-    """Move this process into the cgroup it is already in (a no-op).
+    """Start moving this process into the cgroup it is already in (a no-op), in a thread.
 
     Why: every write to ``cgroup.procs`` takes the kernel's cgroup threadgroup
     lock, and the first writer after a quiet period waits for an RCU grace
     period (~10 ms on this VM; runc and crun pay it too). For a while after a
-    writer, the next one does not wait. ``create`` runs this in a thread while
-    it prepares and forks, so that the init's real move is quick. The thread
-    only ever blocks in ``write``, holding no lock a forked child could need.
-    Errors are ignored: this only saves time.
+    writer, the next one does not wait. ``create`` calls this before it
+    prepares and forks, so that the init's real move is quick. The thread only
+    blocks in ``write`` (no Python lock held), which a forked child does not
+    inherit. The write holds the cgroup mutex: call it after making cgroup
+    directories. Errors are ignored: this only saves time.
     """
+    import _thread
+    import time
+
     try:
         for name, path in own_cgroups().items():
             mount_point = v1_hierarchies().get(name)
             if mount_point:
-                with open(os.path.join(mount_point + path, "cgroup.procs"), "w") as procs:
-                    procs.write(str(os.getpid()))
-                break
+                fd = os.open(os.path.join(mount_point + path, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC)
+                _thread.start_new_thread(_write_and_close, (fd, str(os.getpid()).encode()))
+                # hand the GIL over now: the thread then waits in the kernel, not for us
+                time.sleep(0.0002)
+                return
     except (OSError, ValueError):
         pass
+
+
+def _write_and_close(fd: int, data: bytes) -> None:
+    try:
+        os.write(fd, data)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _fill_cpuset(path: str) -> None:

@@ -140,9 +140,7 @@ def create(
             # the limits hold before the init joins: nothing runs unlimited
             set_v1(cgroups.paths, resources)
         # not earlier: the warm-up holds the cgroup mutex that mkdir needs
-        import _thread
-
-        _thread.start_new_thread(warm_up_attach, ())
+        warm_up_attach()
         log.debug("create: cgroup directories made")
         os.mkfifo(cdir.fifo_path, 0o622)
         # writable by whatever user the init becomes (mkfifo applied the umask)

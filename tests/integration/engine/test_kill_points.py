@@ -121,3 +121,24 @@ def test_killed_shim_leaves_the_container_running_and_removable(pallet_env: Pall
     pallet_env.ok("rm", "-f", cid)
     assert not alive(pid)
     assert pallet_env.leftovers([cid]) == {}
+
+
+def test_sigkill_of_rm_is_finished_by_the_next_command(pallet_env: PalletEnv) -> None:
+    delays = [0.1, 0.3, 0.4, 0.5, 0.6, 0.8]
+    ids = [pallet_env.ok("run", "-d", "busybox", "sleep", "300").strip() for _ in delays]
+    for cid, delay in zip(ids, delays, strict=True):
+        kill_after(pallet_env, delay, "rm", "-f", cid)
+    rows = pallet_env.ok("ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.State}}").splitlines()
+    # an interrupted removal is finished, or not yet begun: never half done
+    for line in rows:
+        cid, listed_state = line.split()
+        if pallet_env.shim_of(cid) is not None:
+            assert listed_state == "running"
+        else:
+            assert listed_state in ("exited", "created")
+    assert sorted(pallet_env.container_ids()) == sorted(line.split()[0] for line in rows)
+    left = [line.split()[0] for line in rows]
+    if left:
+        pallet_env.ok("rm", "-f", *left)
+    assert pallet_env.leftovers(ids) == {}
+    assert pallet_env.processes() == []

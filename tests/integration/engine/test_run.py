@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import time
 
 import pytest
 
@@ -140,3 +142,26 @@ def test_run_interactive_pipes_stdin_to_the_container(pallet_env: PalletEnv) -> 
         "run", "-i", "--rm", "busybox", "sh", "-c", "tr a-z A-Z; exit 3", input=b"piped in\n"
     )
     assert (done.returncode, done.stdout) == (3, "PIPED IN\n")
+
+
+def test_detached_rm_container_removes_itself_and_wait_reports_its_status(pallet_env: PalletEnv) -> None:
+    cid = pallet_env.ok("run", "-d", "--rm", "busybox", "sh", "-c", "sleep 1; exit 3").strip()
+    assert pallet_env.ok("wait", cid) == "3\n"
+    deadline = time.monotonic() + 60
+    # the shim's exit command (``pallet rm``) removes it once it exited
+    while (pallet_env.container_ids() or pallet_env.processes()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert pallet_env.container_ids() == []
+    assert pallet_env.leftovers([cid]) == {}
+
+
+def test_run_with_a_terminal_gives_the_container_a_tty(pallet_env: PalletEnv) -> None:
+    # script(1) gives pallet a terminal, as a user's shell would
+    command = " ".join(
+        pallet_env.argv("run", "--rm", "-it", "busybox", "sh", "-c", "'tty; echo in-tty; exit 2'")
+    )
+    done = subprocess.run(
+        ["script", "-qec", command, "/dev/null"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 2
+    assert done.stdout.replace("\r", "").splitlines()[-2:] == ["/dev/pts/0", "in-tty"]

@@ -186,22 +186,24 @@ def test_state_start_kill_delete_leave_no_child_holding_their_output(runtime: Ru
 
 
 def test_foreground_run_forwards_sigterm_to_the_container(runtime: Runtime, tmp_path: Path) -> None:
-    config = base_config(runtime.rootfs, "sh", "-c", "trap 'exit 7' TERM; sleep 30 & wait")
+    config = base_config(runtime.rootfs, "sh", "-c", "trap 'exit 7' TERM; echo trapped; sleep 30 & wait")
     bundle = runtime.bundle(config)
     cid = runtime.new_id()
-    with open(tmp_path / "run.err", "w") as err:
+    out_path = tmp_path / "run.out"
+    with open(out_path, "w") as out:
         proc = subprocess.Popen(
             [RUNTIME, "--root", str(runtime.root), "run", "--bundle", str(bundle), cid],
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
+            stdout=out,
+            stderr=out,
         )
         try:
             deadline = time.monotonic() + 20
-            while not ((runtime.root / cid).exists() and runtime.status(cid) == "running"):
-                assert time.monotonic() < deadline, "the container never ran"
+            # the shell is PID 1 of its namespace: a signal it has no handler for is dropped
+            while "trapped" not in out_path.read_text():
+                assert time.monotonic() < deadline, "the container never set its trap"
+                assert proc.poll() is None, out_path.read_text()
                 time.sleep(0.02)
-            time.sleep(0.2)  # let sh install its trap
             proc.send_signal(15)
             assert proc.wait(timeout=20) == 7
         finally:

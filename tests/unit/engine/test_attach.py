@@ -187,3 +187,41 @@ def test_terminal_resize_is_forwarded_and_raw_mode_restored(tmp_path: Path) -> N
         os.close(slave)
     assert resizes == [b"\x00\x18\x00\x50", b"\x00\x32\x00\x84"]
     assert after == before
+
+
+def test_ctrl_p_ctrl_q_detaches_without_closing_the_containers_stdin(tmp_path: Path) -> None:
+    master, slave = os.openpty()
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(tmp_path / "a.sock"))
+    server.listen(1)
+    frames: list[tuple[int, bytes]] = []
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn, server:
+            data = b""
+            while b"\n" not in data:
+                data += conn.recv(4096)
+            conn.sendall(b'{"tty": true}\n')
+            reader = attach.FrameReader()
+            frames.extend(reader.feed(data.partition(b"\n")[2]))
+            os.write(master, b"ab\x10")  # ctrl-p alone: held back until the next key
+            while len([f for f in frames if f[0] == attach.FRAME_STDIN]) < 1:
+                frames.extend(reader.feed(conn.recv(4096)))
+            os.write(master, b"\x11")
+            while chunk := conn.recv(4096):  # the client goes away: EOF
+                frames.extend(reader.feed(chunk))
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    try:
+        conn = attach.connect(str(tmp_path / "a.sock"), stdin=True)
+        with open(tmp_path / "out", "wb") as o:
+            detached = attach.pump(conn, stdin_fd=slave, stdout_fd=o.fileno(), stderr_fd=o.fileno())
+        conn.close()
+    finally:
+        thread.join()
+        os.close(master)
+        os.close(slave)
+    assert detached is True
+    assert [f for f in frames if f[0] != attach.FRAME_RESIZE] == [(attach.FRAME_STDIN, b"ab")]

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     import _socket
 
 __all__ = [
+    "DETACH_KEYS",
     "FRAME_CLOSE_STDIN",
     "FRAME_RESIZE",
     "FRAME_STDIN",
@@ -48,6 +49,8 @@ __all__ = [
     "socket_address",
 ]
 
+#: docker's default detach keys: ctrl-p ctrl-q
+DETACH_KEYS = b"\x10\x11"
 FRAME_STDIN = 0
 FRAME_CLOSE_STDIN = 1
 FRAME_RESIZE = 2
@@ -191,12 +194,16 @@ def pump(
     stdout_fd: int = 1,
     stderr_fd: int = 2,
     close_stdin_at_eof: bool = True,
-) -> None:
+    detach_keys: bytes = DETACH_KEYS,
+) -> bool:
     """Copy ``stdin_fd`` to the container and its output to ``stdout_fd``/``stderr_fd`` until it exits.
 
     With a tty and a terminal on ``stdin_fd``, that terminal is put in raw mode
-    (restored on return) and its size is sent first. EOF on ``stdin_fd`` closes
-    the container's stdin when ``close_stdin_at_eof`` (``docker run -i``).
+    (restored on return), its size is sent first and on every SIGWINCH, and
+    typing ``detach_keys`` (docker's ctrl-p ctrl-q; ``b""`` for none) detaches:
+    ``pump`` then returns True and the container runs on. EOF on ``stdin_fd``
+    closes the container's stdin when ``close_stdin_at_eof`` (``docker run -i``).
+    Returns False once the container has exited.
     """
     import select
 
@@ -218,6 +225,8 @@ def pump(
         poller.register(conn.fileno(), select.POLLIN)
         if stdin_fd is not None:
             poller.register(stdin_fd, select.POLLIN)
+        keys = detach_keys if terminal else b""
+        held = b""  # a typed prefix of the detach keys, sent once it turns out not to be them
         while True:
             # a terminal's size changes arrive as SIGWINCH: its handler only sets a flag,
             # so frames are never interleaved; poll wakes up to look at it
@@ -230,7 +239,11 @@ def pump(
                 if fd == stdin_fd:
                     data = os.read(stdin_fd, 65536)
                     if data:
-                        conn.send_stdin(data)
+                        data, held, detached = _split_detach(held + data, keys)
+                        if data:
+                            conn.send_stdin(data)
+                        if detached:
+                            return True
                         continue
                     poller.unregister(stdin_fd)
                     if close_stdin_at_eof:
@@ -238,7 +251,7 @@ def pump(
                     continue
                 pieces = conn.read()
                 if pieces is None:
-                    return
+                    return False
                 for stream, data in pieces:
                     _write_all(stderr_fd if stream == STDERR else stdout_fd, data)
     finally:
@@ -248,6 +261,19 @@ def pump(
             termios.tcsetattr(stdin_fd, termios.TCSADRAIN, saved)
         if terminal:
             _restore_winch(old_handler)
+
+
+def _split_detach(data: bytes, keys: bytes) -> tuple[bytes, bytes, bool]:
+    """(bytes to send now, bytes to hold back, whether the detach keys were typed)."""
+    if not keys:
+        return data, b"", False
+    at = data.find(keys)
+    if at >= 0:
+        return data[:at], b"", True
+    for size in range(min(len(keys) - 1, len(data)), 0, -1):
+        if data.endswith(keys[:size]):
+            return data[:-size], data[-size:], False
+    return data, b"", False
 
 
 _SIGWINCH = 28

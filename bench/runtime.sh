@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bench/runtime.sh - the OCI runtime alone: `run` of /bin/true in one busybox bundle,
-# pallet-runtime beside runc and crun in one hyperfine run (fresh container id per run).
+# pallet-runtime beside runc and crun in one hyperfine run (fresh container id per run),
+# then `exec` of /bin/true into a running container (one per runtime, kept running).
 # Prints the median wall time of each and the ratios pallet/runc and pallet/crun.
 #
 #   sudo bench/runtime.sh            RUNS=30 WARMUP=3 by default
@@ -46,6 +47,7 @@ bundle=$work/bundle
 mkdir -p "$bundle"/rootfs/{bin,dev,proc,sys,tmp,etc}
 cp "$(command -v busybox)" "$bundle/rootfs/bin/busybox"
 ln -s busybox "$bundle/rootfs/bin/true"
+ln -s busybox "$bundle/rootfs/bin/sleep"
 (cd "$bundle" && runc spec)
 jq '.process.terminal = false | .process.args = ["/bin/true"] | .ociVersion = "1.0.2"' \
     "$bundle/config.json" > "$bundle/config.tmp" && mv "$bundle/config.tmp" "$bundle/config.json"
@@ -66,8 +68,25 @@ hyperfine --style basic -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$wor
     -n runc "$work/run1.sh runc $work/root-runc $bundle" \
     -n crun "$work/run1.sh crun $work/root-crun $bundle" >&2
 
-median() { jq -r --arg n "$1" '.results[] | select(.command==$n) | .median*1000' "$work/run.json" | awk '{printf "%.1f", $1}'; }
-p=$(median pallet); r=$(median runc); c=$(median crun)
-printf '\n%-16s %10s\n' runtime "run ms"
-printf '%-16s %10s\n' pallet-runtime "$p" runc "$r" crun "$c"
+# exec: one container per runtime running sleep; each run execs /bin/true into it
+sleeper=$work/sleeper
+mkdir -p "$sleeper"
+jq --arg root "$bundle/rootfs" '.process.args = ["/bin/sleep", "3600"] | .root.path = $root' \
+    "$bundle/config.json" > "$sleeper/config.json"
+for rt in pallet runc crun; do
+    bin=$rt; [ "$rt" = pallet ] && bin=$PALLET
+    "$bin" --root "$work/root-$rt" run --detach --bundle "$sleeper" "sleeper-$rt" </dev/null >/dev/null 2>&1 \
+        || die "$rt run --detach failed"
+done
+hyperfine --style basic -N --warmup "$WARMUP" --runs "$RUNS" --export-json "$work/exec.json" \
+    -n pallet "$PALLET --root $work/root-pallet exec sleeper-pallet /bin/true" \
+    -n runc "runc --root $work/root-runc exec sleeper-runc /bin/true" \
+    -n crun "crun --root $work/root-crun exec sleeper-crun /bin/true" >&2
+
+median() { jq -r --arg n "$1" '.results[] | select(.command==$n) | .median*1000' "$2" | awk '{printf "%.1f", $1}'; }
+p=$(median pallet "$work/run.json"); r=$(median runc "$work/run.json"); c=$(median crun "$work/run.json")
+pe=$(median pallet "$work/exec.json"); re=$(median runc "$work/exec.json"); ce=$(median crun "$work/exec.json")
+printf '\n%-16s %10s %10s\n' runtime "run ms" "exec ms"
+printf '%-16s %10s %10s\n' pallet-runtime "$p" "$pe" runc "$r" "$re" crun "$c" "$ce"
 awk -v p="$p" -v r="$r" -v c="$c" 'BEGIN{printf "SUMMARY runtime run: pallet=%sms runc=%sms crun=%sms pallet/runc=%.2f pallet/crun=%.2f\n", p, r, c, p/r, p/c}'
+awk -v p="$pe" -v r="$re" -v c="$ce" 'BEGIN{printf "SUMMARY runtime exec: pallet=%sms runc=%sms crun=%sms pallet/runc=%.2f pallet/crun=%.2f\n", p, r, c, p/r, p/c}'

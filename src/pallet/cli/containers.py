@@ -210,6 +210,11 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
     )
     if opts.auto_remove and opts.restart.name not in ("", "no"):
         raise InvalidArgument("Conflicting options: --restart and --rm")
+    if opts.publish:
+        raise InvalidArgument(
+            "-p/--publish needs bridge networking, which pallet does not have yet; "
+            "use --network host to reach the container's ports"
+        )
     o.validate(opts)
     return opts
 
@@ -496,7 +501,6 @@ def _run_prune(ctx: Context, args: argparse.Namespace) -> int:
 
 def configure_prune(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-f", "--force", action="store_true")
-    parser.add_argument("--filter", action="append", default=[])
     parser.set_defaults(run=_run_prune)
 
 
@@ -662,7 +666,6 @@ def configure_ps(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format")
     parser.add_argument("-n", "--last", type=int)
     parser.add_argument("-l", "--latest", action="store_true")
-    parser.add_argument("-s", "--size", action="store_true")
     parser.set_defaults(run=_run_ps)
 
 
@@ -697,7 +700,6 @@ def _run_inspect(ctx: Context, args: argparse.Namespace) -> int:
 
 def configure_inspect(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-f", "--format")
-    parser.add_argument("-s", "--size", action="store_true")
     parser.add_argument("--type", choices=["container"], default="container")
     parser.add_argument("containers", nargs="+")
     parser.set_defaults(run=_run_inspect)
@@ -762,7 +764,6 @@ def configure_logs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--since")
     parser.add_argument("--until")
     parser.add_argument("-t", "--timestamps", action="store_true")
-    parser.add_argument("--details", action="store_true")
     parser.add_argument("container")
     parser.set_defaults(run=_run_logs)
 
@@ -788,7 +789,6 @@ def _run_attach(ctx: Context, args: argparse.Namespace) -> int:
 
 def configure_attach(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-stdin", action="store_true")
-    parser.add_argument("--sig-proxy", default="true")
     parser.add_argument("container")
     parser.set_defaults(run=_run_attach)
 
@@ -858,7 +858,6 @@ def configure_exec(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env-file", action="append", default=[])
     parser.add_argument("-w", "--workdir", default="")
     parser.add_argument("-u", "--user", default="")
-    parser.add_argument("--privileged", action="store_true")
     parser.add_argument("container")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     parser.set_defaults(run=_run_exec)

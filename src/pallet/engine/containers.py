@@ -220,7 +220,7 @@ def write_document(path: Path, document: Mapping[str, Any]) -> None:
     """Write ``container.json`` atomically (temp file, fsync, rename)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w") as f:
-        json.dump(document, f, indent=1, sort_keys=True)
+        json.dump(document, f, separators=(",", ":"))
         f.flush()
         os.fsync(f.fileno())
     os.rename(tmp, path)

@@ -1276,8 +1276,15 @@ def default_spec(*, rootless: bool = False, uid: int | None = None, gid: int | N
     )
 
 
-def runtime_features() -> dict[str, object]:
-    """What this runtime supports, in the shape of ``runc features`` (runtime-spec features.md)."""
+def runtime_features(seccomp: dict[str, object] | None = None) -> dict[str, object]:
+    """What this runtime supports, in the shape of ``runc features`` (runtime-spec features.md).
+
+    ``seccomp`` is what the host's libseccomp offers (the runtime probes it;
+    this module does no I/O); without it, every action, operator and
+    architecture the spec model accepts. cgroup v1 and v2 each have a driver,
+    chosen by what the host mounts; ``slice:prefix:name`` paths are accepted
+    with ``--systemd-cgroup`` (made with cgroupfs, as the unit's path).
+    """
     return {
         "ociVersionMin": SPEC_VERSION_MIN,
         "ociVersionMax": SPEC_VERSION,
@@ -1286,8 +1293,10 @@ def runtime_features() -> dict[str, object]:
         "linux": {
             "namespaces": sorted(NAMESPACE_TYPES),
             "capabilities": list(ALL_CAPABILITIES),
-            "cgroup": {"v1": False, "v2": True, "systemd": False, "systemdUser": False},
-            "seccomp": {
+            "cgroup": {"v1": True, "v2": True, "systemd": True, "systemdUser": False},
+            "seccomp": seccomp
+            if seccomp is not None
+            else {
                 "enabled": True,
                 "actions": list(SECCOMP_ACTIONS),
                 "operators": list(SECCOMP_OPERATORS),

@@ -2,8 +2,8 @@
 
 ``CgroupDriver`` is what the runtime needs: make the container's cgroup in
 every hierarchy, put a process in it, list and signal its processes, remove it.
-``V1Cgroups`` is the driver for v1 hierarchies (this machine); limits
-(``linux.resources``) and the v2 driver come with the next issue.
+``V1Cgroups`` is the driver for v1 hierarchies (this machine); the v2 driver
+is ``cgroup_v2.V2Cgroup``; ``cgroup_driver`` picks one for the host.
 
 ``linux.cgroupsPath`` is read as runc's cgroupfs driver does: absolute paths
 are taken as they are under each hierarchy, relative ones below the runtime's
@@ -18,11 +18,13 @@ from __future__ import annotations
 import os
 import time
 
-from pallet.errors import InvalidArgument, SystemError_
+from pallet.errors import InvalidArgument, SystemError_, Unsupported
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Protocol
+
+    from pallet.oci.runtime_spec import Resources
 
     class CgroupDriver(Protocol):
         paths: dict[str, str]
@@ -34,6 +36,12 @@ if TYPE_CHECKING:
         def pids(self) -> list[int]: ...
 
         def remove(self) -> None: ...
+
+        def set(self, resources: Resources) -> None: ...
+
+        def freeze(self, frozen: bool) -> None: ...
+
+        def frozen(self) -> bool: ...
 
 
 def expand_slice(slice_name: str) -> str:
@@ -168,6 +176,49 @@ class V1Cgroups:
             except OSError:
                 continue
         return sorted(seen)
+
+    def set(self, resources: Resources) -> None:
+        """Write ``resources`` (create and ``update``), planned by ``cgroup_limits``."""
+        from pallet.runtime.cgroup_limits import set_v1
+
+        set_v1(self.paths, resources)
+
+    def freeze(self, frozen: bool, timeout: float = 5.0) -> None:
+        """Freeze (pause) or thaw (resume) every process with the v1 freezer; waits until it is done.
+
+        ``FREEZING`` is transient: the kernel retries while a task is in an
+        uninterruptible call; writing FROZEN again nudges it, as runc does.
+        """
+        directory = self._freezer()
+        want = "FROZEN" if frozen else "THAWED"
+        state_file = os.path.join(directory, "freezer.state")
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with open(state_file, "w") as f:
+                    f.write(want)
+                with open(state_file) as f:
+                    if f.read().strip() == want:
+                        return
+            except OSError as e:
+                raise SystemError_(f"write {state_file}", e.errno or 0) from None
+            if time.monotonic() > deadline:
+                raise SystemError_(f"cgroup {directory} did not become {want} within {timeout:g}s", 16)
+            time.sleep(0.001)
+
+    def frozen(self) -> bool:
+        """Whether the freezer says FROZEN (FREEZING counts as not yet)."""
+        try:
+            with open(os.path.join(self._freezer(), "freezer.state")) as f:
+                return f.read().strip() == "FROZEN"
+        except OSError:
+            return False
+
+    def _freezer(self) -> str:
+        for name, path in self.paths.items():
+            if "freezer" in name.split(","):
+                return path
+        raise Unsupported("pause needs the cgroup v1 freezer controller, which is not mounted here")
 
     def remove(self, timeout: float = 2.0) -> None:
         """Remove the directories; retries while exiting processes still hold them (idempotent)."""

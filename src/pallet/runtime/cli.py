@@ -23,6 +23,9 @@ DEFAULT_ROOT = "/run/pallet-runtime"
 
 _STR = "str"
 _BOOL = "bool"
+#: a flag that may repeat: its values are joined with "\0" (``_list`` splits them)
+_LIST = "list"
+_MANY = 1 << 30
 
 # flag name -> (kind, canonical name); aliases map to the canonical name
 _GLOBAL_FLAGS: dict[str, tuple[str, str]] = {
@@ -37,6 +40,59 @@ _CREATE_FLAGS: dict[str, tuple[str, str]] = {
     "console-socket": (_STR, "console-socket"), "no-pivot": (_BOOL, "no-pivot"),
     "no-new-keyring": (_BOOL, "no-new-keyring"), "preserve-fds": (_STR, "preserve-fds"),
     "pidfd-socket": (_STR, "pidfd-socket"),
+}  # fmt: skip
+
+_EXEC_FLAGS: dict[str, tuple[str, str]] = {
+    "process": (_STR, "process"),
+    "p": (_STR, "process"),
+    "tty": (_BOOL, "tty"),
+    "t": (_BOOL, "tty"),
+    "console-socket": (_STR, "console-socket"),
+    "detach": (_BOOL, "detach"),
+    "d": (_BOOL, "detach"),
+    "pid-file": (_STR, "pid-file"),
+    "cwd": (_STR, "cwd"),
+    "env": (_LIST, "env"),
+    "e": (_LIST, "env"),
+    "user": (_STR, "user"),
+    "u": (_STR, "user"),
+    "cap": (_LIST, "cap"),
+    "c": (_LIST, "cap"),
+    "additional-gids": (_LIST, "additional-gids"),
+    "g": (_LIST, "additional-gids"),
+    "no-new-privs": (_BOOL, "no-new-privs"),
+    "process-label": (_STR, "process-label"),
+    "apparmor": (_STR, "apparmor"),
+    "preserve-fds": (_STR, "preserve-fds"),
+    "ignore-paused": (_BOOL, "ignore-paused"),
+    "no-subreaper": (_BOOL, "no-subreaper"),
+    "pidfd-socket": (_STR, "pidfd-socket"),
+}  # fmt: skip
+
+_UPDATE_FLAGS: dict[str, tuple[str, str]] = {
+    "resources": (_STR, "resources"),
+    "r": (_STR, "resources"),
+    **{
+        name: (_STR, name)
+        for name in (
+            "memory",
+            "memory-swap",
+            "memory-reservation",
+            "kernel-memory",
+            "kernel-memory-tcp",
+            "cpu-shares",
+            "cpu-quota",
+            "cpu-period",
+            "cpu-rt-runtime",
+            "cpu-rt-period",
+            "cpuset-cpus",
+            "cpuset-mems",
+            "pids-limit",
+            "blkio-weight",
+            "l3-cache-schema",
+            "mem-bw-schema",
+        )
+    },
 }  # fmt: skip
 
 #: command -> (flags, number of positional arguments: (min, max), usage)
@@ -72,11 +128,36 @@ COMMANDS: dict[str, tuple[dict[str, tuple[str, str]], tuple[int, int], str]] = {
         "spec [--bundle DIR] [--rootless]",
     ),
     "features": ({}, (0, 0), "features"),
+    "exec": (
+        _EXEC_FLAGS,
+        (1, _MANY),
+        "exec [--process FILE | ...flags] [--detach --pid-file F] [--tty --console-socket S] <container-id> [ARGS...]",
+    ),
+    "pause": ({}, (1, 1), "pause <container-id>"),
+    "resume": ({}, (1, 1), "resume <container-id>"),
+    "update": (
+        _UPDATE_FLAGS,
+        (1, 1),
+        "update [-r FILE|-] [--memory N --cpu-shares N --pids-limit N ...] <container-id>",
+    ),
+    "ps": (
+        {"format": (_STR, "format"), "f": (_STR, "format")},
+        (1, _MANY),
+        "ps [--format table|json] <container-id> [-- ps options]",
+    ),
+    "events": (
+        {"stats": (_BOOL, "stats"), "interval": (_STR, "interval")},
+        (1, 1),
+        "events [--stats] [--interval 5s] <container-id>",
+    ),
+    "checkpoint": ({}, (0, _MANY), "checkpoint <container-id> (not supported)"),
+    "restore": ({}, (0, _MANY), "restore <container-id> (not supported)"),
 }
 
+#: commands whose arguments after the container id belong to the program, not to us
+_PROGRAM_ARGS = frozenset(("exec", "ps"))
+
 _ALIASES = {"ls": "list", "rm": "delete"}
-# runc commands that belong to the next issue: refused with a clear message
-_LATER = frozenset(("exec", "ps", "pause", "resume", "update", "events", "checkpoint", "restore"))
 
 
 class Parsed:
@@ -112,6 +193,14 @@ def _parse_flags(
         if entry is None:
             raise InvalidArgument(f"flag provided but not defined: -{name}")
         kind, canonical = entry
+        if kind == _LIST and canonical in out:
+            if not has_value:
+                if i >= len(argv):
+                    raise InvalidArgument(f"flag needs an argument: -{name}")
+                value = argv[i]
+                i += 1
+            out[canonical] = f"{out[canonical]}\0{value}"
+            continue
         if kind == _BOOL:
             if has_value and value not in ("true", "false", "1", "0"):
                 raise InvalidArgument(f'invalid boolean value "{value}" for -{name}')
@@ -134,14 +223,12 @@ def parse(argv: list[str]) -> Parsed:
         return parsed
     command = _ALIASES.get(rest[0], rest[0])
     parsed.command = command
-    if command in _LATER:
-        return parsed
     if command not in COMMANDS:
         raise InvalidArgument(f"No help topic for '{command}'")
     flags, (low, high), usage = COMMANDS[command]
-    parsed.args = _parse_flags(rest[1:], flags, parsed.flags, stop_at_positional=False)
+    parsed.args = _parse_flags(rest[1:], flags, parsed.flags, stop_at_positional=command in _PROGRAM_ARGS)
     if not low <= len(parsed.args) <= high:
-        wanted = f"{low}" if low == high else f"{low} to {high}"
+        wanted = f"{low}" if low == high else f"at least {low}" if high == _MANY else f"{low} to {high}"
         raise InvalidArgument(f'"{command}" requires {wanted} argument(s); usage: pallet-runtime {usage}')
     return parsed
 
@@ -159,6 +246,11 @@ def _usage() -> str:
 def _str(flags: dict[str, str | bool], name: str, default: str = "") -> str:
     value = flags.get(name, default)
     return value if isinstance(value, str) else default
+
+
+def _list(flags: dict[str, str | bool], name: str) -> list[str]:
+    value = flags.get(name)
+    return value.split("\0") if isinstance(value, str) else []
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -220,8 +312,6 @@ def _dispatch(parsed: Parsed, log: LogSink) -> int:
     flags = parsed.flags
     root = _str(g, "root", DEFAULT_ROOT)
     command = parsed.command
-    if command in _LATER:
-        raise InvalidArgument(f"pallet-runtime does not implement {command} yet")
     if command in ("create", "run"):
         options = {
             "root": root,
@@ -281,7 +371,66 @@ def _dispatch(parsed: Parsed, log: LogSink) -> int:
 
         sys.stdout.write(features_json() + "\n")
         return 0
+    if command == "exec":
+        return _exec(root, parsed, log)
+    if command in ("pause", "resume"):
+        from pallet.runtime import lifecycle
+
+        (lifecycle.pause if command == "pause" else lifecycle.resume)(root, parsed.args[0])
+        return 0
+    if command == "update":
+        from pallet.runtime.update import update
+
+        update(
+            root,
+            parsed.args[0],
+            _str(flags, "resources"),
+            {k: v for k, v in flags.items() if isinstance(v, str)},
+        )
+        return 0
+    if command == "ps":
+        from pallet.runtime.ps import ps
+
+        sys.stdout.write(ps(root, parsed.args[0], _str(flags, "format", "table"), parsed.args[1:]))
+        return 0
+    if command == "events":
+        from pallet.runtime.events import events
+
+        return events(root, parsed.args[0], bool(flags.get("stats")), _str(flags, "interval", "5s"))
+    if command in ("checkpoint", "restore"):
+        from pallet.errors import Unsupported
+
+        raise Unsupported(f"{command} is not supported by pallet-runtime (no CRIU integration)")
     raise InvalidArgument(f"unknown command {command}")
+
+
+def _exec(root: str, parsed: Parsed, log: LogSink) -> int:
+    from pallet.runtime.exec import ExecOptions, exec_process
+
+    flags = parsed.flags
+    preserve = _str(flags, "preserve-fds", "0")
+    if not preserve.isdigit():
+        raise InvalidArgument(f'invalid value "{preserve}" for flag -preserve-fds: a number is required')
+    options = ExecOptions(
+        process_file=_str(flags, "process"),
+        args=parsed.args[1:],
+        tty=bool(flags.get("tty")),
+        console_socket=_str(flags, "console-socket"),
+        detach=bool(flags.get("detach")),
+        pid_file=_str(flags, "pid-file"),
+        cwd=_str(flags, "cwd"),
+        env=_list(flags, "env"),
+        user=_str(flags, "user"),
+        caps=_list(flags, "cap"),
+        additional_gids=_list(flags, "additional-gids"),
+        no_new_privs=bool(flags.get("no-new-privs")),
+        preserve_fds=int(preserve),
+    )
+    if not options.process_file and not options.args:
+        raise InvalidArgument(
+            "exec: a --process file or the program's arguments after the container id are required"
+        )
+    return exec_process(root, parsed.args[0], options, log)
 
 
 if __name__ == "__main__":

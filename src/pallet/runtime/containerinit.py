@@ -25,7 +25,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pallet.linux.syscalls import Syscalls
     from pallet.oci.runtime_spec import Spec
-    from pallet.runtime.cgroups import V1Cgroups
+    from pallet.runtime.cgroup_driver import Driver
     from pallet.runtime.seccomp import PreparedSeccomp
 
 _CLOCKS = {"monotonic": "monotonic", "boottime": "boottime"}
@@ -40,7 +40,7 @@ class InitPlan:
         spec: Spec,
         bundle: str,
         rootfs: str,
-        cgroups: V1Cgroups,
+        cgroups: Driver,
         cgroup_mounts: dict[str, str],
         fifo_fd: int,
         to_parent: int,
@@ -118,6 +118,11 @@ def intermediate(plan: InitPlan, sys: Syscalls | None) -> None:
             os.setresuid(0, 0, 0)
         if new_flags:
             sys.unshare(new_flags)
+        if new_flags & f.CLONE_NEWNET:
+            from pallet.linux.loopback import bring_up_loopback
+
+            # a namespace made here gets lo up (runc's "loopback" network); one joined by path is left as is
+            bring_up_loopback()
         if new_flags & f.CLONE_NEWTIME:
             _write_time_offsets(plan.spec)
         pid = os.fork()
@@ -183,6 +188,7 @@ def _prepare(plan: InitPlan, sys: Syscalls) -> tuple[str, list[str], list[str]]:
         plan.rootfs,
         plan.bundle,
         in_user_namespace=bool(plan.new_ns_flags & f.CLONE_NEWUSER),
+        host_mount_namespace=linux is None or linux.namespace("mount") is None,
         cgroup_dirs=plan.cgroups.paths,
         cgroup_mounts=plan.cgroup_mounts,
     )

@@ -21,6 +21,10 @@ from pallet.errors import AlreadyExists, InvalidArgument, NotFound, SystemError_
 from pallet.oci.jsonfast import dumps, loads
 from pallet.runtime import procstat
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pallet.oci.runtime_spec import Spec
+
 _ID_PUNCTUATION = frozenset("_+-.")
 
 
@@ -43,6 +47,7 @@ class ContainerDir:
         self.path = os.path.join(root, container_id)
         self.state_path = os.path.join(self.path, "state.json")
         self.fifo_path = os.path.join(self.path, "exec.fifo")
+        self.config_path = os.path.join(self.path, "config.json")
         self._lock_fd = -1
 
     def exists(self) -> bool:
@@ -99,6 +104,24 @@ class ContainerDir:
             f.write(dumps(state))
         os.rename(tmp, self.state_path)
 
+    def save_config(self, data: bytes) -> None:
+        """Keep the container's config.json as it was at create (``config.json`` here)."""
+        with open(self.config_path, "wb") as f:
+            f.write(data)
+
+    def load_config(self) -> Spec:
+        """The config.json saved at create."""
+        from pallet.oci.runtime_spec import load_spec
+
+        try:
+            with open(self.config_path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            raise NotFound(
+                f'container "{self.id}" has no saved config; it was created by another runtime'
+            ) from None
+        return load_spec(data, source=self.config_path)
+
     def remove(self) -> None:
         """Remove the directory and everything in it (idempotent)."""
         try:
@@ -117,7 +140,7 @@ class ContainerDir:
 
 
 def status_of(cdir: ContainerDir, state: dict[str, object]) -> str:
-    """``creating``, ``created``, ``running`` or ``stopped``, from the process itself, not the file.
+    """``creating``, ``created``, ``running``, ``paused`` or ``stopped``, from the process itself, not the file.
 
     The init is alive while its pid runs with the recorded start time (a zombie
     or a reused pid counts as stopped); it is ``created`` while it is still
@@ -129,7 +152,28 @@ def status_of(cdir: ContainerDir, state: dict[str, object]) -> str:
     started = state.get("init_start")
     if not isinstance(pid, int) or not isinstance(started, int) or not procstat.is_alive(pid, started):
         return "stopped"
-    return "created" if os.path.exists(cdir.fifo_path) else "running"
+    if os.path.exists(cdir.fifo_path):
+        return "created"
+    return "paused" if _frozen(state.get("cgroups")) else "running"
+
+
+def _frozen(paths: object) -> bool:
+    """Whether the container's freezer (v1 ``freezer.state``, v2 ``cgroup.events``) says frozen."""
+    if not isinstance(paths, dict):
+        return False
+    for name, path in paths.items():
+        if name == "":
+            file, wanted = os.path.join(str(path), "cgroup.events"), "frozen 1"
+        elif "freezer" in str(name).split(","):
+            file, wanted = os.path.join(str(path), "freezer.state"), "FROZEN"
+        else:
+            continue
+        try:
+            with open(file) as f:
+                return wanted in f.read().splitlines()
+        except OSError:
+            return False
+    return False
 
 
 def write_pid_file(path: str, pid: int) -> None:

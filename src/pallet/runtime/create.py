@@ -18,33 +18,40 @@ from pallet.linux import flags as f
 from pallet.runtime import procstat, sync
 from pallet.runtime.clock import rfc3339_now
 from pallet.runtime.containers import ContainerDir, write_pid_file
-from pallet.runtime.ocistate import state_json
+from pallet.runtime.ocistate import oci_state, state_json
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pallet.linux.syscalls import Syscalls
     from pallet.oci.runtime_spec import Spec
-    from pallet.runtime.cgroups import V1Cgroups
+    from pallet.runtime.cgroup_driver import Driver
     from pallet.runtime.logsink import LogSink
     from pallet.runtime.seccomp import PreparedSeccomp
+
+
+#: the directory under the runtime root where compiled seccomp programs are cached
+SECCOMP_CACHE = "@seccomp"
 
 
 class CreateFailed(PalletError):
     """The container process reported an error (its message, as written)."""
 
 
-def load_bundle_spec(bundle: str) -> Spec:
-    from pallet.oci.runtime_spec import load_spec
-
+def read_bundle_config(bundle: str) -> bytes:
     path = os.path.join(bundle, "config.json")
     try:
         with open(path, "rb") as config:
-            data = config.read()
+            return config.read()
     except FileNotFoundError:
         raise NotFound(f"open {path}: no such file or directory") from None
     except OSError as e:
         raise SystemError_(f"open {path}", e.errno or 0) from None
-    return load_spec(data, source=path)
+
+
+def load_bundle_spec(bundle: str) -> Spec:
+    from pallet.oci.runtime_spec import load_spec
+
+    return load_spec(read_bundle_config(bundle), source=os.path.join(bundle, "config.json"))
 
 
 class Created:
@@ -79,12 +86,16 @@ def create(
     ``own_console``: with ``terminal: true`` and no console socket, keep the pty
     master here (``Created.console_master``) instead of failing: foreground ``run``.
     """
-    from pallet.runtime.cgroups import V1Cgroups, warm_up_attach
+    from pallet.runtime import cgroup_driver
+    from pallet.runtime.cgroups import warm_up_attach
     from pallet.runtime.containerinit import InitPlan, intermediate
 
     bundle = os.path.abspath(bundle or ".")
     log.debug("create: start")
-    spec = load_bundle_spec(bundle)
+    from pallet.oci.runtime_spec import load_spec
+
+    config_bytes = read_bundle_config(bundle)
+    spec = load_spec(config_bytes, source=os.path.join(bundle, "config.json"))
     log.debug("create: config loaded")
     if spec.process is None or spec.root is None:
         raise InvalidArgument("config.json: process and root are required to create a container")
@@ -93,8 +104,8 @@ def create(
     if not spec.process.terminal and console_socket:
         raise InvalidArgument("cannot use console socket if runc will not detach or allocate tty")
     linux = spec.linux
-    if linux is None or linux.namespace("mount") is None:
-        raise InvalidArgument("linux.namespaces: a mount namespace is required")
+    if linux is None:
+        raise InvalidArgument("config.json: linux is required to create a Linux container")
     cdir = ContainerDir(root, container_id)
     cdir.claim()
     rootfs = os.path.normpath(os.path.join(bundle, spec.root.path))
@@ -110,12 +121,15 @@ def create(
     }
     if spec.annotations:
         saved["annotations"] = dict(spec.annotations)
+    if linux.namespace("mount") is None:
+        # the rootfs mounts are made in our own namespace: delete unmounts them
+        saved["host_mounts"] = True
     if spec.hooks is not None:
         # the hooks that later commands run (start: poststart, delete: poststop)
         for key, phase in (("poststart", spec.hooks.poststart), ("poststop", spec.hooks.poststop)):
             if phase:
                 saved[key] = [hook.to_json() for hook in phase]
-    cgroups: V1Cgroups | None = None
+    cgroups: Driver | None = None
     init_pid = 0
     intermediate_pid = 0
     opened: list[int] = []
@@ -125,12 +139,12 @@ def create(
     prepared_seccomp: PreparedSeccomp | None = None
     try:
         cdir.save(saved)
-        cgroups = V1Cgroups.for_container(linux.cgroups_path, container_id, systemd_cgroup)
+        # the config as created: exec, update and events read it; the bundle's may change meanwhile
+        cdir.save_config(config_bytes)
+        cgroups = cgroup_driver.for_container(linux.cgroups_path, container_id, systemd_cgroup)
         saved["cgroups"] = cgroups.paths
         cgroups.create()
         if linux.resources is not None:
-            from pallet.runtime.cgroup_limits import set_v1
-
             resources = linux.resources
             if resources.devices:
                 from pallet.runtime.cgroup_devices import container_rules
@@ -138,7 +152,7 @@ def create(
                 # runc's always-allowed nodes and linux.devices: the init mknods them under these rules
                 resources = resources.replace(devices=container_rules(resources.devices, linux.devices))
             # the limits hold before the init joins: nothing runs unlimited
-            set_v1(cgroups.paths, resources)
+            cgroups.set(resources)
         # not earlier: the warm-up holds the cgroup mutex that mkdir needs
         warm_up_attach()
         log.debug("create: cgroup directories made")
@@ -159,8 +173,9 @@ def create(
         if linux.seccomp is not None:
             from pallet.runtime import seccomp
 
-            # compiled programs are cached beside the containers' state
-            prepared_seccomp = seccomp.prepare(linux.seccomp, cache_dir=os.path.join(root, ".seccomp"))
+            # compiled programs are cached beside the containers' state, under a name
+            # no container id can take ("@" fails validate_id)
+            prepared_seccomp = seccomp.prepare(linux.seccomp, cache_dir=os.path.join(root, SECCOMP_CACHE))
         ns_fds, new_flags = _namespace_plan(spec, opened)
         to_parent_r, to_parent_w = os.pipe()
         from_parent_r, from_parent_w = os.pipe()
@@ -174,7 +189,7 @@ def create(
             bundle=bundle,
             rootfs=rootfs,
             cgroups=cgroups,
-            cgroup_mounts=cgroups.mounts,
+            cgroup_mounts=cgroup_driver.mounts(cgroups),
             fifo_fd=fifo_fd,
             to_parent=to_parent_w,
             from_parent=from_parent_r,
@@ -226,7 +241,8 @@ def create(
                 if hooks is not None:
                     from pallet.runtime.hooks import run_hooks
 
-                    run_hooks("prestart", hooks.prestart, hook_state)
+                    # "created" for prestart, as crun reports it and the runtime-tools suite expects
+                    run_hooks("prestart", hooks.prestart, state_json(saved, "created", init_pid))
                     run_hooks("createRuntime", hooks.create_runtime, hook_state)
                 sync.send(from_parent_w, sync.HOOKS_DONE, hook_state)
             elif kind == sync.READY:
@@ -238,7 +254,9 @@ def create(
                 if prepared_seccomp is not None:
                     from pallet.runtime.seccomp import forward_listener
 
-                    forward_listener(prepared_seccomp, {**saved, "pid": init_pid})
+                    listener_state = oci_state(saved, "creating", with_runc_fields=False)
+                    listener_state["pid"] = init_pid
+                    forward_listener(prepared_seccomp, listener_state)
                 break
             elif kind == sync.ERROR:
                 raise CreateFailed(text)
@@ -303,7 +321,7 @@ def _write_id_maps(pid: int, spec: Spec) -> None:
             raise SystemError_(f"write /proc/{pid}/{name}", e.errno or 0) from None
 
 
-def _undo(cdir: ContainerDir, cgroups: V1Cgroups | None, init_pid: int, intermediate_pid: int) -> None:
+def _undo(cdir: ContainerDir, cgroups: Driver | None, init_pid: int, intermediate_pid: int) -> None:
     """Best effort: nothing of a failed create may stay behind."""
     if intermediate_pid:
         try:

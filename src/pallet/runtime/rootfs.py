@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import stat
 
-from pallet.errors import InvalidArgument, SystemError_
+from pallet.errors import InvalidArgument, PalletError, SystemError_
 from pallet.linux import flags as f
 from pallet.runtime.mountopts import PROPAGATION_OPTIONS, parse_options
 
@@ -118,8 +118,12 @@ class RootfsBuilder:
         in_user_namespace: bool = False,
         cgroup_dirs: dict[str, str] | None = None,
         cgroup_mounts: dict[str, str] | None = None,
+        host_mount_namespace: bool = False,
     ) -> None:
         self.sys = sys
+        #: no mount namespace in the spec: the mounts are made in the runtime's own namespace
+        #: (as runc does; they outlive the container) and the root is entered with chroot
+        self.host_mount_namespace = host_mount_namespace
         self.spec = spec
         self.rootfs = rootfs.rstrip("/") or "/"
         self.bundle = bundle
@@ -140,14 +144,17 @@ class RootfsBuilder:
         propagation = PROPAGATION_OPTIONS.get(propagation_name)
         if propagation is None:
             raise InvalidArgument(f'linux.rootfsPropagation: unknown propagation "{propagation_name}"')
-        # stop our mounts from reaching the host before making any
-        self.sys.mount("", "/", "", propagation | f.MS_REC, "")
-        self.propagation = propagation if linux and linux.rootfs_propagation else 0
-        # pivot_root refuses a shared parent: make the rootfs's parent mount private before
-        # binding the rootfs (the bind would join a shared peer group), as runc does
-        parent = _mount_point_of(os.path.dirname(self.rootfs), self.mountinfo)
-        if parent is not None and parent[1]:
-            self.sys.mount("", parent[0], "", f.MS_PRIVATE, "")
+        if not self.host_mount_namespace:
+            # stop our mounts from reaching the host before making any
+            self.sys.mount("", "/", "", propagation | f.MS_REC, "")
+            self.propagation = propagation if linux and linux.rootfs_propagation else 0
+            # pivot_root refuses a shared parent: make the rootfs's parent mount private before
+            # binding the rootfs (the bind would join a shared peer group), as runc does
+            parent = _mount_point_of(os.path.dirname(self.rootfs), self.mountinfo)
+            # (an unbindable parent, from rootfsPropagation "unbindable", would refuse the bind too;
+            # the propagation asked for is applied again to the new root after the pivot)
+            if parent is not None and (parent[1] or propagation & f.MS_UNBINDABLE):
+                self.sys.mount("", parent[0], "", f.MS_PRIVATE, "")
         self.sys.mount(self.rootfs, self.rootfs, "", f.MS_BIND | f.MS_REC, "")
         dev_is_tmpfs = False
         for mount in self.spec.mounts:
@@ -192,6 +199,12 @@ class RootfsBuilder:
             self.sys.mount("", target, "", propagation, "")
 
     def _mount_cgroup_v1(self, target: str, flags: int) -> None:
+        if set(self.cgroup_dirs) == {""}:
+            # v2: the container's own cgroup directory, as runc binds it without a cgroup namespace
+            _make_target(target, True)
+            self.sys.mount(self.cgroup_dirs[""], target, "", f.MS_BIND | f.MS_REC, "")
+            self.sys.mount("", target, "", f.MS_BIND | f.MS_REMOUNT | flags, "")
+            return
         # runc's layout on v1: a tmpfs holding one bind of the container's cgroup per hierarchy
         _make_target(target, True)
         base = flags & (f.MS_NOSUID | f.MS_NODEV | f.MS_NOEXEC)
@@ -258,7 +271,10 @@ class RootfsBuilder:
     def pivot(self, no_pivot: bool) -> None:
         """Make the rootfs ``/``: pivot_root, or MS_MOVE + chroot with ``--no-pivot``."""
         os.chdir(self.rootfs)
-        if no_pivot:
+        if self.host_mount_namespace:
+            # pivot_root here would move the root of every process in the host's namespace
+            os.chroot(".")
+        elif no_pivot:
             self.sys.mount(self.rootfs, "/", "", f.MS_MOVE, "")
             os.chroot(".")
         else:
@@ -308,3 +324,23 @@ class RootfsBuilder:
         except OSError:
             return 0
         return st_flags & (f.MS_NOSUID | f.MS_NODEV | f.MS_NOEXEC)
+
+
+def unmount_tree(root: str, sys: Syscalls, mountinfo: str = "/proc/self/mountinfo") -> None:
+    """Detach every mount at or below ``root`` in the caller's namespace, deepest first.
+
+    For a container made without a mount namespace: its mounts were made in
+    the runtime's own and stay after the container is gone.
+    """
+    root = root.rstrip("/") or "/"
+    points = []
+    with open(mountinfo) as info:
+        for line in info:
+            point = line.split(" - ", 1)[0].split()[4].replace("\\040", " ")
+            if point == root or point.startswith(root + "/"):
+                points.append(point)
+    for point in sorted(points, key=len, reverse=True):
+        try:
+            sys.umount2(point, f.MNT_DETACH)
+        except PalletError:
+            continue  # already gone with its parent

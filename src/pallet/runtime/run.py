@@ -8,18 +8,15 @@ init. A signal death becomes 128+n, as a shell reports it.
 
 from __future__ import annotations
 
-import os
-
 from pallet.errors import PalletError
 from pallet.runtime.create import create
+from pallet.runtime.foreground import forward_signals, reap
 from pallet.runtime.lifecycle import delete
 from pallet.runtime.start import release
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pallet.runtime.logsink import LogSink
-
-_FORWARDED = (1, 2, 3, 10, 12, 15, 28)
 
 
 def run(
@@ -59,13 +56,13 @@ def run(
     if detach:
         return 0
     log.debug("run: started")
-    _forward_signals(created.pid)
+    forward_signals(created.pid)
     if created.console_master >= 0:
         from pallet.runtime.ttyproxy import relay
 
-        code = relay(created.console_master, created.pid, _reap)
+        code = relay(created.console_master, created.pid, reap)
     else:
-        reaped = _reap(created.pid, True)
+        reaped = reap(created.pid, True)
         code = 255 if reaped is None else reaped  # blocking: None never comes back
     log.debug("run: init exited")
     if not keep:
@@ -75,33 +72,3 @@ def run(
             log.warning(str(e))
     log.debug("run: deleted")
     return code
-
-
-def _forward_signals(init_pid: int) -> None:
-    if TYPE_CHECKING:
-        import signal as _signal  # the stubs; at run time the C module, without signal's enums
-    else:
-        import _signal
-
-    def forward(signum: int, frame: object) -> None:
-        try:  # noqa: SIM105 - contextlib costs ~7 ms at start
-            os.kill(init_pid, signum)
-        except OSError:
-            pass
-
-    for number in _FORWARDED:
-        _signal.signal(number, forward)
-
-
-def _reap(init_pid: int, block: bool) -> int | None:
-    """Reap children (orphans reparented to us too); the init's exit code once it is reaped."""
-    while True:
-        try:
-            pid, status = os.waitpid(-1, 0 if block else os.WNOHANG)
-        except ChildProcessError:
-            return 255
-        if pid == 0:
-            return None
-        if pid == init_pid:
-            code = os.waitstatus_to_exitcode(status)
-            return 128 - code if code < 0 else code

@@ -25,11 +25,6 @@ def write_default_spec(bundle: str, rootless: bool) -> None:
 
 def features_json() -> str:
     from pallet.oci.runtime_spec import runtime_features
+    from pallet.runtime import seccomp
 
-    features = runtime_features()
-    linux = features.get("linux")
-    if isinstance(linux, dict):
-        # what this runtime implements today: cgroup v1 (cgroupfs, systemd paths), no seccomp yet
-        linux["cgroup"] = {"v1": True, "v2": False, "systemd": True, "systemdUser": False}
-        linux["seccomp"] = {"enabled": False}
-    return dumps(features, indent=4)
+    return dumps(runtime_features(seccomp=seccomp.features()), indent=4)

@@ -115,7 +115,10 @@ class PalletEnv:
         """Remove everything the test made, even if the engine cannot (finalizer)."""
         ids = self.container_ids()
         for cid in ids:
-            self.pallet("rm", "-f", "-v", cid, timeout=60)
+            try:
+                self.pallet("rm", "-f", "-v", cid, timeout=60)
+            except subprocess.TimeoutExpired:
+                continue  # the steps below remove it by force
         for pid in self.processes():
             try:
                 os.kill(pid, 9)

@@ -10,14 +10,15 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.root
 
-# pallet-runtime has no exec verb yet (issue 2); exec is exercised through runc, as containerd would
-RUNTIME = "runc"
+RUNTIME = "pallet-runtime"
 
 
-@pytest.fixture
-def box(pallet_env: PalletEnv) -> str:
+@pytest.fixture(params=["pallet-runtime", "runc"])
+def box(pallet_env: PalletEnv, request: pytest.FixtureRequest) -> str:
+    """A running container named ``box``, under each runtime in turn."""
+    runtime: str = request.param
     pallet_env.ok(
-        "run", "-d", "--runtime", RUNTIME, "--name", "box", "-e", "BASE=1", "busybox", "sleep", "300"
+        "run", "-d", "--runtime", runtime, "--name", "box", "-e", "BASE=1", "busybox", "sleep", "300"
     )
     return "box"
 

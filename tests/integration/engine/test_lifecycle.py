@@ -164,3 +164,11 @@ def test_restart_policy_always_brings_the_container_back(pallet_env: PalletEnv) 
     assert int(pallet_env.ok("inspect", "-f", "{{.RestartCount}}", "again")) >= 1
     pallet_env.ok("stop", "-t", "0", "again")
     assert state(pallet_env, "again").startswith("exited")
+
+
+def test_stop_of_a_paused_container_thaws_and_stops_it(pallet_env: PalletEnv) -> None:
+    pallet_env.ok("run", "-d", "--name", "frozen", "--runtime", "runc", "busybox", "sh", "-c", TRAPPING)
+    wait_for_log(pallet_env, "frozen", "ready")
+    pallet_env.ok("pause", "frozen")
+    pallet_env.ok("stop", "-t", "5", "frozen")
+    assert state(pallet_env, "frozen") == "exited 42"

@@ -165,3 +165,20 @@ def test_run_with_a_terminal_gives_the_container_a_tty(pallet_env: PalletEnv) ->
     )
     assert done.returncode == 2
     assert done.stdout.replace("\r", "").splitlines()[-2:] == ["/dev/pts/0", "in-tty"]
+
+
+def test_a_generated_name_taken_meanwhile_is_drawn_again(
+    pallet_env: PalletEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pallet.engine import names
+    from pallet.engine.lifecycle import Engine
+    from pallet.engine.options import RunOptions
+
+    pallet_env.ok("create", "--name", "taken_name", "busybox", "true")
+    drawn = iter(["taken_name", "fresh_name"])
+    # as if a concurrent create took the name between the check and the insert
+    monkeypatch.setattr(names, "generate_name", lambda taken, **_: next(drawn))
+    with Engine.open(pallet_env.root, pallet_env.run_root) as engine:
+        record = engine.create("busybox", RunOptions(cmd=("true",)))
+    assert record.name == "fresh_name"
+    assert sorted(pallet_env.ok("ps", "-a", "--format", "{{.Names}}").split()) == ["fresh_name", "taken_name"]

@@ -63,6 +63,13 @@ def test_every_hook_phase_runs_in_order_with_the_state_on_stdin(runtime: Runtime
         assert state["bundle"] == str(bundle)
         if phase != "poststop":
             assert state["pid"] == pid, phase
+    statuses = {phase: loads(text)["status"] for phase, text in entries}  # type: ignore[index]
+    # prestart sees "created" (crun; the runtime-tools suite checks it), createRuntime "creating"
+    assert (statuses["prestart"], statuses["createRuntime"], statuses["poststart"]) == (
+        "created",
+        "creating",
+        "running",
+    )
 
 
 def test_a_failing_prestart_hook_fails_create_and_leaves_nothing(runtime: Runtime) -> None:

@@ -116,3 +116,16 @@ def test_cgroup_namespace_is_rooted_in_the_container_cgroup(runtime: Runtime) ->
     lines = [line for line in result.out.splitlines() if not line.startswith("0::")]
     assert lines, result.err
     assert all(line.endswith(":/") for line in lines), result.out
+
+
+def test_loopback_is_up_in_a_new_network_namespace(runtime: Runtime) -> None:
+    config = base_config(
+        runtime.rootfs,
+        "sh",
+        "-c",
+        "cat /sys/class/net/lo/flags; cat /sys/class/net/lo/operstate",
+    )
+    result = runtime.run(config)
+    flags, operstate = result.out.split()
+    assert int(flags, 16) & 0x1, result.err  # IFF_UP
+    assert operstate == "unknown"  # lo has no carrier to report: "down" while IFF_UP is off

@@ -132,4 +132,18 @@ def test_seccomp_agent_gets_the_state_and_answers_for_the_container(runtime: Run
     assert state["state"]["id"] == runtime.ids[-1]
     assert state["state"]["status"] == "creating"
     assert state["pid"] == state["state"]["pid"] > 0
+    # the OCI state, not the runtime's own record (no rootfs/created/cgroups/init_start)
+    assert set(state["state"]) == {"ociVersion", "id", "status", "pid", "bundle"}
     assert agent.syscall_pid > 0
+
+
+def test_compiled_programs_are_cached_under_a_name_no_container_can_take(runtime: Runtime) -> None:
+    result = runtime.run(_config(runtime, "true", DENY_MKDIR_AND_RMDIR))
+    assert result.rc == 0, result.err
+    assert [p.suffix for p in (runtime.root / "@seccomp").iterdir()] == [".bpf"]
+    listed = runtime("list", "--format", "json")
+    assert listed.rc == 0, listed.err
+    assert json.loads(listed.out) == []
+    refused = runtime("state", "@seccomp")
+    assert refused.rc == 1
+    assert "invalid container id format" in refused.err

@@ -41,6 +41,7 @@ def parse_run(*args: str) -> object:
         (["--stop-timeout", "soon"], 'invalid argument "soon" for "--stop-timeout" flag'),
         (["--rm", "--restart", "always"], "Conflicting options: --restart and --rm"),
         (["-v", "data:path"], "mount path must be absolute"),
+        (["-p", "8080:80"], "-p/--publish needs bridge networking"),
     ],
 )
 def test_bad_run_flags_exit_125_before_any_state_is_made(tmp_path: Path, args: list[str], words: str) -> None:

@@ -70,9 +70,46 @@ def test_errors_exit_1_with_the_message_on_stderr_and_in_the_log(
     assert '"level":"error","msg":"container \\"nope\\" does not exist"' in log.read_text()
 
 
-def test_commands_of_the_next_issue_are_refused_clearly(capfd: pytest.CaptureFixture[str]) -> None:
-    assert main(["--root", "/nonexistent", "pause", "x"]) == 1
-    assert "does not implement pause yet" in capfd.readouterr().err
+def test_checkpoint_and_restore_are_refused_as_not_supported(capfd: pytest.CaptureFixture[str]) -> None:
+    for command in ("checkpoint", "restore"):
+        assert main(["--root", "/nonexistent", command, "x"]) == 1
+        assert f"{command} is not supported by pallet-runtime" in capfd.readouterr().err
+
+
+def test_podman_exec_line_keeps_the_program_arguments_unparsed() -> None:
+    p = parse(
+        ["--log-format=json", "--log", "/l", "exec", "--pid-file", "/p", "--process", "/proc.json", "--detach",
+         "--tty", "--console-socket", "/s", "c1"]
+    )  # fmt: skip
+    assert p.flags == {
+        "pid-file": "/p",
+        "process": "/proc.json",
+        "detach": True,
+        "tty": True,
+        "console-socket": "/s",
+    }
+    assert p.args == ["c1"]
+    q = parse(
+        ["exec", "-e", "A=1", "--env=B=2", "-u", "7:8", "-g", "5", "-g", "6", "c1", "sh", "-c", "echo -n x"]
+    )
+    assert q.flags == {"env": "A=1\0B=2", "user": "7:8", "additional-gids": "5\x006"}
+    assert q.args == ["c1", "sh", "-c", "echo -n x"]
+
+
+def test_exec_without_a_program_or_process_file_is_refused(capfd: pytest.CaptureFixture[str]) -> None:
+    assert main(["--root", "/nonexistent", "exec", "c1"]) == 1
+    assert "--process file or the program's arguments" in capfd.readouterr().err
+
+
+def test_ps_arguments_after_the_id_go_to_ps() -> None:
+    p = parse(["ps", "--format", "json", "c1", "--", "-o", "pid"])
+    assert (p.flags, p.args) == ({"format": "json"}, ["c1", "--", "-o", "pid"])
+
+
+def test_update_takes_runc_flags_and_a_resources_file() -> None:
+    p = parse(["update", "--resources", "-", "--memory", "64m", "--pids-limit=9", "c1"])
+    assert p.flags == {"resources": "-", "memory": "64m", "pids-limit": "9"}
+    assert p.args == ["c1"]
 
 
 def test_a_bug_ends_as_one_error_line_not_a_traceback(

@@ -38,6 +38,8 @@ __all__ = ["PullResult", "all_tags", "pull"]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from pallet.image.store import ImageRecord, ImageStore
     from pallet.oci.image_spec import Descriptor, Platform
     from pallet.oci.reference import Reference
@@ -120,6 +122,20 @@ class _LayerJob:
     def snaps(self, value: _snapshots.Snapshotter) -> None:
         self._local.snaps = value
 
+    def cancel(self) -> None:
+        """Stop every worker at its next chunk or wait (a layer failed, or the user pressed Ctrl-C)."""
+        self.failed.set()
+        for event in self.committed:
+            event.set()
+
+    def _advance(self, key: str) -> Callable[[int], None]:
+        def advance(n: int) -> None:
+            if self.failed.is_set():
+                raise _Cancelled  # partial downloads stay, for the next pull to resume
+            self.progress.advance(key, n)
+
+        return advance
+
     def _wait_parent(self, i: int) -> None:
         if i:
             self.committed[i - 1].wait()  # also set when any layer fails, so no waiter is left behind
@@ -135,9 +151,7 @@ class _LayerJob:
             self.snaps = _snapshots.Snapshotter(self.store.root, db, self.store.snapshots.driver)
             self._run(i)
         except BaseException:
-            self.failed.set()
-            for event in self.committed:
-                event.set()
+            self.cancel()
             raise
         finally:
             db.close()
@@ -175,6 +189,7 @@ class _LayerJob:
                 self._stream(i, key, partial, parent)
             else:
                 self._download(key, partial)
+                partial.close()  # unlock before waiting for the parent (see _stream)
                 if need_unpack:
                     self._wait_parent(i)
                     self._unpack_stored(i, key)
@@ -184,7 +199,7 @@ class _LayerJob:
         self.progress.status(key, "Pull complete")
 
     def _download(self, key: str, partial: downloads.PartialBlob) -> None:
-        downloads.complete(self.repository, partial, lambda n: self.progress.advance(key, n))
+        downloads.complete(self.repository, partial, self._advance(key))
         self.progress.status(key, "Download complete")
 
     def _check_diff_id(self, i: int, found: str) -> None:
@@ -203,7 +218,7 @@ class _LayerJob:
         work = snaps.begin(parent if not self.independent else None)
         # the extractor hashes the whole blob (sha256) as it reads it: hashing it twice costs a core-second per GB
         partial.hashing = desc.digest.algorithm != "sha256"
-        reader = downloads.BlobReader(self.repository, partial, lambda n: self.progress.advance(key, n))
+        reader = downloads.BlobReader(self.repository, partial, self._advance(key))
         try:
             try:
                 stats = extract.apply_layer(work / "fs", reader, media_type=desc.media_type, mode=self.mode)
@@ -223,6 +238,8 @@ class _LayerJob:
                 unread = True
             extracted = None if unread or partial.hashing else Digest.parse(stats.digest)
             partial.commit(extracted)
+            # unlock before waiting for the parent: a worker for the same blob may be that parent
+            partial.close()
             self._check_diff_id(i, stats.diff_id)
             self.progress.status(key, "Download complete")  # and extracted: both happened at once
             self._wait_parent(i)
@@ -319,10 +336,14 @@ def pull(
             with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(manifest.layers)))) as pool:
                 futures = [pool.submit(job.run, i) for i in range(len(manifest.layers))]
                 errors: list[BaseException] = []
-                for future in futures:
-                    error = future.exception()
-                    if error is not None and not isinstance(error, _Cancelled):
-                        errors.append(error)
+                try:
+                    for future in futures:
+                        error = future.exception()
+                        if error is not None and not isinstance(error, _Cancelled):
+                            errors.append(error)
+                except BaseException:  # Ctrl-C: the workers stop at their next chunk, the pool is joined
+                    job.cancel()
+                    raise
             if errors:
                 raise errors[0]
         image = store.add_image(

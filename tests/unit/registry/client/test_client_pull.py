@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -241,3 +243,29 @@ def test_blob_of_the_wrong_size_is_a_digest_mismatch_not_a_retry_loop(
     with pytest.raises(DigestMismatch, match="should be"):
         _pull(store, transport, f"{registry.host}/app:v1")
     assert registry.count("GET", wanted) <= 2  # the streaming try and the verifying one, no retry loop
+
+
+@pytest.mark.timeout(60)
+def test_repeated_blob_locked_first_by_the_upper_layer_does_not_deadlock(
+    registry: FakeRegistry, store: ImageStore, transport: Transport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # layers A, B, A: the worker of the top A must be able to wait for B while the bottom A's worker
+    # (which B waits for) needs A's download lock
+    from pallet.registry.client import downloads
+
+    same = os.urandom(200_000)
+    manifest, _ = seed_image(registry, "app", "v1", [{"same": same}, {"other": BIG}, {"same": same}])
+    repeated = json.loads(manifest)["layers"][0]["digest"]
+    registry.throttle = 2_000_000  # the top worker is still downloading A when the bottom one asks for it
+    acquire = downloads.PartialBlob.acquire
+    first = threading.Event()
+
+    def bottom_waits(self: downloads.PartialBlob) -> bool:
+        if self.descriptor.digest == repeated and not first.is_set():
+            first.set()
+            time.sleep(0.03)  # the first caller (bottom layer) lets the top layer lock the blob first
+        return acquire(self)
+
+    monkeypatch.setattr(downloads.PartialBlob, "acquire", bottom_waits)
+    _pull(store, transport, f"{registry.host}/app:v1", parallel=3)
+    assert (_rootfs(store, f"{registry.host}/app:v1") / "same").read_bytes() == same

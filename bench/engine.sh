@@ -108,6 +108,13 @@ ms_podman=$(start_all $P run -d $U --network none --runtime crun busybox sleep 6
 sleep 1
 read -r n_conmon rss_conmon pss_conmon < <(per_supervisor "conmon.*$work/")
 listed=$($PL ps -q | wc -l)
+if [ "$listed" != "$N" ]; then  # say which did not stay up, and why
+    $PL ps -a --no-trunc --format '{{.ID}} {{.Status}}' | grep -v ' Up ' >&2 || true
+    for id in $($PL ps -a -q --no-trunc --filter status=exited); do
+        echo "--- $id:" >&2; $PL logs --tail 5 "$id" >&2 || true
+        cat "$work/pallet-run/containers/$id/shim.log" >&2 2>/dev/null || true
+    done
+fi
 
 r_crun=$(median "$work/run.json" pallet+crun)
 r_pr=$(median "$work/run.json" pallet+pallet-runtime)

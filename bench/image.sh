@@ -14,6 +14,8 @@
 # Rounds are interleaved (one run of each case per round, rotating order); prints medians over
 # rounds and medians of per-round ratios: pallet/umoci (target < 1), pallet-layers/tar (<= 1.1),
 # and each case's CPU time (user+sys, median): wall times swing when other work loads the VM.
+# Part "archives": save/load against skopeo copy, run from bench/image-archive.sh at the end
+# (ARCHIVES=0 skips it).
 # Knobs: RUNS (10), WARMUP (1), SIZE_MB (200), SMALL_FILES (3000), KEEP=1 (keep the work dir).
 # Usage: sudo bench/image.sh      (root: umoci and tar keep owners; device nodes)
 set -euo pipefail
@@ -190,3 +192,8 @@ print(f"  pallet / tar           = {r3:.2f}")
 print("SUMMARY image unpack: " + " ".join(f"{c}={m:.0f}ms" for c, m in med.items())
       + f" pallet/umoci={r1:.2f} pallet-layers/tar={r2:.2f} pallet/tar={r3:.2f}")
 PY
+
+# Part "archives": pallet save/load vs skopeo copy, in the same run.
+if [ "${ARCHIVES:-1}" = 1 ]; then
+    bash "$REPO/bench/image-archive.sh"
+fi

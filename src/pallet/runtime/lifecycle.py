@@ -19,6 +19,7 @@ _SIGKILL = 9
 
 
 def _cgroups(saved: dict[str, object]) -> Driver | None:
+    """The container's cgroup driver, rebuilt from the paths saved at create."""
     from pallet.runtime.cgroup_driver import from_saved
 
     return from_saved(saved.get("cgroups"))
@@ -43,6 +44,11 @@ def kill(root: str, container_id: str, signal_text: str, all_processes: bool) ->
     pids = [saved["pid"]]
     cgroups = _cgroups(saved) if all_processes or status == "paused" else None
     if all_processes and cgroups is not None:
+        from pallet.runtime.cgroups import V1Cgroups
+
+        if number == _SIGKILL and not isinstance(cgroups, V1Cgroups) and cgroups.kill():
+            # v2's cgroup.kill: atomic, also for processes forked meanwhile
+            return
         pids = [*cgroups.pids(), *pids]
     for pid in dict.fromkeys(pids):
         assert isinstance(pid, int)

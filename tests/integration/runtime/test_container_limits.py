@@ -108,7 +108,8 @@ def test_pids_limit_makes_fork_fail_inside_and_is_counted_outside(runtime: Runti
     assert _cgroup_file(pid, "pids", "pids.max").read_text().strip() == "6"
     assert int(_cgroup_file(pid, "pids", "pids.current").read_text()) <= 6
     failures = _cgroup_file(pid, "pids", "pids.events").read_text().split()
-    assert failures[0] == "max" and int(failures[1]) > 0
+    assert failures[0] == "max"
+    assert int(failures[1]) > 0
     assert runtime("delete", "--force", cid).rc == 0
 
 
@@ -135,7 +136,7 @@ def test_paused_container_is_frozen_and_resumes(runtime: Runtime) -> None:
 
 
 def test_kill_and_force_delete_work_on_a_paused_container(runtime: Runtime) -> None:
-    cid, pid = _detached(runtime, base_config(runtime.rootfs, "sleep", "300"))
+    cid, _pid = _detached(runtime, base_config(runtime.rootfs, "sleep", "300"))
     assert runtime("pause", cid).rc == 0
     assert runtime("kill", cid, "KILL").rc == 0
     assert runtime.wait_status(cid, "stopped") == "stopped"

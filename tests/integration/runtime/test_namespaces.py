@@ -129,3 +129,18 @@ def test_loopback_is_up_in_a_new_network_namespace(runtime: Runtime) -> None:
     flags, operstate = result.out.split()
     assert int(flags, 16) & 0x1, result.err  # IFF_UP
     assert operstate == "unknown"  # lo has no carrier to report: "down" while IFF_UP is off
+
+
+def test_without_a_mount_namespace_mounts_are_the_hosts_until_delete(runtime: Runtime) -> None:
+    config = base_config(runtime.rootfs, "sh", "-c", "readlink /proc/self/ns/mnt; cat /proc/1/comm")
+    config["linux"]["namespaces"] = [n for n in config["linux"]["namespaces"] if n["type"] != "mount"]
+    cid = runtime.new_id()
+    assert runtime("create", "--bundle", str(runtime.bundle(config)), cid).rc == 0
+    try:
+        with open("/proc/self/mountinfo") as f:
+            in_host = [line.split()[4] for line in f if line.split()[4].startswith(str(runtime.rootfs))]
+        assert f"{runtime.rootfs}/proc" in in_host  # made in our own mount namespace, as runc does
+    finally:
+        assert runtime("delete", "--force", cid).rc == 0
+    with open("/proc/self/mountinfo") as f:
+        assert [line for line in f if str(runtime.rootfs) in line] == []

@@ -39,9 +39,11 @@ def test_v1_and_hybrid_hosts_get_the_v1_driver(mode: str) -> None:
 
 def test_saved_paths_rebuild_the_driver_they_came_from(fake: FakeCgroupV2) -> None:
     v2 = cgroup_driver.from_saved({"": str(fake.root / "pallet/c1")}, str(fake.root))
-    assert isinstance(v2, V2Cgroup) and v2.mount == str(fake.root)
+    assert isinstance(v2, V2Cgroup)
+    assert v2.mount == str(fake.root)
     v1 = cgroup_driver.from_saved({"memory": "/sys/fs/cgroup/memory/c1", "pids": "/sys/fs/cgroup/pids/c1"})
-    assert isinstance(v1, V1Cgroups) and set(v1.paths) == {"memory", "pids"}
+    assert isinstance(v1, V1Cgroups)
+    assert set(v1.paths) == {"memory", "pids"}
     assert cgroup_driver.from_saved(None) is None
     assert cgroup_driver.from_saved({}) is None
 
@@ -101,3 +103,14 @@ def test_pause_on_v2_writes_cgroup_freeze_and_state_reads_cgroup_events(
     kernel.join()
     assert fake.read(driver.path, "cgroup.freeze") == "1"
     assert status_of(cdir, cdir.load()) == "paused"
+
+
+def test_kill_all_with_sigkill_on_v2_writes_cgroup_kill(fake: FakeCgroupV2, tmp_path: Path) -> None:
+    driver = V2Cgroup(str(fake.root / "c1"), str(fake.root))
+    driver.mkdir = fake.mkdir
+    driver.create()
+    fake.sync()
+    _running_container(tmp_path / "state", driver.path)
+    # the "init" is this test process: only the (fake) kernel file may be touched, no signal sent
+    lifecycle.kill(str(tmp_path / "state"), "c1", "KILL", all_processes=True)
+    assert fake.read(driver.path, "cgroup.kill") == "1"

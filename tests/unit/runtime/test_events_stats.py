@@ -44,7 +44,7 @@ def test_v1_stats_convert_ticks_and_keep_runcs_zero_fields(tmp_path: Path) -> No
                 "hugetlb.2MB.failcnt": "0\n",
                 "hugetlb.2MB.rsvd.usage_in_bytes": "0\n",
             },
-        ),  # fmt: skip
+        ),
         "blkio": _files(
             tmp_path / "blkio",
             {"blkio.throttle.io_service_bytes": "8:0 Read 512\n8:0 Write 0\nTotal 512\n"},

@@ -118,6 +118,46 @@ def test_cgroup_mount_on_v1_is_a_tmpfs_with_one_bind_per_hierarchy(tmp_path: Pat
     assert calls[-1][4] & f.MS_RDONLY
 
 
+def test_cgroup_mount_on_v2_binds_the_containers_cgroup(tmp_path: Path) -> None:
+    mount = {
+        "destination": "/sys/fs/cgroup",
+        "type": "cgroup",
+        "source": "cgroup",
+        "options": ["ro", "nosuid"],
+    }
+    rootfs = tmp_path / "rootfs"
+    rootfs.mkdir()
+    sys = FakeSyscalls()
+    builder = RootfsBuilder(
+        sys, _spec(mounts=[mount]), str(rootfs), str(tmp_path),  # type: ignore[arg-type]
+        cgroup_dirs={"": "/sys/fs/cgroup/c1"},
+    )  # fmt: skip
+    builder.prepare()
+    target = f"{rootfs}/sys/fs/cgroup"
+    calls = [c for c in sys.named("mount") if str(c[2]).startswith(target)]
+    assert calls == [
+        ("mount", "/sys/fs/cgroup/c1", target, "", f.MS_BIND | f.MS_REC, ""),
+        ("mount", "", target, "", f.MS_BIND | f.MS_REMOUNT | f.MS_RDONLY | f.MS_NOSUID, ""),
+    ]
+
+
+def test_without_a_mount_namespace_the_host_root_is_left_alone_and_chroot_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rootfs = tmp_path / "rootfs"
+    rootfs.mkdir()
+    sys = FakeSyscalls()
+    builder = RootfsBuilder(sys, _spec(mounts=[]), str(rootfs), str(tmp_path), host_mount_namespace=True)  # type: ignore[arg-type]
+    builder.prepare()
+    assert all(c[2] != "/" for c in sys.named("mount"))  # no propagation change on the host's "/"
+    roots: list[str] = []
+    monkeypatch.setattr(os, "chdir", lambda path: None)
+    monkeypatch.setattr(os, "chroot", roots.append)
+    builder.pivot(no_pivot=False)
+    assert roots == ["."]
+    assert sys.named("pivot_root") == []
+
+
 def test_pivot_and_no_pivot_use_the_right_calls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     builder, sys, rootfs = _builder(tmp_path)
     monkeypatch.setattr(os, "chdir", lambda path: None)

@@ -70,7 +70,8 @@ def test_exec_flags_build_on_the_containers_process() -> None:
         (7,),
         "/srv",
     )
-    assert process.capabilities is not None and process.capabilities.bounding is not None
+    assert process.capabilities is not None
+    assert process.capabilities.bounding is not None
     assert "CAP_SYS_ADMIN" in process.capabilities.bounding
     with pytest.raises(InvalidArgument, match="unknown capability"):
         build_process(spec, ExecOptions(args=["sh"], caps=["CAP_NOPE"]))

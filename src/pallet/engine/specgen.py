@@ -37,8 +37,6 @@ from pallet.oci.runtime_spec import (
     Cpu,
     Device,
     DeviceRule,
-    Hook,
-    Hooks,
     Linux,
     Memory,
     Mount,
@@ -96,8 +94,6 @@ _PRIVATE_NET_SYSCTLS = (
     ("net.ipv4.ip_unprivileged_port_start", "0"),
     ("net.ipv4.ping_group_range", "0 2147483647"),
 )
-#: brings up ``lo`` in a new network namespace; runs inside the container's namespaces before pivot_root
-_LOOPBACK_TOOL = "/usr/sbin/ip"
 
 
 class HostFacts(Record):
@@ -612,17 +608,6 @@ def _namespaces(options: RunOptions, host: HostFacts) -> tuple[Namespace, ...]:
     return tuple(Namespace(type=k) for k in kinds)
 
 
-def _loopback_hooks(options: RunOptions) -> Hooks | None:
-    """A new network namespace starts with ``lo`` down; docker's runs have it up.
-
-    A createContainer hook runs in the container's namespaces with the host's
-    filesystem still visible, in runc, crun and pallet-runtime alike.
-    """
-    if options.network == "host" or not os.access(_LOOPBACK_TOOL, os.X_OK):
-        return None
-    return Hooks(create_container=(Hook(path=_LOOPBACK_TOOL, args=("ip", "link", "set", "lo", "up")),))
-
-
 # ---------------------------------------------------------------------------
 # the whole spec
 
@@ -704,7 +689,6 @@ def build_spec(
         hostname=settings.hostname,
         domainname=options.domainname,
         mounts=_mounts(options, mounts, hosts_files, host.init_path),
-        hooks=_loopback_hooks(options),
         linux=linux,
     )
 

@@ -483,19 +483,13 @@ def configure_wait(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_prune(ctx: Context, args: argparse.Namespace) -> int:
-    if not args.force:
-        ctx.out.write(
-            "WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] "
-        )
-        ctx.out.flush()
-        answer = ctx.stdin.readline().decode(errors="replace").strip().lower()
-        if answer not in ("y", "yes"):
-            return 0
+    from pallet.cli.prune import confirm, write_report
+
+    if not args.force and not confirm(ctx, "This will remove all stopped containers."):
+        return 0
     with _engine(ctx) as engine:
         removed = engine.prune()
-    if removed:
-        ctx.out.write("Deleted Containers:\n" + "".join(f"{i}\n" for i in removed) + "\n")
-    ctx.out.write("Total reclaimed space: 0B\n")
+    write_report(ctx.out, "Deleted Containers", removed, "0B")
     return 0
 
 

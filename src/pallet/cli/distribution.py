@@ -7,13 +7,18 @@ registry unreachable 69, TLS failure 76, digest mismatch 65.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Iterator
 
     from pallet.cli.context import Context
+    from pallet.image.store import ImageStore
+    from pallet.registry.client.progress import Progress
+    from pallet.registry.client.sources import BlobSources
     from pallet.registry.client.transport import Transport
 
 __all__ = ["configure_login", "configure_logout", "configure_pull", "configure_push"]
@@ -70,80 +75,76 @@ def _transport(ctx: Context, extra: list[str]) -> Transport:
     return Transport(insecure=hosts.insecure_list(Path(ctx.root), tuple(extra)))
 
 
+@contextmanager
+def _transfer(
+    ctx: Context, args: argparse.Namespace
+) -> Iterator[tuple[ImageStore, Transport, Progress, BlobSources]]:
+    """What a pull or push works with, all closed at the end: the store, transport, progress and blob sources."""
+    from pallet.image.store import ImageStore
+    from pallet.registry.client.progress import open_progress
+    from pallet.registry.client.sources import BlobSources
+
+    transport = _transport(ctx, args.insecure_registry)
+    progress = open_progress(ctx.out, quiet=args.quiet)
+    root = Path(ctx.root)
+    try:
+        with ImageStore.open(root) as store:
+            sources = BlobSources(root)
+            try:
+                yield store, transport, progress, sources
+            finally:
+                sources.close()
+    finally:
+        progress.close()
+        transport.close()
+
+
 def run_pull(ctx: Context, args: argparse.Namespace) -> int:
     from pallet.cli.exits import UsageError
-    from pallet.image.store import ImageStore
     from pallet.oci.reference import parse
     from pallet.registry.client import credentials
     from pallet.registry.client.platforms import parse_platform
-    from pallet.registry.client.progress import open_progress
     from pallet.registry.client.pull import all_tags, pull
-    from pallet.registry.client.sources import BlobSources
 
     reference = parse(args.reference, default_tag=not args.all_tags)
     if args.all_tags and (reference.tag or reference.digest):
         raise UsageError("tag can't be used with --all-tags/-a", "pull")
     platform = parse_platform(args.platform) if args.platform else None
-    transport = _transport(ctx, args.insecure_registry)
-    progress = open_progress(ctx.out, quiet=args.quiet)
-    root = Path(ctx.root)
-    try:
-        with ImageStore.open(root) as store:
-            sources = BlobSources(root)
-            creds = credentials.lookup(reference.domain)
-            try:
-                if args.all_tags:
-                    refs = [reference.with_tag(t) for t in all_tags(transport, reference, creds)]
-                else:
-                    refs = [reference]
-                for ref in refs:
-                    pull(
-                        store,
-                        ref,
-                        transport=transport,
-                        credentials=creds,
-                        progress=progress,
-                        platform=platform,
-                        sources=sources,
-                    )
-            finally:
-                sources.close()
-    finally:
-        progress.close()
-        transport.close()
+    with _transfer(ctx, args) as (store, transport, progress, sources):
+        creds = credentials.lookup(reference.domain)
+        if args.all_tags:
+            refs = [reference.with_tag(t) for t in all_tags(transport, reference, creds)]
+        else:
+            refs = [reference]
+        for ref in refs:
+            pull(
+                store,
+                ref,
+                transport=transport,
+                credentials=creds,
+                progress=progress,
+                platform=platform,
+                sources=sources,
+            )
     return 0
 
 
 def run_push(ctx: Context, args: argparse.Namespace) -> int:
-    from pallet.image.store import ImageStore
     from pallet.oci.reference import parse
     from pallet.registry.client import credentials
-    from pallet.registry.client.progress import open_progress
     from pallet.registry.client.push import push
-    from pallet.registry.client.sources import BlobSources
 
     target = parse(args.reference)
-    transport = _transport(ctx, args.insecure_registry)
-    progress = open_progress(ctx.out, quiet=args.quiet)
-    root = Path(ctx.root)
-    try:
-        with ImageStore.open(root) as store:
-            sources = BlobSources(root)
-            try:
-                push(
-                    store,
-                    args.reference,
-                    target,
-                    transport=transport,
-                    credentials=credentials.lookup(target.domain),
-                    progress=progress,
-                    sources=sources,
-                )
-            finally:
-                sources.close()
-    finally:
-        progress.close()
-        transport.close()
+    with _transfer(ctx, args) as (store, transport, progress, sources):
+        push(
+            store,
+            args.reference,
+            target,
+            transport=transport,
+            credentials=credentials.lookup(target.domain),
+            progress=progress,
+            sources=sources,
+        )
     return 0
 
 

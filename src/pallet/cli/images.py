@@ -10,6 +10,7 @@ import time
 
 from pallet.cli.exits import UsageError
 from pallet.cli.output import print_inspect, print_rows
+from pallet.cli.prune import confirm, write_report
 from pallet.cli.tables import human_duration, human_size
 from pallet.errors import PalletError
 
@@ -438,22 +439,14 @@ def _run_prune(ctx: Context, args: argparse.Namespace, store: ImageStore) -> int
             if args.all
             else "all dangling images"
         )
-        ctx.out.write(f"WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ")
-        ctx.out.flush()
-        answer = ctx.stdin.readline().decode(errors="replace").strip().lower()
-        if answer not in ("y", "yes"):
+        if not confirm(ctx, f"This will remove {what}."):
             return 0
     before = _content_bytes(store)
     report = store.prune(all=args.all)
     reclaimed = max(0, before - _content_bytes(store))
-    if report.untagged or report.deleted:
-        ctx.out.write("Deleted Images:\n")
-        for ref in report.untagged:
-            ctx.out.write(f"untagged: {ref.familiar_string()}\n")
-        for digest in report.deleted:
-            ctx.out.write(f"deleted: {digest}\n")
-        ctx.out.write("\n")
-    ctx.out.write(f"Total reclaimed space: {human_size(reclaimed)}\n")
+    lines = [f"untagged: {ref.familiar_string()}" for ref in report.untagged]
+    lines += [f"deleted: {digest}" for digest in report.deleted]
+    write_report(ctx.out, "Deleted Images", lines, human_size(reclaimed))
     return 0
 
 

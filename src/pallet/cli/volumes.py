@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pallet.cli.exits import UsageError
 from pallet.cli.output import print_inspect, print_rows
+from pallet.cli.prune import confirm, write_report
 from pallet.cli.tables import human_size
 from pallet.errors import InvalidArgument, PalletError
 
@@ -186,18 +187,10 @@ def _run_prune(ctx: Context, args: argparse.Namespace, store: VolumeStore) -> in
     filters = _filters(args.filter, "volume prune")
     if not args.force:
         what = "all local volumes" if args.all else "anonymous local volumes"
-        ctx.out.write(
-            f"WARNING! This will remove {what} not used by at least one container.\n"
-            "Are you sure you want to continue? [y/N] "
-        )
-        ctx.out.flush()
-        answer = ctx.stdin.readline().decode(errors="replace").strip().lower()
-        if answer not in ("y", "yes"):
+        if not confirm(ctx, f"This will remove {what} not used by at least one container."):
             return 0
     removed, freed = store.prune(all=args.all, filters=filters)
-    if removed:
-        ctx.out.write("Deleted Volumes:\n" + "".join(name + "\n" for name in removed) + "\n")
-    ctx.out.write(f"Total reclaimed space: {human_size(freed)}\n")
+    write_report(ctx.out, "Deleted Volumes", removed, human_size(freed))
     return 0
 
 

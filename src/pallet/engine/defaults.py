@@ -9,7 +9,7 @@ seccomp allow-list lives beside this module in ``profiles/seccomp-default.json``
 
 from __future__ import annotations
 
-from pallet.oci.runtime_spec import DeviceRule, Mount
+from pallet.oci.runtime_spec import READONLY_PATHS, DeviceRule, Mount
 
 __all__ = [
     "DEFAULT_CAPABILITIES",
@@ -43,6 +43,9 @@ DEFAULT_CAPABILITIES: tuple[str, ...] = (
     "CAP_AUDIT_WRITE",
 )
 
+# READONLY_PATHS (visible but read-only) is oci.runtime_spec's: docker's list is runc's.
+# MASKED_PATHS is not: docker's adds /sys/devices/virtual/powercap and orders them its own way.
+
 #: hidden from the container (an empty file or tmpfs over them): they leak host data or control it
 MASKED_PATHS: tuple[str, ...] = (
     "/proc/asound",
@@ -56,15 +59,6 @@ MASKED_PATHS: tuple[str, ...] = (
     "/proc/scsi",
     "/sys/firmware",
     "/sys/devices/virtual/powercap",
-)
-
-#: visible but read-only: host-wide kernel knobs
-READONLY_PATHS: tuple[str, ...] = (
-    "/proc/bus",
-    "/proc/fs",
-    "/proc/irq",
-    "/proc/sys",
-    "/proc/sysrq-trigger",
 )
 
 #: the PATH a container gets when neither the image nor the user sets one

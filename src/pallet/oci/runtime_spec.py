@@ -39,6 +39,7 @@ __all__ = [
     "HOOK_NAMES",
     "MOUNT_OPTIONS",
     "NAMESPACE_TYPES",
+    "READONLY_PATHS",
     "RLIMITS",
     "ROOTFS_PROPAGATIONS",
     "SECCOMP_ACTIONS",
@@ -1186,7 +1187,8 @@ _MASKED_PATHS = (
     "/sys/firmware",
     "/proc/scsi",
 )
-_READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+#: visible but read-only in a container: host-wide kernel knobs (runc's ``spec`` and docker's defaults agree)
+READONLY_PATHS: tuple[str, ...] = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
 
 
 def default_spec(*, rootless: bool = False, uid: int | None = None, gid: int | None = None) -> Spec:
@@ -1243,14 +1245,14 @@ def default_spec(*, rootless: bool = False, uid: int | None = None, gid: int | N
             gid_mappings=(IDMapping(container_id=0, host_id=host_gid, size=1),),
             namespaces=tuple(Namespace(type=t) for t in ("pid", "ipc", "uts", "mount", "user")),
             masked_paths=_MASKED_PATHS,
-            readonly_paths=_READONLY_PATHS,
+            readonly_paths=READONLY_PATHS,
         )
     else:
         linux = Linux(
             resources=Resources(devices=(DeviceRule(allow=False, access="rwm"),)),
             namespaces=tuple(Namespace(type=t) for t in ("pid", "network", "ipc", "uts", "mount")),
             masked_paths=_MASKED_PATHS,
-            readonly_paths=_READONLY_PATHS,
+            readonly_paths=READONLY_PATHS,
         )
     return Spec(
         oci_version=SPEC_VERSION,

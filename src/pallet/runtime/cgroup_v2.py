@@ -30,6 +30,7 @@ import time
 
 from pallet.errors import InvalidArgument, SystemError_
 from pallet.oci.record import Record
+from pallet.runtime.cgroups import V1_CONTROLLERS, relative_path
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -42,24 +43,6 @@ __all__ = ["CgroupSetup", "V2Cgroup", "detect"]
 _EBUSY = 16
 _ENOENT = 2
 _DEFAULT_MOUNT = "/sys/fs/cgroup"
-_V1_CONTROLLERS = frozenset(
-    [
-        "cpu",
-        "cpuacct",
-        "cpuset",
-        "memory",
-        "devices",
-        "freezer",
-        "net_cls",
-        "blkio",
-        "perf_event",
-        "net_prio",
-        "hugetlb",
-        "pids",
-        "rdma",
-        "misc",
-    ]
-)
 
 
 class CgroupSetup(Record):
@@ -85,7 +68,7 @@ def detect(mountinfo: str = "/proc/self/mountinfo") -> CgroupSetup:
             elif (
                 fields[0] == "cgroup"
                 and len(fields) >= 3
-                and not _V1_CONTROLLERS.isdisjoint(fields[2].split(","))
+                and not V1_CONTROLLERS.isdisjoint(fields[2].split(","))
             ):
                 # (a named hierarchy alone, such as name=systemd, has no controller)
                 v1 = True
@@ -140,14 +123,7 @@ class V2Cgroup:
         own_cgroup: str | None = None,
     ) -> V2Cgroup:
         """The cgroup named by ``linux.cgroupsPath`` (``own_cgroup``: the runtime's, read from /proc if None)."""
-        if systemd:
-            from pallet.runtime.cgroups import systemd_path
-
-            relative = systemd_path(cgroups_path, container_id)
-        else:
-            relative = cgroups_path or container_id
-        if ".." in relative.split("/"):
-            raise InvalidArgument(f'linux.cgroupsPath: "{cgroups_path}" must not contain ".."')
+        relative = relative_path(cgroups_path, container_id, systemd)
         if not relative.startswith("/"):
             own = _own_cgroup() if own_cgroup is None else own_cgroup
             relative = os.path.dirname(own.rstrip("/") or "/").rstrip("/") + "/" + relative

@@ -44,6 +44,27 @@ if TYPE_CHECKING:
         def frozen(self) -> bool: ...
 
 
+#: the cgroup v1 controllers (a named hierarchy such as name=systemd has none)
+V1_CONTROLLERS = frozenset(
+    [
+        "cpu",
+        "cpuacct",
+        "cpuset",
+        "memory",
+        "devices",
+        "freezer",
+        "net_cls",
+        "blkio",
+        "perf_event",
+        "net_prio",
+        "hugetlb",
+        "pids",
+        "rdma",
+        "misc",
+    ]
+)
+
+
 def expand_slice(slice_name: str) -> str:
     """``a-b.slice`` -> ``/a.slice/a-b.slice`` (systemd's nesting of dashed slice names)."""
     if not slice_name.endswith(".slice") or "/" in slice_name:
@@ -77,24 +98,15 @@ def systemd_path(cgroups_path: str, container_id: str) -> str:
     return slice_path.rstrip("/") + "/" + unit
 
 
-_CONTROLLERS = frozenset(
-    [
-        "cpu",
-        "cpuacct",
-        "cpuset",
-        "memory",
-        "devices",
-        "freezer",
-        "net_cls",
-        "blkio",
-        "perf_event",
-        "net_prio",
-        "hugetlb",
-        "pids",
-        "rdma",
-        "misc",
-    ]
-)
+def relative_path(cgroups_path: str, container_id: str, systemd: bool) -> str:
+    """``linux.cgroupsPath`` as both drivers read it, before placing it in a hierarchy.
+
+    ``systemd``: converted from ``slice:prefix:name``; empty: the container id; ``..`` is refused.
+    """
+    relative = systemd_path(cgroups_path, container_id) if systemd else cgroups_path or container_id
+    if ".." in relative.split("/"):
+        raise InvalidArgument(f'linux.cgroupsPath: "{cgroups_path}" must not contain ".."')
+    return relative
 
 
 def v1_hierarchies(mountinfo: str = "/proc/self/mountinfo") -> dict[str, str]:
@@ -107,7 +119,7 @@ def v1_hierarchies(mountinfo: str = "/proc/self/mountinfo") -> dict[str, str]:
             if len(fields) < 3 or fields[0] != "cgroup":
                 continue
             # the super options hold the controllers (and name=...) besides flags such as rw
-            controllers = [o for o in fields[2].split(",") if o.startswith("name=") or o in _CONTROLLERS]
+            controllers = [o for o in fields[2].split(",") if o.startswith("name=") or o in V1_CONTROLLERS]
             if not controllers:
                 continue
             mount_point = left.split()[4].replace("\\040", " ")
@@ -136,9 +148,7 @@ class V1Cgroups:
 
     @classmethod
     def for_container(cls, cgroups_path: str, container_id: str, systemd: bool) -> V1Cgroups:
-        relative = systemd_path(cgroups_path, container_id) if systemd else cgroups_path or container_id
-        if ".." in relative.split("/"):
-            raise InvalidArgument(f'linux.cgroupsPath: "{cgroups_path}" must not contain ".."')
+        relative = relative_path(cgroups_path, container_id, systemd)
         own = own_cgroups() if not relative.startswith("/") else {}
         paths: dict[str, str] = {}
         mounts = v1_hierarchies()

@@ -72,19 +72,6 @@ class InitPlan:
         self.state_json = ""
 
 
-def _fail(plan: InitPlan, error: BaseException) -> None:
-    if isinstance(error, PalletError):
-        message = error.message
-    elif isinstance(error, OSError):
-        message = f"{error.filename or 'system call'}: {errno_text(error.errno or 0)}"
-    else:
-        message = f"internal error: {type(error).__name__}: {error}"
-    try:
-        sync.send(plan.to_parent, sync.ERROR, message)
-    finally:
-        os._exit(1)
-
-
 def _expect(fd: int, kind: str) -> str:
     got, text = sync.receive(fd)
     if got != kind:
@@ -127,7 +114,7 @@ def intermediate(plan: InitPlan, sys: Syscalls | None) -> None:
             _write_time_offsets(plan.spec)
         pid = os.fork()
     except BaseException as e:  # noqa: BLE001 - everything goes to the parent as ERROR
-        _fail(plan, e)
+        sync.fail(plan.to_parent, e)
         return
     if pid == 0:
         assert sys is not None
@@ -160,14 +147,13 @@ def init(plan: InitPlan, sys: Syscalls) -> None:
     try:
         path, args, env = _prepare(plan, sys)
     except BaseException as e:  # noqa: BLE001 - everything goes to the parent as ERROR
-        _fail(plan, e)
+        sync.fail(plan.to_parent, e)
         return
     _wait_for_start_and_exec(plan, path, args, env)
 
 
 def _prepare(plan: InitPlan, sys: Syscalls) -> tuple[str, list[str], list[str]]:
-    from pallet.runtime import credentials
-    from pallet.runtime.executable import resolve
+    from pallet.runtime.finalize import finalize_process
     from pallet.runtime.hooks import run_hooks
     from pallet.runtime.rootfs import RootfsBuilder
 
@@ -218,24 +204,7 @@ def _prepare(plan: InitPlan, sys: Syscalls) -> tuple[str, list[str], list[str]]:
     builder.finish()
     if not plan.needs_hooks:
         _await_cgroup(plan, sys)
-    credentials.apply_rlimits(process)
-    credentials.apply_oom_score_adj(process.oom_score_adj)
-    os.chdir(cwd)
-    if process.user.umask is not None:
-        os.umask(process.user.umask)
-    env = list(process.env)
-    if not process.args:
-        raise InvalidArgument("process.args: must not be empty")
-    path = resolve(process.args[0], env)
-    nnp = process.no_new_privileges
-    if plan.seccomp is not None and not nnp:
-        # without no_new_privs loading a filter needs CAP_SYS_ADMIN: before dropping it
-        _install_seccomp(plan)
-    credentials.apply_user_and_capabilities(sys, process)
-    os.chdir(cwd)
-    if plan.seccomp is not None and nnp:
-        # as close to execve as possible: fewer calls the profile must allow
-        _install_seccomp(plan)
+    path, env = finalize_process(sys, process, plan.seccomp, chdir_as_user=True)
     return path, list(process.args), env
 
 
@@ -244,12 +213,6 @@ def _await_cgroup(plan: InitPlan, sys: Syscalls) -> None:
     _expect(plan.from_parent, sync.CGROUP_DONE)
     if plan.new_ns_flags & f.CLONE_NEWCGROUP:
         sys.unshare(f.CLONE_NEWCGROUP)
-
-
-def _install_seccomp(plan: InitPlan) -> None:
-    from pallet.runtime.seccomp import install
-
-    install(plan.seccomp)
 
 
 def _setup_terminal(plan: InitPlan, sys: Syscalls) -> None:
@@ -298,20 +261,9 @@ def _wait_for_start_and_exec(plan: InitPlan, path: str, args: list[str], env: li
             from pallet.runtime.hooks import run_hooks
 
             run_hooks("startContainer", spec.hooks.start_container, plan.state_json)
-        if TYPE_CHECKING:
-            import signal as _signal  # the stubs; at run time the C module, without signal's enums
-        else:
-            import _signal
+        from pallet.runtime.finalize import exec_program
 
-        # Python ignores SIGPIPE and SIGXFSZ; an ignored signal stays ignored across exec
-        for number in (13, 25):
-            _signal.signal(number, _signal.SIG_DFL)
-        environ = {}
-        for item in env:
-            key, sep, value = item.partition("=")
-            if sep:
-                environ[key] = value
-        os.execve(path, args, environ)
+        exec_program(path, args, env)
     except BaseException as e:  # noqa: BLE001 - the parent is gone: report on the container's stderr
         if isinstance(e, PalletError):
             text = e.message

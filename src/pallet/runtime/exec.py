@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 
-from pallet.errors import FailedPrecondition, InvalidArgument, PalletError, SystemError_, errno_text
+from pallet.errors import FailedPrecondition, InvalidArgument, PalletError, SystemError_
 from pallet.linux import flags as f
 from pallet.runtime import sync
 from pallet.runtime.containers import ContainerDir, status_of, write_pid_file
@@ -317,19 +317,6 @@ def _await_start(report_r: int, first: int) -> int:
     return pid
 
 
-def _send_error(report_w: int, error: BaseException) -> None:
-    if isinstance(error, PalletError):
-        message = error.message
-    elif isinstance(error, OSError):
-        message = f"{error.filename or 'system call'}: {errno_text(error.errno or 0)}"
-    else:
-        message = f"internal error: {type(error).__name__}: {error}"
-    try:
-        sync.send(report_w, sync.ERROR, message)
-    finally:
-        os._exit(1)
-
-
 def _first_child(  # noqa: PLR0917 - one call site, the fork above
     cgroups: Driver | None,
     ns_fds: list[tuple[int, int]],
@@ -343,7 +330,7 @@ def _first_child(  # noqa: PLR0917 - one call site, the fork above
     try:
         # imported before the mount namespace: afterwards imports would search the container's files
         from pallet.linux.libc import Libc
-        from pallet.runtime import credentials, executable  # noqa: F401
+        from pallet.runtime import finalize  # noqa: F401
 
         if console is not None:
             from pallet.runtime import console as _console  # noqa: F401
@@ -363,7 +350,7 @@ def _first_child(  # noqa: PLR0917 - one call site, the fork above
             os.setresuid(0, 0, 0)
         pid = os.fork()
     except BaseException as e:  # noqa: BLE001 - everything goes to the parent as ERROR
-        _send_error(report_w, e)
+        sync.fail(report_w, e)
         return
     if pid == 0:
         _second_child(sys, process, console, prepared, preserve_fds, report_w)
@@ -383,8 +370,7 @@ def _second_child(  # noqa: PLR0917 - one call site, the fork above
     report_w: int,
 ) -> None:
     """E2, in every namespace of the container: set up and exec the program. Never returns."""
-    from pallet.runtime import credentials as creds
-    from pallet.runtime.executable import resolve as resolve_path
+    from pallet.runtime.finalize import exec_program, finalize_process
 
     try:
         if console is not None:
@@ -395,45 +381,12 @@ def _second_child(  # noqa: PLR0917 - one call site, the fork above
             pty.send_master(console, master, slave_path)
             size = process.console_size
             pty.become_terminal_session(slave_path, size.height if size else 0, size.width if size else 0)
-        creds.apply_rlimits(process)
-        creds.apply_oom_score_adj(process.oom_score_adj)
-        cwd = process.cwd or "/"
-        try:
-            os.chdir(cwd)
-        except OSError as e:
-            raise SystemError_(f"chdir to cwd ({cwd!r}) set in config.json", e.errno or 0) from None
-        if process.user.umask is not None:
-            os.umask(process.user.umask)
-        env = list(process.env)
-        path = resolve_path(process.args[0], env)
-        nnp = process.no_new_privileges
-        if prepared is not None and not nnp:
-            from pallet.runtime.seccomp import install
-
-            install(prepared)
-        creds.apply_user_and_capabilities(sys, process)
-        if prepared is not None and nnp:
-            from pallet.runtime.seccomp import install
-
-            install(prepared)
+        path, env = finalize_process(sys, process, prepared)
         for fd in range(3, 3 + preserve_fds):
             try:  # noqa: SIM105 - contextlib costs ~7 ms at start
                 os.set_inheritable(fd, True)
             except OSError:
                 pass
-        if TYPE_CHECKING:
-            import signal as _signal
-        else:
-            import _signal
-
-        # Python ignores SIGPIPE and SIGXFSZ; an ignored signal stays ignored across exec
-        for number in (13, 25):
-            _signal.signal(number, _signal.SIG_DFL)
-        environ = {}
-        for item in env:
-            key, sep, value = item.partition("=")
-            if sep:
-                environ[key] = value
-        os.execve(path, list(process.args), environ)
+        exec_program(path, list(process.args), env)
     except BaseException as e:  # noqa: BLE001 - everything goes to the parent as ERROR
-        _send_error(report_w, e)
+        sync.fail(report_w, e)

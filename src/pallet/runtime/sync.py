@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 
-from pallet.errors import PalletError
+from pallet.errors import PalletError, errno_text
 
 CGROUP_DONE = "c"
 USERNS = "u"
@@ -60,3 +60,17 @@ def receive(fd: int) -> tuple[str, str]:
     size = int.from_bytes(_read_exact(fd, 4), "little")
     body = _read_exact(fd, size)
     return chr(body[0]), body[1:].decode()
+
+
+def fail(fd: int, error: BaseException) -> None:
+    """Send ``error`` as one ERROR message, then exit 1: how a container-side process reports (never returns)."""
+    if isinstance(error, PalletError):
+        message = error.message
+    elif isinstance(error, OSError):
+        message = f"{error.filename or 'system call'}: {errno_text(error.errno or 0)}"
+    else:
+        message = f"internal error: {type(error).__name__}: {error}"
+    try:
+        send(fd, ERROR, message)
+    finally:
+        os._exit(1)

@@ -205,6 +205,8 @@ def test_ctrl_p_ctrl_q_detaches_without_closing_the_containers_stdin(tmp_path: P
             conn.sendall(b'{"tty": true}\n')
             reader = attach.FrameReader()
             frames.extend(reader.feed(data.partition(b"\n")[2]))
+            while not frames:  # the first resize: the terminal is in raw mode from now on
+                frames.extend(reader.feed(conn.recv(4096)))
             os.write(master, b"ab\x10")  # ctrl-p alone: held back until the next key
             while len([f for f in frames if f[0] == attach.FRAME_STDIN]) < 1:
                 frames.extend(reader.feed(conn.recv(4096)))

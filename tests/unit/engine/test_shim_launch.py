@@ -10,7 +10,7 @@ import pytest
 
 from pallet.engine.shim.config import ShimConfig, save
 from pallet.engine.shim.launch import launch, shim_command
-from pallet.errors import InvalidArgument, PalletError
+from pallet.errors import InvalidArgument, Unavailable
 
 
 def test_without_a_launcher_the_module_runs_in_an_isolated_interpreter(
@@ -31,7 +31,7 @@ def test_bad_shim_config_is_refused_before_anything_starts(tmp_path: Path) -> No
         launch(str(tmp_path / "shim.json"))
 
 
-def test_a_runtime_that_cannot_run_is_reported_and_nothing_is_left(tmp_path: Path) -> None:
+def test_a_runtime_that_cannot_run_is_reported_in_its_category_and_nothing_is_left(tmp_path: Path) -> None:
     config = ShimConfig(
         id="c1",
         bundle=str(tmp_path / "bundle"),
@@ -42,6 +42,6 @@ def test_a_runtime_that_cannot_run_is_reported_and_nothing_is_left(tmp_path: Pat
         log_path=str(tmp_path / "c1-json.log"),
     )
     save(config, str(tmp_path / "shim.json"))
-    with pytest.raises(PalletError, match='OCI runtime "ghost" cannot be started'):
+    with pytest.raises(Unavailable, match='OCI runtime "ghost" cannot be started'):
         launch(str(tmp_path / "shim.json"))
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["shim.log"]

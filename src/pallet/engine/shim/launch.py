@@ -87,12 +87,27 @@ def launch(config_path: str, *, timeout: float = 120.0) -> ShimStarted:
         if len(fields) == 2 and all(f.isdigit() for f in fields):
             return ShimStarted(pid=int(fields[1]), container_pid=int(fields[0]))
     if word == "error" and rest:
-        from pallet.engine.runtimes import RuntimeFailed
-
-        if rest.startswith("OCI runtime "):
-            verb, _, detail = rest[len("OCI runtime ") :].partition(" failed: ")
-            raise RuntimeFailed(verb, detail)
-        raise PalletError(rest)
+        raise _error_from_report(rest)
     raise Unavailable(
         f"pallet-shim for {config.id} exited without reporting; see {config.run_dir}/{SHIM_LOG}"
     )
+
+
+def _error_from_report(report: str) -> PalletError:
+    """The shim's ``<category> <message>`` as the error it was, category included."""
+    from pallet import errors
+    from pallet.engine.runtimes import RuntimeFailed
+
+    category, _, message = report.partition(" ")
+    if category == "RuntimeFailed" and message.startswith("OCI runtime "):
+        verb, _, detail = message[len("OCI runtime ") :].partition(" failed: ")
+        return RuntimeFailed(verb, detail)
+    kind = getattr(errors, category, None) if category in errors.__all__ else None
+    # SpecError and SystemError_ take structured arguments: their message is kept in the base class
+    if (
+        isinstance(kind, type)
+        and issubclass(kind, PalletError)
+        and kind not in (errors.SpecError, errors.SystemError_)
+    ):
+        return kind(message)
+    return PalletError(message)

@@ -7,7 +7,8 @@ becomes a child subreaper (the container's init is reparented to it), writes
 ``shim.pid`` in the run dir, and supervises the container (``supervisor``).
 
 On the report fd it writes one line, ``started <container pid> <shim pid>`` or
-``error <message>``, then closes it. Errors after that go to its stderr, the
+``error <category> <message>`` (the class name of the ``PalletError``, e.g.
+``RuntimeFailed`` or ``Unavailable``), then closes it. Errors after that go to its stderr, the
 run dir's ``shim.log``. Hot path: standard library and pallet's lower layers only.
 """
 
@@ -49,12 +50,14 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return _run(args[0], report_fd)
-    except (PalletError, OSError) as e:
-        text = (
-            e.message if isinstance(e, PalletError) else f"{e.filename or 'pallet-shim'}: {e.strerror or e}"
-        )
+    except PalletError as e:
+        os.write(2, f"pallet-shim: {e.message}\n".encode())
+        _report(report_fd, f"error {type(e).__name__} {e.message}")
+        return 1
+    except OSError as e:
+        text = f"{e.filename or 'pallet-shim'}: {(e.strerror or str(e)).lower()}"
         os.write(2, f"pallet-shim: {text}\n".encode())
-        _report(report_fd, f"error {text}")
+        _report(report_fd, f"error SystemError_ {text}")
         return 1
 
 
@@ -80,7 +83,7 @@ def _run(config_path: str, report_fd: int) -> int:
 
         Libc().prctl(_PR_SET_CHILD_SUBREAPER, 1)
     except PalletError as e:
-        _report(report_fd, f"error become a child subreaper: {e.message}")
+        _report(report_fd, f"error SystemError_ become a child subreaper: {e.message}")
         return 1
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)

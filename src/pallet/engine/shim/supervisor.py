@@ -111,7 +111,10 @@ class Supervisor:
                 self._start()
         except (PalletError, OSError) as e:
             self._abandon()  # before the report: the caller then finds nothing left behind
-            report(f"error {e.message if isinstance(e, PalletError) else _os_error_text(e)}")
+            if isinstance(e, PalletError):
+                report(f"error {type(e).__name__} {e.message}")
+            else:
+                report(f"error SystemError_ {_os_error_text(e)}")
             return 1
         if self.config.start_on_attach:
             # a client killed between launch and attach must not leave a created container

@@ -1,0 +1,28 @@
+"""What the ``prune`` commands share: docker's confirmation prompt and its report of what went."""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import TextIO
+
+    from pallet.cli.context import Context
+
+__all__ = ["confirm", "write_report"]
+
+
+def confirm(ctx: Context, warning: str) -> bool:
+    """Ask ``WARNING! <warning>`` and whether to continue; True only for ``y`` or ``yes``."""
+    ctx.out.write(f"WARNING! {warning}\nAre you sure you want to continue? [y/N] ")
+    ctx.out.flush()
+    answer = ctx.stdin.readline().decode(errors="replace").strip().lower()
+    return answer in ("y", "yes")
+
+
+def write_report(out: TextIO, heading: str, lines: Iterable[str], reclaimed: str) -> None:
+    """``<heading>:`` and one line per removed thing (the section only if there is one), then the space freed."""
+    lines = list(lines)
+    if lines:
+        out.write(f"{heading}:\n" + "".join(f"{line}\n" for line in lines) + "\n")
+    out.write(f"Total reclaimed space: {reclaimed}\n")

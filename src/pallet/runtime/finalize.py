@@ -1,0 +1,87 @@
+"""The last steps of a container process before its program, shared by the init (``create``) and ``exec``.
+
+``finalize_process``: rlimits and oom_score_adj, cwd and umask, the program's
+path, then credentials and seccomp in runc's order: without no_new_privs the
+filter is loaded before capabilities are dropped (it needs CAP_SYS_ADMIN),
+with it as close to execve as possible (fewer calls the profile must allow).
+``exec_program``: restore the signals Python ignores and execve.
+
+Imported before the process enters the container's mount namespace (it
+imports ``credentials`` and ``executable``): later imports would search the
+container's files. The seccomp module is loaded by then wherever a filter is
+given.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pallet.errors import InvalidArgument, SystemError_
+from pallet.runtime import credentials
+from pallet.runtime.executable import resolve
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pallet.linux.syscalls import Syscalls
+    from pallet.oci.runtime_spec import Process
+    from pallet.runtime.seccomp import PreparedSeccomp
+
+
+def finalize_process(
+    sys: Syscalls, process: Process, seccomp: PreparedSeccomp | None, *, chdir_as_user: bool = False
+) -> tuple[str, list[str]]:
+    """Limits, cwd, umask, credentials and seccomp; the program's path and environment.
+
+    ``chdir_as_user``: change to the cwd again once the process's user is set
+    (the init does, as runc: it fails if that user cannot enter it).
+    """
+    credentials.apply_rlimits(process)
+    credentials.apply_oom_score_adj(process.oom_score_adj)
+    cwd = process.cwd or "/"
+    _chdir(cwd)
+    if process.user.umask is not None:
+        os.umask(process.user.umask)
+    env = list(process.env)
+    if not process.args:
+        raise InvalidArgument("process.args: must not be empty")
+    path = resolve(process.args[0], env)
+    nnp = process.no_new_privileges
+    if seccomp is not None and not nnp:
+        _install(seccomp)
+    credentials.apply_user_and_capabilities(sys, process)
+    if chdir_as_user:
+        os.chdir(cwd)
+    if seccomp is not None and nnp:
+        _install(seccomp)
+    return path, env
+
+
+def _chdir(cwd: str) -> None:
+    try:
+        os.chdir(cwd)
+    except OSError as e:
+        raise SystemError_(f"chdir to cwd ({cwd!r}) set in config.json", e.errno or 0) from None
+
+
+def _install(seccomp: PreparedSeccomp) -> None:
+    from pallet.runtime.seccomp import install
+
+    install(seccomp)
+
+
+def exec_program(path: str, args: list[str], env: list[str]) -> None:
+    """Replace this process with the program (``env``: ``KEY=value`` items); raises if execve fails."""
+    if TYPE_CHECKING:
+        import signal as _signal  # the stubs; at run time the C module, without signal's enums
+    else:
+        import _signal
+
+    # Python ignores SIGPIPE and SIGXFSZ; an ignored signal stays ignored across exec
+    for number in (13, 25):
+        _signal.signal(number, _signal.SIG_DFL)
+    environ = {}
+    for item in env:
+        key, sep, value = item.partition("=")
+        if sep:
+            environ[key] = value
+    os.execve(path, args, environ)

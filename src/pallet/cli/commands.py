@@ -112,50 +112,31 @@ GROUPS: dict[str, tuple[str, dict[str, Command]]] = {
     ),
 }
 
+
+def _promoted(group: str, verbs: str) -> dict[str, Command]:
+    """Group verbs (space-separated) docker also has at the top level: ``pallet run`` is ``pallet container run``."""
+    verbs_of_group = GROUPS[group][1]
+    return {verb: verbs_of_group[verb] for verb in verbs.split()}
+
+
 #: verbs at the top level, as docker has them
-COMMANDS: dict[str, Command] = _table(
-    ("attach", "containers:configure_attach", "Attach to a running container's input and output"),
-    ("create", "containers:configure_create", "Create a new container"),
-    ("exec", "containers:configure_exec", "Execute a command in a running container"),
-    ("inspect", "containers:configure_inspect", "Return low-level information on containers"),
-    ("kill", "containers:configure_kill", "Kill one or more running containers"),
-    ("logs", "containers:configure_logs", "Fetch the logs of a container"),
-    ("pause", "containers:configure_pause", "Pause all processes within one or more containers"),
-    ("ps", "containers:configure_ps", "List containers"),
-    ("rename", "containers:configure_rename", "Rename a container"),
-    ("restart", "containers:configure_restart", "Restart one or more containers"),
-    ("rm", "containers:configure_rm", "Remove one or more containers"),
-    ("run", "containers:configure_run", "Create and run a new container from an image"),
-    ("start", "containers:configure_start", "Start one or more stopped containers"),
-    ("stop", "containers:configure_stop", "Stop one or more running containers"),
-    ("unpause", "containers:configure_unpause", "Unpause all processes within containers"),
-    ("wait", "containers:configure_wait", "Wait for containers to stop; print exit codes"),
-    ("images", "images:configure_ls", "List images"),
-    (
-        "import",
-        "archives:configure_import",
-        "Import the contents from a tarball to create a filesystem image",
+COMMANDS: dict[str, Command] = {
+    **_promoted(
+        "container", "attach create exec kill logs pause rename restart rm run start stop unpause wait"
     ),
-    ("load", "archives:configure_load", "Load an image from a tar archive or STDIN"),
-    ("login", "distribution:configure_login", "Log in to a registry"),
-    ("logout", "distribution:configure_logout", "Log out from a registry"),
-    ("pull", "distribution:configure_pull", "Download an image from a registry"),
-    ("push", "distribution:configure_push", "Upload an image to a registry"),
-    ("rmi", "images:configure_rm", "Remove one or more images"),
-    (
-        "save",
-        "archives:configure_save",
-        "Save one or more images to a tar archive (streamed to STDOUT by default)",
+    **_promoted("container", "commit cp diff export port stats top"),
+    **_promoted("image", "import load save tag"),
+    **_table(
+        ("inspect", "containers:configure_inspect", "Return low-level information on containers"),
+        ("ps", "containers:configure_ps", "List containers"),
+        ("images", "images:configure_ls", "List images"),
+        ("rmi", "images:configure_rm", "Remove one or more images"),
+        ("login", "distribution:configure_login", "Log in to a registry"),
+        ("logout", "distribution:configure_logout", "Log out from a registry"),
+        ("pull", "distribution:configure_pull", "Download an image from a registry"),
+        ("push", "distribution:configure_push", "Upload an image to a registry"),
     ),
-    ("tag", "images:configure_tag", "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE"),
-    ("commit", "container_fs:configure_commit", "Create a new image from a container's changes"),
-    ("cp", "container_fs:configure_cp", "Copy files/folders between a container and the local filesystem"),
-    ("diff", "container_fs:configure_diff", "Inspect changes to files or directories on a container"),
-    ("export", "container_fs:configure_export", "Export a container's filesystem as a tar archive"),
-    ("port", "container_fs:configure_port", "List port mappings or a specific mapping for the container"),
-    ("stats", "container_fs:configure_stats", "Display a live stream of container(s) resource usage"),
-    ("top", "container_fs:configure_top", "Display the running processes of a container"),
-)
+}
 
 #: other spellings of group verbs (docker accepts ``image list`` and ``image remove``)
 ALIASES: dict[tuple[str, str], str] = {

@@ -279,9 +279,11 @@ def _run_attached(
             engine.remove(record.id, force=True, volumes=True)
         raise _engine_error(e) from None
     try:
-        _stream(ctx, conn, interactive=interactive)
+        detached = _stream(ctx, conn, interactive=interactive)
     finally:
         conn.close()
+    if detached:  # ctrl-p ctrl-q: the container runs on (an exited --rm one is reconciled later)
+        return 0
     code = engine.wait(record.id)
     if remove:
         with contextlib.suppress(NotFound):  # removed by reconcile's --rm handling already
@@ -289,20 +291,21 @@ def _run_attached(
     return code
 
 
-def _stream(ctx: Context, conn: AttachConnection, *, interactive: bool) -> None:
+def _stream(ctx: Context, conn: AttachConnection, *, interactive: bool) -> bool:
     """Copy the container's output to our streams (and our stdin to it) until it exits.
 
-    The shim closes the connection when the container is gone; if our last
-    stdin or resize frame was still unread, that close arrives as a reset,
-    which means the same.
+    True when the user detached (docker's ctrl-p ctrl-q) instead. The shim
+    closes the connection when the container is gone; if our last stdin or
+    resize frame was still unread, that close arrives as a reset, which means
+    the same.
     """
     try:
-        _copy_streams(ctx, conn, interactive=interactive)
+        return _copy_streams(ctx, conn, interactive=interactive)
     except ConnectionResetError:
-        return
+        return False
 
 
-def _copy_streams(ctx: Context, conn: AttachConnection, *, interactive: bool) -> None:
+def _copy_streams(ctx: Context, conn: AttachConnection, *, interactive: bool) -> bool:
     from pallet.engine.shim import attach
 
     stdin_fd = _fileno(ctx.stdin) if interactive else None
@@ -312,8 +315,7 @@ def _copy_streams(ctx: Context, conn: AttachConnection, *, interactive: bool) ->
     if out_fd is not None and err_fd is not None and (stdin_fd is not None or not interactive):
         ctx.out.flush()
         ctx.err.flush()
-        attach.pump(conn, stdin_fd=stdin_fd, stdout_fd=out_fd, stderr_fd=err_fd)
-        return
+        return attach.pump(conn, stdin_fd=stdin_fd, stdout_fd=out_fd, stderr_fd=err_fd)
     # in-process callers (tests) hand us streams without file descriptors
     while (pieces := conn.read()) is not None:
         for stream, data in pieces:
@@ -322,6 +324,7 @@ def _copy_streams(ctx: Context, conn: AttachConnection, *, interactive: bool) ->
             else:
                 ctx.stdout_binary.write(data)
                 ctx.stdout_binary.flush()
+    return False
 
 
 def _fileno(stream: object) -> int | None:
@@ -775,10 +778,10 @@ def _run_attach(ctx: Context, args: argparse.Namespace) -> int:
         interactive = not args.no_stdin and bool(engine.document(record).get("Config", {}).get("OpenStdin"))
         conn = attach.connect(str(engine.layout.attach_socket(record.id)), stdin=interactive)
         try:
-            _stream(ctx, conn, interactive=interactive)
+            detached = _stream(ctx, conn, interactive=interactive)
         finally:
             conn.close()
-        return engine.wait(record.id)
+        return 0 if detached else engine.wait(record.id)
 
 
 def configure_attach(parser: argparse.ArgumentParser) -> None:

@@ -182,3 +182,34 @@ def test_a_generated_name_taken_meanwhile_is_drawn_again(
         record = engine.create("busybox", RunOptions(cmd=("true",)))
     assert record.name == "fresh_name"
     assert sorted(pallet_env.ok("ps", "-a", "--format", "{{.Names}}").split()) == ["fresh_name", "taken_name"]
+
+
+def test_ctrl_p_ctrl_q_detaches_a_terminal_run_and_the_container_runs_on(pallet_env: PalletEnv) -> None:
+    import pty
+    import select
+
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen(
+        pallet_env.argv("run", "-it", "--name", "detachable", "busybox", "sh", "-c", "echo ready; sleep 300"),
+        stdin=secondary,
+        stdout=secondary,
+        stderr=secondary,
+        start_new_session=True,
+    )
+    os.close(secondary)
+    try:
+        seen = b""
+        deadline = time.monotonic() + 60
+        while b"ready" not in seen and time.monotonic() < deadline:
+            if select.select([primary], [], [], 1)[0]:
+                seen += os.read(primary, 4096)
+        assert b"ready" in seen
+        os.write(primary, b"\x10\x11")  # docker's detach keys
+        assert proc.wait(timeout=60) == 0
+        assert pallet_env.ok("ps", "--format", "{{.Names}}").split() == ["detachable"]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(primary)
+        pallet_env.pallet("rm", "-f", "detachable")

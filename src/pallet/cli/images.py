@@ -9,7 +9,7 @@ import re
 import time
 
 from pallet.cli.exits import UsageError
-from pallet.cli.output import print_inspect, print_rows
+from pallet.cli.output import inspect_each, print_rows
 from pallet.cli.prune import confirm, write_report
 from pallet.cli.tables import human_duration, human_size
 from pallet.errors import PalletError
@@ -320,17 +320,7 @@ def _inspect(store: ImageStore, name: str) -> dict[str, object]:
 
 
 def _run_inspect(ctx: Context, args: argparse.Namespace, store: ImageStore) -> int:
-    found: list[dict[str, object]] = []
-    failed = 0
-    for name in args.images:
-        try:
-            found.append(_inspect(store, name))
-        except PalletError as e:
-            failed += 1
-            ctx.err.write(f"pallet: {e}\n")
-    if found or not failed:
-        print_inspect(ctx.out, found, args.format)
-    return 1 if failed else 0
+    return inspect_each(ctx, args.images, lambda name: _inspect(store, name), args.format)
 
 
 def configure_inspect(parser: argparse.ArgumentParser) -> None:

@@ -11,13 +11,16 @@ import json
 
 from pallet.cli.tables import write_columns
 from pallet.cli.templates import Template
+from pallet.errors import PalletError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
     from typing import TextIO
 
-__all__ = ["print_inspect", "print_rows"]
+    from pallet.cli.context import Context
+
+__all__ = ["inspect_each", "print_inspect", "print_rows"]
 
 
 def print_rows(
@@ -61,3 +64,23 @@ def print_inspect(out: TextIO, objects: Sequence[Mapping[str, object]], fmt: str
     template = Template(fmt)
     for obj in objects:
         out.write(template.render(obj) + "\n")
+
+
+def inspect_each(
+    ctx: Context, names: Iterable[str], inspect: Callable[[str], Mapping[str, object]], fmt: str | None
+) -> int:
+    """``inspect`` of each name, printed as ``fmt`` asks; a name that fails is reported on stderr (exit status 1).
+
+    Nothing is printed when every name failed.
+    """
+    found: list[Mapping[str, object]] = []
+    failed = 0
+    for name in names:
+        try:
+            found.append(inspect(name))
+        except PalletError as e:
+            failed += 1
+            ctx.err.write(f"pallet: {e}\n")
+    if found or not failed:
+        print_inspect(ctx.out, found, fmt)
+    return 1 if failed else 0

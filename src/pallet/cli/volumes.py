@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from pallet.cli.exits import UsageError
-from pallet.cli.output import print_inspect, print_rows
+from pallet.cli.output import inspect_each, print_rows
 from pallet.cli.prune import confirm, write_report
 from pallet.cli.tables import human_size
 from pallet.errors import InvalidArgument, PalletError
@@ -139,17 +139,7 @@ def configure_ls(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_inspect(ctx: Context, args: argparse.Namespace, store: VolumeStore) -> int:
-    found: list[dict[str, object]] = []
-    failed = 0
-    for name in args.volumes:
-        try:
-            found.append(store.get(name).to_inspect())
-        except PalletError as e:
-            failed += 1
-            ctx.err.write(f"pallet: {e}\n")
-    if found or not failed:
-        print_inspect(ctx.out, found, args.format)
-    return 1 if failed else 0
+    return inspect_each(ctx, args.volumes, lambda name: store.get(name).to_inspect(), args.format)
 
 
 def configure_inspect(parser: argparse.ArgumentParser) -> None:

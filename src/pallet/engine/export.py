@@ -29,31 +29,13 @@ if TYPE_CHECKING:
     from pallet.image.store import ImageStore
     from pallet.image.tarstream import Writable
 
-__all__ = ["export_rootfs", "is_mounted", "mounted_rootfs"]
-
-
-def is_mounted(path: Path) -> bool:
-    """Whether something is mounted exactly on ``path`` in this mount namespace."""
-    import os
-
-    wanted = os.path.realpath(path)
-    try:
-        with open("/proc/self/mountinfo") as f:
-            for line in f:
-                point = line.split(" ", 5)[4]
-                if "\\" in point:  # octal escapes of spaces and the like
-                    point = point.encode().decode("unicode_escape")
-                if point == wanted:
-                    return True
-    except OSError:
-        return False
-    return False
+__all__ = ["export_rootfs", "mounted_rootfs"]
 
 
 @contextmanager
 def mounted_rootfs(images: ImageStore, key: str, rootfs: Path) -> Iterator[Path]:
     """``rootfs`` with snapshot ``key`` mounted on it, for as long as the block runs."""
-    if is_mounted(rootfs):
+    if _snapshots.is_mounted(rootfs):
         yield rootfs
         return
     rootfs.mkdir(parents=True, exist_ok=True)

@@ -97,22 +97,6 @@ def _poll(done: Callable[[], bool], timeout: float | None) -> bool:
         pause = min(pause * 2, 0.1)
 
 
-def is_mounted(path: Path) -> bool:
-    """Whether something is mounted on ``path`` in this mount namespace (binds included)."""
-    wanted = os.path.realpath(path)
-    try:
-        with open("/proc/self/mountinfo") as f:
-            for line in f:
-                point = line.split(" ", 5)[4]
-                if "\\" in point:
-                    point = point.encode().decode("unicode_escape")
-                if point == wanted:
-                    return True
-    except OSError:
-        return False
-    return False
-
-
 class Engine:
     """Containers under one root and run dir. Open with ``Engine.open``; use as a context manager."""
 
@@ -376,7 +360,7 @@ class Engine:
             cfg = doc.get("Config", {})
             runtime = self.runtime(record.runtime)
             rootfs = self.layout.rootfs(record.id)
-            if not is_mounted(rootfs):  # after a reboot, or a crash between create steps
+            if not snapshots.is_mounted(rootfs):  # after a reboot, or a crash between create steps
                 snapshots.mount(self.images.snapshots.mounts(snapshot_key(record.id)), rootfs)
             if _runtime_has_state(runtime, record.id):  # what a killed shim left
                 _quietly(runtime.delete, record.id, force=True)

@@ -63,6 +63,7 @@ __all__ = [
     "parse_tmpfs",
     "parse_ulimit",
     "parse_volume",
+    "security_opts",
     "validate",
 ]
 
@@ -479,6 +480,15 @@ def parse_security_opt(text: str) -> str:
         f'invalid --security-opt: "{text}": unknown option "{key}" (want no-new-privileges, seccomp, '
         "apparmor, label or systempaths)"
     )
+
+
+def security_opts(options: RunOptions) -> dict[str, str]:
+    """The ``--security-opt`` values as key -> value, in canonical form (a later key wins)."""
+    out: dict[str, str] = {}
+    for text in options.security_opt:
+        key, _, value = parse_security_opt(text).partition("=")
+        out[key] = value
+    return out
 
 
 # ---------------------------------------------------------------------------

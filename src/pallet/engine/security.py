@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 
-from pallet.engine.options import parse_security_opt
+from pallet.engine.options import security_opts
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -80,14 +80,6 @@ CONTROL_SURFACES: dict[str, str] = {
 }
 
 
-def _security(options: RunOptions) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for text in options.security_opt:
-        key, _, value = parse_security_opt(text).partition("=")
-        out[key] = value
-    return out
-
-
 def _inside(path: str, parent: str) -> bool:
     return parent in ("/", path) or path.startswith(parent.rstrip("/") + "/")
 
@@ -127,7 +119,7 @@ def warnings_for(
     engine's root and run directories when they are not the defaults.
     """
     out: list[str] = []
-    security = _security(options)
+    security = security_opts(options)
     if options.privileged:
         out.append(
             "--privileged gives the container full access to the host: every capability, every host "

@@ -28,7 +28,7 @@ import stat
 import types
 
 from pallet.engine import defaults
-from pallet.engine.options import RunOptions, parse_capability, parse_security_opt, parse_signal, validate
+from pallet.engine.options import RunOptions, parse_capability, parse_signal, security_opts, validate
 from pallet.errors import InvalidArgument, SystemError_
 from pallet.oci.record import EMPTY, Record
 from pallet.oci.runtime_spec import (
@@ -390,14 +390,6 @@ def capabilities(
 # pieces of the spec
 
 
-def _security(options: RunOptions) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for text in options.security_opt:
-        key, _, value = parse_security_opt(text).partition("=")
-        out[key] = value
-    return out
-
-
 def _seccomp(
     options: RunOptions, security: Mapping[str, str], caps: tuple[str, ...], host: HostFacts
 ) -> Seccomp | None:
@@ -632,7 +624,7 @@ def build_spec(
     """
     host = host or host_facts()
     validate(options, host_cpus=host.cpus)
-    security = _security(options)
+    security = security_opts(options)
     settings = merge_config(image_config, options, container_id=container_id, host_hostname=host.hostname)
     uid, gid, additional = resolve_user(rootfs, settings.user, options.group_add)
     # "sys_admin" from the Python API reads as CAP_SYS_ADMIN, as the flag does

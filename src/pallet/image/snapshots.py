@@ -42,6 +42,7 @@ __all__ = [
     "SnapshotInfo",
     "Snapshotter",
     "detect_driver",
+    "is_mounted",
     "mount",
     "unmount",
 ]
@@ -322,6 +323,22 @@ def mount(mounts: list[Mount], target: Path) -> None:
         else:
             ro = flags.MS_RDONLY if "ro" in m.options else 0
             libc.mount(m.source, str(target), m.type, ro, ",".join(options))
+
+
+def is_mounted(path: Path) -> bool:
+    """Whether something is mounted exactly on ``path`` in this mount namespace (binds included)."""
+    wanted = os.path.realpath(path)
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                point = line.split(" ", 5)[4]
+                if "\\" in point:  # octal escapes of spaces and the like
+                    point = point.encode().decode("unicode_escape")
+                if point == wanted:
+                    return True
+    except OSError:
+        return False
+    return False
 
 
 def unmount(target: Path) -> None:

@@ -13,10 +13,13 @@
 #
 # Adding cases (the pallet pull/push client): `add_case NAME PREPARE COMMAND` before
 # "run the cases", and `add_ratio LABEL CASE_NUM CASE_DEN` for each ratio to print.
-# Knobs: RUNS (5), WARMUP (1), LAYER_MB (50), ONLY=REGEX (time only matching cases), KEEP=1.
+# Knobs: RUNS (5), WARMUP (1), LAYER_MB (50), ONLY=REGEX (time only matching cases), KEEP=1,
+# ROUNDS (1): ROUNDS passes of RUNS runs per case, alternating the case order, medians over all
+# runs; on a shared machine ROUNDS=9 RUNS=1 interleaves the servers so load drifts hit both.
 # Usage: bench/registry.sh
 set -euo pipefail
 RUNS=${RUNS:-5}
+ROUNDS=${ROUNDS:-1}
 WARMUP=${WARMUP:-1}
 LAYER_MB=${LAYER_MB:-50}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -150,17 +153,28 @@ add_ratio "client push: pallet/skopeo, pallet server" push-pallet-pallet push-sk
 if [ -n "${ONLY:-}" ]; then  # ONLY=REGEX: time only the matching cases (and their ratios)
   kept=(); for c in "${CASES[@]}"; do [[ $c =~ $ONLY ]] && kept+=("$c"); done; CASES=("${kept[@]}")
 fi
-log "timing ${#CASES[@]} cases, $RUNS runs each"
-args=()
-for c in "${CASES[@]}"; do args+=(--prepare "${PREP[$c]}" -n "$c" "${CMD[$c]}"); done
-hyperfine --style basic -N --runs "$RUNS" --warmup "$WARMUP" --export-json "$WORK/hf.json" "${args[@]}" >&2
+log "timing ${#CASES[@]} cases, $RUNS runs each in each of $ROUNDS rounds"
+for ((r = 1; r <= ROUNDS; r++)); do
+  order=("${CASES[@]}")
+  if (((ROUNDS - r) % 2)); then  # reversed every other round; the last round runs in order
+    order=(); for ((i = ${#CASES[@]} - 1; i >= 0; i--)); do order+=("${CASES[$i]}"); done
+  fi
+  args=()
+  for c in "${order[@]}"; do args+=(--prepare "${PREP[$c]}" -n "$c" "${CMD[$c]}"); done
+  hyperfine --style basic -N --runs "$RUNS" --warmup "$((r == 1 ? WARMUP : 0))" \
+    --export-json "$WORK/hf-$r.json" "${args[@]}" >&2
+done
 if [[ " ${CASES[*]} " == *" pull-skopeo-pallet "* ]]; then  # its copy is the last in $WORK/pulled
   cmp -s <(cd "$L/blobs" && find . -type f -exec sha256sum {} + | sort) \
     <(cd "$WORK/pulled/blobs" && find . -type f -exec sha256sum {} + | sort) \
     || die "the image pulled from pallet's server differs from the one pushed"
 fi
 
-median() { jq -r --arg n "$1" '.results[] | select(.command==$n) | .median*1000' "$WORK/hf.json" | awk 'NF{printf "%.1f", $1}'; }
+median() {  # over the runs of every round
+  jq -rs --arg n "$1" '[.[].results[] | select(.command==$n) | .times[]] | sort
+    | if length == 0 then empty else (.[(length - 1) / 2 | floor] + .[length / 2 | floor]) / 2 * 1000 end' \
+    "$WORK"/hf-*.json | awk 'NF{printf "%.1f", $1}'
+}
 printf '\n%-24s %10s\n' case "median ms"
 for c in "${CASES[@]}"; do printf '%-24s %10s\n' "$c" "$(median "$c")"; done
 echo "server RSS after runs: docker-registry $(rss_kib "$DPID") KiB, pallet $(rss_kib "$PPID_") KiB"

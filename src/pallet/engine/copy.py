@@ -43,6 +43,7 @@ from contextlib import contextmanager
 from pallet.errors import FailedPrecondition, InvalidArgument, NotFound, SystemError_
 from pallet.image.extract import clean_name
 from pallet.image.tarstream import BLK, CHR, DIR, FIFO, LNK, REG, SYM, TarEntry, TarReader, TarWriter
+from pallet.image.xattrs import read_xattrs
 from pallet.linux.openat2 import open_in_root
 from pallet.oci.record import Record
 
@@ -129,26 +130,6 @@ def stat_path(root_fd: int, path: str, *, follow_link: bool = False) -> PathInfo
         os.close(fd)
 
 
-def _xattrs(fd: int) -> dict[str, bytes]:
-    """The extended attributes of an open file (none where the file system has none)."""
-    try:
-        names = os.listxattr(fd)
-    except OSError as e:
-        if e.errno in (errno.ENOTSUP, errno.EPERM):
-            return {}
-        raise
-    found = {}
-    for name in sorted(names):
-        if name.startswith(("trusted.overlay.", "security.selinux")):
-            continue  # the snapshotter's and SELinux's, not the file's
-        try:
-            found[name] = os.getxattr(fd, name)
-        except OSError as e:
-            if e.errno not in (errno.ENODATA, errno.ENOTSUP, errno.EPERM):
-                raise
-    return found
-
-
 def _set_xattrs(fd: int, xattrs: dict[str, bytes] | None) -> None:
     """Best effort, as docker's cp: a file system or a user that cannot keep one loses it."""
     for name, value in (xattrs or {}).items():
@@ -218,7 +199,7 @@ class _Archiver:
             with open(fd, "rb", buffering=0) as data:
                 # the size the header promised: a file growing meanwhile is cut there, as tar does
                 entry.size = os.fstat(data.fileno()).st_size
-                entry.xattrs = _xattrs(data.fileno())
+                entry.xattrs = read_xattrs(data.fileno())
                 self.tar.add(entry, data)
             self.bytes += entry.size
         else:
@@ -293,7 +274,7 @@ def _add_single(archiver: _Archiver, fd: int, name: str) -> None:
         data_fd = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC)
         with open(data_fd, "rb", buffering=0) as data:
             entry.size = os.fstat(data_fd).st_size
-            entry.xattrs = _xattrs(data_fd)
+            entry.xattrs = read_xattrs(data_fd)
             archiver.tar.add(entry, data)
         archiver.bytes += entry.size
     else:

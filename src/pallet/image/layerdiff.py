@@ -25,7 +25,6 @@ symlink (files are opened ``O_NOFOLLOW``).
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
 
@@ -33,6 +32,7 @@ from pallet.errors import InvalidArgument
 from pallet.image import whiteouts
 from pallet.image.compression import GZIP, LayerWriter
 from pallet.image.tarstream import BLK, CHR, DIR, FIFO, LNK, REG, SYM, TarEntry, TarWriter
+from pallet.image.xattrs import read_xattrs
 from pallet.oci.record import Record
 
 TYPE_CHECKING = False
@@ -48,7 +48,6 @@ __all__ = ["FULL", "OVERLAY", "Change", "LayerResult", "diff_changes", "write_la
 
 OVERLAY, FULL = "overlay", "full"
 ADDED, CHANGED, DELETED = "A", "C", "D"
-_SKIPPED_XATTRS = ("trusted.overlay.", "security.selinux")
 
 
 class Change(Record):
@@ -78,25 +77,6 @@ def _lstat(path: str) -> os.stat_result | None:
         return None
 
 
-def _xattrs(path: str) -> dict[str, bytes]:
-    try:
-        names = os.listxattr(path, follow_symlinks=False)
-    except OSError as e:
-        if e.errno in (errno.ENOTSUP, errno.EPERM):
-            return {}
-        raise
-    found = {}
-    for name in sorted(names):
-        if name.startswith(_SKIPPED_XATTRS):
-            continue
-        try:
-            found[name] = os.getxattr(path, name, follow_symlinks=False)
-        except OSError as e:
-            if e.errno not in (errno.ENODATA, errno.ENOTSUP, errno.EPERM):
-                raise
-    return found
-
-
 def _entry(name: str, path: str, st: os.stat_result) -> TarEntry | None:
     """The tar entry for ``path``; None for a socket (tar cannot hold one; docker skips them too)."""
     mode = st.st_mode
@@ -109,7 +89,7 @@ def _entry(name: str, path: str, st: os.stat_result) -> TarEntry | None:
         uid=st.st_uid,
         gid=st.st_gid,
         mtime_ns=st.st_mtime_ns,
-        xattrs=_xattrs(path),
+        xattrs=read_xattrs(path),
     )
     if stat.S_ISREG(mode):
         entry.size = st.st_size
@@ -143,7 +123,7 @@ def _same(path_a: str, a: os.stat_result, path_b: str, b: os.stat_result) -> boo
             return False
     elif (stat.S_ISCHR(a.st_mode) or stat.S_ISBLK(a.st_mode)) and a.st_rdev != b.st_rdev:
         return False
-    return _xattrs(path_a) == _xattrs(path_b)
+    return read_xattrs(path_a) == read_xattrs(path_b)
 
 
 def _join(rel: str, name: str) -> str:

@@ -11,6 +11,7 @@ cgroups.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from collections.abc import Iterator
@@ -146,6 +147,10 @@ class PalletEnv:
                         if sub.is_dir():
                             sub.rmdir()
                     cgroup.rmdir()
+        # the engine's cgroup parent: gone once empty (rmdir refuses while another container is in it)
+        for base in Path("/sys/fs/cgroup").iterdir():
+            with contextlib.suppress(OSError):
+                (base / "pallet").rmdir()
 
 
 @pytest.fixture(scope="session")

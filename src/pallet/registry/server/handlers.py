@@ -9,7 +9,6 @@ are ``RegistryError``s with the spec's codes. Nothing here touches sockets:
 from __future__ import annotations
 
 import json
-import os
 
 from pallet.errors import InvalidArgument
 from pallet.oci import mediatypes
@@ -323,17 +322,12 @@ def _manifest(req: Request, storage: Storage) -> Response:
         if not storage.delete_manifest(name, digest, _manifest_subject(storage, digest)):
             raise RegistryError("MANIFEST_UNKNOWN", detail={"digest": ref})
         return Response(202, {"Content-Length": "0"})
-    found = storage.resolve(name, ref)
-    media_type = storage.manifest_type(name, found) if found is not None else None
-    if found is None or media_type is None:
+    info = storage.manifest(name, ref)
+    if info is None:
         raise RegistryError("MANIFEST_UNKNOWN", detail={"reference": ref})
-    path = storage.blob_path(found)
-    try:
-        size = os.stat(path).st_size
-    except FileNotFoundError:
-        raise RegistryError("MANIFEST_UNKNOWN", detail={"reference": ref}) from None
+    found, media_type, size = info
     headers = {"Content-Type": media_type, "Docker-Content-Digest": found, "ETag": f'"{found}"'}
-    return Response(200, headers, FileBody(path, 0, size))
+    return Response(200, headers, FileBody(storage.blob_path(found), 0, size))
 
 
 def _put_manifest(req: Request, storage: Storage) -> Response:

@@ -355,6 +355,29 @@ class Storage:
             digest = Digest.parse(text)
         return digest if self.manifest_type(name, digest) is not None else None
 
+    def manifest(self, name: str, reference: str) -> tuple[Digest, str, int] | None:
+        """``(digest, media type, size)`` of the manifest a tag or digest names in ``name``, or None.
+
+        The read path of a manifest GET/HEAD: one tag read, one revision read
+        and one ``stat``, where ``resolve`` + ``manifest_type`` + ``stat``
+        would read the revision twice.
+        """
+        if ":" in reference:
+            digest = Digest.parse(reference)
+        else:
+            text = _read_text(self._tag(name, reference))
+            if text is None:
+                return None
+            digest = Digest.parse(text)
+        media_type = _read_text(self._revision(name, digest))
+        if media_type is None:
+            return None
+        try:
+            size = os.stat(self.blob_path(digest)).st_size
+        except FileNotFoundError:
+            return None
+        return digest, media_type, size
+
     def delete_manifest(self, name: str, digest: Digest, subject: Digest | None) -> bool:
         """Remove manifest ``digest`` from ``name`` with every tag on it and its referrer entry."""
         try:

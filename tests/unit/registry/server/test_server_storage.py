@@ -176,3 +176,16 @@ def test_purge_removes_only_uploads_untouched_for_longer_than_the_limit(tmp_path
     assert sorted(p.name for p in (tmp_path / "uploads").iterdir()) == [fresh.id]
     with pytest.raises(RegistryError):
         storage.upload("app", old.id)
+
+
+def test_manifest_gives_digest_media_type_and_size_by_tag_or_digest(tmp_path: Path) -> None:
+    storage = Storage(str(tmp_path))
+    data = b'{"schemaVersion":2}'
+    media_type = "application/vnd.oci.image.manifest.v1+json"
+    digest = storage.put_manifest("app", data, media_type, tags=["v1"], subject=None, referrer=None)
+    assert storage.manifest("app", "v1") == (digest, media_type, len(data))
+    assert storage.manifest("app", str(digest)) == (digest, media_type, len(data))
+    assert storage.manifest("app", "v2") is None
+    assert storage.manifest("other", str(digest)) is None
+    os.unlink(storage.blob_path(digest))  # the content is gone: the manifest is not served
+    assert storage.manifest("app", "v1") is None

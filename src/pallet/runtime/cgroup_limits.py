@@ -29,6 +29,7 @@ import os
 from pallet.errors import SpecError, SystemError_
 from pallet.oci.record import Record
 from pallet.runtime.cgroup_devices import v1_device_writes
+from pallet.runtime.cgroups import write_file as _write_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -522,14 +523,6 @@ def _directory(paths: Mapping[str, str], controller: str) -> str | None:
         if controller in hierarchy.split(","):
             return directory
     return None
-
-
-def _write_file(path: str, value: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
-    try:
-        os.write(fd, value.encode())
-    finally:
-        os.close(fd)
 
 
 def _write(directory: str, write: Write) -> None:

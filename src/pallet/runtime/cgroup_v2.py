@@ -30,7 +30,7 @@ import time
 
 from pallet.errors import InvalidArgument, SystemError_
 from pallet.oci.record import Record
-from pallet.runtime.cgroups import V1_CONTROLLERS, relative_path
+from pallet.runtime.cgroups import V1_CONTROLLERS, relative_path, write_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -92,14 +92,6 @@ def _read(path: str) -> str:
         return f.read()
 
 
-def _write(path: str, value: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
-    try:
-        os.write(fd, value.encode())
-    finally:
-        os.close(fd)
-
-
 class V2Cgroup:
     """The container's cgroup in the unified hierarchy mounted at ``mount``."""
 
@@ -150,7 +142,7 @@ class V2Cgroup:
         """Move ``pid`` (0: the caller) into the cgroup."""
         path = os.path.join(self.path, "cgroup.procs")
         try:
-            _write(path, str(pid))
+            write_file(path, str(pid))
         except OSError as e:
             raise SystemError_(f"join cgroup {self.path}", e.errno or 0) from None
 
@@ -207,7 +199,7 @@ class V2Cgroup:
         """Freeze (pause) or thaw (resume) every process; waits until ``cgroup.events`` says it is done."""
         want = "1" if frozen else "0"
         try:
-            _write(os.path.join(self.path, "cgroup.freeze"), want)
+            write_file(os.path.join(self.path, "cgroup.freeze"), want)
         except OSError as e:
             raise SystemError_(f"write {self.path}/cgroup.freeze", e.errno or 0) from None
         deadline = time.monotonic() + timeout
@@ -224,7 +216,7 @@ class V2Cgroup:
     def kill(self) -> bool:
         """SIGKILL every process through ``cgroup.kill`` (kernel 5.14+); False where the file is missing."""
         try:
-            _write(os.path.join(self.path, "cgroup.kill"), "1")
+            write_file(os.path.join(self.path, "cgroup.kill"), "1")
         except FileNotFoundError:
             return False
         except OSError as e:
@@ -257,13 +249,13 @@ class V2Cgroup:
             return
         control = os.path.join(directory, "cgroup.subtree_control")
         try:
-            _write(control, " ".join(f"+{c}" for c in missing))
+            write_file(control, " ".join(f"+{c}" for c in missing))
         except OSError:
             missing_one_by_one = missing
         else:
             return
         for controller in missing_one_by_one:
             try:
-                _write(control, f"+{controller}")
+                write_file(control, f"+{controller}")
             except OSError:
                 continue

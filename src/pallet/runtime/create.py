@@ -37,6 +37,25 @@ class CreateFailed(PalletError):
     """The container process reported an error (its message, as written)."""
 
 
+def _reply(to_init: int, from_init: int, kind: str, text: str = "") -> None:
+    """Answer the container init; if it failed meanwhile, raise the error it sent.
+
+    The init builds its rootfs while the parent moves it into its cgroup, so
+    it may have reported an error and exited before the answer is written:
+    the write then fails with EPIPE and the init's message is waiting unread.
+    """
+    try:
+        sync.send(to_init, kind, text)
+    except BrokenPipeError:
+        try:
+            got, message = sync.receive(from_init)
+        except sync.ChannelClosed:
+            raise CreateFailed("container init exited before it was ready") from None
+        raise CreateFailed(
+            message if got == sync.ERROR else "container init exited before it was ready"
+        ) from None
+
+
 def read_bundle_config(bundle: str) -> bytes:
     path = os.path.join(bundle, "config.json")
     try:
@@ -226,7 +245,7 @@ def create(
                 raise CreateFailed("container init exited before it was ready") from None
             if kind == sync.USERNS:
                 _write_id_maps(intermediate_pid, spec)
-                sync.send(from_parent_w, sync.USERNS_DONE)
+                _reply(from_parent_w, to_parent_r, sync.USERNS_DONE)
             elif kind == sync.PID:
                 log.debug("create: init forked")
                 init_pid = int(text)
@@ -234,7 +253,7 @@ def create(
                 intermediate_pid = 0
                 # the init builds its rootfs meanwhile, and waits for this before anything runs
                 cgroups.join(init_pid)
-                sync.send(from_parent_w, sync.CGROUP_DONE)
+                _reply(from_parent_w, to_parent_r, sync.CGROUP_DONE)
                 log.debug("create: init in cgroup")
             elif kind == sync.HOOKS:
                 hook_state = state_json(saved, "creating", init_pid)
@@ -244,7 +263,7 @@ def create(
                     # "created" for prestart, as crun reports it and the runtime-tools suite expects
                     run_hooks("prestart", hooks.prestart, state_json(saved, "created", init_pid))
                     run_hooks("createRuntime", hooks.create_runtime, hook_state)
-                sync.send(from_parent_w, sync.HOOKS_DONE, hook_state)
+                _reply(from_parent_w, to_parent_r, sync.HOOKS_DONE, hook_state)
             elif kind == sync.READY:
                 log.debug("create: init ready")
                 if console_receiver is not None:

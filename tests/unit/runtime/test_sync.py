@@ -26,3 +26,19 @@ def test_messages_round_trip_in_order_and_eof_is_channel_closed() -> None:
         os.close(r)
         if w >= 0:
             os.close(w)
+
+
+def test_answer_to_an_init_that_already_failed_raises_the_inits_error() -> None:
+    from pallet.runtime.create import CreateFailed, _reply
+
+    to_init_r, to_init_w = os.pipe()
+    from_init_r, from_init_w = os.pipe()
+    try:
+        # the init reported its error and exited: its end of our answer pipe is closed
+        sync.send(from_init_w, sync.ERROR, "mount /mnt: no such file or directory")
+        os.close(to_init_r)
+        with pytest.raises(CreateFailed, match=r"^mount /mnt: no such file or directory$"):
+            _reply(to_init_w, from_init_r, sync.CGROUP_DONE)
+    finally:
+        for fd in (to_init_w, from_init_r, from_init_w):
+            os.close(fd)

@@ -164,11 +164,37 @@ class MetadataDB:
             raise Unavailable(f"cannot open the image database {path}: {e}") from None
         self.conn.row_factory = sqlite3.Row
         self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        self.conn.execute("PRAGMA journal_mode = WAL")
+        if self.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            self._enable_wal()
         # NORMAL is safe in WAL mode against process crashes (kill -9); only power loss may drop the last commit
         self.conn.execute("PRAGMA synchronous = NORMAL")
         self.conn.execute("PRAGMA foreign_keys = ON")
         migrate(self.conn, migrations)
+
+    def _enable_wal(self) -> None:
+        """Switch a new database to WAL, once, whatever the number of processes opening it.
+
+        The switch needs an exclusive lock that SQLite does not wait for, so
+        concurrent first opens (30 ``pallet run`` at once on a new root) would
+        fail with "database is locked": they take turns on a lock file instead,
+        and a rare refusal from a reader at that moment is retried.
+        """
+        import time
+
+        lock = FileLock(self.path.with_name(self.path.name + ".init-lock"))
+        lock.acquire()
+        try:
+            for _ in range(200):
+                try:
+                    self.conn.execute("PRAGMA journal_mode = WAL")
+                    return
+                except sqlite3.OperationalError as e:
+                    if "locked" not in str(e):
+                        raise
+                    time.sleep(0.05)
+            raise Unavailable(f"cannot switch {self.path} to WAL: the database stays locked")
+        finally:
+            lock.release()
 
     def close(self) -> None:
         self.conn.close()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -126,3 +127,24 @@ def test_file_lock_is_reentrant_within_one_object(tmp_path: Path) -> None:
         assert not other.acquire(blocking=False)
     assert other.acquire(blocking=False)
     other.release()
+
+
+def test_many_processes_opening_a_new_database_at_once_all_succeed(tmp_path: Path) -> None:
+    # 30 `pallet run` on a fresh root open engine.db together; switching to WAL must not fail any
+    failures = 0
+    for round_ in range(4):
+        path = tmp_path / f"new-{round_}.db"
+        pids = []
+        for _ in range(30):
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    MetadataDB(path).close()
+                    code = 0
+                finally:
+                    os._exit(code)
+            pids.append(pid)
+        for pid in pids:
+            failures += os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0
+    assert failures == 0

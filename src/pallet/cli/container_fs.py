@@ -8,6 +8,7 @@ import argparse
 import os
 
 from pallet.cli.exits import UsageError
+from pallet.cli.output import parse_bool
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -224,14 +225,6 @@ def _run_commit(ctx: Context, args: argparse.Namespace, engine: Engine) -> int:
     return 0
 
 
-def _bool(text: str) -> bool:
-    if text.lower() in ("true", "1"):
-        return True
-    if text.lower() in ("false", "0"):
-        return False
-    raise ValueError(text)
-
-
 def configure_commit(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("container", metavar="CONTAINER")
     parser.add_argument("repository", nargs="?", metavar="REPOSITORY[:TAG]")
@@ -245,7 +238,13 @@ def configure_commit(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("-m", "--message", help="commit message")
     parser.add_argument(
-        "-p", "--pause", type=_bool, nargs="?", const=True, default=True, help="pause container during commit"
+        "-p",
+        "--pause",
+        type=parse_bool,
+        nargs="?",
+        const=True,
+        default=True,
+        help="pause container during commit",
     )
     parser.set_defaults(run=_handler(_run_commit))
 

@@ -9,7 +9,7 @@ import re
 import time
 
 from pallet.cli.exits import UsageError
-from pallet.cli.output import inspect_each, print_rows
+from pallet.cli.output import inspect_each, parse_bool, print_rows
 from pallet.cli.prune import confirm, write_report
 from pallet.cli.tables import human_duration, human_size
 from pallet.errors import PalletError
@@ -396,20 +396,18 @@ def _run_history(ctx: Context, args: argparse.Namespace, store: ImageStore) -> i
     return 0
 
 
-def _bool(text: str) -> bool:
-    if text.lower() in ("true", "1"):
-        return True
-    if text.lower() in ("false", "0"):
-        return False
-    raise ValueError(text)
-
-
 def configure_history(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("image", metavar="IMAGE")
     parser.add_argument("--no-trunc", action="store_true", help="don't truncate output")
     parser.add_argument("-q", "--quiet", action="store_true", help="only show image IDs")
     parser.add_argument(
-        "-H", "--human", type=_bool, nargs="?", const=True, default=True, help="sizes and dates for humans"
+        "-H",
+        "--human",
+        type=parse_bool,
+        nargs="?",
+        const=True,
+        default=True,
+        help="sizes and dates for humans",
     )
     parser.add_argument("--format", help="'table', 'json', or a Go template")
     parser.set_defaults(run=_handler(_run_history))

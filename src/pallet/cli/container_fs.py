@@ -150,7 +150,7 @@ def _mount_points(engine: Engine, record: ContainerRecord) -> list[str]:
     import json
 
     try:
-        with open(engine.layout.bundle(record.id) / "config.json") as f:
+        with open(os.path.join(engine.layout.bundle(record.id), "config.json")) as f:
             mounts = json.load(f).get("mounts") or []
     except (OSError, ValueError):
         mounts = []

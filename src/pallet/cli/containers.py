@@ -273,7 +273,7 @@ def _run_attached(
 
     try:
         engine.start(record.id, start_on_attach=True, exit_command=False)
-        conn = attach.connect(str(engine.layout.attach_socket(record.id)), stdin=interactive, start=True)
+        conn = attach.connect(engine.layout.attach_socket(record.id), stdin=interactive, start=True)
     except PalletError as e:
         if remove:
             engine.remove(record.id, force=True, volumes=True)
@@ -687,8 +687,8 @@ def _run_inspect(ctx: Context, args: argparse.Namespace) -> int:
                 inspect_container(
                     record,
                     engine.document(record),
-                    bundle=str(engine.layout.bundle(record.id)),
-                    run_dir=str(engine.layout.run_dir(record.id)),
+                    bundle=engine.layout.bundle(record.id),
+                    run_dir=engine.layout.run_dir(record.id),
                 )
             )
     print_inspect(ctx.out, found, args.format)
@@ -728,7 +728,7 @@ def _log_entries(engine: Engine, record: ContainerRecord, args: argparse.Namespa
             return True
 
     return read_logs(
-        str(engine.layout.log_path(record.id)),
+        engine.layout.log_path(record.id),
         tail=tail,
         since_ns=since,
         until_ns=until,
@@ -776,7 +776,7 @@ def _run_attach(ctx: Context, args: argparse.Namespace) -> int:
         if record.state not in ("running", "paused", "restarting"):
             raise PalletError("You cannot attach to a stopped container, start it first")
         interactive = not args.no_stdin and bool(engine.document(record).get("Config", {}).get("OpenStdin"))
-        conn = attach.connect(str(engine.layout.attach_socket(record.id)), stdin=interactive)
+        conn = attach.connect(engine.layout.attach_socket(record.id), stdin=interactive)
         try:
             detached = _stream(ctx, conn, interactive=interactive)
         finally:

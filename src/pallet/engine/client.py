@@ -331,8 +331,8 @@ class ContainerCollection:
         attrs = inspect_container(
             record,
             engine.document(record),
-            bundle=str(engine.layout.bundle(record.id)),
-            run_dir=str(engine.layout.run_dir(record.id)),
+            bundle=engine.layout.bundle(record.id),
+            run_dir=engine.layout.run_dir(record.id),
         )
         return Container(self.client, attrs)
 

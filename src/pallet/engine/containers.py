@@ -22,7 +22,6 @@ from pallet.oci.record import EMPTY, Record
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
-    from pathlib import Path
     from typing import Any
 
     from pallet.engine.db import EngineDB
@@ -216,9 +215,10 @@ class ContainerStore:
         return [_from_row(r) for r in self.db.query("SELECT * FROM containers ORDER BY created DESC, id")]
 
 
-def write_document(path: Path, document: Mapping[str, Any]) -> None:
+def write_document(path: str, document: Mapping[str, Any]) -> None:
     """Write ``container.json`` atomically (temp file, fsync, rename)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    head, name = os.path.split(path)
+    tmp = os.path.join(head, f".{name}.{os.getpid()}.tmp")
     with open(tmp, "w") as f:
         json.dump(document, f, separators=(",", ":"))
         f.flush()
@@ -226,7 +226,7 @@ def write_document(path: Path, document: Mapping[str, Any]) -> None:
     os.rename(tmp, path)
 
 
-def read_document(path: Path) -> dict[str, Any]:
+def read_document(path: str) -> dict[str, Any]:
     """The ``container.json`` of a container (empty if missing: a half-created container)."""
     try:
         with open(path) as f:

@@ -19,11 +19,13 @@ Contracts:
 
 from __future__ import annotations
 
+import os
+
 from pallet.image.metadata import MetadataDB
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from pathlib import Path
+    pass
 
 __all__ = ["MIGRATIONS", "EngineDB"]
 
@@ -63,6 +65,6 @@ MIGRATIONS: tuple[str, ...] = (_V1,)
 class EngineDB(MetadataDB):
     """A connection to ``<root>/engine.db``; one per process and thread. Created on first open."""
 
-    def __init__(self, root: Path) -> None:
-        root.mkdir(parents=True, exist_ok=True)
-        super().__init__(root / "engine.db", MIGRATIONS)
+    def __init__(self, root: str) -> None:
+        os.makedirs(root, exist_ok=True)
+        super().__init__(os.path.join(root, "engine.db"), MIGRATIONS)

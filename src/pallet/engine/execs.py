@@ -12,6 +12,9 @@ SIGKILL of the caller never touches the container.
 
 from __future__ import annotations
 
+import contextlib
+import os
+
 from pallet.errors import FailedPrecondition, InvalidArgument
 from pallet.oci.record import Record
 
@@ -48,7 +51,7 @@ def merge_env(base: Sequence[str], extra: Sequence[str]) -> tuple[str, ...]:
 def _process(engine: Engine, container_id: str, request: ExecRequest) -> Process:
     from pallet.oci.runtime_spec import User, load_spec
 
-    with open(engine.layout.bundle(container_id) / "config.json", "rb") as f:
+    with open(os.path.join(engine.layout.bundle(container_id), "config.json"), "rb") as f:
         spec = load_spec(f.read())
     base = spec.process
     if base is None:
@@ -61,7 +64,7 @@ def _process(engine: Engine, container_id: str, request: ExecRequest) -> Process
     if request.user:
         from pallet.engine.specgen import resolve_user
 
-        uid, gid, groups = resolve_user(str(engine.layout.rootfs(container_id)), request.user)
+        uid, gid, groups = resolve_user(engine.layout.rootfs(container_id), request.user)
         user = User(uid=uid, gid=gid, additional_gids=tuple(groups))
     return base.replace(
         terminal=request.tty,
@@ -98,10 +101,11 @@ def exec_process(
     if request.detach:
         import os
 
-        pid_file = engine.layout.run_dir(record.id) / f"exec-{os.urandom(6).hex()}.pid"
+        pid_file = os.path.join(engine.layout.run_dir(record.id), f"exec-{os.urandom(6).hex()}.pid")
         try:
             runtime.exec_detached(record.id, doc, str(pid_file), stdio=stdio)
         finally:
-            pid_file.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(pid_file)
         return 0
     return runtime.exec_wait(record.id, doc, stdio=stdio)

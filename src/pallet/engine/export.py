@@ -14,6 +14,7 @@ when the container may be started meanwhile.
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 
 from pallet.image import layerdiff
@@ -33,8 +34,11 @@ __all__ = ["export_rootfs", "mounted_rootfs"]
 
 
 @contextmanager
-def mounted_rootfs(images: ImageStore, key: str, rootfs: Path) -> Iterator[Path]:
+def mounted_rootfs(images: ImageStore, key: str, rootfs: str | os.PathLike[str]) -> Iterator[Path]:
     """``rootfs`` with snapshot ``key`` mounted on it, for as long as the block runs."""
+    from pathlib import Path
+
+    rootfs = Path(rootfs)
     if _snapshots.is_mounted(rootfs):
         yield rootfs
         return

@@ -10,7 +10,7 @@ the ``<id>-json.log`` log and ``shim.json``. Volatile, under the run dir:
 
 from __future__ import annotations
 
-from pathlib import Path
+import os.path
 
 __all__ = ["Layout", "snapshot_key"]
 
@@ -21,43 +21,46 @@ def snapshot_key(container_id: str) -> str:
 
 
 class Layout:
-    """Paths of one engine (root + run dir); creates nothing by itself."""
+    """Paths of one engine (root + run dir), as strings: ``pathlib`` costs ~20 ms on every ``run``.
+
+    Creates nothing by itself.
+    """
 
     __slots__ = ("root", "run_root")
 
-    def __init__(self, root: Path, run_root: Path) -> None:
+    def __init__(self, root: str, run_root: str) -> None:
         self.root = root
         self.run_root = run_root
 
-    def container_dir(self, container_id: str) -> Path:
-        return self.root / "containers" / container_id
+    def container_dir(self, container_id: str) -> str:
+        return os.path.join(self.root, "containers", container_id)
 
-    def document(self, container_id: str) -> Path:
-        return self.container_dir(container_id) / "container.json"
+    def document(self, container_id: str) -> str:
+        return os.path.join(self.container_dir(container_id), "container.json")
 
-    def bundle(self, container_id: str) -> Path:
-        return self.container_dir(container_id) / "bundle"
+    def bundle(self, container_id: str) -> str:
+        return os.path.join(self.container_dir(container_id), "bundle")
 
-    def rootfs(self, container_id: str) -> Path:
-        return self.bundle(container_id) / "rootfs"
+    def rootfs(self, container_id: str) -> str:
+        return os.path.join(self.bundle(container_id), "rootfs")
 
-    def log_path(self, container_id: str) -> Path:
-        return self.container_dir(container_id) / f"{container_id}-json.log"
+    def log_path(self, container_id: str) -> str:
+        return os.path.join(self.container_dir(container_id), f"{container_id}-json.log")
 
-    def shim_config(self, container_id: str) -> Path:
-        return self.container_dir(container_id) / "shim.json"
+    def shim_config(self, container_id: str) -> str:
+        return os.path.join(self.container_dir(container_id), "shim.json")
 
-    def run_dir(self, container_id: str) -> Path:
-        return self.run_root / "containers" / container_id
+    def run_dir(self, container_id: str) -> str:
+        return os.path.join(self.run_root, "containers", container_id)
 
-    def exit_file(self, container_id: str) -> Path:
-        return self.run_dir(container_id) / "exit.json"
+    def exit_file(self, container_id: str) -> str:
+        return os.path.join(self.run_dir(container_id), "exit.json")
 
-    def stopped_flag(self, container_id: str) -> Path:
-        return self.run_dir(container_id) / "stopped-by-user"
+    def stopped_flag(self, container_id: str) -> str:
+        return os.path.join(self.run_dir(container_id), "stopped-by-user")
 
-    def attach_socket(self, container_id: str) -> Path:
-        return self.run_dir(container_id) / "attach.sock"
+    def attach_socket(self, container_id: str) -> str:
+        return os.path.join(self.run_dir(container_id), "attach.sock")
 
-    def runtime_root(self, runtime_name: str) -> Path:
-        return self.run_root / "runtimes" / runtime_name
+    def runtime_root(self, runtime_name: str) -> str:
+        return os.path.join(self.run_root, "runtimes", runtime_name)

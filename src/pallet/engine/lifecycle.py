@@ -25,7 +25,6 @@ import json
 import os
 import shutil
 import time
-from pathlib import Path
 
 from pallet.engine import names
 from pallet.engine.containers import (
@@ -100,7 +99,7 @@ def _poll(done: Callable[[], bool], timeout: float | None) -> bool:
 class Engine:
     """Containers under one root and run dir. Open with ``Engine.open``; use as a context manager."""
 
-    def __init__(self, root: Path, run_root: Path) -> None:
+    def __init__(self, root: str, run_root: str) -> None:
         self.layout = Layout(root, run_root)
         self.db = EngineDB(root)
         self.containers = ContainerStore(self.db)
@@ -109,8 +108,8 @@ class Engine:
         self._runtimes: dict[str, Runtime] = {}
 
     @classmethod
-    def open(cls, root: str | Path, run_root: str | Path) -> Self:
-        return cls(Path(root), Path(run_root))
+    def open(cls, root: str | os.PathLike[str], run_root: str | os.PathLike[str]) -> Self:
+        return cls(os.fspath(root), os.fspath(run_root))
 
     def close(self) -> None:
         if self._images is not None:
@@ -153,9 +152,7 @@ class Engine:
 
         found = self._runtimes.get(name or "")
         if found is None:
-            found = select_runtime(
-                name or None, root=str(self.layout.root), run_root=str(self.layout.run_root)
-            )
+            found = select_runtime(name or None, root=self.layout.root, run_root=self.layout.run_root)
             self._runtimes[name or ""] = found
         return found
 
@@ -280,7 +277,7 @@ class Engine:
         config = images.config(image_id)
         container_dir = self.layout.container_dir(record.id)
         rootfs = self.layout.rootfs(record.id)
-        rootfs.mkdir(parents=True)
+        os.makedirs(rootfs)
         os.chmod(container_dir, 0o710)
         images.set_in_use(image_id, record.id)
         top = images.unpack(image_id)
@@ -311,7 +308,7 @@ class Engine:
         root = doc.get("root")
         if isinstance(root, dict):
             root["path"] = "rootfs"
-        with open(self.layout.bundle(record.id) / "config.json", "w") as f:
+        with open(os.path.join(self.layout.bundle(record.id), "config.json"), "w") as f:
             json.dump(doc, f, separators=(",", ":"))  # compact: C encoder, several ms less per create
         from pallet.engine.inspection import container_document
 
@@ -322,7 +319,7 @@ class Engine:
             spec=spec,
             mounts=plan.points,
             driver=images.snapshots.driver,
-            log_path=str(self.layout.log_path(record.id)),
+            log_path=self.layout.log_path(record.id),
         )
 
     # --- start ------------------------------------------------------------------------------
@@ -366,18 +363,18 @@ class Engine:
                 _quietly(runtime.delete, record.id, force=True)
             run_dir = self.layout.run_dir(record.id)
             shutil.rmtree(run_dir, ignore_errors=True)
-            run_dir.mkdir(parents=True)
+            os.makedirs(run_dir)
             restart = host.get("RestartPolicy", {})
             log_config = host.get("LogConfig", {}).get("Config", {})
             auto_remove = bool(host.get("AutoRemove"))
             shim_config = ShimConfig(
                 id=record.id,
-                bundle=str(self.layout.bundle(record.id)),
+                bundle=self.layout.bundle(record.id),
                 runtime_name=runtime.name,
                 runtime_path=runtime.path,
                 runtime_root=runtime.root,
-                run_dir=str(run_dir),
-                log_path=str(self.layout.log_path(record.id)),
+                run_dir=run_dir,
+                log_path=self.layout.log_path(record.id),
                 log_max_size=_log_size(log_config.get("max-size")),
                 log_max_file=int(log_config.get("max-file") or 1),
                 tty=bool(cfg.get("Tty")),
@@ -390,8 +387,8 @@ class Engine:
                 start_on_attach=start_on_attach,
             )
             config_path = self.layout.shim_config(record.id)
-            save(shim_config, str(config_path))
-            started = launch(str(config_path))
+            save(shim_config, config_path)
+            started = launch(config_path)
             return self.containers.update(
                 record.id,
                 state="running",
@@ -415,9 +412,9 @@ class Engine:
             "-m",
             "pallet.cli",
             "--root",
-            str(self.layout.root),
+            self.layout.root,
             "--run-root",
-            str(self.layout.run_root),
+            self.layout.run_root,
             "rm",
             "-f",
             "-v",
@@ -455,8 +452,8 @@ class Engine:
         not to do that any more.
         """
         run_dir = self.layout.run_dir(record.id)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        exitfile.mark_stopped_by_user(str(run_dir))
+        os.makedirs(run_dir, exist_ok=True)
+        exitfile.mark_stopped_by_user(run_dir)
         runtime = self.runtime(record.runtime)
         gone = False
         if timeout != 0:
@@ -517,8 +514,8 @@ class Engine:
             # docker: the stop signal (and SIGKILL) count as a manual stop: no restart policy applies
             if number in (9, _signal_number(cfg.get("StopSignal"), 15)):
                 run_dir = self.layout.run_dir(current.id)
-                run_dir.mkdir(parents=True, exist_ok=True)
-                exitfile.mark_stopped_by_user(str(run_dir))
+                os.makedirs(run_dir, exist_ok=True)
+                exitfile.mark_stopped_by_user(run_dir)
             runtime = self.runtime(current.runtime)
             if number == 9:  # a frozen process dies only once thawed
                 self._signal(runtime, current, number)
@@ -572,7 +569,7 @@ class Engine:
         record = self.get(ref)
         final: list[ContainerRecord] = []
         seen_exit: list[int] = []
-        run_dir = str(self.layout.run_dir(record.id))
+        run_dir = self.layout.run_dir(record.id)
 
         def stopped() -> bool:
             # a --rm container may be removed by its exit command between two polls: the exit
@@ -639,8 +636,9 @@ class Engine:
         container_dir = self.layout.container_dir(record.id)
         self._await_shim_exit(record)
         if record.state != "removing":
-            if remove_volumes and container_dir.exists():
-                (container_dir / _REMOVE_VOLUMES_FLAG).touch()
+            if remove_volumes and os.path.isdir(container_dir):
+                with open(os.path.join(container_dir, _REMOVE_VOLUMES_FLAG), "w"):
+                    pass
             record = self.containers.update(record.id, state="removing", owner=None)
         # an unknown runtime (the config changed) has nothing of ours to delete
         with contextlib.suppress(PalletError):
@@ -652,7 +650,7 @@ class Engine:
         if snaps.stat(snapshot_key(record.id)) is not None:
             snaps.remove(snapshot_key(record.id))
         self.images.release(record.image_id, record.id)
-        if (self.layout.root / "volumes.db").exists() or remove_volumes:
+        if os.path.exists(os.path.join(self.layout.root, "volumes.db")) or remove_volumes:
             self.volumes.release(record.id, remove_anonymous=remove_volumes)
         shutil.rmtree(self.layout.run_dir(record.id), ignore_errors=True)
         shutil.rmtree(container_dir, ignore_errors=True)
@@ -663,7 +661,7 @@ class Engine:
 
     def removing_volumes(self, record: ContainerRecord) -> bool:
         """Whether an interrupted removal was asked to remove anonymous volumes (``rm -v``)."""
-        return (self.layout.container_dir(record.id) / _REMOVE_VOLUMES_FLAG).exists()
+        return os.path.exists(os.path.join(self.layout.container_dir(record.id), _REMOVE_VOLUMES_FLAG))
 
     def runtime_knows(self, record: ContainerRecord) -> bool:
         """Whether the OCI runtime still has state for the container (it runs without its shim)."""

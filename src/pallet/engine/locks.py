@@ -10,28 +10,30 @@ can never be left behind by a crash. The lock files live on the run dir
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
 from pallet.image.metadata import FileLock
 
 __all__ = ["container_lock", "remove_lock_file"]
 
 
-def _lock_path(run_root: Path, container_id: str) -> Path:
-    return run_root / "locks" / f"{container_id}.lock"
+def _lock_path(run_root: str, container_id: str) -> str:
+    return os.path.join(run_root, "locks", f"{container_id}.lock")
 
 
-def container_lock(run_root: Path, container_id: str) -> FileLock:
+def container_lock(run_root: str, container_id: str) -> FileLock:
     """The (not yet taken) lock of one container; use ``with lock.held():``."""
-    path = _lock_path(run_root, container_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return FileLock(path)
+    os.makedirs(os.path.join(run_root, "locks"), exist_ok=True)
+    return FileLock(_lock_path(run_root, container_id))
 
 
-def remove_lock_file(run_root: Path, container_id: str) -> None:
+def remove_lock_file(run_root: str, container_id: str) -> None:
     """Remove the lock file of a container that is gone; idempotent.
 
     Called while holding the lock: a process waiting on the old file takes
     it afterwards, then finds the container gone and reports so.
     """
-    _lock_path(run_root, container_id).unlink(missing_ok=True)
+    try:
+        os.unlink(_lock_path(run_root, container_id))
+    except FileNotFoundError:
+        return

@@ -39,7 +39,6 @@ from pallet.oci.record import Record
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
-    from pathlib import Path
     from typing import Protocol
 
     from pallet.engine.volumes import VolumeStore
@@ -210,7 +209,7 @@ def _bind_source(request: MountRequest, create_host_path: bool) -> str:
     return source
 
 
-def _seed(volumes: VolumeStore, name: str, rootfs: Path, destination: str) -> bool:
+def _seed(volumes: VolumeStore, name: str, rootfs: str, destination: str) -> bool:
     """Copy what the image has at ``destination`` (resolved inside ``rootfs``) into an empty volume."""
     try:
         root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -237,7 +236,7 @@ def resolve_mounts(
     volumes: VolumeStore,
     container_id: str,
     image_volumes: Iterable[str] = (),
-    rootfs: Path | None = None,
+    rootfs: str | None = None,
     create_host_path: bool | Sequence[bool] = True,
 ) -> MountPlan:
     """Resolve ``requests`` (and the image's ``VOLUME`` paths) for container ``container_id``.

@@ -74,7 +74,7 @@ def reconcile(engine: Engine, record: ContainerRecord) -> ContainerRecord | None
     if record.state == "removing":
         engine.discard(record, remove_volumes=engine.removing_volumes(record))
         return None
-    run_dir = str(engine.layout.run_dir(record.id))
+    run_dir = engine.layout.run_dir(record.id)
     if not shim_alive(record):
         # the CLI may have died between launching the shim and recording it: the pid file tells
         found = exitfile.read_shim_pid(run_dir)

@@ -202,8 +202,9 @@ class VolumeStore:
         self.db = db
 
     @classmethod
-    def open(cls, root: Path) -> Self:
+    def open(cls, root: str | os.PathLike[str]) -> Self:
         """Open (creating if needed) the volumes of ``root``, clearing what crashed removals left."""
+        root = Path(root)
         volumes = root / "volumes"
         (volumes / ".trash").mkdir(parents=True, exist_ok=True)
         os.chmod(volumes, 0o701)  # others may traverse to a mounted _data, not list names

@@ -18,7 +18,6 @@ import fcntl
 import os
 import sqlite3
 from contextlib import contextmanager
-from pathlib import Path
 
 from pallet.errors import FailedPrecondition, Unavailable
 
@@ -155,8 +154,8 @@ def _statements(script: str) -> list[str]:
 class MetadataDB:
     """A connection to the image database; one per process and thread."""
 
-    def __init__(self, path: Path, migrations: Sequence[str] = MIGRATIONS) -> None:
-        self.path = path
+    def __init__(self, path: str | os.PathLike[str], migrations: Sequence[str] = MIGRATIONS) -> None:
+        self.path = os.fspath(path)
         try:
             # isolation_level=None: we issue BEGIN IMMEDIATE ourselves
             self.conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
@@ -181,7 +180,7 @@ class MetadataDB:
         """
         import time
 
-        lock = FileLock(self.path.with_name(self.path.name + ".init-lock"))
+        lock = FileLock(self.path + ".init-lock")
         lock.acquire()
         try:
             for _ in range(200):
@@ -236,7 +235,7 @@ class FileLock:
     mode first taken: use separate objects for shared and exclusive holds.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = path
         self._fd: int | None = None
         self._depth = 0

@@ -308,7 +308,7 @@ class Snapshotter:
 # --- applying mounts (used by the engine and tests; needs root) --------------------------------
 
 
-def mount(mounts: list[Mount], target: Path) -> None:
+def mount(mounts: list[Mount], target: str | os.PathLike[str]) -> None:
     """Mount ``mounts`` on ``target`` in order (needs CAP_SYS_ADMIN)."""
     from pallet.linux import flags
     from pallet.linux.libc import Libc
@@ -325,7 +325,7 @@ def mount(mounts: list[Mount], target: Path) -> None:
             libc.mount(m.source, str(target), m.type, ro, ",".join(options))
 
 
-def is_mounted(path: Path) -> bool:
+def is_mounted(path: str | os.PathLike[str]) -> bool:
     """Whether something is mounted exactly on ``path`` in this mount namespace (binds included)."""
     wanted = os.path.realpath(path)
     try:
@@ -341,7 +341,7 @@ def is_mounted(path: Path) -> bool:
     return False
 
 
-def unmount(target: Path) -> None:
+def unmount(target: str | os.PathLike[str]) -> None:
     """Unmount ``target`` (everything mounted there, lazily if busy); idempotent."""
     from pallet.linux import flags
     from pallet.linux.libc import Libc

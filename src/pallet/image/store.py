@@ -17,6 +17,7 @@ identified by their config digest (docker's image id). Contracts:
 
 from __future__ import annotations
 
+import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -156,7 +157,7 @@ class ImageStore:
     @classmethod
     def open(
         cls,
-        root: Path,
+        root: str | os.PathLike[str],
         *,
         snapshot_driver: str | None = None,
     ) -> Self:
@@ -166,6 +167,7 @@ class ImageStore:
         first created, detected if not given; opening with another driver later
         is refused.
         """
+        root = Path(root)
         root.mkdir(parents=True, exist_ok=True)
         content = ContentStore(root)
         db = MetadataDB(root / "images.db")

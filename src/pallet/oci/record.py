@@ -87,7 +87,9 @@ class _RecordBase:
 
     def __hash__(self) -> int:
         # mapping fields (MappingProxyType) are not hashable themselves
-        values = (tuple(sorted(v.items())) if isinstance(v, types.MappingProxyType) else v for v in self._values())
+        values = (
+            tuple(sorted(v.items())) if isinstance(v, types.MappingProxyType) else v for v in self._values()
+        )
         return hash((type(self), *values))
 
     def __repr__(self) -> str:

@@ -24,8 +24,8 @@ CID = "f" * 64
 
 class FakeEngine:
     def __init__(self, tmp: Path) -> None:
-        self.layout = Layout(tmp / "root", tmp / "run")
-        self.db = EngineDB(tmp / "root")
+        self.layout = Layout(str(tmp / "root"), str(tmp / "run"))
+        self.db = EngineDB(str(tmp / "root"))
         self.containers = ContainerStore(self.db)
         self.discarded: list[tuple[str, bool]] = []
         self.cleaned: list[str] = []
@@ -53,7 +53,7 @@ class FakeEngine:
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[FakeEngine]:
     fake = FakeEngine(tmp_path)
-    fake.layout.run_dir(CID).mkdir(parents=True)
+    os.makedirs(fake.layout.run_dir(CID))
     yield fake
     fake.db.close()
 

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 
     from pallet.engine.options import RunOptions
     from pallet.engine.runtimes import Runtime
+    from pallet.engine.shim.launch import PendingShim
     from pallet.engine.volumes import VolumeStore
     from pallet.image.metadata import FileLock
     from pallet.image.store import ImageStore
@@ -202,11 +203,18 @@ class Engine:
     # --- create -----------------------------------------------------------------------------
 
     def create(
-        self, image: str, options: RunOptions, *, warn: Callable[[str], None] | None = None
+        self,
+        image: str,
+        options: RunOptions,
+        *,
+        warn: Callable[[str], None] | None = None,
+        container_id: str | None = None,
     ) -> ContainerRecord:
         """Make a container from ``image`` with ``options``: rootfs, volumes, config.json, records.
 
         ``warn`` gets notes for the user (an ignored ``z`` relabel flag, ...).
+        ``container_id`` (from ``names.new_id``) is for a caller that needs
+        the id first, to ``prelaunch`` the shim; by default a new one.
         ``NotFound`` for an unknown image (docker's words), ``Conflict`` for a
         taken name; either way nothing is left behind.
         """
@@ -233,7 +241,7 @@ class Engine:
         image_config = self.images.config(image_record.id).config
         labels = dict(image_config.labels) if image_config is not None else {}
         labels.update(options.labels)
-        container_id = names.new_id()
+        container_id = container_id or names.new_id()
         record = ContainerRecord(
             id=container_id,
             name=name or names.generate_name(self.containers.name_taken),
@@ -324,8 +332,18 @@ class Engine:
 
     # --- start ------------------------------------------------------------------------------
 
-    def start(self, ref: str, *, start_on_attach: bool = False, exit_command: bool = True) -> ContainerRecord:
+    def start(
+        self,
+        ref: str,
+        *,
+        start_on_attach: bool = False,
+        exit_command: bool = True,
+        shim: PendingShim | None = None,
+    ) -> ContainerRecord:
         """Start a created or exited container under a new shim; a running one is left alone.
+
+        ``shim`` is one ``prelaunch``-ed for this container's ``shim.json``
+        (used, or left for the caller to cancel if the container does not start).
 
         With ``start_on_attach`` the shim waits for the first attach client
         before it starts the process, so that client misses no output. A
@@ -388,7 +406,10 @@ class Engine:
             )
             config_path = self.layout.shim_config(record.id)
             save(shim_config, config_path)
-            started = launch(config_path)
+            if shim is not None and shim.config_path == config_path:
+                started = shim.go()
+            else:
+                started = launch(config_path)
             return self.containers.update(
                 record.id,
                 state="running",
@@ -486,7 +507,7 @@ class Engine:
     def _await_shim_exit(self, record: ContainerRecord) -> None:
         """Let the shim of an exited container finish (runtime delete, last log lines) before its
         files are reused or removed; one that hangs is killed."""
-        if shim_alive(record) and not _poll(lambda: not shim_alive(record), _KILL_GRACE):
+        if shim_alive(record) and not _wait_exit(record.shim_pid, record.shim_start, _KILL_GRACE):
             self._kill_shim(record)
 
     def _kill_shim(self, record: ContainerRecord) -> None:
@@ -634,22 +655,24 @@ class Engine:
         from pallet.image import snapshots
 
         container_dir = self.layout.container_dir(record.id)
-        self._await_shim_exit(record)
         if record.state != "removing":
             if remove_volumes and os.path.isdir(container_dir):
                 with open(os.path.join(container_dir, _REMOVE_VOLUMES_FLAG), "w"):
                     pass
             record = self.containers.update(record.id, state="removing", owner=None)
-        # an unknown runtime (the config changed) has nothing of ours to delete
-        with contextlib.suppress(PalletError):
-            runtime = self.runtime(record.runtime)
-            if _runtime_has_state(runtime, record.id):  # the shim deletes it; a killed shim did not
-                _quietly(runtime.delete, record.id, force=True)
+        # the container has exited: its shim may still be deleting the runtime's state and closing
+        # its files, but it no longer uses the rootfs, which goes meanwhile
         snapshots.unmount(self.layout.rootfs(record.id))
         snaps = self.images.snapshots
         if snaps.stat(snapshot_key(record.id)) is not None:
             snaps.remove(snapshot_key(record.id))
         self.images.release(record.image_id, record.id)
+        self._await_shim_exit(record)
+        # an unknown runtime (the config changed) has nothing of ours to delete
+        with contextlib.suppress(PalletError):
+            runtime = self.runtime(record.runtime)
+            if _runtime_has_state(runtime, record.id):  # the shim deletes it; a killed shim did not
+                _quietly(runtime.delete, record.id, force=True)
         if os.path.exists(os.path.join(self.layout.root, "volumes.db")) or remove_volumes:
             self.volumes.release(record.id, remove_anonymous=remove_volumes)
         shutil.rmtree(self.layout.run_dir(record.id), ignore_errors=True)
@@ -682,6 +705,30 @@ class Engine:
         """Whether the container was created with ``--rm``."""
         host: Mapping[str, Any] = self.document(record).get("HostConfig", {})
         return bool(host.get("AutoRemove"))
+
+
+def _wait_exit(pid: int, start: int, timeout: float) -> bool:
+    """Wait until process ``pid`` (started at ``start``, clock ticks) has exited; False on ``timeout``.
+
+    A pidfd wakes us the moment it exits (a shim is not our child: no waitpid),
+    instead of polling /proc.
+    """
+    import select
+
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    except OSError:  # no pidfd (old kernel): poll /proc
+        return _poll(lambda: process_start_time(pid) != start, timeout)
+    try:
+        if process_start_time(pid) != start:  # the pid was reused: ours is gone
+            return True
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(int(timeout * 1000)))
+    finally:
+        os.close(fd)
 
 
 def _runtime_has_state(runtime: Runtime, container_id: str) -> bool:

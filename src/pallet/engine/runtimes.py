@@ -132,22 +132,26 @@ class Runtime(Record):
         *,
         console_socket: str | None = None,
         stdio: tuple[int, int, int] | None = None,
+        start: bool = False,
     ) -> int:
         """``create``; returns the init's pid (from ``pid_file``).
 
         Without a console socket, ``stdio`` (fds for 0, 1, 2) become the
         container's stdio; ``None`` means /dev/null. The runtime's output on
-        success goes there too, so runtimes print nothing then.
+        success goes there too, so runtimes print nothing then. With ``start``
+        it is ``run --detach``: created and started in one runtime process.
         """
-        args = ["create", "--bundle", bundle, "--pid-file", pid_file]
+        verb = "run" if start else "create"
+        args = [verb, "--detach"] if start else [verb]
+        args += ["--bundle", bundle, "--pid-file", pid_file]
         if console_socket is not None:
             args += ["--console-socket", console_socket]
-        self._call("create", container_id, [*args, container_id], stdio=stdio)
+        self._call(verb, container_id, [*args, container_id], stdio=stdio)
         try:
             with open(pid_file, "rb") as f:
                 return int(f.read())
         except (OSError, ValueError) as e:
-            raise RuntimeFailed("create", f"no pid in {pid_file}: {e}") from None
+            raise RuntimeFailed(verb, f"no pid in {pid_file}: {e}") from None
 
     def start(self, container_id: str) -> None:
         self._call("start", container_id, ["start", container_id])

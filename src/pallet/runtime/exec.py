@@ -387,6 +387,6 @@ def _second_child(  # noqa: PLR0917 - one call site, the fork above
                 os.set_inheritable(fd, True)
             except OSError:
                 pass
-        exec_program(path, list(process.args), env)
+        exec_program(path, list(process.args), env, keep_fds=3 + preserve_fds)
     except BaseException as e:  # noqa: BLE001 - everything goes to the parent as ERROR
         sync.fail(report_w, e)

@@ -69,8 +69,14 @@ def _install(seccomp: PreparedSeccomp) -> None:
     install(seccomp)
 
 
-def exec_program(path: str, args: list[str], env: list[str]) -> None:
-    """Replace this process with the program (``env``: ``KEY=value`` items); raises if execve fails."""
+def exec_program(path: str, args: list[str], env: list[str], *, keep_fds: int = 3) -> None:
+    """Replace this process with the program (``env``: ``KEY=value`` items); raises if execve fails.
+
+    Only fds below ``keep_fds`` (stdio, plus ``--preserve-fds``) reach the
+    program: whatever else the caller let us inherit (its pipes, sockets) is
+    closed on exec, as runc does.
+    """
+    _close_on_exec_from(keep_fds)
     if TYPE_CHECKING:
         import signal as _signal  # the stubs; at run time the C module, without signal's enums
     else:
@@ -85,3 +91,19 @@ def exec_program(path: str, args: list[str], env: list[str]) -> None:
         if sep:
             environ[key] = value
     os.execve(path, args, environ)
+
+
+def _close_on_exec_from(first: int) -> None:
+    """Mark every open fd >= ``first`` close-on-exec."""
+    try:
+        fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:  # no /proc in the container: every fd the limit allows
+        import resource
+
+        fds = list(range(first, min(resource.getrlimit(resource.RLIMIT_NOFILE)[0], 1 << 16)))
+    for fd in fds:
+        if fd >= first:
+            try:  # noqa: SIM105 - contextlib costs ~7 ms at start
+                os.set_inheritable(fd, False)
+            except OSError:
+                pass  # the directory fd listdir used, closed by now

@@ -42,8 +42,10 @@ __all__ = [
     "STDOUT",
     "AttachConnection",
     "FrameReader",
+    "answer",
     "connect",
     "frame",
+    "greet",
     "output_frame",
     "pump",
     "socket_address",
@@ -121,17 +123,29 @@ class AttachConnection:
     def __init__(self, sock: _socket.socket, tty: bool, rest: bytes) -> None:
         self.sock = sock
         self.tty = tty
+        #: the shim closed its end: frames we send go nowhere
+        self.peer_gone = False
         self._frames = FrameReader(header=8)
         self._rest = rest
 
     def send_stdin(self, data: bytes) -> None:
-        self.sock.sendall(frame(FRAME_STDIN, data))
+        self._send(frame(FRAME_STDIN, data))
 
     def close_stdin(self) -> None:
-        self.sock.sendall(frame(FRAME_CLOSE_STDIN))
+        self._send(frame(FRAME_CLOSE_STDIN))
 
     def resize(self, rows: int, cols: int) -> None:
-        self.sock.sendall(frame(FRAME_RESIZE, rows.to_bytes(2, "big") + cols.to_bytes(2, "big")))
+        self._send(frame(FRAME_RESIZE, rows.to_bytes(2, "big") + cols.to_bytes(2, "big")))
+
+    def _send(self, data: bytes) -> None:
+        """Send a frame; if the shim has closed (the container exited), drop it: the output
+        still queued for us is read all the same, then EOF."""
+        if self.peer_gone:
+            return
+        try:
+            self.sock.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            self.peer_gone = True
 
     def read(self) -> list[tuple[int, bytes]] | None:
         """The next output as ``(stream, data)`` pieces (stream 1 with a tty); None at EOF."""
@@ -141,6 +155,10 @@ class AttachConnection:
         if self.tty:
             return [(STDOUT, data)]
         return self._frames.feed(data)
+
+    def buffered(self) -> bool:
+        """Whether output was received already (with the shim's first line): ``read`` it before polling."""
+        return bool(self._rest)
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -155,8 +173,6 @@ def connect(
     """Attach to the shim serving ``path``; ``Unavailable`` if no shim serves it (container not running)."""
     import _socket
 
-    from pallet.oci.jsonfast import dumps, loads
-
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         address, dir_fd = socket_address(path)
@@ -165,14 +181,8 @@ def connect(
         finally:
             if dir_fd >= 0:
                 os.close(dir_fd)
-        header = {"stdin": stdin, "stdout": stdout, "stderr": stderr, "start": start}
-        sock.sendall(dumps(header).encode() + b"\n")
-        reply = b""
-        while b"\n" not in reply:
-            chunk = sock.recv(4096)
-            if not chunk:
-                raise Unavailable(f"attach {path}: the shim closed the connection")
-            reply += chunk
+        greet(sock, stdin=stdin, stdout=stdout, stderr=stderr, start=start)
+        return answer(sock, path)
     except OSError as e:
         sock.close()
         raise Unavailable(
@@ -181,6 +191,31 @@ def connect(
     except Unavailable:
         sock.close()
         raise
+
+
+def greet(
+    sock: _socket.socket, *, stdin: bool = False, stdout: bool = True, stderr: bool = True, start: bool = False
+) -> None:
+    """Send the client's first line (what it wants) on a connected socket."""
+    from pallet.oci.jsonfast import dumps
+
+    header = {"stdin": stdin, "stdout": stdout, "stderr": stderr, "start": start}
+    sock.sendall(dumps(header).encode() + b"\n")
+
+
+def answer(sock: _socket.socket, name: str) -> AttachConnection:
+    """Read the shim's first line after ``greet``: the connection, ready for output.
+
+    ``Unavailable`` if the shim closed the socket instead; the caller closes ``sock`` then.
+    """
+    from pallet.oci.jsonfast import loads
+
+    reply = b""
+    while b"\n" not in reply:
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise Unavailable(f"attach {name}: the shim closed the connection")
+        reply += chunk
     line, _, rest = reply.partition(b"\n")
     doc = loads(line)
     tty = isinstance(doc, dict) and doc.get("tty") is True
@@ -221,6 +256,9 @@ def pump(
         size = os.get_terminal_size(stdin_fd)
         conn.resize(size.lines, size.columns)
     try:
+        if conn.buffered():  # output that came with the shim's first line
+            for stream, data in conn.read() or ():
+                _write_all(stderr_fd if stream == STDERR else stdout_fd, data)
         poller = select.poll()
         poller.register(conn.fileno(), select.POLLIN)
         if stdin_fd is not None:

@@ -3,9 +3,11 @@
 Contract: ``launch(shim_json)`` returns once the shim reports, with the shim's
 and the container's pids, or raises ``PalletError`` with the runtime's
 message; then the shim has removed what it made (runtime state, sockets) and
-exited. The shim runs in its own session with stdio on /dev/null and stderr
-appended to ``<run dir>/shim.log``; it is not the caller's child, so the caller
-may exit or be SIGKILLed at any point without touching the container.
+exited. ``prelaunch`` + ``PendingShim.go`` is the same in two steps, so the
+shim's interpreter starts while the caller still creates the container. The
+shim runs in its own session with stdio on /dev/null and stderr appended to
+``<run dir>/shim.log``; it is not the caller's child, so the caller may exit or
+be SIGKILLed at any point without touching the container.
 """
 
 from __future__ import annotations
@@ -18,10 +20,15 @@ from pallet.engine.shim.config import load
 from pallet.errors import PalletError, Unavailable
 from pallet.oci.record import Record
 
-__all__ = ["SHIM_LOG", "ShimStarted", "launch", "shim_command"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import _socket
+
+    from pallet.engine.shim.attach import AttachConnection
+
+__all__ = ["SHIM_LOG", "PendingShim", "ShimStarted", "launch", "prelaunch", "shim_command"]
 
 SHIM_LOG = "shim.log"
-_REPORT_FD = 3
 
 
 class ShimStarted(Record):
@@ -44,53 +51,176 @@ def shim_command() -> list[str]:
 
 def launch(config_path: str, *, timeout: float = 120.0) -> ShimStarted:
     """Start the shim described by ``config_path`` (a ``shim.json``) and wait for its report."""
-    import select
+    return prelaunch(config_path).go(timeout=timeout)
 
-    config = load(config_path)
-    os.makedirs(config.run_dir, mode=0o700, exist_ok=True)
-    argv = [*shim_command(), "--report-fd", str(_REPORT_FD), config_path]
+
+def prelaunch(config_path: str, *, client: bool = False) -> PendingShim:
+    """Start the shim of ``config_path`` (a ``shim.json`` not written yet); ``PendingShim.go`` lets it read it.
+
+    The shim's interpreter starts and imports while the caller creates the
+    container (a ``pallet run`` saves the ~25 ms of a Python start that way).
+    Until ``go`` its stderr is the caller's, so a shim that cannot start says
+    why; then it moves to ``<run dir>/shim.log``. With ``client`` the caller
+    keeps one end of a socket pair that the shim serves as an attach client
+    from the start (``PendingShim.attach``): no connect, no output missed.
+    """
+    import _socket
+
+    argv = [*shim_command(), "--report-fd", "3", "--wait-fd", "4"]
     report_r, report_w = os.pipe()
+    wait_r, wait_w = os.pipe()
+    ours = theirs = None
+    if client:
+        ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        argv += ["--client-fd", "5"]
+    argv.append(config_path)
     null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
-    log = os.open(
-        os.path.join(config.run_dir, SHIM_LOG), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600
-    )
+    fds = [null, null, 2, report_w, wait_r]
+    if theirs is not None:
+        fds.append(theirs.fileno())
     try:
         try:
-            first = spawn(argv[0], argv, (null, null, log, report_w), setsid=True)
+            first = spawn(argv[0], argv, fds, setsid=True)
         except OSError as e:
+            for fd in (report_r, wait_w):
+                os.close(fd)
+            if ours is not None:
+                ours.close()
             raise Unavailable(
                 f"cannot start pallet-shim ({argv[0]}): {(e.strerror or str(e)).lower()}"
             ) from None
     finally:
-        for fd in (report_w, null, log):
+        for fd in (report_w, wait_r, null):
             os.close(fd)
-    try:
-        os.waitpid(first, 0)  # the first shim process exits as soon as it has forked the real one
-        data = b""
-        poller = select.poll()
-        poller.register(report_r, select.POLLIN)
-        while b"\n" not in data:
-            if not poller.poll(int(timeout * 1000)):
-                raise Unavailable(
-                    f"pallet-shim for {config.id} did not report within {timeout:.0f}s; see {config.run_dir}/{SHIM_LOG}"
-                )
-            chunk = os.read(report_r, 4096)
-            if not chunk:
-                break
-            data += chunk
-    finally:
-        os.close(report_r)
-    line = data.decode("utf-8", "replace").strip()
-    word, _, rest = line.partition(" ")
-    if word == "started":
-        fields = rest.split()
-        if len(fields) == 2 and all(f.isdigit() for f in fields):
-            return ShimStarted(pid=int(fields[1]), container_pid=int(fields[0]))
-    if word == "error" and rest:
-        raise _error_from_report(rest)
-    raise Unavailable(
-        f"pallet-shim for {config.id} exited without reporting; see {config.run_dir}/{SHIM_LOG}"
-    )
+        if theirs is not None:
+            theirs.close()
+    return PendingShim(config_path, first, wait_w, report_r, ours)
+
+
+class PendingShim:
+    """A shim started by ``prelaunch``, waiting for its config: ``go`` once, or ``cancel``.
+
+    Caller contract: exactly one of ``go`` and ``cancel`` is called (``cancel``
+    after ``go`` is harmless). If the caller dies first, the shim reads EOF
+    and exits without a trace.
+    """
+
+    def __init__(
+        self, config_path: str, first_pid: int, wait_fd: int, report_fd: int, client: _socket.socket | None
+    ) -> None:
+        self.config_path = config_path
+        self._first = first_pid
+        self._wait_fd = wait_fd
+        self._report_fd = report_fd
+        self._client = client
+        self._greeted = False
+        #: ``go`` was called: the shim owns the container now (whatever it reported)
+        self.started = False
+
+    def go(self, *, timeout: float = 120.0) -> ShimStarted:
+        """Let the shim read its config (written by now); its pids once it started the container, else its error."""
+        config = load(self.config_path)
+        os.makedirs(config.run_dir, mode=0o700, exist_ok=True)
+        self.started = True
+        if self._client is not None and not self._greeted:
+            self.greet()
+        try:
+            try:
+                os.write(self._wait_fd, b"go\n")
+            except BrokenPipeError:
+                pass  # the shim died before reading: it reports nothing, said below
+            finally:
+                os.close(self._wait_fd)
+                self._wait_fd = -1
+            self._reap_first()
+            line = _read_report(self._report_fd, timeout, config.id, config.run_dir)
+        finally:
+            os.close(self._report_fd)
+            self._report_fd = -1
+        word, _, rest = line.partition(" ")
+        if word == "started":
+            fields = rest.split()
+            if len(fields) == 2 and all(f.isdigit() for f in fields):
+                return ShimStarted(pid=int(fields[1]), container_pid=int(fields[0]))
+        self.close_client()
+        if word == "error" and rest:
+            raise _error_from_report(rest)
+        raise Unavailable(
+            f"pallet-shim for {config.id} exited without reporting; see {config.run_dir}/{SHIM_LOG}"
+        )
+
+    def greet(self, *, stdin: bool = False, size: tuple[int, int] | None = None) -> None:
+        """Say what the attach client wants (before ``go``: the shim reads it before it starts).
+
+        ``size`` (rows, columns) is the client's terminal: a container with a
+        tty starts with that size.
+        """
+        from pallet.engine.shim import attach
+
+        if self._client is None or self._greeted:
+            return
+        attach.greet(self._client, stdin=stdin)
+        if size is not None:
+            rows, cols = size
+            self._client.sendall(
+                attach.frame(attach.FRAME_RESIZE, rows.to_bytes(2, "big") + cols.to_bytes(2, "big"))
+            )
+        self._greeted = True
+
+    def attach(self) -> AttachConnection:
+        """The attach connection, after a successful ``go`` of a shim prelaunched with ``client``."""
+        from pallet.engine.shim import attach
+
+        if self._client is None:
+            raise Unavailable("this shim was started without an attach client")
+        sock, self._client = self._client, None
+        try:
+            return attach.answer(sock, "pallet-shim")
+        except (OSError, Unavailable):
+            sock.close()
+            raise
+
+    def close_client(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def cancel(self) -> None:
+        """The container will not be started: the shim exits (idempotent)."""
+        for name in ("_wait_fd", "_report_fd"):
+            fd = getattr(self, name)
+            if fd >= 0:
+                os.close(fd)
+                setattr(self, name, -1)
+        self.close_client()
+        self._reap_first()
+
+    def _reap_first(self) -> None:
+        if self._first > 0:
+            try:
+                os.waitpid(self._first, 0)  # it exits as soon as it has forked the real shim
+            except ChildProcessError:
+                pass
+            self._first = 0
+
+
+def _read_report(fd: int, timeout: float, container_id: str, run_dir: str) -> str:
+    """The shim's one report line ("" if it exited without one)."""
+    import select
+
+    data = b""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    while b"\n" not in data:
+        if not poller.poll(int(timeout * 1000)):
+            raise Unavailable(
+                f"pallet-shim for {container_id} did not report within {timeout:.0f}s; see {run_dir}/{SHIM_LOG}"
+            )
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        data += chunk
+    return data.decode("utf-8", "replace").strip()
 
 
 def _error_from_report(report: str) -> PalletError:

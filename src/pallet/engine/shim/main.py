@@ -1,8 +1,11 @@
 """``pallet-shim [--report-fd N] SHIM_JSON``: the entry point of the per-container shim.
 
-Started by ``launch`` (in its own session, stdio on /dev/null and ``shim.log``),
+Started by ``launch`` (in its own session, stdin and stdout on /dev/null),
 it forks once and the first process exits at once, so the shim is nobody's
-child and the caller reaps only that first process. The second process
+child and the caller reaps only that first process. With ``--wait-fd`` it was
+started ahead of its container: it loads what it needs, then waits for ``go``
+on that fd before it reads SHIM_JSON; EOF there means "never mind". With
+``--client-fd`` that fd is its first attach client. It moves its stderr to ``shim.log`` in the run dir,
 becomes a child subreaper (the container's init is reparented to it), writes
 ``shim.pid`` in the run dir, and supervises the container (``supervisor``).
 
@@ -22,7 +25,9 @@ __all__ = ["main"]
 
 _SIGCHLD = 17
 _PR_SET_CHILD_SUBREAPER = 36
-_USAGE = "usage: pallet-shim [--report-fd N] SHIM_JSON\n"
+_USAGE = "usage: pallet-shim [--report-fd N] [--wait-fd N] [--client-fd N] SHIM_JSON\n"
+#: the shim's stderr, in its run dir (launch.SHIM_LOG)
+_SHIM_LOG = "shim.log"
 
 
 def _report(fd: int, line: str) -> None:
@@ -40,16 +45,20 @@ def main(argv: list[str] | None = None) -> int:
     import sys
 
     args = sys.argv[1:] if argv is None else argv
-    report_fd = -1
-    if len(args) == 3 and args[0] == "--report-fd" and args[1].isdigit():
-        report_fd, args = int(args[1]), args[2:]
+    fds = {"--report-fd": -1, "--wait-fd": -1, "--client-fd": -1}
+    while len(args) >= 2 and args[0] in fds and args[1].isdigit():
+        fds[args[0]], args = int(args[1]), args[2:]
+    report_fd = fds["--report-fd"]
+    for fd in fds.values():
+        if fd >= 0:  # ours alone: no runtime (nor container) may inherit them
+            os.set_inheritable(fd, False)
     if len(args) != 1 or args[0].startswith("-"):
         os.write(2, _USAGE.encode())
         return 2
     from pallet.errors import PalletError
 
     try:
-        return _run(args[0], report_fd)
+        return _run(args[0], report_fd, fds["--wait-fd"], fds["--client-fd"])
     except PalletError as e:
         os.write(2, f"pallet-shim: {e.message}\n".encode())
         _report(report_fd, f"error {type(e).__name__} {e.message}")
@@ -61,7 +70,22 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-def _run(config_path: str, report_fd: int) -> int:
+def _wait_for_go(fd: int) -> bool:
+    """Whether the engine said ``go`` on ``fd`` (the container and SHIM_JSON exist); EOF means it gave up."""
+    data = b""
+    while b"\n" not in data:
+        try:
+            chunk = os.read(fd, 4096)
+        except InterruptedError:
+            continue
+        if not chunk:
+            break
+        data += chunk
+    os.close(fd)
+    return data.startswith(b"go\n")
+
+
+def _run(config_path: str, report_fd: int, wait_fd: int, client_fd: int) -> int:
     if TYPE_CHECKING:
         import signal as _signal  # the stubs; at run time the C module, without signal's enums
     else:
@@ -73,11 +97,8 @@ def _run(config_path: str, report_fd: int) -> int:
     from pallet.engine.shim.supervisor import Supervisor
     from pallet.errors import PalletError
 
-    config = load(config_path)
     if os.fork():
         os._exit(0)  # the launcher reaps this first process; the shim itself is orphaned on purpose
-    os.makedirs(config.run_dir, mode=0o700, exist_ok=True)
-    os.chdir(config.run_dir)
     try:
         from pallet.linux.libc import Libc
 
@@ -90,6 +111,16 @@ def _run(config_path: str, report_fd: int) -> int:
     os.set_blocking(wake_w, False)
     _signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
     _signal.signal(_SIGCHLD, _on_sigchld)
+    if wait_fd >= 0:
+        # started ahead of its container (launch.prelaunch): everything above is done meanwhile
+        if not _wait_for_go(wait_fd):
+            return 0  # the engine gave up on this container
+    config = load(config_path)
+    os.makedirs(config.run_dir, mode=0o700, exist_ok=True)
+    os.chdir(config.run_dir)
+    log = os.open(_SHIM_LOG, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    os.dup2(log, 2)  # the caller's stderr until now: the shim must not hold it any longer
+    os.close(log)
     runtime = Runtime(
         name=config.runtime_name, path=config.runtime_path, root=config.runtime_root, args=config.runtime_args
     )
@@ -101,7 +132,10 @@ def _run(config_path: str, report_fd: int) -> int:
             line += f" {os.getpid()}"
         _report(report_fd, line)
 
-    return supervisor.run(report)
+    code = supervisor.run(report, client_fd=client_fd)
+    # nothing is buffered (stderr is written with os.write) and nobody waits for us: skip the
+    # interpreter's teardown, ~5 ms that a ``run --rm`` would wait for
+    os._exit(code)
 
 
 def _on_sigchld(signum: int, frame: object) -> None:

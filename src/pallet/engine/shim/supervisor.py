@@ -102,13 +102,29 @@ class Supervisor:
 
     # -- the life of the shim -------------------------------------------------------------------
 
-    def run(self, report: Callable[[str], None]) -> int:
-        """Create (and start) the container, report ``started <pid>`` or ``error <msg>``, then supervise."""
+    def run(self, report: Callable[[str], None], *, client_fd: int = -1) -> int:
+        """Create (and start) the container, report ``started <pid>`` or ``error <msg>``, then supervise.
+
+        ``client_fd`` (``-1``: none) is a connected attach client whose first
+        line is already sent: adopted before the container starts, it misses
+        nothing, so the runtime creates and starts in one call.
+        """
         try:
             self.listener = _listen(ATTACH_SOCKET)
-            self._create()
-            if not self.config.start_on_attach:
+            rest = self._adopt(client_fd) if client_fd >= 0 else b""
+            if self.config.start_on_attach:
+                self._create()
+            elif self.config.tty and rest and self.clients:
+                # the client's terminal size came with its first line: the process starts with it
+                self._create()
+                self._frames_of(self.clients[0], rest)
+                rest = b""
                 self._start()
+            else:
+                self._create(start=True)
+                self._running()
+            if rest and self.clients:
+                self._frames_of(self.clients[0], rest)
         except (PalletError, OSError) as e:
             self._abandon()  # before the report: the caller then finds nothing left behind
             if isinstance(e, PalletError):
@@ -184,14 +200,43 @@ class Supervisor:
 
     # -- container ---------------------------------------------------------------------------
 
-    def _create(self) -> None:
+    def _adopt(self, fd: int) -> bytes:
+        """Take ``fd`` as an attach client and answer its first line; what it sent after that line."""
+        import _socket
+
+        sock = _socket.socket(fileno=fd)
+        sock.settimeout(10.0)
+        data = b""
+        try:
+            while b"\n" not in data and len(data) <= 4096:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        except OSError:
+            data = b""
+        sock.setblocking(False)
+        client = _Client(sock)
+        self.clients.append(client)
+        line, newline, rest = data.partition(b"\n")
+        if not newline or not self._greet(client, line):
+            self._drop(client)
+            return b""
+        return rest
+
+    def _create(self, *, start: bool = False) -> None:
+        """``create`` the container (``start``: ``run --detach``, one runtime call) with its stdio here."""
         c = self.config
         pid_file = os.path.join(c.run_dir, _PID_FILE)  # absolute: crun resolves it against the bundle
         if c.tty:
             console = _listen(_CONSOLE_SOCKET)
             try:
                 self.init_pid = self.runtime.create(
-                    c.id, c.bundle, pid_file, console_socket=f"/proc/{os.getpid()}/cwd/{_CONSOLE_SOCKET}"
+                    c.id,
+                    c.bundle,
+                    pid_file,
+                    console_socket=f"/proc/{os.getpid()}/cwd/{_CONSOLE_SOCKET}",
+                    start=start,
                 )
                 self.master = _receive_master(console)
             finally:
@@ -208,7 +253,9 @@ class Supervisor:
             else:
                 in_r, in_w = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC), -1
             try:
-                self.init_pid = self.runtime.create(c.id, c.bundle, pid_file, stdio=(in_r, out_w, err_w))
+                self.init_pid = self.runtime.create(
+                    c.id, c.bundle, pid_file, stdio=(in_r, out_w, err_w), start=start
+                )
             except PalletError:
                 for fd in (out_r, err_r, in_w):
                     if fd >= 0:
@@ -227,6 +274,10 @@ class Supervisor:
 
     def _start(self) -> None:
         self.runtime.start(self.config.id)
+        self._running()
+
+    def _running(self) -> None:
+        """Bookkeeping once the container's process runs: ``init.json`` for the engine."""
         self.started = True
         self.started_at = time.monotonic()
         exitfile.write_init(
@@ -301,14 +352,14 @@ class Supervisor:
             return
         self.restart_count += 1
         try:
-            self._create()
-            self._start()
+            self._create(start=True)
+            self._running()
         except PalletError as e:
             os.write(2, f"pallet-shim: restart {self.config.id}: {e.message}\n".encode())
             self._close_stdio()
-            if self.init_pid:
+            if self.init_pid or self._runtime_has_state():
                 self._delete_container(force=True)
-                self.init_pid = 0
+            self.init_pid = 0
             self._exited_without_start(e)
 
     def _exited_without_start(self, error: PalletError) -> None:
@@ -320,6 +371,10 @@ class Supervisor:
         self.started_at = time.monotonic()
         self.log.write("stderr", (text + "\n").encode())
         self._exited(code)
+
+    def _runtime_has_state(self) -> bool:
+        """Whether the runtime kept state of the container (a ``run --detach`` that failed half-way)."""
+        return os.path.isdir(os.path.join(self.runtime.root, self.config.id))
 
     def _delete_container(self, *, force: bool = False) -> None:
         try:
@@ -345,7 +400,7 @@ class Supervisor:
 
     def _abandon(self) -> None:
         """Creation failed: leave nothing behind (the caller reports the error)."""
-        if self.init_pid:
+        if self.init_pid or self._runtime_has_state():
             self._delete_container(force=True)
         self._close_stdio()
         self._shutdown(run_exit_command=False)
@@ -471,6 +526,9 @@ class Supervisor:
             line, _, data = client.header.partition(b"\n")
             if not self._greet(client, line):
                 return
+        self._frames_of(client, data)
+
+    def _frames_of(self, client: _Client, data: bytes) -> None:
         for kind, payload in client.frames.feed(data):
             self._on_frame(client, kind, payload)
 
@@ -540,8 +598,13 @@ class Supervisor:
         client.sock.close()
 
     def _close_clients(self) -> None:
-        """EOF to every client, after what is left of the output (bounded wait per client)."""
+        """EOF to every client, after what is left of the output (bounded wait per client).
+
+        What a client sent and we did not read yet (a last resize) is read
+        first: a close with unread input reaches the client as a reset.
+        """
         for client in self.clients:
+            _drain(client.sock)
             if client.out:
                 try:
                     client.sock.settimeout(2.0)
@@ -565,6 +628,16 @@ def _listen(name: str) -> _socket.socket:
         raise PalletError(f"listen on {os.path.abspath(name)}: {(e.strerror or str(e)).lower()}") from None
     sock.setblocking(False)
     return sock
+
+
+def _drain(sock: _socket.socket) -> None:
+    """Read and drop what is waiting on ``sock`` (non-blocking)."""
+    sock.setblocking(False)
+    try:
+        while sock.recv(65536):
+            pass
+    except OSError:
+        return
 
 
 def _receive_master(console: _socket.socket) -> int:

@@ -41,8 +41,6 @@ class Context:
 
     def image_store(self) -> ImageStore:
         """Open the image store under ``--root`` (created on first use); close it when done."""
-        from pathlib import Path
-
         from pallet.image.store import ImageStore
 
-        return ImageStore.open(Path(self.root))
+        return ImageStore.open(self.root)

@@ -12,11 +12,12 @@ leading ``/``), then a unique id prefix. An unknown reference is
 
 from __future__ import annotations
 
-import json
+import _json
 import os
 import sqlite3
 
 from pallet.errors import Conflict, InvalidArgument, NotFound
+from pallet.oci.jsonfast import dumps, loads
 from pallet.oci.record import EMPTY, Record
 
 TYPE_CHECKING = False
@@ -30,6 +31,7 @@ __all__ = [
     "ACTIVE_STATES",
     "ContainerRecord",
     "ContainerStore",
+    "dumps_compact",
     "name_conflict",
     "read_document",
     "write_document",
@@ -115,7 +117,7 @@ def _from_row(row: sqlite3.Row) -> ContainerRecord:
         finished_at=row["finished_at"],
         oom_killed=bool(row["oom_killed"]),
         restart_count=row["restart_count"],
-        labels=json.loads(row["labels"]),
+        labels=loads(row["labels"]),  # type: ignore[arg-type]  # written by insert: an object of strings
     )
 
 
@@ -128,7 +130,7 @@ class ContainerStore:
     def insert(self, record: ContainerRecord) -> None:
         """Add a new container; ``Conflict`` (docker's wording) if its name is taken."""
         values = [getattr(record, c) for c in _COLUMNS]
-        values[_COLUMNS.index("labels")] = json.dumps(dict(record.labels), sort_keys=True)
+        values[_COLUMNS.index("labels")] = dumps(dict(sorted(record.labels.items())))
         values[_COLUMNS.index("oom_killed")] = int(record.oom_killed)
         try:
             with self.db.transaction() as conn:
@@ -215,12 +217,28 @@ class ContainerStore:
         return [_from_row(r) for r in self.db.query("SELECT * FROM containers ORDER BY created DESC, id")]
 
 
+def _not_serializable(obj: object) -> object:
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+# What json.dumps(obj, separators=(",", ":")) runs: the C encoder, ASCII escapes,
+# no indent, unsorted, NaN allowed (pallet.oci.jsonfast offers only the default separators).
+_encode_compact = _json.make_encoder(
+    {}, _not_serializable, _json.encode_basestring_ascii, None, ":", ",", False, False, True
+)
+
+
+def dumps_compact(document: object) -> str:
+    """``json.dumps(document, separators=(",", ":"))`` without importing ``json`` (and ``re``)."""
+    return "".join(_encode_compact(document, 0))
+
+
 def write_document(path: str, document: Mapping[str, Any]) -> None:
     """Write ``container.json`` atomically (temp file, fsync, rename)."""
     head, name = os.path.split(path)
     tmp = os.path.join(head, f".{name}.{os.getpid()}.tmp")
     with open(tmp, "w") as f:
-        json.dump(document, f, separators=(",", ":"))
+        f.write(dumps_compact(document))
         f.flush()
         os.fsync(f.fileno())
     os.rename(tmp, path)
@@ -229,8 +247,8 @@ def write_document(path: str, document: Mapping[str, Any]) -> None:
 def read_document(path: str) -> dict[str, Any]:
     """The ``container.json`` of a container (empty if missing: a half-created container)."""
     try:
-        with open(path) as f:
-            found = json.load(f)
+        with open(path, "rb") as f:
+            found = loads(f.read())
     except FileNotFoundError:
         return {}
     return found if isinstance(found, dict) else {}

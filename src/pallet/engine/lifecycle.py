@@ -316,6 +316,16 @@ class Engine:
         root = doc.get("root")
         if isinstance(root, dict):
             root["path"] = "rootfs"
+        from pallet.engine.runtimes import precompiled_seccomp
+
+        ready = precompiled_seccomp(
+            self.runtime(options.runtime),
+            spec.linux.seccomp if spec.linux is not None else None,
+            cache_dir=os.path.join(self.layout.root, "seccomp"),
+        )
+        if ready:
+            annotations = doc.get("annotations")
+            doc["annotations"] = {**(annotations if isinstance(annotations, dict) else {}), **ready}
         with open(os.path.join(self.layout.bundle(record.id), "config.json"), "w") as f:
             json.dump(doc, f, separators=(",", ":"))  # compact: C encoder, several ms less per create
         from pallet.engine.inspection import container_document

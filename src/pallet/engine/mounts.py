@@ -342,7 +342,7 @@ def _use(volumes: VolumeStore, name: str, container_id: str, used: list[str]) ->
 def _volume_mount(
     volumes: VolumeStore, name: str, destination: str, read_only: bool
 ) -> tuple[ResolvedMount, MountPoint]:
-    source = str(volumes.data_path(name))
+    source = volumes.data_path(name)
     return (
         ResolvedMount(
             type=BIND,

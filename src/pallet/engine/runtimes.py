@@ -31,6 +31,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from pallet.oci.runtime_spec import Seccomp
+
 __all__ = [
     "BUILTIN_RUNTIMES",
     "DEFAULT_RUNTIME",
@@ -39,6 +41,7 @@ __all__ = [
     "RuntimeFailed",
     "error_from_log",
     "find_executable",
+    "precompiled_seccomp",
     "runtime_root",
     "select_runtime",
     "spawn",
@@ -48,6 +51,8 @@ DEFAULT_RUNTIME = "pallet-runtime"
 BUILTIN_RUNTIMES = ("pallet-runtime", "runc", "crun")
 
 _counter = [0]
+#: crun's annotation for a ready-made seccomp program (base64 of the BPF)
+_CRUN_SECCOMP_BPF = "run.oci.seccomp_bpf_data"
 
 #: SIGPIPE and SIGXFSZ, which Python ignores and children would inherit ignored (and pass on
 #: to the container's processes); set back to default as subprocess's ``restore_signals`` does
@@ -393,6 +398,33 @@ def _categorise(verb: str, detail: str) -> PalletError:
     if "not running" in lowered or "not stopped" in lowered or "not paused" in lowered:
         return FailedPrecondition(f"OCI runtime {verb} failed: {detail}")
     return RuntimeFailed(verb, detail)
+
+
+def precompiled_seccomp(runtime: Runtime, profile: Seccomp | None, *, cache_dir: str) -> dict[str, str]:
+    """Annotations that hand ``runtime`` the container's seccomp filter compiled already.
+
+    crun compiles the profile with libseccomp on every create (~20 ms for
+    docker's profile here); given ``run.oci.seccomp_bpf_data`` it loads that
+    BPF instead. pallet compiles each profile once, as pallet-runtime does,
+    cached in ``cache_dir``, so a container gets the same filter whatever the
+    runtime. Only for crun, and only for a plain filter (no flags, no
+    listener: those need the runtime's own setup); otherwise ``{}``.
+    """
+    if profile is None or os.path.basename(runtime.path) != "crun":
+        return {}
+    import binascii
+
+    from pallet.runtime import seccomp
+
+    prepared = seccomp.prepare(profile, cache_dir=cache_dir)
+    if prepared is None:
+        return {}
+    try:
+        if prepared.flags or prepared.has_listener:
+            return {}
+        return {_CRUN_SECCOMP_BPF: binascii.b2a_base64(prepared.program, newline=False).decode()}
+    finally:
+        prepared.close()
 
 
 def runtime_root(run_root: str, name: str) -> str:

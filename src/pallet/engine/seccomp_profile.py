@@ -153,10 +153,14 @@ def _kernel(text: object, where: str) -> tuple[int, int]:
     return kernel_version(text)
 
 
+_STR = frozenset({str})
+
+
 def _strings(value: object, where: str) -> tuple[str, ...]:
     if value is None:
         return ()
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+    # set(map(type, ...)): the check runs in C; the default profile has ~400 names, read on every create
+    if not isinstance(value, list) or not set(map(type, value)) <= _STR:
         raise SpecError(where, "must be an array of strings")
     return tuple(value)
 
@@ -202,33 +206,40 @@ def _own_rules(doc: dict[str, object], source: str) -> list[ProfileRule]:
         raw_args = rule.get("args", [])
         if not isinstance(raw_args, list):
             raise SpecError(f"{where}.args", "must be an array")
-        base = ProfileRule(
-            names=names,
-            action=action,
-            errno_ret=errno_ret,
-            with_caps=_strings(rule.get("with_caps"), f"{where}.with_caps"),
-            without_caps=_strings(rule.get("without_caps"), f"{where}.without_caps"),
-            arches=_strings(rule.get("arches"), f"{where}.arches"),
-            not_arches=_strings(rule.get("not_arches"), f"{where}.not_arches"),
-            kernel_at_least=(
-                _kernel(rule["kernel_at_least"], f"{where}.kernel_at_least")
-                if "kernel_at_least" in rule
-                else None
-            ),
+        with_caps = _strings(rule.get("with_caps"), f"{where}.with_caps")
+        without_caps = _strings(rule.get("without_caps"), f"{where}.without_caps")
+        arches = _strings(rule.get("arches"), f"{where}.arches")
+        not_arches = _strings(rule.get("not_arches"), f"{where}.not_arches")
+        kernel_at_least = (
+            _kernel(rule["kernel_at_least"], f"{where}.kernel_at_least")
+            if "kernel_at_least" in rule
+            else None
         )
         one_of = rule.get("arg0_one_of")
         if one_of is not None:
             # one rule per value: conditions of one rule are ANDed, separate rules are ORed
             if not isinstance(one_of, list):
                 raise SpecError(f"{where}.arg0_one_of", "must be an array of numbers")
-            for value in one_of:
-                arg = SeccompArg.from_json(
-                    {"index": 0, "value": value, "op": "SCMP_CMP_EQ"}, f"{where}.arg0_one_of"
-                )
-                rules.append(base.replace(args=(arg,)))
-            continue
-        rules.append(
-            base.replace(args=tuple(_own_arg(a, f"{where}.args[{j}]") for j, a in enumerate(raw_args)))
+            arg_sets: list[tuple[SeccompArg, ...]] = [
+                (SeccompArg.from_json({"index": 0, "value": v, "op": "SCMP_CMP_EQ"}, f"{where}.arg0_one_of"),)
+                for v in one_of
+            ]
+        else:
+            arg_sets = [tuple(_own_arg(a, f"{where}.args[{j}]") for j, a in enumerate(raw_args))]
+        # each rule built once (no base.replace): the default profile is parsed on every create
+        rules.extend(
+            ProfileRule(
+                names=names,
+                action=action,
+                errno_ret=errno_ret,
+                args=args,
+                with_caps=with_caps,
+                without_caps=without_caps,
+                arches=arches,
+                not_arches=not_arches,
+                kernel_at_least=kernel_at_least,
+            )
+            for args in arg_sets
         )
     return rules
 

@@ -40,6 +40,27 @@ def test_run_works_with_each_oci_runtime(pallet_env: PalletEnv, runtime: str) ->
     assert (done.returncode, done.stdout) == (3, "42\n"), done.stderr
 
 
+@pytest.mark.parametrize("runtime", ["pallet-runtime", "runc", "crun"])
+@pytest.mark.usefixtures("crun_ready")
+def test_a_container_inherits_no_fd_beyond_stdio(pallet_env: PalletEnv, runtime: str) -> None:
+    # the shim's report, go and attach fds, and the engine's databases, stay out of the container
+    script = "ls /proc/$$/fd; true"  # `; true`: sh must not exec ls in its own place
+    done = pallet_env.pallet("run", "--rm", "--runtime", runtime, "busybox", "sh", "-c", script)
+    assert (done.returncode, done.stdout.split()) == (0, ["0", "1", "2"]), done.stderr
+
+
+def test_run_with_a_terminal_starts_with_the_callers_terminal_size(pallet_env: PalletEnv) -> None:
+    command = " ".join(pallet_env.argv("run", "--rm", "-it", "busybox", "stty", "size"))
+    done = subprocess.run(
+        ["script", "-qec", f"stty rows 37 cols 91; {command}", "/dev/null"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout.replace("\r", "").split()[-2:]) == (0, ["37", "91"]), done.stdout
+
+
 def test_run_options_are_seen_inside_the_container(pallet_env: PalletEnv) -> None:
     out = pallet_env.ok(
         "run",
@@ -213,3 +234,23 @@ def test_ctrl_p_ctrl_q_detaches_a_terminal_run_and_the_container_runs_on(pallet_
             proc.wait()
         os.close(primary)
         pallet_env.pallet("rm", "-f", "detachable")
+
+
+@pytest.mark.parametrize("runtime", ["pallet-runtime", "runc", "crun"])
+@pytest.mark.usefixtures("crun_ready")
+def test_the_default_seccomp_profile_refuses_unshare_with_every_runtime(
+    pallet_env: PalletEnv, runtime: str
+) -> None:
+    # crun gets the filter compiled by pallet (run.oci.seccomp_bpf_data): it must refuse the same
+    done = pallet_env.pallet(
+        "create", "--name", f"sec-{runtime}", "--runtime", runtime, "busybox", "unshare", "-U", "true"
+    )
+    assert done.returncode == 0, done.stderr
+    config = json.loads(
+        (pallet_env.root / "containers" / done.stdout.strip() / "bundle" / "config.json").read_text()
+    )
+    has_bpf = "run.oci.seccomp_bpf_data" in config.get("annotations", {})
+    assert has_bpf == (runtime == "crun")
+    started = pallet_env.pallet("start", "-a", f"sec-{runtime}")
+    assert started.returncode == 1
+    assert "Operation not permitted" in started.stderr

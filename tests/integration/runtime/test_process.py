@@ -105,3 +105,26 @@ def test_memory_and_pids_limits_apply_to_the_container_cgroup(runtime: Runtime) 
     config["linux"]["resources"] = {"memory": {"limit": 64 * 1024 * 1024}, "pids": {"limit": 42}}
     result = runtime.run(config)
     assert result.out.split() == [str(64 * 1024 * 1024), "42"], result.err
+
+
+def test_fds_the_caller_leaks_do_not_reach_the_program(runtime: Runtime) -> None:
+    import os
+    import subprocess
+
+    from .conftest import RUNTIME
+
+    bundle = runtime.bundle(base_config(runtime.rootfs, "sh", "-c", "ls /proc/$$/fd; true"))
+    leaked_r, leaked_w = os.pipe()  # inheritable in the runtime, as a careless caller's would be
+    try:
+        done = subprocess.run(
+            [RUNTIME, "--root", str(runtime.root), "run", "--bundle", str(bundle), runtime.new_id()],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+            pass_fds=(leaked_r, leaked_w),
+        )
+    finally:
+        os.close(leaked_r)
+        os.close(leaked_w)
+    assert (done.returncode, done.stdout.split()) == (0, ["0", "1", "2"]), done.stderr

@@ -77,7 +77,7 @@ def test_volume_in_use_cannot_be_removed_until_released(store: VolumeStore) -> N
     assert store.get("data").users == ("c1",)
     store.release("c1")
     store.remove("data")
-    assert not (store.dir / "data").exists()
+    assert not (Path(store.dir) / "data").exists()
     with pytest.raises(NotFound):
         store.get("data")
 
@@ -161,7 +161,7 @@ def test_seed_copies_into_empty_volume_once_keeping_modes(store: VolumeStore, tm
     os.chmod(source, 0o750)
     store.create("data")
     assert store.seed("data", str(source))
-    data = store.data_path("data")
+    data = Path(store.data_path("data"))
     assert (data / "sub" / "file").read_text() == "hello"
     assert (data / "sub" / "file").stat().st_mode & 0o777 == 0o600
     assert os.readlink(data / "link") == "sub/file"
@@ -174,7 +174,7 @@ def test_seed_copies_into_empty_volume_once_keeping_modes(store: VolumeStore, tm
 def test_crashed_removal_leftovers_are_cleared_on_open(tmp_path: Path) -> None:
     root = tmp_path / "root"
     with VolumeStore.open(root) as store:
-        leftover = store.trash / "999999999-1-deadbeef"
+        leftover = Path(store.trash) / "999999999-1-deadbeef"
         (leftover / "_data").mkdir(parents=True)
     with VolumeStore.open(root):
         assert not leftover.exists()

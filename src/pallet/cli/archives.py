@@ -18,9 +18,8 @@ from pallet.errors import InvalidArgument
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import argparse
-
     from pallet.cli.context import Context
+    from pallet.cli.flags import FlagParser, Namespace
     from pallet.image.archive import Progress
     from pallet.oci.digest import Digest
 
@@ -41,7 +40,7 @@ def _progress(ctx: Context, verb: str, quiet: bool) -> Progress | None:
 # --- save -----------------------------------------------------------------------------------------
 
 
-def _run_save(ctx: Context, args: argparse.Namespace) -> int:
+def _run_save(ctx: Context, args: Namespace) -> int:
     from pallet.image.archive import save
 
     with ctx.image_store() as store:
@@ -70,7 +69,7 @@ def _run_save(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
-def configure_save(parser: argparse.ArgumentParser) -> None:
+def configure_save(parser: FlagParser) -> None:
     parser.add_argument("images", nargs="+", metavar="IMAGE")
     parser.add_argument("-o", "--output", help="write to a file instead of STDOUT")
     parser.add_argument("-q", "--quiet", action="store_true", help="print no progress")
@@ -80,7 +79,7 @@ def configure_save(parser: argparse.ArgumentParser) -> None:
 # --- load -----------------------------------------------------------------------------------------
 
 
-def _run_load(ctx: Context, args: argparse.Namespace) -> int:
+def _run_load(ctx: Context, args: Namespace) -> int:
     from pallet.image.archive import load
 
     if args.input is None or args.input == "-":
@@ -119,7 +118,7 @@ def _isatty(stream: object) -> bool:
         return False
 
 
-def configure_load(parser: argparse.ArgumentParser) -> None:
+def configure_load(parser: FlagParser) -> None:
     parser.add_argument("-i", "--input", help="read from a tar archive file instead of STDIN")
     parser.add_argument("-q", "--quiet", action="store_true", help="suppress the load output")
     parser.set_defaults(run=_run_load)
@@ -128,7 +127,7 @@ def configure_load(parser: argparse.ArgumentParser) -> None:
 # --- import ---------------------------------------------------------------------------------------
 
 
-def _run_import(ctx: Context, args: argparse.Namespace) -> int:
+def _run_import(ctx: Context, args: Namespace) -> int:
     from pallet.image.importer import import_tarball
     from pallet.image.platforms import parse_platform
     from pallet.oci.reference import parse
@@ -161,7 +160,7 @@ def _run_import(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
-def configure_import(parser: argparse.ArgumentParser) -> None:
+def configure_import(parser: FlagParser) -> None:
     parser.add_argument("file", metavar="file|-", help="a root filesystem tarball, or - for STDIN")
     parser.add_argument("reference", nargs="?", metavar="REPOSITORY[:TAG]")
     parser.add_argument(

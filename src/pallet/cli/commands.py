@@ -5,7 +5,7 @@ importing any of them, and a command's module (with its imports) is loaded
 only when that command runs (pip's lazy command table).
 
 A command module provides, for each entry, a function ``configure(parser)``
-named by the entry: it adds the command's flags to an ``argparse`` parser and
+named by the entry: it adds the command's flags to a ``FlagParser`` (``flags.py``) and
 sets ``parser.set_defaults(run=handler)`` with ``handler(ctx, args) -> int``.
 """
 

@@ -4,10 +4,10 @@ and ``port``. Thin: parse docker's flags, call the engine, print what docker pri
 
 from __future__ import annotations
 
-import argparse
 import os
 
 from pallet.cli.exits import UsageError
+from pallet.cli.flags import REMAINDER, SUPPRESS
 from pallet.cli.output import parse_bool
 
 TYPE_CHECKING = False
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from pallet.cli.context import Context
+    from pallet.cli.flags import FlagParser, Namespace
     from pallet.engine.containers import ContainerRecord
     from pallet.engine.lifecycle import Engine
     from pallet.engine.stats import Usage
@@ -31,10 +32,10 @@ __all__ = [
 ]
 
 
-def _handler(run: Callable[[Context, argparse.Namespace, Engine], int]) -> Callable[..., int]:
+def _handler(run: Callable[[Context, Namespace, Engine], int]) -> Callable[..., int]:
     """Wrap a handler so it gets the engine, closed whatever happens."""
 
-    def handler(ctx: Context, args: argparse.Namespace) -> int:
+    def handler(ctx: Context, args: Namespace) -> int:
         from pallet.engine.lifecycle import Engine
 
         with Engine.open(ctx.root, ctx.run_root) as engine:
@@ -68,7 +69,7 @@ def _decimal(size: int) -> str:
     return human_size(size)
 
 
-def _run_cp(ctx: Context, args: argparse.Namespace, engine: Engine) -> int:
+def _run_cp(ctx: Context, args: Namespace, engine: Engine) -> int:
     from pallet.engine.copy import archive, container_root, copy, extract, stat_path
 
     src_ctr, src = _split(args.src)
@@ -127,7 +128,7 @@ def _run_cp(ctx: Context, args: argparse.Namespace, engine: Engine) -> int:
     return 0
 
 
-def configure_cp(parser: argparse.ArgumentParser) -> None:
+def configure_cp(parser: FlagParser) -> None:
     parser.add_argument("src", metavar="SRC", help="CONTAINER:SRC_PATH, a host path, or - (a tar on stdin)")
     parser.add_argument(
         "dest", metavar="DEST", help="CONTAINER:DEST_PATH, a host path, or - (a tar on stdout)"
@@ -161,7 +162,7 @@ def _mount_points(engine: Engine, record: ContainerRecord) -> list[str]:
     return [p for p in found if p]
 
 
-def _run_diff(ctx: Context, args: argparse.Namespace, engine: Engine) -> int:
+def _run_diff(ctx: Context, args: Namespace, engine: Engine) -> int:
     from pallet.engine.changes import container_changes
     from pallet.engine.layout import snapshot_key
 
@@ -173,7 +174,7 @@ def _run_diff(ctx: Context, args: argparse.Namespace, engine: Engine) -> int:
     return 0
 
 
-def configure_diff(parser: argparse.ArgumentParser) -> None:
+def configure_diff(parser: FlagParser) -> None:
     parser.add_argument("container", metavar="CONTAINER")
     parser.set_defaults(run=_handler(_run_diff))
 
@@ -195,7 +196,7 @@ def _run_config(document: dict[str, Any]) -> Any:
     return run.replace(env=env, extra={})
 
 
-def _run_commit(ctx: Context, args: argparse.Namespace, engine: Engine) -> int:
+def _run_commit(ctx: Context, args: Namespace, engine: Engine) -> int:
     from pallet.engine.commit import commit_snapshot
     from pallet.engine.layout import snapshot_key
 
@@ -225,7 +226,7 @@ def _run_commit(ctx: Context, args: argparse.Namespace, engine: Engine) -> int:
     return 0
 
 
-def configure_commit(parser: argparse.ArgumentParser) -> None:
+def configure_commit(parser: FlagParser) -> None:
     parser.add_argument("container", metavar="CONTAINER")
     parser.add_argument("repository", nargs="?", metavar="REPOSITORY[:TAG]")
     parser.add_argument("-a", "--author", help='author (e.g., "John Hannibal Smith <hannibal@a-team.com>")')
@@ -252,7 +253,7 @@ def configure_commit(parser: argparse.ArgumentParser) -> None:
 # --- export ---------------------------------------------------------------------------------------
 
 
-def _run_export(ctx: Context, args: argparse.Namespace, engine: Engine) -> int:
+def _run_export(ctx: Context, args: Namespace, engine: Engine) -> int:
     from pallet.engine.export import export_rootfs, mounted_rootfs
     from pallet.engine.layout import snapshot_key
 
@@ -279,7 +280,7 @@ def _run_export(ctx: Context, args: argparse.Namespace, engine: Engine) -> int:
     return 0
 
 
-def configure_export(parser: argparse.ArgumentParser) -> None:
+def configure_export(parser: FlagParser) -> None:
     parser.add_argument("container", metavar="CONTAINER")
     parser.add_argument("-o", "--output", help="write to a file, instead of STDOUT")
     parser.set_defaults(run=_handler(_run_export))
@@ -288,7 +289,7 @@ def configure_export(parser: argparse.ArgumentParser) -> None:
 # --- top ------------------------------------------------------------------------------------------
 
 
-def _run_top(ctx: Context, args: argparse.Namespace, engine: Engine) -> int:
+def _run_top(ctx: Context, args: Namespace, engine: Engine) -> int:
     from pallet.cli.tables import write_columns
     from pallet.engine.top import top
     from pallet.errors import FailedPrecondition
@@ -301,9 +302,9 @@ def _run_top(ctx: Context, args: argparse.Namespace, engine: Engine) -> int:
     return 0
 
 
-def configure_top(parser: argparse.ArgumentParser) -> None:
+def configure_top(parser: FlagParser) -> None:
     parser.add_argument("container", metavar="CONTAINER")
-    parser.add_argument("ps_args", nargs=argparse.REMAINDER, metavar="[ps OPTIONS]")
+    parser.add_argument("ps_args", nargs=REMAINDER, metavar="[ps OPTIONS]")
     parser.set_defaults(run=_handler(_run_top))
 
 
@@ -349,7 +350,7 @@ def _stats_row(record: ContainerRecord, use: Usage, no_trunc: bool, ref: str) ->
     }
 
 
-def _run_stats(ctx: Context, args: argparse.Namespace, engine: Engine) -> int:
+def _run_stats(ctx: Context, args: Namespace, engine: Engine) -> int:
     from pallet.cli.output import print_rows
     from pallet.engine.stats import Usage, measure
 
@@ -372,7 +373,7 @@ def _run_stats(ctx: Context, args: argparse.Namespace, engine: Engine) -> int:
             return 0
 
 
-def configure_stats(parser: argparse.ArgumentParser) -> None:
+def configure_stats(parser: FlagParser) -> None:
     parser.add_argument("containers", nargs="*", metavar="CONTAINER")
     parser.add_argument(
         "-a", "--all", action="store_true", help="show all containers (default shows just running)"
@@ -383,14 +384,14 @@ def configure_stats(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-trunc", action="store_true", help="do not truncate output")
     parser.add_argument("--format", help="'table', 'json', 'table TEMPLATE' or a Go template")
     # the sampling period of CPU % (docker's is about a second); hidden, for tests
-    parser.add_argument("--interval", type=float, default=1.0, help=argparse.SUPPRESS)
+    parser.add_argument("--interval", type=float, default=1.0, help=SUPPRESS)
     parser.set_defaults(run=_handler(_run_stats))
 
 
 # --- port -----------------------------------------------------------------------------------------
 
 
-def _run_port(ctx: Context, args: argparse.Namespace, engine: Engine) -> int:
+def _run_port(ctx: Context, args: Namespace, engine: Engine) -> int:
     from pallet.engine.ports import port_lines
 
     record = engine.get(args.container)
@@ -399,7 +400,7 @@ def _run_port(ctx: Context, args: argparse.Namespace, engine: Engine) -> int:
     return 0
 
 
-def configure_port(parser: argparse.ArgumentParser) -> None:
+def configure_port(parser: FlagParser) -> None:
     parser.add_argument("container", metavar="CONTAINER")
     parser.add_argument("port", nargs="?", metavar="PRIVATE_PORT[/PROTO]")
     parser.set_defaults(run=_handler(_run_port))

@@ -9,12 +9,11 @@ invoked / found.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import os
 import time
 
 from pallet.cli.exits import UsageError
+from pallet.cli.flags import REMAINDER
 from pallet.errors import InvalidArgument, NotFound, PalletError
 
 TYPE_CHECKING = False
@@ -23,11 +22,13 @@ if TYPE_CHECKING:
     from typing import Any, BinaryIO
 
     from pallet.cli.context import Context
+    from pallet.cli.flags import FlagParser, Namespace
     from pallet.engine.containers import ContainerRecord
     from pallet.engine.execs import ExecRequest
     from pallet.engine.lifecycle import Engine
     from pallet.engine.options import RunOptions
     from pallet.engine.shim.attach import AttachConnection
+    from pallet.engine.shim.launch import PendingShim
 
 __all__ = [
     "configure_attach",
@@ -89,7 +90,7 @@ def _write_err(ctx: Context, data: bytes) -> None:
 # --- run / create ---------------------------------------------------------------------------
 
 
-def _add_create_flags(parser: argparse.ArgumentParser) -> None:
+def _add_create_flags(parser: FlagParser) -> None:
     add = parser.add_argument
     add("--name")
     add("-e", "--env", action="append", default=[])
@@ -133,7 +134,7 @@ def _add_create_flags(parser: argparse.ArgumentParser) -> None:
     add("-t", "--tty", action="store_true")
     add("--rm", action="store_true")
     add("image")
-    add("command", nargs=argparse.REMAINDER)
+    add("command", nargs=REMAINDER)
 
 
 def _integer(text: str, flag: str) -> int:
@@ -145,7 +146,7 @@ def _integer(text: str, flag: str) -> int:
     return int(body)
 
 
-def options_from_args(args: argparse.Namespace) -> RunOptions:
+def options_from_args(args: Namespace) -> RunOptions:
     """``RunOptions`` from the flags of ``run``/``create``; bad values are ``InvalidArgument`` in docker's words."""
     from pallet.engine import options as o
 
@@ -219,7 +220,7 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
     return opts
 
 
-def _parse_options(args: argparse.Namespace, command: str) -> RunOptions:
+def _parse_options(args: Namespace, command: str) -> RunOptions:
     """The run options of the command line; a bad value is a usage error (exit 125), before any work."""
     try:
         return options_from_args(args)
@@ -229,7 +230,9 @@ def _parse_options(args: argparse.Namespace, command: str) -> RunOptions:
         raise UsageError(e.message, command) from None
 
 
-def _create(ctx: Context, engine: Engine, args: argparse.Namespace, options: RunOptions) -> ContainerRecord:
+def _create(
+    ctx: Context, engine: Engine, args: Namespace, options: RunOptions, container_id: str | None = None
+) -> ContainerRecord:
     from pallet.engine.security import warnings_for
 
     def warn(text: str) -> None:
@@ -238,12 +241,12 @@ def _create(ctx: Context, engine: Engine, args: argparse.Namespace, options: Run
     try:
         for warning in warnings_for(options, options.mounts, engine_paths=(ctx.root, ctx.run_root)):
             warn(warning)
-        return engine.create(args.image, options, warn=warn)
+        return engine.create(args.image, options, warn=warn, container_id=container_id)
     except PalletError as e:
         raise _engine_error(e) from None
 
 
-def _run_create(ctx: Context, args: argparse.Namespace) -> int:
+def _run_create(ctx: Context, args: Namespace) -> int:
     options = _parse_options(args, "create")
     with _engine(ctx) as engine:
         record = _create(ctx, engine, args, options)
@@ -251,29 +254,50 @@ def _run_create(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_run(ctx: Context, args: argparse.Namespace) -> int:
-    options = _parse_options(args, "run")
-    with _engine(ctx) as engine:
-        record = _create(ctx, engine, args, options)
-        if args.detach:
-            try:
-                engine.start(record.id)
-            except PalletError as e:
-                raise _engine_error(e) from None
-            ctx.out.write(record.id + "\n")
-            return 0
-        return _run_attached(ctx, engine, record, interactive=args.interactive, remove=args.rm)
+def _run_run(ctx: Context, args: Namespace) -> int:
+    from pallet.engine import names
+    from pallet.engine.layout import Layout
+    from pallet.engine.shim.launch import prelaunch
+
+    # the shim's interpreter starts now and loads while this process creates the container
+    container_id = names.new_id()
+    shim = prelaunch(Layout(ctx.root, ctx.run_root).shim_config(container_id), client=not args.detach)
+    try:
+        options = _parse_options(args, "run")
+        with _engine(ctx) as engine:
+            record = _create(ctx, engine, args, options, container_id)
+            if args.detach:
+                try:
+                    engine.start(record.id, shim=shim)
+                except PalletError as e:
+                    raise _engine_error(e) from None
+                ctx.out.write(record.id + "\n")
+                return 0
+            return _run_attached(ctx, engine, record, shim, interactive=args.interactive, remove=args.rm)
+    finally:
+        shim.cancel()
 
 
 def _run_attached(
-    ctx: Context, engine: Engine, record: ContainerRecord, *, interactive: bool, remove: bool
+    ctx: Context,
+    engine: Engine,
+    record: ContainerRecord,
+    shim: PendingShim,
+    *,
+    interactive: bool,
+    remove: bool,
 ) -> int:
-    """Start ``record`` with this process attached; the container's exit status."""
-    from pallet.engine.shim import attach
+    """Start ``record`` under ``shim`` with this process as its first attach client; its exit status."""
+    from pallet.engine.shim import attach, exitfile
 
     try:
-        engine.start(record.id, start_on_attach=True, exit_command=False)
-        conn = attach.connect(engine.layout.attach_socket(record.id), stdin=interactive, start=True)
+        shim.greet(stdin=interactive, size=_terminal_size(ctx) if interactive else None)
+        # a --rm container is removed here, after its exit code is read; otherwise by its shim
+        engine.start(record.id, exit_command=not remove, shim=shim)
+        if shim.started:
+            conn = shim.attach()
+        else:  # it ran already (start -a): attach to its shim
+            conn = attach.connect(engine.layout.attach_socket(record.id), stdin=interactive)
     except PalletError as e:
         if remove:
             engine.remove(record.id, force=True, volumes=True)
@@ -284,11 +308,24 @@ def _run_attached(
         conn.close()
     if detached:  # ctrl-p ctrl-q: the container runs on (an exited --rm one is reconciled later)
         return 0
-    code = engine.wait(record.id)
+    # the shim writes exit.json before it closes its clients: no need to poll for the state
+    last = exitfile.read_exit(engine.layout.run_dir(record.id))
+    code = last.exit_code if last is not None else engine.wait(record.id)
     if remove:
-        with contextlib.suppress(NotFound):  # removed by reconcile's --rm handling already
+        try:  # noqa: SIM105 - contextlib costs ~7 ms on `pallet run`
             engine.remove(record.id, force=True, volumes=True)
+        except NotFound:
+            pass  # removed by reconcile's --rm handling already
     return code
+
+
+def _terminal_size(ctx: Context) -> tuple[int, int] | None:
+    """(rows, columns) of our stdin's terminal, if it is one (sent only for a container with a tty)."""
+    fd = _fileno(ctx.stdin)
+    if fd is None or not os.isatty(fd):
+        return None
+    size = os.get_terminal_size(fd)
+    return size.lines, size.columns
 
 
 def _stream(ctx: Context, conn: AttachConnection, *, interactive: bool) -> bool:
@@ -335,13 +372,13 @@ def _fileno(stream: object) -> int | None:
     return fd if isinstance(fd, int) else None
 
 
-def configure_run(parser: argparse.ArgumentParser) -> None:
+def configure_run(parser: FlagParser) -> None:
     parser.add_argument("-d", "--detach", action="store_true")
     _add_create_flags(parser)
     parser.set_defaults(run=_run_run)
 
 
-def configure_create(parser: argparse.ArgumentParser) -> None:
+def configure_create(parser: FlagParser) -> None:
     _add_create_flags(parser)
     parser.set_defaults(run=_run_create)
 
@@ -363,7 +400,7 @@ def _each(ctx: Context, refs: Sequence[str], action: Callable[[str], object]) ->
     return 1 if failed else 0
 
 
-def _run_start(ctx: Context, args: argparse.Namespace) -> int:
+def _run_start(ctx: Context, args: Namespace) -> int:
     with _engine(ctx) as engine:
         if args.attach or args.interactive:
             if len(args.containers) > 1:
@@ -372,59 +409,65 @@ def _run_start(ctx: Context, args: argparse.Namespace) -> int:
                 record = engine.containers.get(args.containers[0])
             except PalletError as e:
                 raise _engine_error(e) from None
-            return _run_attached(ctx, engine, record, interactive=args.interactive, remove=False)
+            from pallet.engine.shim.launch import prelaunch
+
+            shim = prelaunch(engine.layout.shim_config(record.id), client=True)
+            try:
+                return _run_attached(ctx, engine, record, shim, interactive=args.interactive, remove=False)
+            finally:
+                shim.cancel()
         return _each(ctx, args.containers, engine.start)
 
 
-def configure_start(parser: argparse.ArgumentParser) -> None:
+def configure_start(parser: FlagParser) -> None:
     parser.add_argument("-a", "--attach", action="store_true")
     parser.add_argument("-i", "--interactive", action="store_true")
     parser.add_argument("containers", nargs="+")
     parser.set_defaults(run=_run_start)
 
 
-def _timeout(args: argparse.Namespace) -> int | None:
+def _timeout(args: Namespace) -> int | None:
     return None if args.time is None else _integer(args.time, "-t, --time")
 
 
-def _run_stop(ctx: Context, args: argparse.Namespace) -> int:
+def _run_stop(ctx: Context, args: Namespace) -> int:
     timeout = _timeout(args)
     with _engine(ctx) as engine:
         return _each(ctx, args.containers, lambda ref: engine.stop(ref, timeout=timeout, signal=args.signal))
 
 
-def configure_stop(parser: argparse.ArgumentParser) -> None:
+def configure_stop(parser: FlagParser) -> None:
     parser.add_argument("-t", "--time", "--timeout", dest="time")
     parser.add_argument("-s", "--signal")
     parser.add_argument("containers", nargs="+")
     parser.set_defaults(run=_run_stop)
 
 
-def _run_restart(ctx: Context, args: argparse.Namespace) -> int:
+def _run_restart(ctx: Context, args: Namespace) -> int:
     timeout = _timeout(args)
     with _engine(ctx) as engine:
         return _each(ctx, args.containers, lambda ref: engine.restart(ref, timeout=timeout))
 
 
-def configure_restart(parser: argparse.ArgumentParser) -> None:
+def configure_restart(parser: FlagParser) -> None:
     parser.add_argument("-t", "--time", "--timeout", dest="time")
     parser.add_argument("containers", nargs="+")
     parser.set_defaults(run=_run_restart)
 
 
-def _run_kill(ctx: Context, args: argparse.Namespace) -> int:
+def _run_kill(ctx: Context, args: Namespace) -> int:
     with _engine(ctx) as engine:
         return _each(ctx, args.containers, lambda ref: engine.kill(ref, args.signal))
 
 
-def configure_kill(parser: argparse.ArgumentParser) -> None:
+def configure_kill(parser: FlagParser) -> None:
     parser.add_argument("-s", "--signal")
     parser.add_argument("containers", nargs="+")
     parser.set_defaults(run=_run_kill)
 
 
-def configure_pause(parser: argparse.ArgumentParser) -> None:
-    def run(ctx: Context, args: argparse.Namespace) -> int:
+def configure_pause(parser: FlagParser) -> None:
+    def run(ctx: Context, args: Namespace) -> int:
         with _engine(ctx) as engine:
             return _each(ctx, args.containers, engine.pause)
 
@@ -432,8 +475,8 @@ def configure_pause(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(run=run)
 
 
-def configure_unpause(parser: argparse.ArgumentParser) -> None:
-    def run(ctx: Context, args: argparse.Namespace) -> int:
+def configure_unpause(parser: FlagParser) -> None:
+    def run(ctx: Context, args: Namespace) -> int:
         with _engine(ctx) as engine:
             return _each(ctx, args.containers, engine.unpause)
 
@@ -441,33 +484,33 @@ def configure_unpause(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(run=run)
 
 
-def _run_rm(ctx: Context, args: argparse.Namespace) -> int:
+def _run_rm(ctx: Context, args: Namespace) -> int:
     with _engine(ctx) as engine:
         return _each(
             ctx, args.containers, lambda ref: engine.remove(ref, force=args.force, volumes=args.volumes)
         )
 
 
-def configure_rm(parser: argparse.ArgumentParser) -> None:
+def configure_rm(parser: FlagParser) -> None:
     parser.add_argument("-f", "--force", action="store_true")
     parser.add_argument("-v", "--volumes", action="store_true")
     parser.add_argument("containers", nargs="+")
     parser.set_defaults(run=_run_rm)
 
 
-def _run_rename(ctx: Context, args: argparse.Namespace) -> int:
+def _run_rename(ctx: Context, args: Namespace) -> int:
     with _engine(ctx) as engine:
         engine.rename(args.container, args.new_name)
     return 0
 
 
-def configure_rename(parser: argparse.ArgumentParser) -> None:
+def configure_rename(parser: FlagParser) -> None:
     parser.add_argument("container")
     parser.add_argument("new_name")
     parser.set_defaults(run=_run_rename)
 
 
-def _run_wait(ctx: Context, args: argparse.Namespace) -> int:
+def _run_wait(ctx: Context, args: Namespace) -> int:
     failed = False
     with _engine(ctx) as engine:
         for ref in args.containers:
@@ -480,12 +523,12 @@ def _run_wait(ctx: Context, args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def configure_wait(parser: argparse.ArgumentParser) -> None:
+def configure_wait(parser: FlagParser) -> None:
     parser.add_argument("containers", nargs="+")
     parser.set_defaults(run=_run_wait)
 
 
-def _run_prune(ctx: Context, args: argparse.Namespace) -> int:
+def _run_prune(ctx: Context, args: Namespace) -> int:
     from pallet.cli.prune import confirm, write_report
 
     if not args.force and not confirm(ctx, "This will remove all stopped containers."):
@@ -496,7 +539,7 @@ def _run_prune(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
-def configure_prune(parser: argparse.ArgumentParser) -> None:
+def configure_prune(parser: FlagParser) -> None:
     parser.add_argument("-f", "--force", action="store_true")
     parser.set_defaults(run=_run_prune)
 
@@ -634,7 +677,7 @@ def _relative(engine: Engine, ref: str, record: ContainerRecord, *, before: bool
     return record.created < other.created if before else record.created > other.created
 
 
-def _run_ps(ctx: Context, args: argparse.Namespace) -> int:
+def _run_ps(ctx: Context, args: Namespace) -> int:
     from pallet.cli.output import print_rows
 
     filters = _Filters(args.filter)
@@ -655,7 +698,7 @@ def _run_ps(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
-def configure_ps(parser: argparse.ArgumentParser) -> None:
+def configure_ps(parser: FlagParser) -> None:
     parser.add_argument("-a", "--all", action="store_true")
     parser.add_argument("-q", "--quiet", action="store_true")
     parser.add_argument("--no-trunc", action="store_true")
@@ -669,7 +712,7 @@ def configure_ps(parser: argparse.ArgumentParser) -> None:
 # --- inspect ----------------------------------------------------------------------------------
 
 
-def _run_inspect(ctx: Context, args: argparse.Namespace) -> int:
+def _run_inspect(ctx: Context, args: Namespace) -> int:
     from pallet.cli.output import print_inspect
     from pallet.engine.inspection import inspect_container
 
@@ -695,7 +738,7 @@ def _run_inspect(ctx: Context, args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def configure_inspect(parser: argparse.ArgumentParser) -> None:
+def configure_inspect(parser: FlagParser) -> None:
     parser.add_argument("-f", "--format")
     parser.add_argument("--type", choices=["container"], default="container")
     parser.add_argument("containers", nargs="+")
@@ -705,7 +748,7 @@ def configure_inspect(parser: argparse.ArgumentParser) -> None:
 # --- logs ---------------------------------------------------------------------------------------
 
 
-def _log_entries(engine: Engine, record: ContainerRecord, args: argparse.Namespace) -> Iterator[Any]:
+def _log_entries(engine: Engine, record: ContainerRecord, args: Namespace) -> Iterator[Any]:
     from pallet.engine.shim.logfile import parse_time_filter, read_logs
 
     now = time.time_ns()
@@ -737,7 +780,7 @@ def _log_entries(engine: Engine, record: ContainerRecord, args: argparse.Namespa
     )
 
 
-def _run_logs(ctx: Context, args: argparse.Namespace) -> int:
+def _run_logs(ctx: Context, args: Namespace) -> int:
     from pallet.engine.shim.logfile import format_entry
 
     with _engine(ctx) as engine:
@@ -755,7 +798,7 @@ def _run_logs(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
-def configure_logs(parser: argparse.ArgumentParser) -> None:
+def configure_logs(parser: FlagParser) -> None:
     parser.add_argument("-f", "--follow", action="store_true")
     parser.add_argument("-n", "--tail")
     parser.add_argument("--since")
@@ -768,7 +811,7 @@ def configure_logs(parser: argparse.ArgumentParser) -> None:
 # --- attach / exec ----------------------------------------------------------------------------
 
 
-def _run_attach(ctx: Context, args: argparse.Namespace) -> int:
+def _run_attach(ctx: Context, args: Namespace) -> int:
     from pallet.engine.shim import attach
 
     with _engine(ctx) as engine:
@@ -784,13 +827,13 @@ def _run_attach(ctx: Context, args: argparse.Namespace) -> int:
         return 0 if detached else engine.wait(record.id)
 
 
-def configure_attach(parser: argparse.ArgumentParser) -> None:
+def configure_attach(parser: FlagParser) -> None:
     parser.add_argument("--no-stdin", action="store_true")
     parser.add_argument("container")
     parser.set_defaults(run=_run_attach)
 
 
-def _run_exec(ctx: Context, args: argparse.Namespace) -> int:
+def _run_exec(ctx: Context, args: Namespace) -> int:
     from pallet.engine.execs import ExecRequest, exec_process
     from pallet.engine.options import collect_env
 
@@ -847,7 +890,7 @@ def _exec_attached(ctx: Context, engine: Engine, ref: str, request: ExecRequest)
         os.close(null)
 
 
-def configure_exec(parser: argparse.ArgumentParser) -> None:
+def configure_exec(parser: FlagParser) -> None:
     parser.add_argument("-i", "--interactive", action="store_true")
     parser.add_argument("-t", "--tty", action="store_true")
     parser.add_argument("-d", "--detach", action="store_true")
@@ -856,5 +899,5 @@ def configure_exec(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-w", "--workdir", default="")
     parser.add_argument("-u", "--user", default="")
     parser.add_argument("container")
-    parser.add_argument("command", nargs=argparse.REMAINDER)
+    parser.add_argument("command", nargs=REMAINDER)
     parser.set_defaults(run=_run_exec)

@@ -12,10 +12,10 @@ from pathlib import Path
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import argparse
     from collections.abc import Iterator
 
     from pallet.cli.context import Context
+    from pallet.cli.flags import FlagParser, Namespace
     from pallet.image.store import ImageStore
     from pallet.registry.client.progress import Progress
     from pallet.registry.client.sources import BlobSources
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["configure_login", "configure_logout", "configure_pull", "configure_push"]
 
 
-def _insecure_flag(parser: argparse.ArgumentParser) -> None:
+def _insecure_flag(parser: FlagParser) -> None:
     parser.add_argument(
         "--insecure-registry",
         action="append",
@@ -34,7 +34,7 @@ def _insecure_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def configure_pull(parser: argparse.ArgumentParser) -> None:
+def configure_pull(parser: FlagParser) -> None:
     parser.add_argument(
         "--platform", help="os/arch[/variant] to pull from a multi-platform image (default: this host)"
     )
@@ -47,14 +47,14 @@ def configure_pull(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(run=run_pull)
 
 
-def configure_push(parser: argparse.ArgumentParser) -> None:
+def configure_push(parser: FlagParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="print only the pushed name")
     _insecure_flag(parser)
     parser.add_argument("reference", metavar="NAME[:TAG]")
     parser.set_defaults(run=run_push)
 
 
-def configure_login(parser: argparse.ArgumentParser) -> None:
+def configure_login(parser: FlagParser) -> None:
     parser.add_argument("-u", "--username")
     parser.add_argument("-p", "--password")
     parser.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
@@ -63,7 +63,7 @@ def configure_login(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(run=run_login)
 
 
-def configure_logout(parser: argparse.ArgumentParser) -> None:
+def configure_logout(parser: FlagParser) -> None:
     parser.add_argument("server", nargs="?", default="docker.io", metavar="SERVER")
     parser.set_defaults(run=run_logout)
 
@@ -76,9 +76,7 @@ def _transport(ctx: Context, extra: list[str]) -> Transport:
 
 
 @contextmanager
-def _transfer(
-    ctx: Context, args: argparse.Namespace
-) -> Iterator[tuple[ImageStore, Transport, Progress, BlobSources]]:
+def _transfer(ctx: Context, args: Namespace) -> Iterator[tuple[ImageStore, Transport, Progress, BlobSources]]:
     """What a pull or push works with, all closed at the end: the store, transport, progress and blob sources."""
     from pallet.image.store import ImageStore
     from pallet.registry.client.progress import open_progress
@@ -99,7 +97,7 @@ def _transfer(
         transport.close()
 
 
-def run_pull(ctx: Context, args: argparse.Namespace) -> int:
+def run_pull(ctx: Context, args: Namespace) -> int:
     from pallet.cli.exits import UsageError
     from pallet.oci.reference import parse
     from pallet.registry.client import credentials
@@ -129,7 +127,7 @@ def run_pull(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
-def run_push(ctx: Context, args: argparse.Namespace) -> int:
+def run_push(ctx: Context, args: Namespace) -> int:
     from pallet.oci.reference import parse
     from pallet.registry.client import credentials
     from pallet.registry.client.push import push
@@ -148,7 +146,7 @@ def run_push(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
-def run_login(ctx: Context, args: argparse.Namespace) -> int:
+def run_login(ctx: Context, args: Namespace) -> int:
     from pallet.cli.exits import UsageError
     from pallet.registry.client import credentials, hosts
     from pallet.registry.client.repository import Registry
@@ -186,7 +184,7 @@ def run_login(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
-def run_logout(ctx: Context, args: argparse.Namespace) -> int:
+def run_logout(ctx: Context, args: Namespace) -> int:
     from pallet.registry.client import credentials, hosts
 
     server = hosts.normalize(args.server)

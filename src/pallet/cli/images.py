@@ -16,10 +16,10 @@ from pallet.errors import PalletError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import argparse
     from collections.abc import Callable
 
     from pallet.cli.context import Context
+    from pallet.cli.flags import FlagParser, Namespace
     from pallet.image.store import ImageRecord, ImageStore
     from pallet.oci.reference import Reference
 
@@ -56,10 +56,10 @@ _HISTORY_TITLES = {
 _CREATED_BY_WIDTH = 45
 
 
-def _handler(run: Callable[[Context, argparse.Namespace, ImageStore], int]) -> Callable[..., int]:
+def _handler(run: Callable[[Context, Namespace, ImageStore], int]) -> Callable[..., int]:
     """Wrap a handler so it gets the store, closed whatever happens."""
 
-    def handler(ctx: Context, args: argparse.Namespace) -> int:
+    def handler(ctx: Context, args: Namespace) -> int:
         with ctx.image_store() as store:
             return run(ctx, args, store)
 
@@ -222,7 +222,7 @@ def _ls_rows(
     return rows
 
 
-def _run_ls(ctx: Context, args: argparse.Namespace, store: ImageStore) -> int:
+def _run_ls(ctx: Context, args: Namespace, store: ImageStore) -> int:
     filters = _Filters(args.filter, args.repository)
     records = sorted(
         store.list_images(), key=lambda r: (_parse_time(r.created) or 0.0, r.added), reverse=True
@@ -235,7 +235,7 @@ def _run_ls(ctx: Context, args: argparse.Namespace, store: ImageStore) -> int:
     return 0
 
 
-def configure_ls(parser: argparse.ArgumentParser) -> None:
+def configure_ls(parser: FlagParser) -> None:
     parser.add_argument(
         "repository", nargs="?", metavar="REPOSITORY[:TAG]", help="only images of this repository"
     )
@@ -319,11 +319,11 @@ def _inspect(store: ImageStore, name: str) -> dict[str, object]:
     return out
 
 
-def _run_inspect(ctx: Context, args: argparse.Namespace, store: ImageStore) -> int:
+def _run_inspect(ctx: Context, args: Namespace, store: ImageStore) -> int:
     return inspect_each(ctx, args.images, lambda name: _inspect(store, name), args.format)
 
 
-def configure_inspect(parser: argparse.ArgumentParser) -> None:
+def configure_inspect(parser: FlagParser) -> None:
     parser.add_argument("images", nargs="+", metavar="IMAGE")
     parser.add_argument("-f", "--format", help="a Go template such as '{{.Id}}', or 'json'")
     parser.set_defaults(run=_handler(_run_inspect))
@@ -332,12 +332,12 @@ def configure_inspect(parser: argparse.ArgumentParser) -> None:
 # --- tag ------------------------------------------------------------------------------------------
 
 
-def _run_tag(ctx: Context, args: argparse.Namespace, store: ImageStore) -> int:
+def _run_tag(ctx: Context, args: Namespace, store: ImageStore) -> int:
     store.tag(args.source, args.target)
     return 0
 
 
-def configure_tag(parser: argparse.ArgumentParser) -> None:
+def configure_tag(parser: FlagParser) -> None:
     parser.add_argument("source", metavar="SOURCE_IMAGE[:TAG]")
     parser.add_argument("target", metavar="TARGET_IMAGE[:TAG]")
     parser.set_defaults(run=_handler(_run_tag))
@@ -346,7 +346,7 @@ def configure_tag(parser: argparse.ArgumentParser) -> None:
 # --- rmi ------------------------------------------------------------------------------------------
 
 
-def _run_rm(ctx: Context, args: argparse.Namespace, store: ImageStore) -> int:
+def _run_rm(ctx: Context, args: Namespace, store: ImageStore) -> int:
     failed = 0
     for name in args.images:
         try:
@@ -362,7 +362,7 @@ def _run_rm(ctx: Context, args: argparse.Namespace, store: ImageStore) -> int:
     return 1 if failed else 0
 
 
-def configure_rm(parser: argparse.ArgumentParser) -> None:
+def configure_rm(parser: FlagParser) -> None:
     parser.add_argument("images", nargs="+", metavar="IMAGE")
     parser.add_argument("-f", "--force", action="store_true", help="force removal of the image")
     parser.add_argument("--no-prune", action="store_true", help="accepted for docker compatibility")
@@ -372,7 +372,7 @@ def configure_rm(parser: argparse.ArgumentParser) -> None:
 # --- history --------------------------------------------------------------------------------------
 
 
-def _run_history(ctx: Context, args: argparse.Namespace, store: ImageStore) -> int:
+def _run_history(ctx: Context, args: Namespace, store: ImageStore) -> int:
     rows = []
     for entry in store.history(args.image):
         created_by = entry.created_by or ""
@@ -396,7 +396,7 @@ def _run_history(ctx: Context, args: argparse.Namespace, store: ImageStore) -> i
     return 0
 
 
-def configure_history(parser: argparse.ArgumentParser) -> None:
+def configure_history(parser: FlagParser) -> None:
     parser.add_argument("image", metavar="IMAGE")
     parser.add_argument("--no-trunc", action="store_true", help="don't truncate output")
     parser.add_argument("-q", "--quiet", action="store_true", help="only show image IDs")
@@ -420,7 +420,7 @@ def _content_bytes(store: ImageStore) -> int:
     return sum(size for _, size in store.content.walk())
 
 
-def _run_prune(ctx: Context, args: argparse.Namespace, store: ImageStore) -> int:
+def _run_prune(ctx: Context, args: Namespace, store: ImageStore) -> int:
     if not args.force:
         what = (
             "all images without at least one container associated to them"
@@ -438,7 +438,7 @@ def _run_prune(ctx: Context, args: argparse.Namespace, store: ImageStore) -> int
     return 0
 
 
-def configure_prune(parser: argparse.ArgumentParser) -> None:
+def configure_prune(parser: FlagParser) -> None:
     parser.add_argument(
         "-a", "--all", action="store_true", help="remove all unused images, not just dangling ones"
     )

@@ -6,20 +6,18 @@ Every error ends in ``exits.report``: one line on stderr, docker's exit codes.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 from pallet.cli.commands import COMMANDS, GROUPS, lookup
 from pallet.cli.context import Context
 from pallet.cli.exits import EXIT_PIPE, UsageError, report
+from pallet.cli.flags import REMAINDER, FlagParser, HelpRequested
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from typing import BinaryIO, NoReturn, TextIO
-
-    from _typeshed import SupportsWrite
+    from typing import BinaryIO, TextIO
 
 __all__ = ["CommandParser", "main"]
 
@@ -27,30 +25,20 @@ DEFAULT_ROOT = "/var/lib/pallet"
 DEFAULT_RUN_ROOT = "/run/pallet"
 
 
-class CommandParser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` that raises ``UsageError`` instead of exiting with 2, and prints help to ``out``."""
-
-    def __init__(self, command: str, out: TextIO | None = None, **kwargs: object) -> None:
-        super().__init__(prog=f"pallet {command}".strip(), allow_abbrev=False, **kwargs)  # type: ignore[arg-type]
-        self.command = command
-        self.out = out
-
-    def print_help(self, file: SupportsWrite[str] | None = None) -> None:
-        super().print_help(file or self.out)
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(message, self.command)
+#: the parser of a command: errors raise ``UsageError`` naming the command, help goes to ``out``
+CommandParser = FlagParser
 
 
-def _global_parser() -> CommandParser:
-    parser = CommandParser("", add_help=False)
+def _global_parser() -> FlagParser:
+    # global flags come before the command, as docker's; the command ends them
+    parser = FlagParser("", add_help=False)
     parser.add_argument("--root", default=os.environ.get("PALLET_ROOT") or DEFAULT_ROOT)
     parser.add_argument("--run-root", default=os.environ.get("PALLET_RUN") or DEFAULT_RUN_ROOT)
     parser.add_argument("--debug", "-D", action="store_true")
     parser.add_argument("--help", "-h", action="store_true")
     parser.add_argument("--version", "-v", action="store_true")
     parser.add_argument("command", nargs="?")
-    parser.add_argument("args", nargs=argparse.REMAINDER)
+    parser.add_argument("args", nargs=REMAINDER)
     return parser
 
 
@@ -108,12 +96,15 @@ def _run(argv: Sequence[str], ctx_streams: tuple[TextIO, TextIO, BinaryIO, Binar
     name = f"{group} {verb}".strip()
     if command is None:
         raise UsageError(f'unknown command "{name}"', group)
-    parser = CommandParser(name, out, description=command.summary)
+    parser = FlagParser(name, out, description=command.summary)
     configure = getattr(__import__(command.module, fromlist=[command.function]), command.function)
     configure(parser)
     if opts.help:
         args.insert(0, "--help")
-    ns = parser.parse_args(args)
+    try:
+        ns = parser.parse_args(args)
+    except HelpRequested:  # the command's help is printed on `out`
+        return 0, opts.debug
     ctx = Context(
         root=opts.root,
         run_root=opts.run_root,
@@ -153,8 +144,6 @@ def main(
     try:
         code, debug = _run(args, streams)
         out.flush()
-    except SystemExit as exit_:  # argparse's --help
-        return exit_.code if isinstance(exit_.code, int) else 0
     except BrokenPipeError:
         # the reader went away (`pallet images | head -1`): stop quietly, and
         # keep the interpreter from complaining when it flushes stdout at exit

@@ -95,5 +95,5 @@ def parse_bool(text: str) -> bool:
     raise ValueError(text)
 
 
-# argparse names the type in its error: "invalid bool value: 'maybe'"
+# the flag parser (flags.py) words the error by this name, as docker: strconv.ParseBool: parsing "maybe": ...
 parse_bool.__name__ = "bool"

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import argparse
-
     from pallet.cli.context import Context
+    from pallet.cli.flags import FlagParser, Namespace
 
 __all__ = ["configure_serve"]
 
 
-def configure_serve(parser: argparse.ArgumentParser) -> None:
+def configure_serve(parser: FlagParser) -> None:
     parser.add_argument(
         "--addr", default="127.0.0.1:5000", help="HOST:PORT to listen on (default 127.0.0.1:5000)"
     )
@@ -41,7 +40,7 @@ def configure_serve(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(run=run_serve)
 
 
-def run_serve(ctx: Context, args: argparse.Namespace) -> int:
+def run_serve(ctx: Context, args: Namespace) -> int:
     from pallet.registry.server.serve import build_server, run
 
     server = build_server(

@@ -12,10 +12,10 @@ from pallet.errors import InvalidArgument, PalletError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import argparse
     from collections.abc import Callable
 
     from pallet.cli.context import Context
+    from pallet.cli.flags import FlagParser, Namespace
     from pallet.engine.volumes import VolumeFilters, VolumeStore
 
 __all__ = [
@@ -38,10 +38,10 @@ _LS_TITLES = {
 }
 
 
-def _handler(run: Callable[[Context, argparse.Namespace, VolumeStore], int]) -> Callable[..., int]:
+def _handler(run: Callable[[Context, Namespace, VolumeStore], int]) -> Callable[..., int]:
     """Wrap a handler so it gets the volume store, closed whatever happens."""
 
-    def handler(ctx: Context, args: argparse.Namespace) -> int:
+    def handler(ctx: Context, args: Namespace) -> int:
         from pathlib import Path
 
         from pallet.engine.volumes import VolumeStore
@@ -74,7 +74,7 @@ def _filters(values: list[str], command: str) -> VolumeFilters:
 # --- create ---------------------------------------------------------------------------------------
 
 
-def _run_create(ctx: Context, args: argparse.Namespace, store: VolumeStore) -> int:
+def _run_create(ctx: Context, args: Namespace, store: VolumeStore) -> int:
     if args.name and args.name_flag and args.name != args.name_flag:
         raise UsageError(
             f'conflicting options: either specify --name or provide positional arg, not both ("{args.name_flag}" vs "{args.name}")',
@@ -90,7 +90,7 @@ def _run_create(ctx: Context, args: argparse.Namespace, store: VolumeStore) -> i
     return 0
 
 
-def configure_create(parser: argparse.ArgumentParser) -> None:
+def configure_create(parser: FlagParser) -> None:
     parser.add_argument("name", nargs="?", metavar="VOLUME", help="the name (random if not given)")
     parser.add_argument("--name", dest="name_flag", help="the name, as a flag")
     parser.add_argument("-d", "--driver", default="local", help="volume driver (only 'local')")
@@ -102,7 +102,7 @@ def configure_create(parser: argparse.ArgumentParser) -> None:
 # --- ls -------------------------------------------------------------------------------------------
 
 
-def _run_ls(ctx: Context, args: argparse.Namespace, store: VolumeStore) -> int:
+def _run_ls(ctx: Context, args: Namespace, store: VolumeStore) -> int:
     filters = _filters(args.filter, "volume ls")
     rows = [
         {
@@ -122,7 +122,7 @@ def _run_ls(ctx: Context, args: argparse.Namespace, store: VolumeStore) -> int:
     return 0
 
 
-def configure_ls(parser: argparse.ArgumentParser) -> None:
+def configure_ls(parser: FlagParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="only display volume names")
     parser.add_argument(
         "-f",
@@ -138,11 +138,11 @@ def configure_ls(parser: argparse.ArgumentParser) -> None:
 # --- inspect --------------------------------------------------------------------------------------
 
 
-def _run_inspect(ctx: Context, args: argparse.Namespace, store: VolumeStore) -> int:
+def _run_inspect(ctx: Context, args: Namespace, store: VolumeStore) -> int:
     return inspect_each(ctx, args.volumes, lambda name: store.get(name).to_inspect(), args.format)
 
 
-def configure_inspect(parser: argparse.ArgumentParser) -> None:
+def configure_inspect(parser: FlagParser) -> None:
     parser.add_argument("volumes", nargs="+", metavar="VOLUME")
     parser.add_argument("-f", "--format", help="a Go template such as '{{.Mountpoint}}', or 'json'")
     parser.set_defaults(run=_handler(_run_inspect))
@@ -151,7 +151,7 @@ def configure_inspect(parser: argparse.ArgumentParser) -> None:
 # --- rm -------------------------------------------------------------------------------------------
 
 
-def _run_rm(ctx: Context, args: argparse.Namespace, store: VolumeStore) -> int:
+def _run_rm(ctx: Context, args: Namespace, store: VolumeStore) -> int:
     failed = 0
     for name in args.volumes:
         try:
@@ -164,7 +164,7 @@ def _run_rm(ctx: Context, args: argparse.Namespace, store: VolumeStore) -> int:
     return 1 if failed else 0
 
 
-def configure_rm(parser: argparse.ArgumentParser) -> None:
+def configure_rm(parser: FlagParser) -> None:
     parser.add_argument("volumes", nargs="+", metavar="VOLUME")
     parser.add_argument("-f", "--force", action="store_true", help="no error for volumes that do not exist")
     parser.set_defaults(run=_handler(_run_rm))
@@ -173,7 +173,7 @@ def configure_rm(parser: argparse.ArgumentParser) -> None:
 # --- prune ----------------------------------------------------------------------------------------
 
 
-def _run_prune(ctx: Context, args: argparse.Namespace, store: VolumeStore) -> int:
+def _run_prune(ctx: Context, args: Namespace, store: VolumeStore) -> int:
     filters = _filters(args.filter, "volume prune")
     if not args.force:
         what = "all local volumes" if args.all else "anonymous local volumes"
@@ -184,7 +184,7 @@ def _run_prune(ctx: Context, args: argparse.Namespace, store: VolumeStore) -> in
     return 0
 
 
-def configure_prune(parser: argparse.ArgumentParser) -> None:
+def configure_prune(parser: FlagParser) -> None:
     parser.add_argument(
         "-a", "--all", action="store_true", help="remove all unused volumes, not just anonymous ones"
     )

@@ -20,10 +20,7 @@ leaves shims and containers running.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import shutil
 import time
 
 from pallet.engine import names
@@ -31,6 +28,7 @@ from pallet.engine.containers import (
     ACTIVE_STATES,
     ContainerRecord,
     ContainerStore,
+    dumps_compact,
     name_conflict,
     read_document,
     write_document,
@@ -41,6 +39,7 @@ from pallet.engine.locks import container_lock, remove_lock_file
 from pallet.engine.reconcile import process_start_time, reconcile, shim_alive
 from pallet.engine.shim import exitfile
 from pallet.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound, PalletError
+from pallet.linux.trees import remove_tree
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -291,17 +290,19 @@ class Engine:
         top = images.unpack(image_id)
         mounts = images.snapshots.prepare(snapshot_key(record.id), top)
         snapshots.mount(mounts, rootfs)
-        from pallet.engine.mounts import resolve_mounts
+        from pallet.engine.mounts import MountPlan, resolve_mounts
 
         image_volumes = config.config.volumes if config.config is not None else None
-        plan = resolve_mounts(
-            options.mounts,
-            volumes=self.volumes,
-            container_id=record.id,
-            image_volumes=image_volumes or (),
-            rootfs=rootfs,
-            create_host_path=[m.create_source for m in options.mounts],
-        )
+        plan = MountPlan()  # nothing to resolve: the volume store is not even opened
+        if options.mounts or image_volumes:
+            plan = resolve_mounts(
+                options.mounts,
+                volumes=self.volumes,
+                container_id=record.id,
+                image_volumes=image_volumes or (),
+                rootfs=rootfs,
+                create_host_path=[m.create_source for m in options.mounts],
+            )
         for note in plan.notes:
             warn(note)
         spec = build_spec(
@@ -327,7 +328,7 @@ class Engine:
             annotations = doc.get("annotations")
             doc["annotations"] = {**(annotations if isinstance(annotations, dict) else {}), **ready}
         with open(os.path.join(self.layout.bundle(record.id), "config.json"), "w") as f:
-            json.dump(doc, f, separators=(",", ":"))  # compact: C encoder, several ms less per create
+            f.write(dumps_compact(doc))  # compact, and without importing json
         from pallet.engine.inspection import container_document
 
         return container_document(
@@ -390,7 +391,7 @@ class Engine:
             if _runtime_has_state(runtime, record.id):  # what a killed shim left
                 _quietly(runtime.delete, record.id, force=True)
             run_dir = self.layout.run_dir(record.id)
-            shutil.rmtree(run_dir, ignore_errors=True)
+            remove_tree(run_dir, ignore_errors=True)
             os.makedirs(run_dir)
             restart = host.get("RestartPolicy", {})
             log_config = host.get("LogConfig", {}).get("Config", {})
@@ -678,17 +679,27 @@ class Engine:
             snaps.remove(snapshot_key(record.id))
         self.images.release(record.image_id, record.id)
         self._await_shim_exit(record)
-        # an unknown runtime (the config changed) has nothing of ours to delete
-        with contextlib.suppress(PalletError):
+        try:
             runtime = self.runtime(record.runtime)
+        except PalletError:
+            pass  # an unknown runtime (the config changed) has nothing of ours to delete
+        else:
             if _runtime_has_state(runtime, record.id):  # the shim deletes it; a killed shim did not
                 _quietly(runtime.delete, record.id, force=True)
-        if os.path.exists(os.path.join(self.layout.root, "volumes.db")) or remove_volumes:
+        if self._may_use_volumes(record):
             self.volumes.release(record.id, remove_anonymous=remove_volumes)
-        shutil.rmtree(self.layout.run_dir(record.id), ignore_errors=True)
-        shutil.rmtree(container_dir, ignore_errors=True)
+        remove_tree(self.layout.run_dir(record.id), ignore_errors=True)
+        remove_tree(container_dir, ignore_errors=True)
         self.containers.delete(record.id)
         remove_lock_file(self.layout.run_root, record.id)
+
+    def _may_use_volumes(self, record: ContainerRecord) -> bool:
+        """Whether the container may hold volumes: its document lists one, or it has no document
+        (a create that crashed half-way). Spares opening the volume store on every ``rm``."""
+        if not os.path.exists(os.path.join(self.layout.root, "volumes.db")):
+            return False  # no volume was ever made here
+        doc = self.document(record)
+        return not doc or any(m.get("Type") == "volume" for m in doc.get("Mounts") or ())
 
     # --- hooks for reconcile ----------------------------------------------------------------
 
@@ -706,10 +717,12 @@ class Engine:
 
     def after_exit(self, record: ContainerRecord) -> None:
         """Clean what a dead shim could not: the runtime's state of the container."""
-        with contextlib.suppress(PalletError):  # the runtime is gone from the config: nothing to clean
+        try:
             runtime = self.runtime(record.runtime)
-            if _runtime_has_state(runtime, record.id):
-                _quietly(runtime.delete, record.id, force=True)
+        except PalletError:
+            return  # the runtime is gone from the config: nothing to clean
+        if _runtime_has_state(runtime, record.id):
+            _quietly(runtime.delete, record.id, force=True)
 
     def auto_remove(self, record: ContainerRecord) -> bool:
         """Whether the container was created with ``--rm``."""
@@ -751,8 +764,10 @@ def _runtime_has_state(runtime: Runtime, container_id: str) -> bool:
 
 def _quietly(call: Callable[..., object], *args: Any, **kwargs: Any) -> None:
     """Run a runtime verb whose target may be gone already (kill, delete, resume): that is not an error."""
-    with contextlib.suppress(NotFound, FailedPrecondition):
+    try:
         call(*args, **kwargs)
+    except (NotFound, FailedPrecondition):
+        return
 
 
 def _log_size(value: object) -> int:

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import sqlite3
-from contextlib import contextmanager
 
 from pallet.errors import FailedPrecondition, Unavailable
 
@@ -25,7 +23,12 @@ __all__ = ["MIGRATIONS", "FileLock", "MetadataDB", "migrate"]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    import sqlite3
+else:  # the C module that sqlite3 re-exports: sqlite3's dbapi2 imports datetime (~3 ms) for adapters we never use
+    import _sqlite3 as sqlite3
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from types import TracebackType
 
 #: how long a writer waits for another process's transaction, in milliseconds
 BUSY_TIMEOUT_MS = 60_000
@@ -202,22 +205,12 @@ class MetadataDB:
     def version(self) -> int:
         return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> _Transaction:
         """A write transaction (``BEGIN IMMEDIATE``): committed on success, rolled back on any error.
 
-        Nested use joins the outer transaction.
+        Use as ``with db.transaction() as conn:``. Nested use joins the outer transaction.
         """
-        if self.conn.in_transaction:
-            yield self.conn
-            return
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+        return _Transaction(self.conn)
 
     def query(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
         return self.conn.execute(sql, params).fetchall()
@@ -225,6 +218,28 @@ class MetadataDB:
     def setting(self, name: str) -> str | None:
         row = self.conn.execute("SELECT value FROM settings WHERE name = ?", (name,)).fetchone()
         return None if row is None else str(row[0])
+
+
+class _Transaction:
+    """What ``MetadataDB.transaction`` returns (a class, not ``contextlib``: that import costs ~5 ms)."""
+
+    __slots__ = ("_conn", "_outer")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._outer = False
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._outer = not self._conn.in_transaction
+        if self._outer:
+            self._conn.execute("BEGIN IMMEDIATE")
+        return self._conn
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._outer:
+            self._conn.execute("ROLLBACK" if kind is not None else "COMMIT")
 
 
 class FileLock:
@@ -267,10 +282,22 @@ class FileLock:
             os.close(self._fd)  # closing drops the flock
             self._fd = None
 
-    @contextmanager
-    def held(self, *, shared: bool = False) -> Iterator[None]:
-        self.acquire(shared=shared)
-        try:
-            yield
-        finally:
-            self.release()
+    def held(self, *, shared: bool = False) -> _Held:
+        """The lock as a context manager: ``with lock.held():``."""
+        return _Held(self, shared)
+
+
+class _Held:
+    __slots__ = ("_lock", "_shared")
+
+    def __init__(self, lock: FileLock, shared: bool) -> None:
+        self._lock = lock
+        self._shared = shared
+
+    def __enter__(self) -> None:
+        self._lock.acquire(shared=self._shared)
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._lock.release()

@@ -23,15 +23,14 @@ back into ``tmp`` before deleting it, for the same reason.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import shutil
-import subprocess
 import time
-from pathlib import Path
 
 from pallet.errors import AlreadyExists, Conflict, InvalidArgument, NotFound, SystemError_, Unsupported
 from pallet.image import owners
+from pallet.image.paths import normalise
+from pallet.linux.trees import remove_tree
+from pallet.oci.digest import Digest
 from pallet.oci.record import Record
 
 __all__ = [
@@ -50,6 +49,7 @@ __all__ = [
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import sqlite3
+    from pathlib import Path
 
     from pallet.image.metadata import MetadataDB
 
@@ -74,8 +74,16 @@ class SnapshotInfo(Record):
     key: str
     parent: str | None
     kind: str
-    path: Path
+    #: the snapshot's directory
+    location: str
     created: float
+
+    @property
+    def path(self) -> Path:
+        """``location`` as a ``Path`` (imported on first use: ``pathlib`` costs ~20 ms, the run path never asks)."""
+        from pathlib import Path
+
+        return Path(self.location)
 
 
 def _dir_name(key: str) -> str:
@@ -83,13 +91,15 @@ def _dir_name(key: str) -> str:
     algorithm, _, rest = key.partition(":")
     if algorithm == "sha256" and len(rest) == 64 and all(c in "0123456789abcdef" for c in rest):
         return rest
-    return hashlib.sha256(key.encode()).hexdigest()
+    return Digest.of_bytes(key.encode()).hex  # the sha256 hex digest
 
 
-def _copy_tree(source: Path, target: Path) -> None:
+def _copy_tree(source: str, target: str) -> None:
     """Copy a full tree keeping owners, modes, xattrs, hard links and device nodes (``cp -a``)."""
+    import subprocess  # the copy driver only
+
     result = subprocess.run(
-        ["cp", "-a", "--reflink=auto", "--", f"{source}/.", str(target)],
+        ["cp", "-a", "--reflink=auto", "--", f"{source}/.", target],
         capture_output=True,
         text=True,
         check=False,
@@ -98,23 +108,32 @@ def _copy_tree(source: Path, target: Path) -> None:
         raise SystemError_(f"copy snapshot {source}: {result.stderr.strip()}", 5)
 
 
-def _remove_tree(path: Path) -> None:
-    if path.exists():
-        shutil.rmtree(path)
-
-
 class Snapshotter:
     """Committed and active snapshots under ``<root>/snapshots``, recorded in the image database."""
 
-    def __init__(self, root: Path, db: MetadataDB, driver: str) -> None:
+    def __init__(self, root: str | os.PathLike[str], db: MetadataDB, driver: str) -> None:
         if driver not in DRIVERS:
             raise InvalidArgument(f'unknown snapshot driver "{driver}"; use one of {", ".join(DRIVERS)}')
         self.driver = driver
         self.db = db
-        self.dir = root / "snapshots"
-        self.tmp = self.dir / "tmp"
-        for sub in (self.tmp, self.dir / COMMITTED, self.dir / ACTIVE):
-            sub.mkdir(parents=True, exist_ok=True)
+        self._dir = os.path.join(normalise(root), "snapshots")
+        self._tmp = os.path.join(self._dir, "tmp")
+        for sub in (self._tmp, os.path.join(self._dir, COMMITTED), os.path.join(self._dir, ACTIVE)):
+            os.makedirs(sub, exist_ok=True)
+
+    @property
+    def dir(self) -> Path:
+        """``<root>/snapshots`` (a ``Path``, imported on first use; the snapshotter itself keeps ``str``)."""
+        from pathlib import Path
+
+        return Path(self._dir)
+
+    @property
+    def tmp(self) -> Path:
+        """Where snapshots are built and removed: ``<root>/snapshots/tmp``."""
+        from pathlib import Path
+
+        return Path(self._tmp)
 
     # --- queries --------------------------------------------------------------------------------
 
@@ -151,7 +170,7 @@ class Snapshotter:
             key=row["key"],
             parent=row["parent"],
             kind=row["kind"],
-            path=Path(row["path"]),
+            location=row["path"],
             created=row["created"],
         )
 
@@ -163,32 +182,34 @@ class Snapshotter:
         With the copy driver ``fs/`` starts as a copy of the parent's tree; with
         overlay it starts empty (the layer's own files only).
         """
-        work = self.tmp / owners.owner_tag()
-        (work / "fs").mkdir(parents=True)
-        if parent is not None and self.driver == COPY:
-            _copy_tree(self.get(parent).path / "fs", work / "fs")
-        return work
+        from pathlib import Path  # unpacking a layer, never an unpacked image's `pallet run`
 
-    def commit(self, key: str, parent: str | None, work: Path) -> SnapshotInfo:
+        work = os.path.join(self._tmp, owners.owner_tag())
+        os.makedirs(os.path.join(work, "fs"))
+        if parent is not None and self.driver == COPY:
+            _copy_tree(os.path.join(self.get(parent).location, "fs"), os.path.join(work, "fs"))
+        return Path(work)
+
+    def commit(self, key: str, parent: str | None, work: str | os.PathLike[str]) -> SnapshotInfo:
         """Make ``work`` (from ``begin``) the committed snapshot ``key``; atomic and idempotent.
 
         If another process committed the same key first, ``work`` is discarded
         and the existing snapshot returned: the content is the same layer.
         """
-        final = self.dir / COMMITTED / _dir_name(key)
+        final = os.path.join(self._dir, COMMITTED, _dir_name(key))
         with self.db.transaction() as conn:
             existing = self.stat(key)
             if existing is None:
                 if parent is not None and self.stat(parent) is None:
                     raise NotFound(f'parent snapshot "{parent}" of "{key}" not found')
-                _remove_tree(final)  # a stray dir without a row is a leftover of a crash
+                remove_tree(final)  # a stray dir without a row is a leftover of a crash
                 os.rename(work, final)
                 conn.execute(
                     "INSERT INTO snapshots(key, parent, kind, path, created) VALUES (?, ?, ?, ?, ?)",
-                    (key, parent, COMMITTED, str(final), time.time()),
+                    (key, parent, COMMITTED, final, time.time()),
                 )
         if existing is not None:
-            _remove_tree(work)
+            remove_tree(work)
             return existing
         return self.get(key)
 
@@ -205,27 +226,27 @@ class Snapshotter:
             info = self.get(parent)
             if info.kind != COMMITTED:
                 raise InvalidArgument(f'snapshot "{parent}" is not committed and cannot be a parent')
-        work = self.tmp / owners.owner_tag()
+        work = os.path.join(self._tmp, owners.owner_tag())
         try:
             if self.driver == OVERLAY:
-                (work / "upper").mkdir(parents=True)
-                (work / "work").mkdir()
+                os.makedirs(os.path.join(work, "upper"))
+                os.mkdir(os.path.join(work, "work"))
             else:
-                (work / "fs").mkdir(parents=True)
+                os.makedirs(os.path.join(work, "fs"))
                 if parent is not None:
-                    _copy_tree(self.get(parent).path / "fs", work / "fs")
-            final = self.dir / ACTIVE / _dir_name(key)
+                    _copy_tree(os.path.join(self.get(parent).location, "fs"), os.path.join(work, "fs"))
+            final = os.path.join(self._dir, ACTIVE, _dir_name(key))
             with self.db.transaction() as conn:
                 if self.stat(key) is not None:
                     raise AlreadyExists(f'snapshot "{key}" already exists')
-                _remove_tree(final)
+                remove_tree(final)
                 os.rename(work, final)
                 conn.execute(
                     "INSERT INTO snapshots(key, parent, kind, path, created) VALUES (?, ?, ?, ?, ?)",
-                    (key, parent, ACTIVE, str(final), time.time()),
+                    (key, parent, ACTIVE, final, time.time()),
                 )
         except BaseException:
-            _remove_tree(work)
+            remove_tree(work)
             raise
         return self.mounts(key)
 
@@ -235,18 +256,20 @@ class Snapshotter:
         options: tuple[str, ...]
         if self.driver == COPY:
             options = ("rbind", "rw" if info.kind == ACTIVE else "ro")
-            return [Mount(type="bind", source=str(info.path / "fs"), options=options)]
+            return [Mount(type="bind", source=os.path.join(info.location, "fs"), options=options)]
         if info.kind == ACTIVE:
-            lowers = [str(p.path / "fs") for p in self.chain(info.parent)] if info.parent else []
+            lowers = [os.path.join(p.location, "fs") for p in self.chain(info.parent)] if info.parent else []
             if not lowers:
-                return [Mount(type="bind", source=str(info.path / "upper"), options=("rbind", "rw"))]
+                return [
+                    Mount(type="bind", source=os.path.join(info.location, "upper"), options=("rbind", "rw"))
+                ]
             options = (
-                f"workdir={info.path / 'work'}",
-                f"upperdir={info.path / 'upper'}",
+                f"workdir={os.path.join(info.location, 'work')}",
+                f"upperdir={os.path.join(info.location, 'upper')}",
                 f"lowerdir={':'.join(lowers)}",
             )
         else:
-            lowers = [str(p.path / "fs") for p in self.chain(key)]
+            lowers = [os.path.join(p.location, "fs") for p in self.chain(key)]
             if len(lowers) == 1:
                 return [Mount(type="bind", source=lowers[0], options=("rbind", "ro"))]
             options = (f"lowerdir={':'.join(lowers)}",)
@@ -265,7 +288,7 @@ class Snapshotter:
         The caller makes sure nothing is mounted from it.
         """
         info = self.get(key)
-        doomed = self.tmp / owners.owner_tag()
+        doomed = os.path.join(self._tmp, owners.owner_tag())
         with self.db.transaction() as conn:
             kids = self.children(key)
             if kids:
@@ -273,35 +296,35 @@ class Snapshotter:
                     f'snapshot "{key}" is the parent of {len(kids)} other snapshot(s); remove them first'
                 )
             conn.execute("DELETE FROM snapshots WHERE key = ?", (key,))
-            if info.path.exists():
-                os.rename(info.path, doomed)
-        _remove_tree(doomed)
+            if os.path.exists(info.location):
+                os.rename(info.location, doomed)
+        remove_tree(doomed)
 
     def cleanup_leftovers(self) -> int:
         """Remove temp dirs of writers that are gone, and snapshot dirs no row knows; returns how many."""
         removed = 0
-        with os.scandir(self.tmp) as entries:
+        with os.scandir(self._tmp) as entries:
             for entry in entries:
                 owner = owners.parse_owner(entry.name)
                 if owner is not None and owners.is_alive(*owner):
                     continue
-                _remove_tree(Path(entry.path))
+                remove_tree(entry.path)
                 removed += 1
-        doomed: list[Path] = []
+        doomed: list[str] = []
         # Inside a write transaction: commit/prepare rename a dir into place inside theirs, so a
         # dir without a row seen here really is a leftover, not a snapshot being made right now.
         with self.db.transaction():
-            known = {Path(r[0]).name for r in self.db.query("SELECT path FROM snapshots")}
+            known = {os.path.basename(r[0]) for r in self.db.query("SELECT path FROM snapshots")}
             for kind in (COMMITTED, ACTIVE):
-                with os.scandir(self.dir / kind) as entries:
+                with os.scandir(os.path.join(self._dir, kind)) as entries:
                     for entry in entries:
                         if entry.name not in known:
                             # renamed into place by a transaction that then rolled back (crash)
-                            target = self.tmp / owners.owner_tag()
+                            target = os.path.join(self._tmp, owners.owner_tag())
                             os.rename(entry.path, target)
                             doomed.append(target)
         for path in doomed:
-            _remove_tree(path)
+            remove_tree(path)
         return removed + len(doomed)
 
 
@@ -356,7 +379,7 @@ def unmount(target: str | os.PathLike[str]) -> None:
             raise
 
 
-def detect_driver(scratch: Path) -> str:
+def detect_driver(scratch: str | os.PathLike[str]) -> str:
     """``overlay`` if this process can mount overlayfs here (tried for real in ``scratch``), else ``copy``."""
     if os.geteuid() != 0:
         return COPY
@@ -366,11 +389,11 @@ def detect_driver(scratch: Path) -> str:
                 return COPY
     except OSError:
         return COPY
-    probe = scratch / f"probe-{owners.owner_tag()}"
-    dirs = [probe / d for d in ("lower1", "lower2", "upper", "work", "merged")]
+    probe = os.path.join(normalise(scratch), f"probe-{owners.owner_tag()}")
+    dirs = [os.path.join(probe, d) for d in ("lower1", "lower2", "upper", "work", "merged")]
     try:
         for d in dirs:
-            d.mkdir(parents=True)
+            os.makedirs(d)
         target = dirs[4]
         mounts = [
             Mount(
@@ -386,4 +409,4 @@ def detect_driver(scratch: Path) -> str:
         unmount(target)
         return OVERLAY
     finally:
-        _remove_tree(probe)
+        remove_tree(probe)

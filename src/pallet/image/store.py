@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import os
 import time
-from contextlib import contextmanager
-from pathlib import Path
 
 from pallet.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound, SpecError, Unsupported
 from pallet.image import snapshots as _snapshots
 from pallet.image.content import ContentStore
 from pallet.image.metadata import FileLock, MetadataDB
+from pallet.image.paths import normalise
+from pallet.linux.trees import remove_tree
 from pallet.oci import mediatypes
 from pallet.oci.digest import Digest
 from pallet.oci.image_spec import (
@@ -54,7 +54,8 @@ __all__ = [
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import sqlite3
-    from collections.abc import Iterator
+    from contextlib import AbstractContextManager
+    from pathlib import Path
     from typing import Self
 
 
@@ -142,17 +143,24 @@ class ImageStore:
 
     def __init__(
         self,
-        root: Path,
+        root: str | os.PathLike[str],
         content: ContentStore,
         db: MetadataDB,
         snapshots: _snapshots.Snapshotter,
     ) -> None:
-        self.root = root
+        self._root = normalise(root)
         self.content = content
         self.db = db
         self.snapshots = snapshots
-        self._lock = FileLock(root / "images.lock")
-        self._gc_lock_path = root / "gc.lock"
+        self._lock = FileLock(os.path.join(self._root, "images.lock"))
+        self._gc_lock_path = os.path.join(self._root, "gc.lock")
+
+    @property
+    def root(self) -> Path:
+        """The store's directory as a ``Path`` (pathlib is imported on first use; the store keeps a ``str``)."""
+        from pathlib import Path
+
+        return Path(self._root)
 
     @classmethod
     def open(
@@ -167,12 +175,12 @@ class ImageStore:
         first created, detected if not given; opening with another driver later
         is refused.
         """
-        root = Path(root)
-        root.mkdir(parents=True, exist_ok=True)
+        root = normalise(root)
+        os.makedirs(root, exist_ok=True)
         content = ContentStore(root)
-        db = MetadataDB(root / "images.db")
+        db = MetadataDB(os.path.join(root, "images.db"))
         try:
-            lock = FileLock(root / "images.lock")
+            lock = FileLock(os.path.join(root, "images.lock"))
             with lock.held():
                 recorded = db.setting(_DRIVER_SETTING)
                 if recorded is None:
@@ -207,15 +215,13 @@ class ImageStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextmanager
-    def lease(self) -> Iterator[None]:
+    def lease(self) -> AbstractContextManager[None]:
         """Keep gc from deleting unreferenced blobs while held (shared; many leases may coexist).
 
-        Hold it from the first ``content.ingest`` of an image until ``add_image`` returns.
+        Use as ``with store.lease():``, from the first ``content.ingest`` of an
+        image until ``add_image`` returns.
         """
-        lock = FileLock(self._gc_lock_path)
-        with lock.held(shared=True):
-            yield
+        return FileLock(self._gc_lock_path).held(shared=True)
 
     # --- adding and naming ----------------------------------------------------------------------
 
@@ -571,10 +577,10 @@ class ImageStore:
             if self.snapshots.stat(key) is None:
                 work = self.snapshots.begin(top)
                 try:
-                    applied = self._apply(work / "fs", layer)
+                    applied = self._apply(os.path.join(work, "fs"), layer)
                     self.snapshots.commit(key, top, work)
                 except BaseException:
-                    _snapshots._remove_tree(work)
+                    remove_tree(work)
                     raise
                 with self.db.transaction() as conn:
                     conn.execute(
@@ -587,7 +593,7 @@ class ImageStore:
             top = key
         return top
 
-    def _apply(self, target: Path, layer: LayerRecord) -> AppliedLayer:
+    def _apply(self, target: str | os.PathLike[str], layer: LayerRecord) -> AppliedLayer:
         """Apply one layer blob to ``target``, verifying blob digest and diff id. The one place layers are extracted."""
         from pallet.image import extract
 

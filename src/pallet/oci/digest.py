@@ -8,8 +8,6 @@ accepted: pallet cannot verify content for any other.
 
 from __future__ import annotations
 
-import hashlib
-
 __all__ = ["ALGORITHMS", "Digest", "hasher"]
 
 TYPE_CHECKING = False
@@ -22,15 +20,38 @@ ALGORITHMS: dict[str, int] = {"sha256": 64, "sha512": 128}
 
 _HEX = frozenset("0123456789abcdef")
 _ALGORITHM_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789+._-")
+#: up to this many bytes ``of_bytes`` hashes with CPython's built-in sha modules
+_SMALL = 1 << 20
 
 
 def hasher(algorithm: str = "sha256") -> _Hash:
-    """A fresh hashlib object for ``algorithm`` (one of ``ALGORITHMS``)."""
+    """A fresh hashlib object for ``algorithm`` (one of ``ALGORITHMS``); for streams of any size."""
     if algorithm not in ALGORITHMS:
         from pallet.errors import Unsupported
 
         raise Unsupported(f"unsupported digest algorithm {algorithm!r}; use sha256 or sha512")
+    # imported here: hashlib loads OpenSSL (~5 ms), which reading a config on `pallet run` does not need
+    import hashlib
+
     return hashlib.new(algorithm)
+
+
+def _small_hasher(algorithm: str) -> _Hash:
+    """A hasher for a few bytes: CPython's built-in sha modules load in microseconds, OpenSSL in ~5 ms.
+
+    They compute the same digests, only slower per byte, so large inputs go to ``hasher``.
+    """
+    try:
+        if algorithm == "sha256":
+            from _sha256 import sha256 as new  # type: ignore[import-not-found]  # built in, no stub
+        elif algorithm == "sha512":
+            from _sha512 import sha512 as new  # type: ignore[import-not-found]
+        else:
+            return hasher(algorithm)  # raises Unsupported
+    except ImportError:  # Python 3.12 merged them into _sha2
+        return hasher(algorithm)
+    h: _Hash = new()
+    return h
 
 
 class Digest(str):
@@ -70,7 +91,7 @@ class Digest(str):
     @classmethod
     def of_bytes(cls, data: bytes, algorithm: str = "sha256") -> Self:
         """The digest of ``data``."""
-        h = hasher(algorithm)
+        h = _small_hasher(algorithm) if len(data) <= _SMALL else hasher(algorithm)
         h.update(data)
         return cls(f"{algorithm}:{h.hexdigest()}")
 

@@ -10,8 +10,6 @@ people type and docker shows (``busybox``, ``user/app``).
 
 from __future__ import annotations
 
-import re
-
 from pallet.errors import InvalidArgument
 from pallet.oci.digest import Digest
 from pallet.oci.record import Record
@@ -29,6 +27,7 @@ DEFAULT_TAG = "latest"
 #: longest repository name (registry included), as docker enforces it
 NAME_MAX = 255
 
+# docker's grammar, used as written (``_parse_full``) for whatever ``_parse_fast`` is not sure of
 _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _HOST = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[a-fA-F0-9:]+\])"
@@ -36,9 +35,16 @@ _DOMAIN = rf"{_HOST}(?::[0-9]+)?"
 _NAME = rf"(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
 _TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
 _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
-_REFERENCE = re.compile(rf"({_NAME})(?::({_TAG}))?(?:@({_DIGEST}))?")
-_TAG_ONLY = re.compile(_TAG)
-_IDENTIFIER = re.compile(r"[a-f0-9]{64}")
+_REFERENCE = rf"({_NAME})(?::({_TAG}))?(?:@({_DIGEST}))?"
+
+# the character classes of the grammar above, for checking by hand
+_LOWER_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+_PATH_CHARS = _LOWER_ALNUM | frozenset("._-")
+_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
+_TAG_FIRST = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+_TAG_CHARS = _TAG_FIRST | frozenset(".-")
+_DIGITS = frozenset("0123456789")
+_LOWER_HEX = frozenset("0123456789abcdef")
 
 
 class Reference(Record):
@@ -93,7 +99,7 @@ class Reference(Record):
 
     def with_tag(self, tag: str) -> Self:
         """The same repository with ``tag`` and no digest."""
-        if not _TAG_ONLY.fullmatch(tag):
+        if not _is_tag(tag):
             raise InvalidArgument(f'invalid tag "{tag}": use letters, digits, "_", "." and "-" (at most 128)')
         return self.replace(tag=tag, digest=None)
 
@@ -122,9 +128,15 @@ def parse(text: str, *, default_tag: bool = True) -> Reference:
     Raises ``InvalidArgument`` with docker's wording (``invalid reference format:
     repository name must be lowercase``).
     """
+    found = _parse_fast(text, default_tag)
+    return found if found is not None else _parse_full(text, default_tag)
+
+
+def _parse_full(text: str, default_tag: bool) -> Reference:
+    """docker's grammar as regular expressions: every reference, every error."""
     if not text:
         raise _invalid("repository name must have at least one component")
-    if _IDENTIFIER.fullmatch(text):
+    if len(text) == 64 and set(text) <= _LOWER_HEX:
         raise InvalidArgument(
             f"invalid repository name ({text}), cannot specify 64-byte hexadecimal strings; "
             "use sha256:<id> to name an image by id"
@@ -133,10 +145,13 @@ def parse(text: str, *, default_tag: bool = True) -> Reference:
     repo_part = remainder.partition(":")[0]
     if repo_part.lower() != repo_part:
         raise _invalid("repository name must be lowercase")
+    # imported here: re costs ~10 ms, and the common references never get this far (re caches the pattern)
+    import re
+
     full = f"{domain}/{remainder}"
-    match = _REFERENCE.fullmatch(full)
+    match = re.fullmatch(_REFERENCE, full)
     if match is None:
-        if _REFERENCE.fullmatch(full.lower()):
+        if re.fullmatch(_REFERENCE, full.lower()):
             raise _invalid("repository name must be lowercase")
         raise _invalid()
     name, tag, digest_text = match.groups()
@@ -151,3 +166,82 @@ def parse(text: str, *, default_tag: bool = True) -> Reference:
     if tag is None and digest is None and default_tag:
         tag = DEFAULT_TAG
     return Reference(domain=domain, path=name[len(domain) + 1 :], tag=tag, digest=digest)
+
+
+def _parse_fast(text: str, default_tag: bool) -> Reference | None:
+    """The common forms (``name``, ``name:tag``, ``host[:port]/path/name:tag``, ``…@sha256:<hex>``) by hand.
+
+    Contract: returns what ``_parse_full`` returns, or None whenever it is not
+    sure (anything unusual, anything invalid): never an error of its own.
+    """
+    rest, at, digest_text = text.partition("@")
+    digest = None
+    if at:
+        hex_part = digest_text.removeprefix("sha256:")
+        if len(hex_part) != 64 or len(digest_text) != 71 or not set(hex_part) <= _LOWER_HEX:
+            return None
+        digest = Digest(digest_text)
+    if len(text) == 64 and set(text) <= _LOWER_HEX:
+        return None  # an image id, refused by _parse_full
+    slash = rest.rfind("/")
+    colon = rest.rfind(":")
+    tag = None
+    if colon > slash:
+        rest, tag = rest[:colon], rest[colon + 1 :]
+        if not _is_tag(tag):
+            return None
+    first, sep, remainder = rest.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost" or first.lower() != first):
+        if not _is_domain(first):
+            return None
+        domain, path = first, remainder
+    else:
+        domain, path = DEFAULT_DOMAIN, rest
+    if domain == LEGACY_DOMAIN:
+        domain = DEFAULT_DOMAIN
+    if domain == DEFAULT_DOMAIN and "/" not in path:
+        path = OFFICIAL_PREFIX + path
+    if len(domain) + 1 + len(path) > NAME_MAX:
+        return None
+    for component in path.split("/"):
+        if not _is_path_component(component):
+            return None
+    if tag is None and digest is None and default_tag:
+        tag = DEFAULT_TAG
+    return Reference(domain=domain, path=path, tag=tag, digest=digest)
+
+
+def _is_tag(text: str) -> bool:
+    """``[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}``"""
+    return 0 < len(text) <= 128 and text[0] in _TAG_FIRST and set(text) <= _TAG_CHARS
+
+
+def _is_path_component(text: str) -> bool:
+    """``[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*``"""
+    if (
+        not text
+        or text[0] not in _LOWER_ALNUM
+        or text[-1] not in _LOWER_ALNUM
+        or not set(text) <= _PATH_CHARS
+    ):
+        return False
+    separator = ""
+    for c in text:
+        if c in _LOWER_ALNUM:
+            if separator and separator not in (".", "_", "__") and separator != "-" * len(separator):
+                return False
+            separator = ""
+        else:
+            separator += c
+    return True
+
+
+def _is_domain(text: str) -> bool:
+    """``host(:port)?`` with DNS-style host components; bracketed IPv6 hosts are left to the full grammar."""
+    host, colon, port = text.partition(":")
+    if colon and (not port or not set(port) <= _DIGITS):
+        return False
+    for component in host.split("."):
+        if not component or component[0] == "-" or component[-1] == "-" or not set(component) <= _HOST_CHARS:
+            return False
+    return True

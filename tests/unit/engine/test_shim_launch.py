@@ -22,7 +22,10 @@ def test_without_a_launcher_the_module_runs_in_an_isolated_interpreter(
     assert command[:4] == [str(tmp_path / "python"), "-I", "-S", "-c"]
     # the same command with the real interpreter reaches pallet-shim's argument check
     done = subprocess.run([python, *command[1:]], capture_output=True, text=True, check=False)
-    assert (done.returncode, done.stderr) == (2, "usage: pallet-shim [--report-fd N] [--wait-fd N] [--client-fd N] SHIM_JSON\n")
+    assert (done.returncode, done.stderr) == (
+        2,
+        "usage: pallet-shim [--report-fd N] [--wait-fd N] [--client-fd N] SHIM_JSON\n",
+    )
 
 
 def test_bad_shim_config_is_refused_before_anything_starts(tmp_path: Path) -> None:

@@ -194,7 +194,12 @@ def connect(
 
 
 def greet(
-    sock: _socket.socket, *, stdin: bool = False, stdout: bool = True, stderr: bool = True, start: bool = False
+    sock: _socket.socket,
+    *,
+    stdin: bool = False,
+    stdout: bool = True,
+    stderr: bool = True,
+    start: bool = False,
 ) -> None:
     """Send the client's first line (what it wants) on a connected socket."""
     from pallet.oci.jsonfast import dumps

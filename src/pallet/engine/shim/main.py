@@ -111,10 +111,9 @@ def _run(config_path: str, report_fd: int, wait_fd: int, client_fd: int) -> int:
     os.set_blocking(wake_w, False)
     _signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
     _signal.signal(_SIGCHLD, _on_sigchld)
-    if wait_fd >= 0:
-        # started ahead of its container (launch.prelaunch): everything above is done meanwhile
-        if not _wait_for_go(wait_fd):
-            return 0  # the engine gave up on this container
+    # started ahead of its container (launch.prelaunch): everything above is done meanwhile
+    if wait_fd >= 0 and not _wait_for_go(wait_fd):
+        return 0  # the engine gave up on this container
     config = load(config_path)
     os.makedirs(config.run_dir, mode=0o700, exist_ok=True)
     os.chdir(config.run_dir)

@@ -27,6 +27,7 @@ import threading
 
 from pallet.errors import NotFound, PalletError, SpecError, Unsupported
 from pallet.image import snapshots as _snapshots
+from pallet.linux.trees import remove_tree
 from pallet.oci.digest import Digest
 from pallet.oci.image_spec import ImageConfig, Index, Manifest, chain_ids, loads, parse_manifest
 from pallet.oci.record import Record
@@ -245,7 +246,7 @@ class _LayerJob:
             self._wait_parent(i)
             snaps.commit(self.chains[i], parent, work)
         except BaseException:
-            _snapshots._remove_tree(work)
+            remove_tree(work)
             raise
         finally:
             reader.close()
@@ -268,7 +269,7 @@ class _LayerJob:
             self._check_diff_id(i, stats.diff_id)
             snaps.commit(self.chains[i], parent, work)
         except BaseException:
-            _snapshots._remove_tree(work)
+            remove_tree(work)
             raise
 
 

@@ -57,7 +57,18 @@ PY
 }
 write_launcher pallet-runtime pallet.runtime.cli "-IS"  # one shebang argument: "-I -S" reaches python as "-I -S"
 write_launcher pallet-shim pallet.engine.shim.main "-IS"
-[ -e src/pallet/cli/main.py ] && write_launcher pallet pallet.cli.main "-I"
+# pallet itself needs the venv's packages (registry commands): their directory goes on the
+# path by hand, site.py and its .pth files stay off (~3 ms); run() ends with os._exit
+site_packages=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
+cat > "$venv/bin/pallet" <<PY
+#!$venv/bin/python -IS
+import sys
+sys.path[:0] = ["$top/src"]
+sys.path.append("$site_packages")
+from pallet.cli.main import run
+run()
+PY
+chmod 755 "$venv/bin/pallet"
 ln -sf "$venv/bin/pallet-runtime" /usr/local/bin/pallet-runtime
 [ -e "$venv/bin/pallet" ] && ln -sf "$venv/bin/pallet" /usr/local/bin/pallet
 

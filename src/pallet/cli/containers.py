@@ -59,7 +59,7 @@ EXIT_NOT_FOUND = 127
 def _engine(ctx: Context) -> Engine:
     from pallet.engine.lifecycle import Engine
 
-    return Engine.open(ctx.root, ctx.run_root)
+    return Engine.open(ctx.root, ctx.run_root, leave_open=ctx.exits_after)
 
 
 def _exit_code_for(error: PalletError) -> int:

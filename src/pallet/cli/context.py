@@ -18,7 +18,7 @@ class Context:
     ``sys.stdout``) so tests can run commands in-process and capture output.
     """
 
-    __slots__ = ("debug", "err", "out", "root", "run_root", "stdin", "stdout_binary")
+    __slots__ = ("debug", "err", "exits_after", "out", "root", "run_root", "stdin", "stdout_binary")
 
     def __init__(
         self,
@@ -30,6 +30,7 @@ class Context:
         err: TextIO,
         stdin: BinaryIO,
         stdout_binary: BinaryIO,
+        exits_after: bool = False,
     ) -> None:
         self.root = root
         self.run_root = run_root
@@ -38,6 +39,9 @@ class Context:
         self.err = err
         self.stdin = stdin
         self.stdout_binary = stdout_binary
+        #: the process ends with ``os._exit`` after the command (the console script): stores
+        #: need not be closed (see ``Engine.open``)
+        self.exits_after = exits_after
 
     def image_store(self) -> ImageStore:
         """Open the image store under ``--root`` (created on first use); close it when done."""

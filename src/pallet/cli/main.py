@@ -17,9 +17,9 @@ from pallet.cli.flags import REMAINDER, FlagParser, HelpRequested
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from typing import BinaryIO, TextIO
+    from typing import BinaryIO, NoReturn, TextIO
 
-__all__ = ["CommandParser", "main"]
+__all__ = ["CommandParser", "main", "run"]
 
 DEFAULT_ROOT = "/var/lib/pallet"
 DEFAULT_RUN_ROOT = "/run/pallet"
@@ -71,7 +71,9 @@ def _group_usage(group: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _run(argv: Sequence[str], ctx_streams: tuple[TextIO, TextIO, BinaryIO, BinaryIO]) -> tuple[int, bool]:
+def _run(
+    argv: Sequence[str], ctx_streams: tuple[TextIO, TextIO, BinaryIO, BinaryIO], exits_after: bool = False
+) -> tuple[int, bool]:
     out, err, stdin, stdout_binary = ctx_streams
     opts = _global_parser().parse_args(argv)
     if opts.version:
@@ -113,6 +115,7 @@ def _run(argv: Sequence[str], ctx_streams: tuple[TextIO, TextIO, BinaryIO, Binar
         err=err,
         stdin=stdin,
         stdout_binary=stdout_binary,
+        exits_after=exits_after,
     )
     code: int = ns.run(ctx, ns)
     return code, opts.debug
@@ -125,11 +128,13 @@ def main(
     err: TextIO | None = None,
     stdin: BinaryIO | None = None,
     stdout_binary: BinaryIO | None = None,
+    exits_after: bool = False,
 ) -> int:
     """Run ``pallet`` with ``argv`` (default ``sys.argv[1:]``); return the exit code.
 
     The stream arguments let tests run a command in-process and capture what it
-    prints; by default they are the process's own.
+    prints; by default they are the process's own. ``exits_after``: the caller
+    ends the process right after (``run``).
     """
     args = sys.argv[1:] if argv is None else list(argv)
     out = sys.stdout if out is None else out
@@ -142,7 +147,7 @@ def main(
     )
     debug = "--debug" in args or "-D" in args
     try:
-        code, debug = _run(args, streams)
+        code, debug = _run(args, streams, exits_after)
         out.flush()
     except BrokenPipeError:
         # the reader went away (`pallet images | head -1`): stop quietly, and
@@ -154,3 +159,19 @@ def main(
     except (Exception, KeyboardInterrupt) as error:  # noqa: BLE001 - the one place every failure becomes one line
         return report(error, err, debug=debug)
     return code
+
+
+def run() -> NoReturn:
+    """The ``pallet`` console script: ``main``, then end the process at once.
+
+    The command is done and its output flushed; what ``sys.exit`` would add is
+    the interpreter's teardown (freeing every module) and SQLite's checkpoint
+    of each database on close, ~10 ms of every ``pallet run`` for nothing.
+    """
+    code = main(exits_after=True)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, ValueError):
+            code = code or EXIT_PIPE
+    os._exit(code)

@@ -99,8 +99,9 @@ def _poll(done: Callable[[], bool], timeout: float | None) -> bool:
 class Engine:
     """Containers under one root and run dir. Open with ``Engine.open``; use as a context manager."""
 
-    def __init__(self, root: str, run_root: str) -> None:
+    def __init__(self, root: str, run_root: str, *, leave_open: bool = False) -> None:
         self.layout = Layout(root, run_root)
+        self._leave_open = leave_open
         self.db = EngineDB(root)
         self.containers = ContainerStore(self.db)
         self._images: ImageStore | None = None
@@ -108,10 +109,21 @@ class Engine:
         self._runtimes: dict[str, Runtime] = {}
 
     @classmethod
-    def open(cls, root: str | os.PathLike[str], run_root: str | os.PathLike[str]) -> Self:
-        return cls(os.fspath(root), os.fspath(run_root))
+    def open(
+        cls, root: str | os.PathLike[str], run_root: str | os.PathLike[str], *, leave_open: bool = False
+    ) -> Self:
+        """The engine of ``root`` and ``run_root``.
+
+        ``leave_open``: the caller ends its process (``os._exit``) right after,
+        so ``close`` leaves the databases to the exit: closing the last
+        connection would checkpoint SQLite's WAL (~8 ms), which a later writer
+        does as well; SQLite is made to be left that way.
+        """
+        return cls(os.fspath(root), os.fspath(run_root), leave_open=leave_open)
 
     def close(self) -> None:
+        if self._leave_open:
+            return
         if self._images is not None:
             self._images.close()
         if self._volumes is not None:
@@ -289,6 +301,12 @@ class Engine:
         images.set_in_use(image_id, record.id)
         top = images.unpack(image_id)
         mounts = images.snapshots.prepare(snapshot_key(record.id), top)
+        if options.auto_remove:
+            # a --rm container's writable layer never outlives it: overlayfs need not sync it
+            # to disk (an unmount waits for a journal commit otherwise), as podman does
+            mounts = [
+                m.replace(options=(*m.options, "volatile")) if m.type == "overlay" else m for m in mounts
+            ]
         snapshots.mount(mounts, rootfs)
         from pallet.engine.mounts import MountPlan, resolve_mounts
 
@@ -319,9 +337,11 @@ class Engine:
             root["path"] = "rootfs"
         from pallet.engine.runtimes import precompiled_seccomp
 
+        linux = doc.get("linux")
         ready = precompiled_seccomp(
             self.runtime(options.runtime),
             spec.linux.seccomp if spec.linux is not None else None,
+            profile_json=linux.get("seccomp") if isinstance(linux, dict) else None,
             cache_dir=os.path.join(self.layout.root, "seccomp"),
         )
         if ready:

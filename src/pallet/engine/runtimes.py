@@ -40,11 +40,13 @@ __all__ = [
     "Runtime",
     "RuntimeFailed",
     "error_from_log",
+    "exec_failed",
     "find_executable",
     "precompiled_seccomp",
     "runtime_root",
     "select_runtime",
     "spawn",
+    "spawn_started",
 ]
 
 DEFAULT_RUNTIME = "pallet-runtime"
@@ -74,6 +76,21 @@ def spawn(path: str, argv: Sequence[str], fds: Sequence[int], *, setsid: bool = 
     only dup2/signal/exec, safe after fork in a threaded caller. Raises
     ``OSError`` when the program cannot be executed.
     """
+    pid, err_r = spawn_started(path, argv, fds, setsid=setsid)
+    try:
+        exec_failed(pid, err_r, path)
+    finally:
+        os.close(err_r)
+    return pid
+
+
+def spawn_started(
+    path: str, argv: Sequence[str], fds: Sequence[int], *, setsid: bool = False
+) -> tuple[int, int]:
+    """``spawn`` without waiting for the exec: the pid, and a pipe for ``exec_failed`` (close it after).
+
+    For a caller with work to do meanwhile (the exec of an interpreter takes ms).
+    """
     err_r, err_w = os.pipe()  # close-on-exec: EOF on a successful exec, else the errno
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child, covered by every runtime call
@@ -93,15 +110,16 @@ def spawn(path: str, argv: Sequence[str], fds: Sequence[int], *, setsid: bool = 
         finally:
             os._exit(code)
     os.close(err_w)
-    try:
-        failure = os.read(err_r, 32)
-    finally:
-        os.close(err_r)
+    return pid, err_r
+
+
+def exec_failed(pid: int, err_r: int, path: str) -> None:
+    """Wait for the exec of a ``spawn_started`` child; ``OSError`` (the child reaped) if it failed."""
+    failure = os.read(err_r, 32)
     if failure:
         _waitpid(pid)
         errno = int(failure)
         raise OSError(errno, os.strerror(errno), path)
-    return pid
 
 
 class RuntimeFailed(PalletError):
@@ -400,18 +418,36 @@ def _categorise(verb: str, detail: str) -> PalletError:
     return RuntimeFailed(verb, detail)
 
 
-def precompiled_seccomp(runtime: Runtime, profile: Seccomp | None, *, cache_dir: str) -> dict[str, str]:
+def precompiled_seccomp(
+    runtime: Runtime, profile: Seccomp | None, *, profile_json: object, cache_dir: str
+) -> dict[str, str]:
     """Annotations that hand ``runtime`` the container's seccomp filter compiled already.
 
     crun compiles the profile with libseccomp on every create (~20 ms for
     docker's profile here); given ``run.oci.seccomp_bpf_data`` it loads that
     BPF instead. pallet compiles each profile once, as pallet-runtime does,
-    cached in ``cache_dir``, so a container gets the same filter whatever the
-    runtime. Only for crun, and only for a plain filter (no flags, no
+    so a container gets the same filter whatever the runtime. The annotation
+    itself is cached in ``cache_dir`` under a key of the profile as written
+    in config.json (``profile_json``), the kernel and libseccomp: a hit costs
+    one small read. Only for crun, and only for a plain filter (no flags, no
     listener: those need the runtime's own setup); otherwise ``{}``.
     """
     if profile is None or os.path.basename(runtime.path) != "crun":
         return {}
+    from pallet.engine.shim.exitfile import write_atomic
+    from pallet.linux import seccomp as kernel
+    from pallet.oci.digest import Digest
+
+    uname = os.uname()
+    key = dumps([profile_json, uname.machine, uname.release, kernel.libseccomp_version()])
+    path = os.path.join(cache_dir, f"crun-{Digest.of_bytes(key.encode()).hex}.b64")
+    try:
+        with open(path, "rb") as f:
+            cached = f.read().decode("ascii")
+    except (OSError, UnicodeDecodeError):
+        cached = ""
+    if cached:
+        return {_CRUN_SECCOMP_BPF: cached} if cached != "-" else {}
     import binascii
 
     from pallet.runtime import seccomp
@@ -420,11 +456,15 @@ def precompiled_seccomp(runtime: Runtime, profile: Seccomp | None, *, cache_dir:
     if prepared is None:
         return {}
     try:
-        if prepared.flags or prepared.has_listener:
-            return {}
-        return {_CRUN_SECCOMP_BPF: binascii.b2a_base64(prepared.program, newline=False).decode()}
+        plain = not prepared.flags and not prepared.has_listener
+        text = binascii.b2a_base64(prepared.program, newline=False).decode() if plain else "-"
     finally:
         prepared.close()
+    try:  # noqa: SIM105 - contextlib costs ~7 ms on `pallet run`
+        write_atomic(path, text.encode())
+    except OSError:
+        pass  # a cache that cannot be written only costs time
+    return {_CRUN_SECCOMP_BPF: text} if plain else {}
 
 
 def runtime_root(run_root: str, name: str) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import sys
 
-from pallet.engine.runtimes import spawn
+from pallet.engine.runtimes import exec_failed, spawn_started
 from pallet.engine.shim.config import load
 from pallet.errors import PalletError, Unavailable
 from pallet.oci.record import Record
@@ -79,22 +79,28 @@ def prelaunch(config_path: str, *, client: bool = False) -> PendingShim:
     if theirs is not None:
         fds.append(theirs.fileno())
     try:
-        try:
-            first = spawn(argv[0], argv, fds, setsid=True)
-        except OSError as e:
-            for fd in (report_r, wait_w):
-                os.close(fd)
-            if ours is not None:
-                ours.close()
-            raise Unavailable(
-                f"cannot start pallet-shim ({argv[0]}): {(e.strerror or str(e)).lower()}"
-            ) from None
+        # the exec is checked in ``go``: the interpreter's start overlaps the caller's work
+        first, exec_r = spawn_started(argv[0], argv, fds, setsid=True)
+    except OSError as e:
+        for fd in (report_r, wait_w):
+            os.close(fd)
+        if ours is not None:
+            ours.close()
+        raise Unavailable(f"cannot start pallet-shim ({argv[0]}): {(e.strerror or str(e)).lower()}") from None
     finally:
         for fd in (report_w, wait_r, null):
             os.close(fd)
         if theirs is not None:
             theirs.close()
-    return PendingShim(config_path, first, wait_w, report_r, ours)
+    return PendingShim(
+        config_path=config_path,
+        first_pid=first,
+        exec_fd=exec_r,
+        wait_fd=wait_w,
+        report_fd=report_r,
+        client=ours,
+        program=argv[0],
+    )
 
 
 class PendingShim:
@@ -106,10 +112,20 @@ class PendingShim:
     """
 
     def __init__(
-        self, config_path: str, first_pid: int, wait_fd: int, report_fd: int, client: _socket.socket | None
+        self,
+        *,
+        config_path: str,
+        first_pid: int,
+        exec_fd: int,
+        wait_fd: int,
+        report_fd: int,
+        client: _socket.socket | None,
+        program: str,
     ) -> None:
         self.config_path = config_path
         self._first = first_pid
+        self._exec_fd = exec_fd
+        self._program = program
         self._wait_fd = wait_fd
         self._report_fd = report_fd
         self._client = client
@@ -121,6 +137,7 @@ class PendingShim:
         """Let the shim read its config (written by now); its pids once it started the container, else its error."""
         config = load(self.config_path)
         os.makedirs(config.run_dir, mode=0o700, exist_ok=True)
+        self._check_exec()
         self.started = True
         if self._client is not None and not self._greeted:
             self.greet()
@@ -185,9 +202,25 @@ class PendingShim:
             self._client.close()
             self._client = None
 
+    def _check_exec(self) -> None:
+        """``Unavailable`` if the shim's program could not be executed (then nothing runs)."""
+        fd, self._exec_fd = self._exec_fd, -1
+        if fd < 0:
+            return
+        try:
+            exec_failed(self._first, fd, self._program)
+        except OSError as e:
+            self._first = 0  # reaped by exec_failed
+            self.cancel()
+            raise Unavailable(
+                f"cannot start pallet-shim ({self._program}): {(e.strerror or str(e)).lower()}"
+            ) from None
+        finally:
+            os.close(fd)
+
     def cancel(self) -> None:
         """The container will not be started: the shim exits (idempotent)."""
-        for name in ("_wait_fd", "_report_fd"):
+        for name in ("_exec_fd", "_wait_fd", "_report_fd"):
             fd = getattr(self, name)
             if fd >= 0:
                 os.close(fd)

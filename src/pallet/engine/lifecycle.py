@@ -698,6 +698,10 @@ class Engine:
         if snaps.stat(snapshot_key(record.id)) is not None:
             snaps.remove(snapshot_key(record.id))
         self.images.release(record.image_id, record.id)
+        if self._may_use_volumes(record):
+            self.volumes.release(record.id, remove_anonymous=remove_volumes)
+        remove_tree(container_dir, ignore_errors=True)
+        # the rest is the shim's until it exits (the runtime's state, the run dir's files)
         self._await_shim_exit(record)
         try:
             runtime = self.runtime(record.runtime)
@@ -706,10 +710,7 @@ class Engine:
         else:
             if _runtime_has_state(runtime, record.id):  # the shim deletes it; a killed shim did not
                 _quietly(runtime.delete, record.id, force=True)
-        if self._may_use_volumes(record):
-            self.volumes.release(record.id, remove_anonymous=remove_volumes)
         remove_tree(self.layout.run_dir(record.id), ignore_errors=True)
-        remove_tree(container_dir, ignore_errors=True)
         self.containers.delete(record.id)
         remove_lock_file(self.layout.run_root, record.id)
 

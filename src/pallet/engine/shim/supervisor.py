@@ -322,8 +322,11 @@ class Supervisor:
         except OSError as e:  # the run dir is gone (removed with the container): nobody will read it
             os.write(2, f"pallet-shim {self.config.id}: exit {code}: {_os_error_text(e)}\n".encode())
         self._close_stdio()
+        # the runtime's delete (~10 ms) runs while the clients learn of the exit: a `run --rm`
+        # removes the rest of the container meanwhile
+        deleting = self._delete_in_background()
         self._close_clients()
-        self._delete_container()
+        _reap(deleting)
         if restart:
             if time.monotonic() - self.started_at >= _BACKOFF_RESET:
                 self.backoff = _BACKOFF_START
@@ -375,6 +378,23 @@ class Supervisor:
     def _runtime_has_state(self) -> bool:
         """Whether the runtime kept state of the container (a ``run --detach`` that failed half-way)."""
         return os.path.isdir(os.path.join(self.runtime.root, self.config.id))
+
+    def _delete_in_background(self) -> int:
+        """``_delete_container`` in a forked child; its pid (0: done here, the fork failed)."""
+        try:
+            pid = os.fork()
+        except OSError:
+            self._delete_container()
+            return 0
+        if pid == 0:  # pragma: no cover - the child, covered by every container's exit
+            try:
+                # our copies of the clients' sockets would hold back the EOF they wait for
+                for client in self.clients:
+                    client.sock.close()
+                self._delete_container()
+            finally:
+                os._exit(0)
+        return pid
 
     def _delete_container(self, *, force: bool = False) -> None:
         try:
@@ -628,6 +648,20 @@ def _listen(name: str) -> _socket.socket:
         raise PalletError(f"listen on {os.path.abspath(name)}: {(e.strerror or str(e)).lower()}") from None
     sock.setblocking(False)
     return sock
+
+
+def _reap(pid: int) -> None:
+    """Wait for our child ``pid`` (0: none)."""
+    if pid <= 0:
+        return
+    while True:
+        try:
+            os.waitpid(pid, 0)
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            return
+        return
 
 
 def _drain(sock: _socket.socket) -> None:

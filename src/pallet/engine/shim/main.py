@@ -121,7 +121,11 @@ def _run(config_path: str, report_fd: int, wait_fd: int, client_fd: int) -> int:
     os.dup2(log, 2)  # the caller's stderr until now: the shim must not hold it any longer
     os.close(log)
     runtime = Runtime(
-        name=config.runtime_name, path=config.runtime_path, root=config.runtime_root, args=config.runtime_args
+        name=config.runtime_name,
+        path=config.runtime_path,
+        root=config.runtime_root,
+        args=config.runtime_args,
+        in_process=_our_runtime(config.runtime_path),
     )
     supervisor = Supervisor(config, runtime, wake_r)
     exitfile.write_atomic(exitfile.SHIM_PID_FILE, str(os.getpid()).encode())
@@ -135,6 +139,18 @@ def _run(config_path: str, report_fd: int, wait_fd: int, client_fd: int) -> int:
     # nothing is buffered (stderr is written with os.write) and nobody waits for us: skip the
     # interpreter's teardown, ~5 ms that a ``run --rm`` would wait for
     os._exit(code)
+
+
+def _our_runtime(path: str) -> bool:
+    """Whether ``path`` is the pallet-runtime launcher of this installation (next to our interpreter):
+    then its code is ours, and the shim runs it in forked children."""
+    import sys
+
+    ours = os.path.join(os.path.dirname(sys.executable), "pallet-runtime")
+    try:
+        return os.path.samefile(path, ours)
+    except OSError:
+        return False
 
 
 def _on_sigchld(signum: int, frame: object) -> None:

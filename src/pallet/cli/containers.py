@@ -231,7 +231,14 @@ def _parse_options(args: Namespace, command: str) -> RunOptions:
 
 
 def _create(
-    ctx: Context, engine: Engine, args: Namespace, options: RunOptions, container_id: str | None = None
+    ctx: Context,
+    engine: Engine,
+    args: Namespace,
+    options: RunOptions,
+    container_id: str | None = None,
+    *,
+    start_with: PendingShim | None = None,
+    exit_command: bool = True,
 ) -> ContainerRecord:
     from pallet.engine.security import warnings_for
 
@@ -241,7 +248,14 @@ def _create(
     try:
         for warning in warnings_for(options, options.mounts, engine_paths=(ctx.root, ctx.run_root)):
             warn(warning)
-        return engine.create(args.image, options, warn=warn, container_id=container_id)
+        return engine.create(
+            args.image,
+            options,
+            warn=warn,
+            container_id=container_id,
+            start_with=start_with,
+            exit_command=exit_command,
+        )
     except PalletError as e:
         raise _engine_error(e) from None
 
@@ -264,16 +278,29 @@ def _run_run(ctx: Context, args: Namespace) -> int:
     shim = prelaunch(Layout(ctx.root, ctx.run_root).shim_config(container_id), client=not args.detach)
     try:
         options = _parse_options(args, "run")
+        if not args.detach:  # our first line to the shim, read before the container starts
+            shim.greet(stdin=args.interactive, size=_terminal_size(ctx) if args.interactive else None)
         with _engine(ctx) as engine:
-            record = _create(ctx, engine, args, options, container_id)
+            try:
+                # a foreground --rm container is removed here, after its exit code is read;
+                # otherwise by its shim's exit command
+                record = _create(
+                    ctx,
+                    engine,
+                    args,
+                    options,
+                    container_id,
+                    start_with=shim,
+                    exit_command=args.detach or not args.rm,
+                )
+            except PalletError:
+                if shim.started and args.rm:  # created, but it did not start
+                    _remove_quietly(engine, container_id)
+                raise
             if args.detach:
-                try:
-                    engine.start(record.id, shim=shim)
-                except PalletError as e:
-                    raise _engine_error(e) from None
                 ctx.out.write(record.id + "\n")
                 return 0
-            return _run_attached(ctx, engine, record, shim, interactive=args.interactive, remove=args.rm)
+            return _follow(ctx, engine, record, shim.attach(), interactive=args.interactive, remove=args.rm)
     finally:
         shim.cancel()
 
@@ -288,7 +315,7 @@ def _run_attached(
     remove: bool,
 ) -> int:
     """Start ``record`` under ``shim`` with this process as its first attach client; its exit status."""
-    from pallet.engine.shim import attach, exitfile
+    from pallet.engine.shim import attach
 
     try:
         shim.greet(stdin=interactive, size=_terminal_size(ctx) if interactive else None)
@@ -302,6 +329,21 @@ def _run_attached(
         if remove:
             engine.remove(record.id, force=True, volumes=True)
         raise _engine_error(e) from None
+    return _follow(ctx, engine, record, conn, interactive=interactive, remove=remove)
+
+
+def _follow(
+    ctx: Context,
+    engine: Engine,
+    record: ContainerRecord,
+    conn: AttachConnection,
+    *,
+    interactive: bool,
+    remove: bool,
+) -> int:
+    """Stream the container's output (and our stdin) until it exits; its exit status (0: detached)."""
+    from pallet.engine.shim import exitfile
+
     try:
         detached = _stream(ctx, conn, interactive=interactive)
     finally:
@@ -312,11 +354,16 @@ def _run_attached(
     last = exitfile.read_exit(engine.layout.run_dir(record.id))
     code = last.exit_code if last is not None else engine.wait(record.id)
     if remove:
-        try:  # noqa: SIM105 - contextlib costs ~7 ms on `pallet run`
-            engine.remove(record.id, force=True, volumes=True)
-        except NotFound:
-            pass  # removed by reconcile's --rm handling already
+        _remove_quietly(engine, record.id)
     return code
+
+
+def _remove_quietly(engine: Engine, container_id: str) -> None:
+    """``rm -f -v`` of a ``--rm`` container; one removed meanwhile (by reconcile) is fine."""
+    try:  # noqa: SIM105 - contextlib costs ~7 ms on `pallet run`
+        engine.remove(container_id, force=True, volumes=True)
+    except NotFound:
+        pass
 
 
 def _terminal_size(ctx: Context) -> tuple[int, int] | None:

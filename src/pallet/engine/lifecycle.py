@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 
     from pallet.engine.options import RunOptions
     from pallet.engine.runtimes import Runtime
-    from pallet.engine.shim.launch import PendingShim
+    from pallet.engine.shim.launch import PendingShim, ShimStarted
     from pallet.engine.volumes import VolumeStore
     from pallet.image.metadata import FileLock
     from pallet.image.store import ImageStore
@@ -220,12 +220,18 @@ class Engine:
         *,
         warn: Callable[[str], None] | None = None,
         container_id: str | None = None,
+        start_with: PendingShim | None = None,
+        exit_command: bool = True,
     ) -> ContainerRecord:
         """Make a container from ``image`` with ``options``: rootfs, volumes, config.json, records.
 
         ``warn`` gets notes for the user (an ignored ``z`` relabel flag, ...).
         ``container_id`` (from ``names.new_id``) is for a caller that needs
         the id first, to ``prelaunch`` the shim; by default a new one.
+        ``start_with`` (that shim) also starts it, as ``pallet run`` does: the
+        runtime creates the container as soon as its bundle is written, while
+        ``container.json`` is written here; ``exit_command`` as for ``start``.
+        If the start fails, the container stays created and the error is raised.
         ``NotFound`` for an unknown image (docker's words), ``Conflict`` for a
         taken name; either way nothing is left behind.
         """
@@ -277,13 +283,21 @@ class Engine:
         try:
             with lock.held():
                 document = self._make_bundle(record, image_record.id, options, warn or (lambda _: None))
-                write_document(self.layout.document(container_id), document)
+                if start_with is None:
+                    write_document(self.layout.document(container_id), document)
                 record = self.containers.update(container_id, state="created", owner=None)
         except BaseException:
             with lock.held():
                 self.discard(self.containers.by_id(container_id), remove_volumes=True)
             raise
-        return record
+        if start_with is None:
+            return record
+        with lock.held():
+            # "created" is recorded first: a caller killed from here on leaves a container that
+            # reconcile adopts (its shim runs it), never one it discards
+            pending = self._launch_shim(record, document, shim=start_with, exit_command=exit_command)
+            write_document(self.layout.document(container_id), document)
+            return self._started(record, pending.result())
 
     def _make_bundle(
         self, record: ContainerRecord, image_id: str, options: RunOptions, warn: Callable[[str], None]
@@ -382,8 +396,6 @@ class Engine:
         gone for good, unless ``exit_command`` is False (a foreground ``run
         --rm`` removes it itself, after reading its exit code).
         """
-        from pallet.engine.shim.config import ShimConfig, save
-        from pallet.engine.shim.launch import launch
         from pallet.image import snapshots
 
         record = self.containers.get(ref)
@@ -402,57 +414,81 @@ class Engine:
                 raise FailedPrecondition(f"container {record.name} is {record.state}; it cannot be started")
             self._await_shim_exit(record)  # the last run's shim must not touch the next run's files
             doc = self.document(record)
-            host = doc.get("HostConfig", {})
-            cfg = doc.get("Config", {})
             runtime = self.runtime(record.runtime)
             rootfs = self.layout.rootfs(record.id)
             if not snapshots.is_mounted(rootfs):  # after a reboot, or a crash between create steps
                 snapshots.mount(self.images.snapshots.mounts(snapshot_key(record.id)), rootfs)
             if _runtime_has_state(runtime, record.id):  # what a killed shim left
                 _quietly(runtime.delete, record.id, force=True)
-            run_dir = self.layout.run_dir(record.id)
-            remove_tree(run_dir, ignore_errors=True)
-            os.makedirs(run_dir)
-            restart = host.get("RestartPolicy", {})
-            log_config = host.get("LogConfig", {}).get("Config", {})
-            auto_remove = bool(host.get("AutoRemove"))
-            shim_config = ShimConfig(
-                id=record.id,
-                bundle=self.layout.bundle(record.id),
-                runtime_name=runtime.name,
-                runtime_path=runtime.path,
-                runtime_root=runtime.root,
-                run_dir=run_dir,
-                log_path=self.layout.log_path(record.id),
-                log_max_size=_log_size(log_config.get("max-size")),
-                log_max_file=int(log_config.get("max-file") or 1),
-                tty=bool(cfg.get("Tty")),
-                open_stdin=bool(cfg.get("OpenStdin")),
-                restart_name=restart.get("Name") or "no",
-                restart_max_retries=int(restart.get("MaximumRetryCount") or 0),
-                stop_signal=_signal_number(cfg.get("StopSignal"), 15),
-                auto_remove=auto_remove,
-                exit_command=self._exit_command(record.id) if auto_remove and exit_command else (),
-                start_on_attach=start_on_attach,
+            remove_tree(self.layout.run_dir(record.id), ignore_errors=True)
+            pending = self._launch_shim(
+                record, doc, shim=shim, exit_command=exit_command, start_on_attach=start_on_attach
             )
-            config_path = self.layout.shim_config(record.id)
-            save(shim_config, config_path)
-            if shim is not None and shim.config_path == config_path:
-                started = shim.go()
-            else:
-                started = launch(config_path)
-            return self.containers.update(
-                record.id,
-                state="running",
-                pid=started.container_pid,
-                shim_pid=started.pid,
-                shim_start=process_start_time(started.pid) or 0,
-                started_at=rfc3339_now(),
-                exit_code=None,
-                finished_at=None,
-                oom_killed=False,
-                restart_count=0,
-            )
+            return self._started(record, pending.result())
+
+    def _launch_shim(
+        self,
+        record: ContainerRecord,
+        doc: Mapping[str, Any],
+        *,
+        shim: PendingShim | None,
+        exit_command: bool,
+        start_on_attach: bool = False,
+    ) -> PendingShim:
+        """Write ``shim.json`` and let a shim go (``shim``, or a new one); ``result()`` is the caller's.
+
+        The caller holds the container's lock; the run dir is new or empty.
+        """
+        from pallet.engine.shim.config import ShimConfig, save
+        from pallet.engine.shim.launch import prelaunch
+
+        host = doc.get("HostConfig", {})
+        cfg = doc.get("Config", {})
+        runtime = self.runtime(record.runtime)
+        run_dir = self.layout.run_dir(record.id)
+        os.makedirs(run_dir, exist_ok=True)
+        restart = host.get("RestartPolicy", {})
+        log_config = host.get("LogConfig", {}).get("Config", {})
+        auto_remove = bool(host.get("AutoRemove"))
+        shim_config = ShimConfig(
+            id=record.id,
+            bundle=self.layout.bundle(record.id),
+            runtime_name=runtime.name,
+            runtime_path=runtime.path,
+            runtime_root=runtime.root,
+            run_dir=run_dir,
+            log_path=self.layout.log_path(record.id),
+            log_max_size=_log_size(log_config.get("max-size")),
+            log_max_file=int(log_config.get("max-file") or 1),
+            tty=bool(cfg.get("Tty")),
+            open_stdin=bool(cfg.get("OpenStdin")),
+            restart_name=restart.get("Name") or "no",
+            restart_max_retries=int(restart.get("MaximumRetryCount") or 0),
+            stop_signal=_signal_number(cfg.get("StopSignal"), 15),
+            auto_remove=auto_remove,
+            exit_command=self._exit_command(record.id) if auto_remove and exit_command else (),
+            start_on_attach=start_on_attach,
+        )
+        config_path = self.layout.shim_config(record.id)
+        save(shim_config, config_path)
+        if shim is None or shim.config_path != config_path:
+            shim = prelaunch(config_path)
+        shim.release()
+        return shim
+
+    def _started(self, record: ContainerRecord, started: ShimStarted) -> ContainerRecord:
+        return self.containers.update(
+            record.id,
+            state="running",
+            pid=started.container_pid,
+            shim_pid=started.pid,
+            shim_start=process_start_time(started.pid) or 0,
+            started_at=rfc3339_now(),
+            exit_code=None,
+            finished_at=None,
+            oom_killed=False,
+            restart_count=0,
+        )
 
     def _exit_command(self, container_id: str) -> tuple[str, ...]:
         """What the shim runs once a ``--rm`` container is gone for good: ``pallet rm -f -v``."""
@@ -622,6 +658,16 @@ class Engine:
         final: list[ContainerRecord] = []
         seen_exit: list[int] = []
         run_dir = self.layout.run_dir(record.id)
+        if record.state in ("running", "paused") and record.shim_pid > 0 and self.auto_remove(record):
+            # a --rm container's shim never restarts it and exits right after exit.json is written;
+            # the removal it then starts takes the run dir away: read it the moment the shim is gone
+            if not _wait_exit(record.shim_pid, record.shim_start, -1 if timeout is None else timeout):
+                from pallet.errors import Unavailable
+
+                raise Unavailable(f"container {record.short_id} still runs after {timeout} seconds")
+            status = exitfile.read_exit(run_dir)
+            if status is not None:
+                return status.exit_code
 
         def stopped() -> bool:
             # a --rm container may be removed by its exit command between two polls: the exit
@@ -752,7 +798,8 @@ class Engine:
 
 
 def _wait_exit(pid: int, start: int, timeout: float) -> bool:
-    """Wait until process ``pid`` (started at ``start``, clock ticks) has exited; False on ``timeout``.
+    """Wait until process ``pid`` (started at ``start``, clock ticks) has exited; False on ``timeout``
+    seconds (negative: no limit).
 
     A pidfd wakes us the moment it exits (a shim is not our child: no waitpid),
     instead of polling /proc.
@@ -764,13 +811,13 @@ def _wait_exit(pid: int, start: int, timeout: float) -> bool:
     except ProcessLookupError:
         return True
     except OSError:  # no pidfd (old kernel): poll /proc
-        return _poll(lambda: process_start_time(pid) != start, timeout)
+        return _poll(lambda: process_start_time(pid) != start, timeout if timeout >= 0 else None)
     try:
         if process_start_time(pid) != start:  # the pid was reused: ours is gone
             return True
         poller = select.poll()
         poller.register(fd, select.POLLIN)
-        return bool(poller.poll(int(timeout * 1000)))
+        return bool(poller.poll(int(timeout * 1000) if timeout >= 0 else None))
     finally:
         os.close(fd)
 

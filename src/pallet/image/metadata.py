@@ -123,6 +123,8 @@ def migrate(conn: sqlite3.Connection, migrations: Sequence[str] = MIGRATIONS) ->
             f"the image database is at schema version {found}, newer than this pallet knows ({target}); "
             "upgrade pallet or use another --root"
         )
+    if found == target:  # the usual case: no write lock taken on every open
+        return int(found)
     while True:
         conn.execute("BEGIN IMMEDIATE")
         try:

@@ -64,7 +64,8 @@ def save(config: ShimConfig, path: str) -> None:
     doc = {name: getattr(config, name) for name in ShimConfig._fields}
     doc["exit_command"] = list(config.exit_command)
     doc["runtime_args"] = list(config.runtime_args)
-    write_atomic(path, dumps(doc, indent=2).encode())
+    # not fsynced: the file matters only while the container runs, and is written at each start
+    write_atomic(path, dumps(doc, indent=2).encode(), durable=False)
 
 
 def load(path: str) -> ShimConfig:

@@ -61,13 +61,17 @@ class InitStatus(Record):
     restart_count: int = 0
 
 
-def write_atomic(path: str, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically: readers see the old or the new content, never a part."""
+def write_atomic(path: str, data: bytes, *, durable: bool = True) -> None:
+    """Replace ``path`` with ``data`` atomically: readers see the old or the new content, never a part.
+
+    ``durable``: on disk before the rename (fsync), so a power loss leaves the old or the new.
+    """
     tmp = f"{path}.tmp{os.getpid()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
         os.write(fd, data)
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     finally:
         os.close(fd)
     os.rename(tmp, path)

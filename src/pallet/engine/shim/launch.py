@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import _socket
 
     from pallet.engine.shim.attach import AttachConnection
+    from pallet.engine.shim.config import ShimConfig
 
 __all__ = ["SHIM_LOG", "PendingShim", "ShimStarted", "launch", "prelaunch", "shim_command"]
 
@@ -132,24 +133,37 @@ class PendingShim:
         self._greeted = False
         #: ``go`` was called: the shim owns the container now (whatever it reported)
         self.started = False
+        self._config: ShimConfig | None = None
 
     def go(self, *, timeout: float = 120.0) -> ShimStarted:
         """Let the shim read its config (written by now); its pids once it started the container, else its error."""
+        self.release()
+        return self.result(timeout=timeout)
+
+    def release(self) -> None:
+        """The first half of ``go``: the shim reads its config and starts the container meanwhile."""
         config = load(self.config_path)
+        self._config = config
         os.makedirs(config.run_dir, mode=0o700, exist_ok=True)
         self._check_exec()
         self.started = True
         if self._client is not None and not self._greeted:
             self.greet()
         try:
-            try:
-                os.write(self._wait_fd, b"go\n")
-            except BrokenPipeError:
-                pass  # the shim died before reading: it reports nothing, said below
-            finally:
-                os.close(self._wait_fd)
-                self._wait_fd = -1
-            self._reap_first()
+            os.write(self._wait_fd, b"go\n")
+        except BrokenPipeError:
+            pass  # the shim died before reading: it reports nothing, said in ``result``
+        finally:
+            os.close(self._wait_fd)
+            self._wait_fd = -1
+        self._reap_first()
+
+    def result(self, *, timeout: float = 120.0) -> ShimStarted:
+        """The second half of ``go``: the shim's pids once it started the container, else its error."""
+        config = self._config
+        if config is None:
+            raise Unavailable("pallet-shim was not released (PendingShim.release)")
+        try:
             line = _read_report(self._report_fd, timeout, config.id, config.run_dir)
         finally:
             os.close(self._report_fd)

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from typing import Any, Self
 
+    from pallet.engine.mounts import MountPoint, ResolvedMount
     from pallet.engine.options import RunOptions
     from pallet.engine.runtimes import Runtime
     from pallet.engine.shim.launch import PendingShim, ShimStarted
@@ -322,11 +323,12 @@ class Engine:
                 m.replace(options=(*m.options, "volatile")) if m.type == "overlay" else m for m in mounts
             ]
         snapshots.mount(mounts, rootfs)
-        from pallet.engine.mounts import MountPlan, resolve_mounts
-
         image_volumes = config.config.volumes if config.config is not None else None
-        plan = MountPlan()  # nothing to resolve: the volume store is not even opened
-        if options.mounts or image_volumes:
+        resolved: tuple[ResolvedMount, ...] = ()
+        points: tuple[MountPoint, ...] = ()
+        if options.mounts or image_volumes:  # else neither the mounts module nor the volume store
+            from pallet.engine.mounts import resolve_mounts
+
             plan = resolve_mounts(
                 options.mounts,
                 volumes=self.volumes,
@@ -335,14 +337,15 @@ class Engine:
                 rootfs=rootfs,
                 create_host_path=[m.create_source for m in options.mounts],
             )
-        for note in plan.notes:
-            warn(note)
+            for note in plan.notes:
+                warn(note)
+            resolved, points = plan.mounts, plan.points
         spec = build_spec(
             container_id=record.id,
             image_config=config.config,
             options=options,
-            rootfs=str(rootfs),
-            mounts=plan.mounts,
+            rootfs=rootfs,
+            mounts=resolved,
         )
         doc = spec.to_json()
         # the runtime resolves a relative root.path against the bundle: keep the bundle movable
@@ -370,7 +373,7 @@ class Engine:
             options=options,
             image_config=config.config,
             spec=spec,
-            mounts=plan.points,
+            mounts=points,
             driver=images.snapshots.driver,
             log_path=self.layout.log_path(record.id),
         )

@@ -313,6 +313,9 @@ def _dispatch(parsed: Parsed, log: LogSink) -> int:
     root = _str(g, "root", DEFAULT_ROOT)
     command = parsed.command
     if command in ("create", "run"):
+        preserve = _str(flags, "preserve-fds", "0")
+        if not preserve.isdigit():
+            raise InvalidArgument(f'invalid value "{preserve}" for flag -preserve-fds: a number is required')
         options = {
             "root": root,
             "container_id": parsed.args[0],
@@ -321,6 +324,7 @@ def _dispatch(parsed: Parsed, log: LogSink) -> int:
             "console_socket": _str(flags, "console-socket") or None,
             "no_pivot": bool(flags.get("no-pivot")),
             "systemd_cgroup": bool(g.get("systemd-cgroup")),
+            "preserve_fds": int(preserve),
             "log": log,
         }
         if command == "create":

@@ -51,8 +51,10 @@ class InitPlan:
         no_pivot: bool,
         needs_hooks: bool,
         seccomp: PreparedSeccomp | None = None,
+        preserve_fds: int = 0,
     ) -> None:
         self.spec = spec
+        self.preserve_fds = preserve_fds
         self.bundle = bundle
         self.rootfs = rootfs
         self.cgroups = cgroups
@@ -263,7 +265,12 @@ def _wait_for_start_and_exec(plan: InitPlan, path: str, args: list[str], env: li
             run_hooks("startContainer", spec.hooks.start_container, plan.state_json)
         from pallet.runtime.finalize import exec_program
 
-        exec_program(path, args, env)
+        for fd in range(3, 3 + plan.preserve_fds):
+            try:  # noqa: SIM105 - contextlib costs ~7 ms at start
+                os.set_inheritable(fd, True)
+            except OSError:
+                pass  # not open: nothing to pass on
+        exec_program(path, args, env, keep_fds=3 + plan.preserve_fds)
     except BaseException as e:  # noqa: BLE001 - the parent is gone: report on the container's stderr
         if isinstance(e, PalletError):
             text = e.message

@@ -99,8 +99,12 @@ def create(
     sys: Syscalls | None = None,
     subreaper: bool = False,
     own_console: bool = False,
+    preserve_fds: int = 0,
 ) -> Created:
     """Create the container; with ``subreaper`` the caller becomes the init's parent (``run``).
+
+    ``preserve_fds``: our fds 3 .. 3+N-1 are passed on to the program (``--preserve-fds``);
+    no other fd beyond stdio reaches it.
 
     ``own_console``: with ``terminal: true`` and no console socket, keep the pty
     master here (``Created.console_master``) instead of failing: foreground ``run``.
@@ -218,6 +222,7 @@ def create(
             no_pivot=no_pivot,
             needs_hooks=needs_hooks,
             seccomp=prepared_seccomp,
+            preserve_fds=preserve_fds,
         )
         if subreaper:
             # before the fork: C1 may exit (and the init be reparented) any time after it

@@ -31,6 +31,7 @@ def run(
     detach: bool,
     keep: bool,
     log: LogSink,
+    preserve_fds: int = 0,
 ) -> int:
     created = create(
         root=root,
@@ -43,6 +44,7 @@ def run(
         log=log,
         subreaper=not detach,
         own_console=not detach,
+        preserve_fds=preserve_fds,
     )
     try:
         created.cdir.lock()

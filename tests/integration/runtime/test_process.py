@@ -128,3 +128,39 @@ def test_fds_the_caller_leaks_do_not_reach_the_program(runtime: Runtime) -> None
         os.close(leaked_r)
         os.close(leaked_w)
     assert (done.returncode, done.stdout.split()) == (0, ["0", "1", "2"]), done.stderr
+
+
+def test_preserve_fds_passes_exactly_those_fds_to_the_program(runtime: Runtime) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import RUNTIME
+
+    script = "echo through-fd-3 >&3; ls /proc/$$/fd; true"
+    bundle = runtime.bundle(base_config(runtime.rootfs, "sh", "-c", script))
+    read_end, write_end = os.pipe()
+    leaked_r, leaked_w = os.pipe()  # inheritable too, but after the preserved one: not passed on
+    argv = [RUNTIME, "--root", str(runtime.root), "run", "--preserve-fds", "1", "--bundle", str(bundle)]
+    # the runtime's fd 3 is our pipe's write end, as a caller of `--preserve-fds 1` arranges
+    wrapper = (
+        f"import os; os.dup2({write_end}, 3); os.set_inheritable({leaked_w}, True); "
+        f"os.execv({RUNTIME!r}, {[*argv, runtime.new_id()]!r})"
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", wrapper],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+            pass_fds=(write_end, leaked_r, leaked_w),
+        )
+        os.close(write_end)
+        got = os.read(read_end, 100)
+    finally:
+        for fd in (read_end, leaked_r, leaked_w):
+            os.close(fd)
+    assert done.returncode == 0, done.stderr
+    assert got == b"through-fd-3\n"
+    assert done.stdout.split() == ["0", "1", "2", "3"]

@@ -127,7 +127,11 @@ COMMANDS: dict[str, Command] = {
     **_promoted("container", "commit cp diff export port stats top"),
     **_promoted("image", "import load save tag"),
     **_table(
-        ("inspect", "containers:configure_inspect", "Return low-level information on containers"),
+        (
+            "inspect",
+            "inspect:configure_inspect",
+            "Return low-level information on containers, images and volumes",
+        ),
         ("ps", "containers:configure_ps", "List containers"),
         ("images", "images:configure_ls", "List images"),
         ("rmi", "images:configure_rm", "Remove one or more images"),

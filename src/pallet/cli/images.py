@@ -30,6 +30,7 @@ __all__ = [
     "configure_prune",
     "configure_rm",
     "configure_tag",
+    "inspect_image",
 ]
 
 NONE = "<none>"
@@ -282,7 +283,8 @@ _CONFIG_DEFAULTS: tuple[tuple[str, object], ...] = (
 )
 
 
-def _inspect(store: ImageStore, name: str) -> dict[str, object]:
+def inspect_image(store: ImageStore, name: str) -> dict[str, object]:
+    """``docker image inspect``'s object for image ``name``; ``NotFound`` if the store has no such image."""
     record = store.resolve(name)
     config = store.config(record.id)
     run = config.config.to_json() if config.config is not None else {}
@@ -320,7 +322,7 @@ def _inspect(store: ImageStore, name: str) -> dict[str, object]:
 
 
 def _run_inspect(ctx: Context, args: Namespace, store: ImageStore) -> int:
-    return inspect_each(ctx, args.images, lambda name: _inspect(store, name), args.format)
+    return inspect_each(ctx, args.images, lambda name: inspect_image(store, name), args.format)
 
 
 def configure_inspect(parser: FlagParser) -> None:

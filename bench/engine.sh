@@ -8,7 +8,11 @@
 #
 # Prints medians and ratios pallet/podman, and a SUMMARY line. Target: pallet run <= 0.5x podman.
 #
-#   sudo bench/engine.sh            RUNS=15 WARMUP=2 N=50 by default
+#   sudo bench/engine.sh            RUNS=15 ROUNDS=3 WARMUP=2 N=50 by default
+#
+# The run and exec timings are taken in ROUNDS rounds of RUNS runs per command, the
+# commands taking turns, and the median is over all of a command's runs: a slow spell of
+# the machine then falls on every engine alike, not on whichever ran at that moment.
 #
 # Everything lives in a private temp dir (pallet --root/--run-root, podman --root/--runroot);
 # the host's stores are not touched. podman runs with --network none: pallet's default is a
@@ -18,6 +22,7 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 RUNS=${RUNS:-15}
+ROUNDS=${ROUNDS:-3}
 WARMUP=${WARMUP:-2}
 N=${N:-50}
 PALLET_BIN=${PALLET:-$top/.venv/bin/pallet}
@@ -66,21 +71,32 @@ $PR busybox true || die "podman run failed"
 $PL run --rm --runtime crun busybox true || die "pallet run (crun) failed"
 $PL run --rm busybox true || die "pallet run (pallet-runtime) failed"
 
-median() { jq -r --arg n "$2" '.results[] | select(.command==$n) | .median*1000' "$1" | awk '{printf "%.1f", $1}'; }
+# the median over every round's runs of command $2 (files $1.*.json)
+median() {
+    jq -r --arg n "$2" '.results[] | select(.command==$n) | .times[]' "$1".*.json | sort -g |
+        awk '{t[NR]=$1} END {m = (NR % 2) ? t[(NR+1)/2] : (t[NR/2] + t[NR/2+1]) / 2; printf "%.1f", m*1000}'
+}
+rounds() {  # NAME then hyperfine arguments: ROUNDS rounds into $work/NAME.<round>.json
+    local name=$1 r
+    shift
+    for r in $(seq "$ROUNDS"); do
+        hyperfine -N --style none --runs "$RUNS" --warmup "$WARMUP" --export-json "$work/$name.$r.json" "$@" >/dev/null
+    done
+}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
-log "timing run --rm busybox true ($RUNS runs each)"
-hyperfine -N --style none --runs "$RUNS" --warmup "$WARMUP" --export-json "$work/run.json" \
+log "timing run --rm busybox true ($ROUNDS rounds of $RUNS runs each)"
+rounds run \
     -n pallet+crun "$PL run --rm --runtime crun busybox true" \
     -n pallet+pallet-runtime "$PL run --rm busybox true" \
-    -n podman+crun "$PR busybox true" >/dev/null
+    -n podman+crun "$PR busybox true"
 
-log "timing exec into a running container ($RUNS runs each)"
+log "timing exec into a running container ($ROUNDS rounds of $RUNS runs each)"
 pid_pallet=$($PL run -d --runtime crun busybox sleep 600)
 pid_podman=$($P run -d $U --network none --runtime crun busybox sleep 600)
-hyperfine -N --style none --runs "$RUNS" --warmup "$WARMUP" --export-json "$work/exec.json" \
+rounds exec \
     -n pallet+crun "$PL exec $pid_pallet true" \
-    -n podman+crun "$P exec $pid_podman true" >/dev/null
+    -n podman+crun "$P exec $pid_podman true"
 $PL rm -f "$pid_pallet" >/dev/null
 $P rm -f -t 0 "$pid_podman" >/dev/null
 
@@ -116,11 +132,11 @@ if [ "$listed" != "$N" ]; then  # say which did not stay up, and why
     done
 fi
 
-r_crun=$(median "$work/run.json" pallet+crun)
-r_pr=$(median "$work/run.json" pallet+pallet-runtime)
-r_podman=$(median "$work/run.json" podman+crun)
-e_pallet=$(median "$work/exec.json" pallet+crun)
-e_podman=$(median "$work/exec.json" podman+crun)
+r_crun=$(median "$work/run" pallet+crun)
+r_pr=$(median "$work/run" pallet+pallet-runtime)
+r_podman=$(median "$work/run" podman+crun)
+e_pallet=$(median "$work/exec" pallet+crun)
+e_podman=$(median "$work/exec" podman+crun)
 
 printf '\n%-38s %12s %12s %8s\n' case pallet podman ratio
 printf '%-38s %10sms %10sms %8s\n' "run --rm true (crun)" "$r_crun" "$r_podman" "$(ratio "$r_crun" "$r_podman")"

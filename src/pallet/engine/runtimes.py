@@ -86,6 +86,21 @@ def spawn(path: str, argv: Sequence[str], fds: Sequence[int], *, setsid: bool = 
     return pid
 
 
+def _warm_up_cgroup_attach() -> None:
+    """Let the runtime's first ``cgroup.procs`` write skip the kernel's RCU grace period (~10 ms).
+
+    The runtime moves the container's process into its cgroup; after a quiet
+    spell the first such write on the host waits for a grace period, the next
+    ones for a while do not. A no-op write of our own, in a thread, started
+    just before the runtime, takes that wait instead (pallet-runtime does the
+    same for itself: ``pallet.runtime.cgroups.warm_up_attach``). It only saves
+    time, and does nothing on a cgroup v2 host.
+    """
+    from pallet.runtime.cgroups import warm_up_attach
+
+    warm_up_attach()
+
+
 def run_in_child(argv: Sequence[str], fds: Sequence[int]) -> int:
     """Run pallet-runtime's ``main(argv[1:])`` in a forked child, as ``spawn`` would run its launcher.
 
@@ -205,6 +220,7 @@ class Runtime(Record):
         it is ``run --detach``: created and started in one runtime process.
         """
         verb = "run" if start else "create"
+        _warm_up_cgroup_attach()
         args = [verb, "--detach"] if start else [verb]
         args += ["--bundle", bundle, "--pid-file", pid_file]
         if console_socket is not None:
@@ -268,6 +284,7 @@ class Runtime(Record):
         stdio: tuple[int, int, int] | None = None,
     ) -> int:
         """``exec --detach``: start ``process`` (an OCI process object) in the container; its host pid."""
+        _warm_up_cgroup_attach()
         args = self._exec_args(container_id, process, console_socket)
         try:
             self._call(
@@ -284,6 +301,7 @@ class Runtime(Record):
         self, container_id: str, process: dict[str, object], *, stdio: tuple[int, int, int] | None = None
     ) -> int:
         """``exec`` in the foreground: the process's exit status (a runtime error raises ``RuntimeFailed``)."""
+        _warm_up_cgroup_attach()
         args = self._exec_args(container_id, process, None)
         try:
             _, status, err = self._run(container_id, [*args, container_id], stdio=stdio)

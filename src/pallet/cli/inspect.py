@@ -3,7 +3,7 @@
 Each name is tried as a container, then an image, then a volume (``--type``
 keeps one kind). The first kind that knows the name answers; a name no kind
 knows is ``Error: No such object: NAME`` on stderr and exit status 1, and the
-others are still printed. The stores are opened on first need, and the volume
+others are still printed (``[]`` when none was found, as docker does). The stores are opened on first need, and the volume
 store only if it exists (inspect never creates one).
 """
 
@@ -115,7 +115,7 @@ def _run(ctx: Context, args: Namespace) -> int:
                 ctx.err.write(f"Error: No such {what}: {name}\n")
     finally:
         stores.close()
-    if found or not failed:
+    if found or not args.format:  # docker prints "[]" when it found nothing
         print_inspect(ctx.out, found, args.format)
     return 1 if failed else 0
 

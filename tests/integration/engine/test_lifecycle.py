@@ -121,10 +121,13 @@ def test_rm_of_a_running_container_needs_force(pallet_env: PalletEnv) -> None:
 
 
 def test_unknown_container_is_a_one_line_error(pallet_env: PalletEnv) -> None:
-    for verb in ("start", "stop", "kill", "rm", "logs", "inspect", "wait"):
-        done = pallet_env.pallet(verb, "nosuch")
+    for verb in ("start", "stop", "kill", "rm", "logs", "container inspect", "wait"):
+        done = pallet_env.pallet(*verb.split(), "nosuch")
         assert done.returncode == 1, verb
         assert done.stderr.strip() == "pallet: No such container: nosuch", verb
+    # docker's words for an object of no kind
+    done = pallet_env.pallet("inspect", "nosuch")
+    assert (done.returncode, done.stdout, done.stderr) == (1, "[]\n", "Error: No such object: nosuch\n")
 
 
 def test_container_prune_removes_only_stopped_containers(pallet_env: PalletEnv) -> None:

@@ -84,7 +84,12 @@ def test_ps_on_an_empty_root_prints_only_the_header(tmp_path: Path) -> None:
 
 
 def test_unknown_container_is_one_line_and_exit_1(tmp_path: Path) -> None:
-    assert run_cli(tmp_path, "inspect", "nosuch") == (1, "[]\n", "pallet: No such container: nosuch\n")
+    assert run_cli(tmp_path, "container", "inspect", "nosuch") == (
+        1,
+        "[]\n",
+        "pallet: No such container: nosuch\n",
+    )
+    assert run_cli(tmp_path, "inspect", "nosuch") == (1, "[]\n", "Error: No such object: nosuch\n")
     assert run_cli(tmp_path, "rm", "nosuch") == (1, "", "pallet: No such container: nosuch\n")
 
 

@@ -93,12 +93,34 @@ def _warm_up_cgroup_attach() -> None:
     spell the first such write on the host waits for a grace period, the next
     ones for a while do not. A no-op write of our own, in a thread, started
     just before the runtime, takes that wait instead (pallet-runtime does the
-    same for itself: ``pallet.runtime.cgroups.warm_up_attach``). It only saves
-    time, and does nothing on a cgroup v2 host.
+    same for itself: ``pallet.runtime.cgroups.warm_up_attach``). The write is
+    made by a forked child, not a thread: a thread's stack would stay resident
+    in a long-lived shim. It only saves time, and does nothing on a cgroup v2 host.
     """
-    from pallet.runtime.cgroups import warm_up_attach
+    from pallet.runtime.cgroups import own_cgroups, v1_hierarchies
 
-    warm_up_attach()
+    try:
+        hierarchies = v1_hierarchies()
+        for name, path in own_cgroups().items():
+            mount_point = hierarchies.get(name)
+            if mount_point:
+                fd = os.open(os.path.join(mount_point + path, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC)
+                break
+        else:
+            return
+    except (OSError, ValueError):
+        return
+    try:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child: one write (it stays where it is), then gone
+            try:
+                os.write(fd, str(os.getpid()).encode())
+            finally:
+                os._exit(0)
+    except OSError:
+        return  # no fork: no warm-up, only the time it would have saved
+    finally:
+        os.close(fd)
 
 
 def run_in_child(argv: Sequence[str], fds: Sequence[int]) -> int:

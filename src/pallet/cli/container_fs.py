@@ -7,8 +7,7 @@ from __future__ import annotations
 import os
 
 from pallet.cli.exits import UsageError
-from pallet.cli.flags import REMAINDER, SUPPRESS
-from pallet.cli.output import parse_bool
+from pallet.cli.flags import REMAINDER, SUPPRESS, parse_bool
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -79,11 +79,7 @@ class Namespace:
 
 
 def parse_bool(text: str) -> bool:
-    """A boolean flag's value (``--rm=false``): ``true``/``1`` or ``false``/``0``, any case.
-
-    The same rules as ``pallet.cli.output.parse_bool``, which this module does
-    not import (it pulls ``json`` and ``re``).
-    """
+    """A boolean flag's value (``--rm=false``): ``true``/``1`` or ``false``/``0``, any case, as docker reads it."""
     lowered = text.lower()
     if lowered in ("true", "1"):
         return True
@@ -188,7 +184,7 @@ class _Argument:
 def _go_reason(convert: Callable[[str], object], value: str, error: Exception) -> str:
     """Why ``convert`` refused ``value``, in the words of Go's strconv where docker's flag would use it."""
     parser = "ParseInt" if convert is int else "ParseFloat" if convert is float else ""
-    if convert is parse_bool or getattr(convert, "__name__", "") == "bool":  # also output.parse_bool
+    if convert is parse_bool:
         parser = "ParseBool"
     if parser:
         return f'strconv.{parser}: parsing "{value}": invalid syntax'

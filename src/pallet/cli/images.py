@@ -9,7 +9,8 @@ import re
 import time
 
 from pallet.cli.exits import UsageError
-from pallet.cli.output import inspect_each, parse_bool, print_rows
+from pallet.cli.flags import parse_bool
+from pallet.cli.output import inspect_each, print_rows
 from pallet.cli.prune import confirm, write_report
 from pallet.cli.tables import human_duration, human_size
 from pallet.errors import PalletError

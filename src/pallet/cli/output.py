@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from pallet.cli.context import Context
 
-__all__ = ["inspect_each", "parse_bool", "print_inspect", "print_rows"]
+__all__ = ["inspect_each", "print_inspect", "print_rows"]
 
 
 def print_rows(
@@ -84,16 +84,3 @@ def inspect_each(
     if found or not failed:
         print_inspect(ctx.out, found, fmt)
     return 1 if failed else 0
-
-
-def parse_bool(text: str) -> bool:
-    """The value of a boolean flag given a value (``--pause=false``), as docker's flags read it."""
-    if text.lower() in ("true", "1"):
-        return True
-    if text.lower() in ("false", "0"):
-        return False
-    raise ValueError(text)
-
-
-# the flag parser (flags.py) words the error by this name, as docker: strconv.ParseBool: parsing "maybe": ...
-parse_bool.__name__ = "bool"

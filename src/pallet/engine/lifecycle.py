@@ -280,20 +280,17 @@ class Engine:
                 if name is not None or attempt == _NAME_ATTEMPTS - 1:
                     raise
                 record = record.replace(name=names.generate_name(self.containers.name_taken))
-        lock = self.lock(container_id)
-        try:
-            with lock.held():
+        with self.lock(container_id).held():
+            try:
                 document = self._make_bundle(record, image_record.id, options, warn or (lambda _: None))
                 if start_with is None:
                     write_document(self.layout.document(container_id), document)
                 record = self.containers.update(container_id, state="created", owner=None)
-        except BaseException:
-            with lock.held():
+            except BaseException:
                 self.discard(self.containers.by_id(container_id), remove_volumes=True)
-            raise
-        if start_with is None:
-            return record
-        with lock.held():
+                raise
+            if start_with is None:
+                return record
             # "created" is recorded first: a caller killed from here on leaves a container that
             # reconcile adopts (its shim runs it), never one it discards
             pending = self._launch_shim(record, document, shim=start_with, exit_command=exit_command)

@@ -97,18 +97,14 @@ def _warm_up_cgroup_attach() -> None:
     made by a forked child, not a thread: a thread's stack would stay resident
     in a long-lived shim. It only saves time, and does nothing on a cgroup v2 host.
     """
-    from pallet.runtime.cgroups import own_cgroups, v1_hierarchies
+    from pallet.runtime.cgroups import own_procs_file
 
+    path = own_procs_file()
+    if path is None:
+        return
     try:
-        hierarchies = v1_hierarchies()
-        for name, path in own_cgroups().items():
-            mount_point = hierarchies.get(name)
-            if mount_point:
-                fd = os.open(os.path.join(mount_point + path, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC)
-                break
-        else:
-            return
-    except (OSError, ValueError):
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    except OSError:
         return
     try:
         pid = os.fork()
@@ -136,9 +132,7 @@ def run_in_child(argv: Sequence[str], fds: Sequence[int]) -> int:
     if pid == 0:  # pragma: no cover - the child, covered by every in-process runtime call
         code = 1
         try:
-            moved = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, len(fds)) for fd in fds]
-            for target, fd in enumerate(moved):
-                os.dup2(fd, target)
+            _place_fds(fds)
             os.closerange(len(fds), 1 << 20)  # the caller's files: exec would have closed them
             _signal.set_wakeup_fd(-1)
             for signum in (*RESTORED_SIGNALS, _SIGCHLD):
@@ -170,10 +164,7 @@ def spawn_started(
     if pid == 0:  # pragma: no cover - the child, covered by every runtime call
         code = 127
         try:
-            # copies above the targets first, so no dup2 overwrites a source still needed
-            moved = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, len(fds)) for fd in fds]
-            for target, fd in enumerate(moved):
-                os.dup2(fd, target)
+            _place_fds(fds)
             if setsid:
                 os.setsid()
             for signum in RESTORED_SIGNALS:
@@ -185,6 +176,14 @@ def spawn_started(
             os._exit(code)
     os.close(err_w)
     return pid, err_r
+
+
+def _place_fds(fds: Sequence[int]) -> None:
+    """In a forked child: ``fds`` become 0, 1, 2, … (copies above the targets first, so no
+    dup2 overwrites a source still needed)."""
+    moved = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, len(fds)) for fd in fds]
+    for target, fd in enumerate(moved):
+        os.dup2(fd, target)
 
 
 def exec_failed(pid: int, err_r: int, path: str) -> None:

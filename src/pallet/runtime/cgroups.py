@@ -270,17 +270,30 @@ def warm_up_attach() -> None:
     import _thread
     import time
 
+    path = own_procs_file()
+    if path is None:
+        return
     try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    except OSError:
+        return
+    _thread.start_new_thread(_write_and_close, (fd, str(os.getpid()).encode()))
+    # hand the GIL over now: the thread then waits in the kernel, not for us
+    time.sleep(0.0002)
+
+
+def own_procs_file() -> str | None:
+    """The ``cgroup.procs`` of our own cgroup in the first v1 hierarchy (None on a v2-only host):
+    writing our pid there moves nothing and warms the kernel's attach lock (``warm_up_attach``)."""
+    try:
+        hierarchies = v1_hierarchies()
         for name, path in own_cgroups().items():
-            mount_point = v1_hierarchies().get(name)
+            mount_point = hierarchies.get(name)
             if mount_point:
-                fd = os.open(os.path.join(mount_point + path, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC)
-                _thread.start_new_thread(_write_and_close, (fd, str(os.getpid()).encode()))
-                # hand the GIL over now: the thread then waits in the kernel, not for us
-                time.sleep(0.0002)
-                return
+                return os.path.join(mount_point + path, "cgroup.procs")
     except (OSError, ValueError):
-        pass
+        return None
+    return None
 
 
 def _write_and_close(fd: int, data: bytes) -> None:

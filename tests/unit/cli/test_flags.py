@@ -216,13 +216,6 @@ def test_store_const() -> None:
     assert parser.parse_args(["--fast"]).fast == "speed"
 
 
-@pytest.mark.parametrize("text", ["true", "True", "1", "false", "FALSE", "0"])
-def test_parse_bool_follows_output_parse_bool(text: str) -> None:
-    from pallet.cli.output import parse_bool as output_parse_bool
-
-    assert parse_bool(text) is output_parse_bool(text)
-
-
 # --- positionals, `--`, `-` ---------------------------------------------------------------------
 
 

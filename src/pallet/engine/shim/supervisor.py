@@ -306,9 +306,12 @@ class Supervisor:
     def _exited(self, code: int) -> None:
         """The init is gone: drain its output, record the exit, then restart or finish."""
         self.init_pid = 0
+        oom = _oom_killed(self.oom_file)  # before the runtime's delete takes the cgroup away
+        # the runtime's delete (~10 ms) runs while the output is drained and the clients learn
+        # of the exit: a `run --rm` removes the rest of the container meanwhile
+        deleting = self._delete_in_background()
         for fd in list(self.outputs):
             self._read_output(fd, drain=True)
-        oom = _oom_killed(self.oom_file)
         restart = self._should_restart(code)
         status = exitfile.ExitStatus(
             exit_code=code,
@@ -322,9 +325,6 @@ class Supervisor:
         except OSError as e:  # the run dir is gone (removed with the container): nobody will read it
             os.write(2, f"pallet-shim {self.config.id}: exit {code}: {_os_error_text(e)}\n".encode())
         self._close_stdio()
-        # the runtime's delete (~10 ms) runs while the clients learn of the exit: a `run --rm`
-        # removes the rest of the container meanwhile
-        deleting = self._delete_in_background()
         self._close_clients()
         _reap(deleting)
         if restart:

@@ -273,9 +273,15 @@ def _run_run(ctx: Context, args: Namespace) -> int:
     from pallet.engine.layout import Layout
     from pallet.engine.shim.launch import prelaunch
 
-    # the shim's interpreter starts now and loads while this process creates the container
+    # the shim's interpreter starts now and loads while this process creates the container;
+    # a foreground one also loads pallet-runtime's code (the default runtime), a detached one
+    # stays small for its container's life
     container_id = names.new_id()
-    shim = prelaunch(Layout(ctx.root, ctx.run_root).shim_config(container_id), client=not args.detach)
+    shim = prelaunch(
+        Layout(ctx.root, ctx.run_root).shim_config(container_id),
+        client=not args.detach,
+        preload_runtime=not args.detach and args.runtime in (None, "", "pallet-runtime"),
+    )
     try:
         options = _parse_options(args, "run")
         if not args.detach:  # our first line to the shim, read before the container starts

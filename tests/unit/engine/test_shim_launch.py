@@ -24,7 +24,7 @@ def test_without_a_launcher_the_module_runs_in_an_isolated_interpreter(
     done = subprocess.run([python, *command[1:]], capture_output=True, text=True, check=False)
     assert (done.returncode, done.stderr) == (
         2,
-        "usage: pallet-shim [--report-fd N] [--wait-fd N] [--client-fd N] SHIM_JSON\n",
+        "usage: pallet-shim [--report-fd N] [--wait-fd N] [--client-fd N] [--preload-runtime] SHIM_JSON\n",
     )
 
 

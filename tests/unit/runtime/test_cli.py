@@ -124,3 +124,16 @@ def test_a_bug_ends_as_one_error_line_not_a_traceback(
     assert main(["state", "x"]) == 1
     err = capfd.readouterr().err
     assert err == "internal error in pallet-runtime: RuntimeError: boom\n"
+
+
+def test_preload_loads_the_working_set_of_the_container_verbs() -> None:
+    # the shim preloads these before a foreground run: a renamed module must fail here, not there
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from pallet.runtime.cli import _WORKING_SET, preload; preload(); "
+        "missing = [m for m in _WORKING_SET if m not in sys.modules]; print(missing)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout == "[]\n"

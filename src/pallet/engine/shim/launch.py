@@ -55,7 +55,7 @@ def launch(config_path: str, *, timeout: float = 120.0) -> ShimStarted:
     return prelaunch(config_path).go(timeout=timeout)
 
 
-def prelaunch(config_path: str, *, client: bool = False) -> PendingShim:
+def prelaunch(config_path: str, *, client: bool = False, preload_runtime: bool = False) -> PendingShim:
     """Start the shim of ``config_path`` (a ``shim.json`` not written yet); ``PendingShim.go`` lets it read it.
 
     The shim's interpreter starts and imports while the caller creates the
@@ -64,6 +64,9 @@ def prelaunch(config_path: str, *, client: bool = False) -> PendingShim:
     why; then it moves to ``<run dir>/shim.log``. With ``client`` the caller
     keeps one end of a socket pair that the shim serves as an attach client
     from the start (``PendingShim.attach``): no connect, no output missed.
+    ``preload_runtime``: the container will likely run under pallet-runtime,
+    whose code the shim then loads while it waits (~11 ms off each runtime
+    call, ~1 MiB more shim for the container's life).
     """
     import _socket
 
@@ -74,6 +77,8 @@ def prelaunch(config_path: str, *, client: bool = False) -> PendingShim:
     if client:
         ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
         argv += ["--client-fd", "5"]
+    if preload_runtime:
+        argv.append("--preload-runtime")
     argv.append(config_path)
     null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
     fds = [null, null, 2, report_w, wait_r]

@@ -25,7 +25,7 @@ __all__ = ["main"]
 
 _SIGCHLD = 17
 _PR_SET_CHILD_SUBREAPER = 36
-_USAGE = "usage: pallet-shim [--report-fd N] [--wait-fd N] [--client-fd N] SHIM_JSON\n"
+_USAGE = "usage: pallet-shim [--report-fd N] [--wait-fd N] [--client-fd N] [--preload-runtime] SHIM_JSON\n"
 #: the shim's stderr, in its run dir (launch.SHIM_LOG)
 _SHIM_LOG = "shim.log"
 
@@ -46,8 +46,14 @@ def main(argv: list[str] | None = None) -> int:
 
     args = sys.argv[1:] if argv is None else argv
     fds = {"--report-fd": -1, "--wait-fd": -1, "--client-fd": -1}
-    while len(args) >= 2 and args[0] in fds and args[1].isdigit():
-        fds[args[0]], args = int(args[1]), args[2:]
+    preload = False
+    while args and (
+        args[0] == "--preload-runtime" or (len(args) >= 2 and args[0] in fds and args[1].isdigit())
+    ):
+        if args[0] == "--preload-runtime":
+            preload, args = True, args[1:]
+        else:
+            fds[args[0]], args = int(args[1]), args[2:]
     report_fd = fds["--report-fd"]
     for fd in fds.values():
         if fd >= 0:  # ours alone: no runtime (nor container) may inherit them
@@ -58,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     from pallet.errors import PalletError
 
     try:
-        return _run(args[0], report_fd, fds["--wait-fd"], fds["--client-fd"])
+        return _run(args[0], report_fd, fds["--wait-fd"], fds["--client-fd"], preload)
     except PalletError as e:
         os.write(2, f"pallet-shim: {e.message}\n".encode())
         _report(report_fd, f"error {type(e).__name__} {e.message}")
@@ -85,7 +91,7 @@ def _wait_for_go(fd: int) -> bool:
     return data.startswith(b"go\n")
 
 
-def _run(config_path: str, report_fd: int, wait_fd: int, client_fd: int) -> int:
+def _run(config_path: str, report_fd: int, wait_fd: int, client_fd: int, preload: bool) -> int:
     if TYPE_CHECKING:
         import signal as _signal  # the stubs; at run time the C module, without signal's enums
     else:
@@ -111,6 +117,10 @@ def _run(config_path: str, report_fd: int, wait_fd: int, client_fd: int) -> int:
     os.set_blocking(wake_w, False)
     _signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
     _signal.signal(_SIGCHLD, _on_sigchld)
+    if preload:  # pallet-runtime will run in forked children of ours: load its code while we wait
+        from pallet.runtime.cli import preload as preload_runtime
+
+        preload_runtime()
     # started ahead of its container (launch.prelaunch): everything above is done meanwhile
     if wait_fd >= 0 and not _wait_for_go(wait_fd):
         return 0  # the engine gave up on this container

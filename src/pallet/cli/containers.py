@@ -306,7 +306,15 @@ def _run_run(ctx: Context, args: Namespace) -> int:
             if args.detach:
                 ctx.out.write(record.id + "\n")
                 return 0
-            return _follow(ctx, engine, record, shim.attach(), interactive=args.interactive, remove=args.rm)
+            return _follow(
+                ctx,
+                engine,
+                record,
+                shim.attach(),
+                interactive=args.interactive,
+                remove=args.rm,
+                sig_proxy=args.sig_proxy,
+            )
     finally:
         shim.cancel()
 
@@ -346,14 +354,23 @@ def _follow(
     *,
     interactive: bool,
     remove: bool,
+    sig_proxy: bool = True,
 ) -> int:
-    """Stream the container's output (and our stdin) until it exits; its exit status (0: detached)."""
+    """Stream the container's output (and our stdin) until it exits; its exit status (0: detached).
+
+    With ``sig_proxy`` (docker's ``--sig-proxy``, on by default) the signals
+    this process gets (SIGINT, SIGTERM, …) go to the container's process
+    instead of ending the command; not with a tty, where ctrl-c is input.
+    """
     from pallet.engine.shim import exitfile
 
+    restore = _proxy_signals(engine, record.id) if sig_proxy and not conn.tty else None
     try:
         detached = _stream(ctx, conn, interactive=interactive)
     finally:
         conn.close()
+        if restore is not None:
+            restore()
     if detached:  # ctrl-p ctrl-q: the container runs on (an exited --rm one is reconciled later)
         return 0
     # the shim writes exit.json before it closes its clients: no need to poll for the state
@@ -362,6 +379,36 @@ def _follow(
     if remove:
         _remove_quietly(engine, record.id)
     return code
+
+
+#: what docker's CLI forwards to the container: SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGTERM
+_PROXIED_SIGNALS = (1, 2, 3, 10, 12, 15)
+
+
+def _proxy_signals(engine: Engine, container_id: str) -> Callable[[], None]:
+    """Send the signals we receive to the container (``kill -s``); returns what undoes that.
+
+    A handler runs between two of the streaming loop's waits, so the kill is an
+    ordinary engine call. A container that is gone meanwhile is no error.
+    """
+    if TYPE_CHECKING:
+        import signal as _signal
+    else:
+        import _signal
+
+    def forward(signum: int, frame: object) -> None:
+        try:  # noqa: SIM105 - contextlib costs ~7 ms on `pallet run`
+            engine.kill(container_id, str(signum))
+        except PalletError:
+            pass  # it exited meanwhile: the stream ends by itself
+
+    previous = {signum: _signal.signal(signum, forward) for signum in _PROXIED_SIGNALS}
+
+    def restore() -> None:
+        for signum, handler in previous.items():
+            _signal.signal(signum, handler)
+
+    return restore
 
 
 def _remove_quietly(engine: Engine, container_id: str) -> None:
@@ -427,6 +474,9 @@ def _fileno(stream: object) -> int | None:
 
 def configure_run(parser: FlagParser) -> None:
     parser.add_argument("-d", "--detach", action="store_true")
+    parser.add_argument(
+        "--sig-proxy", action="store_true", default=True, help="send received signals to the container"
+    )
     _add_create_flags(parser)
     parser.set_defaults(run=_run_run)
 
@@ -873,15 +923,21 @@ def _run_attach(ctx: Context, args: Namespace) -> int:
             raise PalletError("You cannot attach to a stopped container, start it first")
         interactive = not args.no_stdin and bool(engine.document(record).get("Config", {}).get("OpenStdin"))
         conn = attach.connect(engine.layout.attach_socket(record.id), stdin=interactive)
+        restore = _proxy_signals(engine, record.id) if args.sig_proxy and not conn.tty else None
         try:
             detached = _stream(ctx, conn, interactive=interactive)
         finally:
             conn.close()
+            if restore is not None:
+                restore()
         return 0 if detached else engine.wait(record.id)
 
 
 def configure_attach(parser: FlagParser) -> None:
     parser.add_argument("--no-stdin", action="store_true")
+    parser.add_argument(
+        "--sig-proxy", action="store_true", default=True, help="send received signals to the container"
+    )
     parser.add_argument("container")
     parser.set_defaults(run=_run_attach)
 

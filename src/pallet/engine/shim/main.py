@@ -76,6 +76,15 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def _readable(fd: int) -> bool:
+    """Whether ``fd`` has something to read now (-1: never)."""
+    if fd < 0:
+        return False
+    import select
+
+    return bool(select.select([fd], [], [], 0)[0])
+
+
 def _wait_for_go(fd: int) -> bool:
     """Whether the engine said ``go`` on ``fd`` (the container and SHIM_JSON exist); EOF means it gave up."""
     data = b""
@@ -117,10 +126,11 @@ def _run(config_path: str, report_fd: int, wait_fd: int, client_fd: int, preload
     os.set_blocking(wake_w, False)
     _signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
     _signal.signal(_SIGCHLD, _on_sigchld)
-    if preload:  # pallet-runtime will run in forked children of ours: load its code while we wait
+    if preload:  # pallet-runtime will run in forked children of ours: load its code while we wait,
+        # but never make the container wait for it
         from pallet.runtime.cli import preload as preload_runtime
 
-        preload_runtime()
+        preload_runtime(stop=lambda: _readable(wait_fd))
     # started ahead of its container (launch.prelaunch): everything above is done meanwhile
     if wait_fd >= 0 and not _wait_for_go(wait_fd):
         return 0  # the engine gave up on this container

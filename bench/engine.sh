@@ -42,6 +42,9 @@ cleanup() {
     $P rmi -af >/dev/null 2>&1 || true
     umount -R "$work/storage/overlay" 2>/dev/null || true
     rm -rf "$work"
+    # the engine's cgroup parent, left like docker's /docker: gone once empty (busy: still in use)
+    for d in /sys/fs/cgroup/*/pallet; do [ -d "$d" ] && rmdir "$d" 2>/dev/null; done
+    true
 }
 trap cleanup EXIT
 

@@ -121,6 +121,11 @@ def test_unknown_image_is_one_line_error_and_no_state(pallet_env: PalletEnv) -> 
         "pallet: Unable to find image 'busybx:latest' locally; pull it, load it or import it first"
     ]
     assert pallet_env.container_ids() == []
+    # the shim started ahead of the container reads EOF and exits: nothing of this run stays
+    deadline = time.monotonic() + 30
+    while pallet_env.processes() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert pallet_env.processes() == []
 
 
 @pytest.mark.parametrize(

@@ -91,32 +91,13 @@ def _warm_up_cgroup_attach() -> None:
 
     The runtime moves the container's process into its cgroup; after a quiet
     spell the first such write on the host waits for a grace period, the next
-    ones for a while do not. A no-op write of our own, in a thread, started
-    just before the runtime, takes that wait instead (pallet-runtime does the
-    same for itself: ``pallet.runtime.cgroups.warm_up_attach``). The write is
-    made by a forked child, not a thread: a thread's stack would stay resident
-    in a long-lived shim. It only saves time, and does nothing on a cgroup v2 host.
+    ones for a while do not. A no-op write of our own, started just before the
+    runtime, takes that wait instead (pallet-runtime does the same for itself).
+    Made by a forked child: this may run in a long-lived shim.
     """
-    from pallet.runtime.cgroups import own_procs_file
+    from pallet.runtime.cgroups import warm_up_attach
 
-    path = own_procs_file()
-    if path is None:
-        return
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-    except OSError:
-        return
-    try:
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child: one write (it stays where it is), then gone
-            try:
-                os.write(fd, str(os.getpid()).encode())
-            finally:
-                os._exit(0)
-    except OSError:
-        return  # no fork: no warm-up, only the time it would have saved
-    finally:
-        os.close(fd)
+    warm_up_attach(by_child=True)
 
 
 def run_in_child(argv: Sequence[str], fds: Sequence[int]) -> int:

@@ -190,17 +190,9 @@ def _parse_fast(text: str, default_tag: bool) -> Reference | None:
         rest, tag = rest[:colon], rest[colon + 1 :]
         if not _is_tag(tag):
             return None
-    first, sep, remainder = rest.partition("/")
-    if sep and ("." in first or ":" in first or first == "localhost" or first.lower() != first):
-        if not _is_domain(first):
-            return None
-        domain, path = first, remainder
-    else:
-        domain, path = DEFAULT_DOMAIN, rest
-    if domain == LEGACY_DOMAIN:
-        domain = DEFAULT_DOMAIN
-    if domain == DEFAULT_DOMAIN and "/" not in path:
-        path = OFFICIAL_PREFIX + path
+    domain, path = _split_domain(rest)
+    if domain != DEFAULT_DOMAIN and not _is_domain(domain):
+        return None
     if len(domain) + 1 + len(path) > NAME_MAX:
         return None
     for component in path.split("/"):

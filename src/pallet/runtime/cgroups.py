@@ -255,7 +255,7 @@ class V1Cgroups:
                     time.sleep(0.01)
 
 
-def warm_up_attach() -> None:
+def warm_up_attach(*, by_child: bool = False) -> None:
     """Start moving this process into the cgroup it is already in (a no-op), in a thread.
 
     Why: every write to ``cgroup.procs`` takes the kernel's cgroup threadgroup
@@ -266,10 +266,11 @@ def warm_up_attach() -> None:
     blocks in ``write`` (no Python lock held), which a forked child does not
     inherit. The write holds the cgroup mutex: call it after making cgroup
     directories. Errors are ignored: this only saves time.
-    """
-    import _thread
-    import time
 
+    ``by_child``: a forked child makes the write (moving itself), for a
+    long-lived caller such as the engine's shim, where a thread's stack would
+    stay resident. The caller reaps it (a shim reaps every child).
+    """
     path = own_procs_file()
     if path is None:
         return
@@ -277,6 +278,21 @@ def warm_up_attach() -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     except OSError:
         return
+    if by_child:
+        try:
+            if os.fork() == 0:  # pragma: no cover - the child: one write, then gone
+                try:
+                    os.write(fd, str(os.getpid()).encode())
+                finally:
+                    os._exit(0)
+        except OSError:
+            pass  # no fork: no warm-up, only the time it would have saved
+        finally:
+            os.close(fd)
+        return
+    import _thread
+    import time
+
     _thread.start_new_thread(_write_and_close, (fd, str(os.getpid()).encode()))
     # hand the GIL over now: the thread then waits in the kernel, not for us
     time.sleep(0.0002)

@@ -262,15 +262,10 @@ def test_the_default_seccomp_profile_refuses_unshare_with_every_runtime(
     assert "Operation not permitted" in started.stderr
 
 
-def test_a_signal_to_a_foreground_run_reaches_the_container(pallet_env: PalletEnv) -> None:
-    # docker's --sig-proxy: ctrl-c (SIGINT) of `pallet run` goes to the container, which decides
-    script = 'trap "echo got-int; exit 3" INT; echo ready; while :; do sleep 0.1; done'
-    proc = subprocess.Popen(
-        pallet_env.argv("run", "--rm", "busybox", "sh", "-c", script),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+def _sigint_when_ready(pallet_env: PalletEnv, *args: str) -> tuple[int, str, str]:
+    """Run ``pallet ARGS`` (a container that prints ``ready`` first), SIGINT the command once the
+    container is ready; its exit status and the rest of its output."""
+    proc = subprocess.Popen(pallet_env.argv(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline() == "ready\n"
@@ -280,27 +275,30 @@ def test_a_signal_to_a_foreground_run_reaches_the_container(pallet_env: PalletEn
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert (proc.returncode, out) == (3, "got-int\n"), err
+    return proc.returncode, out, err
+
+
+def test_a_signal_to_a_foreground_run_reaches_the_container(pallet_env: PalletEnv) -> None:
+    # docker's --sig-proxy: ctrl-c (SIGINT) of `pallet run` goes to the container, which decides
+    script = 'trap "echo got-int; exit 3" INT; echo ready; while :; do sleep 0.1; done'
+    code, out, err = _sigint_when_ready(pallet_env, "run", "--rm", "busybox", "sh", "-c", script)
+    assert (code, out) == (3, "got-int\n"), err
 
 
 def test_sig_proxy_false_leaves_the_signal_to_pallet(pallet_env: PalletEnv) -> None:
-    proc = subprocess.Popen(
-        pallet_env.argv(
-            "run", "--sig-proxy=false", "--name", "unproxied", "busybox", "sh", "-c", "echo ready; sleep 300"
-        ),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
     try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline() == "ready\n"
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=60)
-        assert proc.returncode == 130  # the command ends; the container runs on, as with docker
+        code, _, err = _sigint_when_ready(
+            pallet_env,
+            "run",
+            "--sig-proxy=false",
+            "--name",
+            "unproxied",
+            "busybox",
+            "sh",
+            "-c",
+            "echo ready; sleep 300",
+        )
+        assert code == 130, err  # the command ends; the container runs on, as with docker
         assert pallet_env.ok("inspect", "-f", "{{.State.Status}}", "unproxied") == "running\n"
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
         pallet_env.pallet("rm", "-f", "unproxied")

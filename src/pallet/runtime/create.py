@@ -292,6 +292,13 @@ def create(
             write_pid_file(pid_file, init_pid)
     except BaseException:
         _undo(cdir, cgroups, init_pid, intermediate_pid)
+        if init_pid and spec.hooks is not None and spec.hooks.poststop:
+            from pallet.runtime.hooks import run_hooks
+
+            # runtime-spec: a failing prestart/createRuntime/createContainer hook stops the
+            # container and the lifecycle goes on at its destruction, then the poststop hooks
+            # (runc runs them after any create that got this far)
+            run_hooks("poststop", spec.hooks.poststop, state_json(saved, "stopped"), log.warning)
         raise
     finally:
         if console_receiver is not None:

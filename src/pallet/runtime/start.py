@@ -12,6 +12,8 @@ from pallet.runtime.ocistate import state_json
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from pallet.runtime.logsink import LogSink
 
 
@@ -29,7 +31,8 @@ def release(cdir: ContainerDir, saved: dict[str, object], log: LogSink) -> None:
     """Open the FIFO for reading (the init's blocked open returns) and take its byte.
 
     Caller holds the container lock. A failing poststart hook is only a
-    warning: the program already runs (runtime-spec: "log a warning").
+    warning, and the later ones still run: the program already runs
+    (runtime-spec lifecycle step 9: "log a warning").
     """
     status = status_of(cdir, saved)
     if status == "stopped":
@@ -62,16 +65,21 @@ def release(cdir: ContainerDir, saved: dict[str, object], log: LogSink) -> None:
     os.unlink(cdir.fifo_path)
     hooks = saved.get("poststart")
     if hooks:
-        try:
-            run_saved_hooks("poststart", hooks, state_json(saved, "running"))
-        except PalletError as e:
-            log.warning(str(e))
+        run_saved_hooks("poststart", hooks, state_json(saved, "running"), log.warning)
 
 
-def run_saved_hooks(phase: str, hooks: object, state: str) -> None:
-    """Run hooks kept in ``state.json`` (their JSON form) for commands after ``create``."""
+def run_saved_hooks(phase: str, hooks: object, state: str, warn: Callable[[str], None]) -> None:
+    """Run hooks kept in ``state.json`` (their JSON form) for commands after ``create``.
+
+    These are poststart and poststop: each failure is only a warning and the next hook still runs.
+    """
     from pallet.oci.runtime_spec import Hook
     from pallet.runtime.hooks import run_hooks
 
     assert isinstance(hooks, list)
-    run_hooks(phase, tuple(Hook.from_json(h, phase) for h in hooks), state)
+    try:
+        parsed = tuple(Hook.from_json(h, phase) for h in hooks)
+    except PalletError as e:
+        warn(str(e))
+        return
+    run_hooks(phase, parsed, state, warn)

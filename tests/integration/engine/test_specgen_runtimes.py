@@ -27,6 +27,7 @@ from pallet.engine.options import (
 )
 from pallet.engine.specgen import build_spec
 from pallet.oci.image_spec import ContainerConfig
+from pallet.testing.host import require_host_path
 
 pytestmark = pytest.mark.root
 
@@ -140,6 +141,7 @@ def lines(result: Run) -> dict[str, str]:
 def test_default_container_has_dockers_caps_seccomp_masks_and_loopback(
     runtime: str, rootfs: Path, tmp_path: Path
 ) -> None:
+    require_host_path("/proc/timer_list", "the masked path the container reads")
     script = (
         "echo uid=$(id -u); echo caps=$(grep CapEff /proc/self/status | cut -f2); "
         "echo seccomp=$(grep '^Seccomp:' /proc/self/status | cut -f2); echo host=$(hostname); "
@@ -226,6 +228,7 @@ def test_cap_sys_admin_and_unconfined_seccomp_open_what_they_say(
 def test_privileged_container_gets_every_capability_and_host_devices(
     runtime: str, rootfs: Path, tmp_path: Path
 ) -> None:
+    require_host_path("/proc/timer_list", "the masked path the container reads")
     script = (
         "echo caps=$(grep CapEff /proc/self/status | cut -f2); echo seccomp=$(grep '^Seccomp:' /proc/self/status | cut -f2); "
         "test -c /dev/loop-control && echo loop=yes; touch /sys/fs/cgroup/x 2>/dev/null; echo masked=$(wc -c < /proc/timer_list)"

@@ -6,6 +6,8 @@ import resource
 
 import pytest
 
+from pallet.testing.host import require_capability
+
 from .conftest import Runtime, base_config, leftovers
 
 pytestmark = pytest.mark.root
@@ -26,17 +28,24 @@ def test_user_groups_and_umask_apply_to_the_process(runtime: Runtime) -> None:
     assert result.out.split("\n") == ["1000", "1001", "1001 5 1002", "0027", ""], result.err
 
 
-def test_rlimits_are_set_and_never_raised_above_the_hard_limit(runtime: Runtime) -> None:
+def test_rlimits_are_set_in_the_process(runtime: Runtime) -> None:
     config = base_config(runtime.rootfs, "sh", "-c", "ulimit -n; ulimit -Hn")
     config["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 123, "hard": 456}]
     assert runtime.run(config).out == "123\n456\n"
+
+
+def test_an_rlimit_above_the_hard_limit_is_refused_without_cap_sys_resource(runtime: Runtime) -> None:
+    # with CAP_SYS_RESOURCE root may raise hard limits, and the kernel would allow it
+    require_capability("CAP_SYS_RESOURCE", present=False)
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard == resource.RLIM_INFINITY:
+        pytest.skip("RLIMIT_NOFILE is unlimited here: there is no hard limit to go above")
+    config = base_config(runtime.rootfs, "true")
     config["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": hard + 1, "hard": hard + 1}]
     bundle = runtime.bundle(config)
     cid = runtime.new_id()
     result = runtime("create", "--bundle", str(bundle), cid)
-    if result.rc == 0:
-        pytest.skip("this host lets root raise hard limits (CAP_SYS_RESOURCE)")
+    assert result.rc != 0
     assert "error setting rlimit RLIMIT_NOFILE" in result.err
     assert "operation not permitted" in result.err
     assert leftovers(runtime, cid) == []

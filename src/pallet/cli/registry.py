@@ -32,6 +32,18 @@ def configure_serve(parser: FlagParser) -> None:
     parser.add_argument("--tls-cert", help="PEM certificate (chain) to serve HTTPS with")
     parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
     parser.add_argument(
+        "--header-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="close a connection whose request line and headers take longer (default 60)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        metavar="N",
+        help="serve at most N connections at once; more wait to be accepted (default 256)",
+    )
+    parser.add_argument(
         "--log-level",
         choices=("debug", "info", "warn", "error"),
         default="warn",
@@ -42,6 +54,7 @@ def configure_serve(parser: FlagParser) -> None:
 
 def run_serve(ctx: Context, args: Namespace) -> int:
     from pallet.registry.server.serve import build_server, run
+    from pallet.registry.server.server import DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS
 
     server = build_server(
         addr=args.addr,
@@ -53,6 +66,8 @@ def run_serve(ctx: Context, args: Namespace) -> int:
         tls_key=args.tls_key,
         log_level=args.log_level,
         log_stream=ctx.err,
+        header_timeout=DEFAULT_HEADER_TIMEOUT if args.header_timeout is None else args.header_timeout,
+        max_connections=DEFAULT_MAX_CONNECTIONS if args.max_connections is None else args.max_connections,
     )
     run(server)
     return 0

@@ -7,7 +7,8 @@ Modules, from the disk up:
 - ``manifests``: what a pushed manifest must satisfy, and its referrers entry.
 - ``routes``, ``pagination``, ``errorcodes``: the API's URL space, list
   pages and error bodies.
-- ``tokens``, ``auth``: the three auth modes (none, htpasswd, token).
+- ``tokens``, ``signingkey``, ``auth``: the three auth modes (none, htpasswd,
+  token) and the token key kept in the storage directory.
 - ``requestbody``, ``handlers``, ``server``: HTTP, one endpoint per handler.
 - ``serve``: options to a running server, stopped cleanly by a signal.
 """

@@ -12,6 +12,14 @@
 Checking a bcrypt hash costs tens of milliseconds by design, and a push makes
 dozens of requests: a successful check is remembered (as a SHA-256 of the
 credentials, never the password) until the htpasswd file changes.
+
+bcrypt reads at most 72 bytes of a password. docker-registry checks with Go's
+``bcrypt.CompareHashAndPassword``, which uses the first 72 bytes and ignores
+the rest, as Apache's ``htpasswd -B`` did when it made the hash; Python's
+``bcrypt`` (4.1 and later) raises instead. So a longer password is cut to its
+first 72 bytes before the check: the same passwords open the same entries
+here as under docker-registry, and no password length makes the check fail
+with anything but a 401.
 """
 
 from __future__ import annotations
@@ -47,6 +55,9 @@ __all__ = [
 ]
 
 SERVICE = "pallet-registry"
+
+#: the bytes of a password bcrypt reads; the rest is ignored, as docker-registry does (module docstring)
+BCRYPT_MAX_PASSWORD = 72
 
 #: actions a token may grant on a repository
 _REPOSITORY_ACTIONS = frozenset({"pull", "push", "delete", "*"})
@@ -129,7 +140,7 @@ class Htpasswd:
                 return False
             if key in self._verified:
                 return True
-        if not bcrypt.checkpw(password.encode(), hashed):
+        if not bcrypt.checkpw(password.encode()[:BCRYPT_MAX_PASSWORD], hashed):
             return False
         with self._lock:
             self._verified.add(key)

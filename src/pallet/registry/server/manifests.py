@@ -95,7 +95,11 @@ def parse_manifest(data: bytes, content_type: str) -> Manifest:
     """
     try:
         doc = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except RecursionError:
+        # JSON arrays or objects nested deeper than Python's recursion limit: no manifest nests so
+        raise _invalid("JSON nested too deeply") from None
+    except ValueError as exc:
+        # not JSON, not UTF-8, or a number past Python's int-from-string limit (4300 digits)
         raise _invalid(f"not JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise _invalid("not a JSON object")

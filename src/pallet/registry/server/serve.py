@@ -6,8 +6,15 @@ import signal
 import threading
 
 from pallet.errors import InvalidArgument
+from pallet.registry.server import signingkey
 from pallet.registry.server.auth import BasicAuth, Htpasswd, NoAuth, TokenAuth
-from pallet.registry.server.server import LOG_LEVELS, make_server, tls_context
+from pallet.registry.server.server import (
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    LOG_LEVELS,
+    make_server,
+    tls_context,
+)
 from pallet.registry.server.storage import Storage
 from pallet.registry.server.tokens import TokenSigner
 
@@ -46,6 +53,8 @@ def build_server(
     tls_key: str | None = None,
     log_level: str = "warn",
     log_stream: TextIO | None = None,
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
 ) -> RegistryServer:
     """A bound server for these options; ``InvalidArgument`` names the option that is wrong."""
     if auth not in AUTH_MODES:
@@ -58,6 +67,10 @@ def build_server(
         raise InvalidArgument("TLS needs both --tls-cert and --tls-key")
     if log_level not in LOG_LEVELS:
         raise InvalidArgument(f'unknown log level "{log_level}"; use one of {", ".join(LOG_LEVELS)}')
+    if not header_timeout > 0:  # also refuses NaN
+        raise InvalidArgument(f"--header-timeout must be a positive number of seconds, not {header_timeout}")
+    if max_connections < 1:
+        raise InvalidArgument(f"--max-connections must be at least 1, not {max_connections}")
     authorizer: Authorizer = NoAuth()
     token_auth: TokenAuth | None = None
     if auth == "htpasswd":
@@ -65,7 +78,8 @@ def build_server(
         authorizer = BasicAuth(Htpasswd(htpasswd), realm or "pallet-registry")
     elif auth == "token":
         assert htpasswd is not None
-        token_auth = TokenAuth(Htpasswd(htpasswd), TokenSigner(), realm=realm)
+        key = signingkey.load_or_create(storage_dir)
+        token_auth = TokenAuth(Htpasswd(htpasswd), TokenSigner(key=key), realm=realm)
         authorizer = token_auth
     tls = tls_context(tls_cert, tls_key) if tls_cert and tls_key else None
     storage = Storage(storage_dir)
@@ -79,6 +93,8 @@ def build_server(
             tls=tls,
             log_level=LOG_LEVELS[log_level],
             log_stream=log_stream,
+            header_timeout=header_timeout,
+            max_connections=max_connections,
         )
     except OSError as exc:
         from pallet.errors import Unavailable

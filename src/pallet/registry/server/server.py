@@ -4,18 +4,35 @@ One thread per connection (``ThreadingHTTPServer``), HTTP/1.1 with
 keep-alive. Request bodies are read as streams (``requestbody``) and blobs
 are sent with ``sendfile``: memory use does not grow with blob size. The
 server holds no state of its own beyond ``Storage`` and the token key.
+
+What a client cannot do to it:
+
+- hold a thread by sending its request slowly: the TLS handshake, the request
+  line and the headers must all arrive within ``header_timeout`` seconds of
+  the connection (or, on a kept-alive connection, of the next request's first
+  byte), a deadline and not a per-read timeout, so trickling bytes does not
+  extend it (Go's ``http.Server.ReadHeaderTimeout``; nginx's
+  ``client_header_timeout``, 60 s by default, as here);
+- take every thread: at most ``max_connections`` connections are served at
+  once; the accept loop waits for one to end and later clients wait in the
+  kernel's listen backlog (Go's ``netutil.LimitListener``);
+- get no answer: a request the server fails on is answered ``500`` and the
+  traceback is logged at ``error``, which the default ``warn`` level shows.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import socket
 import ssl
 import struct
 import sys
+import threading
 import time
+import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -32,10 +49,25 @@ if TYPE_CHECKING:
     from pallet.registry.server.auth import Authorizer, TokenAuth
     from pallet.registry.server.storage import Storage
 
-__all__ = ["LOG_LEVELS", "RegistryServer", "make_server"]
+__all__ = [
+    "DEFAULT_HEADER_TIMEOUT",
+    "DEFAULT_MAX_CONNECTIONS",
+    "LOG_LEVELS",
+    "RegistryServer",
+    "make_server",
+]
 
 #: --log-level names; a request line is logged at "info", failures of the server at "error"
 LOG_LEVELS = {"debug": 10, "info": 20, "warn": 30, "error": 40}
+
+#: seconds a client has to send a request's line and headers (nginx's client_header_timeout)
+DEFAULT_HEADER_TIMEOUT = 60.0
+
+#: connections served at once, one thread each; more wait in the listen backlog
+DEFAULT_MAX_CONNECTIONS = 256
+
+#: how often the accept loop, waiting for a free connection slot, looks whether it should stop
+_SLOT_POLL = 0.2
 
 _TOKEN_FORM_LIMIT = 64 << 10
 
@@ -61,6 +93,8 @@ class RegistryServer(ThreadingHTTPServer):
         tls: ssl.SSLContext | None = None,
         log_level: int = LOG_LEVELS["warn"],
         log_stream: TextIO | None = None,
+        header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
         self.storage = storage
         self.authorizer = authorizer
@@ -68,6 +102,10 @@ class RegistryServer(ThreadingHTTPServer):
         self.tls = tls
         self.log_level = log_level
         self.log_stream = log_stream if log_stream is not None else sys.stderr
+        self.header_timeout = header_timeout
+        self.max_connections = max_connections
+        self._slots = threading.BoundedSemaphore(max_connections)
+        self._closing = threading.Event()
         super().__init__(address, RegistryRequestHandler)
         if tls is not None:
             # handshakes happen in the connection's own thread, not in accept()
@@ -84,10 +122,43 @@ class RegistryServer(ThreadingHTTPServer):
                 self.log_stream.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {level} {message}\n")
                 self.log_stream.flush()
 
+    def process_request(
+        self, request: socket.socket | tuple[bytes, socket.socket], client_address: object
+    ) -> None:
+        """Serve the connection on a thread of its own once one of ``max_connections`` slots is free."""
+        try:
+            while not self._slots.acquire(timeout=_SLOT_POLL):
+                if self._closing.is_set():
+                    self.shutdown_request(request)
+                    return
+        except BaseException:  # SIGTERM's _Stop while waiting: the connection is not ours to serve
+            self.shutdown_request(request)
+            raise
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(
+        self, request: socket.socket | tuple[bytes, socket.socket], client_address: object
+    ) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def shutdown(self) -> None:
+        self._closing.set()  # an accept loop waiting for a slot stops waiting
+        super().shutdown()
+
     def handle_error(self, request: object, client_address: object) -> None:
-        # a client that hangs up or fails its TLS handshake is not the server's failure
         exc = sys.exc_info()[1]
-        self.log("debug", f"connection from {client_address}: {exc!r}")
+        if isinstance(exc, (ConnectionError, TimeoutError, ssl.SSLError)):
+            # a client that hangs up, stalls or fails its TLS handshake is not the server's failure
+            self.log("debug", f"connection from {client_address}: {exc!r}")
+            return
+        self.log("error", f"connection from {client_address} failed:\n{traceback.format_exc().rstrip()}")
 
 
 class RegistryRequestHandler(BaseHTTPRequestHandler):
@@ -106,11 +177,41 @@ class RegistryRequestHandler(BaseHTTPRequestHandler):
     server: RegistryServer
 
     def setup(self) -> None:
+        deadline = time.monotonic() + self.server.header_timeout
         super().setup()
         if isinstance(self.connection, ssl.SSLSocket):
+            # the handshake is part of the header phase
+            self.connection.settimeout(self.server.header_timeout)
             self.connection.do_handshake()
         with contextlib.suppress(OSError):
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # every read goes through the deadline reader; the plain file the base class made is not used
+        self.rfile.close()
+        self._reader = _DeadlineReader(self.connection, self.timeout)
+        self._reader.deadline = deadline
+        self._buffered = io.BufferedReader(self._reader, self.rbufsize)
+        self.rfile = self._buffered
+        self._kept_alive = False
+
+    def handle_one_request(self) -> None:
+        """Wait for a request, then give its line and headers ``header_timeout`` seconds to arrive.
+
+        A kept-alive connection may sit idle for ``timeout`` seconds before
+        the next request's first byte; the first request's deadline runs from
+        the connection (``setup``).
+        """
+        if self._kept_alive:
+            self._reader.deadline = None
+            try:
+                if not self._buffered.peek(1):
+                    self.close_connection = True
+                    return
+            except (TimeoutError, ConnectionError):
+                self.close_connection = True
+                return
+            self._reader.deadline = time.monotonic() + self.server.header_timeout
+        self._kept_alive = True
+        super().handle_one_request()
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass  # _handle logs one line per request, with its duration
@@ -141,6 +242,7 @@ class RegistryRequestHandler(BaseHTTPRequestHandler):
         return f"{'https' if self.server.tls else 'http'}://{host}"
 
     def _handle(self) -> None:
+        self._reader.end_deadline()  # the headers are in; a body may take as long as it takes
         started = time.monotonic()
         method = self.command
         parts = urlsplit(self.path)
@@ -171,6 +273,13 @@ class RegistryRequestHandler(BaseHTTPRequestHandler):
         except OSError as err:
             self.server.log("error", f'"{method} {parts.path}" failed: {err}')
             response = _error_response(RegistryError("UNKNOWN", f"storage error: {err.strerror or err}"))
+        except Exception:  # noqa: BLE001 - a bug: the client gets a 500, the operator the traceback
+            self.server.log(
+                "error", f'"{method} {parts.path}" failed unexpectedly:\n{traceback.format_exc().rstrip()}'
+            )
+            response = _error_response(
+                RegistryError("UNKNOWN", "internal server error; the registry's log has the details")
+            )
         try:
             sent = self._send(method, response, body)
         except (ConnectionError, TimeoutError):
@@ -286,6 +395,43 @@ class RegistryRequestHandler(BaseHTTPRequestHandler):
         return done
 
 
+class _DeadlineReader(io.RawIOBase):
+    """The connection's reads, bounded by ``deadline`` (a ``time.monotonic()`` value) while one is set.
+
+    Without a deadline each read waits at most ``idle`` seconds. ``TimeoutError``
+    when the deadline passes, however the bytes trickle in.
+    """
+
+    def __init__(self, sock: socket.socket, idle: float | None) -> None:
+        super().__init__()
+        self._sock = sock
+        self._idle = idle
+        self._timeout: float | None = sock.gettimeout()
+        self.deadline: float | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def _set_timeout(self, timeout: float | None) -> None:
+        if timeout != self._timeout:  # settimeout is a syscall: not on every read of a body
+            self._sock.settimeout(timeout)
+            self._timeout = timeout
+
+    def end_deadline(self) -> None:
+        self.deadline = None
+        self._set_timeout(self._idle)
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        if self.deadline is None:
+            self._set_timeout(self._idle)
+        else:
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("the request's headers did not arrive in time")
+            self._set_timeout(remaining)
+        return self._sock.recv_into(buffer)
+
+
 def _read_span(body: FileBody) -> bytes:
     """The bytes of a small file body (short if the file is shorter than promised)."""
     fd = os.open(body.path, os.O_RDONLY | os.O_CLOEXEC)
@@ -310,6 +456,8 @@ def make_server(
     tls: ssl.SSLContext | None = None,
     log_level: int = LOG_LEVELS["warn"],
     log_stream: TextIO | None = None,
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
 ) -> RegistryServer:
     """A registry server bound to ``address`` (port 0 picks a free port), not yet serving."""
     return RegistryServer(
@@ -320,6 +468,8 @@ def make_server(
         tls=tls,
         log_level=log_level,
         log_stream=log_stream,
+        header_timeout=header_timeout,
+        max_connections=max_connections,
     )
 
 

@@ -1,9 +1,9 @@
 """Bearer tokens of the registry's token mode: scopes, signing, verification.
 
 A token is JWT-shaped (``base64url(header).base64url(claims).base64url(mac)``)
-and signed with HMAC-SHA256 under a key the server draws at start, so only
-the server that issued a token accepts it, and none survives a restart
-(clients fetch a new one on the next 401, as they must when one expires).
+and signed with HMAC-SHA256 under the key of the registry's storage directory
+(``signingkey``), so only a server on that directory accepts it, and a token
+stays valid across a restart until it expires.
 The claims follow distribution's token spec: ``iss``, ``sub``, ``aud`` (the
 service), ``exp``, ``nbf``, ``iat``, ``jti`` and ``access``, a list of
 ``{"type", "name", "actions"}``.

@@ -1,23 +1,37 @@
 #!/usr/bin/env bash
-# Install everything pallet needs on Debian 12 (as root), then run a container.
+# Install what pallet needs on Debian 12 (as root), then run a container.
 #
-#   bash scripts/install.sh            install, make the busybox image, run a container from it
-#   bash scripts/install.sh --no-demo  install only (what scripts/test.sh and .ci/run use)
+#   bash scripts/install.sh                  install pallet, make the busybox image, run a container from it
+#   bash scripts/install.sh --no-demo        install pallet only
+#   bash scripts/install.sh --no-demo --dev  also what the tests and benchmarks need: the peers pallet is
+#                                            compared with (runc, crun, podman, docker, ...) and the dev
+#                                            Python packages (what scripts/test.sh and .ci/run use)
 #
 # Idempotent: packages already present are not fetched again, the venv is reused.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 demo=1
-[ "${1:-}" = --no-demo ] && demo=0
+dev=0
+for arg in "$@"; do
+    case $arg in
+        --no-demo) demo=0 ;;
+        --dev) dev=1 ;;
+        *) echo "install.sh: unknown option '$arg' (known: --no-demo, --dev)" >&2; exit 2 ;;
+    esac
+done
 
 [ "$(id -u)" = 0 ] || { echo "install.sh: run as root (pallet creates namespaces, mounts and cgroups)" >&2; exit 1; }
 
-# Debian packages: the interpreter and busybox for images, and the peers that
-# tests and benchmarks compare pallet with.
-pkgs=(python3 python3-venv python3-dev gcc busybox-static libseccomp2 iproute2 nftables util-linux
-      jq hyperfine runc crun skopeo umoci podman buildah containerd docker.io docker-registry tini
-      golang-github-opencontainers-specs-dev)
+# Debian packages pallet runs with: the interpreter, busybox-static for the default
+# image, libseccomp (seccomp filters), tini-static (--init).
+pkgs=(python3 python3-venv busybox-static libseccomp2 tini)
+# Only the tests and benchmarks use these: a compiler for Python packages built from
+# source, the peers pallet is measured against and checked with, the runtime-spec schema.
+if [ $dev = 1 ]; then
+    pkgs+=(python3-dev gcc iproute2 nftables util-linux jq hyperfine runc crun skopeo umoci podman buildah
+           containerd docker.io docker-registry golang-github-opencontainers-specs-dev e2fsprogs)
+fi
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -34,12 +48,15 @@ venv=$top/.venv
 if [ ! -x "$venv/bin/python" ]; then
     /usr/bin/python3 -m venv "$venv"
 fi
-stamp=$venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
-if [ ! -e "$stamp" ]; then
+# a dev install also satisfies a plain one; either is redone when pyproject.toml changes
+hash=$(sha256sum pyproject.toml | cut -c1-16)
+extras=""
+[ $dev = 1 ] && extras="[dev]"
+if [ ! -e "$venv/.installed-dev-$hash" ] && { [ $dev = 1 ] || [ ! -e "$venv/.installed-run-$hash" ]; }; then
     "$venv/bin/pip" install -q --upgrade pip 2>&1 | { grep -v "^WARNING: Location" >&2 || true; }
-    "$venv/bin/pip" install -q -e ".[dev]" 2>&1 | { grep -v "^WARNING: Location" >&2 || true; }
+    "$venv/bin/pip" install -q -e ".$extras" 2>&1 | { grep -v "^WARNING: Location" >&2 || true; }
     rm -f "$venv"/.installed-*
-    touch "$stamp"
+    touch "$venv/.installed-$([ $dev = 1 ] && echo dev || echo run)-$hash"
 fi
 
 # Console scripts written by pip import `re` (~10 ms) and run site.py (~5 ms)

@@ -148,9 +148,11 @@ class RootfsBuilder:
             # stop our mounts from reaching the host before making any
             self.sys.mount("", "/", "", propagation | f.MS_REC, "")
             self.propagation = propagation if linux and linux.rootfs_propagation else 0
-            # pivot_root refuses a shared parent: make the rootfs's parent mount private before
-            # binding the rootfs (the bind would join a shared peer group), as runc does
-            parent = _mount_point_of(os.path.dirname(self.rootfs), self.mountinfo)
+            # pivot_root refuses a shared parent: make the mount holding the rootfs private before
+            # binding the rootfs onto itself (the bind would join a shared peer group, and every
+            # mount made under it would reach the host). That mount is the rootfs itself when it
+            # is a mount point (containerd's overlay), else the one holding it: runc's choice too
+            parent = _mount_point_of(self.rootfs, self.mountinfo)
             # (an unbindable parent, from rootfsPropagation "unbindable", would refuse the bind too;
             # the propagation asked for is applied again to the new root after the pivot)
             if parent is not None and (parent[1] or propagation & f.MS_UNBINDABLE):

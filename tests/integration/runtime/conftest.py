@@ -70,9 +70,10 @@ class Result:
 
 
 class Runtime:
-    """Drives ``pallet-runtime`` with a private ``--root``; remembers ids to clean up."""
+    """Drives ``pallet-runtime`` (or a peer's ``binary``) with a private ``--root``; remembers ids to clean up."""
 
-    def __init__(self, tmp: Path, rootfs: Path) -> None:
+    def __init__(self, tmp: Path, rootfs: Path, binary: str = RUNTIME) -> None:
+        self.binary = binary
         self.tmp = tmp
         self.root = tmp / "state"
         self.rootfs = rootfs
@@ -99,7 +100,7 @@ class Runtime:
         out_path, err_path = self.tmp / f"out.{self._n}", self.tmp / f"err.{self._n}"
         with open(out_path, "w+") as out, open(err_path, "w+") as err:
             proc = subprocess.run(
-                [RUNTIME, "--root", str(self.root), *args],
+                [self.binary, "--root", str(self.root), *args],
                 input=stdin if stdin is not None else "",
                 stdout=out,
                 stderr=err,
@@ -134,7 +135,7 @@ class Runtime:
     def cleanup(self) -> None:
         for cid in self.ids:
             subprocess.run(
-                [RUNTIME, "--root", str(self.root), "delete", "--force", cid],
+                [self.binary, "--root", str(self.root), "delete", "--force", cid],
                 capture_output=True,
                 check=False,
             )

@@ -51,6 +51,35 @@ def test_prepare_makes_root_rslave_binds_rootfs_then_mounts_in_order(tmp_path: P
     assert "mode=755" in str(dev[5])
 
 
+def _shared_mounts(tmp_path: Path, *points: str) -> str:
+    info = tmp_path / "mountinfo"
+    lines = ["1 0 8:1 / / rw shared:1 - ext4 /dev/sda rw"]
+    lines += [f"{n} 1 0:{n} / {p} rw shared:{n} - overlay overlay rw" for n, p in enumerate(points, 2)]
+    info.write_text("\n".join(lines) + "\n")
+    return str(info)
+
+
+def test_a_rootfs_that_is_a_shared_mount_point_is_made_private_itself_before_the_bind(tmp_path: Path) -> None:
+    # containerd's overlay at $bundle/rootfs: the bind's parent is the rootfs mount, pivot_root needs it private
+    builder, sys, rootfs = _builder(
+        tmp_path, linux={**default_spec().to_json()["linux"], "rootfsPropagation": "rshared"}
+    )
+    builder.mountinfo = _shared_mounts(tmp_path, str(tmp_path), rootfs)
+    builder.prepare()
+    assert sys.named("mount")[:3] == [
+        ("mount", "", "/", "", f.MS_SHARED | f.MS_REC, ""),
+        ("mount", "", rootfs, "", f.MS_PRIVATE, ""),
+        ("mount", rootfs, rootfs, "", f.MS_BIND | f.MS_REC, ""),
+    ]
+
+
+def test_a_rootfs_directory_has_the_shared_mount_holding_it_made_private(tmp_path: Path) -> None:
+    builder, sys, _rootfs = _builder(tmp_path)
+    builder.mountinfo = _shared_mounts(tmp_path, str(tmp_path))
+    builder.prepare()
+    assert sys.named("mount")[1] == ("mount", "", str(tmp_path), "", f.MS_PRIVATE, "")
+
+
 def test_default_devices_are_mknod_char_devices_and_dev_links_are_made(tmp_path: Path) -> None:
     builder, sys, rootfs = _builder(tmp_path)
     builder.prepare()

@@ -178,8 +178,11 @@ def run_login(ctx: Context, args: Namespace) -> int:
         Registry(transport, server, creds).login_check()
     finally:
         transport.close()
-    path = credentials.store(server, creds)
-    ctx.err.write(f"WARNING! Your password will be stored unencrypted in {path}.\n")
+    if credentials.store(server, creds) is None:
+        ctx.err.write(
+            f"WARNING! Your password will be stored unencrypted in {credentials.config_path()}.\n"
+            'Configure a credential helper ("credsStore" in that file) to remove this warning.\n'
+        )
     ctx.out.write("Login Succeeded\n")
     return 0
 

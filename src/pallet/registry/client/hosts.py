@@ -6,9 +6,14 @@ Docker's rules, followed here:
   ``https://index.docker.io/v1/`` in ``config.json``.
 - A registry is *insecure* when it is named in the insecure list, or when its
   host is ``localhost`` or an address in 127.0.0.0/8 or ``::1`` (docker's default
-  insecure CIDR is 127.0.0.0/8, and ``localhost`` resolves there). For an
-  insecure registry pallet tries HTTPS without certificate checks first and
-  falls back to plain HTTP, as docker does; every other registry is HTTPS with
+  insecure CIDRs are ``::1/128`` and ``127.0.0.0/8``, and ``localhost`` resolves
+  there). For an insecure registry pallet tries HTTPS without certificate
+  checks first and falls back to plain HTTP, in docker's order: moby's
+  ``lookupV2Endpoints`` lists the ``https://`` endpoint first and adds
+  ``http://`` after it only for an insecure registry, and the pull or push
+  moves to the next endpoint when the TLS attempt fails. (HTTP first could
+  not tell a plain registry from a TLS one: a Go TLS server answers a plain
+  request with an HTTP 400 of its own.) Every other registry is HTTPS with
   full verification.
 - The insecure list is the union of ``insecure-registries`` (``host[:port]`` or
   a CIDR, the key of docker's ``daemon.json``) in ``<pallet root>/registries.json``

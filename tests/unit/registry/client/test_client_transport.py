@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import ssl
 import subprocess
 import threading
@@ -87,3 +88,87 @@ def test_insecure_loopback_registry_with_tls_is_used_without_verification(tls_se
         assert t.base_url(tls_server) == f"https://{tls_server}"
     finally:
         t.close()
+
+
+class _FirstBytes:
+    """A loopback server that notes how each connection opens: a TLS ClientHello or plain HTTP.
+
+    A ClientHello gets the ``400`` a plain HTTP server sends it; plain requests get ``200 {}``.
+    """
+
+    def __init__(self) -> None:
+        self.opened: list[str] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.05)
+        self.host = f"127.0.0.1:{self._listener.getsockname()[1]}"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="first-bytes")
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(10)
+                first = conn.recv(1)
+                if first == b"\x16":  # a TLS handshake record: answer as a plain HTTP server does
+                    self.opened.append("tls")
+                    conn.recv(65536)
+                    conn.sendall(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
+                    continue
+                self.opened.append("http")
+                data = first
+                while b"\r\n\r\n" not in data:
+                    piece = conn.recv(4096)
+                    if not piece:
+                        break
+                    data += piece
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._listener.close()
+
+
+@pytest.fixture
+def first_bytes() -> Iterator[_FirstBytes]:
+    server = _FirstBytes()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("name", ["127.0.0.1", "localhost"])
+def test_loopback_registry_is_tried_over_https_first_then_plain_http_as_docker_does(
+    first_bytes: _FirstBytes, name: str
+) -> None:
+    # docker (moby registry/service_v2.go lookupV2Endpoints) lists https:// first and, for an
+    # insecure registry, http:// after it; 127.0.0.0/8, ::1 and localhost are insecure by default
+    host = first_bytes.host.replace("127.0.0.1", name)
+    t = Transport()
+    try:
+        base = t.base_url(host)
+        assert base == f"http://{host}"
+        assert t.base_url(host) == base  # decided once per registry
+        assert t.request("GET", f"{base}/v2/", registry=host).status == 200
+    finally:
+        t.close()
+    assert first_bytes.opened == ["tls", "http"]
+
+
+def test_a_registry_that_is_not_insecure_is_never_tried_over_plain_http(
+    first_bytes: _FirstBytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(transport.hosts, "is_insecure", lambda registry, insecure=(): False)
+    t = Transport()
+    try:
+        with pytest.raises(TLSFailure):
+            Repository(Registry(t, first_bytes.host, None), "app").get_manifest("v1", what="manifest")
+    finally:
+        t.close()
+    assert "http" not in first_bytes.opened

@@ -54,6 +54,7 @@ __all__ = [
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import sqlite3
+    from collections.abc import Mapping
     from contextlib import AbstractContextManager
     from pathlib import Path
     from typing import Self
@@ -564,12 +565,15 @@ class ImageStore:
 
     # --- unpacking ------------------------------------------------------------------------------
 
-    def unpack(self, image: str) -> str | None:
+    def unpack(self, image: str, *, unpacked_sizes: Mapping[str, int] | None = None) -> str | None:
         """Unpack the image's layers into committed snapshots; returns the top one's key (None: no layers).
 
         Layers already unpacked (by any image) are reused. Each layer's diff id
         is checked against the config while it is applied. Give the key to
         ``snapshots.prepare(container_key, parent=key)`` for a writable root.
+        ``unpacked_sizes``: chain id -> uncompressed size of the layers the
+        caller committed itself (pull extracts while it downloads), recorded as
+        this method records the layers it applies.
         """
         top: str | None = None
         for layer in self.layers(image):
@@ -587,9 +591,15 @@ class ImageStore:
                         "UPDATE layers SET snapshot_key = ?, uncompressed_size = ? WHERE chain_id = ?",
                         (key, applied.size, key),
                     )
-            elif layer.snapshot_key is None:
-                with self.db.transaction() as conn:
-                    conn.execute("UPDATE layers SET snapshot_key = ? WHERE chain_id = ?", (key, key))
+            else:
+                size = (unpacked_sizes or {}).get(key)
+                if layer.snapshot_key is None or (size is not None and layer.uncompressed_size is None):
+                    with self.db.transaction() as conn:
+                        conn.execute(
+                            """UPDATE layers SET snapshot_key = ?, uncompressed_size = coalesce(uncompressed_size, ?)
+                               WHERE chain_id = ?""",
+                            (key, size, key),
+                        )
             top = key
         return top
 

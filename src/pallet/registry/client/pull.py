@@ -14,7 +14,9 @@ The pipeline, per layer, in parallel threads:
    order (a layer's parent first) and only after the blob's digest and the
    layer's diff id were both checked.
 3. ``ImageStore.add_image`` records image and tag; ``ImageStore.unpack`` then
-   finds every snapshot in place and only links them.
+   finds every snapshot in place and only links them, recording the
+   uncompressed size each layer had when the workers extracted it (what
+   ``load`` records when it unpacks, so ``images`` shows the same size).
 
 Layers already in the store are not fetched again; snapshots that exist are
 reused. The whole pull holds the store's lease, so a concurrent gc cannot
@@ -111,6 +113,8 @@ class _LayerJob:
         self.mode = "overlay" if driver == _snapshots.OVERLAY else "naive"
         self.independent = driver == _snapshots.OVERLAY
         self.downloaded = 0
+        #: chain id -> uncompressed tar size, of each layer extracted here (each key set by one worker)
+        self.sizes: dict[str, int] = {}
         self._local = threading.local()
 
     @property
@@ -245,6 +249,7 @@ class _LayerJob:
             self.progress.status(key, "Download complete")  # and extracted: both happened at once
             self._wait_parent(i)
             snaps.commit(self.chains[i], parent, work)
+            self.sizes[str(self.chains[i])] = stats.size
         except BaseException:
             remove_tree(work)
             raise
@@ -268,6 +273,7 @@ class _LayerJob:
                 )
             self._check_diff_id(i, stats.diff_id)
             snaps.commit(self.chains[i], parent, work)
+            self.sizes[str(self.chains[i])] = stats.size
         except BaseException:
             remove_tree(work)
             raise
@@ -350,7 +356,7 @@ def pull(
         image = store.add_image(
             manifest_bytes, config, manifest_media_type=media_type or None, index=index_bytes, ref=name
         )
-        store.unpack(image.id)
+        store.unpack(image.id, unpacked_sizes=job.sizes)
     if sources is not None:
         blobs = [str(d.digest) for d in manifest.layers] + [str(manifest.config.digest)]
         sources.note(blobs, reference.domain, reference.path)

@@ -1,7 +1,8 @@
 """Archive commands: ``save``, ``load`` and ``import`` (also as ``image save|load|import``).
 
-``save`` writes to ``-o FILE`` atomically (a temp file renamed into place) or
-streams to stdout when stdout is not a terminal; ``load`` reads ``-i FILE`` or
+``save`` writes to ``-o FILE`` atomically (``outfile``: a temp file renamed
+into place, and temps of killed saves removed by the next save into that
+directory) or streams to stdout when stdout is not a terminal; ``load`` reads ``-i FILE`` or
 stdin. Progress lines go to stderr (``-q`` silences them); the result lines
 docker scripts parse (``Loaded image: busybox:latest``, the imported id) go
 to stdout.
@@ -10,7 +11,6 @@ to stdout.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from pallet.cli.exits import UsageError
 from pallet.cli.tables import human_size
@@ -56,16 +56,10 @@ def _run_save(ctx: Context, args: Namespace) -> int:
         target = os.path.abspath(args.output)
         if os.path.isdir(target):
             raise InvalidArgument(f"{args.output} is a directory; give a file name to -o")
-        temp = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.pallet-{os.getpid()}.tmp")
-        try:
-            # renamed into place only once complete (never a half archive under the name asked
-            # for); not fsynced, like docker's and skopeo's archives: an export, not a store
-            with open(temp, "wb") as out:
-                save(store, args.images, out, progress=progress)
-            os.rename(temp, target)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        from pallet.cli.outfile import atomic_output
+
+        with atomic_output(target) as out:
+            save(store, args.images, out, progress=progress)
     return 0
 
 

@@ -206,7 +206,7 @@ def _prepare(plan: InitPlan, sys: Syscalls) -> tuple[str, list[str], list[str]]:
     builder.finish()
     if not plan.needs_hooks:
         _await_cgroup(plan, sys)
-    path, env = finalize_process(sys, process, plan.seccomp, chdir_as_user=True)
+    path, env = finalize_process(sys, process, plan.seccomp)
     return path, list(process.args), env
 
 

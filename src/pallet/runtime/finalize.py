@@ -27,40 +27,46 @@ if TYPE_CHECKING:
     from pallet.runtime.seccomp import PreparedSeccomp
 
 
-def finalize_process(
-    sys: Syscalls, process: Process, seccomp: PreparedSeccomp | None, *, chdir_as_user: bool = False
-) -> tuple[str, list[str]]:
+def finalize_process(sys: Syscalls, process: Process, seccomp: PreparedSeccomp | None) -> tuple[str, list[str]]:
     """Limits, cwd, umask, credentials and seccomp; the program's path and environment.
 
-    ``chdir_as_user``: change to the cwd again once the process's user is set
-    (the init does, as runc: it fails if that user cannot enter it).
+    The cwd is entered as runc does: first as the runtime's user (it may reach what the
+    container's user cannot); if that is refused, again once ``process.user`` is set (a cwd
+    only that user may enter, e.g. a volume chowned to it, where the runtime lacks the
+    capabilities to enter).
     """
     credentials.apply_rlimits(process)
     credentials.apply_oom_score_adj(process.oom_score_adj)
     cwd = process.cwd or "/"
-    _chdir(cwd)
+    deferred = not _chdir(cwd, refused_ok=True)
     if process.user.umask is not None:
         os.umask(process.user.umask)
     env = list(process.env)
     if not process.args:
         raise InvalidArgument("process.args: must not be empty")
-    path = resolve(process.args[0], env)
+    # a relative args[0] is resolved from the cwd: after it is entered
+    path = "" if deferred else resolve(process.args[0], env)
     nnp = process.no_new_privileges
     if seccomp is not None and not nnp:
         _install(seccomp)
     credentials.apply_user_and_capabilities(sys, process)
-    if chdir_as_user:
-        os.chdir(cwd)
+    if deferred:
+        _chdir(cwd)
+        path = resolve(process.args[0], env)
     if seccomp is not None and nnp:
         _install(seccomp)
     return path, env
 
 
-def _chdir(cwd: str) -> None:
+def _chdir(cwd: str, *, refused_ok: bool = False) -> bool:
+    """Enter ``cwd``; with ``refused_ok``, False when permission is refused (EACCES, EPERM)."""
     try:
         os.chdir(cwd)
     except OSError as e:
+        if refused_ok and isinstance(e, PermissionError):
+            return False
         raise SystemError_(f"chdir to cwd ({cwd!r}) set in config.json", e.errno or 0) from None
+    return True
 
 
 def _install(seccomp: PreparedSeccomp) -> None:

@@ -150,6 +150,24 @@ def runtime(tmp_path: Path, busybox_rootfs: Path) -> Iterator[Runtime]:
         rt.cleanup()
 
 
+@pytest.fixture(params=["pallet-runtime", "runc", "crun"])
+def any_runtime(request: pytest.FixtureRequest, tmp_path: Path, busybox_rootfs: Path) -> Iterator[Runtime]:
+    """pallet-runtime, then runc and crun (skipped when absent), each with its own ``--root``."""
+    from pallet.testing.peers import fix_hybrid_cgroups, peer_binary
+
+    name = request.param
+    binary = RUNTIME if name == "pallet-runtime" else peer_binary(name)
+    if binary is None:
+        pytest.skip(f"{name} is not installed (no {name} binary on PATH)")
+    if name == "crun":
+        fix_hybrid_cgroups()
+    rt = Runtime(tmp_path, busybox_rootfs, binary)
+    try:
+        yield rt
+    finally:
+        rt.cleanup()
+
+
 def leftovers(rt: Runtime, cid: str) -> list[str]:
     """What a container left behind: its state dir, cgroup dirs, mounts mentioning it."""
     found = []

@@ -15,9 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pallet.testing.peers import fix_hybrid_cgroups, peer_binary
-
-from .conftest import RUNTIME, Runtime, base_config
+from .conftest import Runtime, base_config
 
 pytestmark = pytest.mark.root
 
@@ -94,21 +92,6 @@ def mounted_rootfs(tmp_path: Path, busybox_rootfs: Path) -> Iterator[Path]:
         # everything at or below the rootfs, deepest first: also what a leaking runtime left
         for point in sorted((line.split()[0] for line in _host_mounts_under(rootfs)), reverse=True):
             subprocess.run(["umount", "-l", point], capture_output=True, check=False)
-
-
-@pytest.fixture(params=["pallet-runtime", "runc", "crun"])
-def any_runtime(request: pytest.FixtureRequest, tmp_path: Path, busybox_rootfs: Path) -> Iterator[Runtime]:
-    name = request.param
-    binary = RUNTIME if name == "pallet-runtime" else peer_binary(name)
-    if binary is None:
-        pytest.skip(f"{name} is not installed (no {name} binary on PATH)")
-    if name == "crun":
-        fix_hybrid_cgroups()
-    rt = Runtime(tmp_path, busybox_rootfs, binary)
-    try:
-        yield rt
-    finally:
-        rt.cleanup()
 
 
 @pytest.mark.parametrize("propagation", list(EXPECTED))

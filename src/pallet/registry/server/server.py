@@ -18,6 +18,11 @@ What a client cannot do to it:
   kernel's listen backlog (Go's ``netutil.LimitListener``);
 - get no answer: a request the server fails on is answered ``500`` and the
   traceback is logged at ``error``, which the default ``warn`` level shows.
+
+docker-registry (distribution) has neither limit to borrow a name from: its
+``http`` section offers only ``draintimeout``, and its Go ``http.Server`` runs
+with no ``ReadHeaderTimeout`` and an unbounded listener; hence the Go and
+nginx names above, as ``--header-timeout`` and ``--max-connections``.
 """
 
 from __future__ import annotations

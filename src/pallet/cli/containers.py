@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 import time
 
-from pallet.cli.exits import UsageError
+from pallet.cli.exits import EXIT_ENGINE, UsageError
 from pallet.cli.flags import REMAINDER
-from pallet.errors import InvalidArgument, NotFound, PalletError
+from pallet.errors import FailedPrecondition, InvalidArgument, NotFound, PalletError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -50,31 +50,10 @@ __all__ = [
     "configure_wait",
 ]
 
-#: docker's exit codes of ``run``: the engine failed, the command cannot run, is not found
-EXIT_ENGINE = 125
-EXIT_CANNOT_INVOKE = 126
-EXIT_NOT_FOUND = 127
-
-
 def _engine(ctx: Context) -> Engine:
     from pallet.engine.lifecycle import Engine
 
     return Engine.open(ctx.root, ctx.run_root, leave_open=ctx.exits_after)
-
-
-def _exit_code_for(error: PalletError) -> int:
-    """Docker's exit code for a failed ``run``/``start``: 126/127 from the runtime's words, else 125."""
-    text = error.message.lower()
-    if "executable file not found" in text or "no such file or directory" in text:
-        return EXIT_NOT_FOUND
-    if "permission denied" in text:
-        return EXIT_CANNOT_INVOKE
-    return EXIT_ENGINE
-
-
-def _engine_error(error: PalletError) -> PalletError:
-    error.exit_code = _exit_code_for(error)  # type: ignore[attr-defined]
-    return error
 
 
 def _write_err(ctx: Context, data: bytes) -> None:
@@ -245,23 +224,21 @@ def _create(
     def warn(text: str) -> None:
         ctx.err.write(f"WARNING: {text}\n")
 
-    try:
-        for warning in warnings_for(options, options.mounts, engine_paths=(ctx.root, ctx.run_root)):
-            warn(warning)
-        return engine.create(
-            args.image,
-            options,
-            warn=warn,
-            container_id=container_id,
-            start_with=start_with,
-            exit_command=exit_command,
-        )
-    except PalletError as e:
-        raise _engine_error(e) from None
+    for warning in warnings_for(options, options.mounts, engine_paths=(ctx.root, ctx.run_root)):
+        warn(warning)
+    return engine.create(
+        args.image,
+        options,
+        warn=warn,
+        container_id=container_id,
+        start_with=start_with,
+        exit_command=exit_command,
+    )
 
 
 def _run_create(ctx: Context, args: Namespace) -> int:
     options = _parse_options(args, "create")
+    ctx.failure = EXIT_ENGINE
     with _engine(ctx) as engine:
         record = _create(ctx, engine, args, options)
         ctx.out.write(record.id + "\n")
@@ -284,6 +261,7 @@ def _run_run(ctx: Context, args: Namespace) -> int:
     )
     try:
         options = _parse_options(args, "run")
+        ctx.failure = EXIT_ENGINE
         if not args.detach:  # our first line to the shim, read before the container starts
             shim.greet(stdin=args.interactive, size=_terminal_size(ctx) if args.interactive else None)
         with _engine(ctx) as engine:
@@ -339,10 +317,10 @@ def _run_attached(
             conn = shim.attach()
         else:  # it ran already (start -a): attach to its shim
             conn = attach.connect(engine.layout.attach_socket(record.id), stdin=interactive)
-    except PalletError as e:
+    except PalletError:
         if remove:
             engine.remove(record.id, force=True, volumes=True)
-        raise _engine_error(e) from None
+        raise
     return _follow(ctx, engine, record, conn, interactive=interactive, remove=remove)
 
 
@@ -508,10 +486,8 @@ def _run_start(ctx: Context, args: Namespace) -> int:
         if args.attach or args.interactive:
             if len(args.containers) > 1:
                 raise UsageError("you cannot start and attach multiple containers at once", "start")
-            try:
-                record = engine.containers.get(args.containers[0])
-            except PalletError as e:
-                raise _engine_error(e) from None
+            ctx.failure = EXIT_ENGINE
+            record = engine.containers.get(args.containers[0])
             from pallet.engine.shim.launch import prelaunch
 
             shim = prelaunch(engine.layout.shim_config(record.id), client=True)
@@ -920,7 +896,7 @@ def _run_attach(ctx: Context, args: Namespace) -> int:
     with _engine(ctx) as engine:
         record = engine.get(args.container)
         if record.state not in ("running", "paused", "restarting"):
-            raise PalletError("You cannot attach to a stopped container, start it first")
+            raise FailedPrecondition("You cannot attach to a stopped container, start it first")
         interactive = not args.no_stdin and bool(engine.document(record).get("Config", {}).get("OpenStdin"))
         conn = attach.connect(engine.layout.attach_socket(record.id), stdin=interactive)
         restore = _proxy_signals(engine, record.id) if args.sig_proxy and not conn.tty else None
@@ -961,14 +937,12 @@ def _run_exec(ctx: Context, args: Namespace) -> int:
         workdir=args.workdir,
         user=args.user,
     )
+    ctx.failure = EXIT_ENGINE
     with _engine(ctx) as engine:
-        try:
-            if args.detach:
-                exec_process(engine, args.container, request)
-                return 0
-            return _exec_attached(ctx, engine, args.container, request)
-        except PalletError as e:
-            raise _engine_error(e) from None
+        if args.detach:
+            exec_process(engine, args.container, request)
+            return 0
+        return _exec_attached(ctx, engine, args.container, request)
 
 
 def _exec_attached(ctx: Context, engine: Engine, ref: str, request: ExecRequest) -> int:

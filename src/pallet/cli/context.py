@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pallet.cli.exits import EXIT_FAILURE
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import BinaryIO, TextIO
@@ -18,7 +20,7 @@ class Context:
     ``sys.stdout``) so tests can run commands in-process and capture output.
     """
 
-    __slots__ = ("debug", "err", "exits_after", "out", "root", "run_root", "stdin", "stdout_binary")
+    __slots__ = ("debug", "err", "exits_after", "failure", "out", "root", "run_root", "stdin", "stdout_binary")
 
     def __init__(
         self,
@@ -42,6 +44,9 @@ class Context:
         #: the process ends with ``os._exit`` after the command (the console script): stores
         #: need not be closed (see ``Engine.open``)
         self.exits_after = exits_after
+        #: the exit code of a failure whose category has none (``pallet/errors.py``): 1, or
+        #: docker's 125 once ``run``, ``create``, ``start -a`` or ``exec`` is under way
+        self.failure = EXIT_FAILURE
 
     def image_store(self) -> ImageStore:
         """Open the image store under ``--root`` (created on first use); close it when done."""

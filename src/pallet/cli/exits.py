@@ -4,7 +4,9 @@ Every failure a user sees passes through :func:`report`; it prints exactly one
 line, ``pallet: <message>``, on stderr and returns the exit code. A traceback
 is printed only with ``--debug``.
 
-Exit codes follow docker's CLI convention:
+Exit codes follow docker's CLI convention; they come from the error's category
+(the table in ``pallet/errors.py``), a class's refinement of it, or the
+command's own failure code:
 
 ====  ==========================================================================
 code  when
@@ -18,7 +20,10 @@ code  when
 69    registry transfer: the registry cannot be reached (``Unreachable``)
 76    registry transfer: TLS handshake or certificate check failed (``TLSFailure``)
 77    registry transfer: unauthorized or denied (``Unauthorized``)
-125   usage error: unknown command, unknown flag, bad flag value (``UsageError``)
+125   usage error: unknown command, unknown flag, bad flag value (``UsageError``);
+      and any other failure of ``run``, ``create``, ``start -a``, ``exec``
+126   ``run``/``start``/``exec``: the container's program cannot be run (``CommandNotExecutable``)
+127   ``run``/``start``/``exec``: the container's program does not exist (``CommandNotFound``)
 130   interrupted by SIGINT (Ctrl-C)
 141   stdout was closed early (``pallet images | head -1``): nothing is printed
 ====  ==========================================================================
@@ -30,15 +35,17 @@ unless ``--debug`` is given.
 
 from __future__ import annotations
 
-from pallet.errors import InvalidArgument, PalletError
+from pallet.errors import INVALID_ARGUMENT, InvalidArgument, PalletError, exit_code_of
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import TextIO
 
-__all__ = ["EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_PIPE", "EXIT_USAGE", "UsageError", "report"]
+__all__ = ["EXIT_ENGINE", "EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_PIPE", "EXIT_USAGE", "UsageError", "report"]
 
 EXIT_FAILURE = 1
+#: docker's code for a failure of the engine in ``run``/``create``/``start -a``/``exec``
+EXIT_ENGINE = 125
 EXIT_USAGE = 125
 EXIT_INTERRUPTED = 130
 EXIT_PIPE = 141
@@ -50,23 +57,28 @@ class UsageError(InvalidArgument):
     ``command`` names the command whose ``--help`` tells the right usage.
     """
 
+    category = INVALID_ARGUMENT
+    exit_code = EXIT_USAGE  # docker's code for a usage error, whatever the command
+
     def __init__(self, message: str, command: str = "") -> None:
         help_cmd = f"pallet {command} --help" if command else "pallet --help"
         super().__init__(f"{message}; see '{help_cmd}'")
         self.command = command
 
 
-def report(err: BaseException, stderr: TextIO, *, debug: bool) -> int:
-    """Print ``err`` as one line on ``stderr`` and return the exit code for it."""
+def report(err: BaseException, stderr: TextIO, *, debug: bool, failure: int = EXIT_FAILURE) -> int:
+    """Print ``err`` as one line on ``stderr`` and return the exit code for it.
+
+    ``failure``: the command's own code for an error whose category has none
+    (``run``, ``create``, ``start -a`` and ``exec`` use docker's 125).
+    """
     if debug:
         import traceback
 
         traceback.print_exception(err, file=stderr)
-    if isinstance(err, UsageError):
-        code, text = EXIT_USAGE, err.message
-    elif isinstance(err, PalletError):
-        # an error may name its own code (the registry client's, above)
-        code, text = getattr(err, "exit_code", EXIT_FAILURE), err.message
+    if isinstance(err, PalletError):
+        # the category's code (errors.py's table), a class's refinement, or the command's own
+        code, text = exit_code_of(err, failure), err.message
     elif isinstance(err, KeyboardInterrupt):
         code, text = EXIT_INTERRUPTED, "interrupted"
     elif isinstance(err, OSError):

@@ -13,6 +13,7 @@ from pallet.cli.commands import COMMANDS, GROUPS, lookup
 from pallet.cli.context import Context
 from pallet.cli.exits import EXIT_PIPE, UsageError, report
 from pallet.cli.flags import REMAINDER, FlagParser, HelpRequested
+from pallet.errors import PalletError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -117,7 +118,10 @@ def _run(
         stdout_binary=stdout_binary,
         exits_after=exits_after,
     )
-    code: int = ns.run(ctx, ns)
+    try:
+        code: int = ns.run(ctx, ns)
+    except PalletError as error:
+        return report(error, err, debug=opts.debug, failure=ctx.failure), opts.debug
     return code, opts.debug
 
 

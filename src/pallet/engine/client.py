@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pallet.errors import InvalidArgument, PalletError
+from pallet.errors import UNKNOWN, InvalidArgument, PalletError
 from pallet.oci.record import Record
 
 TYPE_CHECKING = False
@@ -53,6 +53,8 @@ DEFAULT_RUN_ROOT = "/run/pallet"
 
 class ContainerError(PalletError):
     """The container's command exited non-zero (``containers.run`` without ``detach``)."""
+
+    category = UNKNOWN  # the command's own failure, told in its stderr
 
     def __init__(self, container: Container, exit_status: int, command: Sequence[str], stderr: bytes) -> None:
         text = stderr.decode("utf-8", "replace").strip()

@@ -23,7 +23,16 @@ from __future__ import annotations
 import fcntl
 import os
 
-from pallet.errors import FailedPrecondition, InvalidArgument, NotFound, PalletError, Unavailable
+from pallet.errors import (
+    UNKNOWN,
+    CommandNotExecutable,
+    CommandNotFound,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PalletError,
+    Unavailable,
+)
 from pallet.oci.jsonfast import dumps, loads
 from pallet.oci.record import Record
 
@@ -61,6 +70,8 @@ _CRUN_SECCOMP_BPF = "run.oci.seccomp_bpf_data"
 #: to the container's processes); set back to default as subprocess's ``restore_signals`` does
 RESTORED_SIGNALS = (13, 25)
 _SIGCHLD = 17
+#: the verbs that start a program in a container: their "not found" is the program's
+_STARTING_VERBS = frozenset({"create", "start", "run", "exec"})
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -177,11 +188,9 @@ def exec_failed(pid: int, err_r: int, path: str) -> None:
 
 
 class RuntimeFailed(PalletError):
-    """The OCI runtime refused an operation. ``message`` keeps the runtime's own words.
+    """The OCI runtime refused an operation. ``message`` keeps the runtime's own words."""
 
-    The wording matters to callers: docker maps ``executable file not found`` /
-    ``no such file or directory`` to exit 127 and ``permission denied`` to 126.
-    """
+    category = UNKNOWN
 
     def __init__(self, verb: str, detail: str) -> None:
         super().__init__(f"OCI runtime {verb} failed: {detail}")
@@ -470,7 +479,19 @@ def _json_or_fail(verb: str, out: bytes) -> object:
 
 
 def _categorise(verb: str, detail: str) -> PalletError:
+    """The error an OCI runtime's failure stands for, read from its words: all an engine gets from it.
+
+    The one place pallet reads a category from a message, as dockerd reads runc's:
+    a program that cannot be found (``executable file not found``, ``no such file
+    or directory``) or run (``permission denied``) when a container or an exec
+    starts is docker's exit 127 or 126.
+    """
     lowered = detail.lower()
+    if verb in _STARTING_VERBS:
+        if "executable file not found" in lowered or "no such file or directory" in lowered:
+            return CommandNotFound(f"OCI runtime {verb} failed: {detail}")
+        if "permission denied" in lowered:
+            return CommandNotExecutable(f"OCI runtime {verb} failed: {detail}")
     if "does not exist" in lowered or ("not found" in lowered and "container" in lowered):
         return NotFound(f"OCI runtime {verb} failed: {detail}")
     if "not running" in lowered or "not stopped" in lowered or "not paused" in lowered:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import io
 import os
 
-from pallet.errors import InvalidArgument, NotFound
+from pallet.errors import DataLoss, InvalidArgument, NotFound
 from pallet.image import owners
 from pallet.image.paths import normalise
 from pallet.oci.digest import ALGORITHMS, Digest, hasher
@@ -46,7 +46,7 @@ def _fsync_dir(path: str) -> None:
 
 
 class VerifyingReader(io.RawIOBase):
-    """Reads a blob and raises ``InvalidArgument`` at end of file if its digest or size is wrong.
+    """Reads a blob and raises ``DataLoss`` at end of file if its digest or size is wrong.
 
     Catches blobs corrupted on disk after they were written (verify-on-read).
     """
@@ -70,7 +70,7 @@ class VerifyingReader(io.RawIOBase):
             self._checked = True
             found = Digest.from_hasher(self._hash)
             if found != self._digest:
-                raise InvalidArgument(
+                raise DataLoss(
                     f"blob {self._digest} is corrupt on disk (content hashes to {found}); remove the image and load or pull it again"
                 )
         return int(n or 0)
@@ -160,7 +160,7 @@ class ContentStore:
             data = f.read()
         found = Digest.of_bytes(data, d.algorithm)
         if found != d:
-            raise InvalidArgument(
+            raise DataLoss(
                 f"blob {d} is corrupt on disk (content hashes to {found}); remove the image and load or pull it again"
             )
         return data

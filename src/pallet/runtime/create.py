@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 
-from pallet.errors import InvalidArgument, NotFound, PalletError, SystemError_
+from pallet.errors import UNKNOWN, InvalidArgument, NotFound, PalletError, SystemError_
 from pallet.linux import flags as f
 from pallet.runtime import procstat, sync
 from pallet.runtime.clock import rfc3339_now
@@ -35,6 +35,8 @@ SECCOMP_CACHE = "@seccomp"
 
 class CreateFailed(PalletError):
     """The container process reported an error (its message, as written)."""
+
+    category = UNKNOWN  # another process's words; an engine reads them (engine/runtimes.py)
 
 
 def _reply(to_init: int, from_init: int, kind: str, text: str = "") -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 
-from pallet.errors import FailedPrecondition, InvalidArgument, PalletError, SystemError_
+from pallet.errors import UNKNOWN, FailedPrecondition, InvalidArgument, PalletError, SystemError_
 from pallet.linux import flags as f
 from pallet.runtime import sync
 from pallet.runtime.containers import ContainerDir, status_of, write_pid_file
@@ -283,6 +283,8 @@ def exec_process(root: str, container_id: str, options: ExecOptions, log: LogSin
 
 class ExecFailed(PalletError):
     """The exec process reported an error before its program ran (its message, as written)."""
+
+    category = UNKNOWN  # another process's words; an engine reads them (engine/runtimes.py)
 
 
 def _await_start(report_r: int, first: int) -> int:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 
-from pallet.errors import PalletError, errno_text
+from pallet.errors import UNKNOWN, PalletError, errno_text
 
 CGROUP_DONE = "c"
 USERNS = "u"
@@ -36,6 +36,8 @@ ERROR = "e"
 
 class ChannelClosed(PalletError):
     """The other side closed the pipe before sending what was expected."""
+
+    category = UNKNOWN  # the other process died without saying why
 
 
 def send(fd: int, kind: str, text: str = "") -> None:

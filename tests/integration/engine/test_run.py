@@ -164,6 +164,15 @@ def test_missing_command_exits_127(pallet_env: PalletEnv) -> None:
     assert pallet_env.container_ids() == []
 
 
+def test_a_command_that_cannot_be_run_exits_126_and_an_engine_failure_125(pallet_env: PalletEnv) -> None:
+    done = pallet_env.pallet("run", "--rm", "busybox", "/etc/passwd")  # a file, not executable
+    assert done.returncode == 126, done.stderr
+    assert "permission denied" in done.stderr
+    done = pallet_env.pallet("run", "--rm", "busybox-missing-image", "true")
+    assert done.returncode == 125
+    assert pallet_env.container_ids() == []
+
+
 def test_run_interactive_pipes_stdin_to_the_container(pallet_env: PalletEnv) -> None:
     done = pallet_env.pallet(
         "run", "-i", "--rm", "busybox", "sh", "-c", "tr a-z A-Z; exit 3", input=b"piped in\n"

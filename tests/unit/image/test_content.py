@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pallet.errors import InvalidArgument, NotFound
+from pallet.errors import DataLoss, InvalidArgument, NotFound
 from pallet.image import owners
 from pallet.image.content import ContentStore
 from pallet.oci.digest import Digest
@@ -76,8 +76,11 @@ def test_verify_on_read_detects_a_blob_corrupted_on_disk(store: ContentStore) ->
     path.write_bytes(b"evil content")
     with store.open(desc.digest) as f:  # unverified reads see whatever is there
         assert f.read() == b"evil content"
-    with pytest.raises(InvalidArgument, match="corrupt on disk"):
+    with pytest.raises(DataLoss, match="corrupt on disk") as e:
         store.read_bytes(desc.digest)
+    assert e.value.category.name == "data-loss"  # a 500, not the 400 of bad input
+    with pytest.raises(DataLoss, match="corrupt on disk"), store.open(desc.digest, verify=True) as f:
+        f.read()
 
 
 def test_missing_blobs_are_not_found(store: ContentStore) -> None:

@@ -20,7 +20,21 @@ from __future__ import annotations
 
 import json
 
-from pallet.errors import FailedPrecondition, InvalidArgument, NotFound, PalletError, Unavailable
+from pallet.errors import (
+    DATA_LOSS,
+    NOT_FOUND,
+    UNAUTHENTICATED,
+    UNAVAILABLE,
+    Conflict,
+    DataLoss,
+    InvalidArgument,
+    NotFound,
+    PalletError,
+    Unauthenticated,
+    Unavailable,
+    Unknown,
+    Unsupported,
+)
 
 __all__ = [
     "DigestMismatch",
@@ -33,24 +47,30 @@ __all__ = [
 ]
 
 
-class DigestMismatch(InvalidArgument):
-    exit_code = 65
+# a transfer's exit codes refine their categories' with sysexits (cli/exits.py lists them)
+class DigestMismatch(DataLoss):
+    category = DATA_LOSS
+    exit_code = 65  # EX_DATAERR
 
 
 class ManifestUnknown(NotFound):
-    exit_code = 66
+    category = NOT_FOUND
+    exit_code = 66  # EX_NOINPUT
 
 
 class Unreachable(Unavailable):
-    exit_code = 69
+    category = UNAVAILABLE
+    exit_code = 69  # EX_UNAVAILABLE
 
 
 class TLSFailure(Unavailable):
-    exit_code = 76
+    category = UNAVAILABLE
+    exit_code = 76  # EX_PROTOCOL
 
 
-class Unauthorized(FailedPrecondition):
-    exit_code = 77
+class Unauthorized(Unauthenticated):
+    category = UNAUTHENTICATED
+    exit_code = 77  # EX_NOPERM
 
 
 def error_codes(body: bytes) -> list[tuple[str, str]]:
@@ -98,4 +118,6 @@ def from_status(status: int, body: bytes, *, what: str, host: str) -> PalletErro
         return Unreachable(f"registry {host} failed serving {what}: HTTP {status} {detail}; try again later")
     if status == 429 or "TOOMANYREQUESTS" in codes:
         return Unreachable(f"registry {host} refused {what}: too many requests; wait and try again")
-    return PalletError(f"registry {host} refused {what}: HTTP {status} {detail}".rstrip())
+    text = f"registry {host} refused {what}: HTTP {status} {detail}".rstrip()
+    kind = {400: InvalidArgument, 405: Unsupported, 409: Conflict, 413: InvalidArgument, 422: InvalidArgument}
+    return kind.get(status, Unknown)(text)

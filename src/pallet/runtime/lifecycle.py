@@ -148,7 +148,7 @@ def delete(root: str, container_id: str, force: bool, log: LogSink) -> None:
         if hooks:
             from pallet.runtime.start import run_saved_hooks
 
-            # runtime-spec lifecycle step 12: a failure is logged, the rest and the delete go on
+            # runtime-spec lifecycle step 13: a failure is logged, the rest and the delete go on
             run_saved_hooks("poststop", hooks, state_json(saved, "stopped"), log.warning)
         cdir.remove()
     finally:

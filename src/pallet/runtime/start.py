@@ -32,7 +32,9 @@ def release(cdir: ContainerDir, saved: dict[str, object], log: LogSink) -> None:
 
     Caller holds the container lock. A failing poststart hook is only a
     warning, and the later ones still run: the program already runs
-    (runtime-spec lifecycle step 9: "log a warning").
+    (runtime-spec 1.0-1.2 lifecycle step 9: "log a warning", which the
+    runtime-tools suite checks; 1.3.0 makes it an error that stops the
+    container, as runc 1.1 already does).
     """
     status = status_of(cdir, saved)
     if status == "stopped":

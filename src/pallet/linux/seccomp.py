@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import sys
+from errno import EACCES, EBUSY, EFAULT, EINVAL, ESRCH
 
 from pallet.errors import FailedPrecondition, InvalidArgument, SystemError_, Unsupported
 
@@ -30,11 +31,6 @@ _SYS_SECCOMP = 317  # x86_64
 _SECCOMP_SET_MODE_FILTER = 1
 _PR_GET_NO_NEW_PRIVS = 39
 _BPF_MAXINSNS = 4096
-_EACCES = 13
-_EINVAL = 22
-_EBUSY = 16
-_ESRCH = 3
-_EFAULT = 14
 
 FILTER_FLAG_TSYNC = 1
 FILTER_FLAG_NEW_LISTENER = 8
@@ -81,7 +77,7 @@ def flag_supported(flag: int) -> bool:
     result = libc.syscall(
         ctypes.c_long(_SYS_SECCOMP), ctypes.c_ulong(_SECCOMP_SET_MODE_FILTER), ctypes.c_ulong(flag), None
     )
-    return result < 0 and ctypes.get_errno() == _EFAULT
+    return result < 0 and ctypes.get_errno() == EFAULT
 
 
 def load_filter(program: bytes, flags: int) -> int:
@@ -109,21 +105,21 @@ def load_filter(program: bytes, flags: int) -> int:
     if result >= 0:
         return int(result)
     errno = ctypes.get_errno()
-    if errno == _EACCES and not libc.prctl(_PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0):
+    if errno == EACCES and not libc.prctl(_PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0):
         raise FailedPrecondition(
             "load seccomp filter: permission denied: the process has neither no_new_privs nor "
             "CAP_SYS_ADMIN; load the filter before dropping capabilities, or set process.noNewPrivileges"
         )
-    if errno == _EINVAL and flags & ~(FILTER_FLAG_TSYNC | FILTER_FLAG_NEW_LISTENER | FILTER_FLAG_TSYNC_ESRCH):
+    if errno == EINVAL and flags & ~(FILTER_FLAG_TSYNC | FILTER_FLAG_NEW_LISTENER | FILTER_FLAG_TSYNC_ESRCH):
         raise Unsupported(
             f"load seccomp filter: invalid argument: this kernel rejects the filter flags {flags:#x}; "
             "remove the newer ones from linux.seccomp.flags"
         )
-    if errno == _EBUSY and flags & FILTER_FLAG_NEW_LISTENER:
+    if errno == EBUSY and flags & FILTER_FLAG_NEW_LISTENER:
         raise FailedPrecondition(
             "load seccomp filter: device or resource busy: a filter with a listener is already attached"
         )
-    if errno == _ESRCH and flags & FILTER_FLAG_TSYNC:
+    if errno == ESRCH and flags & FILTER_FLAG_TSYNC:
         raise FailedPrecondition("load seccomp filter: another thread could not be synchronised (TSYNC)")
     raise SystemError_("load seccomp filter", errno)
 

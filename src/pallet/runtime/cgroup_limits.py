@@ -25,6 +25,7 @@ On ``pallet-runtime``'s hot path: standard library and lower layers only.
 from __future__ import annotations
 
 import os
+from errno import EINVAL, ENOENT, EOPNOTSUPP
 
 from pallet.errors import SpecError, SystemError_
 from pallet.oci.record import Record
@@ -49,9 +50,6 @@ __all__ = [
     "set_v1",
 ]
 
-_EINVAL = 22
-_ENOENT = 2
-_EOPNOTSUPP = 95
 _UNLIMITED_V1 = 9223372036854771712  # what a v1 memory.limit_in_bytes reads when unlimited
 _SWAPPINESS_UNSET = 2**64 - 1  # -1 written as an unsigned number: leave the kernel default
 _PATH = "linux.resources"
@@ -533,9 +531,9 @@ def _write(directory: str, write: Write) -> None:
         if write.fallback:
             _write(directory, write.replace(file=write.fallback, fallback=""))
         elif not write.optional:
-            raise SystemError_(f"write {path}", _ENOENT) from None
+            raise SystemError_(f"write {path}", ENOENT) from None
     except OSError as e:
-        if write.optional and e.errno in (_EOPNOTSUPP, _EINVAL):
+        if write.optional and e.errno in (EOPNOTSUPP, EINVAL):
             return
         raise SystemError_(f"write {path}", e.errno or 0) from None
 
@@ -552,12 +550,12 @@ def apply(paths: Mapping[str, str], writes: Iterable[Write]) -> None:
             if write.optional:
                 continue
             raise SystemError_(
-                f"write {write.file}: no {write.controller} cgroup hierarchy is mounted", _ENOENT
+                f"write {write.file}: no {write.controller} cgroup hierarchy is mounted", ENOENT
             )
         try:
             _write(directory, write)
         except SystemError_ as e:
-            if not (write.retry_last and e.errno == _EINVAL):
+            if not (write.retry_last and e.errno == EINVAL):
                 raise
             deferred.append((directory, write))
     for directory, write in deferred:

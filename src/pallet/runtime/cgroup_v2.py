@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import time
+from errno import EBUSY
 
 from pallet.errors import InvalidArgument, SystemError_
 from pallet.oci.record import Record
@@ -40,8 +41,6 @@ if TYPE_CHECKING:
 
 __all__ = ["CgroupSetup", "V2Cgroup", "detect"]
 
-_EBUSY = 16
-_ENOENT = 2
 _DEFAULT_MOUNT = "/sys/fs/cgroup"
 
 
@@ -172,7 +171,7 @@ class V2Cgroup:
                 except FileNotFoundError:
                     break
                 except OSError as e:
-                    if e.errno != _EBUSY or time.monotonic() > deadline:
+                    if e.errno != EBUSY or time.monotonic() > deadline:
                         raise SystemError_(f"remove cgroup {directory}", e.errno or 0) from None
                     time.sleep(0.01)
 
@@ -206,7 +205,7 @@ class V2Cgroup:
         while self._event("frozen") != want:
             if time.monotonic() > deadline:
                 state = "frozen" if frozen else "thawed"
-                raise SystemError_(f"cgroup {self.path} did not become {state} within {timeout:g}s", _EBUSY)
+                raise SystemError_(f"cgroup {self.path} did not become {state} within {timeout:g}s", EBUSY)
             time.sleep(0.001)
 
     def frozen(self) -> bool:

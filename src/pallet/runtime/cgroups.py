@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import time
+from errno import EBUSY
 
 from pallet.errors import InvalidArgument, SystemError_, Unsupported
 
@@ -222,7 +223,7 @@ class V1Cgroups:
             except OSError as e:
                 raise SystemError_(f"write {state_file}", e.errno or 0) from None
             if time.monotonic() > deadline:
-                raise SystemError_(f"cgroup {directory} did not become {want} within {timeout:g}s", 16)
+                raise SystemError_(f"cgroup {directory} did not become {want} within {timeout:g}s", EBUSY)
             time.sleep(0.001)
 
     def frozen(self) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from errno import ENOENT
 
 from pallet.errors import FailedPrecondition, NotFound, errno_text
 
@@ -26,7 +27,7 @@ def resolve(name: str, env: tuple[str, ...] | list[str]) -> str:
     """
     if "/" in name:
         errno = _executable(name)
-        if errno == 2:
+        if errno == ENOENT:
             raise NotFound(f'exec: "{name}": stat {name}: {errno_text(errno)}')
         if errno:
             raise FailedPrecondition(f'exec: "{name}": {errno_text(errno)}')

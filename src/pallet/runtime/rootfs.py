@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import stat
+from errno import ELOOP
 
 from pallet.errors import InvalidArgument, PalletError, SystemError_
 from pallet.linux import flags as f
@@ -66,7 +67,7 @@ def secure_join(root: str, path: str) -> str:
             continue
         links += 1
         if links > _MAX_LINKS:
-            raise SystemError_(f"resolve {path} in {root}", 40)
+            raise SystemError_(f"resolve {path} in {root}", ELOOP)
         if target.startswith("/"):
             resolved = []
         parts = [p for p in target.split("/") if p] + parts

@@ -29,6 +29,7 @@ are not in the cache key.
 from __future__ import annotations
 
 import os
+from errno import EEXIST, EPERM
 
 from pallet.errors import FailedPrecondition, SpecError, Unavailable, Unsupported, errno_text
 from pallet.linux import seccomp as kernel
@@ -45,8 +46,6 @@ __all__ = ["PreparedSeccomp", "features", "forward_listener", "install", "prepar
 
 #: bump when the compilation below changes, so old cached programs are not reused
 _FORMAT = 1
-_EPERM = 1
-_EEXIST = 17
 _NR_SCALL_NONE = -1
 _PATH = "linux.seccomp"
 
@@ -186,7 +185,7 @@ def _action(name: str, errno_ret: int | None, path: str, errno_path: str) -> int
     if name not in _TAKES_ERRNO:
         return value
     if errno_ret is None:
-        errno_ret = _EPERM
+        errno_ret = EPERM
     if not 0 <= errno_ret <= 0xFFFF:
         raise SpecError(errno_path, f"{errno_ret} does not fit in 16 bits (an errno is at most 4095)")
     return value | errno_ret
@@ -303,7 +302,7 @@ def _compile(profile: _Profile) -> bytes:
         try:
             program_filter.add_arch(arch)
         except OSError as e:
-            if e.errno != _EEXIST:  # the native architecture is always there
+            if e.errno != EEXIST:  # the native architecture is always there
                 raise SpecError(
                     f"{_PATH}.architectures", f"libseccomp cannot add {arch:#x}: {errno_text(e.errno or 0)}"
                 ) from None

@@ -16,6 +16,7 @@ keep only the last one; plans are checked for those.
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -143,7 +144,7 @@ class FakeCgroupV2:
         for token in control.read_text().split():
             name = token.lstrip("+-")
             if name not in offered:
-                raise OSError(2, f"{control}: controller {name} is not available")
+                raise OSError(errno.ENOENT, f"{control}: controller {name} is not available")
             if token.startswith("-"):
                 enabled = [c for c in enabled if c != name]
             elif name not in enabled:

@@ -1,10 +1,15 @@
 """A command's output file (``save -o FILE``): written beside its name, renamed into place, never left half.
 
-``atomic_output(target)`` yields a binary file that is a temp file beside
-``target``, ``.<name>.pallet-<pid>.tmp``, held under an exclusive ``flock``
-while it is written; it is renamed onto ``target`` when the block completes
-and removed when the block fails. A writer killed with SIGKILL cannot remove
-its temp file: the next ``atomic_output`` into the same directory does
+``atomic_output(target)`` yields a binary file with no name (``O_TMPFILE``) in
+``target``'s directory; when the block completes it is linked as
+``.<name>.pallet-<pid>.tmp`` and at once renamed onto ``target``. A writer
+killed while it writes, even with SIGKILL, so leaves nothing behind: the
+kernel frees a file that never had a name.
+
+Where the file system has no ``O_TMPFILE``, and for the instant between link
+and rename, the temp file has its name, held under an exclusive ``flock``
+while it is written, and is removed when the block fails. A writer killed then
+cannot remove it: the next ``atomic_output`` into the same directory does
 (``sweep``), but only a temp it can prove abandoned:
 
 - nobody holds its lock: the kernel drops a ``flock`` when the process that
@@ -24,6 +29,7 @@ import fcntl
 import os
 import re
 import stat
+from errno import EINVAL, EISDIR, EOPNOTSUPP
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -86,11 +92,43 @@ def sweep(directory: str) -> list[str]:
     return removed
 
 
+def _unnamed(directory: str) -> int | None:
+    """A new file without a name in ``directory`` (``O_TMPFILE``); None where the file system has none."""
+    try:
+        return os.open(directory, os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o666)
+    except OSError as e:
+        if e.errno in (EOPNOTSUPP, EISDIR, EINVAL):  # EISDIR/EINVAL: kernels or file systems without it
+            return None
+        raise
+
+
 @contextlib.contextmanager
 def atomic_output(target: str) -> Iterator[BinaryIO]:
     """A file to write ``target``'s content to; ``target`` appears only once the block completes."""
     temp = temp_name(target)
     sweep(os.path.dirname(temp))
+    fd = _unnamed(os.path.dirname(temp))
+    if fd is not None:
+        with os.fdopen(fd, "wb") as out:
+            yield out
+            out.flush()
+            # named only now; a dead namesake's temp (same pid) is in the way of the link
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
+            directory = os.open(os.path.dirname(temp), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:  # with a dir fd os.link is linkat(AT_SYMLINK_FOLLOW), which names the file, not /proc's link
+                os.link(
+                    f"/proc/self/fd/{fd}", os.path.basename(temp), dst_dir_fd=directory, follow_symlinks=True
+                )
+            finally:
+                os.close(directory)
+            try:
+                os.rename(temp, target)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(temp)
+                raise
+        return
     # O_TRUNC, not O_EXCL: a temp with this process's pid can only be a dead namesake's
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
     out = os.fdopen(fd, "wb")

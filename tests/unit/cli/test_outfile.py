@@ -1,4 +1,5 @@
-"""``save -o FILE``'s temp file: renamed into place, and removed by the next save when its writer was killed."""
+"""``save -o FILE``'s output: unnamed (O_TMPFILE) until complete, so a killed save leaves nothing; without
+O_TMPFILE a named temp, removed by the next save when its writer was killed."""
 
 from __future__ import annotations
 
@@ -12,15 +13,20 @@ from pathlib import Path
 
 import pytest
 
+from pallet.cli import outfile
 from pallet.cli.outfile import atomic_output, sweep, temp_name
 from pallet.image.store import ImageStore
 from pallet.testing.cli import run_pallet
 from pallet.testing.images import add_to_store, random_image
 
-#: writes part of an archive through atomic_output, says so, then waits to be killed
+#: writes part of an archive through atomic_output, says so, then waits to be killed; with
+#: "named" as its second argument, as on a file system without O_TMPFILE
 _WRITER = """
 import sys
+from pallet.cli import outfile
 from pallet.cli.outfile import atomic_output
+if sys.argv[2:] == ["named"]:
+    outfile._unnamed = lambda directory: None
 with atomic_output(sys.argv[1]) as out:
     out.write(b"half an archive")
     out.flush()
@@ -36,13 +42,44 @@ def root(tmp_path: Path) -> Path:
     return tmp_path / "root"
 
 
+def _o_tmpfile(directory: Path) -> bool:
+    try:
+        os.close(os.open(directory, os.O_TMPFILE | os.O_WRONLY))
+    except OSError:
+        return False
+    return True
+
+
+def test_a_writer_killed_mid_way_leaves_nothing_at_all(tmp_path: Path) -> None:
+    if not _o_tmpfile(tmp_path):
+        pytest.skip(f"the file system of {tmp_path} has no O_TMPFILE")
+    target = tmp_path / "out.tar"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, str(target)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == b"writing\n"
+        assert list(tmp_path.iterdir()) == []  # the bytes written so far have no name
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert list(tmp_path.iterdir()) == []
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe is not None:
+                pipe.close()
+
+
 @pytest.fixture
 def killed_writer(tmp_path: Path) -> Iterator[Path]:
-    """The temp file a writer left when it was SIGKILLed in the middle of ``out.tar``."""
+    """The temp file a writer left when it was SIGKILLed in the middle of ``out.tar`` (no O_TMPFILE)."""
     target = tmp_path / "out" / "out.tar"
     target.parent.mkdir()
     proc = subprocess.Popen(
-        [sys.executable, "-c", _WRITER, str(target)],
+        [sys.executable, "-c", _WRITER, str(target), "named"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
     )
@@ -85,7 +122,10 @@ def _dead_pid() -> int:
     return proc.pid
 
 
-def test_sweep_keeps_the_temp_file_of_a_writer_at_work(tmp_path: Path) -> None:
+def test_sweep_keeps_the_temp_file_of_a_writer_at_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(outfile, "_unnamed", lambda directory: None)  # a file system without O_TMPFILE
     target = tmp_path / "busy.tar"
     with atomic_output(str(target)) as out:
         out.write(b"in progress")

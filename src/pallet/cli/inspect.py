@@ -51,7 +51,7 @@ class _Stores:
         return self._images
 
     def volumes(self) -> VolumeStore | None:
-        if self._volumes is None and os.path.exists(os.path.join(self.ctx.root, "volumes.db")):
+        if self._volumes is None and os.path.isdir(os.path.join(self.ctx.root, "volumes")):
             from pallet.engine.volumes import VolumeStore
 
             self._volumes = VolumeStore.open(self.ctx.root)

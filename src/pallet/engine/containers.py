@@ -1,4 +1,4 @@
-"""Container records: the rows of ``engine.db`` and the ``container.json`` document beside each bundle.
+"""Container records: the rows of ``pallet.db`` and the ``container.json`` document beside each bundle.
 
 The database row holds what changes (state, pids, exit code, name); the
 ``<root>/containers/<id>/container.json`` document holds what was decided at
@@ -65,7 +65,7 @@ _COLUMNS = (
 
 
 class ContainerRecord(Record):
-    """One container as ``engine.db`` knows it."""
+    """One container as ``pallet.db`` knows it."""
 
     id: str
     name: str
@@ -125,7 +125,7 @@ def _from_row(row: sqlite3.Row) -> ContainerRecord:
 
 
 class ContainerStore:
-    """Container rows of one ``engine.db``; every write is one ``BEGIN IMMEDIATE`` transaction."""
+    """Container rows of one ``pallet.db``; every write is one ``BEGIN IMMEDIATE`` transaction."""
 
     def __init__(self, db: EngineDB) -> None:
         self.db = db

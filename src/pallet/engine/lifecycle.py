@@ -1,7 +1,7 @@
 """The container lifecycle: create, start, stop, kill, restart, pause, rename, wait, remove, prune.
 
 ``Engine`` is the in-process engine over one root and run dir (podman's
-"daemonless" shape): every method works on ``engine.db``, the image store and
+"daemonless" shape): every method works on ``pallet.db``, the image store and
 the shims directly, under the container's file lock, so concurrent ``pallet``
 processes are safe. Crash safety, step by step:
 
@@ -142,7 +142,7 @@ class Engine:
         if self._images is None:
             from pallet.image.store import ImageStore
 
-            self._images = ImageStore.open(self.layout.root)
+            self._images = ImageStore.open(self.layout.root, db=self.db)
         return self._images
 
     @property
@@ -150,7 +150,7 @@ class Engine:
         if self._volumes is None:
             from pallet.engine.volumes import VolumeStore
 
-            self._volumes = VolumeStore.open(self.layout.root)
+            self._volumes = VolumeStore.open(self.layout.root, db=self.db)
         return self._volumes
 
     def lock(self, container_id: str) -> FileLock:
@@ -763,8 +763,8 @@ class Engine:
     def _may_use_volumes(self, record: ContainerRecord) -> bool:
         """Whether the container may hold volumes: its document lists one, or it has no document
         (a create that crashed half-way). Spares opening the volume store on every ``rm``."""
-        if not os.path.exists(os.path.join(self.layout.root, "volumes.db")):
-            return False  # no volume was ever made here
+        if not os.path.exists(os.path.join(self.layout.root, "volumes")):
+            return False  # the volume store was never opened here: no volume was ever made
         doc = self.document(record)
         return not doc or any(m.get("Type") == "volume" for m in doc.get("Mounts") or ())
 

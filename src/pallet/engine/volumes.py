@@ -1,6 +1,7 @@
 """Volumes: named and anonymous data directories that outlive containers (``pallet volume ...``).
 
-A volume is a row in ``<root>/volumes.db`` and a directory
+A volume is a row in ``<root>/pallet.db`` (the ``VOLUMES`` tables of
+``pallet.engine.db``) and a directory
 ``<root>/volumes/<name>/_data`` that containers mount. Only the ``local``
 driver exists; its data lives on the host's disk, as docker's does.
 
@@ -28,9 +29,10 @@ import os
 import time
 import types
 
+from pallet.engine.db import VOLUMES, EngineDB
 from pallet.errors import Conflict, InvalidArgument, NotFound, SystemError_, Unsupported
 from pallet.image import owners
-from pallet.image.metadata import FileLock, MetadataDB
+from pallet.image.metadata import FileLock
 from pallet.oci.jsonfast import dumps, loads
 from pallet.oci.record import EMPTY, Record
 
@@ -39,6 +41,8 @@ if TYPE_CHECKING:
     import sqlite3
     from collections.abc import Iterable, Mapping
     from typing import Self
+
+    from pallet.database import Database
 
 __all__ = [
     "ANONYMOUS_LABEL",
@@ -55,27 +59,6 @@ LOCAL = "local"
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 _ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
-
-_V1 = """
-CREATE TABLE volumes (
-    name      TEXT PRIMARY KEY,
-    driver    TEXT NOT NULL,
-    created   TEXT NOT NULL,                    -- RFC 3339, UTC
-    labels    TEXT NOT NULL,                    -- JSON object
-    options   TEXT NOT NULL,                    -- JSON object (driver options)
-    anonymous INTEGER NOT NULL
-);
-
-CREATE TABLE volume_users (
-    name   TEXT NOT NULL REFERENCES volumes(name) ON DELETE CASCADE,
-    holder TEXT NOT NULL,                       -- a container id
-    PRIMARY KEY (name, holder)
-);
-CREATE INDEX volume_users_holder ON volume_users(holder);
-"""
-
-#: ordered schema migrations of volumes.db; append, never edit
-MIGRATIONS: tuple[str, ...] = (_V1,)
 
 
 def check_name(name: str) -> None:
@@ -201,25 +184,40 @@ class VolumeStore:
     costs ~20 ms on every ``pallet run``, which opens this store.
     """
 
-    def __init__(self, root: str | os.PathLike[str], db: MetadataDB) -> None:
+    def __init__(self, root: str | os.PathLike[str], db: Database, *, owns_db: bool = True) -> None:
         self.root = os.fspath(root)
         self.dir = os.path.join(self.root, "volumes")
         self.trash = os.path.join(self.dir, ".trash")
         self.db = db
+        self._owns_db = owns_db
 
     @classmethod
-    def open(cls, root: str | os.PathLike[str]) -> Self:
-        """Open (creating if needed) the volumes of ``root``, clearing what crashed removals left."""
+    def open(cls, root: str | os.PathLike[str], *, db: Database | None = None) -> Self:
+        """Open (creating if needed) the volumes of ``root``, clearing what crashed removals left.
+
+        ``db``: the root's database already open (the engine's), shared rather
+        than opened again and left open by ``close``.
+        """
         root = os.fspath(root)
         volumes = os.path.join(root, "volumes")
         os.makedirs(os.path.join(volumes, ".trash"), exist_ok=True)
         os.chmod(volumes, 0o701)  # others may traverse to a mounted _data, not list names
-        store = cls(root, MetadataDB(os.path.join(root, "volumes.db"), MIGRATIONS))
-        store._clear_trash()
+        owns_db = db is None
+        if db is None:
+            db = EngineDB(root)
+        else:
+            db.ensure(VOLUMES)
+        store = cls(root, db, owns_db=owns_db)
+        try:
+            store._clear_trash()
+        except BaseException:
+            store.close()
+            raise
         return store
 
     def close(self) -> None:
-        self.db.close()
+        if self._owns_db:
+            self.db.close()
 
     def __enter__(self) -> Self:
         return self

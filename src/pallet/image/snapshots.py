@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     import sqlite3
     from pathlib import Path
 
-    from pallet.image.metadata import MetadataDB
+    from pallet.database import Database
 
 OVERLAY = "overlay"
 COPY = "copy"
@@ -111,7 +111,7 @@ def _copy_tree(source: str, target: str) -> None:
 class Snapshotter:
     """Committed and active snapshots under ``<root>/snapshots``, recorded in the image database."""
 
-    def __init__(self, root: str | os.PathLike[str], db: MetadataDB, driver: str) -> None:
+    def __init__(self, root: str | os.PathLike[str], db: Database, driver: str) -> None:
         if driver not in DRIVERS:
             raise InvalidArgument(f'unknown snapshot driver "{driver}"; use one of {", ".join(DRIVERS)}')
         self.driver = driver

@@ -23,7 +23,7 @@ import time
 from pallet.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound, SpecError, Unsupported
 from pallet.image import snapshots as _snapshots
 from pallet.image.content import ContentStore
-from pallet.image.metadata import FileLock, MetadataDB
+from pallet.image.metadata import SCHEMA, FileLock, open_database, setting
 from pallet.image.paths import normalise
 from pallet.linux.trees import remove_tree
 from pallet.oci import mediatypes
@@ -58,6 +58,8 @@ if TYPE_CHECKING:
     from contextlib import AbstractContextManager
     from pathlib import Path
     from typing import Self
+
+    from pallet.database import Database
 
 
 _DRIVER_SETTING = "snapshot_driver"
@@ -146,12 +148,15 @@ class ImageStore:
         self,
         root: str | os.PathLike[str],
         content: ContentStore,
-        db: MetadataDB,
+        db: Database,
         snapshots: _snapshots.Snapshotter,
+        *,
+        owns_db: bool = True,
     ) -> None:
         self._root = normalise(root)
         self.content = content
         self.db = db
+        self._owns_db = owns_db
         self.snapshots = snapshots
         self._lock = FileLock(os.path.join(self._root, "images.lock"))
         self._gc_lock_path = os.path.join(self._root, "gc.lock")
@@ -169,21 +174,28 @@ class ImageStore:
         root: str | os.PathLike[str],
         *,
         snapshot_driver: str | None = None,
+        db: Database | None = None,
     ) -> Self:
         """Open (creating if needed) the store under ``root`` and clean what crashed writers left.
 
         ``snapshot_driver`` (``overlay`` or ``copy``) is fixed when the store is
         first created, detected if not given; opening with another driver later
-        is refused.
+        is refused. ``db``: the root's database already open (the engine's),
+        shared rather than opened again, and left open by ``close``; its
+        transactions then cover this store's writes too.
         """
         root = normalise(root)
         os.makedirs(root, exist_ok=True)
         content = ContentStore(root)
-        db = MetadataDB(os.path.join(root, "images.db"))
+        owns_db = db is None
+        if db is None:
+            db = open_database(root)
+        else:
+            db.ensure(SCHEMA)
         try:
             lock = FileLock(os.path.join(root, "images.lock"))
             with lock.held():
-                recorded = db.setting(_DRIVER_SETTING)
+                recorded = setting(db, _DRIVER_SETTING)
                 if recorded is None:
                     driver = snapshot_driver or _snapshots.detect_driver(root)
                     if driver not in _snapshots.DRIVERS:
@@ -193,7 +205,7 @@ class ImageStore:
                             "INSERT OR IGNORE INTO settings(name, value) VALUES (?, ?)",
                             (_DRIVER_SETTING, driver),
                         )
-                    recorded = db.setting(_DRIVER_SETTING) or driver
+                    recorded = setting(db, _DRIVER_SETTING) or driver
                 elif snapshot_driver is not None and snapshot_driver != recorded:
                     raise FailedPrecondition(
                         f'the store at {root} uses the "{recorded}" snapshot driver, not "{snapshot_driver}"; '
@@ -203,12 +215,14 @@ class ImageStore:
                 content.cleanup_leftovers()
                 snaps.cleanup_leftovers()
         except BaseException:
-            db.close()
+            if owns_db:
+                db.close()
             raise
-        return cls(root, content, db, snaps)
+        return cls(root, content, db, snaps, owns_db=owns_db)
 
     def close(self) -> None:
-        self.db.close()
+        if self._owns_db:
+            self.db.close()
 
     def __enter__(self) -> Self:
         return self

@@ -43,4 +43,4 @@ def test_an_unknown_name_is_reported_and_the_others_still_printed(pallet_env: Pa
 
 def test_inspect_never_creates_a_volume_store(pallet_env: PalletEnv) -> None:
     assert pallet_env.pallet("inspect", "nothing-here").returncode == 1
-    assert not os.path.exists(pallet_env.root / "volumes.db")
+    assert not os.path.exists(pallet_env.root / "volumes")

@@ -1,4 +1,4 @@
-"""Container records in engine.db: insert, lookups as docker resolves them, updates, renames, documents."""
+"""Container records in pallet.db: insert, lookups as docker resolves them, updates, renames, documents."""
 
 from __future__ import annotations
 

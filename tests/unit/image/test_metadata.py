@@ -1,21 +1,20 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from pallet.errors import FailedPrecondition
-from pallet.image.metadata import MIGRATIONS, FileLock, MetadataDB
+from pallet.image.metadata import SCHEMA, FileLock, open_database, setting
 
 
 def test_a_new_database_is_at_the_latest_version_in_wal_mode(tmp_path: Path) -> None:
-    db = MetadataDB(tmp_path / "images.db")
+    db = open_database(str(tmp_path))
     try:
-        assert db.version == len(MIGRATIONS)
+        assert (tmp_path / "pallet.db").exists()
+        assert db.version("image") == len(SCHEMA.steps)
         assert db.query("PRAGMA journal_mode")[0][0] == "wal"
         assert db.query("PRAGMA busy_timeout")[0][0] > 0
         tables = {r[0] for r in db.query("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -24,42 +23,8 @@ def test_a_new_database_is_at_the_latest_version_in_wal_mode(tmp_path: Path) -> 
         db.close()
 
 
-def test_migrations_apply_in_order_and_only_the_missing_ones(tmp_path: Path) -> None:
-    path = tmp_path / "m.db"
-    first = ("CREATE TABLE t (a INTEGER);\nINSERT INTO t VALUES (1);",)
-    MetadataDB(path, first).close()
-    second = (*first, "ALTER TABLE t ADD COLUMN b TEXT;\nUPDATE t SET b = 'migrated';")
-    db = MetadataDB(path, second)
-    try:
-        assert db.version == 2
-        assert [tuple(r) for r in db.query("SELECT a, b FROM t")] == [(1, "migrated")]  # step 1 ran once
-    finally:
-        db.close()
-
-
-def test_a_failed_migration_leaves_the_previous_version(tmp_path: Path) -> None:
-    path = tmp_path / "m.db"
-    good = ("CREATE TABLE t (a INTEGER);",)
-    MetadataDB(path, good).close()
-    with pytest.raises(sqlite3.OperationalError):
-        MetadataDB(path, (*good, "CREATE TABLE u (x);\nINSERT INTO missing VALUES (1);"))
-    db = MetadataDB(path, good)
-    try:
-        assert db.version == 1
-        assert not db.query("SELECT name FROM sqlite_master WHERE name = 'u'")
-    finally:
-        db.close()
-
-
-def test_a_database_from_a_newer_pallet_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "m.db"
-    MetadataDB(path, ("CREATE TABLE t (a);", "CREATE TABLE u (a);")).close()
-    with pytest.raises(FailedPrecondition, match="newer than this pallet knows"):
-        MetadataDB(path, ("CREATE TABLE t (a);",))
-
-
 def test_a_transaction_rolls_back_on_error(tmp_path: Path) -> None:
-    db = MetadataDB(tmp_path / "images.db")
+    db = open_database(str(tmp_path))
     try:
 
         def insert_then_fail() -> None:
@@ -69,16 +34,15 @@ def test_a_transaction_rolls_back_on_error(tmp_path: Path) -> None:
 
         with pytest.raises(RuntimeError):
             insert_then_fail()
-        assert db.setting("a") is None
+        assert setting(db, "a") is None
     finally:
         db.close()
 
 
 _INCREMENTER = """
 import sys
-from pathlib import Path
-from pallet.image.metadata import MetadataDB
-db = MetadataDB(Path(sys.argv[1]))
+from pallet.image.metadata import open_database
+db = open_database(sys.argv[1])
 for _ in range(int(sys.argv[2])):
     with db.transaction() as conn:
         value = int(conn.execute("SELECT value FROM settings WHERE name = 'n'").fetchone()[0])
@@ -88,8 +52,8 @@ db.close()
 
 
 def test_concurrent_writers_in_two_processes_lose_no_update(tmp_path: Path) -> None:
-    path = tmp_path / "images.db"
-    db = MetadataDB(path)
+    path = tmp_path
+    db = open_database(str(path))
     with db.transaction() as conn:
         conn.execute("INSERT INTO settings(name, value) VALUES ('n', '0')")
     n = 150
@@ -102,7 +66,7 @@ def test_concurrent_writers_in_two_processes_lose_no_update(tmp_path: Path) -> N
                 p.kill()
                 p.wait()
     assert codes == [0, 0]
-    assert db.setting("n") == str(2 * n)  # read-modify-write under BEGIN IMMEDIATE serialises
+    assert setting(db, "n") == str(2 * n)  # read-modify-write under BEGIN IMMEDIATE serialises
     db.close()
 
 
@@ -130,17 +94,17 @@ def test_file_lock_is_reentrant_within_one_object(tmp_path: Path) -> None:
 
 
 def test_many_processes_opening_a_new_database_at_once_all_succeed(tmp_path: Path) -> None:
-    # 30 `pallet run` on a fresh root open engine.db together; switching to WAL must not fail any
+    # 30 `pallet run` on a fresh root open pallet.db together; switching to WAL must not fail any
     failures = 0
     for round_ in range(4):
-        path = tmp_path / f"new-{round_}.db"
+        path = str(tmp_path / f"new-{round_}")
         pids = []
         for _ in range(30):
             pid = os.fork()
             if pid == 0:
                 code = 1
                 try:
-                    MetadataDB(path).close()
+                    open_database(path).close()
                     code = 0
                 finally:
                     os._exit(code)

@@ -35,7 +35,7 @@ BANNED = (
 SCRIPT = """
 import sys
 from pallet.image import owners
-from pallet.image.metadata import FileLock, MetadataDB
+from pallet.image.metadata import FileLock
 from pallet.image.store import ImageStore
 from pallet.oci.reference import parse
 

@@ -4,17 +4,18 @@ from pathlib import Path
 
 import pytest
 
+from pallet.database import Database
 from pallet.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 from pallet.image import owners
-from pallet.image.metadata import MetadataDB
+from pallet.image.metadata import open_database
 from pallet.image.snapshots import COPY, OVERLAY, Mount, Snapshotter
 
 L1, L2 = "sha256:" + "1" * 64, "sha256:" + "2" * 64
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> MetadataDB:
-    d = MetadataDB(tmp_path / "images.db")
+def db(tmp_path: Path) -> Database:
+    d = open_database(str(tmp_path))
     yield d  # type: ignore[misc]
     d.close()
 
@@ -26,7 +27,7 @@ def _layer(snaps: Snapshotter, key: str, parent: str | None, files: dict[str, by
     return snaps.commit(key, parent, work).path
 
 
-def test_overlay_mounts_stack_the_parent_chain_top_first(tmp_path: Path, db: MetadataDB) -> None:
+def test_overlay_mounts_stack_the_parent_chain_top_first(tmp_path: Path, db: Database) -> None:
     snaps = Snapshotter(tmp_path, db, OVERLAY)
     p1 = _layer(snaps, L1, None, {"a": b"1"})
     p2 = _layer(snaps, L2, L1, {"b": b"2"})
@@ -44,13 +45,13 @@ def test_overlay_mounts_stack_the_parent_chain_top_first(tmp_path: Path, db: Met
     assert snaps.mounts(L1) == [Mount(type="bind", source=f"{p1}/fs", options=("rbind", "ro"))]
 
 
-def test_an_active_snapshot_without_parent_is_a_bind_of_its_upper_dir(tmp_path: Path, db: MetadataDB) -> None:
+def test_an_active_snapshot_without_parent_is_a_bind_of_its_upper_dir(tmp_path: Path, db: Database) -> None:
     snaps = Snapshotter(tmp_path, db, OVERLAY)
     (mount,) = snaps.prepare("scratch", None)
     assert mount == Mount(type="bind", source=f"{snaps.get('scratch').path}/upper", options=("rbind", "rw"))
 
 
-def test_copy_snapshots_hold_the_full_tree(tmp_path: Path, db: MetadataDB) -> None:
+def test_copy_snapshots_hold_the_full_tree(tmp_path: Path, db: Database) -> None:
     snaps = Snapshotter(tmp_path, db, COPY)
     _layer(snaps, L1, None, {"a": b"1"})
     p2 = _layer(snaps, L2, L1, {"b": b"2"})
@@ -64,7 +65,7 @@ def test_copy_snapshots_hold_the_full_tree(tmp_path: Path, db: MetadataDB) -> No
 
 
 def test_committing_a_key_twice_keeps_the_first_and_discards_the_second(
-    tmp_path: Path, db: MetadataDB
+    tmp_path: Path, db: Database
 ) -> None:
     snaps = Snapshotter(tmp_path, db, OVERLAY)
     first = _layer(snaps, L1, None, {"a": b"first"})
@@ -74,7 +75,7 @@ def test_committing_a_key_twice_keeps_the_first_and_discards_the_second(
     assert (first / "fs" / "a").read_bytes() == b"first"
 
 
-def test_prepare_refuses_taken_keys_and_bad_parents(tmp_path: Path, db: MetadataDB) -> None:
+def test_prepare_refuses_taken_keys_and_bad_parents(tmp_path: Path, db: Database) -> None:
     snaps = Snapshotter(tmp_path, db, OVERLAY)
     _layer(snaps, L1, None, {})
     snaps.prepare("ctr", L1)
@@ -87,7 +88,7 @@ def test_prepare_refuses_taken_keys_and_bad_parents(tmp_path: Path, db: Metadata
     assert list(snaps.tmp.iterdir()) == []
 
 
-def test_a_parent_cannot_be_removed_before_its_children(tmp_path: Path, db: MetadataDB) -> None:
+def test_a_parent_cannot_be_removed_before_its_children(tmp_path: Path, db: Database) -> None:
     snaps = Snapshotter(tmp_path, db, OVERLAY)
     _layer(snaps, L1, None, {"a": b"1"})
     snaps.prepare("ctr", L1)
@@ -101,7 +102,7 @@ def test_a_parent_cannot_be_removed_before_its_children(tmp_path: Path, db: Meta
     assert list(snaps.tmp.iterdir()) == []
 
 
-def test_leftovers_of_dead_writers_and_unrecorded_dirs_are_removed(tmp_path: Path, db: MetadataDB) -> None:
+def test_leftovers_of_dead_writers_and_unrecorded_dirs_are_removed(tmp_path: Path, db: Database) -> None:
     snaps = Snapshotter(tmp_path, db, OVERLAY)
     kept = _layer(snaps, L1, None, {"a": b"1"})
     dead = snaps.tmp / "1-1-deadbeef"  # pid 1 did not start at tick 1

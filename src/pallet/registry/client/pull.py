@@ -148,10 +148,10 @@ class _LayerJob:
             raise _Cancelled
 
     def run(self, i: int) -> None:
-        # SQLite connections belong to one thread: each worker opens its own (MetadataDB's contract)
-        from pallet.image.metadata import MetadataDB
+        # SQLite connections belong to one thread: each worker opens its own (Database's contract)
+        from pallet.database import Database
 
-        db = MetadataDB(self.store.db.path)
+        db = Database(self.store.db.path)
         try:
             self.snaps = _snapshots.Snapshotter(self.store.root, db, self.store.snapshots.driver)
             self._run(i)

@@ -151,10 +151,14 @@ def own_cgroups(pid: str = "self") -> dict[str, str]:
 class V1Cgroups:
     """The container's cgroup in every mounted v1 hierarchy (``paths``: hierarchy -> directory)."""
 
-    def __init__(self, paths: dict[str, str], mounts: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, paths: dict[str, str], mounts: dict[str, str] | None = None, own_procs: str | None = None
+    ) -> None:
         self.paths = paths
         #: hierarchy -> its mount point (known when made by ``for_container``)
         self.mounts = mounts or {}
+        #: the ``cgroup.procs`` of the caller's own cgroup (``own_procs_file``; by ``for_container``)
+        self.own_procs = own_procs
 
     @classmethod
     def for_container(cls, cgroups_path: str, container_id: str, systemd: bool) -> V1Cgroups:
@@ -165,7 +169,12 @@ class V1Cgroups:
         for name, mount_point in mounts.items():
             base = relative if relative.startswith("/") else own.get(name, "/").rstrip("/") + "/" + relative
             paths[name] = os.path.normpath(mount_point + "/" + base.lstrip("/"))
-        return cls(paths, mounts)
+        own_procs = None
+        for name, path in (own or own_cgroups()).items():
+            if name in mounts:
+                own_procs = os.path.join(mounts[name] + path, "cgroup.procs")
+                break
+        return cls(paths, mounts, own_procs)
 
     def create(self) -> None:
         """Make the directories (idempotent); a new cpuset gets its parent's cpus and mems."""
@@ -256,7 +265,7 @@ class V1Cgroups:
                     time.sleep(0.01)
 
 
-def warm_up_attach(*, by_child: bool = False) -> None:
+def warm_up_attach(procs_file: str | None = None, *, by_child: bool = False) -> None:
     """Start moving this process into the cgroup it is already in (a no-op), in a thread.
 
     Why: every write to ``cgroup.procs`` takes the kernel's cgroup threadgroup
@@ -271,8 +280,11 @@ def warm_up_attach(*, by_child: bool = False) -> None:
     ``by_child``: a forked child makes the write (moving itself), for a
     long-lived caller such as the engine's shim, where a thread's stack would
     stay resident. The caller reaps it (a shim reaps every child).
+
+    ``procs_file``: the caller's own ``cgroup.procs`` when it knows it (``V1Cgroups.own_procs``),
+    else ``own_procs_file`` finds it.
     """
-    path = own_procs_file()
+    path = procs_file or own_procs_file()
     if path is None:
         return
     try:

@@ -1,16 +1,25 @@
 """The container side of ``create``: the intermediate process (C1) and the container init (C2).
 
 Python cannot run after ``clone(CLONE_NEWPID)`` safely, so as youki does:
-C1 joins the cgroup (so a new cgroup namespace is rooted there), unshares the
-user namespace first (the parent writes its id maps), joins namespaces given
-by path, unshares the others, writes the time offsets, forks C2 and exits.
-C2 is PID 1 of the new pid namespace. It builds the rootfs, lets the parent
-run prestart/createRuntime hooks, runs createContainer hooks, pivots, sets
-hostname, sysctl, masked/read-only paths, limits and credentials, resolves
-the program, reports READY and blocks on the exec FIFO until ``start``.
+C1 unshares the user namespace first (the parent writes its id maps), joins
+namespaces given by path, unshares the others, writes the time offsets, forks
+C2 and exits. C2 is PID 1 of the new pid namespace. It builds the rootfs,
+lets the parent run prestart/createRuntime hooks, runs createContainer hooks,
+pivots, sets hostname, sysctl, masked/read-only paths, limits and
+credentials, resolves the program, reports READY and blocks on the exec FIFO
+until ``start``.
 
-Both functions never return: they ``os._exit``. Any error is sent to the
-parent as one ERROR message (the parent reports it and cleans up).
+Without a user or time namespace (and no pid namespace given by path) there
+is no C1: the parent unshares the pid namespace for its next child only and
+forks C2 itself (``init_forked_directly``), which does C1's namespace work
+first. One fork fewer, and the parent knows the init's pid at once.
+
+The functions that run in C1 and C2 never return: they ``os._exit``. Any error
+is sent to the parent as one ERROR message (the parent reports it and cleans
+up). Everything they run is imported here, by the parent, before it forks:
+an import in a freshly forked child costs about twice as much (each page the
+import system touches is copied), and after ``pivot_root`` it would search
+the container's files.
 """
 
 from __future__ import annotations
@@ -19,7 +28,11 @@ import os
 
 from pallet.errors import InvalidArgument, PalletError, SystemError_, errno_text
 from pallet.linux import flags as f
+from pallet.linux.loopback import bring_up_loopback
 from pallet.runtime import sync
+from pallet.runtime.finalize import exec_program, finalize_process
+from pallet.runtime.hooks import run_hooks
+from pallet.runtime.rootfs import RootfsBuilder
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -108,8 +121,6 @@ def intermediate(plan: InitPlan, sys: Syscalls | None) -> None:
         if new_flags:
             sys.unshare(new_flags)
         if new_flags & f.CLONE_NEWNET:
-            from pallet.linux.loopback import bring_up_loopback
-
             # a namespace made here gets lo up (runc's "loopback" network); one joined by path is left as is
             bring_up_loopback()
         if new_flags & f.CLONE_NEWTIME:
@@ -126,6 +137,29 @@ def intermediate(plan: InitPlan, sys: Syscalls | None) -> None:
         sync.send(plan.to_parent, sync.PID, str(pid))
     finally:
         os._exit(0)
+
+
+def init_forked_directly(plan: InitPlan, sys: Syscalls) -> None:
+    """The init when ``create`` forked it itself (no user or time namespace): C1's work, then C2's.
+
+    It joins the namespaces given by path and makes the others but pid (the
+    parent's ``unshare`` made it this process's) and cgroup (made once in its
+    cgroup). Never returns.
+    """
+    try:
+        new_flags = plan.new_ns_flags & ~(f.CLONE_NEWCGROUP | f.CLONE_NEWPID)
+        for fd, nstype in plan.ns_fds:
+            sys.setns(fd, nstype)
+            os.close(fd)
+        if new_flags:
+            sys.unshare(new_flags)
+        if new_flags & f.CLONE_NEWNET:
+            # as runc's "loopback" network; a namespace joined by path is left as is
+            bring_up_loopback()
+    except BaseException as e:  # noqa: BLE001 - everything goes to the parent as ERROR
+        sync.fail(plan.to_parent, e)
+        return
+    init(plan, sys)
 
 
 def _write_time_offsets(spec: Spec) -> None:
@@ -155,10 +189,6 @@ def init(plan: InitPlan, sys: Syscalls) -> None:
 
 
 def _prepare(plan: InitPlan, sys: Syscalls) -> tuple[str, list[str], list[str]]:
-    from pallet.runtime.finalize import finalize_process
-    from pallet.runtime.hooks import run_hooks
-    from pallet.runtime.rootfs import RootfsBuilder
-
     spec = plan.spec
     process = spec.process
     linux = spec.linux
@@ -260,10 +290,7 @@ def _wait_for_start_and_exec(plan: InitPlan, path: str, args: list[str], env: li
         os.close(fifo_fd)
         spec = plan.spec
         if spec.hooks is not None and spec.hooks.start_container:
-            from pallet.runtime.hooks import run_hooks
-
             run_hooks("startContainer", spec.hooks.start_container, plan.state_json)
-        from pallet.runtime.finalize import exec_program
 
         for fd in range(3, 3 + plan.preserve_fds):
             try:  # noqa: SIM105 - contextlib costs ~7 ms at start

@@ -2,11 +2,17 @@
 
 The parent side of the protocol in ``sync``; ``containerinit`` is the child
 side. On success the init (C2) is blocked on ``exec.fifo``, it is in the
-container's cgroup in every hierarchy, the pid file is written, and no process
-of ours is its parent (C1 exited, so the init was reparented to the caller's
-subreaper). On any failure everything made so far is undone: the init is
-killed, the cgroup and the state directory are removed (mounts live in the
-init's mount namespace and vanish with it).
+container's cgroup in every hierarchy, and the pid file is written. Its parent
+is this process when it forked the init itself (``_direct_fork``), else C1,
+which exited: either way the init is the caller's subreaper's (or ``run``'s)
+once this process ends. On any failure everything made so far is undone: the
+init is killed, the cgroup and the state directory are removed (mounts live in
+the init's mount namespace and vanish with it).
+
+The time goes to the cgroup: after a quiet spell the first ``cgroup.procs``
+write waits for an RCU grace period (``cgroups.warm_up_attach``). A warm-up
+write starts as soon as the directories exist, the init is forked, and the
+init's limits and join follow while it builds its rootfs.
 """
 
 from __future__ import annotations
@@ -22,9 +28,11 @@ from pallet.runtime.ocistate import oci_state, state_json
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pallet.linux.libc import Libc
     from pallet.linux.syscalls import Syscalls
-    from pallet.oci.runtime_spec import Spec
+    from pallet.oci.runtime_spec import Linux, Spec
     from pallet.runtime.cgroup_driver import Driver
+    from pallet.runtime.containerinit import InitPlan
     from pallet.runtime.logsink import LogSink
     from pallet.runtime.seccomp import PreparedSeccomp
 
@@ -111,10 +119,6 @@ def create(
     ``own_console``: with ``terminal: true`` and no console socket, keep the pty
     master here (``Created.console_master``) instead of failing: foreground ``run``.
     """
-    from pallet.runtime import cgroup_driver
-    from pallet.runtime.cgroups import warm_up_attach
-    from pallet.runtime.containerinit import InitPlan, intermediate
-
     bundle = os.path.abspath(bundle or ".")
     log.debug("create: start")
     from pallet.oci.runtime_spec import load_spec
@@ -154,6 +158,9 @@ def create(
         for key, phase in (("poststart", spec.hooks.poststart), ("poststop", spec.hooks.poststop)):
             if phase:
                 saved[key] = [hook.to_json() for hook in phase]
+    # the init is forked here, not by an intermediate, unless a user or time namespace (which
+    # must own or precede the others) or a pid namespace given by path asks for one (_direct_fork)
+    direct = _direct_fork(linux)
     cgroups: Driver | None = None
     init_pid = 0
     intermediate_pid = 0
@@ -163,24 +170,24 @@ def create(
     console_master = -1
     prepared_seccomp: PreparedSeccomp | None = None
     try:
-        cdir.save(saved)
-        # the config as created: exec, update and events read it; the bundle's may change meanwhile
-        cdir.save_config(config_bytes)
+        from pallet.runtime import cgroup_driver
+        from pallet.runtime.cgroups import V1Cgroups, warm_up_attach
+
         cgroups = cgroup_driver.for_container(linux.cgroups_path, container_id, systemd_cgroup)
         saved["cgroups"] = cgroups.paths
         cgroups.create()
-        if linux.resources is not None:
-            resources = linux.resources
-            if resources.devices:
-                from pallet.runtime.cgroup_devices import container_rules
-
-                # runc's always-allowed nodes and linux.devices: the init mknods them under these rules
-                resources = resources.replace(devices=container_rules(resources.devices, linux.devices))
-            # the limits hold before the init joins: nothing runs unlimited
-            cgroups.set(resources)
-        # not earlier: the warm-up holds the cgroup mutex that mkdir needs
-        warm_up_attach()
+        # as early as it can be (not before mkdir: the warm-up holds the cgroup mutex mkdir needs):
+        # the init's join, which ends this create, waits for the warm-up's grace period
+        warm_up_attach(cgroups.own_procs if isinstance(cgroups, V1Cgroups) else None)
         log.debug("create: cgroup directories made")
+        # imported now, while the warm-up waits: with it, everything the init will run
+        from pallet.runtime.containerinit import InitPlan, intermediate
+
+        cdir.save(saved)
+        # the config as created: exec, update and events read it; the bundle's may change meanwhile
+        cdir.save_config(config_bytes)
+        if not direct:
+            _set_limits(cgroups, linux)
         os.mkfifo(cdir.fifo_path, 0o622)
         # writable by whatever user the init becomes (mkfifo applied the umask)
         os.chmod(cdir.fifo_path, 0o622)
@@ -226,16 +233,20 @@ def create(
             seccomp=prepared_seccomp,
             preserve_fds=preserve_fds,
         )
-        if subreaper:
-            # before the fork: C1 may exit (and the init be reparented) any time after it
-            from pallet.linux.libc import Libc
+        from pallet.linux.libc import Libc
 
-            Libc().prctl(f.PR_SET_CHILD_SUBREAPER, 1)
+        libc = Libc()
+        if subreaper:
+            # before the fork: the init (or C1, which exits) may leave orphans any time after it
+            libc.prctl(f.PR_SET_CHILD_SUBREAPER, 1)
         log.debug("create: forking")
-        intermediate_pid = os.fork()
-        if intermediate_pid == 0:
-            intermediate(plan, sys)
-            os._exit(1)  # not reached: intermediate() always exits
+        if direct:
+            init_pid = _fork_init(plan, libc, sys, new_flags)
+        else:
+            intermediate_pid = os.fork()
+            if intermediate_pid == 0:
+                intermediate(plan, sys)
+                os._exit(1)  # not reached: intermediate() always exits
         os.close(to_parent_w)
         os.close(from_parent_r)
         opened = [fd for fd in opened if fd not in (to_parent_w, from_parent_r)]
@@ -245,6 +256,13 @@ def create(
         if console is not None:
             console.close()  # type: ignore[attr-defined]
             console = None
+        if direct:
+            log.debug("create: init forked")
+            # meanwhile the init unshares its namespaces and builds its rootfs
+            _set_limits(cgroups, linux)
+            cgroups.join(init_pid)
+            _reply(from_parent_w, to_parent_r, sync.CGROUP_DONE)
+            log.debug("create: init in cgroup")
         while True:
             try:
                 kind, text = sync.receive(to_parent_r)
@@ -315,6 +333,60 @@ def create(
         if console is not None:
             console.close()  # type: ignore[attr-defined]
     return Created(cdir, init_pid, saved, console_master)
+
+
+def _direct_fork(linux: Linux) -> bool:
+    """Whether ``create`` forks the init itself: no user or time namespace, no pid namespace by path.
+
+    A new pid namespace is then made by this process (``unshare`` only changes
+    the namespace of its next child) and left right after the fork. A user
+    namespace must exist before the others are made, so that it owns them, and
+    a time namespace, like a pid namespace, applies to children only: those
+    go through an intermediate process (``containerinit.intermediate``).
+    """
+    for namespace in linux.namespaces:
+        if namespace.type in ("user", "time") or (namespace.type == "pid" and namespace.path):
+            return False
+    return True
+
+
+def _fork_init(plan: InitPlan, libc: Libc, sys: Syscalls | None, new_flags: int) -> int:
+    """Fork the init (``_direct_fork``), in a new pid namespace if ``new_flags`` asks for one; its pid."""
+    from pallet.runtime.containerinit import init_forked_directly
+
+    own_namespace = -1
+    if new_flags & f.CLONE_NEWPID:
+        own_namespace = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            libc.unshare(f.CLONE_NEWPID)
+        except BaseException:
+            os.close(own_namespace)
+            raise
+    try:
+        pid = os.fork()
+        if pid == 0:
+            init_forked_directly(plan, sys or libc)
+            os._exit(1)  # not reached: the init always exits or execs
+    finally:
+        if own_namespace >= 0:
+            # our next children (hooks, a delete's) are ours again, not the container's
+            try:
+                libc.setns(own_namespace, f.CLONE_NEWPID)
+            finally:
+                os.close(own_namespace)
+    return pid
+
+
+def _set_limits(cgroups: Driver, linux: Linux) -> None:
+    """Write the container's limits (before the init joins its cgroup: nothing runs unlimited)."""
+    if linux.resources is not None:
+        resources = linux.resources
+        if resources.devices:
+            from pallet.runtime.cgroup_devices import container_rules
+
+            # runc's always-allowed nodes and linux.devices: the init mknods them under these rules
+            resources = resources.replace(devices=container_rules(resources.devices, linux.devices))
+        cgroups.set(resources)
 
 
 def _namespace_plan(spec: Spec, opened: list[int]) -> tuple[list[tuple[int, int]], int]:

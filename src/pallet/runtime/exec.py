@@ -11,10 +11,18 @@ E2 sets up the terminal, rlimits, cwd, seccomp and credentials in the init's
 order, and execs. Errors reach P over a close-on-exec pipe: end of file with
 no message means the program runs.
 
+Without a user namespace there is no E1: P enters the container's pid
+namespace for its next child only (``setns`` of a pid namespace changes
+nothing else), forks the process, and returns to its own; the process joins
+the cgroup and the other namespaces itself, then does E2's work. The
+cgroup warm-up (``cgroups.warm_up_attach``) starts first thing: the join
+waits for its grace period.
+
 Detached (``--detach``, what containerd and conmon send): P writes the pid
-file and exits; E2, orphaned by E1, is reparented to the caller's subreaper.
-Otherwise P makes itself a subreaper first, so E2 becomes its child, relays
-signals and returns its exit status (128+n for a signal).
+file and exits; the process (E2, orphaned by E1) is reparented to the
+caller's subreaper. Otherwise P makes itself a subreaper first, so the
+process is its child, relays signals and returns its exit status (128+n for
+a signal).
 """
 
 from __future__ import annotations
@@ -176,6 +184,12 @@ def _namespace_fds(spec: Spec, init_pid: int) -> list[tuple[int, int]]:
 
 def exec_process(root: str, container_id: str, options: ExecOptions, log: LogSink) -> int:
     """Run the process; the exit code (non-detached) or 0 once it runs (detached)."""
+    from pallet.runtime.cgroups import warm_up_attach
+
+    # the first cgroup.procs write after a quiet spell waits for an RCU grace period:
+    # start one first thing, in a thread, so that the exec process's join waits least
+    # (see warm_up_attach)
+    warm_up_attach()
     cdir = ContainerDir(root, container_id)
     saved = cdir.load()
     status = status_of(cdir, saved)
@@ -185,11 +199,6 @@ def exec_process(root: str, container_id: str, options: ExecOptions, log: LogSin
         raise FailedPrecondition("cannot exec in a paused container")
     if status == "creating":
         raise FailedPrecondition("cannot exec in a container that is being created")
-    from pallet.runtime.cgroups import warm_up_attach
-
-    # the first cgroup.procs write after a quiet spell waits for an RCU grace period:
-    # start one now, in a thread, so that E1's join does not wait (see warm_up_attach)
-    warm_up_attach()
     spec = cdir.load_config()
     process = build_process(spec, options)
     if process.terminal and not options.console_socket and options.detach:
@@ -223,15 +232,31 @@ def exec_process(root: str, container_id: str, options: ExecOptions, log: LogSin
         opened += [fd for fd, _ in ns_fds]
         report_r, report_w = os.pipe()
         opened += [report_r, report_w]
-        if not options.detach:
-            from pallet.linux.libc import Libc
+        from pallet.linux.libc import Libc
 
-            # E2's parent (E1) exits: it must be reparented to us, to be waited for
-            Libc().prctl(f.PR_SET_CHILD_SUBREAPER, 1)
-        first = os.fork()
-        if first == 0:
-            _first_child(cgroups, ns_fds, process, console, prepared, options.preserve_fds, report_w)
-            os._exit(1)  # not reached
+        libc = Libc()
+        if not options.detach:
+            # the process (or, through E1, E2) must be our child, or reparented to us: waited for here
+            libc.prctl(f.PR_SET_CHILD_SUBREAPER, 1)
+        # without a user namespace (it must be joined first, and owns the others) the process is
+        # forked here, into the container's pid namespace: no intermediate E1 (see _fork_direct)
+        direct = all(nstype != f.CLONE_NEWUSER for _, nstype in ns_fds)
+        if direct:
+            # everything the child runs, loaded here: an import in a forked child costs more
+            from pallet.runtime import finalize  # noqa: F401
+
+            if console is not None:
+                from pallet.runtime import console as _console  # noqa: F401
+            if prepared is not None:
+                from pallet.runtime import seccomp as _seccomp  # noqa: F401
+            first = _fork_direct(
+                libc, cgroups, ns_fds, process, console, prepared, options.preserve_fds, report_w
+            )
+        else:
+            first = os.fork()
+            if first == 0:
+                _first_child(cgroups, ns_fds, process, console, prepared, options.preserve_fds, report_w)
+                os._exit(1)  # not reached
         os.close(report_w)
         opened.remove(report_w)
         for fd, _ in ns_fds:
@@ -240,7 +265,7 @@ def exec_process(root: str, container_id: str, options: ExecOptions, log: LogSin
         if console is not None:
             console.close()  # type: ignore[attr-defined]
             console = None
-        pid = _await_start(report_r, first)
+        pid = _await_exec(report_r, first) if direct else _await_start(report_r, first)
         log.debug(f"exec: process {pid} runs")
         if prepared is not None:
             from pallet.runtime.ocistate import oci_state
@@ -317,6 +342,88 @@ def _await_start(report_r: int, first: int) -> int:
     if not pid:
         raise ExecFailed("the exec process exited before it started its program")
     return pid
+
+
+def _await_exec(report_r: int, pid: int) -> int:
+    """``pid`` once it has exec'd (end of file on the close-on-exec pipe); the error it reported otherwise."""
+    error = ""
+    while True:
+        try:
+            kind, text = sync.receive(report_r)
+        except sync.ChannelClosed:
+            break
+        if kind == sync.ERROR:
+            error = text
+    if error:
+        try:  # noqa: SIM105 - contextlib costs ~7 ms at start
+            os.waitpid(pid, 0)  # it exits right after reporting
+        except ChildProcessError:
+            pass
+        raise ExecFailed(error)
+    return pid
+
+
+def _fork_direct(  # noqa: PLR0917 - one call site, exec_process
+    libc: Syscalls,
+    cgroups: Driver | None,
+    ns_fds: list[tuple[int, int]],
+    process: Process,
+    console: object | None,
+    prepared: PreparedSeccomp | None,
+    preserve_fds: int,
+    report_w: int,
+) -> int:
+    """Fork the exec process into the container's pid namespace (no user namespace); its pid.
+
+    ``setns`` of a pid namespace only changes where our next child is born: we
+    enter the container's for the fork and return to our own right after it.
+    The child joins the cgroup and the other namespaces itself (``_direct_child``).
+    """
+    pid_ns = [fd for fd, nstype in ns_fds if nstype == f.CLONE_NEWPID]
+    own_ns = -1
+    if pid_ns:
+        own_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            libc.setns(pid_ns[0], f.CLONE_NEWPID)
+        except BaseException:
+            os.close(own_ns)
+            raise
+    try:
+        pid = os.fork()
+        if pid == 0:
+            _direct_child(libc, cgroups, ns_fds, process, console, prepared, preserve_fds, report_w)
+            os._exit(1)  # not reached
+    finally:
+        if own_ns >= 0:
+            try:
+                libc.setns(own_ns, f.CLONE_NEWPID)
+            finally:
+                os.close(own_ns)
+    return pid
+
+
+def _direct_child(  # noqa: PLR0917 - one call site, _fork_direct
+    sys: Syscalls,
+    cgroups: Driver | None,
+    ns_fds: list[tuple[int, int]],
+    process: Process,
+    console: object | None,
+    prepared: PreparedSeccomp | None,
+    preserve_fds: int,
+    report_w: int,
+) -> None:
+    """The exec process forked by ``_fork_direct``: cgroup, the namespaces but pid, then as E2. Never returns."""
+    try:
+        if cgroups is not None:
+            cgroups.join(0)
+        for fd, nstype in ns_fds:
+            if nstype != f.CLONE_NEWPID:
+                sys.setns(fd, nstype)
+            os.close(fd)
+    except BaseException as e:  # noqa: BLE001 - everything goes to the parent as ERROR
+        sync.fail(report_w, e)
+        return
+    _second_child(sys, process, console, prepared, preserve_fds, report_w)
 
 
 def _first_child(  # noqa: PLR0917 - one call site, the fork above

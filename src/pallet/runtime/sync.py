@@ -6,7 +6,8 @@ little-endian length, one kind byte, then UTF-8 text. The sequence:
 
     C1 -> parent  USERNS       (only with a new user namespace) write my uid/gid maps
     parent -> C1  USERNS_DONE
-    C1 -> parent  PID <pid>    the init's pid in the host pid namespace; C1 exits
+    C1 -> parent  PID <pid>    the init's pid in the host pid namespace; C1 exits (no C1,
+                               no message: the parent forked the init and knows its pid)
     parent -> C2  CGROUP_DONE  the init is in the container's cgroup (the parent moved it
                                while the init built the rootfs: the first cgroup.procs
                                write waits for an RCU grace period, ~10 ms here)

@@ -267,15 +267,10 @@ def _run_export(ctx: Context, args: Namespace, engine: Engine) -> int:
             export_rootfs(tree, ctx.stdout_binary)
             ctx.stdout_binary.flush()
             return 0
-        tmp = f"{args.output}.{os.getpid()}.tmp"
-        try:
-            with open(tmp, "wb") as out:
-                export_rootfs(tree, out)
-            os.rename(tmp, args.output)  # the file is complete or absent
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        from pallet.cli.outfile import atomic_output
+
+        with atomic_output(args.output) as out:  # the file is complete or absent
+            export_rootfs(tree, out)
     return 0
 
 

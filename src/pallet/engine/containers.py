@@ -13,9 +13,9 @@ leading ``/``), then a unique id prefix. An unknown reference is
 from __future__ import annotations
 
 import _json
-import os
 
 from pallet.errors import Conflict, InvalidArgument, NotFound
+from pallet.linux.atomicfile import write_atomic
 from pallet.oci.jsonfast import dumps, loads
 from pallet.oci.record import EMPTY, Record
 
@@ -238,13 +238,7 @@ def dumps_compact(document: object) -> str:
 
 def write_document(path: str, document: Mapping[str, Any]) -> None:
     """Write ``container.json`` atomically (temp file, fsync, rename)."""
-    head, name = os.path.split(path)
-    tmp = os.path.join(head, f".{name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        f.write(dumps_compact(document))
-        f.flush()
-        os.fsync(f.fileno())
-    os.rename(tmp, path)
+    write_atomic(path, dumps_compact(document).encode())
 
 
 def read_document(path: str) -> dict[str, Any]:

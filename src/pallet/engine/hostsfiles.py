@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import os
 
+from pallet.linux.atomicfile import write_atomic
+
 __all__ = ["hosts_content", "resolv_conf_content", "write_network_files"]
 
 _LOCALHOST = (
@@ -64,16 +66,6 @@ def resolv_conf_content(network: str, host_resolv: str) -> str:
     return "\n".join(kept) + "\n"
 
 
-def _write_atomic(path: str, text: str) -> None:
-    temp = f"{path}.tmp-{os.getpid()}"
-    with open(temp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.chmod(temp, 0o644)
-    os.replace(temp, path)
-
-
 def write_network_files(
     directory: str,
     *,
@@ -95,5 +87,5 @@ def write_network_files(
         ),
     }
     for path, text in files.values():
-        _write_atomic(path, text)
+        write_atomic(path, text.encode(), mode=0o644)  # bound into the container: readable by all
     return {destination: path for destination, (path, _) in files.items()}

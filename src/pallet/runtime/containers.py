@@ -18,6 +18,7 @@ import fcntl
 import os
 
 from pallet.errors import AlreadyExists, InvalidArgument, NotFound, SystemError_
+from pallet.linux.atomicfile import write_atomic
 from pallet.oci.jsonfast import dumps, loads
 from pallet.runtime import procstat
 
@@ -99,10 +100,7 @@ class ContainerDir:
 
     def save(self, state: dict[str, object]) -> None:
         """Replace ``state.json`` atomically."""
-        tmp = self.state_path + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(dumps(state))
-        os.rename(tmp, self.state_path)
+        write_atomic(self.state_path, dumps(state).encode(), durable=False)
 
     def save_config(self, data: bytes) -> None:
         """Keep the container's config.json as it was at create (``config.json`` here)."""
@@ -178,8 +176,4 @@ def _frozen(paths: object) -> bool:
 
 def write_pid_file(path: str, pid: int) -> None:
     """The pid as decimal digits, no newline (containerd parses it untrimmed), written atomically."""
-    path = os.path.abspath(path)
-    tmp = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(str(pid))
-    os.rename(tmp, path)
+    write_atomic(os.path.abspath(path), str(pid).encode(), durable=False)

@@ -372,21 +372,13 @@ def _read_cached(path: str) -> bytes | None:
 
 def _store(cache_dir: str, path: str, program: bytes) -> None:
     """Atomic: ``path`` is absent or complete. A cache that cannot be written only costs time."""
-    temp = f"{path}.{os.getpid()}.tmp"
+    from pallet.linux.atomicfile import write_atomic
+
     try:
         os.makedirs(cache_dir, 0o700, exist_ok=True)
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(fd, program)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(temp, path)
+        write_atomic(path, program, mode=0o600)
     except OSError:
-        try:
-            os.unlink(temp)
-        except OSError:
-            return
+        return
 
 
 def prepare(profile: Seccomp | None, *, cache_dir: str) -> PreparedSeccomp | None:

@@ -30,6 +30,7 @@ import os
 from pathlib import Path
 
 from pallet.errors import FailedPrecondition, InvalidArgument
+from pallet.linux.atomicfile import write_atomic
 from pallet.oci.record import Record
 from pallet.registry.client import hosts
 
@@ -156,18 +157,7 @@ def lookup(registry: str, path: Path | None = None) -> Credentials | None:
 
 def _write(path: Path, doc: dict[str, object]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(doc, f, indent="\t")
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.rename(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomic(str(path), (json.dumps(doc, indent="\t") + "\n").encode(), mode=0o600)  # it holds passwords
 
 
 def store(registry: str, credentials: Credentials, path: Path | None = None) -> str | None:

@@ -38,6 +38,7 @@ import threading
 import time
 import uuid
 
+from pallet.linux import atomicfile
 from pallet.oci.digest import Digest, hasher
 from pallet.registry.server.errorcodes import RegistryError
 
@@ -52,24 +53,8 @@ _COPY_CHUNK = 1 << 20
 
 
 def write_atomic(path: str, data: bytes) -> None:
-    """Replace ``path`` with ``data``: readers see the old or the new content, never a mix."""
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".tmp-{uuid.uuid4().hex}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
-        os.rename(tmp, path)
-    except OSError:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    """Replace ``path`` with ``data`` (fsynced), making its directories: readers see the old or the new."""
+    atomicfile.write_atomic(path, data, parents=True)
 
 
 def _read_text(path: str) -> str | None:

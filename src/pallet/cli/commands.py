@@ -98,7 +98,14 @@ GROUPS: dict[str, tuple[str, dict[str, Command]]] = {
     ),
     "registry": (
         "Run a registry",
-        _table(("serve", "registry:configure_serve", "Serve the OCI distribution API from a directory")),
+        _table(
+            (
+                "garbage-collect",
+                "registry:configure_garbage_collect",
+                "Delete blobs no manifest references (the server must be stopped)",
+            ),
+            ("serve", "registry:configure_serve", "Serve the OCI distribution API from a directory"),
+        ),
     ),
     "volume": (
         "Manage volumes",

@@ -1,4 +1,6 @@
-"""``pallet registry serve``: run pallet's own registry (the OCI distribution spec on a directory)."""
+"""``pallet registry serve``: run pallet's own registry (the OCI distribution spec on a directory);
+``pallet registry garbage-collect``: delete what its manifests no longer reference.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ if TYPE_CHECKING:
     from pallet.cli.context import Context
     from pallet.cli.flags import FlagParser, Namespace
 
-__all__ = ["configure_serve"]
+__all__ = ["configure_garbage_collect", "configure_serve"]
 
 
 def configure_serve(parser: FlagParser) -> None:
@@ -70,4 +72,51 @@ def run_serve(ctx: Context, args: Namespace) -> int:
         max_connections=DEFAULT_MAX_CONNECTIONS if args.max_connections is None else args.max_connections,
     )
     run(server)
+    return 0
+
+
+def configure_garbage_collect(parser: FlagParser) -> None:
+    parser.description = (
+        "Delete the blobs no manifest of any repository references (docker-registry's "
+        "garbage-collect). It must not run while the registry serves, as with docker-registry: "
+        "pallet refuses to while a pallet registry serve holds the storage."
+    )
+    parser.add_argument(
+        "storage",
+        metavar="STORAGE-DIR|CONFIG",
+        help="the --storage directory of pallet registry serve, or a YAML config whose "
+        "storage.filesystem.rootdirectory names it",
+    )
+    parser.add_argument(
+        "-d", "--dry-run", action="store_true", help="print what would be deleted and delete nothing"
+    )
+    parser.add_argument(
+        "-m",
+        "--delete-untagged",
+        action="store_true",
+        help="also delete manifests no tag points at (and no tagged index includes)",
+    )
+    parser.set_defaults(run=run_garbage_collect)
+
+
+def run_garbage_collect(ctx: Context, args: Namespace) -> int:
+    from pallet.errors import FailedPrecondition
+    from pallet.registry.server.gc import collect, storage_dir_of
+    from pallet.registry.server.storage import Storage
+
+    storage = Storage(storage_dir_of(args.storage))
+    lock = storage.lock()
+    if not lock.acquire(blocking=False):
+        raise FailedPrecondition(
+            f"the registry storage {storage.root} is being served (or collected) by another process; "
+            "stop the server first: garbage collection must not run while the registry serves"
+        )
+
+    def emit(line: str) -> None:
+        ctx.out.write(line + "\n")
+
+    try:
+        collect(storage, dry_run=args.dry_run, delete_untagged=args.delete_untagged, emit=emit)
+    finally:
+        lock.release()
     return 0

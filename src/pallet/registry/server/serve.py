@@ -114,8 +114,18 @@ def run(server: RegistryServer) -> None:
     """Serve until SIGINT or SIGTERM, then close the listening socket and return.
 
     Requests in flight are cut off (their upload sessions stay on disk and
-    can be resumed); nothing half-written is ever visible as a blob.
+    can be resumed); nothing half-written is ever visible as a blob. The
+    storage's lock is held shared meanwhile, so ``garbage-collect`` refuses
+    to run; ``Unavailable`` if a collection is running now.
     """
+    lock = server.storage.lock()
+    if not lock.acquire(shared=True, blocking=False):
+        from pallet.errors import Unavailable
+
+        server.server_close()
+        raise Unavailable(
+            f"garbage collection is running on {server.storage.root}; serve it again once that is done"
+        )
     previous: dict[signal.Signals, object] = {}
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -127,5 +137,6 @@ def run(server: RegistryServer) -> None:
         server.log("warn", "stopping")
     finally:
         server.server_close()
+        lock.release()
         for signum, handler in previous.items():
             signal.signal(signum, handler)  # type: ignore[arg-type]

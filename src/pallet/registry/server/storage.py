@@ -21,8 +21,10 @@ Contracts:
 - Every metadata file is written atomically (temp file, fsync, rename), so a
   crash leaves the old or the new version, never a torn one.
 - Deleting a blob or manifest removes the repository's link; the shared
-  content stays until garbage collection (not done here), so another
+  content stays until garbage collection (``gc.py``), so another
   repository that links it is unaffected.
+- ``gc.lock`` in the root: a server holds it shared while it serves, garbage
+  collection exclusively, so the two never overlap (``lock``).
 
 An upload session survives a server restart: its state is the size of its
 data file. The running hash is kept in memory as an optimisation and
@@ -38,6 +40,7 @@ import threading
 import time
 import uuid
 
+from pallet.image.metadata import FileLock
 from pallet.linux import atomicfile
 from pallet.oci.digest import Digest, hasher
 from pallet.registry.server.errorcodes import RegistryError
@@ -102,6 +105,10 @@ class Storage:
             os.makedirs(os.path.join(self.root, sub), exist_ok=True)
         self._uploads: dict[str, Upload] = {}
         self._lock = threading.Lock()
+
+    def lock(self) -> FileLock:
+        """The storage's lock: shared while a server serves, exclusive while garbage is collected."""
+        return FileLock(os.path.join(self.root, "gc.lock"))
 
     # --- paths -------------------------------------------------------------
 

@@ -8,6 +8,7 @@ which the runtime's hot path avoids.
 
 from __future__ import annotations
 
+import _socket
 import fcntl
 import sys
 
@@ -25,8 +26,6 @@ def _ifreq(name: str, flags: int) -> bytes:
 
 def bring_up_loopback(name: str = "lo") -> None:
     """Set ``IFF_UP`` on ``name`` in the caller's network namespace (needs CAP_NET_ADMIN there)."""
-    import _socket
-
     sock = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC, 0)
     try:
         current = fcntl.ioctl(sock.fileno(), _SIOCGIFFLAGS, _ifreq(name, 0))

@@ -16,7 +16,6 @@ column and character offset of the problem. Only that error path imports
 from __future__ import annotations
 
 import _json
-import types
 
 from pallet.errors import InvalidArgument
 
@@ -25,6 +24,8 @@ __all__ = ["dumps", "loads"]
 _INF = float("inf")
 _CONSTANTS = {"NaN": float("nan"), "Infinity": _INF, "-Infinity": -_INF}
 _WHITESPACE = " \t\n\r"
+# types.MappingProxyType, without importing types (~0.3 ms on the runtime's hot path)
+_MappingProxyType = type(type.__dict__)
 
 
 class _ScannerContext:
@@ -129,7 +130,7 @@ def loads(data: bytes | bytearray | str) -> object:
 
 def _default(obj: object) -> object:
     # read-only mappings (Record fields default to EMPTY) encode as objects
-    if isinstance(obj, types.MappingProxyType):
+    if isinstance(obj, _MappingProxyType):
         return dict(obj)
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
 
@@ -197,9 +198,9 @@ def _encode_indented(obj: object, out: list[str], step: str, newline: str, activ
         out.append(int.__repr__(obj))
     elif isinstance(obj, float):
         out.append(_float_text(obj))
-    elif isinstance(obj, (list, tuple, dict, types.MappingProxyType)):
+    elif isinstance(obj, (list, tuple, dict, _MappingProxyType)):
         if not obj:
-            out.append("{}" if isinstance(obj, (dict, types.MappingProxyType)) else "[]")
+            out.append("{}" if isinstance(obj, (dict, _MappingProxyType)) else "[]")
             return
         if id(obj) in active:
             raise ValueError("Circular reference detected")

@@ -15,17 +15,18 @@ field's default. Defaults must be immutable (use tuples, ``None`` or
 
 from __future__ import annotations
 
-import types
-
-__all__ = ["EMPTY", "Record"]
+__all__ = ["EMPTY", "MappingProxy", "Record"]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any, Self, dataclass_transform
 
+#: ``types.MappingProxyType``, without importing ``types`` (~0.3 ms at each ``pallet-runtime`` start)
+MappingProxy = type(type.__dict__)
+
 #: an immutable empty mapping, the default for dict-valued fields
-EMPTY: Mapping[str, str] = types.MappingProxyType({})
+EMPTY: Mapping[str, str] = MappingProxy({})
 
 _MUTABLE = (list, dict, set, bytearray)
 
@@ -87,9 +88,7 @@ class _RecordBase:
 
     def __hash__(self) -> int:
         # mapping fields (MappingProxyType) are not hashable themselves
-        values = (
-            tuple(sorted(v.items())) if isinstance(v, types.MappingProxyType) else v for v in self._values()
-        )
+        values = (tuple(sorted(v.items())) if isinstance(v, MappingProxy) else v for v in self._values())
         return hash((type(self), *values))
 
     def __repr__(self) -> str:

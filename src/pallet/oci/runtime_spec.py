@@ -21,11 +21,10 @@ This module is on ``pallet-runtime``'s hot path: it imports no ``typing``,
 from __future__ import annotations
 
 import os
-import types
 
 from pallet.errors import InvalidArgument, SpecError
 from pallet.oci.jsonfast import loads
-from pallet.oci.record import EMPTY, Record
+from pallet.oci.record import EMPTY, MappingProxy, Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -93,7 +92,7 @@ SPEC_VERSION = "1.2.0"
 SPEC_VERSION_MIN = "1.0.0"
 
 #: capability name -> number (linux/capability.h), in number order
-ALL_CAPABILITIES: Mapping[str, int] = types.MappingProxyType(
+ALL_CAPABILITIES: Mapping[str, int] = MappingProxy(
     {
         name: number
         for number, name in enumerate(
@@ -148,7 +147,7 @@ ALL_CAPABILITIES: Mapping[str, int] = types.MappingProxyType(
 NAMESPACE_TYPES: tuple[str, ...] = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
 
 #: rlimit name -> resource number (asm-generic/resource.h)
-RLIMITS: Mapping[str, int] = types.MappingProxyType(
+RLIMITS: Mapping[str, int] = MappingProxy(
     {
         "RLIMIT_CPU": 0,
         "RLIMIT_FSIZE": 1,
@@ -345,7 +344,7 @@ def _object_of(item: _Parse) -> _Parse:
     def parse(value: object, path: str) -> Mapping[str, object]:
         if not isinstance(value, dict):
             raise SpecError(path, f"must be an object, got {_json_kind(value)}")
-        return types.MappingProxyType({k: item(v, f'{path}["{k}"]') for k, v in value.items()})
+        return MappingProxy({k: item(v, f'{path}["{k}"]') for k, v in value.items()})
 
     return parse
 
@@ -361,7 +360,7 @@ def _plain(value: object) -> object:
         return value.to_json()
     if isinstance(value, (tuple, list)):
         return [_plain(v) for v in value]
-    if isinstance(value, (dict, types.MappingProxyType)):
+    if isinstance(value, (dict, MappingProxy)):
         return {k: _plain(v) for k, v in value.items()}
     return value
 

@@ -24,7 +24,6 @@ char/block device) and the spec's ``linux.devices``.
 from __future__ import annotations
 
 import os
-import struct
 
 from pallet.errors import SpecError
 from pallet.oci.runtime_spec import DeviceRule
@@ -149,7 +148,12 @@ _R0, _R1, _R2, _R3, _R4, _R5 = 0, 1, 2, 3, 4, 5
 
 
 def _insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> bytes:
-    return struct.pack("<BBhi", code, dst | (src << 4), off, imm)
+    # struct.pack("<BBhi", ...), without importing struct on the runtime's hot path
+    return (
+        bytes((code, dst | (src << 4)))
+        + off.to_bytes(2, "little", signed=True)
+        + imm.to_bytes(4, "little", signed=True)
+    )
 
 
 class _Assembler:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import time
 
 from pallet.errors import FailedPrecondition, PalletError
@@ -15,6 +16,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from pallet.runtime.logsink import LogSink
+
+#: how long a wait for the init's byte lasts before it checks that the init still lives
+_ALIVE_CHECK_MS = 10
 
 
 def start(root: str, container_id: str, log: LogSink) -> None:
@@ -52,6 +56,10 @@ def release(cdir: ContainerDir, saved: dict[str, object], log: LogSink) -> None:
     # non-blocking open: never hang on an init that died before opening its end
     fd = os.open(cdir.fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
+        # poll wakes us as soon as the byte is written; until then, a dead init ends the wait
+        # (a FIFO's reader gets no POLLHUP from a writer that never opened)
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
         while True:
             try:
                 data = os.read(fd, 1)
@@ -61,7 +69,10 @@ def release(cdir: ContainerDir, saved: dict[str, object], log: LogSink) -> None:
                 break
             if not procstat.is_alive(pid, started):
                 raise FailedPrecondition("cannot start a container that has stopped")
-            time.sleep(0.0005)
+            if data is None:
+                poller.poll(_ALIVE_CHECK_MS)
+            else:
+                time.sleep(0.0005)  # end of file: the init closed its end without writing, and exits
     finally:
         os.close(fd)
     os.unlink(cdir.fifo_path)

@@ -173,8 +173,9 @@ def leftovers(rt: Runtime, cid: str) -> list[str]:
     found = []
     if (rt.root / cid).exists():
         found.append(f"state dir {rt.root / cid}")
-    for base in Path("/sys/fs/cgroup").iterdir():
-        found += [str(p) for p in base.glob(f"**/{cid}") if p.is_dir()]
+    # os.walk skips directories that vanish meanwhile (other tests' cgroups come and go)
+    for top, dirs, _files in os.walk("/sys/fs/cgroup"):
+        found += [os.path.join(top, d) for d in dirs if d == cid]
     with open("/proc/self/mountinfo") as f:
         found += [line.strip() for line in f if cid in line or str(rt.tmp) in line]
     return found

@@ -14,9 +14,12 @@ no message means the program runs.
 Without a user namespace there is no E1: P enters the container's pid
 namespace for its next child only (``setns`` of a pid namespace changes
 nothing else), forks the process, and returns to its own; the process joins
-the cgroup and the other namespaces itself, then does E2's work. The
-cgroup warm-up (``cgroups.warm_up_attach``) starts first thing: the join
-waits for its grace period.
+the cgroup and the other namespaces itself, then does E2's work.
+
+The process's cgroup join waits for an RCU grace period after a quiet spell
+(``cgroups.warm_up_attach``): the caller starts the warm-up write before
+anything else, as ``pallet-runtime exec`` does before it even imports this
+module; the join then waits least.
 
 Detached (``--detach``, what containerd and conmon send): P writes the pid
 file and exits; the process (E2, orphaned by E1) is reparented to the
@@ -184,12 +187,6 @@ def _namespace_fds(spec: Spec, init_pid: int) -> list[tuple[int, int]]:
 
 def exec_process(root: str, container_id: str, options: ExecOptions, log: LogSink) -> int:
     """Run the process; the exit code (non-detached) or 0 once it runs (detached)."""
-    from pallet.runtime.cgroups import warm_up_attach
-
-    # the first cgroup.procs write after a quiet spell waits for an RCU grace period:
-    # start one first thing, in a thread, so that the exec process's join waits least
-    # (see warm_up_attach)
-    warm_up_attach()
     cdir = ContainerDir(root, container_id)
     saved = cdir.load()
     status = status_of(cdir, saved)

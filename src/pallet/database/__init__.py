@@ -86,11 +86,6 @@ class Schema:
         self.steps = steps
         self.legacy = legacy
 
-    @property
-    def version(self) -> int:
-        """The version these steps reach."""
-        return len(self.steps)
-
 
 class Database:
     """A connection to one pallet database; one per process and thread (several stores may share it)."""

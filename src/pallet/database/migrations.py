@@ -26,7 +26,8 @@ converted in place. Contracts:
   leftovers (removed by the next open).
 - An old file at ``user_version`` 0 (made by an open that crashed before its
   first step) holds nothing and is removed; one newer than the layout this
-  pallet knows is refused.
+  pallet knows is refused. Going back to a pallet of the previous layout is
+  not supported: what it writes beside ``pallet.db`` is removed unread.
 - Rows are copied as they are, foreign keys off (the old files enforced them
   already), so an import never fails on data the previous layout accepted.
 
@@ -38,7 +39,6 @@ process writes its pid to ``<file>`` and sleeps until it is killed. Points:
 
 from __future__ import annotations
 
-import contextlib
 import os
 
 from pallet.errors import FailedPrecondition
@@ -174,8 +174,10 @@ def _remove_old_file(path: str) -> None:
     if not os.path.exists(path):
         return
     for extra in ("-wal", "-shm", ".init-lock"):
-        with contextlib.suppress(FileNotFoundError):
+        try:
             os.unlink(path + extra)
+        except FileNotFoundError:
+            continue
     try:
         os.unlink(path)
     except FileNotFoundError:

@@ -13,9 +13,10 @@ The previous layout (``images.db``, ``engine.db``, ``volumes.db``, one file
 per owner, each versioned by ``PRAGMA user_version``) is imported, not
 converted in place. Contracts:
 
-- Atomic: an owner's old file is attached and its rows copied inside the
-  transaction that creates the owner's tables, so ``pallet.db`` holds either
-  all of an owner's old rows at its version or nothing of that owner.
+- Atomic: the old files are attached and their rows copied inside the one
+  transaction that creates their owners' tables, so ``pallet.db`` holds
+  either all of an owner's old rows or nothing of that owner (and an engine
+  open imports the three files together).
 - The old files are removed only after that transaction commits (with
   ``synchronous = FULL``: durable before anything is deleted): ``-wal`` and
   ``-shm`` first, the file itself last.

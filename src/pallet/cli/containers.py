@@ -254,10 +254,12 @@ def _run_run(ctx: Context, args: Namespace) -> int:
     # a foreground one also loads pallet-runtime's code (the default runtime), a detached one
     # stays small for its container's life
     container_id = names.new_id()
+    layout = Layout(ctx.root, ctx.run_root)
     shim = prelaunch(
-        Layout(ctx.root, ctx.run_root).shim_config(container_id),
+        layout.shim_config(container_id),
         client=not args.detach,
         preload_runtime=not args.detach and args.runtime in (None, "", "pallet-runtime"),
+        run_root=layout.run_root,
     )
     try:
         options = _parse_options(args, "run")
@@ -490,7 +492,9 @@ def _run_start(ctx: Context, args: Namespace) -> int:
             record = engine.containers.get(args.containers[0])
             from pallet.engine.shim.launch import prelaunch
 
-            shim = prelaunch(engine.layout.shim_config(record.id), client=True)
+            shim = prelaunch(
+                engine.layout.shim_config(record.id), client=True, run_root=engine.layout.run_root
+            )
             try:
                 return _run_attached(ctx, engine, record, shim, interactive=args.interactive, remove=False)
             finally:

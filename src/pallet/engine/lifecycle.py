@@ -472,7 +472,7 @@ class Engine:
         config_path = self.layout.shim_config(record.id)
         save(shim_config, config_path)
         if shim is None or shim.config_path != config_path:
-            shim = prelaunch(config_path)
+            shim = prelaunch(config_path, run_root=self.layout.run_root)
         shim.release()
         return shim
 

@@ -3,8 +3,9 @@
 ``pallet_env`` gives a ``PalletEnv`` whose ``pallet(...)`` runs the real
 ``pallet`` CLI on that root (a separate process, as a user runs it). Its
 finalizer removes every container the test left (``rm -f -v`` through the
-engine), then, whatever failed before, SIGKILLs the shims and containers it
-started (found by pid: processes whose command line names the temp root),
+engine), then, whatever failed before, SIGKILLs the run dir's shim zygote (by
+the pid in its pid file) and the shims and containers it started (found by pid:
+processes whose command line names the temp root),
 unmounts what is mounted under the temp dirs and removes the containers'
 cgroups.
 """
@@ -112,8 +113,22 @@ class PalletEnv:
                 out.append(int(entry))
         return out
 
+    def zygote(self) -> int | None:
+        """The pid of the run dir's shim zygote, if one runs (by its pid file and command line)."""
+        try:
+            pid = int((self.run_root / "shim-zygote.pid").read_text())
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read().split(b"\0")
+        except (OSError, ValueError):
+            return None
+        return pid if b"--zygote" in cmdline and str(self.run_root).encode() in cmdline else None
+
     def cleanup(self) -> None:
         """Remove everything the test made, even if the engine cannot (finalizer)."""
+        zygote = self.zygote()
+        if zygote is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(zygote, 9)
         ids = self.container_ids()
         for cid in ids:
             try:

@@ -13,7 +13,7 @@ from pallet.errors import InvalidArgument
 from pallet.oci.jsonfast import dumps, loads
 from pallet.oci.record import Record
 
-__all__ = ["RESTART_POLICIES", "ShimConfig", "load", "save"]
+__all__ = ["RESTART_POLICIES", "ShimConfig", "load", "parse", "save"]
 
 #: docker's restart policy names
 RESTART_POLICIES = ("no", "always", "on-failure", "unless-stopped")
@@ -69,11 +69,20 @@ def save(config: ShimConfig, path: str) -> None:
 
 
 def load(path: str) -> ShimConfig:
-    try:
-        with open(path, "rb") as f:
-            doc = loads(f.read())
+    try:  # no file object: a forked shim pays a page for each object it makes (zygote)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            data = os.read(fd, 1 << 20)
+        finally:
+            os.close(fd)
     except OSError as e:
         raise InvalidArgument(f"read shim config {path}: {e.strerror or e}") from None
+    return parse(data, path)
+
+
+def parse(data: bytes, path: str) -> ShimConfig:
+    """``load`` of ``data``, read from ``path``."""
+    doc = loads(data)
     if not isinstance(doc, dict):
         raise InvalidArgument(f"{path}: not a shim config (a JSON object)")
     values = {k: v for k, v in doc.items() if k in ShimConfig._fields}

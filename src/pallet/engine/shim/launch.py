@@ -50,13 +50,20 @@ def shim_command() -> list[str]:
     return [sys.executable, "-I", "-S", "-c", code]
 
 
-def launch(config_path: str, *, timeout: float = 120.0) -> ShimStarted:
+def launch(config_path: str, *, timeout: float = 120.0, run_root: str | None = None) -> ShimStarted:
     """Start the shim described by ``config_path`` (a ``shim.json``) and wait for its report."""
-    return prelaunch(config_path).go(timeout=timeout)
+    return prelaunch(config_path, run_root=run_root).go(timeout=timeout)
 
 
-def prelaunch(config_path: str, *, client: bool = False, preload_runtime: bool = False) -> PendingShim:
+def prelaunch(
+    config_path: str, *, client: bool = False, preload_runtime: bool = False, run_root: str | None = None
+) -> PendingShim:
     """Start the shim of ``config_path`` (a ``shim.json`` not written yet); ``PendingShim.go`` lets it read it.
+
+    With ``run_root`` (the engine's run dir) the shim is forked by that run
+    dir's zygote (``zygote``), started in the background if there is none;
+    without, or when the zygote does not answer, it is a new interpreter.
+    ``PALLET_SHIM_ZYGOTE=0`` in the environment turns the zygote off.
 
     The shim's interpreter starts and imports while the caller creates the
     container (a ``pallet run`` saves the ~25 ms of a Python start that way).
@@ -70,6 +77,10 @@ def prelaunch(config_path: str, *, client: bool = False, preload_runtime: bool =
     """
     import _socket
 
+    if run_root is not None and os.environ.get("PALLET_SHIM_ZYGOTE") != "0":
+        forked = _forked(config_path, run_root, client=client, preload_runtime=preload_runtime)
+        if forked is not None:
+            return forked
     argv = [*shim_command(), "--report-fd", "3", "--wait-fd", "4"]
     report_r, report_w = os.pipe()
     wait_r, wait_w = os.pipe()
@@ -107,6 +118,72 @@ def prelaunch(config_path: str, *, client: bool = False, preload_runtime: bool =
         client=ours,
         program=argv[0],
     )
+
+
+def _forked(config_path: str, run_root: str, *, client: bool, preload_runtime: bool) -> PendingShim | None:
+    """A shim forked by ``run_root``'s zygote, or None (no zygote: one is started for the next run)."""
+    import _socket
+
+    from pallet.engine.shim import zygote
+
+    try:
+        where = zygote.address(run_root)
+    except OSError:
+        return None
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
+    try:
+        sock.connect(where)
+        if zygote.peer_uid(sock) != os.geteuid():
+            return None  # not ours: never hand our fds to it
+    except OSError:
+        sock.close()
+        zygote.start(run_root, shim_command())
+        return None
+    report_r, report_w = os.pipe()
+    wait_r, wait_w = os.pipe()
+    ours = theirs = None
+    fds = [2, report_w, wait_r]
+    if client:
+        ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        fds.append(theirs.fileno())
+    umask = os.umask(0o022)
+    os.umask(umask)
+    request = b"\0".join(
+        [b"fork", str(umask).encode(), b"1" if preload_runtime else b"0", os.fsencode(config_path)]
+    )
+    reply = b""
+    try:
+        sock.settimeout(10.0)
+        sock.sendmsg(
+            [request],
+            [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, b"".join(fd.to_bytes(4, "little") for fd in fds))],
+        )
+        reply = sock.recv(64)
+    except OSError:
+        reply = b""
+    finally:
+        sock.close()
+        for fd in (report_w, wait_r):
+            os.close(fd)
+        if theirs is not None:
+            theirs.close()
+    if reply == b"ok":
+        return PendingShim(
+            config_path=config_path,
+            first_pid=0,
+            exec_fd=-1,
+            wait_fd=wait_w,
+            report_fd=report_r,
+            client=ours,
+            program="pallet-shim (forked)",
+        )
+    for fd in (report_r, wait_w):
+        os.close(fd)
+    if ours is not None:
+        ours.close()
+    if reply == b"stale":  # it has left: a new one loads the code as it is now
+        zygote.start(run_root, shim_command())
+    return None
 
 
 class PendingShim:

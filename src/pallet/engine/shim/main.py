@@ -9,6 +9,9 @@ on that fd before it reads SHIM_JSON; EOF there means "never mind". With
 becomes a child subreaper (the container's init is reparented to it), writes
 ``shim.pid`` in the run dir, and supervises the container (``supervisor``).
 
+``pallet-shim --zygote RUN_ROOT`` is the run dir's zygote instead (``zygote``):
+it forks shims that then live exactly as an exec'd one does from ``serve`` on.
+
 On the report fd it writes one line, ``started <container pid> <shim pid>`` or
 ``error <category> <message>`` (the class name of the ``PalletError``, e.g.
 ``RuntimeFailed`` or ``Unavailable``), then closes it. Errors after that go to its stderr, the
@@ -20,6 +23,10 @@ from __future__ import annotations
 import os
 
 TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from pallet.linux.libc import Libc
 
 __all__ = ["main"]
 
@@ -45,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     import sys
 
     args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["--zygote"]:
+        from pallet.engine.shim.zygote import main as zygote_main
+
+        return zygote_main(args[1:])
     fds = {"--report-fd": -1, "--wait-fd": -1, "--client-fd": -1}
     preload = False
     while args and (
@@ -61,10 +72,17 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1 or args[0].startswith("-"):
         os.write(2, _USAGE.encode())
         return 2
+    return supervise(
+        lambda: _run(args[0], report_fd, fds["--wait-fd"], fds["--client-fd"], preload), report_fd
+    )
+
+
+def supervise(life: Callable[[], int], report_fd: int) -> int:
+    """Run the shim's ``life``; an error before the container started is reported on ``report_fd``."""
     from pallet.errors import PalletError
 
     try:
-        return _run(args[0], report_fd, fds["--wait-fd"], fds["--client-fd"], preload)
+        return life()
     except PalletError as e:
         os.write(2, f"pallet-shim: {e.message}\n".encode())
         _report(report_fd, f"error {type(e).__name__} {e.message}")
@@ -100,7 +118,42 @@ def _wait_for_go(fd: int) -> bool:
     return data.startswith(b"go\n")
 
 
+#: what the shim's life needs: loaded before its container is known (an exec'd shim while the
+#: engine creates the container; the zygote once, for every shim it forks)
+SHIM_MODULES = (
+    "_signal",
+    "select",
+    "pallet.errors",
+    "pallet.engine.runtimes",
+    "pallet.engine.shim.config",
+    "pallet.engine.shim.exitfile",
+    "pallet.engine.shim.supervisor",
+    "pallet.linux.libc",
+)
+
+
+def load_modules() -> None:
+    for name in SHIM_MODULES:
+        __import__(name)
+
+
 def _run(config_path: str, report_fd: int, wait_fd: int, client_fd: int, preload: bool) -> int:
+    load_modules()
+    if os.fork():
+        os._exit(0)  # the launcher reaps this first process; the shim itself is orphaned on purpose
+    return serve(config_path, report_fd, wait_fd, client_fd, preload)
+
+
+def serve(
+    config_path: str, report_fd: int, wait_fd: int, client_fd: int, preload: bool, *, libc: Libc | None = None
+) -> int:
+    """The shim's life, in a process that is already nobody's child in its own session.
+
+    Reached from ``_run`` (an exec'd shim, after its fork) or from a child of
+    the zygote (``zygote``), whose modules are loaded already. Never returns
+    once the container started (``os._exit``). ``libc``: one made already
+    (the zygote's), else one is made here.
+    """
     if TYPE_CHECKING:
         import signal as _signal  # the stubs; at run time the C module, without signal's enums
     else:
@@ -112,12 +165,12 @@ def _run(config_path: str, report_fd: int, wait_fd: int, client_fd: int, preload
     from pallet.engine.shim.supervisor import Supervisor
     from pallet.errors import PalletError
 
-    if os.fork():
-        os._exit(0)  # the launcher reaps this first process; the shim itself is orphaned on purpose
     try:
-        from pallet.linux.libc import Libc
+        if libc is None:
+            from pallet.linux.libc import Libc
 
-        Libc().prctl(_PR_SET_CHILD_SUBREAPER, 1)
+            libc = Libc()
+        libc.prctl(_PR_SET_CHILD_SUBREAPER, 1)
     except PalletError as e:
         _report(report_fd, f"error SystemError_ become a child subreaper: {e.message}")
         return 1

@@ -114,28 +114,35 @@ class PalletEnv:
         return out
 
     def zygote(self) -> int | None:
-        """The pid of the run dir's shim zygote, if one runs (by its pid file and command line)."""
+        """The pid of the run dir's shim zygote, if one serves (by its pid file and command line)."""
         try:
             pid = int((self.run_root / "shim-zygote.pid").read_text())
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmdline = f.read().split(b"\0")
         except (OSError, ValueError):
             return None
-        return pid if b"--zygote" in cmdline and str(self.run_root).encode() in cmdline else None
+        return pid if pid in self.zygotes() else None
+
+    def zygotes(self) -> list[int]:
+        """Pids of this run dir's shim zygotes (their command line names it), even one not serving yet."""
+        out = []
+        for entry in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    cmdline = f.read().split(b"\0")
+            except (OSError, ValueError):
+                continue
+            if b"--zygote" in cmdline and str(self.run_root).encode() in cmdline:
+                out.append(int(entry))
+        return out
 
     def cleanup(self) -> None:
         """Remove everything the test made, even if the engine cannot (finalizer)."""
-        zygote = self.zygote()
-        if zygote is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(zygote, 9)
         ids = self.container_ids()
         for cid in ids:
             try:
                 self.pallet("rm", "-f", "-v", cid, timeout=60)
             except subprocess.TimeoutExpired:
                 continue  # the steps below remove it by force
-        for pid in self.processes():
+        for pid in [*self.zygotes(), *self.processes()]:
             try:
                 os.kill(pid, 9)
             except ProcessLookupError:

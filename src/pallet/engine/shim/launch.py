@@ -127,6 +127,7 @@ def _forked(config_path: str, run_root: str, *, client: bool, preload_runtime: b
     from pallet.engine.shim import zygote
 
     try:
+        os.makedirs(run_root, mode=0o700, exist_ok=True)  # the engine's first command makes it too
         where = zygote.address(run_root)
     except OSError:
         return None

@@ -81,7 +81,7 @@ def start(run_root: str, command: list[str]) -> None:
     own session. Idempotent in effect: of concurrent zygotes only one binds the
     address, the others exit.
     """
-    from pallet.engine.runtimes import spawn_started
+    from pallet.engine.runtimes import spawn
 
     argv = [*command, "--zygote", run_root, " " * _TITLE_ROOM]
     try:
@@ -95,7 +95,8 @@ def start(run_root: str, command: list[str]) -> None:
         return
     if pid == 0:  # pragma: no cover - the go-between, covered by every zygote start
         try:
-            spawn_started(argv[0], argv, [null, null, null], setsid=True)
+            # waits for the exec: once we return, the zygote's command line names its run dir
+            spawn(argv[0], argv, [null, null, null], setsid=True)
         finally:
             os._exit(0)
     os.close(null)

@@ -107,6 +107,13 @@ GROUPS: dict[str, tuple[str, dict[str, Command]]] = {
             ("serve", "registry:configure_serve", "Serve the OCI distribution API from a directory"),
         ),
     ),
+    "system": (
+        "Manage pallet",
+        _table(
+            ("df", "system:configure_df", "Show pallet disk usage"),
+            ("prune", "system:configure_prune", "Remove unused data"),
+        ),
+    ),
     "volume": (
         "Manage volumes",
         _table(

@@ -31,6 +31,7 @@ __all__ = [
     "configure_prune",
     "configure_rm",
     "configure_tag",
+    "created_since",
     "inspect_image",
 ]
 
@@ -88,7 +89,8 @@ def _parse_time(text: str | None) -> float | None:
     return stamp + (float(frac) if frac else 0.0)
 
 
-def _since(text: str | None) -> str:
+def created_since(text: str | None) -> str:
+    """``2 weeks ago`` for an image's ``created`` time, ``N/A`` without one."""
     stamp = _parse_time(text)
     if stamp is None:
         return "N/A"
@@ -176,10 +178,9 @@ def _digest_of(record: ImageRecord, repository: str) -> str:
 
 def _image_size(store: ImageStore, record: ImageRecord) -> int:
     """The size docker shows: layers uncompressed where known (once unpacked), else as stored."""
-    return sum(
-        layer.uncompressed_size if layer.uncompressed_size is not None else layer.blob.size
-        for layer in store.layers(record.id)
-    )
+    from pallet.engine.diskusage import layer_size
+
+    return sum(layer_size(layer) for layer in store.layers(record.id))
 
 
 def _ls_rows(
@@ -193,7 +194,7 @@ def _ls_rows(
         base = {
             "Containers": "N/A",
             "CreatedAt": _created_at(record.created),
-            "CreatedSince": _since(record.created),
+            "CreatedSince": created_since(record.created),
             "ID": str(record.id) if no_trunc else record.short_id,
             "SharedSize": "N/A",
             "Size": size,
@@ -387,7 +388,7 @@ def _run_history(ctx: Context, args: Namespace, store: ImageStore) -> int:
         rows.append(
             {
                 "ID": image_id,
-                "CreatedSince": _since(entry.created),
+                "CreatedSince": created_since(entry.created),
                 "CreatedAt": entry.created or "",
                 "CreatedBy": created_by,
                 "Size": human_size(entry.size) if args.human else str(entry.size),
@@ -419,11 +420,11 @@ def configure_history(parser: FlagParser) -> None:
 # --- prune ----------------------------------------------------------------------------------------
 
 
-def _content_bytes(store: ImageStore) -> int:
-    return sum(size for _, size in store.content.walk())
+def _run_prune(ctx: Context, args: Namespace) -> int:
+    from pallet.engine.lifecycle import Engine
+    from pallet.engine.pruning import PruneFilters, prune_images
 
-
-def _run_prune(ctx: Context, args: Namespace, store: ImageStore) -> int:
+    filters = PruneFilters(args.filter)  # bad filters fail before the question
     if not args.force:
         what = (
             "all images without at least one container associated to them"
@@ -432,18 +433,26 @@ def _run_prune(ctx: Context, args: Namespace, store: ImageStore) -> int:
         )
         if not confirm(ctx, f"This will remove {what}."):
             return 0
-    before = _content_bytes(store)
-    report = store.prune(all=args.all)
-    reclaimed = max(0, before - _content_bytes(store))
+    with Engine.open(ctx.root, ctx.run_root, leave_open=ctx.exits_after) as engine:
+        report = prune_images(engine, all=args.all, filters=filters)
     lines = [f"untagged: {ref.familiar_string()}" for ref in report.untagged]
     lines += [f"deleted: {digest}" for digest in report.deleted]
-    write_report(ctx.out, "Deleted Images", lines, human_size(reclaimed))
+    write_report(ctx.out, "Deleted Images", lines, human_size(report.reclaimed, precision=4))
     return 0
 
 
 def configure_prune(parser: FlagParser) -> None:
     parser.add_argument(
-        "-a", "--all", action="store_true", help="remove all unused images, not just dangling ones"
+        "-a",
+        "--all",
+        action="store_true",
+        help="remove all images without a container, not just dangling ones",
     )
     parser.add_argument("-f", "--force", action="store_true", help="do not prompt for confirmation")
-    parser.set_defaults(run=_handler(_run_prune))
+    parser.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        help="until=TIME|DURATION, label=KEY[=VALUE], label!=KEY[=VALUE]",
+    )
+    parser.set_defaults(run=_run_prune)

@@ -31,14 +31,17 @@ def write_columns(out: TextIO, rows: Sequence[Sequence[str]]) -> None:
         out.write("".join(cells) + (row[-1] if row else "") + "\n")
 
 
-def human_size(size: float) -> str:
-    """Decimal size with 3 significant digits, as docker shows it: ``4.26MB``, ``218MB``."""
+def human_size(size: float, precision: int = 3) -> str:
+    """Decimal size with 3 significant digits, as docker shows it: ``4.26MB``, ``218MB``.
+
+    ``precision`` 4 is go-units' ``HumanSize`` (``system df``: ``16.43MB``).
+    """
     units = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
     i = 0
     while size >= 1000 and i < len(units) - 1:
         size /= 1000
         i += 1
-    return f"{size:.3g}{units[i]}"
+    return f"{size:.{precision}g}{units[i]}"
 
 
 def human_duration(seconds: float) -> str:

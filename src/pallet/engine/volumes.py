@@ -33,6 +33,7 @@ from pallet.engine.db import VOLUMES, EngineDB
 from pallet.errors import Conflict, InvalidArgument, NotFound, SystemError_, Unsupported
 from pallet.image import owners
 from pallet.image.metadata import FileLock
+from pallet.linux.trees import disk_usage
 from pallet.oci.jsonfast import dumps, loads
 from pallet.oci.record import EMPTY, Record
 
@@ -388,7 +389,7 @@ class VolumeStore:
             for volume in self.list_volumes(filters):
                 if volume.users or (not all and not volume.anonymous):
                     continue
-                freed += _disk_usage(volume.mountpoint)
+                freed += disk_usage(volume.mountpoint)
                 doomed.append(self._unlink(conn, volume.name))
                 removed.append(volume.name)
         self._delete(doomed)
@@ -421,19 +422,3 @@ class VolumeStore:
                 import shutil  # only with trash left by a crash: ``pallet run`` opens this store
 
                 shutil.rmtree(entry.path, ignore_errors=True)
-
-
-def _disk_usage(path: str) -> int:
-    """Bytes of the regular files under ``path`` (each hard-linked file once), not following links."""
-    total = 0
-    seen: set[tuple[int, int]] = set()
-    for top, _, files in os.walk(path):
-        for name in files:
-            try:
-                st = os.lstat(os.path.join(top, name))
-            except FileNotFoundError:
-                continue
-            if (st.st_dev, st.st_ino) not in seen:
-                seen.add((st.st_dev, st.st_ino))
-                total += st.st_blocks * 512
-    return total

@@ -54,7 +54,7 @@ __all__ = [
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import sqlite3
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
     from contextlib import AbstractContextManager
     from pathlib import Path
     from typing import Self
@@ -548,15 +548,21 @@ class ImageStore:
         self._collect()
         return RemoveReport(untagged=refs, deleted=(record.id,))
 
-    def prune(self, *, all: bool = False) -> RemoveReport:
-        """Delete dangling images no container uses (``all``: every image no container uses)."""
+    def prune(self, *, all: bool = False, only: Callable[[ImageRecord], bool] | None = None) -> RemoveReport:
+        """Delete dangling images no container uses (``all``: every image no container uses).
+
+        ``only``: of those, just the ones it accepts (``--filter``); it is asked
+        before the store's lock is taken, and an image a container started to
+        use meanwhile is kept all the same.
+        """
         condition = "" if all else "AND NOT EXISTS (SELECT 1 FROM refs r WHERE r.image_id = i.id)"
+        accepted = None if only is None else {str(r.id) for r in self.list_images() if only(r)}
         with self._lock.held(), self.db.transaction() as conn:
             rows = conn.execute(
                 f"""SELECT i.id FROM images i
                     WHERE NOT EXISTS (SELECT 1 FROM image_users u WHERE u.image_id = i.id) {condition}"""
             ).fetchall()
-            ids = tuple(Digest(r[0]) for r in rows)
+            ids = tuple(Digest(r[0]) for r in rows if accepted is None or r[0] in accepted)
             untagged = tuple(
                 parse(r[0], default_tag=False)
                 for r in conn.execute(

@@ -1,4 +1,5 @@
-"""``remove_tree``: delete a directory tree without following symlinks, and without ``shutil``.
+"""``remove_tree``: delete a directory tree without following symlinks, and without ``shutil``;
+``disk_usage``: what a tree takes on disk, as ``du`` counts it.
 
 ``shutil`` imports ``fnmatch`` and with it ``re`` (~15 ms on this VM), on
 every ``pallet run --rm`` and every snapshot removal; this is the part of its
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["remove_tree"]
+__all__ = ["disk_usage", "remove_tree"]
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -60,3 +61,20 @@ def _remove_contents(dir_fd: int, ignore_errors: bool) -> None:
         except OSError:
             if not ignore_errors:
                 raise
+
+
+def disk_usage(path: str | os.PathLike[str]) -> int:
+    """Bytes the files under ``path`` take on disk (allocated blocks, each hard-linked file once,
+    symlinks not followed), as ``du -s`` counts them; 0 for a missing ``path``."""
+    total = 0
+    seen: set[tuple[int, int]] = set()
+    for top, _, files in os.walk(path):
+        for name in files:
+            try:
+                st = os.lstat(os.path.join(top, name))
+            except FileNotFoundError:
+                continue
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_blocks * 512
+    return total

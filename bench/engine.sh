@@ -6,7 +6,16 @@
 #   3. N detached `sleep 600` containers started one after another (pallet+crun, podman+crun):
 #      total start time, then per container the supervisor's RSS/PSS (pallet-shim vs conmon)
 #
-# Prints medians and ratios pallet/podman, and a SUMMARY line. Target: pallet run <= 0.5x podman.
+# Prints medians and ratios pallet/podman, and a SUMMARY line. Targets: pallet run <= 0.5x
+# podman; N detached starts <= 0.25x podman; supervisor PSS per container <= 2x conmon's.
+#
+# The supervisors' memory, honestly: pallet's shims are forked by the run dir's zygote (one
+# warm pallet-shim per run dir, started by the first run), so they share the interpreter's
+# pages with it and with each other; PSS divides each shared page among its sharers. The
+# per-container PSS printed is therefore the shims' mean PSS plus the zygote's own PSS
+# divided by N (the zygote exists for them); RSS counts shared pages whole, in every process.
+# The line says how many shims were forked and how many exec'd (a fresh interpreter each).
+# EXEC_SHIMS=1 turns the zygote off (PALLET_SHIM_ZYGOTE=0): every shim a fresh interpreter.
 #
 #   sudo bench/engine.sh            RUNS=15 ROUNDS=3 WARMUP=2 N=50 by default
 #
@@ -26,6 +35,7 @@ ROUNDS=${ROUNDS:-3}
 WARMUP=${WARMUP:-2}
 N=${N:-50}
 PALLET_BIN=${PALLET:-$top/.venv/bin/pallet}
+if [ "${EXEC_SHIMS:-0}" = 1 ]; then export PALLET_SHIM_ZYGOTE=0; fi
 
 die() { echo "engine.sh: $*" >&2; exit 1; }
 log() { echo "engine.sh: $*" >&2; }
@@ -38,6 +48,12 @@ PL="$PALLET_BIN --root $work/pallet-root --run-root $work/pallet-run"
 P="podman --root $work/storage --runroot $work/runroot --tmpdir $work/libpod --storage-driver overlay --cgroup-manager cgroupfs --events-backend file"
 cleanup() {
     $PL ps -a -q --no-trunc 2>/dev/null | xargs -r $PL rm -f >/dev/null 2>&1 || true
+    # the run dir's shim zygote, by the pid its pid file and its command line agree on
+    local z
+    z=$(cat "$work/pallet-run/shim-zygote.pid" 2>/dev/null || true)
+    if [ -n "$z" ] && tr '\0' ' ' <"/proc/$z/cmdline" 2>/dev/null | grep -q -- "--zygote $work/pallet-run"; then
+        kill -9 "$z" 2>/dev/null || true
+    fi
     $P rm -af -t 0 >/dev/null 2>&1 || true
     $P rmi -af >/dev/null 2>&1 || true
     umount -R "$work/storage/overlay" 2>/dev/null || true
@@ -123,6 +139,14 @@ per_supervisor() {  # PATTERN: average RSS and PSS (KiB) of the processes whose 
 ms_pallet=$(start_all $PL run -d --runtime crun busybox sleep 600)
 sleep 1
 read -r n_shim rss_shim pss_shim < <(per_supervisor "pallet-shim.*$work/pallet-root")
+n_forked=$(pgrep -f "pallet-shim --forked $work/pallet-root" | wc -l)
+zygote=$(cat "$work/pallet-run/shim-zygote.pid" 2>/dev/null || echo 0)
+pss_zygote=0 rss_zygote=0
+if [ "$zygote" -gt 0 ] && [ -r "/proc/$zygote/smaps_rollup" ]; then
+    pss_zygote=$(pss "$zygote") rss_zygote=$(rss "$zygote")
+fi
+# per container: the shim's own PSS, plus its share of the zygote's (zygote PSS / N)
+pss_total=$(( pss_shim + (n_shim > 0 ? pss_zygote / n_shim : 0) ))
 ms_podman=$(start_all $P run -d $U --network none --runtime crun busybox sleep 600)
 sleep 1
 read -r n_conmon rss_conmon pss_conmon < <(per_supervisor "conmon.*$work/")
@@ -147,9 +171,16 @@ printf '%-38s %10sms %10sms %8s\n' "run --rm true (pallet-runtime vs crun)" "$r_
 printf '%-38s %10sms %10sms %8s\n' "exec true (crun)" "$e_pallet" "$e_podman" "$(ratio "$e_pallet" "$e_podman")"
 printf '%-38s %10sms %10sms %8s\n' "start $N detached, sequential" "$ms_pallet" "$ms_podman" "$(ratio "$ms_pallet" "$ms_podman")"
 printf '%-38s %9sKiB %9sKiB %8s\n' "supervisor RSS per container" "$rss_shim" "$rss_conmon" "$(ratio "$rss_shim" "$rss_conmon")"
-printf '%-38s %9sKiB %9sKiB %8s\n' "supervisor PSS per container" "$pss_shim" "$pss_conmon" "$(ratio "$pss_shim" "$pss_conmon")"
-echo "($n_shim pallet-shim and $n_conmon conmon processes measured; pallet ps lists $listed running containers)"
+printf '%-38s %9sKiB %9sKiB %8s\n' "supervisor PSS per container" "$pss_total" "$pss_conmon" "$(ratio "$pss_total" "$pss_conmon")"
+printf '%-38s %9sKiB %12s %8s\n' "  of which the shim's own PSS" "$pss_shim" "" ""
+printf '%-38s %9sKiB %12s %8s\n' "  of which zygote PSS / $n_shim" "$(( n_shim > 0 ? pss_zygote / n_shim : 0 ))" "" ""
+echo "($n_shim pallet-shim processes measured, $n_forked of them forked by the zygote (pid $zygote:" \
+    "PSS ${pss_zygote}KiB, RSS ${rss_zygote}KiB, counted above as PSS/$n_shim per container)," \
+    "the others exec'd; $n_conmon conmon processes; pallet ps lists $listed running containers)"
+echo "(RSS counts every shared page whole in each process: the forked shims' RSS is mostly the zygote's pages)"
+echo "(load average at the end: $(cut -d' ' -f1-3 /proc/loadavg))"
 echo "SUMMARY engine: run-crun=${r_crun}ms run-pallet-runtime=${r_pr}ms podman-run-crun=${r_podman}ms" \
     "ratio=$(ratio "$r_crun" "$r_podman") exec=${e_pallet}ms podman-exec=${e_podman}ms" \
-    "start$N=${ms_pallet}ms podman-start$N=${ms_podman}ms shim-rss=${rss_shim}KiB shim-pss=${pss_shim}KiB" \
+    "start$N=${ms_pallet}ms podman-start$N=${ms_podman}ms start-ratio=$(ratio "$ms_pallet" "$ms_podman")" \
+    "shim-rss=${rss_shim}KiB shim-pss=${pss_total}KiB (own ${pss_shim} + zygote ${pss_zygote}/${n_shim}) forked=${n_forked}/${n_shim}" \
     "conmon-rss=${rss_conmon}KiB conmon-pss=${pss_conmon}KiB"

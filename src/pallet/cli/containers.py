@@ -50,6 +50,7 @@ __all__ = [
     "configure_wait",
 ]
 
+
 def _engine(ctx: Context) -> Engine:
     from pallet.engine.lifecycle import Engine
 
@@ -613,17 +614,26 @@ def configure_wait(parser: FlagParser) -> None:
 
 def _run_prune(ctx: Context, args: Namespace) -> int:
     from pallet.cli.prune import confirm, write_report
+    from pallet.cli.tables import human_size
+    from pallet.engine.pruning import PruneFilters, prune_containers
 
+    filters = PruneFilters(args.filter)  # bad filters fail before the question
     if not args.force and not confirm(ctx, "This will remove all stopped containers."):
         return 0
     with _engine(ctx) as engine:
-        removed = engine.prune()
-    write_report(ctx.out, "Deleted Containers", removed, "0B")
+        removed, freed = prune_containers(engine, filters)
+    write_report(ctx.out, "Deleted Containers", removed, human_size(freed, precision=4))
     return 0
 
 
 def configure_prune(parser: FlagParser) -> None:
-    parser.add_argument("-f", "--force", action="store_true")
+    parser.add_argument("-f", "--force", action="store_true", help="do not prompt for confirmation")
+    parser.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        help="until=TIME|DURATION, label=KEY[=VALUE], label!=KEY[=VALUE]",
+    )
     parser.set_defaults(run=_run_prune)
 
 

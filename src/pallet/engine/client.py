@@ -392,9 +392,11 @@ class ContainerCollection:
             return out
 
     def prune(self) -> dict[str, Any]:
+        from pallet.engine.pruning import prune_containers
+
         with self.client._engine() as engine:
-            removed = engine.prune()
-        return {"ContainersDeleted": removed, "SpaceReclaimed": 0}
+            removed, freed = prune_containers(engine)
+        return {"ContainersDeleted": removed, "SpaceReclaimed": freed}
 
 
 def _matches(record: ContainerRecord, filters: Mapping[str, Any]) -> bool:

@@ -711,16 +711,10 @@ class Engine:
         return record.id
 
     def prune(self) -> list[str]:
-        """Remove every container that is not running; their ids."""
-        removed = []
-        for record in self.list_containers(all=True):
-            if record.state in ("created", "exited", "dead"):
-                try:
-                    self.remove(record.id)
-                except (NotFound, Conflict):
-                    continue  # started or removed by someone else meanwhile
-                removed.append(record.id)
-        return removed
+        """Remove every container that is not running; their ids (``pruning.prune_containers``)."""
+        from pallet.engine.pruning import prune_containers
+
+        return prune_containers(self)[0]
 
     def discard(self, record: ContainerRecord, *, remove_volumes: bool) -> None:
         """Delete a container that does not run: runtime state, rootfs, snapshot, volumes, files, row.

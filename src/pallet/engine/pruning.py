@@ -34,9 +34,9 @@ if TYPE_CHECKING:
     from pallet.image.store import ImageRecord
     from pallet.oci.reference import Reference
 
-__all__ = ["PruneFilters", "PruneReport", "prune_images", "system_prune"]
+__all__ = ["PruneFilters", "PruneReport", "prune_containers", "prune_images", "system_prune"]
 
-#: what ``prune`` removes of containers (Engine.prune's rule)
+#: the states of the containers a prune removes (docker: all but running and paused)
 _STOPPED = frozenset({"created", "exited", "dead"})
 
 
@@ -101,7 +101,14 @@ class PruneReport(Record):
     reclaimed: int = 0
 
 
-def _prune_containers(engine: Engine, filters: PruneFilters) -> tuple[list[str], int]:
+def prune_containers(engine: Engine, filters: PruneFilters | None = None) -> tuple[list[str], int]:
+    """Remove the containers that do not run (created, exited, dead) that ``filters`` accept.
+
+    Returns their ids and the bytes of their writable layers. One started
+    or removed by another command meanwhile is skipped (``remove`` takes its
+    lock and refuses a running one).
+    """
+    filters = filters or PruneFilters()
     removed: list[str] = []
     freed = 0
     for record in engine.list_containers(all=True):
@@ -112,7 +119,7 @@ def _prune_containers(engine: Engine, filters: PruneFilters) -> tuple[list[str],
         info = engine.images.snapshots.stat(snapshot_key(record.id))
         size = writable_size(info.location) if info is not None else 0
         try:
-            engine.remove(record.id)  # refuses (Conflict) one started meanwhile
+            engine.remove(record.id)
         except (NotFound, Conflict):
             continue
         removed.append(record.id)
@@ -197,7 +204,7 @@ def system_prune(
     """Docker's ``system prune``: see the module docstring. Checks its arguments before removing anything."""
     filters = filters or PruneFilters()
     volume_filters = filters.volume_filters() if volumes else None
-    containers, containers_freed = _prune_containers(engine, filters)
+    containers, containers_freed = prune_containers(engine, filters)
     removed_volumes: list[str] = []
     volumes_freed = 0
     if volume_filters is not None:

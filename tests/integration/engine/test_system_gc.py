@@ -379,3 +379,13 @@ def test_prune_racing_pulls_and_runs_removes_only_the_garbage(pallet_env: Pallet
         assert not garbage_blobs & left
         committed = {s.key for s in store.snapshots.list_snapshots()}
         assert not garbage_chains & committed
+
+
+def test_container_prune_reports_the_space_of_the_writable_layers_it_removed(scene: PalletEnv) -> None:
+    done = scene.ok("inspect", "--format", "{{.Id}}", "done").strip()
+    with sqlite3.connect(f"file:{scene.root / 'pallet.db'}?mode=ro", uri=True) as db:
+        (path,) = db.execute("SELECT path FROM snapshots WHERE key = ?", (f"container-{done}",)).fetchone()
+    size = _du(Path(path) / "upper")
+    assert size > 300_000
+    out = scene.ok("container", "prune", "-f")
+    assert out == f"Deleted Containers:\n{done}\n\nTotal reclaimed space: {_size(size)}\n"

@@ -195,6 +195,24 @@ class V1Cgroups:
             except OSError as e:
                 raise SystemError_(f"join cgroup {path}", e.errno or 0) from None
 
+    def join_self(self) -> None:
+        """Move the calling thread into the cgroup in every hierarchy: for a single-threaded
+        process (a freshly forked child), the process.
+
+        Writing ``0`` to ``tasks`` moves the writer alone, and for that the kernel takes
+        neither the global threadgroup lock nor its RCU grace period (~0.1 ms, where a
+        ``cgroup.procs`` write after a quiet spell waits ~6 ms: see ``warm_up_attach``).
+        """
+        for path in self.paths.values():
+            try:
+                fd = os.open(os.path.join(path, "tasks"), os.O_WRONLY | os.O_CLOEXEC)
+                try:
+                    os.write(fd, b"0")
+                finally:
+                    os.close(fd)
+            except OSError as e:
+                raise SystemError_(f"join cgroup {path}", e.errno or 0) from None
+
     def pids(self) -> list[int]:
         """Every process in the cgroup (read from one hierarchy; all hold the same processes)."""
         seen: set[int] = set()

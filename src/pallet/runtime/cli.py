@@ -455,10 +455,6 @@ def _dispatch(parsed: Parsed, log: LogSink) -> int:
 
 
 def _exec(root: str, parsed: Parsed, log: LogSink) -> int:
-    from pallet.runtime.cgroups import warm_up_attach
-
-    # first thing: the exec process's cgroup join waits for this write's grace period (exec.py)
-    warm_up_attach()
     from pallet.runtime.exec import ExecOptions, exec_process
 
     flags = parsed.flags

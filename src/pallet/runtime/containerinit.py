@@ -30,6 +30,7 @@ from pallet.errors import InvalidArgument, PalletError, SystemError_, errno_text
 from pallet.linux import flags as f
 from pallet.linux.loopback import bring_up_loopback
 from pallet.runtime import sync
+from pallet.runtime.cgroups import V1Cgroups
 from pallet.runtime.finalize import exec_program, finalize_process
 from pallet.runtime.hooks import run_hooks
 from pallet.runtime.rootfs import RootfsBuilder
@@ -65,6 +66,7 @@ class InitPlan:
         needs_hooks: bool,
         seccomp: PreparedSeccomp | None = None,
         preserve_fds: int = 0,
+        self_join: bool = False,
     ) -> None:
         self.spec = spec
         self.preserve_fds = preserve_fds
@@ -83,6 +85,8 @@ class InitPlan:
         self.no_pivot = no_pivot
         self.needs_hooks = needs_hooks
         self.seccomp = seccomp
+        # the init moves itself into its (v1) cgroup once the parent has written the limits
+        self.self_join = self_join
         # set by the init on its way: the state the hooks got
         self.state_json = ""
 
@@ -212,9 +216,11 @@ def _prepare(plan: InitPlan, sys: Syscalls) -> tuple[str, list[str], list[str]]:
     )
     builder.prepare()
     state_json = ""
-    if plan.needs_hooks:
-        # hooks' processes must start in the container's cgroup
+    # hooks' processes must start in the container's cgroup; a self-join needs the host's cgroup files
+    early_cgroup = plan.needs_hooks or plan.self_join
+    if early_cgroup:
         _await_cgroup(plan, sys)
+    if plan.needs_hooks:
         sync.send(plan.to_parent, sync.HOOKS)
         state_json = _expect(plan.from_parent, sync.HOOKS_DONE)
         if spec.hooks is not None:
@@ -234,15 +240,18 @@ def _prepare(plan: InitPlan, sys: Syscalls) -> tuple[str, list[str], list[str]]:
     # made before the root may turn read-only, as runc does
     os.makedirs(cwd, exist_ok=True)
     builder.finish()
-    if not plan.needs_hooks:
+    if not early_cgroup:
         _await_cgroup(plan, sys)
     path, env = finalize_process(sys, process, plan.seccomp)
     return path, list(process.args), env
 
 
 def _await_cgroup(plan: InitPlan, sys: Syscalls) -> None:
-    """Wait until the parent has put this process in its cgroup, then make the cgroup namespace."""
+    """Wait until the parent has put this process in its cgroup (``self_join``: has written its
+    limits, and this process joins itself), then make the cgroup namespace."""
     _expect(plan.from_parent, sync.CGROUP_DONE)
+    if plan.self_join and isinstance(plan.cgroups, V1Cgroups):
+        plan.cgroups.join_self()
     if plan.new_ns_flags & f.CLONE_NEWCGROUP:
         sys.unshare(f.CLONE_NEWCGROUP)
 

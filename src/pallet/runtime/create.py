@@ -9,10 +9,12 @@ once this process ends. On any failure everything made so far is undone: the
 init is killed, the cgroup and the state directory are removed (mounts live in
 the init's mount namespace and vanish with it).
 
-The time goes to the cgroup: after a quiet spell the first ``cgroup.procs``
-write waits for an RCU grace period (``cgroups.warm_up_attach``). A warm-up
-write starts as soon as the directories exist, the init is forked, and the
-init's limits and join follow while it builds its rootfs.
+The cgroup: after a quiet spell the first ``cgroup.procs`` write waits for
+an RCU grace period (~6 ms, ``cgroups.warm_up_attach``). An init forked here
+joins its v1 cgroup itself instead (``V1Cgroups.join_self``, no such wait),
+once the limits are written, which this process does while the init builds
+its rootfs. Otherwise a warm-up write starts as soon as the directories
+exist, and this process moves the init.
 """
 
 from __future__ import annotations
@@ -176,9 +178,12 @@ def create(
         cgroups = cgroup_driver.for_container(linux.cgroups_path, container_id, systemd_cgroup)
         saved["cgroups"] = cgroups.paths
         cgroups.create()
-        # as early as it can be (not before mkdir: the warm-up holds the cgroup mutex mkdir needs):
-        # the init's join, which ends this create, waits for the warm-up's grace period
-        warm_up_attach(cgroups.own_procs if isinstance(cgroups, V1Cgroups) else None)
+        # an init we fork joins its v1 cgroup itself (V1Cgroups.join_self: no grace period);
+        # else our cgroup.procs write does, and waits for a grace period after a quiet spell
+        self_join = direct and isinstance(cgroups, V1Cgroups)
+        if not self_join:
+            # as early as it can be (not before mkdir: the warm-up holds the cgroup mutex mkdir needs)
+            warm_up_attach(cgroups.own_procs if isinstance(cgroups, V1Cgroups) else None)
         log.debug("create: cgroup directories made")
         # imported now, while the warm-up waits: with it, everything the init will run
         from pallet.runtime.containerinit import InitPlan, intermediate
@@ -232,6 +237,7 @@ def create(
             needs_hooks=needs_hooks,
             seccomp=prepared_seccomp,
             preserve_fds=preserve_fds,
+            self_join=self_join,
         )
         from pallet.linux.libc import Libc
 
@@ -260,7 +266,8 @@ def create(
             log.debug("create: init forked")
             # meanwhile the init unshares its namespaces and builds its rootfs
             _set_limits(cgroups, linux)
-            cgroups.join(init_pid)
+            if not self_join:
+                cgroups.join(init_pid)
             _reply(from_parent_w, to_parent_r, sync.CGROUP_DONE)
             log.debug("create: init in cgroup")
         while True:

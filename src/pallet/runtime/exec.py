@@ -16,10 +16,11 @@ namespace for its next child only (``setns`` of a pid namespace changes
 nothing else), forks the process, and returns to its own; the process joins
 the cgroup and the other namespaces itself, then does E2's work.
 
-The process's cgroup join waits for an RCU grace period after a quiet spell
-(``cgroups.warm_up_attach``): the caller starts the warm-up write before
-anything else, as ``pallet-runtime exec`` does before it even imports this
-module; the join then waits least.
+The forked process (E1, or the process itself) joins the cgroup itself: in
+v1, by writing 0 to ``tasks`` (``V1Cgroups.join_self``), which waits for no
+RCU grace period. A v2 ``cgroup.procs`` write does after a quiet spell: a
+warm-up write starts as soon as the container's cgroup is known
+(``cgroups.warm_up_attach``).
 
 Detached (``--detach``, what containerd and conmon send): P writes the pid
 file and exits; the process (E2, orphaned by E1) is reparented to the
@@ -205,8 +206,13 @@ def exec_process(root: str, container_id: str, options: ExecOptions, log: LogSin
     init_pid = saved["pid"]
     assert isinstance(init_pid, int)
     from pallet.runtime.cgroup_driver import from_saved
+    from pallet.runtime.cgroups import V1Cgroups
 
     cgroups = from_saved(saved.get("cgroups"))
+    if cgroups is not None and not isinstance(cgroups, V1Cgroups):
+        from pallet.runtime.cgroups import warm_up_attach
+
+        warm_up_attach()  # the v2 join below waits for its grace period (see the module's docstring)
     prepared: PreparedSeccomp | None = None
     console: object | None = None
     receiver: object | None = None
@@ -341,6 +347,16 @@ def _await_start(report_r: int, first: int) -> int:
     return pid
 
 
+def _join(cgroups: Driver) -> None:
+    """Move the calling process, a forked child (single-threaded), into the container's cgroup."""
+    from pallet.runtime.cgroups import V1Cgroups
+
+    if isinstance(cgroups, V1Cgroups):
+        cgroups.join_self()  # no grace period to wait for
+    else:
+        cgroups.join(0)
+
+
 def _await_exec(report_r: int, pid: int) -> int:
     """``pid`` once it has exec'd (end of file on the close-on-exec pipe); the error it reported otherwise."""
     error = ""
@@ -412,7 +428,7 @@ def _direct_child(  # noqa: PLR0917 - one call site, _fork_direct
     """The exec process forked by ``_fork_direct``: cgroup, the namespaces but pid, then as E2. Never returns."""
     try:
         if cgroups is not None:
-            cgroups.join(0)
+            _join(cgroups)
         for fd, nstype in ns_fds:
             if nstype != f.CLONE_NEWPID:
                 sys.setns(fd, nstype)
@@ -444,7 +460,7 @@ def _first_child(  # noqa: PLR0917 - one call site, the fork above
             from pallet.runtime import seccomp as _seccomp  # noqa: F401
         sys = Libc()
         if cgroups is not None:
-            cgroups.join(0)
+            _join(cgroups)
         joined_user = False
         for fd, nstype in ns_fds:
             sys.setns(fd, nstype)

@@ -10,7 +10,9 @@ little-endian length, one kind byte, then UTF-8 text. The sequence:
                                no message: the parent forked the init and knows its pid)
     parent -> C2  CGROUP_DONE  the init is in the container's cgroup (the parent moved it
                                while the init built the rootfs: the first cgroup.procs
-                               write waits for an RCU grace period, ~10 ms here)
+                               write waits for an RCU grace period, ~10 ms here); or, for
+                               an init forked by the parent into v1 cgroups, the limits are
+                               written and the init moves itself (no such wait)
     C2 -> parent  HOOKS        the mounts exist: run prestart + createRuntime hooks
     parent -> C2  HOOKS_DONE <state json>   (the state createContainer hooks get)
     C2 -> parent  READY        blocked before the user program; create may return

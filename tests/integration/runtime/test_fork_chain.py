@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from pallet.oci.jsonfast import loads
+
 from .conftest import Runtime, base_config
 
 pytestmark = pytest.mark.root
@@ -58,3 +60,15 @@ def test_an_exec_process_is_in_the_containers_pid_namespace_and_cgroup(runtime: 
     pid, init_ns, own_ns = lines[-3:]
     assert pid != "1"
     assert own_ns == init_ns
+
+
+def test_the_init_is_in_the_containers_cgroup_in_every_hierarchy(runtime: Runtime) -> None:
+    cid = runtime.new_id()
+    bundle = runtime.bundle(base_config(runtime.rootfs, "sleep", "300"))
+    assert runtime("run", "--detach", "--bundle", str(bundle), cid).rc == 0
+    pid = loads(runtime("state", cid).out)["pid"]  # type: ignore[index]
+    lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    v1 = [line for line in lines if not line.startswith("0::")]
+    if not v1:
+        pytest.skip("no cgroup v1 hierarchy here")
+    assert [line for line in v1 if not line.endswith(f"/{cid}")] == []

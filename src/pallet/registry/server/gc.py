@@ -3,18 +3,21 @@
 Mark: every manifest revision of every repository is marked, with the blobs
 it names (config and layers) and, for an index, its child manifests and what
 they name; with ``delete_untagged`` a manifest no tag points at, and that no
-marked index names, is not marked but scheduled for deletion. Sweep: the
+tagged index of its repository names, is not marked but scheduled for deletion. Sweep: the
 scheduled manifests lose their revision link (and their referrer entry), every
 blob under ``blobs/`` that is not marked is deleted, and so is every
 repository's layer link to a blob that is not marked. ``dry_run`` prints the
 same lines and deletes nothing.
 
-The lines follow distribution's ``registry garbage-collect`` (the repository
-name, ``<repo>: marking manifest <digest>``, ``<repo>: marking blob
-<digest>``, ``N blobs marked, N blobs and N manifests eligible for
-deletion``, ``blob eligible for deletion: <digest>``, ``<repo>: layer link
-eligible for deletion: <digest>``), sorted where distribution's order is a Go
-map's.
+The lines are those of distribution's ``registry garbage-collect`` (the
+repository name, ``<repo>: marking manifest <digest>``, ``<repo>: marking
+blob <digest>``, ``manifest eligible for deletion: <digest>`` after the
+repository's marks, ``N blobs marked, N blobs and N manifests eligible for
+deletion``, ``blob eligible for deletion: <digest>``, and distribution 3's
+``<repo>: layer link eligible for deletion: <digest>``), sorted where
+distribution's order is a Go map's. Unlike distribution 2.8, an untagged
+manifest that a tagged index of its repository names is kept (distribution
+3 does the same; 2.8 deleted the platforms of its multi-arch images).
 
 Distribution's collector must not run while the registry serves: a blob
 uploaded for a manifest not yet pushed is unreferenced and would be taken.
@@ -175,7 +178,6 @@ def collect(
 ) -> GcReport:
     """Mark and sweep ``storage`` (see the module docstring). The caller holds ``storage.exclusive()``."""
     marked: set[Digest] = set()
-    untagged: list[tuple[str, Digest]] = []
     subjects: dict[tuple[str, Digest], Digest | None] = {}
     repositories = storage.repositories()
 
@@ -190,25 +192,26 @@ def collect(
             if child in children and storage.manifest_type(repository, child) is not None:
                 mark_references(repository, child)
 
+    doomed_manifests: list[tuple[str, Digest]] = []
     for repository in repositories:
         emit(repository)
         tagged = {storage.resolve(repository, tag) for tag in storage.tags(repository)}
+        untagged: list[Digest] = []
         for digest in _digests(_repo_dir(storage, repository, "_manifests", "revisions")):
             if delete_untagged and digest not in tagged:
-                untagged.append((repository, digest))
+                untagged.append(digest)
                 continue
             emit(f"{repository}: marking manifest {digest} ")
             marked.add(digest)
             mark_references(repository, digest)
-
-    doomed_manifests = []
-    for repository, digest in untagged:
-        if digest in marked:  # a child of a marked index
-            continue
-        emit(f"manifest eligible for deletion: {repository}@{digest}")
-        doomed_manifests.append((repository, digest))
-        if (repository, digest) not in subjects:
-            subjects[(repository, digest)] = _read(storage, repository, digest)[2]
+        # once the repository's tagged manifests are marked: an untagged one a tagged index names stays
+        for digest in untagged:
+            if digest in marked:
+                continue
+            emit(f"manifest eligible for deletion: {digest}")
+            doomed_manifests.append((repository, digest))
+            if (repository, digest) not in subjects:
+                subjects[(repository, digest)] = _read(storage, repository, digest)[2]
 
     doomed_links = [
         (repository, digest)

@@ -110,7 +110,7 @@ def test_delete_untagged_removes_untagged_manifests_but_not_the_children_of_a_ta
     assert not gone & scene.blobs()
     assert scene.storage.manifest_type("a", scene.untagged) is None
     assert scene.storage.manifest_type("b", scene.child) == mediatypes.OCI_MANIFEST
-    assert f"manifest eligible for deletion: a@{scene.untagged}" in out
+    assert f"manifest eligible for deletion: {scene.untagged}" in out
     assert "7 blobs marked, 4 blobs and 1 manifests eligible for deletion" in out
     assert scene.storage.resolve("b", "v1") == scene.index
 

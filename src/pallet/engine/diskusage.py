@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from pallet.engine.containers import ContainerRecord
     from pallet.engine.lifecycle import Engine
     from pallet.engine.volumes import Volume
-    from pallet.image.store import ImageRecord, LayerRecord
+    from pallet.image.store import ImageRecord, ImageStore, LayerRecord
 
 __all__ = [
     "ContainerUsage",
@@ -38,6 +38,7 @@ __all__ = [
     "Summary",
     "VolumeUsage",
     "disk_usage_of",
+    "image_layers",
     "layer_size",
     "writable_size",
 ]
@@ -128,13 +129,24 @@ class DiskUsage(Record):
         ]
 
 
+def image_layers(store: ImageStore) -> dict[str, list[LayerRecord]]:
+    """Every image's layers by image id; an image removed by another command meanwhile is left out."""
+    from pallet.errors import NotFound
+
+    found: dict[str, list[LayerRecord]] = {}
+    for record in store.list_images():
+        try:
+            found[str(record.id)] = store.layers(str(record.id))
+        except NotFound:
+            continue
+    return found
+
+
 def disk_usage_of(engine: Engine) -> DiskUsage:
     """Measure the engine's root now (a snapshot in time: other commands may change it meanwhile)."""
     store = engine.images
-    layers_of: dict[str, list[LayerRecord]] = {}
-    records = store.list_images()
-    for record in records:
-        layers_of[str(record.id)] = store.layers(str(record.id))
+    layers_of = image_layers(store)
+    records = [record for record in store.list_images() if str(record.id) in layers_of]
     users = {str(r.id): len(store.users(str(r.id))) for r in records}
     holders: dict[str, int] = {}  # chain id -> how many images have it
     sizes: dict[str, int] = {}

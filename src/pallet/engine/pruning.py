@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 
-from pallet.engine.diskusage import layer_size, writable_size
+from pallet.engine.diskusage import image_layers, layer_size, writable_size
 from pallet.engine.layout import snapshot_key
 from pallet.errors import Conflict, InvalidArgument, NotFound
 from pallet.linux.trees import disk_usage
@@ -150,7 +150,10 @@ def prune_images(engine: Engine, *, all: bool, filters: PruneFilters | None = No
         chosen = filters
 
         def only(record: ImageRecord) -> bool:
-            config = store.config(str(record.id)).config
+            try:
+                config = store.config(str(record.id)).config
+            except NotFound:  # removed by another command meanwhile
+                return False
             labels = dict(config.labels) if config is not None else {}
             return chosen.labels_match(labels) and chosen.created_match(_image_created(record))
 
@@ -179,7 +182,7 @@ class _Footprint:
     def measure(cls, engine: Engine) -> _Footprint:
         store = engine.images
         sizes = {
-            str(lay.chain_id): layer_size(lay) for r in store.list_images() for lay in store.layers(str(r.id))
+            str(lay.chain_id): layer_size(lay) for layers in image_layers(store).values() for lay in layers
         }
         snapshots = {
             info.key: sizes[info.key] if info.key in sizes else disk_usage(info.location)

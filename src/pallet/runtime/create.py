@@ -30,6 +30,8 @@ from pallet.runtime.ocistate import oci_state, state_json
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from pallet.linux.libc import Libc
     from pallet.linux.syscalls import Syscalls
     from pallet.oci.runtime_spec import Linux, Spec
@@ -112,6 +114,7 @@ def create(
     subreaper: bool = False,
     own_console: bool = False,
     preserve_fds: int = 0,
+    after_fork: Callable[[], object] | None = None,
 ) -> Created:
     """Create the container; with ``subreaper`` the caller becomes the init's parent (``run``).
 
@@ -120,6 +123,9 @@ def create(
 
     ``own_console``: with ``terminal: true`` and no console socket, keep the pty
     master here (``Created.console_master``) instead of failing: foreground ``run``.
+
+    ``after_fork``: called here once the container's process is forked, while it
+    works (``run`` loads the code of its next steps meanwhile).
     """
     bundle = os.path.abspath(bundle or ".")
     log.debug("create: start")
@@ -188,9 +194,6 @@ def create(
         # imported now, while the warm-up waits: with it, everything the init will run
         from pallet.runtime.containerinit import InitPlan, intermediate
 
-        cdir.save(saved)
-        # the config as created: exec, update and events read it; the bundle's may change meanwhile
-        cdir.save_config(config_bytes)
         if not direct:
             _set_limits(cgroups, linux)
         os.mkfifo(cdir.fifo_path, 0o622)
@@ -262,6 +265,12 @@ def create(
         if console is not None:
             console.close()  # type: ignore[attr-defined]
             console = None
+        # from here on, while the init (or C1) works: what nothing before the fork needs
+        cdir.save(saved)
+        # the config as created: exec, update and events read it; the bundle's may change meanwhile
+        cdir.save_config(config_bytes)
+        if after_fork is not None:
+            after_fork()
         if direct:
             log.debug("create: init forked")
             # meanwhile the init unshares its namespaces and builds its rootfs

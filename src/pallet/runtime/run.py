@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from pallet.errors import PalletError
 from pallet.runtime.create import create
-from pallet.runtime.foreground import forward_signals, reap
-from pallet.runtime.lifecycle import delete
-from pallet.runtime.start import release
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pallet.runtime.logsink import LogSink
+
+
+def _load_next_steps() -> None:
+    """Import what ``run`` does after ``create``, while the init builds its rootfs (``create``'s
+    ``after_fork``): not before the fork, where every millisecond delays the container."""
+    from pallet.runtime import foreground, lifecycle, start  # noqa: F401
 
 
 def run(
@@ -45,7 +48,12 @@ def run(
         subreaper=not detach,
         own_console=not detach,
         preserve_fds=preserve_fds,
+        after_fork=_load_next_steps,
     )
+    from pallet.runtime.foreground import forward_signals, reap
+    from pallet.runtime.lifecycle import delete
+    from pallet.runtime.start import release
+
     try:
         created.cdir.lock()
         try:

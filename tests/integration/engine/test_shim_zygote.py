@@ -35,7 +35,9 @@ def wait_for(predicate: Callable[[], object], timeout: float = 20.0) -> None:
 
 
 def started_zygote(env: PalletEnv) -> int:
-    """A running zygote for ``env``'s run dir (the first run starts one), its pid."""
+    """A running zygote for ``env``'s run dir, its pid: the first run makes the run dir, the
+    second starts the zygote."""
+    env.ok("run", "--rm", "busybox", "true")
     env.ok("run", "--rm", "busybox", "true")
     wait_for(lambda: env.zygote() is not None)
     pid = env.zygote()

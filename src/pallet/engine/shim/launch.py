@@ -127,10 +127,9 @@ def _forked(config_path: str, run_root: str, *, client: bool, preload_runtime: b
     from pallet.engine.shim import zygote
 
     try:
-        os.makedirs(run_root, mode=0o700, exist_ok=True)  # the engine's first command makes it too
         where = zygote.address(run_root)
     except OSError:
-        return None
+        return None  # no run dir yet: the engine's first command makes it, a later one the zygote
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
     try:
         sock.connect(where)

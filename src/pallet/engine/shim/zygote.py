@@ -31,7 +31,8 @@ starts a zygote in the background (``start``) for the next runs.
 The address names the run dir and this installation by device and inode, so
 two engines never share a zygote. The zygote writes its pid to
 ``<run dir>/shim-zygote.pid`` and its own errors to
-``<run dir>/shim-zygote.log``; it exits once its run dir is gone.
+``<run dir>/shim-zygote.log``; it exits once its run dir is gone, or after
+ten minutes without a request (the shims it forked live on regardless).
 Hot path (imported by ``launch``): nothing beyond ``os`` at module level.
 """
 
@@ -51,6 +52,8 @@ PID_FILE = "shim-zygote.pid"
 _LOG = "shim-zygote.log"
 #: how often an idle zygote checks that its run dir is still there (ms)
 _CHECK_MS = 5000
+#: an idle zygote leaves after this long (s): nothing stays around for a run dir out of use
+_IDLE_EXIT = 600
 #: argv room for each forked shim's command line (its title names its container's shim.json)
 _TITLE_ROOM = 1024
 _SO_PEERCRED = 17
@@ -205,8 +208,11 @@ def _serve(listener: _socket.socket, run_root: str, ours: str, code: dict[str, i
     import _socket
     import select
 
+    import time
+
     poller = select.poll()
     poller.register(listener.fileno(), select.POLLIN)
+    last = time.monotonic()
     while True:
         if not poller.poll(_CHECK_MS):
             try:
@@ -214,7 +220,10 @@ def _serve(listener: _socket.socket, run_root: str, ours: str, code: dict[str, i
                     return  # the run dir was removed (and maybe made anew): not ours any more
             except OSError:
                 return
+            if time.monotonic() - last > _IDLE_EXIT:
+                return  # the next run execs its shim and starts a new zygote
             continue
+        last = time.monotonic()
         try:
             fd, _ = listener._accept()  # type: ignore[attr-defined]  # _socket's accept
         except OSError:

@@ -207,7 +207,6 @@ def _stale(code: dict[str, int]) -> bool:
 def _serve(listener: _socket.socket, run_root: str, ours: str, code: dict[str, int], libc: Libc) -> None:
     import _socket
     import select
-
     import time
 
     poller = select.poll()

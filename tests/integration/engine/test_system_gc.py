@@ -274,7 +274,9 @@ def test_prune_filters_choose_and_bad_ones_change_nothing(scene: PalletEnv) -> N
 
 
 def _seed(reg: FakeRegistry, repository: str, n: int) -> None:
-    """An OCI image of two 150 kB layers (random bytes, so gzip keeps them big) in ``reg``."""
+    """An OCI image of a 30 kB and a 600 kB layer (random bytes, so gzip keeps them big) in ``reg``:
+    the small one is in the store well before the big one, so a pull spends a while holding
+    blobs and snapshots that no image names yet."""
     import gzip
     import hashlib
     import tarfile
@@ -282,10 +284,10 @@ def _seed(reg: FakeRegistry, repository: str, n: int) -> None:
     from pallet.oci import mediatypes
 
     descriptors, diff_ids = [], []
-    for i in range(2):
+    for i, size in enumerate((30_000, 600_000)):
         raw = io.BytesIO()
         with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            data = os.urandom(150_000)
+            data = os.urandom(size)
             info = tarfile.TarInfo(f"{repository}-{n}-{i}.bin")
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
@@ -331,7 +333,7 @@ def test_prune_racing_pulls_and_runs_removes_only_the_garbage(pallet_env: Pallet
     with FakeRegistry() as reg:
         for n in range(5):
             _seed(reg, f"race{n}", n)
-        reg.throttle = 400_000  # each pull takes about a second: long enough to overlap the prune
+        reg.throttle = 400_000  # the big layer takes over a second: long enough to overlap the prunes
         pulls = [
             subprocess.Popen(
                 env.argv("pull", "-q", f"{reg.host}/race{n}:v1"),
@@ -341,6 +343,7 @@ def test_prune_racing_pulls_and_runs_removes_only_the_garbage(pallet_env: Pallet
             )
             for n in range(5)
         ]
+        prunes: list[subprocess.Popen[str]] = []
         runs = [
             subprocess.Popen(
                 env.argv("run", "busybox", "echo", f"run-{n}"),
@@ -351,24 +354,38 @@ def test_prune_racing_pulls_and_runs_removes_only_the_garbage(pallet_env: Pallet
             for n in range(5)
         ]
         try:
-            partial = env.root / "content" / "partial"
+            # start when a pull has committed a layer its image row does not name yet
+            committed = env.root / "snapshots" / "committed"
+            before = set(os.listdir(committed))
             deadline = time.monotonic() + 60  # a bound on waiting, not a measurement
-            while time.monotonic() < deadline and not (partial.is_dir() and any(partial.iterdir())):
-                time.sleep(0.01)
-            prune = env.pallet("system", "prune", "-f", timeout=300)
+            while time.monotonic() < deadline and not set(os.listdir(committed)) - before:
+                time.sleep(0.005)
+            # three at once: each one's sweep must wait for every pull's lease
+            prunes = [
+                subprocess.Popen(
+                    env.argv("system", "prune", "-f"),
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+                for _ in range(3)
+            ]
+            pruned = [(*p.communicate(timeout=300), p.returncode) for p in prunes]
             pulled = [(*p.communicate(timeout=300), p.returncode) for p in pulls]
             ran = [(*r.communicate(timeout=300), r.returncode) for r in runs]
         finally:
-            for proc in (*pulls, *runs):
+            for proc in (*pulls, *runs, *prunes):
                 if proc.poll() is None:
                     proc.kill()
                     proc.wait()
-    assert prune.returncode == 0, prune.stderr
+    for out, err, code in pruned:
+        assert code == 0, err
+        assert out.splitlines()[-1].startswith("Total reclaimed space: ")
     for n, (_, err, code) in enumerate(pulled):
         assert code == 0, f"pull {n}: {err}"
     for n, (out, err, code) in enumerate(ran):
         assert (code, out) == (0, f"run-{n}\n"), err
-    assert f"deleted: {garbage.id}" in prune.stdout
+    assert sum(f"deleted: {garbage.id}" in out for out, _, _ in pruned) == 1
     with ImageStore.open(env.root) as store:
         for n in range(5):
             validate_image(store, f"{reg.host}/race{n}:v1")

@@ -1,0 +1,438 @@
+"""The network layer's rows in ``<root>/pallet.db``: networks, endpoints (IPAM allocations), published ports.
+
+The layer declares its tables as one ``Schema`` (owner ``network``, steps
+appended, never edited); whoever opens the root's database lists it after
+the engine's schemas (``Database.at(root, (..., network.store.SCHEMA))``).
+``NetworkStore`` works on that shared ``Database``, and every write goes
+through ``db.transaction()``, which joins a transaction the caller already
+holds: the engine records a container and its network attachment (the
+endpoint, which holds the address) in one transaction.
+
+Contracts:
+
+- An address is held by exactly one endpoint of a network while the row
+  exists (``UNIQUE(network_id, ip)``): two processes racing for an address
+  cannot both win; the loser's transaction fails and it retries with the
+  next address.
+- A container is attached to a network at most once
+  (``UNIQUE(network_id, container_id)``).
+- A published host port (protocol, host address, port) belongs to one
+  endpoint (``UNIQUE``); 0.0.0.0 against a specific address of the same port
+  is checked by ``publish`` inside the same transaction.
+- Removing an endpoint row releases its address and its ports (``ON DELETE
+  CASCADE``); a network with endpoints cannot be removed (``RESTRICT``).
+- The ``containers`` table is the engine's: nothing here references it, so
+  the layer is usable (and tested) alone; ``reconcile`` is handed the ids of
+  the containers that exist.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+
+from pallet.database import Schema
+from pallet.errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotFound
+from pallet.network import ipam
+
+__all__ = ["SCHEMA", "Endpoint", "Network", "NetworkStore", "PortMapping"]
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import sqlite3
+else:  # the C module sqlite3 re-exports, as pallet.database does (sqlite3's dbapi2 imports datetime)
+    import _sqlite3 as sqlite3
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+    from pallet.database import Database
+
+_V1 = """
+CREATE TABLE networks (
+    id        TEXT PRIMARY KEY,                 -- 64 hex
+    name      TEXT NOT NULL UNIQUE,
+    driver    TEXT NOT NULL DEFAULT 'bridge',
+    bridge    TEXT NOT NULL UNIQUE,             -- the Linux interface (<= 15 bytes)
+    subnet    TEXT NOT NULL,                    -- CIDR
+    gateway   TEXT NOT NULL,
+    ip_range  TEXT NOT NULL,                    -- CIDR within subnet (the subnet when not given)
+    internal  INTEGER NOT NULL DEFAULT 0,       -- no route out, no NAT
+    dns       INTEGER NOT NULL DEFAULT 1,       -- a resolver serves names (not on the default bridge)
+    mtu       INTEGER NOT NULL DEFAULT 1500,
+    created   TEXT NOT NULL,                    -- RFC 3339, UTC
+    labels    TEXT NOT NULL DEFAULT '{}',       -- JSON object
+    options   TEXT NOT NULL DEFAULT '{}',       -- JSON object (driver options, docker's -o)
+    last_ip   TEXT NOT NULL DEFAULT ''          -- the address given last (serial allocation)
+);
+
+CREATE TABLE endpoints (
+    id           TEXT PRIMARY KEY,              -- 64 hex (docker's EndpointID)
+    network_id   TEXT NOT NULL REFERENCES networks(id) ON DELETE RESTRICT,
+    container_id TEXT NOT NULL,
+    name         TEXT NOT NULL,                 -- the container's name (resolved on user networks)
+    aliases      TEXT NOT NULL DEFAULT '[]',    -- JSON list of names
+    ip           TEXT NOT NULL,
+    mac          TEXT NOT NULL,
+    veth         TEXT NOT NULL,                 -- the host end's interface name
+    netns        TEXT NOT NULL,                 -- the namespace file the container end lives in
+    UNIQUE (network_id, container_id),
+    UNIQUE (network_id, ip)
+);
+CREATE INDEX endpoints_container ON endpoints(container_id);
+
+CREATE TABLE published_ports (
+    endpoint_id    TEXT NOT NULL REFERENCES endpoints(id) ON DELETE CASCADE,
+    protocol       TEXT NOT NULL CHECK (protocol IN ('tcp', 'udp', 'sctp')),
+    host_ip        TEXT NOT NULL,               -- 0.0.0.0: every address of the host
+    host_port      INTEGER NOT NULL,
+    container_port INTEGER NOT NULL,
+    UNIQUE (protocol, host_ip, host_port)
+);
+CREATE INDEX published_ports_endpoint ON published_ports(endpoint_id);
+"""
+
+#: the network layer's schema; append steps, never edit one
+SCHEMA = Schema(owner="network", steps=(_V1,))
+
+
+class Network:
+    """A network as stored."""
+
+    __slots__ = (
+        "bridge", "created", "dns", "gateway", "id", "internal", "ip_range", "labels", "mtu", "name",
+        "options", "subnet",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        *,
+        id: str,
+        name: str,
+        bridge: str,
+        subnet: str,
+        gateway: str,
+        ip_range: str,
+        internal: bool = False,
+        dns: bool = True,
+        mtu: int = 1500,
+        created: str = "",
+        labels: dict[str, str] | None = None,
+        options: dict[str, str] | None = None,
+    ) -> None:
+        self.id = id
+        self.name = name
+        self.bridge = bridge
+        self.subnet = subnet
+        self.gateway = gateway
+        self.ip_range = ip_range
+        self.internal = internal
+        self.dns = dns
+        self.mtu = mtu
+        self.created = created
+        self.labels = labels or {}
+        self.options = options or {}
+
+    @property
+    def prefixlen(self) -> int:
+        return ipaddress.ip_network(self.subnet).prefixlen
+
+    def addressing(self) -> ipam.Subnet:
+        return ipam.Subnet(
+            subnet=ipaddress.ip_network(self.subnet),
+            gateway=ipaddress.ip_address(self.gateway),
+            ip_range=ipaddress.ip_network(self.ip_range),
+        )
+
+    def __repr__(self) -> str:
+        return f"Network({self.name!r}, {self.bridge}, {self.subnet})"
+
+
+class PortMapping:
+    """One published port: ``host_ip:host_port`` -> the container's ``container_port``, over ``protocol``."""
+
+    __slots__ = ("container_port", "host_ip", "host_port", "protocol")
+
+    def __init__(
+        self, *, host_port: int, container_port: int, protocol: str = "tcp", host_ip: str = "0.0.0.0"
+    ) -> None:
+        self.host_ip = host_ip or "0.0.0.0"
+        self.host_port = host_port
+        self.container_port = container_port
+        self.protocol = protocol
+
+    def key(self) -> tuple[str, str, int, int]:
+        return (self.protocol, self.host_ip, self.host_port, self.container_port)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PortMapping) and self.key() == other.key()
+
+    def __hash__(self) -> int:
+        return hash(self.key())
+
+    def __repr__(self) -> str:
+        return f"PortMapping({self.host_ip}:{self.host_port}->{self.container_port}/{self.protocol})"
+
+
+class Endpoint:
+    """A container's attachment to a network: its address, MAC, interfaces and published ports."""
+
+    __slots__ = ("aliases", "container_id", "id", "ip", "mac", "name", "netns", "network_id", "ports", "veth")
+
+    def __init__(
+        self,
+        *,
+        id: str,
+        network_id: str,
+        container_id: str,
+        name: str,
+        ip: str,
+        mac: str,
+        veth: str,
+        netns: str,
+        aliases: Sequence[str] = (),
+        ports: Sequence[PortMapping] = (),
+    ) -> None:
+        self.id = id
+        self.network_id = network_id
+        self.container_id = container_id
+        self.name = name
+        self.ip = ip
+        self.mac = mac
+        self.veth = veth
+        self.netns = netns
+        self.aliases = tuple(aliases)
+        self.ports = tuple(ports)
+
+    def __repr__(self) -> str:
+        return f"Endpoint({self.container_id[:12]} {self.ip} on {self.network_id[:12]})"
+
+
+def _network(row: sqlite3.Row) -> Network:
+    return Network(
+        id=row["id"],
+        name=row["name"],
+        bridge=row["bridge"],
+        subnet=row["subnet"],
+        gateway=row["gateway"],
+        ip_range=row["ip_range"],
+        internal=bool(row["internal"]),
+        dns=bool(row["dns"]),
+        mtu=int(row["mtu"]),
+        created=row["created"],
+        labels=json.loads(row["labels"]),
+        options=json.loads(row["options"]),
+    )
+
+
+def mac_for(ip: str) -> str:
+    """Docker's MAC for an IPv4 address: 02:42 then the address's four bytes."""
+    return "02:42:" + ":".join(f"{b:02x}" for b in ipaddress.IPv4Address(ip).packed)
+
+
+class NetworkStore:
+    """The network rows of one database. Every write is one transaction (joining the caller's)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        db.ensure(SCHEMA)
+
+    # networks
+
+    def networks(self) -> list[Network]:
+        return [_network(r) for r in self.db.query("SELECT * FROM networks ORDER BY created, name")]
+
+    def find(self, ref: str) -> Network:
+        """A network by name, full id or unique id prefix (docker's lookup order)."""
+        rows = self.db.query("SELECT * FROM networks WHERE name = ? OR id = ?", (ref, ref))
+        if not rows and ref:
+            rows = self.db.query("SELECT * FROM networks WHERE id LIKE ? || '%'", (ref.lower(),))
+            if len(rows) > 1:
+                raise InvalidArgument(f"network {ref} is ambiguous ({len(rows)} matches)")
+        if not rows:
+            raise NotFound(f"network {ref} not found")
+        return _network(rows[0])
+
+    def add(self, network: Network) -> None:
+        """Record ``network``; ``AlreadyExists`` in docker's words if the name is taken."""
+        try:
+            with self.db.transaction() as conn:
+                conn.execute(
+                    "INSERT INTO networks (id, name, driver, bridge, subnet, gateway, ip_range, internal, dns, mtu,"
+                    " created, labels, options) VALUES (?, ?, 'bridge', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        network.id, network.name, network.bridge, network.subnet, network.gateway,
+                        network.ip_range, int(network.internal), int(network.dns), network.mtu, network.created,
+                        json.dumps(network.labels), json.dumps(network.options),
+                    ),
+                )  # fmt: skip
+        except sqlite3.IntegrityError:
+            if self.db.query("SELECT 1 FROM networks WHERE name = ?", (network.name,)):
+                raise AlreadyExists(f"network with name {network.name} already exists") from None
+            raise AlreadyExists(f"bridge interface {network.bridge} is taken by another network") from None
+
+    def remove(self, network: Network) -> None:
+        """Forget ``network``; docker's refusal while endpoints remain. Idempotent."""
+        with self.db.transaction() as conn:
+            users = conn.execute(
+                "SELECT count(*) FROM endpoints WHERE network_id = ?", (network.id,)
+            ).fetchone()[0]
+            if users:
+                raise FailedPrecondition(
+                    f"error while removing network: network {network.name} id {network.id} has active endpoints"
+                )
+            conn.execute("DELETE FROM networks WHERE id = ?", (network.id,))
+
+    def subnets(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(r[0]) for r in self.db.query("SELECT subnet FROM networks")]
+
+    # endpoints
+
+    def endpoints(self, network_id: str | None = None, container_id: str | None = None) -> list[Endpoint]:
+        sql, params = "SELECT * FROM endpoints", []
+        clauses = []
+        if network_id is not None:
+            clauses.append("network_id = ?")
+            params.append(network_id)
+        if container_id is not None:
+            clauses.append("container_id = ?")
+            params.append(container_id)
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        out = []
+        for row in self.db.query(sql + " ORDER BY rowid", params):
+            ports = [
+                PortMapping(protocol=p[0], host_ip=p[1], host_port=p[2], container_port=p[3])
+                for p in self.db.query(
+                    "SELECT protocol, host_ip, host_port, container_port FROM published_ports"
+                    " WHERE endpoint_id = ? ORDER BY rowid",
+                    (row["id"],),
+                )
+            ]
+            out.append(
+                Endpoint(
+                    id=row["id"],
+                    network_id=row["network_id"],
+                    container_id=row["container_id"],
+                    name=row["name"],
+                    aliases=json.loads(row["aliases"]),
+                    ip=row["ip"],
+                    mac=row["mac"],
+                    veth=row["veth"],
+                    netns=row["netns"],
+                    ports=ports,
+                )
+            )
+        return out
+
+    def allocate(
+        self,
+        network: Network,
+        *,
+        endpoint_id: str,
+        container_id: str,
+        name: str,
+        netns: str,
+        veth: str,
+        aliases: Sequence[str] = (),
+        ip: str = "",
+        mac: str = "",
+        ports: Sequence[PortMapping] = (),
+    ) -> Endpoint:
+        """Record a new endpoint holding an address (``ip`` if given) and ``ports``, in one transaction.
+
+        ``Conflict`` if the container is attached already, the address is taken
+        or a port is published by another endpoint.
+        """
+        with self.db.transaction() as conn:
+            if conn.execute(
+                "SELECT 1 FROM endpoints WHERE network_id = ? AND container_id = ?",
+                (network.id, container_id),
+            ).fetchone():
+                raise Conflict(f"endpoint with name {name} already exists in network {network.name}")
+            used = [ipaddress.ip_address(r[0]) for r in conn.execute(
+                "SELECT ip FROM endpoints WHERE network_id = ?", (network.id,))]  # fmt: skip
+            last_text = conn.execute("SELECT last_ip FROM networks WHERE id = ?", (network.id,)).fetchone()
+            if last_text is None:
+                raise NotFound(f"network {network.name} not found")
+            last = ipaddress.ip_address(last_text[0]) if last_text[0] else None
+            address = str(ipam.allocate(network.addressing(), used, last=last, wanted=ip))
+            endpoint = Endpoint(
+                id=endpoint_id, network_id=network.id, container_id=container_id, name=name, aliases=aliases,
+                ip=address, mac=mac or mac_for(address), veth=veth, netns=netns, ports=ports,
+            )  # fmt: skip
+            conn.execute(
+                "INSERT INTO endpoints (id, network_id, container_id, name, aliases, ip, mac, veth, netns)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    endpoint.id, network.id, container_id, name, json.dumps(list(aliases)), address,
+                    endpoint.mac, veth, netns,
+                ),
+            )  # fmt: skip
+            if not ip:
+                conn.execute("UPDATE networks SET last_ip = ? WHERE id = ?", (address, network.id))
+            for port in ports:
+                self._publish(conn, endpoint.id, port)
+        return endpoint
+
+    @staticmethod
+    def _publish(conn: sqlite3.Connection, endpoint_id: str, port: PortMapping) -> None:
+        if port.host_ip == "0.0.0.0":
+            clash = conn.execute(
+                "SELECT host_ip FROM published_ports WHERE protocol = ? AND host_port = ?",
+                (port.protocol, port.host_port),
+            ).fetchone()
+        else:
+            clash = conn.execute(
+                "SELECT host_ip FROM published_ports WHERE protocol = ? AND host_port = ? AND host_ip IN (?, '0.0.0.0')",
+                (port.protocol, port.host_port, port.host_ip),
+            ).fetchone()
+        if clash is None:
+            try:
+                conn.execute(
+                    "INSERT INTO published_ports (endpoint_id, protocol, host_ip, host_port, container_port)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (endpoint_id, port.protocol, port.host_ip, port.host_port, port.container_port),
+                )
+                return
+            except sqlite3.IntegrityError:
+                pass
+        raise Conflict(f"Bind for {port.host_ip}:{port.host_port} failed: port is already allocated")
+
+    def release(self, endpoint_id: str) -> None:
+        """Forget an endpoint, its address and its ports. Idempotent."""
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM endpoints WHERE id = ?", (endpoint_id,))
+
+    def ports(self) -> list[tuple[str, PortMapping]]:
+        """Every published port with its endpoint's id."""
+        return [
+            (r[0], PortMapping(protocol=r[1], host_ip=r[2], host_port=r[3], container_port=r[4]))
+            for r in self.db.query(
+                "SELECT endpoint_id, protocol, host_ip, host_port, container_port FROM published_ports ORDER BY rowid"
+            )
+        ]
+
+    def container_ids(self) -> set[str]:
+        return {str(r[0]) for r in self.db.query("SELECT DISTINCT container_id FROM endpoints")}
+
+    def resolve(self, network_id: str, name: str) -> list[str]:
+        """The addresses ``name`` stands for on a network: container name, alias, or short/full id."""
+        lowered = name.lower().rstrip(".")
+        rows = self.db.query(
+            "SELECT ip, name, aliases, container_id FROM endpoints WHERE network_id = ? ORDER BY rowid",
+            (network_id,),
+        )
+        return matching(rows, lowered)
+
+
+def matching(rows: Iterable[sqlite3.Row | tuple[str, str, str, str]], name: str) -> list[str]:
+    """The ``ip`` of the rows (ip, name, aliases JSON, container id) that ``name`` designates."""
+    out = []
+    for ip, cname, aliases, cid in rows:
+        if (
+            cname.lower() == name
+            or name in (a.lower() for a in json.loads(aliases))
+            or name in (cid[:12], cid)
+        ):
+            out.append(ip)
+    return out

@@ -1,0 +1,109 @@
+"""The network rows: one address per endpoint while held, docker's refusals, release on removal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pallet.database import Database
+from pallet.errors import AlreadyExists, Conflict, FailedPrecondition, NotFound
+from pallet.network.store import SCHEMA, Network, NetworkStore, PortMapping, mac_for
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> NetworkStore:
+    return NetworkStore(Database.at(str(tmp_path), (SCHEMA,)))
+
+
+def network(name: str = "app", subnet: str = "10.77.0.0/29") -> Network:
+    gateway = subnet.rsplit(".", 1)[0] + ".1"
+    return Network(
+        id=name.ljust(64, "0"), name=name, bridge=f"br-{name}", subnet=subnet, gateway=gateway,
+        ip_range=subnet, created="2026-01-01T00:00:00Z",
+    )  # fmt: skip
+
+
+def attach(store: NetworkStore, net: Network, cid: str, **kw: object) -> object:
+    return store.allocate(
+        net, endpoint_id=cid * 2, container_id=cid, name=f"c-{cid[:4]}", netns=f"/run/x/{cid}", veth=f"v{cid[:8]}",
+        **kw,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+def test_names_are_unique_in_dockers_words(store: NetworkStore) -> None:
+    store.add(network())
+    with pytest.raises(AlreadyExists, match="network with name app already exists"):
+        store.add(network())
+    assert store.find("app").subnet == "10.77.0.0/29"
+    assert store.find("app0").name == "app"  # an id prefix
+    with pytest.raises(NotFound):
+        store.find("nope")
+
+
+def test_endpoints_get_distinct_addresses_and_docker_macs(store: NetworkStore) -> None:
+    net = network()
+    store.add(net)
+    a = attach(store, net, "a" * 32)
+    b = attach(store, net, "b" * 32)
+    assert (a.ip, b.ip) == ("10.77.0.2", "10.77.0.3")  # type: ignore[attr-defined]
+    assert a.mac == mac_for("10.77.0.2") == "02:42:0a:4d:00:02"  # type: ignore[attr-defined]
+    with pytest.raises(Conflict, match="already exists in network app"):
+        attach(store, net, "a" * 32)
+    with pytest.raises(Conflict, match="already in use"):
+        attach(store, net, "c" * 32, ip="10.77.0.3")
+
+
+def test_release_frees_the_address_and_removal_waits_for_it(store: NetworkStore) -> None:
+    net = network()
+    store.add(net)
+    a = attach(store, net, "a" * 32)
+    with pytest.raises(FailedPrecondition, match="has active endpoints"):
+        store.remove(net)
+    store.release(a.id)  # type: ignore[attr-defined]
+    store.release(a.id)  # type: ignore[attr-defined]
+    assert store.endpoints() == []
+    store.remove(net)
+    store.remove(net)
+    assert store.networks() == []
+
+
+def test_a_host_port_is_published_once(store: NetworkStore) -> None:
+    net = network()
+    store.add(net)
+    attach(store, net, "a" * 32, ports=[PortMapping(host_port=8080, container_port=80)])
+    with pytest.raises(Conflict, match=r"Bind for 127\.0\.0\.1:8080 failed: port is already allocated"):
+        attach(
+            store, net, "b" * 32, ports=[PortMapping(host_ip="127.0.0.1", host_port=8080, container_port=80)]
+        )
+    assert [e.container_id for e in store.endpoints()] == ["a" * 32]  # the failed attach left nothing
+    attach(store, net, "c" * 32, ports=[PortMapping(host_port=8080, container_port=80, protocol="udp")])
+    assert len(store.ports()) == 2
+
+
+def test_names_aliases_and_short_ids_resolve(store: NetworkStore) -> None:
+    net = network()
+    store.add(net)
+    cid = "0123456789ab" + "f" * 52
+    store.allocate(
+        net, endpoint_id="e" * 64, container_id=cid, name="Web", netns="/x", veth="v", aliases=["www"]
+    )
+    assert store.resolve(net.id, "web") == ["10.77.0.2"]
+    assert store.resolve(net.id, "WWW.") == ["10.77.0.2"]
+    assert store.resolve(net.id, "0123456789ab") == ["10.77.0.2"]
+    assert store.resolve(net.id, "0123") == []
+    assert store.resolve(net.id, "other") == []
+
+
+def test_the_schema_joins_the_callers_transaction(store: NetworkStore) -> None:
+    net = network()
+    store.add(net)
+
+    def engine_fails_after_allocating() -> None:
+        with store.db.transaction():
+            attach(store, net, "a" * 32)
+            raise RuntimeError("the engine failed after the allocation")
+
+    with pytest.raises(RuntimeError):
+        engine_fails_after_allocating()
+    assert store.endpoints() == []

@@ -2,6 +2,7 @@
 
 ``pallet_env`` gives a ``PalletEnv`` whose ``pallet(...)`` runs the real
 ``pallet`` CLI on that root (a separate process, as a user runs it). Its
+setup starts the run dir's shim zygote, so every shim is forked by it. Its
 finalizer removes every container the test left (``rm -f -v`` through the
 engine), then, whatever failed before, SIGKILLs the run dir's shim zygote (by
 the pid in its pid file) and the shims and containers it started (found by pid:
@@ -15,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -121,6 +123,28 @@ class PalletEnv:
             return None
         return pid if pid in self.zygotes() else None
 
+    def start_zygote(self) -> None:
+        """Start the run dir's shim zygote and wait until it serves (the engine starts one itself
+        at the run dir's second run)."""
+        import _socket
+
+        from pallet.engine.shim import zygote
+        from pallet.engine.shim.launch import shim_command
+
+        self.run_root.mkdir(parents=True, exist_ok=True)
+        zygote.start(str(self.run_root), shim_command())
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
+            try:
+                sock.connect(zygote.address(str(self.run_root)))
+                return
+            except OSError:
+                time.sleep(0.02)
+            finally:
+                sock.close()
+        raise AssertionError(f"no shim zygote serves {self.run_root}; see its shim-zygote.log")
+
     def zygotes(self) -> list[int]:
         """Pids of this run dir's shim zygotes (their command line names it), even one not serving yet."""
         out = []
@@ -202,6 +226,7 @@ def pallet_env(busybox_root: Path, tmp_path: Path) -> Iterator[PalletEnv]:
         pytest.skip("run scripts/install.sh first (the pallet launcher is missing)")
     env = PalletEnv(busybox_root, tmp_path / "run")
     try:
+        env.start_zygote()  # every test's shims are forked, as on a machine past its first run
         yield env
     finally:
         env.cleanup()

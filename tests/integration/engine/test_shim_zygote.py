@@ -168,3 +168,34 @@ def test_the_zygote_forks_nothing_for_another_user(pallet_env: PalletEnv) -> Non
     )
     # refused: the connection closes before or after the request, with no answer and no fork
     assert done.stdout.strip() in ("b''", "refused 32", "refused 104"), done.stderr
+
+
+def test_a_forked_shim_runs_foreground_detached_and_tty_containers_as_an_execd_one(
+    pallet_env: PalletEnv,
+) -> None:
+    started_zygote(pallet_env)
+    done = pallet_env.pallet("run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 4")
+    assert (done.returncode, done.stdout, done.stderr) == (4, "out\n", "err\n")
+    tty = pallet_env.ok(
+        "run", "-d", "-t", "busybox", "sh", "-c", "test -t 1 && echo on a tty; sleep 60"
+    ).strip()
+    forked_shim(pallet_env, tty)
+    wait_for(lambda: "on a tty" in pallet_env.ok("logs", tty))
+    assert pallet_env.ok("logs", tty).strip() == "on a tty"
+    pallet_env.ok("rm", "-f", tty)
+
+
+def test_a_forked_shim_whose_container_cannot_start_reports_it_and_leaves_nothing(
+    pallet_env: PalletEnv,
+) -> None:
+    started_zygote(pallet_env)
+    done = pallet_env.pallet("run", "-d", "--name", "nope", "busybox", "/no/such/program")
+    assert done.returncode == 127, done.stderr
+    assert "no such file or directory" in done.stderr
+    cid = pallet_env.ok("inspect", "-f", "{{.Id}}", "nope").strip()
+    assert pallet_env.shim_of(cid) is None
+    # the runtime's state of it was deleted by the shim's setup child before it reported
+    for runtime_root in (pallet_env.run_root / "runtimes").glob("*"):
+        assert cid not in os.listdir(runtime_root)
+    pallet_env.ok("rm", "-f", "nope")
+    assert pallet_env.leftovers([cid]) == {}

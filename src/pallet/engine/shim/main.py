@@ -200,7 +200,9 @@ def serve(
         args=config.runtime_args,
         in_process=_our_runtime(config.runtime_path),
     )
-    supervisor = Supervisor(config, runtime, wake_r)
+    # a shim forked by the zygote creates its container in a child of its own: the pages that
+    # work writes then go with that child instead of staying private to the shim
+    supervisor = Supervisor(config, runtime, wake_r, create_apart=libc is not None)
     exitfile.write_atomic(exitfile.SHIM_PID_FILE, str(os.getpid()).encode())
 
     def report(line: str) -> None:

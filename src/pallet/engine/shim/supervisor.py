@@ -51,6 +51,7 @@ _ERRORS = select.POLLERR | select.POLLHUP | select.POLLNVAL
 #: an attach client that lets this much output pile up is dropped, so the container never waits on it
 _CLIENT_BACKLOG = 8 * 1024 * 1024
 _TIOCSWINSZ = 0x5414
+_MSG_CMSG_CLOEXEC = 0x40000000
 _BACKOFF_START = 0.1
 _BACKOFF_MAX = 60.0
 #: a run this long resets the back-off, as dockerd does
@@ -75,9 +76,21 @@ class _Client:
         self.stdin = self.stdout = self.stderr = False
 
 
+class _Relayed(Exception):
+    """The report line of a setup child that failed (``_create_apart``), to pass on as it is."""
+
+    def __init__(self, line: str) -> None:
+        super().__init__(line)
+        self.line = line
+
+
 class Supervisor:
-    def __init__(self, config: ShimConfig, runtime: Runtime, wake_fd: int) -> None:
+    def __init__(
+        self, config: ShimConfig, runtime: Runtime, wake_fd: int, *, create_apart: bool = False
+    ) -> None:
+        """``create_apart``: the first create runs in a child that exits (``_create_apart``)."""
         self.config = config
+        self.create_apart = create_apart
         self.runtime = runtime
         self.wake_fd = wake_fd
         self.log = LogWriter(config.log_path, config.log_max_size, config.log_max_file)
@@ -120,11 +133,17 @@ class Supervisor:
                 self._frames_of(self.clients[0], rest)
                 rest = b""
                 self._start()
+            elif self.create_apart:
+                self._create_apart()
             else:
                 self._create(start=True)
                 self._running()
             if rest and self.clients:
                 self._frames_of(self.clients[0], rest)
+        except _Relayed as e:
+            self._abandon()  # the child deleted what the runtime made; the rest is ours
+            report(e.line)
+            return 1
         except (PalletError, OSError) as e:
             self._abandon()  # before the report: the caller then finds nothing left behind
             if isinstance(e, PalletError):
@@ -271,6 +290,75 @@ class Supervisor:
             if in_w >= 0:
                 os.set_blocking(in_w, False)
         self.lines = {fd: LineBuffer() for fd in self.outputs}
+
+    def _create_apart(self) -> None:
+        """``_create(start=True)`` and ``_running`` in a forked child that exits once they are done.
+
+        For a shim forked by the zygote: every page that work writes (the
+        runtime's call, its JSON, the files) would be a private copy kept for
+        the container's life; in the child they go away with it. The child
+        sends back the container's pid, when it started, its OOM counter file
+        and its stdio fds (``SCM_RIGHTS``), or its report line if it failed,
+        after deleting what the runtime made. The container's init is
+        reparented to us, the child subreaper, not to the child.
+        """
+        import _socket
+
+        ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child, covered by every forked shim's container
+            try:
+                ours.close()
+                theirs.sendmsg(*self._set_up_for_parent())
+            finally:
+                os._exit(0)
+        theirs.close()
+        try:
+            msg, ancillary, _, _ = ours.recvmsg(4096, _socket.CMSG_SPACE(4 * 3), _MSG_CMSG_CLOEXEC)
+        finally:
+            ours.close()
+            _reap(pid)
+        fds: list[int] = []
+        for level, kind, data in ancillary:
+            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+                fds += [int.from_bytes(data[i : i + 4], "little") for i in range(0, len(data) - 3, 4)]
+        line = msg.decode("utf-8", "replace")
+        word, _, rest = line.partition(" ")
+        fields = rest.split(" ", 2)
+        if word != "ok" or len(fields) != 3 or not fds:
+            for fd in fds:
+                os.close(fd)
+            raise _Relayed(line if word == "error" else "error SystemError_ the shim's setup child died")
+        self.init_pid, self.started_at, self.oom_file = int(fields[0]), float(fields[1]), fields[2]
+        self.started = True
+        if self.config.tty:
+            self.master = fds[0]
+            self.outputs = {self.master: attach.STDOUT}
+            self.stdin_fd = self.master if self.config.open_stdin else -1
+        else:
+            self.outputs = {fds[0]: attach.STDOUT, fds[1]: attach.STDERR}
+            self.stdin_fd = fds[2] if len(fds) > 2 else -1
+        self.lines = {fd: LineBuffer() for fd in self.outputs}
+
+    def _set_up_for_parent(self) -> tuple[list[bytes], list[tuple[int, int, bytes]]]:
+        """In ``_create_apart``'s child: create and start; the message for the parent."""
+        import _socket
+
+        try:
+            self._create(start=True)
+            self._running()
+        except (PalletError, OSError) as e:
+            if self.init_pid or self._runtime_has_state():
+                self._delete_container(force=True)
+            if isinstance(e, PalletError):
+                return [f"error {type(e).__name__} {e.message}".encode()], []
+            return [f"error SystemError_ {_os_error_text(e)}".encode()], []
+        fds = [self.master] if self.master >= 0 else [*self.outputs]
+        if self.master < 0 and self.stdin_fd >= 0:
+            fds.append(self.stdin_fd)
+        rights = b"".join(fd.to_bytes(4, "little") for fd in fds)
+        line = f"ok {self.init_pid} {self.started_at!r} {self.oom_file}"
+        return [line.encode()], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, rights)]
 
     def _start(self) -> None:
         self.runtime.start(self.config.id)

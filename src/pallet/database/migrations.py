@@ -29,6 +29,9 @@ converted in place. Contracts:
   first step) holds nothing and is removed; one newer than the layout this
   pallet knows is refused. Going back to a pallet of the previous layout is
   not supported: what it writes beside ``pallet.db`` is removed unread.
+- Migrating processes take turns on a lock file (``pallet.db.init-lock``),
+  so many first commands on an old root import it once, and none attaches an
+  old file while another removes it.
 - Rows are copied as they are, foreign keys off (the old files enforced them
   already), so an import never fails on data the previous layout accepted.
 
@@ -67,16 +70,32 @@ CREATE TABLE IF NOT EXISTS schema_versions (
 
 
 def migrate(db: Database, schemas: Sequence[Schema]) -> dict[str, int]:
-    """Apply every missing step of ``schemas`` and import their old files; returns every owner's version."""
+    """Apply every missing step of ``schemas`` and import their old files; returns every owner's version.
+
+    Migrating processes take turns on ``<database>.init-lock``: no open
+    attaches an old file while another removes it. Ordinary writers are not
+    held up by it (they serialise with ``BEGIN IMMEDIATE`` as always).
+    """
+    import fcntl
+
+    fd = os.open(db.path + ".init-lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return _migrate(db, schemas)
+    finally:
+        os.close(fd)  # closing drops the flock
+
+
+def _migrate(db: Database, schemas: Sequence[Schema]) -> dict[str, int]:
     conn = db.conn
     old = {s.owner: db.beside(s.legacy.file) for s in schemas if s.legacy is not None}
     attached: dict[str, str] = {}
-    for index, (owner, path) in enumerate(old.items()):
-        if os.path.exists(path):
-            alias = f"legacy{index}"
-            conn.execute(f"ATTACH DATABASE ? AS {alias}", (path,))
-            attached[owner] = alias
     try:
+        for index, (owner, path) in enumerate(old.items()):
+            if os.path.exists(path):
+                alias = f"legacy{index}"
+                conn.execute(f"ATTACH DATABASE ? AS {alias}", (path,))
+                attached[owner] = alias
         # neither pragma may change inside a transaction
         conn.execute("PRAGMA foreign_keys = OFF")
         if attached:
@@ -172,8 +191,6 @@ def statements(script: str) -> list[str]:
 def _remove_old_file(path: str) -> None:
     """Remove an imported old file and its companions; idempotent. The file itself goes last:
     while it exists, the next open comes back here."""
-    if not os.path.exists(path):
-        return
     for extra in ("-wal", "-shm", ".init-lock"):
         try:
             os.unlink(path + extra)

@@ -222,6 +222,24 @@ def test_the_image_layer_alone_imports_only_its_own_file(tmp_path: Path) -> None
     _assert_imported(root)
 
 
+def test_many_processes_opening_an_old_layout_root_at_once_import_it_once(tmp_path: Path) -> None:
+    root = _old_root(tmp_path)
+    pids = []
+    for index in range(12):
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                (open_database(str(root)) if index % 3 == 0 else EngineDB(root)).close()
+                code = 0
+            finally:
+                os._exit(code)
+        pids.append(pid)
+    codes = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in pids]
+    assert codes == [0] * len(pids)
+    _assert_imported(root)
+
+
 def test_rows_only_in_an_old_files_wal_are_imported(tmp_path: Path) -> None:
     # an old pallet killed after its commit: the row is in images.db-wal, never checkpointed
     root = _old_root(tmp_path)

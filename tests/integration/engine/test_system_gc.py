@@ -406,3 +406,11 @@ def test_container_prune_reports_the_space_of_the_writable_layers_it_removed(sce
     assert size > 300_000
     out = scene.ok("container", "prune", "-f")
     assert out == f"Deleted Containers:\n{done}\n\nTotal reclaimed space: {_size(size)}\n"
+
+
+def test_image_prune_until_keeps_images_created_since(scene: PalletEnv) -> None:
+    scene.ok("rm", "-f", "up", "done")  # busybox is no longer used: only its age keeps it now
+    out = scene.ok("image", "prune", "-a", "-f", "--filter", "until=1h")
+    assert "untagged: unused:v1" in out
+    assert "untagged: busybox:latest" not in out
+    assert scene.ok("images", "--format", "{{.Repository}}:{{.Tag}}").split() == ["busybox:latest"]

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import os
 
-from pallet.runtime.cgroup_v2 import V2Cgroup, detect
 from pallet.runtime.cgroups import V1Cgroups
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from pallet.runtime.cgroup_v2 import CgroupSetup
+    from pallet.runtime.cgroup_v2 import CgroupSetup, V2Cgroup
 
     Driver = V1Cgroups | V2Cgroup
 
@@ -25,6 +24,8 @@ def for_container(
     cgroups_path: str, container_id: str, systemd: bool, setup: CgroupSetup | None = None
 ) -> Driver:
     """The driver for a new container's cgroup (``setup``: the host's, detected if None)."""
+    from pallet.runtime.cgroup_v2 import V2Cgroup, detect
+
     setup = setup or detect()
     if setup.mode == "v2":
         return V2Cgroup.for_container(cgroups_path, container_id, systemd, mount=setup.unified)
@@ -36,6 +37,9 @@ def from_saved(paths: object, unified_mount: str | None = None) -> Driver | None
     if not isinstance(paths, dict) or not paths:
         return None
     if set(paths) == {""}:
+        # imported here: the v1 driver, which exec, kill and delete rebuild on a v1 host, needs none of it
+        from pallet.runtime.cgroup_v2 import V2Cgroup, detect
+
         path = str(paths[""])
         if unified_mount is None:
             # only create() needs the mount (to delegate controllers); later commands use the path

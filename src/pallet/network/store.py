@@ -270,16 +270,22 @@ class NetworkStore:
                 raise AlreadyExists(f"network with name {network.name} already exists") from None
             raise AlreadyExists(f"bridge interface {network.bridge} is taken by another network") from None
 
+    def check_unused(self, network: Network, conn: sqlite3.Connection | None = None) -> None:
+        """Docker's refusal to remove a network that still has endpoints."""
+        users = (
+            (conn or self.db.conn)
+            .execute("SELECT count(*) FROM endpoints WHERE network_id = ?", (network.id,))
+            .fetchone()[0]
+        )
+        if users:
+            raise FailedPrecondition(
+                f"error while removing network: network {network.name} id {network.id} has active endpoints"
+            )
+
     def remove(self, network: Network) -> None:
-        """Forget ``network``; docker's refusal while endpoints remain. Idempotent."""
+        """Forget ``network``; refused while endpoints remain. Idempotent."""
         with self.db.transaction() as conn:
-            users = conn.execute(
-                "SELECT count(*) FROM endpoints WHERE network_id = ?", (network.id,)
-            ).fetchone()[0]
-            if users:
-                raise FailedPrecondition(
-                    f"error while removing network: network {network.name} id {network.id} has active endpoints"
-                )
+            self.check_unused(network, conn)
             conn.execute("DELETE FROM networks WHERE id = ?", (network.id,))
 
     def subnets(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:

@@ -1,0 +1,459 @@
+"""The bridge driver: what the engine calls to give containers networks, composed of this layer's parts.
+
+``Driver(db, run_dir=..., tag=...)`` works on the root's database (the
+engine's connection: allocations join its transactions), the run dir
+(namespace files under ``netns/``, resolvers under ``resolvers/``) and the
+root's nftables table (``pallet-<tag>``).
+
+Operations and their contracts — each is idempotent, so a SIGKILL at any
+point is repaired by running it again or by ``reconcile``:
+
+- ``create_network``: validates and records (IPAM subnet chosen around the
+  host's routes and the other networks); nothing in the kernel yet.
+- ``ensure_network``: the bridge (up, gateway address, MTU,
+  ``route_localnet``), ``ip_forward`` unless internal, the table and the
+  network's chains. Called by ``attach``; after a reboot it recreates all.
+- ``attach``: allocate (one transaction: the endpoint row holds the address
+  and the published ports; the caller may wrap it with the container's own
+  record), then the kernel side (``plumb``: namespace file, veth pair with
+  the container end made directly in the namespace, address, default
+  route), then the published ports, then the resolver. A failure after the
+  allocation undoes what it did and releases the row.
+- ``detach``: the endpoint row first (from then on the resolver no longer
+  answers its name), then its ports, then its veth. The namespace file is
+  the container's, removed by ``remove_netns`` when the container goes.
+- ``remove_network``: refused while endpoints remain (docker's words); the
+  kernel side first, the row last, so a kill leaves a row the next
+  ``network rm`` finishes.
+- ``reconcile(live)``: given the ids of the containers that exist, removes
+  endpoints of the others, namespace files of the others, veths on this
+  root's bridges that no endpoint names, resolvers of networks without
+  endpoints, and rewrites the nftables table from the database.
+
+Costs: attach is one netlink socket in each namespace and about ten
+round trips, plus one ``nft`` process when ports are published and one
+resolver start for the first container of a user-defined network.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+import socket
+
+from pallet.errors import AlreadyExists, InvalidArgument, PalletError
+from pallet.network import ipam, netns, nft, resolver
+from pallet.network.netlink import Netlink
+from pallet.network.store import Endpoint, Network, NetworkStore, PortMapping
+
+__all__ = ["BRIDGE_NAME_OPTION", "Driver", "Reconciled"]
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+    from pallet.database import Database
+
+#: docker's driver option naming the bridge interface
+BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"
+_MTU_OPTION = "com.docker.network.driver.mtu"
+_IFNAMSIZ = 15
+
+
+def _now() -> str:
+    import time
+
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _sysctl(path: str, value: str) -> None:
+    """Write a /proc/sys value unless it holds it already."""
+    try:
+        with open(path) as f:
+            if f.read().strip() == value:
+                return
+    except FileNotFoundError:
+        return
+    with open(path, "w") as f:
+        f.write(value)
+
+
+def veth_name(endpoint_id: str) -> str:
+    """The host end of an endpoint's veth pair (docker's are ``veth`` + 7 hex; ours name the endpoint)."""
+    return "veth" + endpoint_id[:11]
+
+
+class Reconciled:
+    """What ``reconcile`` removed, for the caller's log."""
+
+    __slots__ = ("endpoints", "links", "netns", "resolvers")
+
+    def __init__(self) -> None:
+        self.endpoints: list[str] = []
+        self.netns: list[str] = []
+        self.links: list[str] = []
+        self.resolvers: list[str] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.endpoints or self.netns or self.links or self.resolvers)
+
+
+class Driver:
+    """Bridge networks of one pallet root."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        run_dir: str,
+        tag: str,
+        pools: Sequence[ipam.Pool] = ipam.DEFAULT_POOLS,
+        upstreams: Sequence[str] | None = None,
+    ) -> None:
+        self.store = NetworkStore(db)
+        self.run_dir = run_dir
+        self.table = nft.table_name(tag)
+        self.pools = pools
+        self._upstreams = upstreams
+
+    # --- networks ---------------------------------------------------------------------------------
+
+    def create_network(
+        self,
+        name: str,
+        *,
+        subnet: str = "",
+        gateway: str = "",
+        ip_range: str = "",
+        internal: bool = False,
+        dns: bool = True,
+        bridge: str = "",
+        labels: Mapping[str, str] | None = None,
+        options: Mapping[str, str] | None = None,
+        network_id: str = "",
+    ) -> Network:
+        """Record a bridge network; ``bridge`` (or docker's ``-o com.docker.network.bridge.name``)
+        names its interface, ``br-<id[:12]>`` by default."""
+        if not name or "/" in name:
+            raise InvalidArgument(f"invalid network name {name!r}")
+        options = dict(options or {})
+        bridge = bridge or options.get(BRIDGE_NAME_OPTION, "")
+        network_id = network_id or secrets.token_hex(32)
+        bridge = bridge or f"br-{network_id[:12]}"
+        if len(bridge.encode()) > _IFNAMSIZ or not bridge.isprintable() or "/" in bridge or " " in bridge:
+            raise InvalidArgument(f"invalid bridge name {bridge!r}: at most 15 bytes, no '/' or space")
+        mtu = 1500
+        if _MTU_OPTION in options:
+            try:
+                mtu = int(options[_MTU_OPTION])
+            except ValueError:
+                raise InvalidArgument(f"invalid {_MTU_OPTION} {options[_MTU_OPTION]!r}") from None
+        if any(n.name == name for n in self.store.networks()):
+            raise AlreadyExists(f"network with name {name} already exists")
+        addressing = ipam.make_subnet(
+            subnet=subnet, gateway=gateway, ip_range=ip_range, pools=self.pools, taken=self._taken_subnets()
+        )
+        network = Network(
+            id=network_id, name=name, bridge=bridge, subnet=str(addressing.subnet),
+            gateway=str(addressing.gateway), ip_range=str(addressing.ip_range), internal=internal, dns=dns,
+            mtu=mtu, created=_now(), labels=dict(labels or {}), options=options,
+        )  # fmt: skip
+        self.store.add(network)
+        return network
+
+    def _taken_subnets(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        taken = self.store.subnets()
+        with Netlink.open() as nl:
+            for route in nl.routes(socket.AF_INET):
+                if route.dst_len:
+                    taken.append(ipaddress.ip_network(f"{route.dst}/{route.dst_len}", strict=False))
+        return taken
+
+    def ensure_network(self, network: Network, nl: Netlink | None = None) -> None:
+        """The network's bridge, address and rules in the kernel. Idempotent."""
+        own = nl is None
+        nl = nl or Netlink.open()
+        try:
+            try:
+                nl.add_bridge(network.bridge, mtu=network.mtu)
+                self._forget_set_up(network)
+            except AlreadyExists:
+                link = nl.link(network.bridge)
+                if link.kind != "bridge":
+                    raise AlreadyExists(
+                        f"interface {network.bridge} exists and is not a bridge; choose another bridge name"
+                    ) from None
+                if not link.up:
+                    nl.set_link(network.bridge, up=True)
+            nl.add_address(network.bridge, network.gateway, network.prefixlen)
+        finally:
+            if own:
+                nl.close()
+        if os.path.exists(self._set_up_marker(network)):
+            return  # sysctls and rules applied since boot (the run dir is lost with them on reboot)
+        # 127.0.0.1 publishing: the host's own connections DNAT'd into the bridge keep their source
+        _sysctl(f"/proc/sys/net/ipv4/conf/{network.bridge}/route_localnet", "1")
+        if not network.internal:
+            _sysctl("/proc/sys/net/ipv4/ip_forward", "1")
+        nft.apply(
+            nft.compose(nft.table_batch(self.table), nft.network_add_batch(self.table, _rules(network)))
+        )
+        marker = self._set_up_marker(network)
+        os.makedirs(os.path.dirname(marker), mode=0o700, exist_ok=True)
+        with open(marker, "w"):
+            pass
+
+    def _set_up_marker(self, network: Network) -> str:
+        """A file under the run dir that says the network's sysctls and rules are in place."""
+        return os.path.join(self.run_dir, "networks", network.id[:12])
+
+    def _forget_set_up(self, network: Network) -> None:
+        try:  # noqa: SIM105 - contextlib: an import for one line
+            os.unlink(self._set_up_marker(network))
+        except FileNotFoundError:
+            pass
+
+    def remove_network(self, ref: str) -> Network:
+        """Remove a network without endpoints: resolver, rules, bridge, then the row. Idempotent."""
+        network = self.store.find(ref)
+        self.store.check_unused(network)
+        self._forget_set_up(network)
+        resolver.stop(self.run_dir, network.id)
+        others = [n for n in self.store.networks() if n.id != network.id]
+        if others:
+            nft.apply(nft.network_remove_batch(self.table, _rules(network)))
+        else:
+            nft.apply(nft.table_remove_batch(self.table))
+        with Netlink.open() as nl:
+            nl.delete_link(network.bridge)
+        self.store.remove(network)
+        return network
+
+    # --- containers -------------------------------------------------------------------------------
+
+    def netns_path(self, container_id: str) -> str:
+        """Where the container's network namespace is bound (the path the OCI config names)."""
+        return os.path.join(self.run_dir, "netns", container_id)
+
+    def create_netns(self, container_id: str) -> str:
+        """The container's network namespace, made if missing; its path. Idempotent."""
+        path = self.netns_path(container_id)
+        netns.create(path)
+        return path
+
+    def remove_netns(self, container_id: str) -> None:
+        """Remove the container's namespace file (its interfaces go with the namespace). Idempotent."""
+        netns.remove(self.netns_path(container_id))
+
+    def attach(
+        self,
+        network: Network,
+        container_id: str,
+        *,
+        name: str,
+        aliases: Sequence[str] = (),
+        ip: str = "",
+        mac: str = "",
+        ports: Sequence[PortMapping] = (),
+    ) -> Endpoint:
+        """Connect the container to ``network``: its address, interface, route, ports and names.
+
+        ``Conflict`` if attached already, the address or a port is taken; on
+        any failure nothing of this attachment is left.
+        """
+        path = self.create_netns(container_id)
+        endpoint_id = secrets.token_hex(32)
+        endpoint = self.store.allocate(
+            network, endpoint_id=endpoint_id, container_id=container_id, name=name, aliases=aliases, ip=ip,
+            mac=mac, ports=ports, netns=path, veth=veth_name(endpoint_id),
+        )  # fmt: skip
+        try:
+            with Netlink.open() as nl:
+                self.ensure_network(network, nl)
+                self.plumb(network, endpoint, nl)
+            if endpoint.ports:
+                nft.apply(nft.ports_add_batch(self.table, _port_rules(endpoint)))
+            if network.dns:
+                self._ensure_resolver(network)
+        except BaseException:
+            self._undo(endpoint)
+            raise
+        return endpoint
+
+    def plumb(self, network: Network, endpoint: Endpoint, nl: Netlink | None = None) -> str:
+        """The kernel side of an endpoint: veth pair, address, default route. Idempotent (the pair is
+        made again). Returns the interface's name in the container (eth0, eth1, ...)."""
+        own = nl is None
+        nl = nl or Netlink.open()
+        try:
+            nl.delete_link(endpoint.veth)
+            with Netlink.open(endpoint.netns) as inside:
+                taken = {link.name for link in inside.links()}
+                ifname = next(f"eth{i}" for i in range(len(taken) + 1) if f"eth{i}" not in taken)
+                fd = os.open(endpoint.netns, os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    nl.add_veth(
+                        endpoint.veth, ifname, peer_netns_fd=fd, peer_mac=endpoint.mac, mtu=network.mtu,
+                        master=network.bridge,
+                    )  # fmt: skip
+                finally:
+                    os.close(fd)
+                inside.set_link("lo", up=True)
+                inside.set_link(ifname, up=True)
+                inside.add_address(ifname, endpoint.ip, network.prefixlen)
+                if not network.internal:
+                    inside.default_route(network.gateway, ifname)
+            return ifname
+        finally:
+            if own:
+                nl.close()
+
+    def _undo(self, endpoint: Endpoint) -> None:
+        try:  # noqa: SIM105 - contextlib: an import for one line
+            self.detach(endpoint)
+        except PalletError:
+            pass  # the reconcile finishes it: the original error is the one to report
+
+    def detach(self, endpoint: Endpoint) -> None:
+        """Disconnect an endpoint: its row (and address) first, then its ports and its veth. Idempotent."""
+        self.store.release(endpoint.id)
+        if endpoint.ports:
+            nft.apply(nft.ports_remove_batch(self.table, _port_rules(endpoint)))
+        with Netlink.open() as nl:
+            nl.delete_link(endpoint.veth)
+
+    def detach_container(self, container_id: str) -> list[Endpoint]:
+        """Detach a container from every network; its namespace file stays (``remove_netns``)."""
+        endpoints = self.store.endpoints(container_id=container_id)
+        for endpoint in endpoints:
+            self.detach(endpoint)
+        return endpoints
+
+    def _ensure_resolver(self, network: Network) -> int:
+        upstreams = self._upstreams
+        if upstreams is None:
+            try:
+                with open("/etc/resolv.conf") as f:
+                    upstreams = resolver.host_nameservers(f.read())
+            except OSError:
+                upstreams = []
+        return resolver.ensure_running(
+            self.run_dir, self.store.db.path, network.id, network.gateway,
+            upstreams=upstreams, internal=network.internal,
+        )  # fmt: skip
+
+    # --- leftovers --------------------------------------------------------------------------------
+
+    def reconcile(self, live: Iterable[str]) -> Reconciled:
+        """Remove what belongs to containers not in ``live`` and rewrite the rules. Idempotent."""
+        live = set(live)
+        done = Reconciled()
+        for endpoint in self.store.endpoints():
+            if endpoint.container_id not in live:
+                self.store.release(endpoint.id)
+                done.endpoints.append(endpoint.id)
+        netns_dir = os.path.join(self.run_dir, "netns")
+        try:
+            names = os.listdir(netns_dir)
+        except FileNotFoundError:
+            names = []
+        for name in names:
+            if name not in live and not name.startswith("."):
+                netns.remove(os.path.join(netns_dir, name))
+                done.netns.append(name)
+        networks = self.store.networks()
+        endpoints = self.store.endpoints()
+        wanted = {e.veth for e in endpoints}
+        with Netlink.open() as nl:
+            links = nl.links()
+            bridges = {link.index for link in links if link.name in {n.bridge for n in networks}}
+            for link in links:
+                if link.master in bridges and link.kind == "veth" and link.name not in wanted:
+                    nl.delete_link(link.name)
+                    done.links.append(link.name)
+        used = {e.network_id[:12] for e in endpoints}
+        for short in resolver.resolver_networks(self.run_dir):
+            if short not in used:
+                resolver.stop(self.run_dir, short)
+                done.resolvers.append(short)
+        present = {link.name for link in links}
+        for network in networks:
+            if network.bridge not in present:
+                self._forget_set_up(network)  # gone with a reboot or by hand: the next attach sets it up
+        nft.apply(
+            nft.rebuild_batch(
+                self.table,
+                [_rules(n) for n in networks if n.bridge in present],
+                [_port_rules(e) for e in endpoints if e.ports],
+            )
+        )
+        return done
+
+    def network(self, ref: str) -> Network:
+        return self.store.find(ref)
+
+    def endpoints(self, container_id: str) -> list[Endpoint]:
+        return self.store.endpoints(container_id=container_id)
+
+
+def _rules(network: Network) -> nft.NetworkRules:
+    return nft.NetworkRules(
+        id=network.id, bridge=network.bridge, subnet=network.subnet, internal=network.internal
+    )
+
+
+def _port_rules(endpoint: Endpoint) -> nft.PortRules:
+    return nft.PortRules(id=endpoint.id, ip=endpoint.ip, ports=endpoint.ports)
+
+
+def inspect_settings(network: Network, endpoint: Endpoint) -> dict[str, object]:
+    """The container's ``NetworkSettings.Networks.<name>`` entry, as docker shows it."""
+    return {
+        "IPAMConfig": None,
+        "Links": None,
+        "Aliases": list(endpoint.aliases) or None,
+        "MacAddress": endpoint.mac,
+        "NetworkID": network.id,
+        "EndpointID": endpoint.id,
+        "Gateway": network.gateway,
+        "IPAddress": endpoint.ip,
+        "IPPrefixLen": network.prefixlen,
+        "IPv6Gateway": "",
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "DNSNames": [endpoint.name, *endpoint.aliases, endpoint.container_id[:12]] if network.dns else None,
+    }
+
+
+def inspect_network(network: Network, endpoints: Sequence[Endpoint]) -> dict[str, object]:
+    """``network inspect``'s document for a bridge network, as docker shows it."""
+    config: dict[str, str] = {"Subnet": network.subnet, "Gateway": network.gateway}
+    if network.ip_range != network.subnet:
+        config["IPRange"] = network.ip_range
+    return {
+        "Name": network.name,
+        "Id": network.id,
+        "Created": network.created,
+        "Scope": "local",
+        "Driver": "bridge",
+        "EnableIPv6": False,
+        "IPAM": {"Driver": "default", "Options": {}, "Config": [config]},
+        "Internal": network.internal,
+        "Attachable": False,
+        "Ingress": False,
+        "ConfigFrom": {"Network": ""},
+        "ConfigOnly": False,
+        "Containers": {
+            e.container_id: {
+                "Name": e.name,
+                "EndpointID": e.id,
+                "MacAddress": e.mac,
+                "IPv4Address": f"{e.ip}/{network.prefixlen}",
+                "IPv6Address": "",
+            }
+            for e in endpoints
+        },
+        "Options": {BRIDGE_NAME_OPTION: network.bridge, **network.options},
+        "Labels": network.labels,
+    }

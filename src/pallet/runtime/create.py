@@ -265,12 +265,6 @@ def create(
         if console is not None:
             console.close()  # type: ignore[attr-defined]
             console = None
-        # from here on, while the init (or C1) works: what nothing before the fork needs
-        cdir.save(saved)
-        # the config as created: exec, update and events read it; the bundle's may change meanwhile
-        cdir.save_config(config_bytes)
-        if after_fork is not None:
-            after_fork()
         if direct:
             log.debug("create: init forked")
             # meanwhile the init unshares its namespaces and builds its rootfs
@@ -279,6 +273,12 @@ def create(
                 cgroups.join(init_pid)
             _reply(from_parent_w, to_parent_r, sync.CGROUP_DONE)
             log.debug("create: init in cgroup")
+        # from here on, while the init (or C1) works: what the init never waits for
+        cdir.save(saved)
+        # the config as created: exec, update and events read it; the bundle's may change meanwhile
+        cdir.save_config(config_bytes)
+        if after_fork is not None:
+            after_fork()
         while True:
             try:
                 kind, text = sync.receive(to_parent_r)

@@ -191,7 +191,7 @@ def create(
             # as early as it can be (not before mkdir: the warm-up holds the cgroup mutex mkdir needs)
             warm_up_attach(cgroups.own_procs if isinstance(cgroups, V1Cgroups) else None)
         log.debug("create: cgroup directories made")
-        # imported now, while the warm-up waits: with it, everything the init will run
+        # everything the init will run, loaded here (while a warm-up waits, if one started)
         from pallet.runtime.containerinit import InitPlan, intermediate
 
         if not direct:
@@ -381,8 +381,10 @@ def _fork_init(plan: InitPlan, libc: Libc, sys: Syscalls | None, new_flags: int)
     try:
         pid = os.fork()
         if pid == 0:
-            init_forked_directly(plan, sys or libc)
-            os._exit(1)  # not reached: the init always exits or execs
+            try:
+                init_forked_directly(plan, sys or libc)
+            finally:
+                os._exit(1)  # not reached: the init always exits or execs (never the finally below)
     finally:
         if own_namespace >= 0:
             # our next children (hooks, a delete's) are ours again, not the container's

@@ -404,8 +404,10 @@ def _fork_direct(  # noqa: PLR0917 - one call site, exec_process
     try:
         pid = os.fork()
         if pid == 0:
-            _direct_child(libc, cgroups, ns_fds, process, console, prepared, preserve_fds, report_w)
-            os._exit(1)  # not reached
+            try:
+                _direct_child(libc, cgroups, ns_fds, process, console, prepared, preserve_fds, report_w)
+            finally:
+                os._exit(1)  # not reached: it execs or exits (never the finally below)
     finally:
         if own_ns >= 0:
             try:

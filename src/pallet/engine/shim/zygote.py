@@ -359,9 +359,9 @@ def _retitle(path: str) -> None:
     pgrep and reconcile know a shim by the ``shim.json`` its command line names. Written in place
     over the zygote's argv (``_TITLE_ROOM`` bytes of it are spare); best effort."""
     try:
-        fields = _read("/proc/self/stat").rpartition(b")")[2].split()
+        fields = _read("/proc/self/stat", 4096).rpartition(b")")[2].split()
         start, end = int(fields[45]), int(fields[46])  # arg_start, arg_end (fields 48 and 49)
-        words = _read("/proc/self/cmdline").split(b"\0")
+        words = _read("/proc/self/cmdline", end - start + 1).split(b"\0")
         head = words[: words.index(b"--zygote")] if b"--zygote" in words else [b"pallet-shim"]
         room = end - start
         text = b"\0".join([*head, b"--forked", os.fsencode(path)])[: room - 1]
@@ -374,11 +374,12 @@ def _retitle(path: str) -> None:
         return
 
 
-def _read(path: str) -> bytes:
-    """The start of a small file, without a file object (each one the shim makes costs it pages)."""
+def _read(path: str, size: int) -> bytes:
+    """The first ``size`` bytes of a file, without a file object or a large buffer: each page a
+    forked shim writes is a copy it keeps."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        return os.read(fd, 65536)
+        return os.read(fd, size)
     finally:
         os.close(fd)
 

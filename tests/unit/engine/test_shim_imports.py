@@ -28,3 +28,20 @@ def test_shim_imports_no_heavy_module() -> None:
         [sys.executable, "-I", "-S", "-c", SHIM_PATH, str(SRC)], capture_output=True, text=True, check=True
     )
     assert BANNED & set(done.stdout.split()) == set()
+
+
+# what the zygote loads before it forks shims: all of it is in every forked shim
+ZYGOTE_PATH = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from pallet.engine.shim import zygote
+zygote._warm()
+print(" ".join(sorted(sys.modules)))
+"""
+
+
+def test_the_zygote_loads_no_heavy_module() -> None:
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", ZYGOTE_PATH, str(SRC)], capture_output=True, text=True, check=True
+    )
+    assert BANNED & set(done.stdout.split()) == set()

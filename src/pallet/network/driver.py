@@ -299,6 +299,7 @@ class Driver:
                     )  # fmt: skip
                 finally:
                     os.close(fd)
+                nl.set_hairpin(endpoint.veth)
                 inside.set_link("lo", up=True)
                 inside.set_link(ifname, up=True)
                 inside.add_address(ifname, endpoint.ip, network.prefixlen)

@@ -58,6 +58,7 @@ NLMSG_DONE = 3
 RTM_NEWLINK = 16
 RTM_DELLINK = 17
 RTM_GETLINK = 18
+RTM_SETLINK = 19
 RTM_NEWADDR = 20
 RTM_DELADDR = 21
 RTM_GETADDR = 22
@@ -79,6 +80,9 @@ IFLA_ADDRESS = 1
 IFLA_IFNAME = 3
 IFLA_MTU = 4
 IFLA_MASTER = 10
+IFLA_PROTINFO = 12
+IFLA_BRPORT_MODE = 4
+AF_BRIDGE = 7
 IFLA_LINKINFO = 18
 IFLA_NET_NS_FD = 28
 IFLA_INFO_KIND = 1
@@ -487,6 +491,14 @@ class Netlink:
         change = IFF_UP if up is not None else 0
         payload = _ifinfo(index=self.index(name), flags=flags, change=change) + encode_attrs(attrs)
         self.request(RTM_NEWLINK, 0, payload, f"set link {name}")
+
+    def set_hairpin(self, name: str, on: bool = True) -> None:
+        """Hairpin mode of the bridge port ``name``: the bridge may send a frame back out of the port it
+        came in by — what a container needs to reach its own published port through the host's address
+        (br_netfilter DNATs it while bridging). ``bridge link set dev NAME hairpin on``."""
+        attrs = encode_attrs([(IFLA_PROTINFO, [(IFLA_BRPORT_MODE, bytes([int(on)]))])])
+        payload = _ifinfo(index=self.index(name), family=AF_BRIDGE) + attrs
+        self.request(RTM_SETLINK, 0, payload, f"set hairpin mode of {name}")
 
     def delete_link(self, name: str) -> bool:
         """Remove ``name``; False if there was none (idempotent). A veth takes its peer with it."""

@@ -139,7 +139,7 @@ per_supervisor() {  # PATTERN: average RSS and PSS (KiB) of the processes whose 
 ms_pallet=$(start_all $PL run -d --runtime crun busybox sleep 600)
 sleep 1
 read -r n_shim rss_shim pss_shim < <(per_supervisor "pallet-shim.*$work/pallet-root")
-n_forked=$(pgrep -f "pallet-shim --forked $work/pallet-root" | wc -l)
+n_forked=$( (pgrep -f "pallet-shim --forked $work/pallet-root" || true) | wc -l)
 zygote=$(cat "$work/pallet-run/shim-zygote.pid" 2>/dev/null || echo 0)
 pss_zygote=0 rss_zygote=0
 if [ "$zygote" -gt 0 ] && [ -r "/proc/$zygote/smaps_rollup" ]; then

@@ -84,6 +84,17 @@ def veth_name(endpoint_id: str) -> str:
     return "veth" + endpoint_id[:11]
 
 
+def bridge_mac(network_id: str) -> str:
+    """A fixed MAC for the bridge, from the network's id (locally administered, unicast).
+
+    Without one, a bridge takes the lowest MAC of its ports and changes it as
+    containers come and go; the others' ARP caches then point at a MAC that is
+    no longer the gateway's, and their packets are lost until the entry
+    expires. Docker sets a random one for the same reason.
+    """
+    return "02:" + ":".join(network_id[i : i + 2] for i in range(0, 10, 2))
+
+
 class Reconciled:
     """What ``reconcile`` removed, for the caller's log."""
 
@@ -176,7 +187,7 @@ class Driver:
         nl = nl or Netlink.open()
         try:
             try:
-                nl.add_bridge(network.bridge, mtu=network.mtu)
+                nl.add_bridge(network.bridge, mtu=network.mtu, mac=bridge_mac(network.id))
                 self._forget_set_up(network)
             except AlreadyExists:
                 link = nl.link(network.bridge)

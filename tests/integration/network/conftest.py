@@ -270,3 +270,130 @@ def outside(env: Env, tmp_path: Path) -> Iterator[Outside]:
         yield o
     finally:
         o.remove()
+
+
+# --- DNS --------------------------------------------------------------------------------------
+
+
+def dns_query(path: str, server: str, name: str, qtype: int = 1) -> tuple[int, list[str]]:
+    """Ask ``server`` (port 53) for ``name`` from the namespace at ``path``: (rcode, addresses); (-1, [])
+    when no answer came."""
+    import struct
+
+    with netns.entered(path):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.settimeout(5)
+        qid = secrets.randbelow(65536)
+        labels = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".") if p)
+        sock.sendto(
+            struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + labels + b"\0" + struct.pack("!HH", qtype, 1),
+            (server, 53),
+        )
+        try:
+            data = sock.recv(4096)
+        except TimeoutError:
+            return -1, []
+    finally:
+        sock.close()
+    return parse_answer(data)
+
+
+def parse_answer(data: bytes) -> tuple[int, list[str]]:
+    import struct
+
+    _id, flags, qd, an, _ns, _ar = struct.unpack_from("!HHHHHH", data)
+    offset = 12
+    for _ in range(qd):
+        offset = _skip_name(data, offset) + 4
+    out = []
+    for _ in range(an):
+        offset = _skip_name(data, offset)
+        rtype, _cls, _ttl, length = struct.unpack_from("!HHIH", data, offset)
+        offset += 10
+        if rtype in (1, 28):
+            out.append(
+                socket.inet_ntop(
+                    socket.AF_INET if rtype == 1 else socket.AF_INET6, data[offset : offset + length]
+                )
+            )
+        offset += length
+    return flags & 0xF, out
+
+
+def _skip_name(data: bytes, offset: int) -> int:
+    while True:
+        length = data[offset]
+        if length & 0xC0:
+            return offset + 2
+        offset += 1 + length
+        if length == 0:
+            return offset
+
+
+class FakeUpstream:
+    """A DNS server on 127.0.0.1 answering ``names`` (name -> address), NXDOMAIN to anything else."""
+
+    def __init__(self, names: dict[str, str]) -> None:
+        import threading
+
+        self.names = names
+        self.asked: list[str] = []
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        self.sock.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                data, client = self.sock.recvfrom(4096)
+            except TimeoutError:
+                continue
+            query = resolver.parse_query(data)
+            if query is None:
+                continue
+            self.asked.append(query.name)
+            address = self.names.get(query.name)
+            reply = resolver.encode_answer(
+                query,
+                [address] if address else [],
+                0 if address else resolver.RCODE_NXDOMAIN,
+                authoritative=False,
+            )
+            self.sock.sendto(reply, client)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sock.close()
+
+
+@pytest.fixture
+def upstream() -> Iterator[FakeUpstream]:
+    fake = FakeUpstream({"example.test": "192.0.2.77"})
+    try:
+        yield fake
+    finally:
+        fake.close()
+
+
+@pytest.fixture
+def dns_env(host_state: HostState, tmp_path: Path, upstream: FakeUpstream) -> Iterator[Env]:
+    e = Env(tmp_path, upstreams=[upstream.address])
+    try:
+        yield e
+    finally:
+        e.teardown()
+
+
+def wait_for(condition: object, what: str, deadline: float = 15.0) -> None:
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if condition():  # type: ignore[operator]
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"still not the case after {deadline} s: {what}")

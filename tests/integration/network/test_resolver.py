@@ -1,0 +1,100 @@
+"""The resolver of a user-defined network: names, aliases and short ids of its containers, other names
+forwarded to the host's resolvers (a fake one on 127.0.0.1), never a removed container, its own process."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import textwrap
+
+from pallet.network import resolver
+
+from .conftest import Env, FakeUpstream, dns_query, wait_for
+
+
+def cid() -> str:
+    return secrets.token_hex(32)
+
+
+def test_names_aliases_and_short_ids_resolve_and_others_are_forwarded(
+    dns_env: Env, upstream: FakeUpstream
+) -> None:
+    net = dns_env.network()
+    web_id = cid()
+    web = dns_env.driver.attach(net, web_id, name="web", aliases=["www"])  # type: ignore[arg-type]
+    cli = dns_env.driver.attach(net, cid(), name="cli")  # type: ignore[arg-type]
+    gw = net.gateway  # type: ignore[attr-defined]
+    assert dns_query(cli.netns, gw, "web") == (0, [web.ip])
+    assert dns_query(cli.netns, gw, "WWW") == (0, [web.ip])
+    assert dns_query(cli.netns, gw, web_id[:12]) == (0, [web.ip])
+    assert dns_query(cli.netns, gw, "cli") == (0, [cli.ip])
+    assert dns_query(cli.netns, gw, "web", qtype=28) == (0, [])  # known, no IPv6: not forwarded
+    assert dns_query(cli.netns, gw, "example.test") == (0, ["192.0.2.77"])
+    assert dns_query(cli.netns, gw, "nowhere.test")[0] == 3  # the upstream's NXDOMAIN, relayed
+    assert "web" not in upstream.asked
+
+
+def test_a_removed_container_is_never_answered(dns_env: Env) -> None:
+    net = dns_env.network()
+    web = dns_env.driver.attach(net, cid(), name="web")  # type: ignore[arg-type]
+    cli = dns_env.driver.attach(net, cid(), name="cli")  # type: ignore[arg-type]
+    gw = net.gateway  # type: ignore[attr-defined]
+    assert dns_query(cli.netns, gw, "web") == (0, [web.ip])
+    dns_env.driver.detach(web)
+    rcode, addresses = dns_query(cli.netns, gw, "web")
+    assert web.ip not in addresses
+    assert rcode == 3
+
+
+def test_the_default_style_network_without_dns_starts_no_resolver(dns_env: Env) -> None:
+    net = dns_env.network(dns=False)
+    dns_env.driver.attach(net, cid(), name="a")  # type: ignore[arg-type]
+    assert resolver.running_pid(dns_env.run_dir, net.id) == 0  # type: ignore[attr-defined]
+
+
+def test_the_resolver_outlives_a_sigkilled_command_and_exits_with_the_last_container(dns_env: Env) -> None:
+    net = dns_env.network()
+    web_id = cid()
+    # the attach runs in another process, killed with SIGKILL once attached
+    script = textwrap.dedent(f"""
+        import sys, time
+        from pallet.database import Database
+        from pallet.network.driver import Driver
+        from pallet.network.store import SCHEMA
+        db = Database.at({dns_env.root!r}, (SCHEMA,))
+        d = Driver(db, run_dir={dns_env.run_dir!r}, tag={dns_env.tag!r}, upstreams=[])
+        d.attach(d.network({net.id!r}), {web_id!r}, name="web")  # type: ignore[attr-defined]
+        print("attached", flush=True)
+        time.sleep(600)
+    """)
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "attached"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    pid = resolver.running_pid(dns_env.run_dir, net.id)  # type: ignore[attr-defined]
+    assert pid
+    cli = dns_env.driver.attach(net, cid(), name="cli")  # type: ignore[arg-type]
+    web = dns_env.driver.store.endpoints(container_id=web_id)[0]
+    assert dns_query(cli.netns, net.gateway, "web") == (0, [web.ip])  # type: ignore[attr-defined]
+    assert resolver.running_pid(dns_env.run_dir, net.id) == pid  # type: ignore[attr-defined]
+    dns_env.driver.detach(web)
+    dns_env.driver.detach(cli)
+
+    def gone() -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    wait_for(gone, "the resolver exits once its network has no container")
+    assert resolver.running_pid(dns_env.run_dir, net.id) == 0  # type: ignore[attr-defined]
+    # and the next container starts one again
+    again = dns_env.driver.attach(net, cid(), name="again")  # type: ignore[arg-type]
+    assert dns_query(again.netns, net.gateway, "again") == (0, [again.ip])  # type: ignore[attr-defined]

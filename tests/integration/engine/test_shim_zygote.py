@@ -199,3 +199,31 @@ def test_a_forked_shim_whose_container_cannot_start_reports_it_and_leaves_nothin
         assert cid not in os.listdir(runtime_root)
     pallet_env.ok("rm", "-f", "nope")
     assert pallet_env.leftovers([cid]) == {}
+
+
+def test_runs_in_flight_when_the_zygote_is_killed_all_start(pallet_env: PalletEnv) -> None:
+    zygote_pid = started_zygote(pallet_env)
+    runs = [
+        subprocess.Popen(
+            pallet_env.argv("run", "-d", "--name", f"inflight{i}", "busybox", "sleep", "60"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for i in range(8)
+    ]
+    try:
+        # wherever each run is when the zygote dies, it gets a forked shim or an exec'd one
+        wait_for(lambda: any(p.poll() is not None for p in runs) or pallet_env.container_ids())
+        os.kill(zygote_pid, signal.SIGKILL)
+        for proc in runs:
+            _, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0, err
+    finally:
+        for proc in runs:  # those still running after a failure
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    listed = pallet_env.ok("ps", "--format", "{{.Names}} {{.Status}}").splitlines()
+    assert sorted(line.split()[0] for line in listed) == [f"inflight{i}" for i in range(8)]
+    assert all(" Up " in f" {line} " for line in listed)
+    pallet_env.ok("rm", "-f", *(f"inflight{i}" for i in range(8)))

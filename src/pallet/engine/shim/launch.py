@@ -153,7 +153,7 @@ def _forked(config_path: str, run_root: str, *, client: bool, preload_runtime: b
     )
     reply = b""
     try:
-        sock.settimeout(10.0)
+        sock.settimeout(3.0)  # a zygote that cannot answer by then (stopped?) is passed over
         sock.sendmsg(
             [request],
             [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, b"".join(fd.to_bytes(4, "little") for fd in fds))],

@@ -23,12 +23,12 @@ from typing import Any
 
 import pytest
 
-from pallet.engine.runtimes import Runtime, RuntimeFailed
+from pallet.engine.runtimes import Runtime
 from pallet.engine.shim import attach, exitfile
 from pallet.engine.shim.config import ShimConfig, save
 from pallet.engine.shim.launch import ShimStarted, launch
 from pallet.engine.shim.logfile import log_files, read_logs
-from pallet.errors import PalletError
+from pallet.errors import CommandNotFound, PalletError
 from pallet.oci.runtime_spec import default_spec
 
 pytestmark = pytest.mark.root
@@ -332,7 +332,7 @@ def test_tty_output_is_raw_and_resize_reaches_the_terminal(shims: Shims) -> None
 
 def test_failed_start_reports_the_runtimes_error_and_leaves_nothing(shims: Shims) -> None:
     config = shims.config(["/no/such/program"])
-    with pytest.raises(RuntimeFailed, match=r"no such file or directory|not found"):
+    with pytest.raises(CommandNotFound, match=r"no such file or directory|not found"):
         shims.launch(config)
     wait_for(lambda: exitfile.read_shim_pid(config.run_dir) is None)
     assert os.listdir(config.runtime_root) == []

@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 
 from pallet.engine.runtimes import Runtime, RuntimeFailed, error_from_log, runtime_root, select_runtime
-from pallet.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from pallet.errors import (
+    CommandNotExecutable,
+    CommandNotFound,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+    exit_code_of,
+)
 
 # A runc stand-in: records its argv, its stdin for update; fails as runc (level first) or crun (msg first) do.
 FAKE = r"""#!/bin/sh
@@ -31,6 +39,8 @@ case "$*" in
     echo '{"level":"info","msg":"starting","time":"2026-01-01T00:00:00Z"}' > "$log"
     echo '{"msg":"exec: \"nope\": executable file not found in $PATH","level":"error","time":"2026-01-01T00:00:00Z"}' >> "$log"
     exit 1 ;;
+  *" start "*noperm*) echo '{"msg":"exec /etc/passwd: permission denied","level":"error"}' > "$log"; exit 1 ;;
+  *" pause "*denied*) echo '{"msg":"open freezer.state: permission denied","level":"error"}' > "$log"; exit 1 ;;
   *" delete "*running*) echo 'cannot delete container running that is not stopped: running' >&2; exit 1 ;;
   *" exec "*--detach*) ;;
   *" exec "*) exit 5 ;;
@@ -109,9 +119,19 @@ def test_update_sends_resources_on_stdin(fake: Runtime, tmp_path: Path) -> None:
 
 
 def test_error_is_the_last_error_line_of_the_json_log_in_the_runtimes_words(fake: Runtime) -> None:
-    with pytest.raises(RuntimeFailed) as failed:
+    # the runtime's words are all an engine gets: a program not found at start is docker's 127
+    with pytest.raises(CommandNotFound) as failed:
         fake.start("badexec")
     assert str(failed.value) == 'OCI runtime start failed: exec: "nope": executable file not found in $PATH'
+    assert exit_code_of(failed.value, 125) == 127
+
+
+def test_a_program_that_cannot_be_run_is_126_only_when_something_starts(fake: Runtime) -> None:
+    with pytest.raises(CommandNotExecutable) as failed:
+        fake.start("noperm")
+    assert exit_code_of(failed.value, 125) == 126
+    with pytest.raises(RuntimeFailed, match=r"freezer\.state: permission denied"):
+        fake.pause("denied")
 
 
 def test_missing_container_is_not_found(fake: Runtime) -> None:

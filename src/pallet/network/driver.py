@@ -361,10 +361,12 @@ class Driver:
         """Remove what belongs to containers not in ``live`` and rewrite the rules. Idempotent."""
         live = set(live)
         done = Reconciled()
-        for endpoint in self.store.endpoints():
-            if endpoint.container_id not in live:
-                self.store.release(endpoint.id)
-                done.endpoints.append(endpoint.id)
+        with Netlink.open() as nl:
+            for endpoint in self.store.endpoints():
+                if endpoint.container_id not in live:
+                    self.store.release(endpoint.id)
+                    nl.delete_link(endpoint.veth)  # its ports go with the rewrite of the table below
+                    done.endpoints.append(endpoint.id)
         netns_dir = os.path.join(self.run_dir, "netns")
         try:
             names = os.listdir(netns_dir)

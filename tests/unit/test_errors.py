@@ -42,7 +42,11 @@ def _exception_classes() -> list[type[BaseException]]:
             continue
         mod = importlib.import_module(module.name)
         for value in vars(mod).values():
-            if isinstance(value, type) and issubclass(value, BaseException) and value.__module__ == mod.__name__:
+            if (
+                isinstance(value, type)
+                and issubclass(value, BaseException)
+                and value.__module__ == mod.__name__
+            ):
                 found[f"{value.__module__}.{value.__qualname__}"] = value
     return list(found.values())
 
@@ -98,7 +102,9 @@ def test_a_category_name_crosses_a_process_boundary_and_comes_back_the_same_erro
         back = errors.from_category(error.category.name, error.message)
         assert type(back) is cls
         assert back.message == "it went wrong"
-    system = errors.from_category(SystemError_("mount /proc", 1).category.name, "mount /proc: operation not permitted")
+    system = errors.from_category(
+        SystemError_("mount /proc", 1).category.name, "mount /proc: operation not permitted"
+    )
     assert isinstance(system, SystemError_)
     assert str(system) == "mount /proc: operation not permitted"
     assert type(errors.from_category("no-such-category", "x")) is errors.Unknown
@@ -107,7 +113,10 @@ def test_a_category_name_crosses_a_process_boundary_and_comes_back_the_same_erro
 def test_registry_transfer_errors_refine_their_category_with_sysexits() -> None:
     from pallet.registry.client import errors as transfer
 
-    assert [transfer.DigestMismatch("x").category.name, transfer.DigestMismatch.exit_code] == ["data-loss", 65]
+    assert [transfer.DigestMismatch("x").category.name, transfer.DigestMismatch.exit_code] == [
+        "data-loss",
+        65,
+    ]
     assert transfer.ManifestUnknown("x").http_status == 404
     assert transfer.Unauthorized("x").http_status == 401
 

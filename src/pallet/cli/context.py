@@ -20,7 +20,17 @@ class Context:
     ``sys.stdout``) so tests can run commands in-process and capture output.
     """
 
-    __slots__ = ("debug", "err", "exits_after", "failure", "out", "root", "run_root", "stdin", "stdout_binary")
+    __slots__ = (
+        "debug",
+        "err",
+        "exits_after",
+        "failure",
+        "out",
+        "root",
+        "run_root",
+        "stdin",
+        "stdout_binary",
+    )
 
     def __init__(
         self,

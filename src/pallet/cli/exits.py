@@ -41,7 +41,15 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import TextIO
 
-__all__ = ["EXIT_ENGINE", "EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_PIPE", "EXIT_USAGE", "UsageError", "report"]
+__all__ = [
+    "EXIT_ENGINE",
+    "EXIT_FAILURE",
+    "EXIT_INTERRUPTED",
+    "EXIT_PIPE",
+    "EXIT_USAGE",
+    "UsageError",
+    "report",
+]
 
 EXIT_FAILURE = 1
 #: docker's code for a failure of the engine in ``run``/``create``/``start -a``/``exec``

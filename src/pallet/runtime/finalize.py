@@ -27,7 +27,9 @@ if TYPE_CHECKING:
     from pallet.runtime.seccomp import PreparedSeccomp
 
 
-def finalize_process(sys: Syscalls, process: Process, seccomp: PreparedSeccomp | None) -> tuple[str, list[str]]:
+def finalize_process(
+    sys: Syscalls, process: Process, seccomp: PreparedSeccomp | None
+) -> tuple[str, list[str]]:
     """Limits, cwd, umask, credentials and seccomp; the program's path and environment.
 
     The cwd is entered as runc does: first as the runtime's user (it may reach what the

@@ -64,9 +64,7 @@ def test_copy_snapshots_hold_the_full_tree(tmp_path: Path, db: Database) -> None
     assert (p2 / "fs" / "a").read_bytes() == b"1"  # the container's copy is its own
 
 
-def test_committing_a_key_twice_keeps_the_first_and_discards_the_second(
-    tmp_path: Path, db: Database
-) -> None:
+def test_committing_a_key_twice_keeps_the_first_and_discards_the_second(tmp_path: Path, db: Database) -> None:
     snaps = Snapshotter(tmp_path, db, OVERLAY)
     first = _layer(snaps, L1, None, {"a": b"first"})
     second_work = snaps.begin(None)

@@ -39,8 +39,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import secrets
-import socket
+from _socket import AF_INET
 
 from pallet.errors import AlreadyExists, InvalidArgument, PalletError
 from pallet.network import ipam, netns, nft, resolver
@@ -59,6 +58,11 @@ if TYPE_CHECKING:
 BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"
 _MTU_OPTION = "com.docker.network.driver.mtu"
 _IFNAMSIZ = 15
+
+
+def _new_id() -> str:
+    """64 random hex digits (docker's ids; ``secrets`` would import hashlib, hmac and random)."""
+    return os.urandom(32).hex()
 
 
 def _now() -> str:
@@ -150,7 +154,7 @@ class Driver:
             raise InvalidArgument(f"invalid network name {name!r}")
         options = dict(options or {})
         bridge = bridge or options.get(BRIDGE_NAME_OPTION, "")
-        network_id = network_id or secrets.token_hex(32)
+        network_id = network_id or _new_id()
         bridge = bridge or f"br-{network_id[:12]}"
         if len(bridge.encode()) > _IFNAMSIZ or not bridge.isprintable() or "/" in bridge or " " in bridge:
             raise InvalidArgument(f"invalid bridge name {bridge!r}: at most 15 bytes, no '/' or space")
@@ -176,7 +180,7 @@ class Driver:
     def _taken_subnets(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         taken = self.store.subnets()
         with Netlink.open() as nl:
-            for route in nl.routes(socket.AF_INET):
+            for route in nl.routes(AF_INET):
                 if route.dst_len:
                     taken.append(ipaddress.ip_network(f"{route.dst}/{route.dst_len}", strict=False))
         return taken
@@ -274,7 +278,7 @@ class Driver:
         any failure nothing of this attachment is left.
         """
         path = self.create_netns(container_id)
-        endpoint_id = secrets.token_hex(32)
+        endpoint_id = _new_id()
         endpoint = self.store.allocate(
             network, endpoint_id=endpoint_id, container_id=container_id, name=name, aliases=aliases, ip=ip,
             mac=mac, ports=ports, netns=path, veth=veth_name(endpoint_id),

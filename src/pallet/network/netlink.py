@@ -14,6 +14,8 @@ decoded with ``struct`` as ``linux/netlink.h``, ``linux/rtnetlink.h`` and
 
 Contracts:
 
+- ``_socket``, not ``socket``: the latter imports ``enum`` and ``selectors``
+  (~7 ms) for nothing this module uses.
 - A socket belongs to the network namespace it was created in, for life:
   ``Netlink.open(netns=path)`` creates it inside ``path`` (``setns`` of the
   calling thread around the ``socket`` call only), so one process can drive
@@ -30,7 +32,7 @@ Contracts:
 
 from __future__ import annotations
 
-import socket
+import _socket
 import struct
 from errno import EADDRNOTAVAIL, EEXIST, ENODEV, ENOENT, ESRCH
 
@@ -232,12 +234,12 @@ def _mac(text: str) -> bytes:
 
 def _family_and_bytes(address: str) -> tuple[int, bytes]:
     if ":" in address:
-        return socket.AF_INET6, socket.inet_pton(socket.AF_INET6, address)
-    return socket.AF_INET, socket.inet_pton(socket.AF_INET, address)
+        return _socket.AF_INET6, _socket.inet_pton(_socket.AF_INET6, address)
+    return _socket.AF_INET, _socket.inet_pton(_socket.AF_INET, address)
 
 
 def _text_address(family: int, raw: bytes) -> str:
-    return socket.inet_ntop(family, raw)
+    return _socket.inet_ntop(family, raw)
 
 
 # --- records ------------------------------------------------------------------------------------
@@ -329,7 +331,7 @@ def parse_address(payload: bytes) -> Address:
 def parse_route(payload: bytes) -> Route:
     family, dst_len, _src_len, _tos, _table, _proto, _scope, _type, _flags = _RTMSG.unpack_from(payload)
     attrs = decode_attrs(payload[_RTMSG.size :])
-    unspecified = "::" if family == socket.AF_INET6 else "0.0.0.0"
+    unspecified = "::" if family == _socket.AF_INET6 else "0.0.0.0"
     oif = attrs.get(RTA_OIF)
     return Route(
         family=family,
@@ -365,7 +367,7 @@ def ack_detail(message: Message) -> str:
 class Netlink:
     """An rtnetlink socket in one network namespace. Not thread-safe; close it (or use ``with``)."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: _socket.socket) -> None:
         self._sock = sock
         self._seq = 0
         self._names: dict[str, int] = {}
@@ -374,11 +376,11 @@ class Netlink:
     def open(cls, netns: str | None = None) -> Netlink:
         """A socket in the caller's network namespace, or in the one bound at ``netns`` (a path)."""
         if netns is None:
-            return cls(_socket())
+            return cls(_open_socket())
         from pallet.network.netns import entered
 
         with entered(netns):
-            return cls(_socket())
+            return cls(_open_socket())
 
     def close(self) -> None:
         self._sock.close()
@@ -522,7 +524,7 @@ class Netlink:
         """``address/prefixlen`` on ``name`` (with its broadcast for IPv4); already there is fine."""
         family, raw = _family_and_bytes(address)
         attrs: list[Attr] = [(IFA_LOCAL, raw), (IFA_ADDRESS, raw)]
-        if family == socket.AF_INET and prefixlen < 31:
+        if family == _socket.AF_INET and prefixlen < 31:
             host_bits = (1 << (32 - prefixlen)) - 1
             attrs.append((IFA_BROADCAST, (int.from_bytes(raw, "big") | host_bits).to_bytes(4, "big")))
         payload = _IFADDR.pack(family, prefixlen, 0, RT_SCOPE_UNIVERSE, self.index(name)) + encode_attrs(
@@ -547,7 +549,7 @@ class Netlink:
 
     # routes
 
-    def routes(self, family: int = socket.AF_INET) -> list[Route]:
+    def routes(self, family: int = _socket.AF_INET) -> list[Route]:
         """The routes of the main table."""
         payload = _RTMSG.pack(family, 0, 0, 0, 0, 0, 0, 0, 0)
         out = []
@@ -579,8 +581,8 @@ class Netlink:
         self.add_route("::" if ":" in gateway else "0.0.0.0", 0, gateway=gateway, device=device)
 
 
-def _socket() -> socket.socket:
-    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, _NETLINK_ROUTE)
+def _open_socket() -> _socket.socket:
+    sock = _socket.socket(_socket.AF_NETLINK, _socket.SOCK_RAW | _socket.SOCK_CLOEXEC, _NETLINK_ROUTE)
     try:
         sock.setsockopt(_SOL_NETLINK, _NETLINK_CAP_ACK, 1)
         sock.setsockopt(_SOL_NETLINK, _NETLINK_EXT_ACK, 1)

@@ -43,7 +43,6 @@ would let neighbours on the bridge reach the host's 127.0.0.0/8 services
 from __future__ import annotations
 
 import ipaddress
-import subprocess
 
 from pallet.errors import Conflict, Unavailable, Unknown
 
@@ -314,6 +313,8 @@ def apply(batch: str) -> None:
     """
     if not batch:
         return
+    import subprocess
+
     result = subprocess.run([_nft(), "-f", "-"], input=batch, capture_output=True, text=True, check=False)
     if result.returncode == 0:
         return

@@ -39,6 +39,9 @@ Life cycle (``ensure_running``, ``stop``, the server's ``serve``):
 - ``stop`` sends SIGTERM to the pid of the pid file if its start time
   matches, and removes the file.
 
+``_socket``, not ``socket`` (which imports ``enum`` and ``selectors``): the
+driver imports this module on the ``run`` path; only the server loads more.
+
 Message codec: our own, of the few fields needed (header, one question,
 A/AAAA answers with a compression pointer to the question). Forwarding
 relays bytes and parses nothing. dnslib would add an import (and a
@@ -47,8 +50,8 @@ dependency) to decode what we never need to decode.
 
 from __future__ import annotations
 
+import _socket
 import os
-import socket
 import struct
 import sys
 
@@ -138,8 +141,8 @@ def encode_answer(
         flags |= 0x0400
     records = []
     for address in addresses:
-        family, rtype = (socket.AF_INET6, QTYPE_AAAA) if ":" in address else (socket.AF_INET, QTYPE_A)
-        rdata = socket.inet_pton(family, address)
+        family, rtype = (_socket.AF_INET6, QTYPE_AAAA) if ":" in address else (_socket.AF_INET, QTYPE_A)
+        rdata = _socket.inet_pton(family, address)
         # 0xC00C: the name is the question's, at offset 12
         records.append(struct.pack("!HHHIH", 0xC00C, rtype, QCLASS_IN, TTL, len(rdata)) + rdata)
     header = _HEADER.pack(query.id, flags, 1, len(records), 0, 0)
@@ -193,7 +196,7 @@ class _Pending:
     __slots__ = ("client", "data", "deadline", "next", "sock")
 
     def __init__(
-        self, sock: socket.socket, client: tuple[str, int], data: bytes, deadline: float, next: int
+        self, sock: _socket.socket, client: tuple[str, int], data: bytes, deadline: float, next: int
     ) -> None:
         self.sock = sock
         self.client = client
@@ -203,7 +206,7 @@ class _Pending:
 
 
 def serve(
-    listener: socket.socket,
+    listener: _socket.socket,
     lookup: Callable[[str], list[str]],
     *,
     upstreams: Sequence[tuple[str, int]],
@@ -216,7 +219,7 @@ def serve(
 
     selector = selectors.DefaultSelector()
     selector.register(listener, selectors.EVENT_READ, None)
-    pending: dict[socket.socket, _Pending] = {}
+    pending: dict[_socket.socket, _Pending] = {}
 
     def forward(item: _Pending) -> bool:
         while item.next < len(upstreams):
@@ -262,8 +265,8 @@ def serve(
                 if local is not None:
                     listener.sendto(local, client)
                     continue
-                family = socket.AF_INET6 if upstreams and ":" in upstreams[0][0] else socket.AF_INET
-                up = socket.socket(family, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                family = _socket.AF_INET6 if upstreams and ":" in upstreams[0][0] else _socket.AF_INET
+                up = _socket.socket(family, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC)
                 item = _Pending(up, client, data, 0.0, 0)
                 pending[up] = item
                 selector.register(up, selectors.EVENT_READ, None)
@@ -428,10 +431,10 @@ def _main(argv: Sequence[str]) -> int:
     parser.add_argument("--internal", action="store_true")
     args = parser.parse_args(argv)
 
-    family = socket.AF_INET6 if ":" in args.listen else socket.AF_INET
-    listener = socket.socket(family, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.setsockopt(socket.SOL_IP, 15, 1)  # IP_FREEBIND: the bridge's address may not be there yet
+    family = _socket.AF_INET6 if ":" in args.listen else _socket.AF_INET
+    listener = _socket.socket(family, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC)
+    listener.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
+    listener.setsockopt(_socket.SOL_IP, 15, 1)  # IP_FREEBIND: the bridge's address may not be there yet
     try:
         listener.bind((args.listen, args.port))
     except OSError as e:

@@ -80,7 +80,7 @@ def create(path: str, syscalls: Syscalls | None = None) -> None:
 def remove(path: str, syscalls: Syscalls | None = None) -> None:
     """Unmount and unlink ``path``. Idempotent."""
     libc = _libc(syscalls)
-    while True:  # a path mounted twice (two racing creates) needs two unmounts
+    for _ in range(16):  # a path mounted twice (two racing creates) needs two unmounts
         try:
             libc.umount2(path, MNT_DETACH)
         except SystemError_ as e:

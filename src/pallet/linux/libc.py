@@ -57,6 +57,7 @@ class _Process:
 _PROCESS = _Process()
 _CapHeader = _UInt * 2  # struct __user_cap_header_struct {u32 version; int pid}
 _CapData = _UInt * 6  # two {effective, permitted, inheritable} words
+_Rlimit = _ULong * 2  # struct rlimit {rlim_t rlim_cur; rlim_t rlim_max}
 
 
 def _function(name: str, *argtypes: type) -> _Function:
@@ -83,6 +84,9 @@ class Libc:
         self._sethostname = _function("sethostname")
         self._setdomainname = _function("setdomainname")
         self._prctl = _function("prctl", _Int, _ULong, _ULong, _ULong, _ULong)
+        # prlimit(0, ...), not setrlimit(2) through the resource module: its errors keep their errno
+        # (resource turns EPERM and EINVAL into ValueError)
+        self._prlimit = _function("prlimit")
 
     @staticmethod
     def _check(result: int, what: str) -> int:
@@ -143,3 +147,39 @@ class Libc:
         data = _CapData()
         self._check(self._syscall(_SYS_CAPGET, _ctypes.byref(header), _ctypes.byref(data)), "capget")
         return (data[0] | data[3] << 32, data[1] | data[4] << 32, data[2] | data[5] << 32)
+
+    def setrlimit(self, resource: int, soft: int, hard: int) -> None:
+        limit = _Rlimit(soft, hard)
+        self._check(self._prlimit(0, resource, _ctypes.byref(limit), None), f"setrlimit {resource}")
+
+    def getrlimit(self, resource: int) -> tuple[int, int]:
+        limit = _Rlimit()
+        self._check(self._prlimit(0, resource, None, _ctypes.byref(limit)), f"getrlimit {resource}")
+        return limit[0], limit[1]
+
+    def setgroups(self, gids: tuple[int, ...]) -> None:
+        try:
+            os.setgroups(gids)
+        except OSError as e:
+            raise SystemError_("setgroups", e.errno or 0) from None
+
+    def setresgid(self, rgid: int, egid: int, sgid: int) -> None:
+        try:
+            os.setresgid(rgid, egid, sgid)
+        except OSError as e:
+            raise SystemError_(f"setresgid {egid}", e.errno or 0) from None
+
+    def setresuid(self, ruid: int, euid: int, suid: int) -> None:
+        try:
+            os.setresuid(ruid, euid, suid)
+        except OSError as e:
+            raise SystemError_(f"setresuid {euid}", e.errno or 0) from None
+
+    def umask(self, mask: int) -> int:
+        return os.umask(mask)
+
+    def chdir(self, path: str) -> None:
+        try:
+            os.chdir(path)
+        except OSError as e:
+            raise SystemError_(f"chdir {path}", e.errno or 0) from None

@@ -7,6 +7,13 @@ rootfs, mount and namespace logic runs against the recording fake of
 ``pallet.errors.SystemError_(what, errno)`` when the kernel refuses, with
 ``what`` naming the call and its main argument (``mount /proc``).
 
+The calls that give a container process its identity and limits (setrlimit,
+setgroups, setresgid, setresuid, umask, chdir) go through the seam too,
+although ``os`` offers most of them: their order is a security contract
+(runc's: rlimits while privileged, groups before gid before uid, capabilities
+kept across the uid change, then set), and the unit tests assert it on the
+fake.
+
 The protocol exists for type checkers only: importing ``typing`` costs
 ``pallet-runtime`` several milliseconds at start.
 """
@@ -41,6 +48,26 @@ if TYPE_CHECKING:
         def capget(self) -> tuple[int, int, int]:
             """(effective, permitted, inheritable) of the calling thread."""
             ...
+
+        def setrlimit(self, resource: int, soft: int, hard: int) -> None:
+            """The kernel's values: ``RLIM_INFINITY`` is 2**64-1."""
+            ...
+
+        def getrlimit(self, resource: int) -> tuple[int, int]:
+            """(soft, hard), ``RLIM_INFINITY`` being 2**64-1."""
+            ...
+
+        def setgroups(self, gids: tuple[int, ...]) -> None: ...
+
+        def setresgid(self, rgid: int, egid: int, sgid: int) -> None: ...
+
+        def setresuid(self, ruid: int, euid: int, suid: int) -> None: ...
+
+        def umask(self, mask: int) -> int:
+            """Set the file mode creation mask; the previous one."""
+            ...
+
+        def chdir(self, path: str) -> None: ...
 
 
 __all__ = ["Syscalls"]

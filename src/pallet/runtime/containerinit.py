@@ -120,8 +120,8 @@ def intermediate(plan: InitPlan, sys: Syscalls | None) -> None:
             os.close(fd)
         if plan.new_ns_flags & f.CLONE_NEWUSER or any(t == f.CLONE_NEWUSER for _, t in plan.ns_fds):
             # become root of the user namespace (the mapped uid/gid 0)
-            os.setresgid(0, 0, 0)
-            os.setresuid(0, 0, 0)
+            sys.setresgid(0, 0, 0)
+            sys.setresuid(0, 0, 0)
         if new_flags:
             sys.unshare(new_flags)
         if new_flags & f.CLONE_NEWNET:

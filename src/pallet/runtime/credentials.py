@@ -1,24 +1,25 @@
-"""The init's identity and limits: rlimits, oom_score_adj, user and groups, capabilities, no_new_privs.
+"""The init's identity and limits: rlimits, oom_score_adj, user and groups, capabilities.
 
 Order (runc's, and the only one that works): rlimits and oom_score_adj while
 still privileged; drop the bounding set; keep capabilities across setresuid
 (PR_SET_KEEPCAPS); setgroups/setresgid/setresuid; capset the effective,
-permitted and inheritable sets; raise the ambient ones; then no_new_privs.
+permitted and inheritable sets; raise the ambient ones. ``finalize`` runs
+these steps, with cwd, umask, no_new_privs and seccomp between them. Every
+call goes through the ``Syscalls`` seam.
 """
 
 from __future__ import annotations
 
-import os
-import resource
+from errno import EINVAL, EPERM
 
-from pallet.errors import InvalidArgument, SystemError_
+from pallet.errors import InvalidArgument, SystemError_, errno_text
 from pallet.linux import flags as f
 from pallet.linux.capabilities import capability_mask, last_capability
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pallet.linux.syscalls import Syscalls
-    from pallet.oci.runtime_spec import Process
+    from pallet.oci.runtime_spec import Process, Rlimit, User
 
 _RLIMITS = {
     "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3, "RLIMIT_CORE": 4,
@@ -29,24 +30,41 @@ _RLIMITS = {
 _RLIM_INFINITY = 0xFFFFFFFFFFFFFFFF
 
 
-def apply_rlimits(process: Process) -> None:
-    for rlimit in process.rlimits:
+def apply_rlimits(sys: Syscalls, rlimits: tuple[Rlimit, ...]) -> None:
+    """Set each rlimit, in the config's order; the first refusal is raised in runc's words.
+
+    runc: ``error setting rlimit type 7: operation not permitted``, followed here by
+    what was asked and what the hard limit is.
+    """
+    for rlimit in rlimits:
         number = _RLIMITS.get(rlimit.type)
         if number is None:
             raise InvalidArgument(f'process.rlimits: unknown rlimit "{rlimit.type}"')
-        soft = -1 if rlimit.soft >= _RLIM_INFINITY else rlimit.soft
-        hard = -1 if rlimit.hard >= _RLIM_INFINITY else rlimit.hard
+        soft = min(rlimit.soft, _RLIM_INFINITY)
+        hard = min(rlimit.hard, _RLIM_INFINITY)
         try:
-            resource.setrlimit(number, (soft, hard))
-        except (OSError, ValueError) as e:
-            current = resource.getrlimit(number)[1]
-            shown = "unlimited" if current == resource.RLIM_INFINITY else str(current)
-            errno = getattr(e, "errno", None) or 1
-            raise SystemError_(
-                f"error setting rlimit {rlimit.type} to soft={rlimit.soft} hard={rlimit.hard} "
-                f"(the hard limit here is {shown}; raising it needs CAP_SYS_RESOURCE)",
-                errno,
-            ) from None
+            sys.setrlimit(number, soft, hard)
+        except SystemError_ as e:
+            raise _rlimit_error(sys, rlimit, number, e.errno) from None
+
+
+def _rlimit_error(sys: Syscalls, rlimit: Rlimit, number: int, errno: int) -> SystemError_:
+    asked = f"{rlimit.type} soft={rlimit.soft} hard={rlimit.hard}"
+    if errno == EPERM:
+        try:
+            current = sys.getrlimit(number)[1]
+        except SystemError_:
+            hint = f"{asked}: raising a hard limit needs CAP_SYS_RESOURCE"
+        else:
+            shown = "unlimited" if current >= _RLIM_INFINITY else str(current)
+            hint = f"{asked}, the hard limit here is {shown}: raising it needs CAP_SYS_RESOURCE"
+    elif errno == EINVAL:
+        hint = f"{asked}: the soft limit must not exceed the hard limit"
+    else:
+        hint = asked
+    error = SystemError_.reported(f"error setting rlimit type {number}: {errno_text(errno)} ({hint})")
+    error.errno = errno
+    return error
 
 
 def apply_oom_score_adj(value: int | None) -> None:
@@ -62,7 +80,13 @@ def apply_oom_score_adj(value: int | None) -> None:
 
 
 def apply_user_and_capabilities(sys: Syscalls, process: Process) -> None:
-    """Switch to ``process.user`` with exactly ``process.capabilities``."""
+    """Switch to ``process.user`` with exactly ``process.capabilities`` (runc's finalizeNamespace).
+
+    The bounding set is dropped first (PR_CAPBSET_DROP needs CAP_SETPCAP, lost
+    with the uid), capabilities are kept across the uid change (PR_SET_KEEPCAPS:
+    without it, leaving uid 0 clears the permitted set, and capset could not
+    raise what was lost), then set exactly.
+    """
     caps = process.capabilities
     last = last_capability()
     if caps is not None:
@@ -70,14 +94,8 @@ def apply_user_and_capabilities(sys: Syscalls, process: Process) -> None:
         for number in range(last + 1):
             if not keep & (1 << number):
                 sys.prctl(f.PR_CAPBSET_DROP, number)
-    user = process.user
     sys.prctl(f.PR_SET_KEEPCAPS, 1)
-    try:
-        os.setgroups(list(user.additional_gids))
-        os.setresgid(user.gid, user.gid, user.gid)
-        os.setresuid(user.uid, user.uid, user.uid)
-    except OSError as e:
-        raise SystemError_(f"set user {user.uid}:{user.gid}", e.errno or 0) from None
+    switch_user(sys, process.user)
     sys.prctl(f.PR_SET_KEEPCAPS, 0)
     if caps is not None:
         sys.capset(
@@ -93,5 +111,34 @@ def apply_user_and_capabilities(sys: Syscalls, process: Process) -> None:
             number = capability_mask((name,), last).bit_length() - 1
             if number >= 0 and raisable & (1 << number):
                 sys.prctl(f.PR_CAP_AMBIENT, f.PR_CAP_AMBIENT_RAISE, number)
-    if process.no_new_privileges:
-        sys.prctl(f.PR_SET_NO_NEW_PRIVS, 1)
+
+
+def switch_user(sys: Syscalls, user: User) -> None:
+    """Supplementary groups, then the gid, then the uid: each later step takes the right
+    (CAP_SETGID, CAP_SETUID as uid 0) the earlier ones need. Errors in runc's words
+    (``unable to setup user: ...``)."""
+    try:
+        sys.setgroups(tuple(user.additional_gids))
+    except SystemError_ as e:
+        raise SystemError_("unable to setup user: setgroups", e.errno) from None
+    try:
+        sys.setresgid(user.gid, user.gid, user.gid)
+    except SystemError_ as e:
+        if e.errno == EINVAL:
+            raise _unmapped("gid", user.gid) from None
+        raise SystemError_(f"unable to setup user: setgid {user.gid}", e.errno) from None
+    try:
+        sys.setresuid(user.uid, user.uid, user.uid)
+    except SystemError_ as e:
+        if e.errno == EINVAL:
+            raise _unmapped("uid", user.uid) from None
+        raise SystemError_(f"unable to setup user: setuid {user.uid}", e.errno) from None
+
+
+def _unmapped(kind: str, number: int) -> SystemError_:
+    """EINVAL from setresuid/setresgid: the id has no mapping in the user namespace (runc's words)."""
+    error = SystemError_.reported(
+        f"unable to setup user: cannot set{kind} to unmapped {kind} {number} in user namespace"
+    )
+    error.errno = EINVAL
+    return error

@@ -470,8 +470,8 @@ def _first_child(  # noqa: PLR0917 - one call site, the fork above
             joined_user = joined_user or nstype == f.CLONE_NEWUSER
         if joined_user:
             # root of the user namespace (the mapped 0) until the process's own user is set
-            os.setresgid(0, 0, 0)
-            os.setresuid(0, 0, 0)
+            sys.setresgid(0, 0, 0)
+            sys.setresuid(0, 0, 0)
         pid = os.fork()
     except BaseException as e:  # noqa: BLE001 - everything goes to the parent as ERROR
         sync.fail(report_w, e)

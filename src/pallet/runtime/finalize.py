@@ -1,9 +1,10 @@
 """The last steps of a container process before its program, shared by the init (``create``) and ``exec``.
 
 ``finalize_process``: rlimits and oom_score_adj, cwd and umask, the program's
-path, then credentials and seccomp in runc's order: without no_new_privs the
-filter is loaded before capabilities are dropped (it needs CAP_SYS_ADMIN),
-with it as close to execve as possible (fewer calls the profile must allow).
+path, then no_new_privs, credentials and seccomp in runc's order: without
+no_new_privs the filter is loaded before capabilities are dropped (it needs
+CAP_SYS_ADMIN), with it as close to execve as possible (fewer calls the
+profile must allow). Every kernel call goes through the ``Syscalls`` seam.
 ``exec_program``: restore the signals Python ignores and execve.
 
 Imported before the process enters the container's mount namespace (it
@@ -15,8 +16,10 @@ given.
 from __future__ import annotations
 
 import os
+from errno import EACCES, EPERM
 
 from pallet.errors import InvalidArgument, SystemError_
+from pallet.linux.flags import PR_SET_NO_NEW_PRIVS
 from pallet.runtime import credentials
 from pallet.runtime.executable import resolve
 
@@ -37,37 +40,40 @@ def finalize_process(
     only that user may enter, e.g. a volume chowned to it, where the runtime lacks the
     capabilities to enter).
     """
-    credentials.apply_rlimits(process)
+    credentials.apply_rlimits(sys, process.rlimits)
     credentials.apply_oom_score_adj(process.oom_score_adj)
     cwd = process.cwd or "/"
-    deferred = not _chdir(cwd, refused_ok=True)
+    deferred = not _chdir(sys, cwd, refused_ok=True)
     if process.user.umask is not None:
-        os.umask(process.user.umask)
+        sys.umask(process.user.umask)
     env = list(process.env)
     if not process.args:
         raise InvalidArgument("process.args: must not be empty")
     # a relative args[0] is resolved from the cwd: after it is entered
     path = "" if deferred else resolve(process.args[0], env)
     nnp = process.no_new_privileges
-    if seccomp is not None and not nnp:
+    if nnp:
+        # before the user changes, as runc sets it (it changes nothing for setresuid or capset)
+        sys.prctl(PR_SET_NO_NEW_PRIVS, 1)
+    elif seccomp is not None:
         _install(seccomp)
     credentials.apply_user_and_capabilities(sys, process)
     if deferred:
-        _chdir(cwd)
+        _chdir(sys, cwd)
         path = resolve(process.args[0], env)
     if seccomp is not None and nnp:
         _install(seccomp)
     return path, env
 
 
-def _chdir(cwd: str, *, refused_ok: bool = False) -> bool:
+def _chdir(sys: Syscalls, cwd: str, *, refused_ok: bool = False) -> bool:
     """Enter ``cwd``; with ``refused_ok``, False when permission is refused (EACCES, EPERM)."""
     try:
-        os.chdir(cwd)
-    except OSError as e:
-        if refused_ok and isinstance(e, PermissionError):
+        sys.chdir(cwd)
+    except SystemError_ as e:
+        if refused_ok and e.errno in (EACCES, EPERM):
             return False
-        raise SystemError_(f"chdir to cwd ({cwd!r}) set in config.json", e.errno or 0) from None
+        raise SystemError_(f"chdir to cwd ({cwd!r}) set in config.json", e.errno) from None
     return True
 
 

@@ -46,8 +46,9 @@ def test_an_rlimit_above_the_hard_limit_is_refused_without_cap_sys_resource(runt
     cid = runtime.new_id()
     result = runtime("create", "--bundle", str(bundle), cid)
     assert result.rc != 0
-    assert "error setting rlimit RLIMIT_NOFILE" in result.err
-    assert "operation not permitted" in result.err
+    # runc's words, then what was asked and the limit it is above
+    assert "error setting rlimit type 7: operation not permitted (RLIMIT_NOFILE" in result.err
+    assert f"the hard limit here is {hard}" in result.err
     assert leftovers(runtime, cid) == []
 
 

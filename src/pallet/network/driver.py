@@ -13,8 +13,9 @@ point is repaired by running it again or by ``reconcile``:
 - ``ensure_network``: the bridge (up, gateway address, MTU,
   ``route_localnet``), ``ip_forward`` unless internal, the table and the
   network's chains. Called by ``attach``; after a reboot it recreates all.
-- ``attach``: allocate (one transaction: the endpoint row holds the address
-  and the published ports; the caller may wrap it with the container's own
+- ``attach``: refuse host ports a program of the host holds (``ports``),
+  allocate (one transaction: the endpoint row holds the address and the
+  published ports; the caller may wrap it with the container's own
   record), then the kernel side (``plumb``: namespace file, veth pair with
   the container end made directly in the namespace, address, default
   route), then the published ports, then the resolver. A failure after the
@@ -25,10 +26,19 @@ point is repaired by running it again or by ``reconcile``:
 - ``remove_network``: refused while endpoints remain (docker's words); the
   kernel side first, the row last, so a kill leaves a row the next
   ``network rm`` finishes.
-- ``reconcile(live)``: given the ids of the containers that exist, removes
-  endpoints of the others, namespace files of the others, veths on this
-  root's bridges that no endpoint names, resolvers of networks without
+- ``suspend`` / ``resume``: a stopped container loses its namespace file,
+  veths and port rules but keeps its rows (addresses and host ports stay
+  its own); a started one gets them back, the same addresses, in a new
+  namespace (also what a reboot needs).
+- ``reconcile(existing, active)``: given the ids of the containers that
+  exist (and of those whose network is up), removes endpoints of the
+  others, namespace files and veths of inactive ones, veths on this root's
+  bridges that no endpoint names and resolvers of networks without
   endpoints, and rewrites the nftables table from the database.
+
+Kernel changes of one root take turns on a lock file in the run dir
+(``network.lock``), so the reconcile's rewrite of the rules never drops an
+attach's that it did not see; the database serialises itself.
 
 Costs: attach is one netlink socket in each namespace and about ten
 round trips, plus one ``nft`` process when ports are published and one
@@ -44,6 +54,7 @@ from _socket import AF_INET
 from pallet.errors import AlreadyExists, InvalidArgument, PalletError
 from pallet.network import ipam, netns, nft, resolver
 from pallet.network.netlink import Netlink
+from pallet.network.ports import check_free
 from pallet.network.store import Endpoint, Network, NetworkStore, PortMapping
 
 __all__ = ["BRIDGE_NAME_OPTION", "Driver", "Reconciled"]
@@ -97,6 +108,27 @@ def bridge_mac(network_id: str) -> str:
     expires. Docker sets a random one for the same reason.
     """
     return "02:" + ":".join(network_id[i : i + 2] for i in range(0, 10, 2))
+
+
+class _RootLock:
+    """An exclusive ``flock`` on a file of the run dir, held for a ``with`` block (and by nothing else:
+    a process killed while holding it releases it)."""
+
+    __slots__ = ("_fd", "_path")
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._fd = -1
+
+    def __enter__(self) -> None:
+        import fcntl
+
+        os.makedirs(os.path.dirname(self._path), mode=0o700, exist_ok=True)
+        self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self._fd)
 
 
 class Reconciled:
@@ -231,18 +263,19 @@ class Driver:
 
     def remove_network(self, ref: str) -> Network:
         """Remove a network without endpoints: resolver, rules, bridge, then the row. Idempotent."""
-        network = self.store.find(ref)
-        self.store.check_unused(network)
-        self._forget_set_up(network)
-        resolver.stop(self.run_dir, network.id)
-        others = [n for n in self.store.networks() if n.id != network.id]
-        if others:
-            nft.apply(nft.network_remove_batch(self.table, _rules(network)))
-        else:
-            nft.apply(nft.table_remove_batch(self.table))
-        with Netlink.open() as nl:
-            nl.delete_link(network.bridge)
-        self.store.remove(network)
+        with self._lock():
+            network = self.store.find(ref)
+            self.store.check_unused(network)
+            self._forget_set_up(network)
+            resolver.stop(self.run_dir, network.id)
+            others = [n for n in self.store.networks() if n.id != network.id]
+            if others:
+                nft.apply(nft.network_remove_batch(self.table, _rules(network)))
+            else:
+                nft.apply(nft.table_remove_batch(self.table))
+            with Netlink.open() as nl:
+                nl.delete_link(network.bridge)
+            self.store.remove(network)
         return network
 
     # --- containers -------------------------------------------------------------------------------
@@ -274,27 +307,36 @@ class Driver:
     ) -> Endpoint:
         """Connect the container to ``network``: its address, interface, route, ports and names.
 
-        ``Conflict`` if attached already, the address or a port is taken; on
-        any failure nothing of this attachment is left.
+        ``Conflict`` if attached already, the address or a port is taken (by
+        another endpoint or by a program of the host); on any failure nothing
+        of this attachment is left.
         """
-        path = self.create_netns(container_id)
-        endpoint_id = _new_id()
-        endpoint = self.store.allocate(
-            network, endpoint_id=endpoint_id, container_id=container_id, name=name, aliases=aliases, ip=ip,
-            mac=mac, ports=ports, netns=path, veth=veth_name(endpoint_id),
-        )  # fmt: skip
-        try:
-            with Netlink.open() as nl:
-                self.ensure_network(network, nl)
-                self.plumb(network, endpoint, nl)
-            if endpoint.ports:
-                nft.apply(nft.ports_add_batch(self.table, _port_rules(endpoint)))
-            if network.dns:
-                self._ensure_resolver(network)
-        except BaseException:
-            self._undo(endpoint)
-            raise
+        for port in ports:
+            check_free(port.protocol, port.host_ip, port.host_port)
+        with self._lock():
+            path = self.create_netns(container_id)
+            endpoint_id = _new_id()
+            endpoint = self.store.allocate(
+                network, endpoint_id=endpoint_id, container_id=container_id, name=name, aliases=aliases, ip=ip,
+                mac=mac, ports=ports, netns=path, veth=veth_name(endpoint_id),
+            )  # fmt: skip
+            try:
+                self._bring_up(network, endpoint)
+            except BaseException:
+                self._undo(endpoint)
+                raise
         return endpoint
+
+    def _bring_up(self, network: Network, endpoint: Endpoint) -> None:
+        """The kernel side of a recorded endpoint: network, veth, ports, resolver. Caller holds the lock."""
+        with Netlink.open() as nl:
+            self.ensure_network(network, nl)
+            self.plumb(network, endpoint, nl)
+        if endpoint.ports:
+            rules = _port_rules(endpoint)
+            nft.apply(nft.ports_remove_batch(self.table, rules) + nft.ports_add_batch(self.table, rules))
+        if network.dns:
+            self._ensure_resolver(network)
 
     def plumb(self, network: Network, endpoint: Endpoint, nl: Netlink | None = None) -> str:
         """The kernel side of an endpoint: veth pair, address, default route. Idempotent (the pair is
@@ -327,24 +369,57 @@ class Driver:
 
     def _undo(self, endpoint: Endpoint) -> None:
         try:  # noqa: SIM105 - contextlib: an import for one line
-            self.detach(endpoint)
+            self._detach(endpoint)
         except PalletError:
             pass  # the reconcile finishes it: the original error is the one to report
 
     def detach(self, endpoint: Endpoint) -> None:
         """Disconnect an endpoint: its row (and address) first, then its ports and its veth. Idempotent."""
+        with self._lock():
+            self._detach(endpoint)
+
+    def _detach(self, endpoint: Endpoint) -> None:
         self.store.release(endpoint.id)
+        self._tear_down(endpoint)
+
+    def _tear_down(self, endpoint: Endpoint) -> None:
         if endpoint.ports:
             nft.apply(nft.ports_remove_batch(self.table, _port_rules(endpoint)))
         with Netlink.open() as nl:
             nl.delete_link(endpoint.veth)
 
     def detach_container(self, container_id: str) -> list[Endpoint]:
-        """Detach a container from every network; its namespace file stays (``remove_netns``)."""
-        endpoints = self.store.endpoints(container_id=container_id)
-        for endpoint in endpoints:
-            self.detach(endpoint)
+        """Detach a container from every network (``rm``); its namespace file stays (``remove_netns``)."""
+        with self._lock():
+            endpoints = self.store.endpoints(container_id=container_id)
+            for endpoint in endpoints:
+                self._detach(endpoint)
         return endpoints
+
+    def suspend(self, container_id: str) -> list[Endpoint]:
+        """A stopped container: its ports' rules, veths and namespace file go; its rows stay, so its
+        addresses and host ports stay its own until ``resume`` or ``detach_container``. Idempotent."""
+        with self._lock():
+            endpoints = self.store.endpoints(container_id=container_id)
+            for endpoint in endpoints:
+                self._tear_down(endpoint)
+            self.remove_netns(container_id)
+        return endpoints
+
+    def resume(self, container_id: str) -> list[Endpoint]:
+        """A (re)started container: every endpoint it holds brought up again in a new namespace, with
+        the same addresses and ports (after ``suspend``, or after a reboot). Idempotent."""
+        with self._lock():
+            self.create_netns(container_id)
+            endpoints = self.store.endpoints(container_id=container_id)
+            for endpoint in endpoints:
+                self._bring_up(self.store.find(endpoint.network_id), endpoint)
+        return endpoints
+
+    def _lock(self) -> _RootLock:
+        """The root's network lock: kernel changes and the reconcile's rewrite of the rules, one at a
+        time, so a rewrite never drops the rules of an attach it did not see."""
+        return _RootLock(os.path.join(self.run_dir, "network.lock"))
 
     def _ensure_resolver(self, network: Network) -> int:
         upstreams = self._upstreams
@@ -361,51 +436,61 @@ class Driver:
 
     # --- leftovers --------------------------------------------------------------------------------
 
-    def reconcile(self, live: Iterable[str]) -> Reconciled:
-        """Remove what belongs to containers not in ``live`` and rewrite the rules. Idempotent."""
-        live = set(live)
+    def reconcile(self, existing: Iterable[str], active: Iterable[str] | None = None) -> Reconciled:
+        """Remove what belongs to containers that do not exist and rewrite the rules. Idempotent.
+
+        ``existing``: the ids of every container record, those being created
+        included (their endpoints are kept). ``active``: those whose network
+        is up (created, running, paused; default: all of ``existing``) — the
+        others keep their rows but lose their namespace file, veths and port
+        rules, as after ``suspend``.
+        """
+        existing = set(existing)
+        active = existing if active is None else set(active) & existing
         done = Reconciled()
-        with Netlink.open() as nl:
-            for endpoint in self.store.endpoints():
-                if endpoint.container_id not in live:
-                    self.store.release(endpoint.id)
-                    nl.delete_link(endpoint.veth)  # its ports go with the rewrite of the table below
-                    done.endpoints.append(endpoint.id)
-        netns_dir = os.path.join(self.run_dir, "netns")
-        try:
-            names = os.listdir(netns_dir)
-        except FileNotFoundError:
-            names = []
-        for name in names:
-            if name not in live and not name.startswith("."):
-                netns.remove(os.path.join(netns_dir, name))
-                done.netns.append(name)
-        networks = self.store.networks()
-        endpoints = self.store.endpoints()
-        wanted = {e.veth for e in endpoints}
-        with Netlink.open() as nl:
-            links = nl.links()
-            bridges = {link.index for link in links if link.name in {n.bridge for n in networks}}
-            for link in links:
-                if link.master in bridges and link.kind == "veth" and link.name not in wanted:
-                    nl.delete_link(link.name)
-                    done.links.append(link.name)
-        used = {e.network_id[:12] for e in endpoints}
-        for short in resolver.resolver_networks(self.run_dir):
-            if short not in used:
-                resolver.stop(self.run_dir, short)
-                done.resolvers.append(short)
-        present = {link.name for link in links}
-        for network in networks:
-            if network.bridge not in present:
-                self._forget_set_up(network)  # gone with a reboot or by hand: the next attach sets it up
-        nft.apply(
-            nft.rebuild_batch(
-                self.table,
-                [_rules(n) for n in networks if n.bridge in present],
-                [_port_rules(e) for e in endpoints if e.ports],
+        with self._lock():
+            with Netlink.open() as nl:
+                for endpoint in self.store.endpoints():
+                    if endpoint.container_id not in existing:
+                        self.store.release(endpoint.id)
+                        nl.delete_link(endpoint.veth)  # its ports go with the rewrite of the table below
+                        done.endpoints.append(endpoint.id)
+            netns_dir = os.path.join(self.run_dir, "netns")
+            try:
+                names = os.listdir(netns_dir)
+            except FileNotFoundError:
+                names = []
+            for name in names:
+                if name not in active and not name.startswith("."):
+                    netns.remove(os.path.join(netns_dir, name))
+                    done.netns.append(name)
+            networks = self.store.networks()
+            endpoints = self.store.endpoints()
+            up = [e for e in endpoints if e.container_id in active]
+            wanted = {e.veth for e in up}
+            with Netlink.open() as nl:
+                links = nl.links()
+                bridges = {link.index for link in links if link.name in {n.bridge for n in networks}}
+                for link in links:
+                    if link.master in bridges and link.kind == "veth" and link.name not in wanted:
+                        nl.delete_link(link.name)
+                        done.links.append(link.name)
+            used = {e.network_id[:12] for e in endpoints}
+            for short in resolver.resolver_networks(self.run_dir):
+                if short not in used:
+                    resolver.stop(self.run_dir, short)
+                    done.resolvers.append(short)
+            present = {link.name for link in links}
+            for network in networks:
+                if network.bridge not in present:
+                    self._forget_set_up(network)  # gone with a reboot or by hand: the next attach sets it up
+            nft.apply(
+                nft.rebuild_batch(
+                    self.table,
+                    [_rules(n) for n in networks if n.bridge in present],
+                    [_port_rules(e) for e in up if e.ports],
+                )
             )
-        )
         return done
 
     def network(self, ref: str) -> Network:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
@@ -127,3 +128,50 @@ def test_a_taken_host_port_is_refused_and_leaves_nothing(env: Env) -> None:
             net, cid(), name="b", ports=[PortMapping(host_ip="127.0.0.1", host_port=port, container_port=80)]
         )
     assert {e.id for e in env.driver.store.endpoints()} == before
+
+
+def test_a_port_a_host_program_listens_on_is_refused_by_name(env: Env) -> None:
+    import pytest
+
+    from pallet.errors import Conflict
+
+    net = env.network(dns=False)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        with pytest.raises(
+            Conflict, match=rf"Bind for 127\.0\.0\.1:{port} failed: port is already allocated"
+        ):
+            env.driver.attach(  # type: ignore[arg-type]
+                net,
+                cid(),
+                name="a",
+                ports=[PortMapping(host_ip="127.0.0.1", host_port=port, container_port=80)],
+            )
+    assert env.driver.store.endpoints() == []
+
+
+def test_a_suspended_container_keeps_its_address_and_port_and_gets_them_back(
+    env: Env, tmp_path: Path
+) -> None:
+    net = env.network(dns=False)
+    port = 24000 + int(env.tag[-3:], 16) % 1000
+    container = cid()
+    web = env.driver.attach(
+        net,
+        container,
+        name="web",
+        ports=[PortMapping(host_ip="127.0.0.1", host_port=port, container_port=80)],
+    )  # type: ignore[arg-type]
+    env.driver.suspend(container)
+    assert not os.path.exists(web.netns)
+    with Netlink.open() as nl:
+        assert web.veth not in {link.name for link in nl.links()}
+    # the address stays held while stopped
+    other = env.driver.attach(net, cid(), name="other")  # type: ignore[arg-type]
+    assert other.ip != web.ip
+    (again,) = env.driver.resume(container)
+    assert (again.ip, again.mac) == (web.ip, web.mac)
+    httpd(env, web.netns, tmp_path, "back\n")
+    assert _http_get("127.0.0.1", port) == "back\n"

@@ -184,6 +184,7 @@ class Env:
             resolver.stop(self.run_dir, short)
         nft.apply(nft.table_remove_batch(driver.table))
         self.db.close()
+        wait_for(lambda: not processes_naming(self.run_dir), f"no process left that names {self.run_dir}")
 
 
 @pytest.fixture
@@ -388,6 +389,21 @@ def dns_env(host_state: HostState, tmp_path: Path, upstream: FakeUpstream) -> It
         yield e
     finally:
         e.teardown()
+
+
+def processes_naming(text: str) -> list[int]:
+    """Pids whose command line contains ``text`` (the resolvers of a run dir name it)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                if text.encode() in f.read():
+                    found.append(int(entry))
+        except OSError:
+            continue
+    return found
 
 
 def wait_for(condition: object, what: str, deadline: float = 15.0) -> None:

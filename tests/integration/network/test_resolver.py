@@ -98,3 +98,12 @@ def test_the_resolver_outlives_a_sigkilled_command_and_exits_with_the_last_conta
     # and the next container starts one again
     again = dns_env.driver.attach(net, cid(), name="again")  # type: ignore[arg-type]
     assert dns_query(again.netns, net.gateway, "again") == (0, [again.ip])  # type: ignore[attr-defined]
+
+
+def test_twenty_containers_get_distinct_addresses_and_resolve_each_other(dns_env: Env) -> None:
+    net = dns_env.network()
+    endpoints = [dns_env.driver.attach(net, cid(), name=f"c{i}") for i in range(20)]  # type: ignore[arg-type]
+    assert len({e.ip for e in endpoints}) == 20
+    for asking in endpoints:
+        for named in endpoints:
+            assert dns_query(asking.netns, net.gateway, named.name) == (0, [named.ip])  # type: ignore[attr-defined]

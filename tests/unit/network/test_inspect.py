@@ -1,0 +1,51 @@
+"""Docker's shapes: ``network inspect`` and a container's ``NetworkSettings.Networks.<name>``."""
+
+from __future__ import annotations
+
+from pallet.network.driver import bridge_mac, inspect_network, inspect_settings, veth_name
+from pallet.network.store import Endpoint, Network
+
+NET = Network(
+    id="ab" * 32, name="app", bridge="br-abababababab", subnet="10.7.0.0/24", gateway="10.7.0.1",
+    ip_range="10.7.0.128/25", created="2026-01-01T00:00:00Z", labels={"x": "y"},
+)  # fmt: skip
+EP = Endpoint(
+    id="cd" * 32, network_id=NET.id, container_id="ef" * 32, name="web", ip="10.7.0.130", mac="02:42:0a:07:00:82",
+    veth="vethcdcdcdcdcdc", netns="/run/pallet/netns/x", aliases=["www"],
+)  # fmt: skip
+
+
+def test_network_inspect_has_dockers_fields() -> None:
+    doc = inspect_network(NET, [EP])
+    assert doc["Name"] == "app"
+    assert doc["Driver"] == "bridge"
+    assert doc["IPAM"] == {
+        "Driver": "default", "Options": {},
+        "Config": [{"Subnet": "10.7.0.0/24", "Gateway": "10.7.0.1", "IPRange": "10.7.0.128/25"}],
+    }  # fmt: skip
+    assert doc["Containers"] == {
+        EP.container_id: {
+            "Name": "web", "EndpointID": EP.id, "MacAddress": EP.mac, "IPv4Address": "10.7.0.130/24",
+            "IPv6Address": "",
+        }
+    }  # fmt: skip
+    assert doc["Options"] == {"com.docker.network.bridge.name": "br-abababababab"}
+    assert doc["Labels"] == {"x": "y"}
+
+
+def test_container_network_settings_have_dockers_fields() -> None:
+    doc = inspect_settings(NET, EP)
+    assert (doc["IPAddress"], doc["IPPrefixLen"], doc["Gateway"], doc["MacAddress"]) == (
+        "10.7.0.130", 24, "10.7.0.1", EP.mac,
+    )  # fmt: skip
+    assert (doc["NetworkID"], doc["EndpointID"], doc["Aliases"]) == (NET.id, EP.id, ["www"])
+    assert doc["DNSNames"] == ["web", "www", "efefefefefef"]
+
+
+def test_interface_names_fit_and_the_bridge_mac_is_local_unicast() -> None:
+    assert len(veth_name(EP.id)) == 15
+    mac = bridge_mac(NET.id)
+    first = int(mac.split(":")[0], 16)
+    assert len(mac.split(":")) == 6
+    assert first & 0b10
+    assert not first & 0b1

@@ -24,8 +24,9 @@ What it answers (``answer``):
 
 Life cycle (``ensure_running``, ``stop``, the server's ``serve``):
 
+- UDP and TCP (a client's retry after a truncated answer), both forwarded.
 - Started detached: the launcher runs ``python -m pallet.network.resolver``,
-  which binds its socket (``IP_FREEBIND``: the bridge's address may come
+  which binds its sockets (``IP_FREEBIND``: the bridge's address may come
   later, after a reboot), forks the server into its own session, writes the
   pid file (``<pid> <start time>``, guarding against pid reuse) and exits;
   the launcher waits for that exit, so the server is nobody's child and a
@@ -212,13 +213,23 @@ def serve(
     upstreams: Sequence[tuple[str, int]],
     internal: bool,
     keep_going: Callable[[], bool],
+    tcp: _socket.socket | None = None,
 ) -> None:
-    """Answer queries on ``listener`` until ``keep_going()`` (asked when idle) says False."""
+    """Answer queries on ``listener`` (UDP) and ``tcp`` (a listening socket) until ``keep_going()``
+    (asked when idle) says False.
+
+    UDP queries are handled in this loop, forwarded without blocking; each
+    TCP connection (what a client retries with after a truncated answer)
+    gets a thread of its own, so a slow upstream holds up only it.
+    ``lookup`` must be safe to call from those threads.
+    """
     import selectors
     import time
 
     selector = selectors.DefaultSelector()
     selector.register(listener, selectors.EVENT_READ, None)
+    if tcp is not None:
+        selector.register(tcp, selectors.EVENT_READ, None)
     pending: dict[_socket.socket, _Pending] = {}
 
     def forward(item: _Pending) -> bool:
@@ -250,6 +261,9 @@ def serve(
         events = selector.select(timeout)
         for key, _ in events:
             sock = key.fileobj
+            if sock is tcp:
+                _accept(tcp, lookup, upstreams, internal)
+                continue
             if sock is listener:
                 try:
                     data, client = listener.recvfrom(4096)
@@ -292,6 +306,76 @@ def serve(
             last_check = now
             if not pending and not keep_going():
                 return
+
+
+def _accept(
+    tcp: _socket.socket,
+    lookup: Callable[[str], list[str]],
+    upstreams: Sequence[tuple[str, int]],
+    internal: bool,
+) -> None:
+    import threading
+
+    try:
+        fd, _ = tcp._accept()  # type: ignore[attr-defined]  # _socket's accept: a descriptor and an address
+    except OSError:
+        return
+    conn = _socket.socket(fileno=fd)
+    threading.Thread(target=_serve_tcp, args=(conn, lookup, upstreams, internal), daemon=True).start()
+
+
+def _read_message(conn: _socket.socket) -> bytes:
+    """One length-prefixed DNS message from a TCP stream (RFC 1035 4.2.2)."""
+    data = b""
+    while len(data) < 2 or len(data) < 2 + int.from_bytes(data[:2], "big"):
+        chunk = conn.recv(65537)
+        if not chunk:
+            raise OSError("connection closed mid-message")
+        data += chunk
+    return data[2 : 2 + int.from_bytes(data[:2], "big")]
+
+
+def _forward_tcp(data: bytes, upstreams: Sequence[tuple[str, int]]) -> bytes | None:
+    for host, port in upstreams:
+        family = _socket.AF_INET6 if ":" in host else _socket.AF_INET
+        up = _socket.socket(family, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+        try:
+            up.settimeout(UPSTREAM_TIMEOUT)
+            up.connect((host, port))
+            up.sendall(len(data).to_bytes(2, "big") + data)
+            return _read_message(up)
+        except OSError:
+            continue
+        finally:
+            up.close()
+    return None
+
+
+def _serve_tcp(
+    conn: _socket.socket,
+    lookup: Callable[[str], list[str]],
+    upstreams: Sequence[tuple[str, int]],
+    internal: bool,
+) -> None:
+    try:
+        conn.settimeout(UPSTREAM_TIMEOUT * (len(upstreams) + 1))
+        data = _read_message(conn)
+        query = parse_query(data)
+        if query is None:
+            return
+        try:
+            reply = answer(query, lookup, internal=internal)
+        except Exception:  # noqa: BLE001 - a database hiccup must not end the server
+            reply = encode_answer(query, [], RCODE_SERVFAIL, authoritative=False)
+        if reply is None:
+            reply = _forward_tcp(data, upstreams) or encode_answer(
+                query, [], RCODE_SERVFAIL, authoritative=False
+            )
+        conn.sendall(len(reply).to_bytes(2, "big") + reply)
+    except OSError:
+        pass
+    finally:
+        conn.close()
 
 
 # --- files and processes ------------------------------------------------------------------------
@@ -435,8 +519,13 @@ def _main(argv: Sequence[str]) -> int:
     listener = _socket.socket(family, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC)
     listener.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
     listener.setsockopt(_socket.SOL_IP, 15, 1)  # IP_FREEBIND: the bridge's address may not be there yet
+    tcp = _socket.socket(family, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+    tcp.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
+    tcp.setsockopt(_socket.SOL_IP, 15, 1)
     try:
         listener.bind((args.listen, args.port))
+        tcp.bind((args.listen, args.port))
+        tcp.listen(16)
     except OSError as e:
         print(f"bind {args.listen}:{args.port}: {e.strerror}", file=sys.stderr)
         return 1
@@ -456,17 +545,23 @@ def _main(argv: Sequence[str]) -> int:
 
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
     import sqlite3
+    import threading
 
     from pallet.network.store import matching
 
-    conn = sqlite3.connect(f"file:{args.db}?mode=ro", uri=True, timeout=5, isolation_level=None)
+    # one connection for the loop and the TCP threads, used under a lock
+    conn = sqlite3.connect(
+        f"file:{args.db}?mode=ro", uri=True, timeout=5, isolation_level=None, check_same_thread=False
+    )
+    db_lock = threading.Lock()
     network_id = args.network
 
     def rows() -> list[tuple[str, str, str, str]]:
-        return conn.execute(
-            "SELECT ip, name, aliases, container_id FROM endpoints WHERE network_id = ? ORDER BY rowid",
-            (network_id,),
-        ).fetchall()
+        with db_lock:
+            return conn.execute(
+                "SELECT ip, name, aliases, container_id FROM endpoints WHERE network_id = ? ORDER BY rowid",
+                (network_id,),
+            ).fetchall()
 
     def lookup(name: str) -> list[str]:
         return matching(rows(), name)
@@ -491,7 +586,7 @@ def _main(argv: Sequence[str]) -> int:
             pass
         return False
 
-    serve(listener, lookup, upstreams=upstreams, internal=args.internal, keep_going=keep_going)
+    serve(listener, lookup, upstreams=upstreams, internal=args.internal, keep_going=keep_going, tcp=tcp)
     os._exit(0)
 
 

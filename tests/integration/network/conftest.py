@@ -413,3 +413,26 @@ def wait_for(condition: object, what: str, deadline: float = 15.0) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"still not the case after {deadline} s: {what}")
+
+
+def dns_query_tcp(path: str, server: str, name: str) -> tuple[int, list[str]]:
+    """``dns_query`` over TCP (what a client retries with after a truncated answer)."""
+    import struct
+
+    with netns.entered(path):
+        sock = socket.socket()
+    try:
+        sock.settimeout(10)
+        sock.connect((server, 53))
+        labels = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".") if p)
+        message = struct.pack("!HHHHHH", 7, 0x0100, 1, 0, 0, 0) + labels + b"\0" + struct.pack("!HH", 1, 1)
+        sock.sendall(len(message).to_bytes(2, "big") + message)
+        data = b""
+        while len(data) < 2 or len(data) < 2 + int.from_bytes(data[:2], "big"):
+            chunk = sock.recv(4096)
+            if not chunk:
+                return -1, []
+            data += chunk
+    finally:
+        sock.close()
+    return parse_answer(data[2:])

@@ -145,3 +145,56 @@ def test_the_loop_answers_locally_and_relays_upstream(upstream: tuple[str, int])
         thread.join()
         client.close()
         listener.close()
+
+
+def _tcp_ask(address: tuple[str, int], data: bytes) -> bytes:
+    with socket.create_connection(address, timeout=10) as conn:
+        conn.sendall(len(data).to_bytes(2, "big") + data)
+        reply = b""
+        while len(reply) < 2 or len(reply) < 2 + int.from_bytes(reply[:2], "big"):
+            chunk = conn.recv(4096)
+            assert chunk
+            reply += chunk
+    return reply[2:]
+
+
+def test_tcp_queries_are_answered_and_forwarded_over_tcp() -> None:
+    upstream = socket.socket()
+    upstream.bind(("127.0.0.1", 0))
+    upstream.listen()
+
+    def fake_upstream() -> None:
+        conn, _ = upstream.accept()
+        with conn:
+            data = conn.recv(4096)
+            q = resolver.parse_query(data[2:])
+            assert q is not None
+            reply = resolver.encode_answer(q, ["192.0.2.55"], authoritative=False)
+            conn.sendall(len(reply).to_bytes(2, "big") + reply)
+
+    upstream_thread = threading.Thread(target=fake_upstream)
+    upstream_thread.start()
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    tcp = socket.socket()
+    tcp.bind(("127.0.0.1", 0))
+    tcp.listen()
+    done = threading.Event()
+    thread = threading.Thread(
+        target=resolver.serve,
+        args=(udp, lookup),
+        kwargs={
+            "upstreams": [upstream.getsockname()], "internal": False, "keep_going": lambda: not done.is_set(),
+            "tcp": tcp,
+        },
+    )  # fmt: skip
+    thread.start()
+    try:
+        assert answers(_tcp_ask(tcp.getsockname(), query("web"))) == (0, ["10.5.0.2"])
+        assert answers(_tcp_ask(tcp.getsockname(), query("big.example", qid=9))) == (0, ["192.0.2.55"])
+    finally:
+        done.set()
+        thread.join()
+        upstream_thread.join()
+        for s in (udp, tcp, upstream):
+            s.close()

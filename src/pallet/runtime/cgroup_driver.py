@@ -15,6 +15,8 @@ from pallet.runtime.cgroups import V1Cgroups
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from pallet.runtime.cgroup_v2 import CgroupSetup, V2Cgroup
 
     Driver = V1Cgroups | V2Cgroup
@@ -32,22 +34,22 @@ def for_container(
     return V1Cgroups.for_container(cgroups_path, container_id, systemd)
 
 
-def from_saved(paths: object, unified_mount: str | None = None) -> Driver | None:
+def from_saved(paths: Mapping[str, str], unified_mount: str | None = None) -> Driver | None:
     """The driver for the ``cgroups`` paths saved at create (None when there are none)."""
-    if not isinstance(paths, dict) or not paths:
+    if not paths:
         return None
     if set(paths) == {""}:
         # imported here: the v1 driver, which exec, kill and delete rebuild on a v1 host, needs none of it
         from pallet.runtime.cgroup_v2 import V2Cgroup, detect
 
-        path = str(paths[""])
+        path = paths[""]
         if unified_mount is None:
             # only create() needs the mount (to delegate controllers); later commands use the path
             unified_mount = detect().unified
             if not unified_mount or not path.startswith(unified_mount.rstrip("/") + "/"):
                 unified_mount = os.path.dirname(path)
         return V2Cgroup(path, unified_mount)
-    return V1Cgroups({str(k): str(v) for k, v in paths.items()})
+    return V1Cgroups(dict(paths))
 
 
 def mounts(driver: Driver) -> dict[str, str]:

@@ -7,9 +7,8 @@ Contracts:
 - every command that changes a container holds its lock (``flock`` on the
   directory), and re-checks that the directory still exists once it has it.
 
-``state.json`` holds the OCI state fields plus what later commands need and
-cannot recompute: the init's start time (to detect pid reuse), the cgroup
-directories, and the hooks that run after ``create``.
+``state.json`` holds a ``SavedState`` (``savedstate``): the OCI state fields
+plus what later commands need and cannot recompute.
 """
 
 from __future__ import annotations
@@ -17,13 +16,16 @@ from __future__ import annotations
 import fcntl
 import os
 
-from pallet.errors import AlreadyExists, InvalidArgument, NotFound, SystemError_
+from pallet.errors import AlreadyExists, InvalidArgument, NotFound, SpecError, SystemError_
 from pallet.linux.atomicfile import write_atomic
 from pallet.oci.jsonfast import dumps, loads
 from pallet.runtime import procstat
+from pallet.runtime.savedstate import SavedState
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from pallet.oci.runtime_spec import Spec
 
 _ID_PUNCTUATION = frozenset("_+-.")
@@ -84,23 +86,30 @@ class ContainerDir:
     def not_found(self) -> NotFound:
         return NotFound(f'container "{self.id}" does not exist')
 
-    def load(self) -> dict[str, object]:
-        """The saved state; ``NotFound`` if the container does not exist."""
+    def load(self) -> SavedState:
+        """The saved state; ``NotFound`` if the container does not exist.
+
+        Before ``create`` first saves it, a ``creating`` state with only the id.
+        ``InvalidArgument`` if the file is not a state (``delete --force`` still removes the container).
+        """
         try:
             with open(self.state_path, "rb") as f:
                 data = f.read()
         except FileNotFoundError:
             if not self.exists():
                 raise self.not_found() from None
-            return {"id": self.id, "status": "creating", "pid": 0}
-        value = loads(data)
-        if not isinstance(value, dict):
-            raise InvalidArgument(f"{self.state_path}: not a JSON object; delete the container with --force")
-        return value
+            return SavedState(id=self.id)
+        try:
+            value = loads(data)
+            if not isinstance(value, dict):
+                raise SpecError("", "not a JSON object")
+            return SavedState.from_json(value, default_id=self.id)
+        except InvalidArgument as e:
+            raise InvalidArgument(f"{self.state_path}: {e}; delete the container with --force") from None
 
-    def save(self, state: dict[str, object]) -> None:
+    def save(self, state: SavedState) -> None:
         """Replace ``state.json`` atomically."""
-        write_atomic(self.state_path, dumps(state).encode(), durable=False)
+        write_atomic(self.state_path, dumps(state.to_json()).encode(), durable=False)
 
     def save_config(self, data: bytes) -> None:
         """Keep the container's config.json as it was at create (``config.json`` here)."""
@@ -137,33 +146,29 @@ class ContainerDir:
             pass
 
 
-def status_of(cdir: ContainerDir, state: dict[str, object]) -> str:
+def status_of(cdir: ContainerDir, state: SavedState) -> str:
     """``creating``, ``created``, ``running``, ``paused`` or ``stopped``, from the process itself, not the file.
 
     The init is alive while its pid runs with the recorded start time (a zombie
     or a reused pid counts as stopped); it is ``created`` while it is still
     blocked on the exec FIFO, which ``start`` removes.
     """
-    if state.get("status") == "creating":
+    if state.status == "creating":
         return "creating"
-    pid = state.get("pid")
-    started = state.get("init_start")
-    if not isinstance(pid, int) or not isinstance(started, int) or not procstat.is_alive(pid, started):
+    if not state.pid or not state.init_start or not procstat.is_alive(state.pid, state.init_start):
         return "stopped"
     if os.path.exists(cdir.fifo_path):
         return "created"
-    return "paused" if _frozen(state.get("cgroups")) else "running"
+    return "paused" if _frozen(state.cgroups) else "running"
 
 
-def _frozen(paths: object) -> bool:
+def _frozen(paths: Mapping[str, str]) -> bool:
     """Whether the container's freezer (v1 ``freezer.state``, v2 ``cgroup.events``) says frozen."""
-    if not isinstance(paths, dict):
-        return False
     for name, path in paths.items():
         if name == "":
-            file, wanted = os.path.join(str(path), "cgroup.events"), "frozen 1"
-        elif "freezer" in str(name).split(","):
-            file, wanted = os.path.join(str(path), "freezer.state"), "FROZEN"
+            file, wanted = os.path.join(path, "cgroup.events"), "frozen 1"
+        elif "freezer" in name.split(","):
+            file, wanted = os.path.join(path, "freezer.state"), "FROZEN"
         else:
             continue
         try:

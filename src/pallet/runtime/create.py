@@ -27,6 +27,7 @@ from pallet.runtime import procstat, sync
 from pallet.runtime.clock import rfc3339_now
 from pallet.runtime.containers import ContainerDir, write_pid_file
 from pallet.runtime.ocistate import oci_state, state_json
+from pallet.runtime.savedstate import SavedState
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -90,9 +91,7 @@ def load_bundle_spec(bundle: str) -> Spec:
 class Created:
     """What ``create`` made, for ``run`` to go on with."""
 
-    def __init__(
-        self, cdir: ContainerDir, pid: int, saved: dict[str, object], console_master: int = -1
-    ) -> None:
+    def __init__(self, cdir: ContainerDir, pid: int, saved: SavedState, console_master: int = -1) -> None:
         self.cdir = cdir
         self.pid = pid
         self.saved = saved
@@ -146,26 +145,19 @@ def create(
     cdir = ContainerDir(root, container_id)
     cdir.claim()
     rootfs = os.path.normpath(os.path.join(bundle, spec.root.path))
-    saved: dict[str, object] = {
-        "ociVersion": spec.oci_version,
-        "id": container_id,
-        "status": "creating",
-        "pid": 0,
-        "bundle": bundle,
-        "rootfs": rootfs,
-        "created": rfc3339_now(),
-        "owner": "",
-    }
-    if spec.annotations:
-        saved["annotations"] = dict(spec.annotations)
-    if linux.namespace("mount") is None:
-        # the rootfs mounts are made in our own namespace: delete unmounts them
-        saved["host_mounts"] = True
-    if spec.hooks is not None:
+    saved = SavedState(
+        oci_version=spec.oci_version,
+        id=container_id,
+        bundle=bundle,
+        rootfs=rootfs,
+        created=rfc3339_now(),
+        annotations=spec.annotations,
+        # no mount namespace: the rootfs mounts are made in our own, and delete unmounts them
+        host_mounts=linux.namespace("mount") is None,
         # the hooks that later commands run (start: poststart, delete: poststop)
-        for key, phase in (("poststart", spec.hooks.poststart), ("poststop", spec.hooks.poststop)):
-            if phase:
-                saved[key] = [hook.to_json() for hook in phase]
+        poststart=spec.hooks.poststart if spec.hooks is not None else (),
+        poststop=spec.hooks.poststop if spec.hooks is not None else (),
+    )
     # the init is forked here, not by an intermediate, unless a user or time namespace (which
     # must own or precede the others) or a pid namespace given by path asks for one (_direct_fork)
     direct = _direct_fork(linux)
@@ -182,7 +174,7 @@ def create(
         from pallet.runtime.cgroups import V1Cgroups, warm_up_attach
 
         cgroups = cgroup_driver.for_container(linux.cgroups_path, container_id, systemd_cgroup)
-        saved["cgroups"] = cgroups.paths
+        saved = saved.replace(cgroups=cgroups.paths)
         cgroups.create()
         # an init we fork joins its v1 cgroup itself (V1Cgroups.join_self: no grace period);
         # else our cgroup.procs write does, and waits for a grace period after a quiet spell
@@ -320,9 +312,7 @@ def create(
                 break
             elif kind == sync.ERROR:
                 raise CreateFailed(text)
-        saved["status"] = "created"
-        saved["pid"] = init_pid
-        saved["init_start"] = procstat.start_time(init_pid)
+        saved = saved.replace(status="created", pid=init_pid, init_start=procstat.start_time(init_pid))
         cdir.save(saved)
         if pid_file:
             write_pid_file(pid_file, init_pid)

@@ -309,8 +309,8 @@ def events(root: str, container_id: str, once: bool, interval: str) -> int:
     saved = cdir.load()
     if status_of(cdir, saved) == "stopped":
         raise FailedPrecondition("container not running")
-    paths = saved.get("cgroups")
-    if not isinstance(paths, dict):
+    paths = saved.cgroups
+    if not paths:
         raise FailedPrecondition(f"container {container_id} has no cgroup to report on")
     if once:
         _emit({"type": "stats", "id": container_id, "data": stats(paths)})

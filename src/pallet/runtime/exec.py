@@ -203,12 +203,11 @@ def exec_process(root: str, container_id: str, options: ExecOptions, log: LogSin
         raise InvalidArgument("cannot allocate tty if runc will detach without setting console socket")
     if not process.terminal and options.console_socket:
         raise InvalidArgument("cannot use console socket if runc will not detach or allocate tty")
-    init_pid = saved["pid"]
-    assert isinstance(init_pid, int)
+    init_pid = saved.pid
     from pallet.runtime.cgroup_driver import from_saved
     from pallet.runtime.cgroups import V1Cgroups
 
-    cgroups = from_saved(saved.get("cgroups"))
+    cgroups = from_saved(saved.cgroups)
     if cgroups is not None and not isinstance(cgroups, V1Cgroups):
         from pallet.runtime.cgroups import warm_up_attach
 

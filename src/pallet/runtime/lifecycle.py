@@ -14,15 +14,16 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pallet.runtime.cgroup_driver import Driver
     from pallet.runtime.logsink import LogSink
+    from pallet.runtime.savedstate import SavedState
 
 _SIGKILL = 9
 
 
-def _cgroups(saved: dict[str, object]) -> Driver | None:
+def _cgroups(saved: SavedState) -> Driver | None:
     """The container's cgroup driver, rebuilt from the paths saved at create."""
     from pallet.runtime.cgroup_driver import from_saved
 
-    return from_saved(saved.get("cgroups"))
+    return from_saved(saved.cgroups)
 
 
 def state(root: str, container_id: str) -> str:
@@ -41,7 +42,7 @@ def kill(root: str, container_id: str, signal_text: str, all_processes: bool) ->
     status = status_of(cdir, saved)
     if status in ("stopped", "creating"):
         raise FailedPrecondition("container not running")
-    pids = [saved["pid"]]
+    pids = [saved.pid]
     cgroups = _cgroups(saved) if all_processes or status == "paused" else None
     if all_processes and cgroups is not None:
         from pallet.runtime.cgroups import V1Cgroups
@@ -51,11 +52,10 @@ def kill(root: str, container_id: str, signal_text: str, all_processes: bool) ->
             return
         pids = [*cgroups.pids(), *pids]
     for pid in dict.fromkeys(pids):
-        assert isinstance(pid, int)
         try:
             os.kill(pid, number)
         except ProcessLookupError:
-            if pid == saved["pid"]:
+            if pid == saved.pid:
                 raise FailedPrecondition("container not running") from None
     if status == "paused" and number == _SIGKILL and cgroups is not None:
         # frozen tasks die only once thawed (runc thaws for SIGKILL too)
@@ -89,7 +89,7 @@ def resume(root: str, container_id: str) -> None:
         cdir.unlock()
 
 
-def _locked_for_freezer(root: str, container_id: str) -> tuple[ContainerDir, dict[str, object], Driver]:
+def _locked_for_freezer(root: str, container_id: str) -> tuple[ContainerDir, SavedState, Driver]:
     cdir = ContainerDir(root, container_id)
     cdir.lock()
     try:
@@ -114,15 +114,23 @@ def delete(root: str, container_id: str, force: bool, log: LogSink) -> None:
         if force:
             return
         raise
+    except InvalidArgument as e:
+        if not force:
+            cdir.unlock()
+            raise
+        # a state.json that is not one: what it would name (processes, cgroup) cannot be known
+        log.warning(f"{e.message.partition('; ')[0]}: removing the container's state only")
+        cdir.remove()
+        cdir.unlock()
+        return
     try:
         status = status_of(cdir, saved)
         if status in ("running", "paused", "creating") and not force:
             raise FailedPrecondition(f"cannot delete container {container_id} that is not stopped: {status}")
         cgroups = _cgroups(saved)
-        pid = saved.get("pid")
         victims = cgroups.pids() if cgroups is not None else []
-        if status != "stopped" and isinstance(pid, int) and pid > 0:
-            victims.append(pid)
+        if status != "stopped" and saved.pid > 0:
+            victims.append(saved.pid)
         if victims and status == "paused" and cgroups is not None:
             for victim in victims:
                 try:  # noqa: SIM105 - contextlib costs ~7 ms at start
@@ -133,23 +141,21 @@ def delete(root: str, container_id: str, force: bool, log: LogSink) -> None:
             cgroups.freeze(False)
         if victims:
             kill_and_wait(victims)
-        rootfs = saved.get("rootfs")
-        if saved.get("host_mounts") and isinstance(rootfs, str) and rootfs:
+        if saved.host_mounts and saved.rootfs:
             from pallet.linux.libc import Libc
             from pallet.runtime.rootfs import unmount_tree
 
-            unmount_tree(rootfs, Libc())
+            unmount_tree(saved.rootfs, Libc())
         if cgroups is not None:
             try:
                 cgroups.remove()
             except PalletError as e:
                 log.warning(str(e))
-        hooks = saved.get("poststop")
-        if hooks:
-            from pallet.runtime.start import run_saved_hooks
+        if saved.poststop:
+            from pallet.runtime.hooks import run_hooks
 
             # runtime-spec lifecycle step 13: a failure is logged, the rest and the delete go on
-            run_saved_hooks("poststop", hooks, state_json(saved, "stopped"), log.warning)
+            run_hooks("poststop", saved.poststop, state_json(saved, "stopped"), log.warning)
         cdir.remove()
     finally:
         cdir.unlock()

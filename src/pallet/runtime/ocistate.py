@@ -6,32 +6,28 @@ from pallet.oci.jsonfast import dumps
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from pallet.runtime.savedstate import SavedState
 
 
-def oci_state(
-    saved: Mapping[str, object], status: str, *, with_runc_fields: bool = True
-) -> dict[str, object]:
+def oci_state(saved: SavedState, status: str, *, with_runc_fields: bool = True) -> dict[str, object]:
     """The state object; ``pid`` is 0 once stopped. ``rootfs``/``created``/``owner`` as runc adds them."""
-    pid = saved.get("pid", 0)
     doc: dict[str, object] = {
-        "ociVersion": saved.get("ociVersion", "1.2.0"),
-        "id": saved.get("id", ""),
-        "pid": pid if status != "stopped" and isinstance(pid, int) else 0,
+        "ociVersion": saved.oci_version,
+        "id": saved.id,
+        "pid": saved.pid if status != "stopped" else 0,
         "status": status,
-        "bundle": saved.get("bundle", ""),
+        "bundle": saved.bundle,
     }
     if with_runc_fields:
-        doc["rootfs"] = saved.get("rootfs", "")
-        doc["created"] = saved.get("created", "")
-        doc["owner"] = saved.get("owner", "")
-    annotations = saved.get("annotations")
-    if annotations:
-        doc["annotations"] = annotations
+        doc["rootfs"] = saved.rootfs
+        doc["created"] = saved.created
+        doc["owner"] = saved.owner
+    if saved.annotations:
+        doc["annotations"] = dict(saved.annotations)
     return doc
 
 
-def state_json(saved: Mapping[str, object], status: str, pid: int | None = None) -> str:
+def state_json(saved: SavedState, status: str, pid: int | None = None) -> str:
     """The state JSON a hook reads on stdin."""
     doc = oci_state(saved, status, with_runc_fields=False)
     if pid is not None:

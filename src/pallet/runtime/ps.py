@@ -17,7 +17,7 @@ def container_pids(root: str, container_id: str) -> list[int]:
     from pallet.runtime.cgroup_driver import from_saved
 
     saved = ContainerDir(root, container_id).load()
-    cgroups = from_saved(saved.get("cgroups"))
+    cgroups = from_saved(saved.cgroups)
     if cgroups is None:
         raise FailedPrecondition(f"container {container_id} has no cgroup to list processes from")
     return cgroups.pids()

@@ -6,16 +6,15 @@ import os
 import select
 import time
 
-from pallet.errors import FailedPrecondition, PalletError
+from pallet.errors import FailedPrecondition
 from pallet.runtime import procstat
 from pallet.runtime.containers import ContainerDir, status_of
 from pallet.runtime.ocistate import state_json
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from pallet.runtime.logsink import LogSink
+    from pallet.runtime.savedstate import SavedState
 
 #: how long a wait for the init's byte lasts before it checks that the init still lives
 _ALIVE_CHECK_MS = 10
@@ -31,7 +30,7 @@ def start(root: str, container_id: str, log: LogSink) -> None:
         cdir.unlock()
 
 
-def release(cdir: ContainerDir, saved: dict[str, object], log: LogSink) -> None:
+def release(cdir: ContainerDir, saved: SavedState, log: LogSink) -> None:
     """Open the FIFO for reading (the init's blocked open returns) and take its byte.
 
     Caller holds the container lock. A failing poststart hook is only a
@@ -49,10 +48,8 @@ def release(cdir: ContainerDir, saved: dict[str, object], log: LogSink) -> None:
             if status == "running"
             else f"cannot start a container in the {status} state"
         )
-    pid = saved["pid"]
-    started = saved["init_start"]
-    assert isinstance(pid, int)
-    assert isinstance(started, int)
+    pid = saved.pid
+    started = saved.init_start
     # non-blocking open: never hang on an init that died before opening its end
     fd = os.open(cdir.fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
@@ -76,23 +73,7 @@ def release(cdir: ContainerDir, saved: dict[str, object], log: LogSink) -> None:
     finally:
         os.close(fd)
     os.unlink(cdir.fifo_path)
-    hooks = saved.get("poststart")
-    if hooks:
-        run_saved_hooks("poststart", hooks, state_json(saved, "running"), log.warning)
+    if saved.poststart:
+        from pallet.runtime.hooks import run_hooks
 
-
-def run_saved_hooks(phase: str, hooks: object, state: str, warn: Callable[[str], None]) -> None:
-    """Run hooks kept in ``state.json`` (their JSON form) for commands after ``create``.
-
-    These are poststart and poststop: each failure is only a warning and the next hook still runs.
-    """
-    from pallet.oci.runtime_spec import Hook
-    from pallet.runtime.hooks import run_hooks
-
-    assert isinstance(hooks, list)
-    try:
-        parsed = tuple(Hook.from_json(h, phase) for h in hooks)
-    except PalletError as e:
-        warn(str(e))
-        return
-    run_hooks(phase, parsed, state, warn)
+        run_hooks("poststart", saved.poststart, state_json(saved, "running"), log.warning)

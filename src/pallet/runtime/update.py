@@ -101,11 +101,12 @@ def requested(resources_arg: str, flags: Mapping[str, str], stdin: int = 0) -> d
     return doc
 
 
-def _merge(old: object, new: Mapping[str, object]) -> dict[str, object]:
-    merged = dict(old) if isinstance(old, dict) else {}
+def _merge(old: Mapping[str, object], new: Mapping[str, object]) -> dict[str, object]:
+    merged = dict(old)
     for key, value in new.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
+        current = merged.get(key)
+        if isinstance(value, dict) and isinstance(current, dict):
+            merged[key] = _merge(current, value)
         else:
             merged[key] = value
     return merged
@@ -125,11 +126,11 @@ def update(root: str, container_id: str, resources_arg: str, flags: Mapping[str,
         saved = cdir.load()
         if status_of(cdir, saved) in ("stopped", "creating"):
             raise FailedPrecondition("container not running")
-        cgroups = from_saved(saved.get("cgroups"))
+        cgroups = from_saved(saved.cgroups)
         if cgroups is None:
             raise FailedPrecondition(f"container {container_id} has no cgroup to update")
         cgroups.set(resources)
-        saved["resources"] = _merge(saved.get("resources"), {k: v for k, v in doc.items() if k != "devices"})
-        cdir.save(saved)
+        merged = _merge(saved.resources, {k: v for k, v in doc.items() if k != "devices"})
+        cdir.save(saved.replace(resources=merged))
     finally:
         cdir.unlock()

@@ -14,6 +14,7 @@ from pallet.runtime import cgroup_driver, lifecycle, procstat
 from pallet.runtime.cgroup_v2 import CgroupSetup, V2Cgroup
 from pallet.runtime.cgroups import V1Cgroups
 from pallet.runtime.containers import ContainerDir, status_of
+from pallet.runtime.savedstate import SavedState
 from pallet.testing.fake_cgroupfs import FakeCgroupV2
 
 
@@ -44,7 +45,6 @@ def test_saved_paths_rebuild_the_driver_they_came_from(fake: FakeCgroupV2) -> No
     v1 = cgroup_driver.from_saved({"memory": "/sys/fs/cgroup/memory/c1", "pids": "/sys/fs/cgroup/pids/c1"})
     assert isinstance(v1, V1Cgroups)
     assert set(v1.paths) == {"memory", "pids"}
-    assert cgroup_driver.from_saved(None) is None
     assert cgroup_driver.from_saved({}) is None
 
 
@@ -77,13 +77,9 @@ def _running_container(root: Path, cgroup: str) -> ContainerDir:
     cdir.claim()
     me = os.getpid()
     cdir.save(
-        {
-            "id": "c1",
-            "status": "running",
-            "pid": me,
-            "init_start": procstat.start_time(me),
-            "cgroups": {"": cgroup},
-        }
+        SavedState(
+            id="c1", status="created", pid=me, init_start=procstat.start_time(me), cgroups={"": cgroup}
+        )
     )
     return cdir
 

@@ -8,6 +8,7 @@ import pytest
 
 from pallet.errors import AlreadyExists, InvalidArgument, NotFound
 from pallet.runtime.containers import ContainerDir, status_of, validate_id, write_pid_file
+from pallet.runtime.savedstate import SavedState
 
 
 @pytest.mark.parametrize("bad", ["", ".", "..", "a/b", "a b", "é", "x;y"])
@@ -29,7 +30,7 @@ def test_claim_is_exclusive_and_load_of_a_missing_container_is_not_found(tmp_pat
     assert status_of(cdir, cdir.load()) == "creating"
     with pytest.raises(AlreadyExists, match="container with given ID already exists"):
         ContainerDir(str(tmp_path), "c1").claim()
-    cdir.save({"id": "c1", "status": "created", "pid": 999999999, "init_start": 1})
+    cdir.save(SavedState(id="c1", status="created", pid=999999999, init_start=1))
     assert status_of(cdir, cdir.load()) == "stopped"
     cdir.remove()
     assert not (tmp_path / "c1").exists()

@@ -98,6 +98,7 @@ __all__ = [
     "exit_code_of",
     "from_category",
     "http_status_of",
+    "report_line",
 ]
 
 
@@ -265,6 +266,19 @@ def from_category(name: str, message: str) -> PalletError:
     if name == SYSTEM.name:
         return SystemError_.reported(message)
     return _CLASS_OF.get(name, Unknown)(message)
+
+
+def report_line(error: PalletError | OSError) -> str:
+    """``<category> <message>``: how an error crosses a process boundary (the shim's report).
+
+    An ``OSError`` is the kernel's refusal: category ``system``, Go-style words.
+    ``from_category`` reads it back.
+    """
+    if isinstance(error, PalletError):
+        return f"{error.category.name} {error.message}"
+    what = f"{error.filename}: " if error.filename else ""
+    text = errno_text(error.errno) if error.errno else str(error)
+    return f"{SYSTEM.name} {what}{text}"
 
 
 def exit_code_of(error: PalletError, default: int) -> int:

@@ -27,6 +27,7 @@ NOT_USER_ERRORS = {
     "pallet.registry.server.tokens.TokenError": "the registry server turns it into a 401 with a distribution-spec code",
     "pallet.registry.client.pull._Cancelled": "control flow: stops the other downloads after one failed",
     "pallet.registry.server.serve._Stop": "control flow: a signal ends the server's loop",
+    "pallet.engine.shim.supervisor._Relayed": "carries a setup child's report line (a category already) to pass on",
 }
 
 

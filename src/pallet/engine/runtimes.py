@@ -515,8 +515,8 @@ def precompiled_seccomp(
     """
     if profile is None or os.path.basename(runtime.path) != "crun":
         return {}
-    from pallet.engine.shim.exitfile import write_atomic
     from pallet.linux import seccomp as kernel
+    from pallet.linux.atomicfile import write_atomic
     from pallet.oci.digest import Digest
 
     uname = os.uname()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pallet.engine.shim import exitfile
 from pallet.engine.shim.exitfile import ExitStatus, InitStatus
+from pallet.linux.atomicfile import write_atomic
 
 
 def test_exit_status_round_trips(tmp_path: Path) -> None:
@@ -44,8 +45,8 @@ def test_stopped_by_user_flag_is_idempotent_both_ways(tmp_path: Path) -> None:
     assert not exitfile.stopped_by_user(str(tmp_path))
 
 
-def test_write_atomic_replaces_the_whole_file(tmp_path: Path) -> None:
+def test_a_shorter_shim_pid_replaces_the_whole_file(tmp_path: Path) -> None:
     target = tmp_path / "shim.pid"
     target.write_text("123456789")
-    exitfile.write_atomic(str(target), b"42")
+    write_atomic(str(target), b"42")
     assert exitfile.read_shim_pid(str(tmp_path)) == 42

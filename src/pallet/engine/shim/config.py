@@ -57,7 +57,7 @@ class ShimConfig(Record):
 
 def save(config: ShimConfig, path: str) -> None:
     """Write ``config`` to ``path`` atomically."""
-    from pallet.engine.shim.exitfile import write_atomic
+    from pallet.linux.atomicfile import write_atomic
 
     if config.restart_name not in RESTART_POLICIES:
         raise InvalidArgument(f"invalid restart policy {config.restart_name!r}")

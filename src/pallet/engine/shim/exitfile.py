@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 
 from pallet.errors import InvalidArgument
+from pallet.linux.atomicfile import write_atomic
 from pallet.oci.jsonfast import dumps, loads
 from pallet.oci.record import Record
 
@@ -36,7 +37,6 @@ __all__ = [
     "read_init",
     "read_shim_pid",
     "stopped_by_user",
-    "write_atomic",
     "write_exit",
     "write_init",
 ]
@@ -59,22 +59,6 @@ class InitStatus(Record):
     pid: int
     started_at: str
     restart_count: int = 0
-
-
-def write_atomic(path: str, data: bytes, *, durable: bool = True) -> None:
-    """Replace ``path`` with ``data`` atomically: readers see the old or the new content, never a part.
-
-    ``durable``: on disk before the rename (fsync), so a power loss leaves the old or the new.
-    """
-    tmp = f"{path}.tmp{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-    try:
-        os.write(fd, data)
-        if durable:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
 
 
 def _read_json(path: str) -> dict[str, object] | None:

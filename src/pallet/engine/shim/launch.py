@@ -353,20 +353,8 @@ def _read_report(fd: int, timeout: float, container_id: str, run_dir: str) -> st
 
 
 def _error_from_report(report: str) -> PalletError:
-    """The shim's ``<category> <message>`` as the error it was, category included."""
-    from pallet import errors
-    from pallet.engine.runtimes import RuntimeFailed
+    """The shim's ``<category> <message>`` (``errors.report_line``) as an error of that category."""
+    from pallet.errors import from_category
 
     category, _, message = report.partition(" ")
-    if category == "RuntimeFailed" and message.startswith("OCI runtime "):
-        verb, _, detail = message[len("OCI runtime ") :].partition(" failed: ")
-        return RuntimeFailed(verb, detail)
-    kind = getattr(errors, category, None) if category in errors.__all__ else None
-    # SpecError and SystemError_ take structured arguments: their message is kept in the base class
-    if (
-        isinstance(kind, type)
-        and issubclass(kind, PalletError)
-        and kind not in (errors.SpecError, errors.SystemError_)
-    ):
-        return kind(message)
-    return PalletError(message)
+    return from_category(category, message)

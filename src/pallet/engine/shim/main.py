@@ -79,18 +79,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def supervise(life: Callable[[], int], report_fd: int) -> int:
     """Run the shim's ``life``; an error before the container started is reported on ``report_fd``."""
-    from pallet.errors import PalletError
+    from pallet.errors import PalletError, report_line
 
     try:
         return life()
-    except PalletError as e:
-        os.write(2, f"pallet-shim: {e.message}\n".encode())
-        _report(report_fd, f"error {type(e).__name__} {e.message}")
-        return 1
-    except OSError as e:
-        text = f"{e.filename or 'pallet-shim'}: {(e.strerror or str(e)).lower()}"
-        os.write(2, f"pallet-shim: {text}\n".encode())
-        _report(report_fd, f"error SystemError_ {text}")
+    except (PalletError, OSError) as e:
+        line = report_line(e)
+        os.write(2, f"pallet-shim: {line.partition(' ')[2]}\n".encode())
+        _report(report_fd, f"error {line}")
         return 1
 
 
@@ -164,6 +160,7 @@ def serve(
     from pallet.engine.shim.config import load
     from pallet.engine.shim.supervisor import Supervisor
     from pallet.errors import PalletError
+    from pallet.linux.atomicfile import write_atomic
 
     try:
         if libc is None:
@@ -172,7 +169,7 @@ def serve(
             libc = Libc()
         libc.prctl(_PR_SET_CHILD_SUBREAPER, 1)
     except PalletError as e:
-        _report(report_fd, f"error SystemError_ become a child subreaper: {e.message}")
+        _report(report_fd, f"error system become a child subreaper: {e.message}")
         return 1
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
@@ -203,7 +200,7 @@ def serve(
     # a shim forked by the zygote creates its container in a child of its own: the pages that
     # work writes then go with that child instead of staying private to the shim
     supervisor = Supervisor(config, runtime, wake_r, create_apart=libc is not None)
-    exitfile.write_atomic(exitfile.SHIM_PID_FILE, str(os.getpid()).encode())
+    write_atomic(exitfile.SHIM_PID_FILE, str(os.getpid()).encode())
 
     def report(line: str) -> None:
         if line.startswith("started "):

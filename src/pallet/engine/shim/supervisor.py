@@ -23,11 +23,13 @@ from __future__ import annotations
 import os
 import select
 import time
+from errno import EINVAL
 
 from pallet.engine.runtimes import spawn
 from pallet.engine.shim import attach, exitfile
 from pallet.engine.shim.logfile import LineBuffer, LogWriter, rfc3339nano
-from pallet.errors import PalletError
+from pallet.errors import PalletError, SystemError_, Unknown, report_line
+from pallet.errors import exit_code_of as error_exit_code
 from pallet.oci.jsonfast import dumps, loads
 
 TYPE_CHECKING = False
@@ -56,6 +58,8 @@ _BACKOFF_START = 0.1
 _BACKOFF_MAX = 60.0
 #: a run this long resets the back-off, as dockerd does
 _BACKOFF_RESET = 10.0
+#: a container's exit code when its program could not be started for a reason that has no code
+_EXIT_START_FAILED = 128
 
 
 def exit_code_of(status: int) -> int:
@@ -146,10 +150,7 @@ class Supervisor:
             return 1
         except (PalletError, OSError) as e:
             self._abandon()  # before the report: the caller then finds nothing left behind
-            if isinstance(e, PalletError):
-                report(f"error {type(e).__name__} {e.message}")
-            else:
-                report(f"error SystemError_ {_os_error_text(e)}")
+            report(f"error {report_line(e)}")
             return 1
         if self.config.start_on_attach:
             # a client killed between launch and attach must not leave a created container
@@ -328,7 +329,7 @@ class Supervisor:
         if word != "ok" or len(fields) != 3 or not fds:
             for fd in fds:
                 os.close(fd)
-            raise _Relayed(line if word == "error" else "error SystemError_ the shim's setup child died")
+            raise _Relayed(line if word == "error" else "error system the shim's setup child died")
         self.init_pid, self.started_at, self.oom_file = int(fields[0]), float(fields[1]), fields[2]
         self.started = True
         if self.config.tty:
@@ -350,9 +351,7 @@ class Supervisor:
         except (PalletError, OSError) as e:
             if self.init_pid or self._runtime_has_state():
                 self._delete_container(force=True)
-            if isinstance(e, PalletError):
-                return [f"error {type(e).__name__} {e.message}".encode()], []
-            return [f"error SystemError_ {_os_error_text(e)}".encode()], []
+            return [f"error {report_line(e)}".encode()], []
         fds = [self.master] if self.master >= 0 else [*self.outputs]
         if self.master < 0 and self.stdin_fd >= 0:
             fds.append(self.stdin_fd)
@@ -454,14 +453,11 @@ class Supervisor:
             self._exited_without_start(e)
 
     def _exited_without_start(self, error: PalletError) -> None:
-        # docker's codes for a start that failed: 127 command not found, 126 not executable
-        text = error.message
-        code = (
-            127 if ("not found" in text or "no such file" in text) else 126 if "permission" in text else 128
-        )
+        # docker's codes for a start that failed, from the error's category: 127 command not
+        # found, 126 not executable; 128 for any other failure to start
         self.started_at = time.monotonic()
-        self.log.write("stderr", (text + "\n").encode())
-        self._exited(code)
+        self.log.write("stderr", (error.message + "\n").encode())
+        self._exited(error_exit_code(error, _EXIT_START_FAILED))
 
     def _runtime_has_state(self) -> bool:
         """Whether the runtime kept state of the container (a ``run --detach`` that failed half-way)."""
@@ -733,7 +729,7 @@ def _listen(name: str) -> _socket.socket:
         sock.listen(64)
     except OSError as e:
         sock.close()
-        raise PalletError(f"listen on {os.path.abspath(name)}: {(e.strerror or str(e)).lower()}") from None
+        raise SystemError_(f"listen on {os.path.abspath(name)}", e.errno or EINVAL) from None
     sock.setblocking(False)
     return sock
 
@@ -769,13 +765,13 @@ def _receive_master(console: _socket.socket) -> int:
     poller = select.poll()
     poller.register(console.fileno(), select.POLLIN)
     if not poller.poll(10_000):
-        raise PalletError("the OCI runtime sent no terminal on the console socket")
+        raise Unknown("the OCI runtime sent no terminal on the console socket")
     conn = _socket.socket(fileno=console._accept()[0])  # type: ignore[attr-defined]
     conn.settimeout(10.0)
     try:
         _, ancillary, _, _ = conn.recvmsg(4096, _socket.CMSG_SPACE(4))
     except OSError as e:
-        raise PalletError(f"receive the terminal from the OCI runtime: {e}") from None
+        raise SystemError_("receive the terminal from the OCI runtime", e.errno or EINVAL) from None
     finally:
         conn.close()
     for level, kind, data in ancillary:
@@ -783,7 +779,7 @@ def _receive_master(console: _socket.socket) -> int:
             fd = int.from_bytes(data[:4], "little")
             os.set_inheritable(fd, False)
             return fd
-    raise PalletError("the OCI runtime's console socket message carried no file descriptor")
+    raise Unknown("the OCI runtime's console socket message carried no file descriptor")
 
 
 def _oom_file(pid: int) -> str:

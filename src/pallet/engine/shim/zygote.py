@@ -137,7 +137,7 @@ def main(args: list[str]) -> int:
     log = os.open(os.path.join(run_root, _LOG), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
     os.dup2(log, 2)
     os.close(log)
-    from pallet.engine.shim.exitfile import write_atomic
+    from pallet.linux.atomicfile import write_atomic
 
     write_atomic(os.path.join(run_root, PID_FILE), str(os.getpid()).encode())
     libc = _warm()

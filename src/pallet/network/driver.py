@@ -190,16 +190,19 @@ class Driver:
         bridge = bridge or f"br-{network_id[:12]}"
         if len(bridge.encode()) > _IFNAMSIZ or not bridge.isprintable() or "/" in bridge or " " in bridge:
             raise InvalidArgument(f"invalid bridge name {bridge!r}: at most 15 bytes, no '/' or space")
-        mtu = 1500
+        if any(n.name == name for n in self.store.networks()):
+            raise AlreadyExists(f"network with name {name} already exists")
+        taken, uplink_mtu = self._host_view()
+        mtu = uplink_mtu
         if _MTU_OPTION in options:
             try:
                 mtu = int(options[_MTU_OPTION])
             except ValueError:
                 raise InvalidArgument(f"invalid {_MTU_OPTION} {options[_MTU_OPTION]!r}") from None
-        if any(n.name == name for n in self.store.networks()):
-            raise AlreadyExists(f"network with name {name} already exists")
+            if not 68 <= mtu <= 65535:
+                raise InvalidArgument(f"invalid {_MTU_OPTION} {mtu}: it must lie between 68 and 65535")
         addressing = ipam.make_subnet(
-            subnet=subnet, gateway=gateway, ip_range=ip_range, pools=self.pools, taken=self._taken_subnets()
+            subnet=subnet, gateway=gateway, ip_range=ip_range, pools=self.pools, taken=taken
         )
         network = Network(
             id=network_id, name=name, bridge=bridge, subnet=str(addressing.subnet),
@@ -209,13 +212,24 @@ class Driver:
         self.store.add(network)
         return network
 
-    def _taken_subnets(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    def _host_view(self) -> tuple[list[ipaddress.IPv4Network | ipaddress.IPv6Network], int]:
+        """The subnets taken (other networks', the host's routes) and the MTU a new network gets.
+
+        The MTU is that of the interface of the host's default route, at most
+        1500 (netavark's choice; docker's fixed 1500 loses large packets on
+        hosts whose uplink is smaller, as on many VMs), 1500 without one.
+        """
         taken = self.store.subnets()
+        mtu = 1500
         with Netlink.open() as nl:
-            for route in nl.routes(AF_INET):
+            routes = nl.routes(AF_INET)
+            for route in routes:
                 if route.dst_len:
                     taken.append(ipaddress.ip_network(f"{route.dst}/{route.dst_len}", strict=False))
-        return taken
+            uplinks = {route.oif for route in routes if route.dst_len == 0 and route.oif}
+            if uplinks:
+                mtu = min([1500] + [link.mtu for link in nl.links() if link.index in uplinks and link.mtu])
+        return taken, mtu
 
     def ensure_network(self, network: Network, nl: Netlink | None = None) -> None:
         """The network's bridge, address and rules in the kernel. Idempotent."""
@@ -360,7 +374,9 @@ class Driver:
                 inside.set_link("lo", up=True)
                 inside.set_link(ifname, up=True)
                 inside.add_address(ifname, endpoint.ip, network.prefixlen)
-                if not network.internal:
+                if not network.internal and not any(r.dst_len == 0 for r in inside.routes()):
+                    # the first network with a way out gives the default route; a later ``connect``
+                    # keeps it, as docker does
                     inside.default_route(network.gateway, ifname)
             return ifname
         finally:
@@ -381,6 +397,22 @@ class Driver:
     def _detach(self, endpoint: Endpoint) -> None:
         self.store.release(endpoint.id)
         self._tear_down(endpoint)
+        remaining = self.store.endpoints(container_id=endpoint.container_id)
+        if remaining and netns.is_netns(endpoint.netns):
+            self._keep_a_way_out(remaining)
+
+    def _keep_a_way_out(self, endpoints: Sequence[Endpoint]) -> None:
+        """After a ``disconnect``: if the container lost its default route with the interface that
+        carried it, route by the first remaining network that has a way out."""
+        with Netlink.open(endpoints[0].netns) as inside:
+            if any(r.dst_len == 0 for r in inside.routes()):
+                return
+            by_mac = {link.mac: link.name for link in inside.links()}
+            for endpoint in endpoints:
+                network = self.store.find(endpoint.network_id)
+                if not network.internal and endpoint.mac in by_mac:
+                    inside.default_route(network.gateway, by_mac[endpoint.mac])
+                    return
 
     def _tear_down(self, endpoint: Endpoint) -> None:
         if endpoint.ports:

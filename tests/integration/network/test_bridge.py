@@ -33,7 +33,7 @@ def test_container_interface_has_address_mac_mtu_and_default_route(env: Env) -> 
     e = env.driver.attach(net, cid(), name="a")  # type: ignore[arg-type]
     with Netlink.open(e.netns) as inside:
         eth0 = inside.link("eth0")
-        assert (eth0.mac, eth0.mtu, eth0.up) == (e.mac, 1500, True)
+        assert (eth0.mac, eth0.mtu, eth0.up) == (e.mac, net.mtu, True)  # type: ignore[attr-defined]
         assert any(a.address == e.ip and a.prefixlen == 24 for a in inside.addresses(socket.AF_INET))
         assert any(r.dst_len == 0 and r.gateway == net.gateway for r in inside.routes())  # type: ignore[attr-defined]
     with Netlink.open() as nl:
@@ -175,3 +175,28 @@ def test_a_suspended_container_keeps_its_address_and_port_and_gets_them_back(
     assert (again.ip, again.mac) == (web.ip, web.mac)
     httpd(env, web.netns, tmp_path, "back\n")
     assert _http_get("127.0.0.1", port) == "back\n"
+
+
+def test_a_second_network_is_eth1_and_the_default_route_follows_a_disconnect(env: Env) -> None:
+    one, two = env.network(dns=False), env.network(dns=False)
+    container = cid()
+    first = env.driver.attach(one, container, name="a")  # type: ignore[arg-type]
+    second = env.driver.attach(two, container, name="a")  # type: ignore[arg-type]
+
+    def default_gateway() -> str:
+        with Netlink.open(first.netns) as inside:
+            return next(r.gateway for r in inside.routes() if r.dst_len == 0)
+
+    with Netlink.open(first.netns) as inside:
+        assert inside.link("eth1").mac == second.mac
+    assert default_gateway() == one.gateway  # type: ignore[attr-defined]
+    env.driver.detach(first)
+    assert default_gateway() == two.gateway  # type: ignore[attr-defined]
+
+
+def test_a_network_takes_the_mtu_of_the_hosts_uplink(env: Env) -> None:
+    with Netlink.open() as nl:
+        routes = nl.routes()
+        uplinks = {r.oif for r in routes if r.dst_len == 0}
+        expected = min([1500] + [link.mtu for link in nl.links() if link.index in uplinks])
+    assert env.network(dns=False).mtu == expected  # type: ignore[attr-defined]

@@ -9,7 +9,7 @@ import pytest
 
 from pallet.oci.jsonfast import loads
 
-from .conftest import Runtime, base_config
+from .conftest import Runtime, base_config, leftovers
 
 pytestmark = pytest.mark.root
 
@@ -72,6 +72,23 @@ def test_user_namespace_gets_the_configured_id_maps(runtime: Runtime) -> None:
         ["0", "200000", "65536"],
         ["0"],
     ], result.err
+
+
+def test_a_user_without_a_mapping_in_the_user_namespace_is_refused_in_runc_words(runtime: Runtime) -> None:
+    _let_mapped_root_through(runtime.rootfs)
+    _let_mapped_root_through(runtime.tmp)
+    config = base_config(runtime.rootfs, "true")
+    config["linux"]["namespaces"].append({"type": "user"})
+    config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 1000}]
+    config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 1000}]
+    config["mounts"] = [m for m in config["mounts"] if not m["destination"].startswith("/sys")]
+    config["process"]["user"] = {"uid": 5000, "gid": 10}
+    bundle = runtime.bundle(config)
+    cid = runtime.new_id()
+    result = runtime("create", "--bundle", str(bundle), cid)
+    assert result.rc != 0
+    assert "unable to setup user: cannot setuid to unmapped uid 5000 in user namespace" in result.err
+    assert leftovers(runtime, cid) == []
 
 
 def test_time_namespace_applies_the_offsets(runtime: Runtime) -> None:

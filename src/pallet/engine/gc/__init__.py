@@ -1,0 +1,1 @@
+"""Disk use and garbage collection: system df, and the prunes of containers, images and volumes."""

@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from _socket import AF_INET
+from _socket import AF_INET, AF_INET6
 
 from pallet.errors import AlreadyExists, InvalidArgument, PalletError
 from pallet.network import ipam, netns, nft, resolver
@@ -179,9 +179,13 @@ class Driver:
         labels: Mapping[str, str] | None = None,
         options: Mapping[str, str] | None = None,
         network_id: str = "",
+        ipv6: bool = False,
+        subnet6: str = "",
+        gateway6: str = "",
     ) -> Network:
         """Record a bridge network; ``bridge`` (or docker's ``-o com.docker.network.bridge.name``)
-        names its interface, ``br-<id[:12]>`` by default."""
+        names its interface, ``br-<id[:12]>`` by default. ``ipv6`` (or a ``subnet6``) makes it dual
+        stack, on a unique local /64 unless ``subnet6`` is given."""
         if not name or "/" in name:
             raise InvalidArgument(f"invalid network name {name!r}")
         options = dict(options or {})
@@ -204,10 +208,14 @@ class Driver:
         addressing = ipam.make_subnet(
             subnet=subnet, gateway=gateway, ip_range=ip_range, pools=self.pools, taken=taken
         )
+        v6 = None
+        if ipv6 or subnet6 or gateway6:
+            v6 = ipam.make_subnet6(subnet=subnet6, gateway=gateway6, taken=taken)
         network = Network(
             id=network_id, name=name, bridge=bridge, subnet=str(addressing.subnet),
             gateway=str(addressing.gateway), ip_range=str(addressing.ip_range), internal=internal, dns=dns,
             mtu=mtu, created=_now(), labels=dict(labels or {}), options=options,
+            subnet6=str(v6.subnet) if v6 else "", gateway6=str(v6.gateway) if v6 else "",
         )  # fmt: skip
         self.store.add(network)
         return network
@@ -223,7 +231,7 @@ class Driver:
         mtu = 1500
         with Netlink.open() as nl:
             routes = nl.routes(AF_INET)
-            for route in routes:
+            for route in routes + nl.routes(AF_INET6):
                 if route.dst_len:
                     taken.append(ipaddress.ip_network(f"{route.dst}/{route.dst_len}", strict=False))
             uplinks = {route.oif for route in routes if route.dst_len == 0 and route.oif}
@@ -248,6 +256,9 @@ class Driver:
                 if not link.up:
                     nl.set_link(network.bridge, up=True)
             nl.add_address(network.bridge, network.gateway, network.prefixlen)
+            if network.subnet6:
+                _sysctl(f"/proc/sys/net/ipv6/conf/{network.bridge}/disable_ipv6", "0")
+                nl.add_address(network.bridge, network.gateway6, network.prefixlen6, nodad=True)
         finally:
             if own:
                 nl.close()
@@ -257,6 +268,10 @@ class Driver:
         _sysctl(f"/proc/sys/net/ipv4/conf/{network.bridge}/route_localnet", "1")
         if not network.internal:
             _sysctl("/proc/sys/net/ipv4/ip_forward", "1")
+            if network.subnet6:
+                # as docker does; note that a host taking its IPv6 route from router advertisements
+                # needs accept_ra=2 on its uplink once forwarding is on
+                _sysctl("/proc/sys/net/ipv6/conf/all/forwarding", "1")
         nft.apply(
             nft.compose(nft.table_batch(self.table), nft.network_add_batch(self.table, _rules(network)))
         )
@@ -318,6 +333,7 @@ class Driver:
         ip: str = "",
         mac: str = "",
         ports: Sequence[PortMapping] = (),
+        ip6: str = "",
     ) -> Endpoint:
         """Connect the container to ``network``: its address, interface, route, ports and names.
 
@@ -332,7 +348,7 @@ class Driver:
             endpoint_id = _new_id()
             endpoint = self.store.allocate(
                 network, endpoint_id=endpoint_id, container_id=container_id, name=name, aliases=aliases, ip=ip,
-                mac=mac, ports=ports, netns=path, veth=veth_name(endpoint_id),
+                mac=mac, ports=ports, netns=path, veth=veth_name(endpoint_id), ip6=ip6,
             )  # fmt: skip
             try:
                 self._bring_up(network, endpoint)
@@ -378,6 +394,10 @@ class Driver:
                     # the first network with a way out gives the default route; a later ``connect``
                     # keeps it, as docker does
                     inside.default_route(network.gateway, ifname)
+                if endpoint.ip6:
+                    inside.add_address(ifname, endpoint.ip6, network.prefixlen6, nodad=True)
+                    if not network.internal and not any(r.dst_len == 0 for r in inside.routes(AF_INET6)):
+                        inside.default_route(network.gateway6, ifname)
             return ifname
         finally:
             if own:
@@ -534,8 +554,9 @@ class Driver:
 
 def _rules(network: Network) -> nft.NetworkRules:
     return nft.NetworkRules(
-        id=network.id, bridge=network.bridge, subnet=network.subnet, internal=network.internal
-    )
+        id=network.id, bridge=network.bridge, subnet=network.subnet, internal=network.internal,
+        subnet6=network.subnet6,
+    )  # fmt: skip
 
 
 def _port_rules(endpoint: Endpoint) -> nft.PortRules:
@@ -554,9 +575,9 @@ def inspect_settings(network: Network, endpoint: Endpoint) -> dict[str, object]:
         "Gateway": network.gateway,
         "IPAddress": endpoint.ip,
         "IPPrefixLen": network.prefixlen,
-        "IPv6Gateway": "",
-        "GlobalIPv6Address": "",
-        "GlobalIPv6PrefixLen": 0,
+        "IPv6Gateway": network.gateway6 if endpoint.ip6 else "",
+        "GlobalIPv6Address": endpoint.ip6,
+        "GlobalIPv6PrefixLen": network.prefixlen6 if endpoint.ip6 else 0,
         "DNSNames": [endpoint.name, *endpoint.aliases, endpoint.container_id[:12]] if network.dns else None,
     }
 
@@ -566,14 +587,17 @@ def inspect_network(network: Network, endpoints: Sequence[Endpoint]) -> dict[str
     config: dict[str, str] = {"Subnet": network.subnet, "Gateway": network.gateway}
     if network.ip_range != network.subnet:
         config["IPRange"] = network.ip_range
+    configs = [config]
+    if network.subnet6:
+        configs.append({"Subnet": network.subnet6, "Gateway": network.gateway6})
     return {
         "Name": network.name,
         "Id": network.id,
         "Created": network.created,
         "Scope": "local",
         "Driver": "bridge",
-        "EnableIPv6": False,
-        "IPAM": {"Driver": "default", "Options": {}, "Config": [config]},
+        "EnableIPv6": bool(network.subnet6),
+        "IPAM": {"Driver": "default", "Options": {}, "Config": configs},
         "Internal": network.internal,
         "Attachable": False,
         "Ingress": False,
@@ -585,7 +609,7 @@ def inspect_network(network: Network, endpoints: Sequence[Endpoint]) -> dict[str
                 "EndpointID": e.id,
                 "MacAddress": e.mac,
                 "IPv4Address": f"{e.ip}/{network.prefixlen}",
-                "IPv6Address": "",
+                "IPv6Address": f"{e.ip6}/{network.prefixlen6}" if e.ip6 else "",
             }
             for e in endpoints
         },

@@ -34,6 +34,7 @@ __all__ = [
     "allocate",
     "choose_subnet",
     "make_subnet",
+    "make_subnet6",
     "parse_pools",
 ]
 
@@ -194,6 +195,53 @@ def make_subnet(
     else:
         gw = net.network_address + 1
     return Subnet(subnet=net, gateway=gw, ip_range=rng)
+
+
+def make_subnet6(
+    *, subnet: str = "", gateway: str = "", taken: Iterable[Net] = (), random: bytes = b""
+) -> Subnet:
+    """The IPv6 addressing of a dual-stack network, validated; without ``subnet``, a /64 of a unique
+    local prefix (RFC 4193: ``fd`` and 40 random bits, ``random`` giving them in tests) that overlaps
+    nothing taken."""
+    busy = [net for net in _routed(taken) if net.version == 6]
+    if subnet:
+        net = _network(subnet, "IPv6 subnet")
+        if net.version != 6:
+            raise InvalidArgument(f"invalid IPv6 subnet {subnet}: not an IPv6 network")
+        if net.prefixlen > 124:
+            raise InvalidArgument(
+                f"invalid IPv6 subnet {subnet}: too small for a bridge network (at most /124)"
+            )
+        other = _overlaps(net, busy)
+        if other is not None:
+            raise Conflict(
+                f"invalid pool request: Pool overlaps with other one on this address space ({other})"
+            )
+    else:
+        import os
+
+        for _ in range(16):
+            global_id = random or os.urandom(5)
+            net = ipaddress.IPv6Network((b"\xfd" + global_id[:5] + bytes(10), 64))
+            if _overlaps(net, busy) is None:
+                break
+            random = b""
+        else:
+            raise Unavailable(
+                "could not find a free IPv6 unique local prefix; give --subnet with an IPv6 CIDR"
+            )
+    if gateway:
+        try:
+            gw: Addr = ipaddress.ip_address(gateway)
+        except ValueError:
+            raise InvalidArgument(f"invalid IPv6 gateway {gateway!r}: not an IP address") from None
+        if gw.version != 6 or gw not in net or gw == net.network_address:
+            raise InvalidArgument(
+                f"no matching subnet for gateway {gateway}: it must be a host address of {net}"
+            )
+    else:
+        gw = net.network_address + 1
+    return Subnet(subnet=net, gateway=gw, ip_range=net)
 
 
 def allocate(addressing: Subnet, used: Iterable[Addr], *, last: Addr | None = None, wanted: str = "") -> Addr:

@@ -97,6 +97,7 @@ IFF_LOWER_UP = 0x10000
 IFA_ADDRESS = 1
 IFA_LOCAL = 2
 IFA_BROADCAST = 4
+IFA_F_NODAD = 0x02
 
 # route attributes and values (linux/rtnetlink.h)
 RTA_DST = 1
@@ -520,14 +521,20 @@ class Netlink:
             parse_address(m.payload) for m in self.request(RTM_GETADDR, NLM_F_DUMP, payload, "list addresses")
         ]
 
-    def add_address(self, name: str, address: str, prefixlen: int) -> None:
-        """``address/prefixlen`` on ``name`` (with its broadcast for IPv4); already there is fine."""
+    def add_address(self, name: str, address: str, prefixlen: int, *, nodad: bool = False) -> None:
+        """``address/prefixlen`` on ``name`` (with its broadcast for IPv4); already there is fine.
+
+        ``nodad``: an IPv6 address usable at once, without duplicate address
+        detection (IPAM already made it unique on the network; DAD would hold
+        it "tentative" for a second or more).
+        """
         family, raw = _family_and_bytes(address)
         attrs: list[Attr] = [(IFA_LOCAL, raw), (IFA_ADDRESS, raw)]
         if family == _socket.AF_INET and prefixlen < 31:
             host_bits = (1 << (32 - prefixlen)) - 1
             attrs.append((IFA_BROADCAST, (int.from_bytes(raw, "big") | host_bits).to_bytes(4, "big")))
-        payload = _IFADDR.pack(family, prefixlen, 0, RT_SCOPE_UNIVERSE, self.index(name)) + encode_attrs(
+        flags = IFA_F_NODAD if nodad else 0
+        payload = _IFADDR.pack(family, prefixlen, flags, RT_SCOPE_UNIVERSE, self.index(name)) + encode_attrs(
             attrs
         )
         self.request(

@@ -11,6 +11,7 @@ The table (``table_batch``)::
     map ports        host address . protocol . port -> jump c-<endpoint>  (published ports)
     map to_bridge    oifname  -> jump n-<net>-in        (postrouting: hairpin and 127.0.0.1 masquerade)
     map from_subnet  saddr    -> jump n-<net>-out       (postrouting: outbound masquerade)
+    map from_subnet6 the same for a dual-stack network's IPv6 subnet
     map fwd_in       iifname  -> jump n-<net>-from      (forward: what leaves a bridge)
     map fwd_out      oifname  -> jump n-<net>-to        (forward: what enters a bridge)
     set bridges      every bridge of this root           (isolation; the 127.0.0.0/8 guard)
@@ -79,6 +80,7 @@ _MAPS = (
     ("map", "ports", "type ipv4_addr . inet_proto . inet_service : verdict; flags interval;"),
     ("map", "to_bridge", "type ifname : verdict;"),
     ("map", "from_subnet", "type ipv4_addr : verdict; flags interval;"),
+    ("map", "from_subnet6", "type ipv6_addr : verdict; flags interval;"),
     ("map", "fwd_in", "type ifname : verdict;"),
     ("map", "fwd_out", "type ifname : verdict;"),
     ("set", "bridges", "type ifname;"),
@@ -88,6 +90,7 @@ _DISPATCH = (
     ("output", "fib daddr type local ip daddr . meta l4proto . th dport vmap @ports"),
     ("postrouting", "oifname vmap @to_bridge"),
     ("postrouting", "ip saddr vmap @from_subnet"),
+    ("postrouting", "ip6 saddr vmap @from_subnet6"),
     ("forward", "iifname vmap @fwd_in"),
     ("forward", "oifname vmap @fwd_out"),
     ("guard", "iifname @bridges ip daddr 127.0.0.0/8 drop"),
@@ -102,13 +105,16 @@ def table_name(tag: str) -> str:
 class NetworkRules:
     """What the table needs to know of a network: its bridge, subnet and whether it is internal."""
 
-    __slots__ = ("bridge", "id", "internal", "subnet")
+    __slots__ = ("bridge", "id", "internal", "subnet", "subnet6")
 
-    def __init__(self, *, id: str, bridge: str, subnet: str, internal: bool = False) -> None:
+    def __init__(
+        self, *, id: str, bridge: str, subnet: str, internal: bool = False, subnet6: str = ""
+    ) -> None:
         self.id = id[:12]
         self.bridge = bridge
         self.subnet = str(ipaddress.ip_network(subnet))
         self.internal = internal
+        self.subnet6 = str(ipaddress.ip_network(subnet6)) if subnet6 else ""
 
 
 class PortRules:
@@ -193,6 +199,8 @@ def _network_elements(net: NetworkRules) -> list[tuple[str, str]]:
     ]
     if not net.internal:
         elements.append(("from_subnet", f"{net.subnet} : jump n-{net.id}-out"))
+        if net.subnet6:
+            elements.append(("from_subnet6", f"{net.subnet6} : jump n-{net.id}-out"))
     return elements
 
 

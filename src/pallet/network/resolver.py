@@ -547,7 +547,7 @@ def _main(argv: Sequence[str]) -> int:
     import sqlite3
     import threading
 
-    from pallet.network.store import matching
+    from pallet.network.store import RESOLVE_SQL, matching
 
     # one connection for the loop and the TCP threads, used under a lock
     conn = sqlite3.connect(
@@ -556,12 +556,9 @@ def _main(argv: Sequence[str]) -> int:
     db_lock = threading.Lock()
     network_id = args.network
 
-    def rows() -> list[tuple[str, str, str, str]]:
+    def rows() -> list[tuple[str, str, str, str, str]]:
         with db_lock:
-            return conn.execute(
-                "SELECT ip, name, aliases, container_id FROM endpoints WHERE network_id = ? ORDER BY rowid",
-                (network_id,),
-            ).fetchall()
+            return conn.execute(RESOLVE_SQL, (network_id,)).fetchall()
 
     def lookup(name: str) -> list[str]:
         return matching(rows(), name)

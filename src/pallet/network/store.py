@@ -62,7 +62,10 @@ CREATE TABLE networks (
     created   TEXT NOT NULL,                    -- RFC 3339, UTC
     labels    TEXT NOT NULL DEFAULT '{}',       -- JSON object
     options   TEXT NOT NULL DEFAULT '{}',       -- JSON object (driver options, docker's -o)
-    last_ip   TEXT NOT NULL DEFAULT ''          -- the address given last (serial allocation)
+    last_ip   TEXT NOT NULL DEFAULT '',         -- the address given last (serial allocation)
+    subnet6   TEXT NOT NULL DEFAULT '',         -- IPv6 CIDR ('': IPv4 only)
+    gateway6  TEXT NOT NULL DEFAULT '',
+    last_ip6  TEXT NOT NULL DEFAULT ''
 );
 
 CREATE TABLE endpoints (
@@ -75,10 +78,12 @@ CREATE TABLE endpoints (
     mac          TEXT NOT NULL,
     veth         TEXT NOT NULL,                 -- the host end's interface name
     netns        TEXT NOT NULL,                 -- the namespace file the container end lives in
+    ip6          TEXT NOT NULL DEFAULT '',      -- '' on an IPv4-only network
     UNIQUE (network_id, container_id),
     UNIQUE (network_id, ip)
 );
 CREATE INDEX endpoints_container ON endpoints(container_id);
+CREATE UNIQUE INDEX endpoints_ip6 ON endpoints(network_id, ip6) WHERE ip6 != '';
 
 CREATE TABLE published_ports (
     endpoint_id    TEXT NOT NULL REFERENCES endpoints(id) ON DELETE CASCADE,
@@ -99,8 +104,8 @@ class Network:
     """A network as stored."""
 
     __slots__ = (
-        "bridge", "created", "dns", "gateway", "id", "internal", "ip_range", "labels", "mtu", "name",
-        "options", "subnet",
+        "bridge", "created", "dns", "gateway", "gateway6", "id", "internal", "ip_range", "labels", "mtu", "name",
+        "options", "subnet", "subnet6",
     )  # fmt: skip
 
     def __init__(
@@ -118,6 +123,8 @@ class Network:
         created: str = "",
         labels: dict[str, str] | None = None,
         options: dict[str, str] | None = None,
+        subnet6: str = "",
+        gateway6: str = "",
     ) -> None:
         self.id = id
         self.name = name
@@ -131,10 +138,22 @@ class Network:
         self.created = created
         self.labels = labels or {}
         self.options = options or {}
+        self.subnet6 = subnet6
+        self.gateway6 = gateway6
 
     @property
     def prefixlen(self) -> int:
         return ipaddress.ip_network(self.subnet).prefixlen
+
+    @property
+    def prefixlen6(self) -> int:
+        return ipaddress.ip_network(self.subnet6).prefixlen if self.subnet6 else 0
+
+    def addressing6(self) -> ipam.Subnet | None:
+        if not self.subnet6:
+            return None
+        subnet = ipaddress.ip_network(self.subnet6)
+        return ipam.Subnet(subnet=subnet, gateway=ipaddress.ip_address(self.gateway6), ip_range=subnet)
 
     def addressing(self) -> ipam.Subnet:
         return ipam.Subnet(
@@ -176,7 +195,19 @@ class PortMapping:
 class Endpoint:
     """A container's attachment to a network: its address, MAC, interfaces and published ports."""
 
-    __slots__ = ("aliases", "container_id", "id", "ip", "mac", "name", "netns", "network_id", "ports", "veth")
+    __slots__ = (
+        "aliases",
+        "container_id",
+        "id",
+        "ip",
+        "ip6",
+        "mac",
+        "name",
+        "netns",
+        "network_id",
+        "ports",
+        "veth",
+    )
 
     def __init__(
         self,
@@ -191,6 +222,7 @@ class Endpoint:
         netns: str,
         aliases: Sequence[str] = (),
         ports: Sequence[PortMapping] = (),
+        ip6: str = "",
     ) -> None:
         self.id = id
         self.network_id = network_id
@@ -202,6 +234,7 @@ class Endpoint:
         self.netns = netns
         self.aliases = tuple(aliases)
         self.ports = tuple(ports)
+        self.ip6 = ip6
 
     def __repr__(self) -> str:
         return f"Endpoint({self.container_id[:12]} {self.ip} on {self.network_id[:12]})"
@@ -221,6 +254,8 @@ def _network(row: sqlite3.Row) -> Network:
         created=row["created"],
         labels=json.loads(row["labels"]),
         options=json.loads(row["options"]),
+        subnet6=row["subnet6"],
+        gateway6=row["gateway6"],
     )
 
 
@@ -258,11 +293,12 @@ class NetworkStore:
             with self.db.transaction() as conn:
                 conn.execute(
                     "INSERT INTO networks (id, name, driver, bridge, subnet, gateway, ip_range, internal, dns, mtu,"
-                    " created, labels, options) VALUES (?, ?, 'bridge', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " created, labels, options, subnet6, gateway6)"
+                    " VALUES (?, ?, 'bridge', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         network.id, network.name, network.bridge, network.subnet, network.gateway,
                         network.ip_range, int(network.internal), int(network.dns), network.mtu, network.created,
-                        json.dumps(network.labels), json.dumps(network.options),
+                        json.dumps(network.labels), json.dumps(network.options), network.subnet6, network.gateway6,
                     ),
                 )  # fmt: skip
         except sqlite3.IntegrityError:
@@ -289,7 +325,13 @@ class NetworkStore:
             conn.execute("DELETE FROM networks WHERE id = ?", (network.id,))
 
     def subnets(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-        return [ipaddress.ip_network(r[0]) for r in self.db.query("SELECT subnet FROM networks")]
+        """Every network's subnets, IPv4 and IPv6."""
+        out: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+        for subnet, subnet6 in self.db.query("SELECT subnet, subnet6 FROM networks"):
+            out.append(ipaddress.ip_network(subnet))
+            if subnet6:
+                out.append(ipaddress.ip_network(subnet6))
+        return out
 
     # endpoints
 
@@ -326,6 +368,7 @@ class NetworkStore:
                     veth=row["veth"],
                     netns=row["netns"],
                     ports=ports,
+                    ip6=row["ip6"],
                 )
             )
         return out
@@ -343,8 +386,10 @@ class NetworkStore:
         ip: str = "",
         mac: str = "",
         ports: Sequence[PortMapping] = (),
+        ip6: str = "",
     ) -> Endpoint:
-        """Record a new endpoint holding an address (``ip`` if given) and ``ports``, in one transaction.
+        """Record a new endpoint holding an address (``ip`` if given; and an IPv6 one, ``ip6`` if given,
+        on a dual-stack network) and ``ports``, in one transaction.
 
         ``Conflict`` if the container is attached already, the address is taken
         or a port is published by another endpoint.
@@ -357,25 +402,38 @@ class NetworkStore:
                 raise Conflict(f"endpoint with name {name} already exists in network {network.name}")
             used = [ipaddress.ip_address(r[0]) for r in conn.execute(
                 "SELECT ip FROM endpoints WHERE network_id = ?", (network.id,))]  # fmt: skip
-            last_text = conn.execute("SELECT last_ip FROM networks WHERE id = ?", (network.id,)).fetchone()
-            if last_text is None:
+            lasts = conn.execute(
+                "SELECT last_ip, last_ip6 FROM networks WHERE id = ?", (network.id,)
+            ).fetchone()
+            if lasts is None:
                 raise NotFound(f"network {network.name} not found")
-            last = ipaddress.ip_address(last_text[0]) if last_text[0] else None
+            last = ipaddress.ip_address(lasts[0]) if lasts[0] else None
             address = str(ipam.allocate(network.addressing(), used, last=last, wanted=ip))
+            address6 = ""
+            addressing6 = network.addressing6()
+            if addressing6 is not None:
+                used6 = [ipaddress.ip_address(r[0]) for r in conn.execute(
+                    "SELECT ip6 FROM endpoints WHERE network_id = ? AND ip6 != ''", (network.id,))]  # fmt: skip
+                last6 = ipaddress.ip_address(lasts[1]) if lasts[1] else None
+                address6 = str(ipam.allocate(addressing6, used6, last=last6, wanted=ip6))
+            elif ip6:
+                raise InvalidArgument(f"network {network.name} has no IPv6 subnet for --ip6 {ip6}")
             endpoint = Endpoint(
                 id=endpoint_id, network_id=network.id, container_id=container_id, name=name, aliases=aliases,
-                ip=address, mac=mac or mac_for(address), veth=veth, netns=netns, ports=ports,
+                ip=address, mac=mac or mac_for(address), veth=veth, netns=netns, ports=ports, ip6=address6,
             )  # fmt: skip
             conn.execute(
-                "INSERT INTO endpoints (id, network_id, container_id, name, aliases, ip, mac, veth, netns)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO endpoints (id, network_id, container_id, name, aliases, ip, mac, veth, netns, ip6)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     endpoint.id, network.id, container_id, name, json.dumps(list(aliases)), address,
-                    endpoint.mac, veth, netns,
+                    endpoint.mac, veth, netns, address6,
                 ),
             )  # fmt: skip
             if not ip:
                 conn.execute("UPDATE networks SET last_ip = ? WHERE id = ?", (address, network.id))
+            if address6 and not ip6:
+                conn.execute("UPDATE networks SET last_ip6 = ? WHERE id = ?", (address6, network.id))
             for port in ports:
                 self._publish(conn, endpoint.id, port)
         return endpoint
@@ -424,21 +482,24 @@ class NetworkStore:
     def resolve(self, network_id: str, name: str) -> list[str]:
         """The addresses ``name`` stands for on a network: container name, alias, or short/full id."""
         lowered = name.lower().rstrip(".")
-        rows = self.db.query(
-            "SELECT ip, name, aliases, container_id FROM endpoints WHERE network_id = ? ORDER BY rowid",
-            (network_id,),
-        )
+        rows = self.db.query(RESOLVE_SQL, (network_id,))
         return matching(rows, lowered)
 
 
-def matching(rows: Iterable[sqlite3.Row | tuple[str, str, str, str]], name: str) -> list[str]:
-    """The ``ip`` of the rows (ip, name, aliases JSON, container id) that ``name`` designates."""
+#: the rows ``matching`` reads, of one network (its id the one parameter)
+RESOLVE_SQL = "SELECT ip, ip6, name, aliases, container_id FROM endpoints WHERE network_id = ? ORDER BY rowid"
+
+
+def matching(rows: Iterable[sqlite3.Row | tuple[str, str, str, str, str]], name: str) -> list[str]:
+    """The addresses of the rows (``RESOLVE_SQL``'s) that ``name`` designates, IPv4 and IPv6."""
     out = []
-    for ip, cname, aliases, cid in rows:
+    for ip, ip6, cname, aliases, cid in rows:
         if (
             cname.lower() == name
             or name in (a.lower() for a in json.loads(aliases))
             or name in (cid[:12], cid)
         ):
             out.append(ip)
+            if ip6:
+                out.append(ip6)
     return out

@@ -75,13 +75,21 @@ def _is_ours(item: str) -> bool:
     return name.startswith(("pt", "pallet-pt")) or (name.startswith("veth") and len(name) == 15)
 
 
+#: the host-wide sysctls ensure_network may turn on; restored after each test
+FORWARDING = ("/proc/sys/net/ipv4/ip_forward", "/proc/sys/net/ipv6/conf/all/forwarding")
+
+
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read().strip()
+
+
 class HostState:
     def __init__(self) -> None:
         self.links = _links()
         self.netns = _netns()
         self.tables = _tables()
-        with open("/proc/sys/net/ipv4/ip_forward") as f:
-            self.ip_forward = f.read().strip()
+        self.sysctls = {path: _read(path) for path in FORWARDING}
 
     def compare(self, before: HostState) -> None:
         """Nothing of ours is left; other differences are another process's doing, and said so."""
@@ -114,8 +122,9 @@ def host_state() -> Iterator[HostState]:
     need_root()
     before = HostState()
     yield before
-    with open("/proc/sys/net/ipv4/ip_forward", "w") as f:
-        f.write(before.ip_forward)  # ensure_network turns it on, as docker does
+    for path, value in before.sysctls.items():  # ensure_network turns forwarding on, as docker does
+        with open(path, "w") as f:
+            f.write(value)
     HostState().compare(before)
 
 
@@ -155,10 +164,12 @@ class Env:
         self.driver = Driver(self.db, run_dir=self.run_dir, tag=self.tag, upstreams=upstreams)
         self.processes: list[subprocess.Popen[bytes]] = []
 
-    def network(self, *, internal: bool = False, dns: bool = True, subnet: str = "") -> object:
+    def network(
+        self, *, internal: bool = False, dns: bool = True, subnet: str = "", ipv6: bool = False
+    ) -> object:
         name = unique()
         return self.driver.create_network(
-            name, subnet=subnet or free_subnet(251), bridge=name, internal=internal, dns=dns
+            name, subnet=subnet or free_subnet(251), bridge=name, internal=internal, dns=dns, ipv6=ipv6
         )
 
     def run_in(self, path: str, *argv: str) -> subprocess.Popen[bytes]:

@@ -108,3 +108,16 @@ def test_twenty_containers_get_distinct_addresses_and_resolve_each_other(dns_env
     for asking in endpoints:
         for named in endpoints:
             assert dns_query(asking.netns, net.gateway, named.name) == (0, [named.ip])  # type: ignore[attr-defined]
+
+
+def test_a_dual_stack_network_pings_and_resolves_over_ipv6(dns_env: Env) -> None:
+    from .conftest import BUSYBOX, exec_in
+
+    net = dns_env.network(ipv6=True)
+    web = dns_env.driver.attach(net, cid(), name="web")  # type: ignore[arg-type]
+    cli = dns_env.driver.attach(net, cid(), name="cli")  # type: ignore[arg-type]
+    assert web.ip6.startswith("fd")
+    result = exec_in(cli.netns, BUSYBOX, "ping", "-6", "-c", "1", "-W", "5", web.ip6)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert dns_query(cli.netns, net.gateway, "web", qtype=28) == (0, [web.ip6])  # type: ignore[attr-defined]
+    assert dns_query(cli.netns, net.gateway, "web") == (0, [web.ip])  # type: ignore[attr-defined]

@@ -118,3 +118,26 @@ def test_allocations_are_distinct_usable_and_in_range(prefix: int, data: st.Data
         assert address in s.ip_range
         held.append(address)
         last = address
+
+
+def test_an_ipv6_subnet_is_a_unique_local_slash_64_unless_given() -> None:
+    s = ipam.make_subnet6(random=bytes.fromhex("0102030405"))
+    assert str(s.subnet) == "fd01:203:405::/64"
+    assert str(s.gateway) == "fd01:203:405::1"
+    taken = [ipaddress.IPv6Network("fd01:203:405::/48")]
+    assert ipam.make_subnet6(random=bytes.fromhex("0102030405"), taken=taken).subnet != s.subnet
+    given_ = ipam.make_subnet6(subnet="fd00:1::/64", gateway="fd00:1::fe")
+    assert str(given_.gateway) == "fd00:1::fe"
+    with pytest.raises(InvalidArgument, match="not an IPv6 network"):
+        ipam.make_subnet6(subnet="10.0.0.0/24")
+    with pytest.raises(InvalidArgument, match="no matching subnet for gateway"):
+        ipam.make_subnet6(subnet="fd00:1::/64", gateway="fd00:2::1")
+    with pytest.raises(Conflict, match="Pool overlaps"):
+        ipam.make_subnet6(subnet="fd00:1::/64", taken=[ipaddress.IPv6Network("fd00::/16")])
+
+
+def test_ipv6_addresses_are_serial_too() -> None:
+    s = ipam.make_subnet6(subnet="fd00:1::/64")
+    first = ipam.allocate(s, [])
+    assert str(first) == "fd00:1::2"
+    assert str(ipam.allocate(s, [first], last=first)) == "fd00:1::3"

@@ -86,3 +86,14 @@ def test_published_ports_dnat_by_key_and_removal_deletes_exactly_those_keys() ->
 def test_no_ports_no_batch_and_the_last_network_takes_the_table() -> None:
     assert nft.ports_add_batch(T, nft.PortRules(id="a" * 12, ip="10.5.0.2", ports=[])) == ""
     assert nft.rebuild_batch(T, [], []) == "add table inet pallet-test1\ndelete table inet pallet-test1\n"
+
+
+def test_a_dual_stack_network_masquerades_its_ipv6_subnet_too() -> None:
+    dual = nft.NetworkRules(id="0123456789abcdef", bridge="br-x", subnet="10.5.0.0/24", subnet6="fd00:5::/64")
+    batch = nft.network_add_batch(T, dual)
+    assert "add element inet pallet-test1 from_subnet6 { fd00:5::/64 : jump n-0123456789ab-out }" in batch
+    assert "add rule inet pallet-test1 postrouting ip6 saddr vmap @from_subnet6" in nft.table_batch(T)
+    internal = nft.NetworkRules(
+        id="0123456789abcdef", bridge="br-x", subnet="10.5.0.0/24", subnet6="fd00:5::/64", internal=True
+    )
+    assert "from_subnet6" not in nft.network_add_batch(T, internal)

@@ -107,3 +107,25 @@ def test_the_schema_joins_the_callers_transaction(store: NetworkStore) -> None:
     with pytest.raises(RuntimeError):
         engine_fails_after_allocating()
     assert store.endpoints() == []
+
+
+def test_a_dual_stack_network_gives_both_addresses_and_resolves_both(store: NetworkStore) -> None:
+    net = network()
+    net.subnet6, net.gateway6 = "fd00:77::/64", "fd00:77::1"
+    store.add(net)
+    e = store.allocate(net, endpoint_id="e" * 64, container_id="c" * 64, name="web", netns="/x", veth="v")
+    assert (e.ip, e.ip6) == ("10.77.0.2", "fd00:77::2")
+    assert store.endpoints()[0].ip6 == "fd00:77::2"
+    assert store.resolve(net.id, "web") == ["10.77.0.2", "fd00:77::2"]
+    assert store.find("app").subnet6 == "fd00:77::/64"
+
+
+def test_ip6_on_an_ipv4_only_network_is_refused(store: NetworkStore) -> None:
+    from pallet.errors import InvalidArgument
+
+    net = network()
+    store.add(net)
+    with pytest.raises(InvalidArgument, match="no IPv6 subnet"):
+        store.allocate(
+            net, endpoint_id="e" * 64, container_id="c" * 64, name="w", netns="/x", veth="v", ip6="fd00::5"
+        )

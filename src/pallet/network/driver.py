@@ -34,7 +34,8 @@ point is repaired by running it again or by ``reconcile``:
   exist (and of those whose network is up), removes endpoints of the
   others, namespace files and veths of inactive ones, veths on this root's
   bridges that no endpoint names and resolvers of networks without
-  endpoints, and rewrites the nftables table from the database.
+  endpoints, starts the resolver of a network whose resolver died, and
+  rewrites the nftables table from the database.
 
 Kernel changes of one root take turns on a lock file in the run dir
 (``network.lock``), so the reconcile's rewrite of the rules never drops an
@@ -134,16 +135,17 @@ class _RootLock:
 class Reconciled:
     """What ``reconcile`` removed, for the caller's log."""
 
-    __slots__ = ("endpoints", "links", "netns", "resolvers")
+    __slots__ = ("endpoints", "links", "netns", "resolvers", "resolvers_started")
 
     def __init__(self) -> None:
         self.endpoints: list[str] = []
         self.netns: list[str] = []
         self.links: list[str] = []
         self.resolvers: list[str] = []
+        self.resolvers_started: list[str] = []
 
     def __bool__(self) -> bool:
-        return bool(self.endpoints or self.netns or self.links or self.resolvers)
+        return bool(self.endpoints or self.netns or self.links or self.resolvers or self.resolvers_started)
 
 
 class Driver:
@@ -533,9 +535,17 @@ class Driver:
                     resolver.stop(self.run_dir, short)
                     done.resolvers.append(short)
             present = {link.name for link in links}
+            serving = {e.network_id for e in up}
             for network in networks:
                 if network.bridge not in present:
                     self._forget_set_up(network)  # gone with a reboot or by hand: the next attach sets it up
+                elif (
+                    network.dns
+                    and network.id in serving
+                    and not resolver.running_pid(self.run_dir, network.id)
+                ):
+                    self._ensure_resolver(network)  # it died (SIGKILL, OOM): its containers need names
+                    done.resolvers_started.append(network.id[:12])
             nft.apply(
                 nft.rebuild_batch(
                     self.table,

@@ -121,3 +121,14 @@ def test_a_dual_stack_network_pings_and_resolves_over_ipv6(dns_env: Env) -> None
     assert result.returncode == 0, result.stdout + result.stderr
     assert dns_query(cli.netns, net.gateway, "web", qtype=28) == (0, [web.ip6])  # type: ignore[attr-defined]
     assert dns_query(cli.netns, net.gateway, "web") == (0, [web.ip])  # type: ignore[attr-defined]
+
+
+def test_a_killed_resolver_is_started_again_by_reconcile(dns_env: Env) -> None:
+    net = dns_env.network()
+    web = dns_env.driver.attach(net, cid(), name="web")  # type: ignore[arg-type]
+    pid = resolver.running_pid(dns_env.run_dir, net.id)  # type: ignore[attr-defined]
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: resolver.running_pid(dns_env.run_dir, net.id) == 0, "the resolver is dead")  # type: ignore[attr-defined]
+    done = dns_env.driver.reconcile([web.container_id])
+    assert done.resolvers_started == [net.id[:12]]  # type: ignore[attr-defined]
+    assert dns_query(web.netns, net.gateway, "web") == (0, [web.ip])  # type: ignore[attr-defined]

@@ -25,7 +25,7 @@ from pallet.image import snapshots as _snapshots
 from pallet.image.content import ContentStore
 from pallet.image.metadata import SCHEMA, FileLock, open_database, setting
 from pallet.image.paths import normalise
-from pallet.linux.trees import remove_tree
+from pallet.image.unpack import remove_abandoned
 from pallet.oci import mediatypes
 from pallet.oci.digest import Digest
 from pallet.oci.image_spec import (
@@ -42,7 +42,6 @@ from pallet.oci.record import Record
 from pallet.oci.reference import Reference, parse
 
 __all__ = [
-    "AppliedLayer",
     "GcReport",
     "HistoryEntry",
     "ImageRecord",
@@ -54,7 +53,7 @@ __all__ = [
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import sqlite3
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Sequence
     from contextlib import AbstractContextManager
     from pathlib import Path
     from typing import Self
@@ -131,13 +130,6 @@ class GcReport(Record):
     snapshots: int = 0
 
 
-class AppliedLayer(Record):
-    """What unpacking a layer found: its diff id (digest of the uncompressed tar) and size."""
-
-    diff_id: Digest
-    size: int
-
-
 # --- the store --------------------------------------------------------------------------------
 
 
@@ -149,7 +141,7 @@ class ImageStore:
         root: str | os.PathLike[str],
         content: ContentStore,
         db: Database,
-        snapshots: _snapshots.Snapshotter,
+        snapshots: _snapshots.DirectorySnapshotter,
         *,
         owns_db: bool = True,
     ) -> None:
@@ -211,9 +203,10 @@ class ImageStore:
                         f'the store at {root} uses the "{recorded}" snapshot driver, not "{snapshot_driver}"; '
                         "use another --root to change drivers"
                     )
-                snaps = _snapshots.Snapshotter(root, db, recorded)
+                snaps = _snapshots.open_snapshotter(root, db, recorded)
                 content.cleanup_leftovers()
                 snaps.cleanup_leftovers()
+                remove_abandoned(snaps)
         except BaseException:
             if owns_db:
                 db.close()
@@ -585,62 +578,63 @@ class ImageStore:
 
     # --- unpacking ------------------------------------------------------------------------------
 
-    def unpack(self, image: str, *, unpacked_sizes: Mapping[str, int] | None = None) -> str | None:
+    def unpack(self, image: str) -> str | None:
         """Unpack the image's layers into committed snapshots; returns the top one's key (None: no layers).
 
-        Layers already unpacked (by any image) are reused. Each layer's diff id
-        is checked against the config while it is applied. Give the key to
+        Layers already unpacked (by any image) are reused. Give the key to
         ``snapshots.prepare(container_key, parent=key)`` for a writable root.
-        ``unpacked_sizes``: chain id -> uncompressed size of the layers the
-        caller committed itself (pull extracts while it downloads), recorded as
-        this method records the layers it applies.
         """
-        top: str | None = None
-        for layer in self.layers(image):
-            key = str(layer.chain_id)
-            if self.snapshots.stat(key) is None:
-                work = self.snapshots.begin(top)
-                try:
-                    applied = self._apply(os.path.join(work, "fs"), layer)
-                    self.snapshots.commit(key, top, work)
-                except BaseException:
-                    remove_tree(work)
-                    raise
-                with self.db.transaction() as conn:
-                    conn.execute(
-                        "UPDATE layers SET snapshot_key = ?, uncompressed_size = ? WHERE chain_id = ?",
-                        (key, applied.size, key),
-                    )
-            else:
-                size = (unpacked_sizes or {}).get(key)
-                if layer.snapshot_key is None or (size is not None and layer.uncompressed_size is None):
-                    with self.db.transaction() as conn:
-                        conn.execute(
-                            """UPDATE layers SET snapshot_key = ?, uncompressed_size = coalesce(uncompressed_size, ?)
-                               WHERE chain_id = ?""",
-                            (key, size, key),
+        layers = self.layers(image)
+        if all(layer.snapshot_key is not None for layer in layers):
+            # the run path: every layer unpacked before, nothing to take a lease for
+            top = str(layers[-1].chain_id) if layers else None
+            if top is None or self.snapshots.stat(top) is not None:
+                return top
+        return self.unpack_layers([layer.blob for layer in layers], [layer.diff_id for layer in layers])
+
+    def unpack_layers(
+        self,
+        blobs: Sequence[Descriptor],
+        diff_ids: Sequence[Digest],
+        *,
+        remedy: str = "the stored image is corrupt: remove it and load or pull it again",
+    ) -> str | None:
+        """Unpack layer blobs from the content store, bottom first, each verified; returns the top chain id.
+
+        Each layer goes through ``pallet.image.unpack.unpack_layer`` (the one
+        place layers are extracted), which checks the blob's digest and its
+        diff id and records the layer's uncompressed size. Layers already
+        unpacked are reused. ``load`` and ``import`` call this before
+        ``add_image``, so an image whose layers do not unpack to its config's
+        diff ids is never added. Holds a lease meanwhile. ``remedy`` ends the
+        message of a ``LayerMismatch`` (a corrupt layer).
+        """
+        from pallet.image.unpack import record_layer, unpack_layer
+
+        if len(blobs) != len(diff_ids):
+            raise SpecError(
+                "rootfs.diff_ids", f"the config lists {len(diff_ids)} layers but there are {len(blobs)} blobs"
+            )
+        top: Digest | None = None
+        with self.lease():
+            for blob, diff_id, chain in zip(blobs, diff_ids, chain_ids(list(diff_ids)), strict=True):
+                if self.snapshots.stat(str(chain)) is None:
+                    # blobs of another algorithm than sha256 are verified as read, by the content store
+                    with self.content.open(blob.digest, verify=blob.digest.algorithm != "sha256") as f:
+                        unpack_layer(
+                            self.snapshots,
+                            self.db,
+                            f,
+                            blob=blob,
+                            diff_id=diff_id,
+                            chain_id=chain,
+                            parent=top,
+                            remedy=remedy,
                         )
-            top = key
-        return top
-
-    def _apply(self, target: str | os.PathLike[str], layer: LayerRecord) -> AppliedLayer:
-        """Apply one layer blob to ``target``, verifying blob digest and diff id. The one place layers are extracted."""
-        from pallet.image import extract
-
-        mode = "overlay" if self.snapshots.driver == _snapshots.OVERLAY else "naive"
-        with self.content.open(layer.blob.digest) as blob:
-            stats = extract.apply_layer(target, blob, media_type=layer.blob.media_type, mode=mode)
-        if stats.digest != layer.blob.digest:
-            raise InvalidArgument(
-                f"blob {layer.blob.digest} is corrupt on disk (content hashes to {stats.digest}); "
-                "remove the image and load or pull it again"
-            )
-        if stats.diff_id != layer.diff_id:
-            raise InvalidArgument(
-                f"layer {layer.blob.digest} unpacks to {stats.diff_id}, but the image config says {layer.diff_id}; "
-                "the image is corrupt"
-            )
-        return AppliedLayer(diff_id=layer.diff_id, size=stats.size)
+                else:
+                    record_layer(self.db, chain, diff_id, top, size=None)
+                top = chain
+        return str(top) if top is not None else None
 
     # --- internals ------------------------------------------------------------------------------
 

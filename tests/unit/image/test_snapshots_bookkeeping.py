@@ -5,10 +5,9 @@ from pathlib import Path
 import pytest
 
 from pallet.database import Database
-from pallet.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 from pallet.image import owners
 from pallet.image.metadata import open_database
-from pallet.image.snapshots import COPY, OVERLAY, Mount, Snapshotter
+from pallet.image.snapshots import COPY, OVERLAY, DirectorySnapshotter, Mount, open_snapshotter, writable_dir
 
 L1, L2 = "sha256:" + "1" * 64, "sha256:" + "2" * 64
 
@@ -20,15 +19,16 @@ def db(tmp_path: Path) -> Database:
     d.close()
 
 
-def _layer(snaps: Snapshotter, key: str, parent: str | None, files: dict[str, bytes]) -> Path:
-    work = snaps.begin(parent)
+def _layer(snaps: DirectorySnapshotter, key: str, parent: str | None, files: dict[str, bytes]) -> Path:
+    work = f"work-{key}"
+    tree = Path(writable_dir(snaps.prepare(work, parent)))
     for name, data in files.items():
-        (work / "fs" / name).write_bytes(data)
-    return snaps.commit(key, parent, work).path
+        (tree / name).write_bytes(data)
+    return snaps.commit(key, work).path
 
 
 def test_overlay_mounts_stack_the_parent_chain_top_first(tmp_path: Path, db: Database) -> None:
-    snaps = Snapshotter(tmp_path, db, OVERLAY)
+    snaps = open_snapshotter(tmp_path, db, OVERLAY)
     p1 = _layer(snaps, L1, None, {"a": b"1"})
     p2 = _layer(snaps, L2, L1, {"b": b"2"})
     assert sorted(p.name for p in (p2 / "fs").iterdir()) == ["b"]  # overlay layers hold only their own files
@@ -46,13 +46,13 @@ def test_overlay_mounts_stack_the_parent_chain_top_first(tmp_path: Path, db: Dat
 
 
 def test_an_active_snapshot_without_parent_is_a_bind_of_its_upper_dir(tmp_path: Path, db: Database) -> None:
-    snaps = Snapshotter(tmp_path, db, OVERLAY)
+    snaps = open_snapshotter(tmp_path, db, OVERLAY)
     (mount,) = snaps.prepare("scratch", None)
     assert mount == Mount(type="bind", source=f"{snaps.get('scratch').path}/upper", options=("rbind", "rw"))
 
 
 def test_copy_snapshots_hold_the_full_tree(tmp_path: Path, db: Database) -> None:
-    snaps = Snapshotter(tmp_path, db, COPY)
+    snaps = open_snapshotter(tmp_path, db, COPY)
     _layer(snaps, L1, None, {"a": b"1"})
     p2 = _layer(snaps, L2, L1, {"b": b"2"})
     assert sorted(p.name for p in (p2 / "fs").iterdir()) == ["a", "b"]
@@ -64,44 +64,32 @@ def test_copy_snapshots_hold_the_full_tree(tmp_path: Path, db: Database) -> None
     assert (p2 / "fs" / "a").read_bytes() == b"1"  # the container's copy is its own
 
 
-def test_committing_a_key_twice_keeps_the_first_and_discards_the_second(tmp_path: Path, db: Database) -> None:
-    snaps = Snapshotter(tmp_path, db, OVERLAY)
-    first = _layer(snaps, L1, None, {"a": b"first"})
-    second_work = snaps.begin(None)
-    assert snaps.commit(L1, None, second_work).path == first
-    assert not second_work.exists()
-    assert (first / "fs" / "a").read_bytes() == b"first"
-
-
-def test_prepare_refuses_taken_keys_and_bad_parents(tmp_path: Path, db: Database) -> None:
-    snaps = Snapshotter(tmp_path, db, OVERLAY)
-    _layer(snaps, L1, None, {})
-    snaps.prepare("ctr", L1)
-    with pytest.raises(AlreadyExists):
-        snaps.prepare("ctr", L1)
-    with pytest.raises(InvalidArgument, match="not committed"):
-        snaps.prepare("ctr2", "ctr")
-    with pytest.raises(NotFound):
-        snaps.prepare("ctr3", L2)
-    assert list(snaps.tmp.iterdir()) == []
-
-
-def test_a_parent_cannot_be_removed_before_its_children(tmp_path: Path, db: Database) -> None:
-    snaps = Snapshotter(tmp_path, db, OVERLAY)
+def test_an_overlay_commit_keeps_the_upper_dir_as_the_layer_and_drops_the_work_dir(
+    tmp_path: Path, db: Database
+) -> None:
+    snaps = open_snapshotter(tmp_path, db, OVERLAY)
     _layer(snaps, L1, None, {"a": b"1"})
-    snaps.prepare("ctr", L1)
-    with pytest.raises(Conflict, match="parent of 1 other snapshot"):
-        snaps.remove(L1)
-    active = snaps.get("ctr").path
-    snaps.remove("ctr")
-    snaps.remove(L1)
-    assert snaps.list_snapshots() == []
-    assert not active.exists()
+    snaps.prepare("work", None)
+    (Path(writable_dir(snaps.mounts("work"))) / "b").write_bytes(b"2")
+    path = snaps.commit(L2, "work", onto=L1).path
+    assert sorted(p.name for p in path.iterdir()) == ["fs"]
+    assert (path / "fs" / "b").read_bytes() == b"2"
+    assert path.parent.name == "committed"
     assert list(snaps.tmp.iterdir()) == []
+
+
+def test_a_view_is_an_active_row_kept_under_the_view_dir(tmp_path: Path, db: Database) -> None:
+    snaps = open_snapshotter(tmp_path, db, COPY)
+    p1 = _layer(snaps, L1, None, {"a": b"1"})
+    (mount,) = snaps.view("look", L1)
+    assert mount == Mount(type="bind", source=f"{p1}/fs", options=("rbind", "ro"))  # no copy made
+    assert db.query("SELECT kind FROM snapshots WHERE key = 'look'")[0][0] == "active"
+    assert snaps.get("look").path.parent.name == "view"
+    assert snaps.get("look").kind == "view"
 
 
 def test_leftovers_of_dead_writers_and_unrecorded_dirs_are_removed(tmp_path: Path, db: Database) -> None:
-    snaps = Snapshotter(tmp_path, db, OVERLAY)
+    snaps = open_snapshotter(tmp_path, db, OVERLAY)
     kept = _layer(snaps, L1, None, {"a": b"1"})
     dead = snaps.tmp / "1-1-deadbeef"  # pid 1 did not start at tick 1
     (dead / "fs").mkdir(parents=True)

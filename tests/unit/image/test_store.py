@@ -297,7 +297,7 @@ def test_removing_an_unpacked_image_then_gc_removes_its_snapshots(store: ImageSt
     store.snapshots.remove("ctr")
     assert store.gc().snapshots == 2
     assert store.snapshots.list_snapshots() == []
-    assert sorted(p.name for p in store.snapshots.dir.iterdir()) == ["active", "committed", "tmp"]
+    assert sorted(p.name for p in store.snapshots.dir.iterdir()) == ["active", "committed", "tmp", "view"]
     assert not any((store.snapshots.dir / "committed").iterdir())
 
 

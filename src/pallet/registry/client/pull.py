@@ -12,11 +12,12 @@ The pipeline, per layer, in parallel threads:
    there a layer streams only if its parent is already committed, else it is
    unpacked from the store once the parent is in. Snapshots are committed in
    order (a layer's parent first) and only after the blob's digest and the
-   layer's diff id were both checked.
+   layer's diff id were both checked. Either way a layer goes through the
+   image layer's one unpack path, ``pallet.image.unpack.unpack_layer`` (given
+   the download stream, or the stored blob), which also records the layer's
+   uncompressed size, as ``load`` does.
 3. ``ImageStore.add_image`` records image and tag; ``ImageStore.unpack`` then
-   finds every snapshot in place and only links them, recording the
-   uncompressed size each layer had when the workers extracted it (what
-   ``load`` records when it unpacks, so ``images`` shows the same size).
+   finds every snapshot in place.
 
 Layers already in the store are not fetched again; snapshots that exist are
 reused. The whole pull holds the store's lease, so a concurrent gc cannot
@@ -29,7 +30,6 @@ import threading
 
 from pallet.errors import NotFound, PalletError, SpecError, Unsupported
 from pallet.image import snapshots as _snapshots
-from pallet.linux.trees import remove_tree
 from pallet.oci.digest import Digest
 from pallet.oci.image_spec import ImageConfig, Index, Manifest, chain_ids, loads, parse_manifest
 from pallet.oci.record import Record
@@ -43,7 +43,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from pallet.image.extract import LayerStats
     from pallet.image.store import ImageRecord, ImageStore
+    from pallet.image.tarstream import Readable
     from pallet.oci.image_spec import Descriptor, Platform
     from pallet.oci.reference import Reference
     from pallet.registry.client.credentials import Credentials
@@ -109,22 +111,19 @@ class _LayerJob:
         self.progress = progress
         self.committed = [threading.Event() for _ in layers]
         self.failed = threading.Event()
-        driver = store.snapshots.driver
-        self.mode = "overlay" if driver == _snapshots.OVERLAY else "naive"
-        self.independent = driver == _snapshots.OVERLAY
+        #: any layer can be unpacked before its parent is committed (overlay: a layer holds its own files only)
+        self.independent = store.snapshots.rebases
         self.downloaded = 0
-        #: chain id -> uncompressed tar size, of each layer extracted here (each key set by one worker)
-        self.sizes: dict[str, int] = {}
         self._local = threading.local()
 
     @property
-    def snaps(self) -> _snapshots.Snapshotter:
+    def snaps(self) -> _snapshots.DirectorySnapshotter:
         """This worker thread's snapshotter."""
-        snaps: _snapshots.Snapshotter = self._local.snaps
+        snaps: _snapshots.DirectorySnapshotter = self._local.snaps
         return snaps
 
     @snaps.setter
-    def snaps(self, value: _snapshots.Snapshotter) -> None:
+    def snaps(self, value: _snapshots.DirectorySnapshotter) -> None:
         self._local.snaps = value
 
     def cancel(self) -> None:
@@ -153,7 +152,7 @@ class _LayerJob:
 
         db = Database(self.store.db.path)
         try:
-            self.snaps = _snapshots.Snapshotter(self.store.root, db, self.store.snapshots.driver)
+            self.snaps = _snapshots.open_snapshotter(self.store.root, db, self.store.snapshots.driver)
             self._run(i)
         except BaseException:
             self.cancel()
@@ -164,10 +163,7 @@ class _LayerJob:
     def _run(self, i: int) -> None:
         desc = self.layers[i]
         key = _short(desc.digest)
-        chain = self.chains[i]
-        parent = self.chains[i - 1] if i else None
-        snaps = self.snaps
-        need_unpack = snaps.stat(chain) is None
+        need_unpack = self.snaps.stat(self.chains[i]) is None
         if self.store.content.has(desc.digest):
             if need_unpack:
                 self._wait_parent(i)
@@ -191,7 +187,7 @@ class _LayerJob:
             self.downloaded += 1
             self.progress.status(key, "Downloading")
             if need_unpack and (self.independent or i == 0 or self.committed[i - 1].is_set()):
-                self._stream(i, key, partial, parent)
+                self._stream(i, key, partial)
             else:
                 self._download(key, partial)
                 partial.close()  # unlock before waiting for the parent (see _stream)
@@ -207,76 +203,70 @@ class _LayerJob:
         downloads.complete(self.repository, partial, self._advance(key))
         self.progress.status(key, "Download complete")
 
-    def _check_diff_id(self, i: int, found: str) -> None:
-        if found != self.diff_ids[i]:
-            raise DigestMismatch(
-                f"layer {self.layers[i].digest} unpacks to {found}, but the image config says {self.diff_ids[i]};"
-                " the image on the registry is corrupt"
-            )
-
-    def _stream(self, i: int, key: str, partial: downloads.PartialBlob, parent: Digest | None) -> None:
-        """Download and extract at once: the extractor reads the blob as it arrives."""
-        from pallet.image import extract
+    def _unpack(self, i: int, stream: Readable, **hooks: Callable[..., None]) -> None:
+        """Unpack layer ``i`` from ``stream`` through the image layer's one unpack path; see ``pallet.image.unpack``."""
+        from pallet.image.unpack import LayerMismatch, unpack_layer
 
         desc = self.layers[i]
-        snaps = self.snaps
-        work = snaps.begin(parent if not self.independent else None)
+        try:
+            unpack_layer(
+                self.snaps,
+                self.snaps.db,
+                stream,
+                blob=desc,
+                diff_id=self.diff_ids[i],
+                chain_id=self.chains[i],
+                parent=self.chains[i - 1] if i else None,
+                remedy="the image on the registry is corrupt",
+                **hooks,
+            )
+        except LayerMismatch as e:
+            raise DigestMismatch(str(e)) from None
+
+    def _stream(self, i: int, key: str, partial: downloads.PartialBlob) -> None:
+        """Download and extract at once: the extractor reads the blob as it arrives."""
+        desc = self.layers[i]
         # the extractor hashes the whole blob (sha256) as it reads it: hashing it twice costs a core-second per GB
         partial.hashing = desc.digest.algorithm != "sha256"
         reader = downloads.BlobReader(self.repository, partial, self._advance(key))
-        try:
-            try:
-                stats = extract.apply_layer(work / "fs", reader, media_type=desc.media_type, mode=self.mode)
-            except (PalletError, OSError) as unpack_error:
-                # a truncated or corrupt blob also breaks the tar: say "digest mismatch" when that is why
-                reader.close()
-                partial.rehash()
-                try:
-                    downloads.complete(self.repository, partial)
-                except DigestMismatch:
-                    raise
-                except PalletError:
-                    pass
-                raise unpack_error from None
+        extracted = False
+
+        def store_blob(stats: LayerStats) -> None:
+            nonlocal extracted
+            extracted = True
             unread = False
             while reader.read(downloads.CHUNK):  # never after finish(), which reads to the end
                 unread = True
-            extracted = None if unread or partial.hashing else Digest.parse(stats.digest)
-            partial.commit(extracted)
+            digest = None if unread or partial.hashing else Digest.parse(stats.digest)
+            partial.commit(digest)  # verified: a mismatch is DigestMismatch, and nothing is stored
             # unlock before waiting for the parent: a worker for the same blob may be that parent
             partial.close()
-            self._check_diff_id(i, stats.diff_id)
             self.progress.status(key, "Download complete")  # and extracted: both happened at once
-            self._wait_parent(i)
-            snaps.commit(self.chains[i], parent, work)
-            self.sizes[str(self.chains[i])] = stats.size
-        except BaseException:
-            remove_tree(work)
-            raise
+
+        try:
+            self._unpack(i, reader, after_extract=store_blob, before_commit=lambda: self._wait_parent(i))
+        except (PalletError, OSError) as unpack_error:
+            if extracted:
+                raise
+            # a truncated or corrupt blob also breaks the tar: say "digest mismatch" when that is why
+            reader.close()
+            partial.rehash()
+            try:
+                downloads.complete(self.repository, partial)
+            except DigestMismatch:
+                raise
+            except PalletError:
+                pass
+            raise unpack_error from None
         finally:
             reader.close()
 
     def _unpack_stored(self, i: int, key: str) -> None:
-        from pallet.image import extract
-
         desc = self.layers[i]
-        parent = self.chains[i - 1] if i else None
         self.progress.status(key, "Extracting")
-        snaps = self.snaps
-        work = snaps.begin(parent)
-        try:
-            with self.store.content.open(desc.digest) as blob:
-                stats = extract.apply_layer(work / "fs", blob, media_type=desc.media_type, mode=self.mode)
-            if stats.digest != desc.digest:
-                raise DigestMismatch(
-                    f"blob {desc.digest} is corrupt on disk (content hashes to {stats.digest}); remove the image and pull it again"
-                )
-            self._check_diff_id(i, stats.diff_id)
-            snaps.commit(self.chains[i], parent, work)
-            self.sizes[str(self.chains[i])] = stats.size
-        except BaseException:
-            remove_tree(work)
-            raise
+        # blobs of another algorithm than sha256 are verified as read, by the content store
+        with self.store.content.open(desc.digest, verify=desc.digest.algorithm != "sha256") as blob:
+            self._unpack(i, blob)
 
 
 def _resolve(
@@ -356,7 +346,7 @@ def pull(
         image = store.add_image(
             manifest_bytes, config, manifest_media_type=media_type or None, index=index_bytes, ref=name
         )
-        store.unpack(image.id, unpacked_sizes=job.sizes)
+        store.unpack(image.id)  # finds every snapshot in place: links them
     if sources is not None:
         blobs = [str(d.digest) for d in manifest.layers] + [str(manifest.config.digest)]
         sources.note(blobs, reference.domain, reference.path)

@@ -1,0 +1,149 @@
+"""The one layer-unpack path (``pallet.image.unpack``): verified, committed under the chain id, sized, atomic."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import signal
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pallet.errors import InvalidArgument
+from pallet.image.snapshots import COPY, OVERLAY
+from pallet.image.store import ImageStore
+from pallet.image.unpack import LayerMismatch, unpack_layer
+from pallet.oci import mediatypes
+from pallet.oci.digest import Digest
+from pallet.oci.image_spec import Descriptor, chain_ids
+
+DRIVERS = [COPY, OVERLAY] if os.geteuid() == 0 else [COPY]
+
+
+@pytest.fixture(params=DRIVERS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ImageStore]:
+    with ImageStore.open(tmp_path / "root", snapshot_driver=request.param) as s:
+        yield s
+
+
+def _layer(files: dict[str, bytes]) -> tuple[bytes, Descriptor, Digest]:
+    """A gzip'd layer of ``files``: (blob, descriptor, diff id)."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    blob = gzip.compress(raw.getvalue(), mtime=0)
+    desc = Descriptor(media_type=mediatypes.OCI_LAYER_GZIP, digest=Digest.of_bytes(blob), size=len(blob))
+    return blob, desc, Digest("sha256:" + hashlib.sha256(raw.getvalue()).hexdigest())
+
+
+def _unpack(store: ImageStore, blob: bytes, desc: Descriptor, diff_id: Digest, **kw: object) -> object:
+    with store.lease():
+        return unpack_layer(
+            store.snapshots,
+            store.db,
+            io.BytesIO(blob),
+            blob=desc,
+            diff_id=diff_id,
+            chain_id=diff_id,
+            parent=None,
+            remedy="fix it",
+            **kw,  # type: ignore[arg-type]
+        )
+
+
+def _fs(store: ImageStore, key: str) -> Path:
+    return store.snapshots.get(key).path / "fs"
+
+
+def test_a_layer_is_committed_under_its_chain_id_with_its_size_recorded(store: ImageStore) -> None:
+    blob, desc, diff_id = _layer({"etc/hostname": b"box\n"})
+    unpacked = _unpack(store, blob, desc, diff_id)
+    assert (_fs(store, str(diff_id)) / "etc/hostname").read_bytes() == b"box\n"
+    row = store.db.query("SELECT uncompressed_size, snapshot_key FROM layers WHERE chain_id = ?", (diff_id,))[
+        0
+    ]
+    assert tuple(row) == (len(gzip.decompress(blob)), str(diff_id))
+    assert unpacked.fresh is True
+    assert [s.key for s in store.snapshots.walk()] == [str(diff_id)]  # no unpack snapshot left behind
+
+
+def test_a_layer_whose_diff_id_differs_from_the_config_leaves_no_snapshot(store: ImageStore) -> None:
+    blob, desc, _ = _layer({"a": b"1"})
+    wrong = Digest("sha256:" + "0" * 64)
+    with pytest.raises(LayerMismatch, match=r"does not match the image config.*fix it"):
+        _unpack(store, blob, desc, wrong)
+    assert list(store.snapshots.walk()) == []
+    assert store.db.query("SELECT count(*) FROM layers")[0][0] == 0
+
+
+def test_a_blob_that_does_not_hash_to_its_digest_leaves_no_snapshot(store: ImageStore) -> None:
+    blob, desc, diff_id = _layer({"a": b"1"})
+    other = desc.replace(digest=Digest("sha256:" + "1" * 64))
+    with pytest.raises(LayerMismatch, match="digest mismatch"):
+        _unpack(store, blob, other, diff_id)
+    assert list(store.snapshots.walk()) == []
+
+
+def test_a_layer_escaping_its_directory_writes_nothing_outside_and_leaves_no_snapshot(
+    store: ImageStore, tmp_path: Path
+) -> None:
+    blob, desc, diff_id = _layer({"../../../escaped": b"x"})
+    with pytest.raises(InvalidArgument, match="points outside the root"):
+        _unpack(store, blob, desc, diff_id)
+    assert not list(tmp_path.rglob("escaped"))
+    assert list(store.snapshots.walk()) == []
+
+
+def test_a_layer_another_process_committed_first_is_reused(store: ImageStore, tmp_path: Path) -> None:
+    blob, desc, diff_id = _layer({"a": b"1"})
+
+    def race() -> None:  # another store on the same root unpacks the same layer meanwhile
+        with ImageStore.open(tmp_path / "root") as other:
+            _unpack(other, blob, desc, diff_id)
+
+    unpacked = _unpack(store, blob, desc, diff_id, before_commit=race)
+    assert unpacked.fresh is False
+    assert [s.key for s in store.snapshots.walk()] == [str(diff_id)]
+    assert (_fs(store, str(diff_id)) / "a").read_bytes() == b"1"
+
+
+def test_an_unpack_killed_before_its_commit_is_cleaned_when_the_store_opens(
+    store: ImageStore, tmp_path: Path
+) -> None:
+    blob, desc, diff_id = _layer({"a": b"1"})
+    pid = os.fork()
+    if pid == 0:
+        try:
+            with ImageStore.open(tmp_path / "root") as child:
+                _unpack(
+                    child, blob, desc, diff_id, before_commit=lambda: os.kill(os.getpid(), signal.SIGKILL)
+                )
+        finally:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status)
+    assert [s.key.split("/")[0] for s in store.snapshots.walk()] == ["unpack"]
+    with ImageStore.open(tmp_path / "root") as later:
+        assert list(later.snapshots.walk()) == []
+        _unpack(later, blob, desc, diff_id)  # and the same layer unpacks again
+        assert [s.key for s in later.snapshots.walk()] == [str(diff_id)]
+
+
+def test_unpack_layers_stacks_layers_on_their_parents_and_reuses_what_is_there(store: ImageStore) -> None:
+    layers = [_layer({"a": b"1", "b": b"2"}), _layer({"c": b"3"})]
+    for blob, _, _ in layers:
+        store.content.ingest(io.BytesIO(blob))
+    descs, diff_ids = [d for _, d, _ in layers], [i for _, _, i in layers]
+    top = store.unpack_layers(descs, diff_ids)
+    chains = chain_ids(diff_ids)
+    assert top == str(chains[1])
+    assert store.snapshots.get(top).parent == str(chains[0])
+    assert store.unpack_layers(descs[:1], diff_ids[:1]) == str(chains[0])
+    assert len(list(store.snapshots.walk())) == 2

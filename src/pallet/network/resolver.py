@@ -18,6 +18,7 @@ What it answers (``answer``):
   database on every query: a container whose endpoint row is gone is never
   answered, however recently it was removed. A known name without an
   address of the asked family gets an empty NOERROR (not forwarded).
+- PTR for the address of a container on this network: its name.
 - Anything else is forwarded, as received, to the upstream resolvers, one
   after another on timeout; the upstream's reply is relayed as is. An
   ``--internal`` network forwards nothing (REFUSED), as docker's.
@@ -73,6 +74,7 @@ if TYPE_CHECKING:
 
 QTYPE_A = 1
 QTYPE_AAAA = 28
+QTYPE_PTR = 12
 QCLASS_IN = 1
 RCODE_SERVFAIL = 2
 RCODE_NXDOMAIN = 3
@@ -134,9 +136,15 @@ def parse_query(data: bytes) -> Query | None:
 
 
 def encode_answer(
-    query: Query, addresses: Sequence[str] = (), rcode: int = 0, *, authoritative: bool = True
+    query: Query,
+    addresses: Sequence[str] = (),
+    rcode: int = 0,
+    *,
+    authoritative: bool = True,
+    names: Sequence[str] = (),
 ) -> bytes:
-    """The response to ``query``: its question, then one A or AAAA record per address."""
+    """The response to ``query``: its question, then one A or AAAA record per address and one PTR
+    record per name."""
     flags = 0x8000 | (query.flags & 0x0100) | 0x0080 | rcode  # QR, RD copied, RA
     if authoritative:
         flags |= 0x0400
@@ -146,16 +154,48 @@ def encode_answer(
         rdata = _socket.inet_pton(family, address)
         # 0xC00C: the name is the question's, at offset 12
         records.append(struct.pack("!HHHIH", 0xC00C, rtype, QCLASS_IN, TTL, len(rdata)) + rdata)
+    for name in names:
+        rdata = (
+            b"".join(bytes([len(label)]) + label for label in name.encode("ascii").split(b".") if label)
+            + b"\0"
+        )
+        records.append(struct.pack("!HHHIH", 0xC00C, QTYPE_PTR, QCLASS_IN, TTL, len(rdata)) + rdata)
     header = _HEADER.pack(query.id, flags, 1, len(records), 0, 0)
     return header + query.question + b"".join(records)
 
 
-def answer(query: Query, lookup: Callable[[str], list[str]], *, internal: bool) -> bytes | None:
+def reverse_address(name: str) -> str:
+    """The address a reverse-lookup name stands for (``4.3.2.1.in-addr.arpa`` -> ``1.2.3.4``), "" if none."""
+    if name.endswith(".in-addr.arpa"):
+        parts = name[: -len(".in-addr.arpa")].split(".")
+        if len(parts) == 4 and all(p.isdigit() and int(p) < 256 for p in parts):
+            return ".".join(reversed(parts))
+    elif name.endswith(".ip6.arpa"):
+        nibbles = name[: -len(".ip6.arpa")].split(".")
+        if len(nibbles) == 32 and all(len(n) == 1 and n in "0123456789abcdef" for n in nibbles):
+            digits = "".join(reversed(nibbles))
+            return _socket.inet_ntop(_socket.AF_INET6, bytes.fromhex(digits))
+    return ""
+
+
+def answer(
+    query: Query,
+    lookup: Callable[[str], list[str]],
+    *,
+    internal: bool,
+    reverse: Callable[[str], list[str]] | None = None,
+) -> bytes | None:
     """The local answer to ``query``, or None when it is to be forwarded upstream.
 
-    ``lookup`` gives the addresses a name stands for on this network.
+    ``lookup`` gives the addresses a name stands for on this network;
+    ``reverse`` the names of an address on it (PTR queries, as docker answers them).
     """
     name = query.name
+    if query.qclass == QCLASS_IN and query.qtype == QTYPE_PTR and reverse is not None:
+        address = reverse_address(name)
+        names = reverse(address) if address else []
+        if names:
+            return encode_answer(query, names=names)
     if query.qclass == QCLASS_IN and query.qtype in (QTYPE_A, QTYPE_AAAA) and name and "." not in name:
         addresses = lookup(name)
         if addresses:
@@ -214,6 +254,7 @@ def serve(
     internal: bool,
     keep_going: Callable[[], bool],
     tcp: _socket.socket | None = None,
+    reverse: Callable[[str], list[str]] | None = None,
 ) -> None:
     """Answer queries on ``listener`` (UDP) and ``tcp`` (a listening socket) until ``keep_going()``
     (asked when idle) says False.
@@ -262,7 +303,7 @@ def serve(
         for key, _ in events:
             sock = key.fileobj
             if sock is tcp:
-                _accept(tcp, lookup, upstreams, internal)
+                _accept(tcp, lookup, upstreams, internal, reverse)
                 continue
             if sock is listener:
                 try:
@@ -273,7 +314,7 @@ def serve(
                 if query is None:
                     continue
                 try:
-                    local = answer(query, lookup, internal=internal)
+                    local = answer(query, lookup, internal=internal, reverse=reverse)
                 except Exception:  # noqa: BLE001 - a database hiccup must not end the server
                     local = encode_answer(query, [], RCODE_SERVFAIL, authoritative=False)
                 if local is not None:
@@ -313,6 +354,7 @@ def _accept(
     lookup: Callable[[str], list[str]],
     upstreams: Sequence[tuple[str, int]],
     internal: bool,
+    reverse: Callable[[str], list[str]] | None,
 ) -> None:
     import threading
 
@@ -321,7 +363,9 @@ def _accept(
     except OSError:
         return
     conn = _socket.socket(fileno=fd)
-    threading.Thread(target=_serve_tcp, args=(conn, lookup, upstreams, internal), daemon=True).start()
+    threading.Thread(
+        target=_serve_tcp, args=(conn, lookup, upstreams, internal, reverse), daemon=True
+    ).start()
 
 
 def _read_message(conn: _socket.socket) -> bytes:
@@ -356,6 +400,7 @@ def _serve_tcp(
     lookup: Callable[[str], list[str]],
     upstreams: Sequence[tuple[str, int]],
     internal: bool,
+    reverse: Callable[[str], list[str]] | None,
 ) -> None:
     try:
         conn.settimeout(UPSTREAM_TIMEOUT * (len(upstreams) + 1))
@@ -364,7 +409,7 @@ def _serve_tcp(
         if query is None:
             return
         try:
-            reply = answer(query, lookup, internal=internal)
+            reply = answer(query, lookup, internal=internal, reverse=reverse)
         except Exception:  # noqa: BLE001 - a database hiccup must not end the server
             reply = encode_answer(query, [], RCODE_SERVFAIL, authoritative=False)
         if reply is None:
@@ -563,6 +608,9 @@ def _main(argv: Sequence[str]) -> int:
     def lookup(name: str) -> list[str]:
         return matching(rows(), name)
 
+    def reverse(address: str) -> list[str]:
+        return [row[2] for row in rows() if address in (row[0], row[1])]
+
     def keep_going() -> bool:
         try:
             if rows():
@@ -583,7 +631,10 @@ def _main(argv: Sequence[str]) -> int:
             pass
         return False
 
-    serve(listener, lookup, upstreams=upstreams, internal=args.internal, keep_going=keep_going, tcp=tcp)
+    serve(
+        listener, lookup, upstreams=upstreams, internal=args.internal, keep_going=keep_going, tcp=tcp,
+        reverse=reverse,
+    )  # fmt: skip
     os._exit(0)
 
 

@@ -447,3 +447,38 @@ def dns_query_tcp(path: str, server: str, name: str) -> tuple[int, list[str]]:
     finally:
         sock.close()
     return parse_answer(data[2:])
+
+
+def dns_query_names(path: str, server: str, name: str) -> list[str]:
+    """The PTR names answered for ``name`` (a reverse-lookup name), from the namespace at ``path``."""
+    import struct
+
+    with netns.entered(path):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.settimeout(5)
+        labels = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".") if p)
+        sock.sendto(
+            struct.pack("!HHHHHH", 9, 0x0100, 1, 0, 0, 0) + labels + b"\0" + struct.pack("!HH", 12, 1),
+            (server, 53),
+        )
+        data = sock.recv(4096)
+    finally:
+        sock.close()
+    _id, _flags, qd, an, _ns, _ar = struct.unpack_from("!HHHHHH", data)
+    offset = 12
+    for _ in range(qd):
+        offset = _skip_name(data, offset) + 4
+    names = []
+    for _ in range(an):
+        offset = _skip_name(data, offset)
+        rtype, _cls, _ttl, length = struct.unpack_from("!HHIH", data, offset)
+        offset += 10
+        if rtype == 12:
+            labels_out, at = [], offset
+            while data[at]:
+                labels_out.append(data[at + 1 : at + 1 + data[at]].decode())
+                at += 1 + data[at]
+            names.append(".".join(labels_out))
+        offset += length
+    return names

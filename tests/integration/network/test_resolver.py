@@ -12,7 +12,7 @@ import textwrap
 
 from pallet.network import resolver
 
-from .conftest import Env, FakeUpstream, dns_query, dns_query_tcp, wait_for
+from .conftest import Env, FakeUpstream, dns_query, dns_query_names, dns_query_tcp, wait_for
 
 
 def cid() -> str:
@@ -36,6 +36,8 @@ def test_names_aliases_and_short_ids_resolve_and_others_are_forwarded(
     assert dns_query(cli.netns, gw, "nowhere.test")[0] == 3  # the upstream's NXDOMAIN, relayed
     assert "web" not in upstream.asked
     assert dns_query_tcp(cli.netns, gw, "web") == (0, [web.ip])  # the retry after a truncated answer
+    reverse = ".".join(reversed(web.ip.split("."))) + ".in-addr.arpa"
+    assert dns_query_names(cli.netns, gw, reverse) == ["web"]
 
 
 def test_a_removed_container_is_never_answered(dns_env: Env) -> None:

@@ -198,3 +198,21 @@ def test_tcp_queries_are_answered_and_forwarded_over_tcp() -> None:
         upstream_thread.join()
         for s in (udp, tcp, upstream):
             s.close()
+
+
+def test_reverse_lookups_name_containers_and_leave_others_upstream() -> None:
+    def reverse(address: str) -> list[str]:
+        return {"10.5.0.2": ["web"], "fd00::3": ["both"]}.get(address, [])
+
+    assert resolver.reverse_address("2.0.5.10.in-addr.arpa") == "10.5.0.2"
+    assert resolver.reverse_address("3.0.0.0." + "0." * 26 + "d.f.ip6.arpa") == "fd00::3"
+    assert resolver.reverse_address("x.in-addr.arpa") == ""
+    q = resolver.parse_query(query("2.0.5.10.in-addr.arpa", resolver.QTYPE_PTR))
+    assert q is not None
+    reply = resolver.answer(q, lookup, internal=False, reverse=reverse)
+    assert reply is not None
+    assert reply.endswith(b"\x03web\x00")
+    assert struct.unpack_from("!H", reply, 6)[0] == 1  # one answer
+    other = resolver.parse_query(query("9.9.9.10.in-addr.arpa", resolver.QTYPE_PTR))
+    assert other is not None
+    assert resolver.answer(other, lookup, internal=False, reverse=reverse) is None

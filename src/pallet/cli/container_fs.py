@@ -16,9 +16,9 @@ if TYPE_CHECKING:
 
     from pallet.cli.context import Context
     from pallet.cli.flags import FlagParser, Namespace
-    from pallet.engine.containers import ContainerRecord
-    from pallet.engine.lifecycle import Engine
-    from pallet.engine.stats import Usage
+    from pallet.engine.containers.lifecycle import Engine
+    from pallet.engine.containers.records import ContainerRecord
+    from pallet.engine.observe.stats import Usage
 
 __all__ = [
     "configure_commit",
@@ -35,7 +35,7 @@ def _handler(run: Callable[[Context, Namespace, Engine], int]) -> Callable[..., 
     """Wrap a handler so it gets the engine, closed whatever happens."""
 
     def handler(ctx: Context, args: Namespace) -> int:
-        from pallet.engine.lifecycle import Engine
+        from pallet.engine.containers.lifecycle import Engine
 
         with Engine.open(ctx.root, ctx.run_root) as engine:
             return run(ctx, args, engine)
@@ -69,7 +69,7 @@ def _decimal(size: int) -> str:
 
 
 def _run_cp(ctx: Context, args: Namespace, engine: Engine) -> int:
-    from pallet.engine.copy import archive, container_root, copy, extract, stat_path
+    from pallet.engine.filesystem.cp import archive, container_root, copy, extract, stat_path
 
     src_ctr, src = _split(args.src)
     dst_ctr, dst = _split(args.dest)
@@ -162,7 +162,7 @@ def _mount_points(engine: Engine, record: ContainerRecord) -> list[str]:
 
 
 def _run_diff(ctx: Context, args: Namespace, engine: Engine) -> int:
-    from pallet.engine.changes import container_changes
+    from pallet.engine.filesystem.diff import container_changes
     from pallet.engine.layout import snapshot_key
 
     record = engine.get(args.container)
@@ -196,7 +196,7 @@ def _run_config(document: dict[str, Any]) -> Any:
 
 
 def _run_commit(ctx: Context, args: Namespace, engine: Engine) -> int:
-    from pallet.engine.commit import commit_snapshot
+    from pallet.engine.filesystem.commit import commit_snapshot
     from pallet.engine.layout import snapshot_key
 
     record = engine.get(args.container)
@@ -253,7 +253,7 @@ def configure_commit(parser: FlagParser) -> None:
 
 
 def _run_export(ctx: Context, args: Namespace, engine: Engine) -> int:
-    from pallet.engine.export import export_rootfs, mounted_rootfs
+    from pallet.engine.filesystem.export import export_rootfs, mounted_rootfs
     from pallet.engine.layout import snapshot_key
 
     record = engine.get(args.container)
@@ -285,7 +285,7 @@ def configure_export(parser: FlagParser) -> None:
 
 def _run_top(ctx: Context, args: Namespace, engine: Engine) -> int:
     from pallet.cli.tables import write_columns
-    from pallet.engine.top import top
+    from pallet.engine.observe.top import top
     from pallet.errors import FailedPrecondition
 
     record = engine.get(args.container)
@@ -346,7 +346,7 @@ def _stats_row(record: ContainerRecord, use: Usage, no_trunc: bool, ref: str) ->
 
 def _run_stats(ctx: Context, args: Namespace, engine: Engine) -> int:
     from pallet.cli.output import print_rows
-    from pallet.engine.stats import Usage, measure
+    from pallet.engine.observe.stats import Usage, measure
 
     if args.containers:
         records = [(engine.get(ref), ref) for ref in args.containers]
@@ -386,7 +386,7 @@ def configure_stats(parser: FlagParser) -> None:
 
 
 def _run_port(ctx: Context, args: Namespace, engine: Engine) -> int:
-    from pallet.engine.ports import port_lines
+    from pallet.engine.observe.ports import port_lines
 
     record = engine.get(args.container)
     for line in port_lines(engine.document(record), record.name, args.port):

@@ -23,12 +23,12 @@ if TYPE_CHECKING:
 
     from pallet.cli.context import Context
     from pallet.cli.flags import FlagParser, Namespace
-    from pallet.engine.containers import ContainerRecord
-    from pallet.engine.execs import ExecRequest
-    from pallet.engine.lifecycle import Engine
-    from pallet.engine.options import RunOptions
+    from pallet.engine.containers.execs import ExecRequest
+    from pallet.engine.containers.lifecycle import Engine
+    from pallet.engine.containers.records import ContainerRecord
     from pallet.engine.shim.attach import AttachConnection
     from pallet.engine.shim.launch import PendingShim
+    from pallet.engine.spec.options import RunOptions
 
 __all__ = [
     "configure_attach",
@@ -52,7 +52,7 @@ __all__ = [
 
 
 def _engine(ctx: Context) -> Engine:
-    from pallet.engine.lifecycle import Engine
+    from pallet.engine.containers.lifecycle import Engine
 
     return Engine.open(ctx.root, ctx.run_root, leave_open=ctx.exits_after)
 
@@ -128,7 +128,7 @@ def _integer(text: str, flag: str) -> int:
 
 def options_from_args(args: Namespace) -> RunOptions:
     """``RunOptions`` from the flags of ``run``/``create``; bad values are ``InvalidArgument`` in docker's words."""
-    from pallet.engine import options as o
+    from pallet.engine.spec import options as o
 
     def mapping(pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
         return dict(pairs)
@@ -220,7 +220,7 @@ def _create(
     start_with: PendingShim | None = None,
     exit_command: bool = True,
 ) -> ContainerRecord:
-    from pallet.engine.security import warnings_for
+    from pallet.engine.spec.security import warnings_for
 
     def warn(text: str) -> None:
         ctx.err.write(f"WARNING: {text}\n")
@@ -247,7 +247,7 @@ def _run_create(ctx: Context, args: Namespace) -> int:
 
 
 def _run_run(ctx: Context, args: Namespace) -> int:
-    from pallet.engine import names
+    from pallet.engine.containers import names
     from pallet.engine.layout import Layout
     from pallet.engine.shim.launch import prelaunch
 
@@ -615,7 +615,7 @@ def configure_wait(parser: FlagParser) -> None:
 def _run_prune(ctx: Context, args: Namespace) -> int:
     from pallet.cli.prune import confirm, write_report
     from pallet.cli.tables import human_size
-    from pallet.engine.pruning import PruneFilters, prune_containers
+    from pallet.engine.gc.prune import PruneFilters, prune_containers
 
     filters = PruneFilters(args.filter)  # bad filters fail before the question
     if not args.force and not confirm(ctx, "This will remove all stopped containers."):
@@ -807,7 +807,7 @@ def configure_ps(parser: FlagParser) -> None:
 
 def _run_inspect(ctx: Context, args: Namespace) -> int:
     from pallet.cli.output import print_inspect
-    from pallet.engine.inspection import inspect_container
+    from pallet.engine.containers.inspection import inspect_container
 
     found: list[dict[str, object]] = []
     failed = False
@@ -933,8 +933,8 @@ def configure_attach(parser: FlagParser) -> None:
 
 
 def _run_exec(ctx: Context, args: Namespace) -> int:
-    from pallet.engine.execs import ExecRequest, exec_process
-    from pallet.engine.options import collect_env
+    from pallet.engine.containers.execs import ExecRequest, exec_process
+    from pallet.engine.spec.options import collect_env
 
     if not args.command:
         raise UsageError('"exec" requires at least 2 arguments', "exec")
@@ -963,7 +963,7 @@ def _exec_attached(ctx: Context, engine: Engine, ref: str, request: ExecRequest)
     """A foreground exec with our stdio (temp files stand in for streams without fds, in tests)."""
     import tempfile
 
-    from pallet.engine.execs import exec_process
+    from pallet.engine.containers.execs import exec_process
 
     stdin_fd = _fileno(ctx.stdin) if request.interactive else None
     out_fd = _fileno(ctx.stdout_binary)

@@ -178,7 +178,7 @@ def _digest_of(record: ImageRecord, repository: str) -> str:
 
 def _image_size(store: ImageStore, record: ImageRecord) -> int:
     """The size docker shows: layers uncompressed where known (once unpacked), else as stored."""
-    from pallet.engine.diskusage import layer_size
+    from pallet.engine.gc.diskusage import layer_size
 
     return sum(layer_size(layer) for layer in store.layers(record.id))
 
@@ -421,8 +421,8 @@ def configure_history(parser: FlagParser) -> None:
 
 
 def _run_prune(ctx: Context, args: Namespace) -> int:
-    from pallet.engine.lifecycle import Engine
-    from pallet.engine.pruning import PruneFilters, prune_images
+    from pallet.engine.containers.lifecycle import Engine
+    from pallet.engine.gc.prune import PruneFilters, prune_images
 
     filters = PruneFilters(args.filter)  # bad filters fail before the question
     if not args.force:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from pallet.cli.context import Context
     from pallet.cli.flags import FlagParser, Namespace
-    from pallet.engine.lifecycle import Engine
+    from pallet.engine.containers.lifecycle import Engine
     from pallet.engine.volumes import VolumeStore
     from pallet.image.store import ImageStore
 
@@ -40,7 +40,7 @@ class _Stores:
 
     def engine(self) -> Engine:
         if self._engine is None:
-            from pallet.engine.lifecycle import Engine
+            from pallet.engine.containers.lifecycle import Engine
 
             self._engine = Engine.open(self.ctx.root, self.ctx.run_root, leave_open=self.ctx.exits_after)
         return self._engine
@@ -64,7 +64,7 @@ class _Stores:
 
 
 def _container(stores: _Stores, name: str) -> dict[str, object]:
-    from pallet.engine.inspection import inspect_container
+    from pallet.engine.containers.inspection import inspect_container
 
     engine = stores.engine()
     record = engine.get(name)

@@ -1,5 +1,5 @@
-"""``system df`` and ``system prune``. Thin: parse flags, call ``pallet.engine.diskusage`` and
-``pallet.engine.pruning``, print what docker prints."""
+"""``system df`` and ``system prune``. Thin: parse flags, call ``pallet.engine.gc.diskusage`` and
+``pallet.engine.gc.prune``, print what docker prints."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pallet.cli.context import Context
     from pallet.cli.flags import FlagParser, Namespace
-    from pallet.engine.diskusage import DiskUsage, Summary
-    from pallet.engine.lifecycle import Engine
+    from pallet.engine.containers.lifecycle import Engine
+    from pallet.engine.gc.diskusage import DiskUsage, Summary
 
 __all__ = ["configure_df", "configure_prune"]
 
@@ -68,7 +68,7 @@ _CACHE_TITLES = {
 
 
 def _engine(ctx: Context) -> Engine:
-    from pallet.engine.lifecycle import Engine
+    from pallet.engine.containers.lifecycle import Engine
 
     return Engine.open(ctx.root, ctx.run_root, leave_open=ctx.exits_after)
 
@@ -146,7 +146,7 @@ def _run_df(ctx: Context, args: Namespace) -> int:
     import json
 
     from pallet.cli.output import print_rows
-    from pallet.engine.diskusage import disk_usage_of
+    from pallet.engine.gc.diskusage import disk_usage_of
 
     if args.verbose and args.format not in (None, "", "table", "json"):
         raise UsageError("--verbose takes no --format template; use --format json", "system df")
@@ -202,7 +202,7 @@ def _warning(args: Namespace, filters: list[str]) -> str:
 
 def _run_prune(ctx: Context, args: Namespace) -> int:
     from pallet.cli.prune import confirm
-    from pallet.engine.pruning import PruneFilters, system_prune
+    from pallet.engine.gc.prune import PruneFilters, system_prune
 
     filters = PruneFilters(args.filter)  # bad filters fail before the question
     if args.volumes:

@@ -30,9 +30,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
     from typing import Any
 
-    from pallet.engine.containers import ContainerRecord
-    from pallet.engine.lifecycle import Engine
-    from pallet.engine.options import RunOptions
+    from pallet.engine.containers.lifecycle import Engine
+    from pallet.engine.containers.records import ContainerRecord
+    from pallet.engine.spec.options import RunOptions
     from pallet.engine.volumes import Volume
     from pallet.image.store import ImageRecord
 
@@ -97,7 +97,7 @@ def _environment(value: Mapping[str, str] | Sequence[str] | None) -> tuple[str, 
 
 def _volume_specs(value: Mapping[str, Any] | Sequence[str] | None) -> tuple[Any, ...]:
     """The docker SDK's ``volumes``: ``["name:/path:ro"]`` or ``{"name": {"bind": "/path", "mode": "ro"}}``."""
-    from pallet.engine.options import parse_volume
+    from pallet.engine.spec.options import parse_volume
 
     if value is None:
         return ()
@@ -110,7 +110,7 @@ def _volume_specs(value: Mapping[str, Any] | Sequence[str] | None) -> tuple[Any,
 
 def run_options(**kwargs: Any) -> RunOptions:
     """``RunOptions`` from the docker SDK's keyword arguments (the ones pallet supports)."""
-    from pallet.engine import options as o
+    from pallet.engine.spec import options as o
 
     def size(value: int | str | None, flag: str) -> int | None:
         if value is None or isinstance(value, int):
@@ -294,7 +294,7 @@ class Container:
         """Run ``cmd`` in the container; its exit code and output (``exit_code`` None when detached)."""
         import tempfile
 
-        from pallet.engine.execs import ExecRequest, exec_process
+        from pallet.engine.containers.execs import ExecRequest, exec_process
 
         request = ExecRequest(
             cmd=_command(cmd) or (),
@@ -328,7 +328,7 @@ class ContainerCollection:
         self.client = client
 
     def _wrap(self, engine: Engine, record: ContainerRecord) -> Container:
-        from pallet.engine.inspection import inspect_container
+        from pallet.engine.containers.inspection import inspect_container
 
         attrs = inspect_container(
             record,
@@ -392,7 +392,7 @@ class ContainerCollection:
             return out
 
     def prune(self) -> dict[str, Any]:
-        from pallet.engine.pruning import prune_containers
+        from pallet.engine.gc.prune import prune_containers
 
         with self.client._engine() as engine:
             removed, freed = prune_containers(engine)
@@ -540,7 +540,7 @@ class Client:
         self.volumes = VolumeCollection(self)
 
     def _engine(self) -> Engine:
-        from pallet.engine.lifecycle import Engine
+        from pallet.engine.containers.lifecycle import Engine
 
         return Engine.open(self.root, self.run_root)
 

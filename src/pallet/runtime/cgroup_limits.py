@@ -30,7 +30,7 @@ from errno import EINVAL, ENOENT, EOPNOTSUPP
 from pallet.errors import SpecError, SystemError_
 from pallet.oci.record import Record
 from pallet.runtime.cgroup_devices import v1_device_writes
-from pallet.runtime.cgroups import write_file as _write_file
+from pallet.runtime.cgroupfile import write_file as _write_file
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -31,7 +31,8 @@ from errno import EBUSY
 
 from pallet.errors import InvalidArgument, SystemError_
 from pallet.oci.record import Record
-from pallet.runtime.cgroups import V1_CONTROLLERS, relative_path, write_file
+from pallet.runtime.cgroupfile import write_file
+from pallet.runtime.cgroups import V1_CONTROLLERS, relative_path
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -110,15 +110,6 @@ def relative_path(cgroups_path: str, container_id: str, systemd: bool) -> str:
     return relative
 
 
-def write_file(path: str, value: str) -> None:
-    """Write ``value`` to a cgroup interface file in one ``write`` (the kernel reads one write as one value)."""
-    fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
-    try:
-        os.write(fd, value.encode())
-    finally:
-        os.close(fd)
-
-
 def v1_hierarchies(mountinfo: str = "/proc/self/mountinfo") -> dict[str, str]:
     """Each mounted cgroup v1 hierarchy: its name (``memory``, ``cpu,cpuacct``, ``name=systemd``) -> mount point."""
     found: dict[str, str] = {}

@@ -206,9 +206,9 @@ def test_run_with_a_terminal_gives_the_container_a_tty(pallet_env: PalletEnv) ->
 def test_a_generated_name_taken_meanwhile_is_drawn_again(
     pallet_env: PalletEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pallet.engine import names
-    from pallet.engine.lifecycle import Engine
-    from pallet.engine.options import RunOptions
+    from pallet.engine.containers import names
+    from pallet.engine.containers.lifecycle import Engine
+    from pallet.engine.spec.options import RunOptions
 
     pallet_env.ok("create", "--name", "taken_name", "busybox", "true")
     drawn = iter(["taken_name", "fresh_name"])

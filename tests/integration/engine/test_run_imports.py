@@ -133,7 +133,7 @@ def test_run_rm_imports_no_banned_module(pallet_env: PalletEnv, tmp_path: Path) 
     )
     assert done.returncode == 0, done.stderr[-4000:]
     parents = _importers(done.stderr)
-    assert "pallet.engine.lifecycle" in parents  # the run path was measured
+    assert "pallet.engine.containers.lifecycle" in parents  # the run path was measured
     stacks: dict[str, list[str]] = {}
     for line in report.read_text().splitlines():
         name, *stack = line.split("\t")

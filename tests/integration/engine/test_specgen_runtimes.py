@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from pallet.engine.options import (
+from pallet.engine.spec.generate import build_spec
+from pallet.engine.spec.options import (
     DeviceMapping,
     RunOptions,
     parse_bytes,
@@ -25,7 +26,6 @@ from pallet.engine.options import (
     parse_ulimit,
     parse_volume,
 )
-from pallet.engine.specgen import build_spec
 from pallet.oci.image_spec import ContainerConfig
 from pallet.testing.host import require_host_path
 
@@ -246,7 +246,7 @@ def test_privileged_container_gets_every_capability_and_host_devices(
 
 
 def test_device_and_host_network_and_bind_mounts(runtime: str, rootfs: Path, tmp_path: Path) -> None:
-    from pallet.engine.mounts import ResolvedMount
+    from pallet.engine.spec.mounts import ResolvedMount
 
     shared = tmp_path / "shared"
     shared.mkdir()
@@ -316,7 +316,7 @@ def test_docker_format_seccomp_file_is_enforced(runtime: str, rootfs: Path, tmp_
 
 
 def test_network_files_are_bound_and_resolve_localhost(runtime: str, rootfs: Path, tmp_path: Path) -> None:
-    from pallet.engine.hostsfiles import write_network_files
+    from pallet.engine.spec.hostsfiles import write_network_files
 
     files = tmp_path / "files"
     files.mkdir()

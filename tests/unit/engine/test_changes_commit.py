@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pallet.engine.changes import container_changes
-from pallet.engine.commit import commit_snapshot
-from pallet.engine.export import export_rootfs
+from pallet.engine.filesystem.commit import commit_snapshot
+from pallet.engine.filesystem.diff import container_changes
+from pallet.engine.filesystem.export import export_rootfs
 from pallet.errors import InvalidArgument
 from pallet.image.compression import LayerReader
 from pallet.image.store import ImageStore

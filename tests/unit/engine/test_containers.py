@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pallet.engine.containers import ContainerRecord, ContainerStore, read_document, write_document
+from pallet.engine.containers.records import ContainerRecord, ContainerStore, read_document, write_document
 from pallet.engine.db import EngineDB
 from pallet.errors import Conflict, InvalidArgument, NotFound
 

@@ -11,7 +11,7 @@ import pytest
 
 from pallet.cli.containers import options_from_args, ps_row, status_text
 from pallet.cli.main import CommandParser, main
-from pallet.engine.containers import ContainerRecord
+from pallet.engine.containers.records import ContainerRecord
 
 
 def run_cli(tmp_path: Path, *args: str) -> tuple[int, str, str]:

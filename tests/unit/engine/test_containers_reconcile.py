@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from pallet.engine.containers import ContainerRecord, ContainerStore
+from pallet.engine.containers.reconcile import process_start_time, reconcile
+from pallet.engine.containers.records import ContainerRecord, ContainerStore
 from pallet.engine.db import EngineDB
 from pallet.engine.layout import Layout
-from pallet.engine.reconcile import process_start_time, reconcile
 from pallet.engine.shim import exitfile
 
 CID = "f" * 64

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pallet.engine.copy import archive, copy, extract, split_source
+from pallet.engine.filesystem.cp import archive, copy, extract, split_source
 from pallet.errors import InvalidArgument, NotFound
 from pallet.image.tarstream import DIR, REG, SYM, TarEntry, TarReader, TarWriter
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pallet.engine.containers import ContainerRecord, ContainerStore
+from pallet.engine.containers.records import ContainerRecord, ContainerStore
 from pallet.engine.db import CONTAINERS, VOLUMES, EngineDB
 from pallet.engine.volumes import VolumeStore
 from pallet.image.metadata import SCHEMA as IMAGE_SCHEMA

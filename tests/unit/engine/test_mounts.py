@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pallet.engine.mounts import clean_destination, resolve_mounts
+from pallet.engine.spec.mounts import clean_destination, resolve_mounts
 from pallet.engine.volumes import VolumeStore
 from pallet.errors import InvalidArgument
 from pallet.oci.record import EMPTY, Record

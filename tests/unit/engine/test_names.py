@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from pallet.engine.names import generate_name, new_id, validate_name
+from pallet.engine.containers.names import generate_name, new_id, validate_name
 from pallet.errors import InvalidArgument
 
 

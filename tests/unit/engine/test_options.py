@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pallet.engine.options import (
+from pallet.engine.spec.options import (
     DeviceMapping,
     MountSpec,
     RestartPolicy,

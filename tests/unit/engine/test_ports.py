@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pallet.engine.ports import parse_port, port_lines
+from pallet.engine.observe.ports import parse_port, port_lines
 from pallet.errors import InvalidArgument, NotFound
 
 DOC = {

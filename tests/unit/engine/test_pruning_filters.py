@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pallet.engine.pruning import PruneFilters
+from pallet.engine.gc.prune import PruneFilters
 from pallet.errors import InvalidArgument
 
 NOW = 1_700_000_000.0

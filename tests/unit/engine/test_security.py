@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pallet.engine.options import DeviceMapping, RunOptions, parse_mount, parse_volume
-from pallet.engine.security import warnings_for
+from pallet.engine.spec.options import DeviceMapping, RunOptions, parse_mount, parse_volume
+from pallet.engine.spec.security import warnings_for
 
 
 def test_docker_defaults_and_harmless_options_warn_about_nothing() -> None:

@@ -8,20 +8,20 @@ from pathlib import Path
 
 import pytest
 
-from pallet.engine import defaults
-from pallet.engine.mounts import ResolvedMount
-from pallet.engine.options import (
-    DeviceMapping,
-    RunOptions,
-    parse_security_opt,
-    parse_ulimit,
-)
-from pallet.engine.specgen import (
+from pallet.engine.spec import defaults
+from pallet.engine.spec.generate import (
     HostFacts,
     build_spec,
     capabilities,
     merge_config,
     resolve_user,
+)
+from pallet.engine.spec.mounts import ResolvedMount
+from pallet.engine.spec.options import (
+    DeviceMapping,
+    RunOptions,
+    parse_security_opt,
+    parse_ulimit,
 )
 from pallet.errors import InvalidArgument, PalletError
 from pallet.oci.image_spec import ContainerConfig

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pallet.engine.hostsfiles import hosts_content, resolv_conf_content, write_network_files
+from pallet.engine.spec.hostsfiles import hosts_content, resolv_conf_content, write_network_files
 
 
 def test_private_network_hosts_has_localhost_only() -> None:

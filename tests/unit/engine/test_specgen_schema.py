@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from pallet.engine.mounts import ResolvedMount
-from pallet.engine.options import DeviceMapping, RunOptions, parse_security_opt, parse_ulimit
-from pallet.engine.specgen import build_spec
+from pallet.engine.spec.generate import build_spec
+from pallet.engine.spec.mounts import ResolvedMount
+from pallet.engine.spec.options import DeviceMapping, RunOptions, parse_security_opt, parse_ulimit
 
 from .test_specgen import CID, HOST, IMAGE, rootfs
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pallet.engine.defaults import DEFAULT_CAPABILITIES
-from pallet.engine.seccomp_profile import (
+from pallet.engine.spec.defaults import DEFAULT_CAPABILITIES
+from pallet.engine.spec.seccomp import (
     default_profile,
     go_arch,
     kernel_version,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from pallet.engine.stats import Sample, cgroup_dirs, sample, usage
+from pallet.engine.observe.stats import Sample, cgroup_dirs, sample, usage
 
 
 def test_cpu_percent_is_container_time_over_host_time_times_cpus() -> None:

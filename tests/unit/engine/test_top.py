@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pallet.engine.top import filter_ps
+from pallet.engine.observe.top import filter_ps
 from pallet.errors import InvalidArgument
 
 PS = """UID          PID    PPID  C STIME TTY          TIME CMD

@@ -22,7 +22,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from pallet.engine.lifecycle import Engine
+    from pallet.engine.containers.lifecycle import Engine
     from pallet.oci.runtime_spec import Process
 
 __all__ = ["ExecRequest", "exec_process", "merge_env"]
@@ -62,7 +62,7 @@ def _process(engine: Engine, container_id: str, request: ExecRequest) -> Process
         )
     user = base.user
     if request.user:
-        from pallet.engine.specgen import resolve_user
+        from pallet.engine.spec.generate import resolve_user
 
         uid, gid, groups = resolve_user(engine.layout.rootfs(container_id), request.user)
         user = User(uid=uid, gid=gid, additional_gids=tuple(groups))

@@ -18,9 +18,9 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import Any
 
-    from pallet.engine.containers import ContainerRecord
-    from pallet.engine.mounts import MountPoint
-    from pallet.engine.options import RunOptions
+    from pallet.engine.containers.records import ContainerRecord
+    from pallet.engine.spec.mounts import MountPoint
+    from pallet.engine.spec.options import RunOptions
     from pallet.oci.image_spec import ContainerConfig
     from pallet.oci.runtime_spec import Spec
 
@@ -44,7 +44,7 @@ def container_document(
     log_path: str,
 ) -> dict[str, Any]:
     """The ``container.json`` of a new container (docker's config.v2 shape, the parts pallet has)."""
-    from pallet.engine.options import options_to_json
+    from pallet.engine.spec.options import options_to_json
 
     image = image_config
     process = spec.process

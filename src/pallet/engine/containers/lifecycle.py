@@ -23,8 +23,10 @@ from __future__ import annotations
 import os
 import time
 
-from pallet.engine import names
-from pallet.engine.containers import (
+from pallet.engine.containers import names
+from pallet.engine.containers.locks import container_lock, remove_lock_file
+from pallet.engine.containers.reconcile import process_start_time, reconcile, shim_alive
+from pallet.engine.containers.records import (
     ACTIVE_STATES,
     ContainerRecord,
     ContainerStore,
@@ -35,8 +37,6 @@ from pallet.engine.containers import (
 )
 from pallet.engine.db import EngineDB
 from pallet.engine.layout import Layout, snapshot_key
-from pallet.engine.locks import container_lock, remove_lock_file
-from pallet.engine.reconcile import process_start_time, reconcile, shim_alive
 from pallet.engine.shim import exitfile
 from pallet.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound, PalletError
 from pallet.linux.trees import remove_tree
@@ -46,10 +46,10 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from typing import Any, Self
 
-    from pallet.engine.mounts import MountPoint, ResolvedMount
-    from pallet.engine.options import RunOptions
     from pallet.engine.runtimes import Runtime
     from pallet.engine.shim.launch import PendingShim, ShimStarted
+    from pallet.engine.spec.mounts import MountPoint, ResolvedMount
+    from pallet.engine.spec.options import RunOptions
     from pallet.engine.volumes import VolumeStore
     from pallet.image.metadata import FileLock
     from pallet.image.store import ImageStore
@@ -301,7 +301,7 @@ class Engine:
         self, record: ContainerRecord, image_id: str, options: RunOptions, warn: Callable[[str], None]
     ) -> dict[str, Any]:
         """Snapshot + rootfs mount + volumes + config.json; returns the container document."""
-        from pallet.engine.specgen import build_spec
+        from pallet.engine.spec.generate import build_spec
         from pallet.image import snapshots
 
         images = self.images
@@ -324,7 +324,7 @@ class Engine:
         resolved: tuple[ResolvedMount, ...] = ()
         points: tuple[MountPoint, ...] = ()
         if options.mounts or image_volumes:  # else neither the mounts module nor the volume store
-            from pallet.engine.mounts import resolve_mounts
+            from pallet.engine.spec.mounts import resolve_mounts
 
             plan = resolve_mounts(
                 options.mounts,
@@ -363,7 +363,7 @@ class Engine:
             doc["annotations"] = {**(annotations if isinstance(annotations, dict) else {}), **ready}
         with open(os.path.join(self.layout.bundle(record.id), "config.json"), "w") as f:
             f.write(dumps_compact(doc))  # compact, and without importing json
-        from pallet.engine.inspection import container_document
+        from pallet.engine.containers.inspection import container_document
 
         return container_document(
             record=record,
@@ -710,12 +710,6 @@ class Engine:
             self.discard(current, remove_volumes=volumes)
         return record.id
 
-    def prune(self) -> list[str]:
-        """Remove every container that is not running; their ids (``pruning.prune_containers``)."""
-        from pallet.engine.pruning import prune_containers
-
-        return prune_containers(self)[0]
-
     def discard(self, record: ContainerRecord, *, remove_volumes: bool) -> None:
         """Delete a container that does not run: runtime state, rootfs, snapshot, volumes, files, row.
 
@@ -835,6 +829,6 @@ def _quietly(call: Callable[..., object], *args: Any, **kwargs: Any) -> None:
 def _log_size(value: object) -> int:
     if value in (None, "", "-1"):
         return 0
-    from pallet.engine.options import parse_bytes
+    from pallet.engine.spec.options import parse_bytes
 
     return parse_bytes(str(value))

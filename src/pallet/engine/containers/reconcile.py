@@ -26,8 +26,23 @@ from pallet.engine.shim import exitfile
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from pallet.engine.containers import ContainerRecord
-    from pallet.engine.lifecycle import Engine
+    from typing import Protocol
+
+    from pallet.engine.containers.records import ContainerRecord, ContainerStore
+    from pallet.engine.layout import Layout
+
+    class Engine(Protocol):
+        """What reconciling needs of the engine (``lifecycle.Engine`` is one); no import of it, no circle."""
+
+        layout: Layout
+        containers: ContainerStore
+
+        def discard(self, record: ContainerRecord, *, remove_volumes: bool) -> None: ...
+        def removing_volumes(self, record: ContainerRecord) -> bool: ...
+        def runtime_knows(self, record: ContainerRecord) -> bool: ...
+        def after_exit(self, record: ContainerRecord) -> None: ...
+        def auto_remove(self, record: ContainerRecord) -> bool: ...
+
 
 __all__ = ["process_start_time", "reconcile", "shim_alive"]
 

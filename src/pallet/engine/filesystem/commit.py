@@ -22,7 +22,7 @@ import os
 import threading
 import time
 
-from pallet.engine.changes import diff_dirs
+from pallet.engine.filesystem.diff import diff_dirs
 from pallet.errors import InvalidArgument
 from pallet.image import layerdiff
 from pallet.image.changes import apply_changes

@@ -52,8 +52,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
     from typing import Any
 
-    from pallet.engine.containers import ContainerRecord
-    from pallet.engine.lifecycle import Engine
+    from pallet.engine.containers.lifecycle import Engine
+    from pallet.engine.containers.records import ContainerRecord
     from pallet.image.tarstream import Readable, Writable
 
 __all__ = [
@@ -557,7 +557,7 @@ def container_root(engine: Engine, record: ContainerRecord, path: str) -> Iterat
         finally:
             os.close(fd)
         return
-    from pallet.engine.export import mounted_rootfs
+    from pallet.engine.filesystem.export import mounted_rootfs
     from pallet.engine.layout import snapshot_key
 
     with (

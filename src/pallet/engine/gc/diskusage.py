@@ -26,8 +26,8 @@ from pallet.oci.record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from pallet.engine.containers import ContainerRecord
-    from pallet.engine.lifecycle import Engine
+    from pallet.engine.containers.lifecycle import Engine
+    from pallet.engine.containers.records import ContainerRecord
     from pallet.engine.volumes import Volume
     from pallet.image.store import ImageRecord, ImageStore, LayerRecord
 

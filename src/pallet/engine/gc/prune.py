@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 
-from pallet.engine.diskusage import image_layers, layer_size, writable_size
+from pallet.engine.gc.diskusage import image_layers, layer_size, writable_size
 from pallet.engine.layout import snapshot_key
 from pallet.errors import Conflict, InvalidArgument, NotFound
 from pallet.linux.trees import disk_usage
@@ -29,7 +29,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
-    from pallet.engine.lifecycle import Engine
+    from pallet.engine.containers.lifecycle import Engine
     from pallet.engine.volumes import VolumeFilters
     from pallet.image.store import ImageRecord
     from pallet.oci.reference import Reference

@@ -1,1 +1,1 @@
-"""Watching containers: resource stats, processes (top), published ports, and docker's inspect document."""
+"""Watching containers: resource stats, processes (top) and published ports."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 
-from pallet.engine.stats import cgroup_pids
+from pallet.engine.observe.stats import cgroup_pids
 from pallet.errors import FailedPrecondition, InvalidArgument, SystemError_
 from pallet.oci.record import Record
 

@@ -4,7 +4,7 @@ The capability set, the masked and read-only paths, the standard mounts of
 a container and the device cgroup rules are docker's (moby ``oci/defaults.go``
 and ``daemon/oci_linux.go``), so images behave as they do under docker. The
 seccomp allow-list lives beside this module in ``profiles/seccomp-default.json``
-(read by ``engine.seccomp_profile``).
+(read by ``engine.spec.seccomp``).
 """
 
 from __future__ import annotations

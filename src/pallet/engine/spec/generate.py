@@ -27,8 +27,8 @@ import os
 import stat
 import types
 
-from pallet.engine import defaults
-from pallet.engine.options import RunOptions, parse_capability, parse_signal, security_opts, validate
+from pallet.engine.spec import defaults
+from pallet.engine.spec.options import RunOptions, parse_capability, parse_signal, security_opts, validate
 from pallet.errors import InvalidArgument, SystemError_
 from pallet.oci.record import EMPTY, Record
 from pallet.oci.runtime_spec import (
@@ -55,7 +55,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
-    from pallet.engine.mounts import ResolvedMount
+    from pallet.engine.spec.mounts import ResolvedMount
     from pallet.oci.image_spec import ContainerConfig
 
 __all__ = [
@@ -118,7 +118,7 @@ def host_facts() -> HostFacts:
     """This machine's facts (read once per process)."""
     global _facts  # noqa: PLW0603 - a per-process cache of facts that do not change while it runs
     if _facts is None:
-        from pallet.engine.seccomp_profile import go_arch, kernel_version
+        from pallet.engine.spec.seccomp import go_arch, kernel_version
 
         bounding = _own_bounding_set()
         v2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
@@ -398,10 +398,10 @@ def _seccomp(
     choice = security.get("seccomp", "")
     if choice == "unconfined":
         return None
-    from pallet.engine import seccomp_profile
+    from pallet.engine.spec import seccomp
 
-    profile = seccomp_profile.load_profile(choice) if choice else seccomp_profile.default_profile()
-    return seccomp_profile.resolve(profile, capabilities=caps, arch=host.arch, kernel=host.kernel)
+    profile = seccomp.load_profile(choice) if choice else seccomp.default_profile()
+    return seccomp.resolve(profile, capabilities=caps, arch=host.arch, kernel=host.kernel)
 
 
 _OPPOSITES = {"exec": "noexec", "suid": "nosuid", "dev": "nodev", "ro": "rw"}
@@ -686,7 +686,7 @@ def build_spec(
 
 
 def _rlimit_type(name: str) -> str:
-    from pallet.engine.options import ULIMIT_NAMES
+    from pallet.engine.spec.options import ULIMIT_NAMES
 
     try:
         return ULIMIT_NAMES[name]

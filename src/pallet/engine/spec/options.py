@@ -3,7 +3,7 @@
 ``RunOptions`` holds every option a user can give a new container, already
 parsed: sizes in bytes, CPUs in nano-CPUs, capabilities as ``CAP_X`` names,
 mounts as ``MountSpec``. The CLI (and ``pallet.Client``) build it with the
-``parse_*`` functions below; ``engine.specgen`` turns it, with the image
+``parse_*`` functions below; ``engine.spec.generate`` turns it, with the image
 config, into an OCI config. ``options_to_json``/``options_from_json`` store it
 in the container record and read it back unchanged.
 

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import os
 
-from pallet.engine.options import security_opts
+from pallet.engine.spec.options import security_opts
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from pallet.engine.options import MountSpec, RunOptions
+    from pallet.engine.spec.options import MountSpec, RunOptions
 
 __all__ = ["CONTROL_SURFACES", "DANGEROUS_CAPABILITIES", "warnings_for"]
 

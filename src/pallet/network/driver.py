@@ -58,7 +58,15 @@ from pallet.network.netlink import Netlink
 from pallet.network.ports import check_free
 from pallet.network.store import Endpoint, Network, NetworkStore, PortMapping
 
-__all__ = ["BRIDGE_NAME_OPTION", "Driver", "Reconciled"]
+__all__ = [
+    "BRIDGE_NAME_OPTION",
+    "Driver",
+    "Reconciled",
+    "bridge_mac",
+    "inspect_network",
+    "inspect_settings",
+    "veth_name",
+]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

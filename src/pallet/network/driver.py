@@ -317,6 +317,17 @@ class Driver:
             self.store.remove(network)
         return network
 
+    def prune(self, keep: Iterable[str] = ()) -> list[Network]:
+        """``network prune``: remove every network without endpoints, except those named in ``keep``
+        (the default network). Returns those removed."""
+        keep = set(keep)
+        removed = []
+        for network in self.store.networks():
+            if network.name in keep or network.id in keep or self.store.endpoints(network_id=network.id):
+                continue
+            removed.append(self.remove_network(network.id))
+        return removed
+
     # --- containers -------------------------------------------------------------------------------
 
     def netns_path(self, container_id: str) -> str:

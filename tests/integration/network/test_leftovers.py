@@ -180,3 +180,14 @@ def test_other_tables_are_never_touched(env: Env, foreign_table: str) -> None:
         [nft.NFT_PATHS[0], "list", "tables"], capture_output=True, text=True, check=True
     ).stdout
     assert env.driver.table not in tables  # the last network took pallet's table with it
+
+
+def test_prune_removes_unused_networks_but_the_kept_and_the_used(env: Env) -> None:
+    kept, used, unused = env.network(dns=False), env.network(dns=False), env.network(dns=False)
+    env.driver.attach(used, secrets.token_hex(32), name="a")  # type: ignore[arg-type]
+    env.driver.ensure_network(unused)  # type: ignore[arg-type]
+    removed = env.driver.prune(keep=[kept.name])  # type: ignore[attr-defined]
+    assert [n.id for n in removed] == [unused.id]  # type: ignore[attr-defined]
+    with Netlink.open() as nl:
+        assert unused.bridge not in {link.name for link in nl.links()}  # type: ignore[attr-defined]
+    assert {n.id for n in env.driver.store.networks()} == {kept.id, used.id}  # type: ignore[attr-defined]

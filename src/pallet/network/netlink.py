@@ -1,8 +1,10 @@
 """A small rtnetlink client: links, addresses and routes over one ``AF_NETLINK`` socket, no subprocess.
 
 What the network layer needs and nothing more (pyroute2 does everything and
-costs ~226 ms to import; this module costs about a millisecond, see
-``tests/integration/network/test_netlink.py``). Messages are encoded and
+costs ~215-230 ms to import here; this module ~0.4 ms, 1.2 ms with
+``pallet.errors``). An attach over it (namespace, veth into it, hairpin,
+links up, address, route) takes ~2 ms where the same ``ip`` commands take
+~13 ms (``tests/integration/network/measure_attach.py``). Messages are encoded and
 decoded with ``struct`` as ``linux/netlink.h``, ``linux/rtnetlink.h`` and
 ``linux/if_link.h`` lay them out::
 
@@ -14,8 +16,6 @@ decoded with ``struct`` as ``linux/netlink.h``, ``linux/rtnetlink.h`` and
 
 Contracts:
 
-- ``_socket``, not ``socket``: the latter imports ``enum`` and ``selectors``
-  (~7 ms) for nothing this module uses.
 - A socket belongs to the network namespace it was created in, for life:
   ``Netlink.open(netns=path)`` creates it inside ``path`` (``setns`` of the
   calling thread around the ``socket`` call only), so one process can drive
@@ -24,10 +24,13 @@ Contracts:
   the kernel has applied it, and a refusal is raised as the pallet error of
   its errno (``EEXIST`` -> ``AlreadyExists``, ``ENODEV``/``ENOENT``/``ESRCH``
   -> ``NotFound``, any other -> ``SystemError_``), the message naming the
-  operation and the interface.
+  operation and the interface (and the kernel's extended-ack text).
 - Addresses and routes are added with ``NLM_F_REPLACE`` (adding what is
   already there succeeds); links are created with ``NLM_F_EXCL`` (a name taken
   is ``AlreadyExists``: the caller decides whether that is its own).
+
+``_socket``, not ``socket``: the latter imports ``enum`` and ``selectors``
+(~7 ms) for nothing this module uses.
 """
 
 from __future__ import annotations

@@ -196,12 +196,12 @@ def answer(
         names = reverse(address) if address else []
         if names:
             return encode_answer(query, names=names)
-    if query.qclass == QCLASS_IN and query.qtype in (QTYPE_A, QTYPE_AAAA) and name and "." not in name:
+    if query.qclass == QCLASS_IN and query.qtype in (QTYPE_A, QTYPE_AAAA) and name:
         addresses = lookup(name)
         if addresses:
             v6 = query.qtype == QTYPE_AAAA
             return encode_answer(query, [a for a in addresses if (":" in a) == v6])
-    elif query.qclass == QCLASS_IN and name and "." not in name and lookup(name):
+    elif query.qclass == QCLASS_IN and name and lookup(name):
         return encode_answer(query, [])  # another type of a known name: no data, not forwarded
     if internal:
         return encode_answer(query, [], RCODE_REFUSED, authoritative=False)

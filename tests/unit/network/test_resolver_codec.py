@@ -39,7 +39,7 @@ def answers(data: bytes) -> tuple[int, list[str]]:
     return flags & 0xF, out
 
 
-TABLE = {"web": ["10.5.0.2"], "both": ["10.5.0.3", "fd00::3"]}
+TABLE = {"web": ["10.5.0.2"], "both": ["10.5.0.3", "fd00::3"], "web.1": ["10.5.0.4"]}
 
 
 def lookup(name: str) -> list[str]:
@@ -72,6 +72,9 @@ def test_names_on_the_network_are_answered_by_family() -> None:
     q6 = resolver.parse_query(query("both", resolver.QTYPE_AAAA))
     assert q6 is not None
     assert answers(resolver.answer(q6, lookup, internal=False) or b"") == (0, ["fd00::3"])
+    dotted = resolver.parse_query(query("web.1"))  # docker's names may hold dots
+    assert dotted is not None
+    assert answers(resolver.answer(dotted, lookup, internal=False) or b"") == (0, ["10.5.0.4"])
     no_v6 = resolver.parse_query(query("web", resolver.QTYPE_AAAA))
     assert no_v6 is not None
     assert answers(resolver.answer(no_v6, lookup, internal=False) or b"") == (0, [])  # NODATA, not forwarded

@@ -29,7 +29,6 @@ Contracts:
 from __future__ import annotations
 
 import ipaddress
-import json
 
 from pallet.database import Schema
 from pallet.errors import AlreadyExists, Conflict, FailedPrecondition, InvalidArgument, NotFound
@@ -44,6 +43,7 @@ else:  # the C module sqlite3 re-exports, as pallet.database does (sqlite3's dba
     import _sqlite3 as sqlite3
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
+    from typing import Any
 
     from pallet.database import Database
 
@@ -240,6 +240,26 @@ class Endpoint:
         return f"Endpoint({self.container_id[:12]} {self.ip} on {self.network_id[:12]})"
 
 
+def _decode(text: str) -> Any:
+    """A JSON column; the empty object and list without importing ``json`` (which imports ``re``,
+    banned from the ``run`` path: a plain run has no labels, options or aliases here)."""
+    if text == "{}":
+        return {}
+    if text == "[]":
+        return []
+    import json
+
+    return json.loads(text)
+
+
+def _encode(value: dict[str, str] | list[str]) -> str:
+    if not value:
+        return "{}" if isinstance(value, dict) else "[]"
+    import json
+
+    return json.dumps(value)
+
+
 def _network(row: sqlite3.Row) -> Network:
     return Network(
         id=row["id"],
@@ -252,8 +272,8 @@ def _network(row: sqlite3.Row) -> Network:
         dns=bool(row["dns"]),
         mtu=int(row["mtu"]),
         created=row["created"],
-        labels=json.loads(row["labels"]),
-        options=json.loads(row["options"]),
+        labels=_decode(row["labels"]),
+        options=_decode(row["options"]),
         subnet6=row["subnet6"],
         gateway6=row["gateway6"],
     )
@@ -298,7 +318,7 @@ class NetworkStore:
                     (
                         network.id, network.name, network.bridge, network.subnet, network.gateway,
                         network.ip_range, int(network.internal), int(network.dns), network.mtu, network.created,
-                        json.dumps(network.labels), json.dumps(network.options), network.subnet6, network.gateway6,
+                        _encode(network.labels), _encode(network.options), network.subnet6, network.gateway6,
                     ),
                 )  # fmt: skip
         except sqlite3.IntegrityError:
@@ -362,7 +382,7 @@ class NetworkStore:
                     network_id=row["network_id"],
                     container_id=row["container_id"],
                     name=row["name"],
-                    aliases=json.loads(row["aliases"]),
+                    aliases=_decode(row["aliases"]),
                     ip=row["ip"],
                     mac=row["mac"],
                     veth=row["veth"],
@@ -426,7 +446,7 @@ class NetworkStore:
                 "INSERT INTO endpoints (id, network_id, container_id, name, aliases, ip, mac, veth, netns, ip6)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    endpoint.id, network.id, container_id, name, json.dumps(list(aliases)), address,
+                    endpoint.id, network.id, container_id, name, _encode(list(aliases)), address,
                     endpoint.mac, veth, netns, address6,
                 ),
             )  # fmt: skip
@@ -494,11 +514,7 @@ def matching(rows: Iterable[sqlite3.Row | tuple[str, str, str, str, str]], name:
     """The addresses of the rows (``RESOLVE_SQL``'s) that ``name`` designates, IPv4 and IPv6."""
     out = []
     for ip, ip6, cname, aliases, cid in rows:
-        if (
-            cname.lower() == name
-            or name in (a.lower() for a in json.loads(aliases))
-            or name in (cid[:12], cid)
-        ):
+        if cname.lower() == name or name in (a.lower() for a in _decode(aliases)) or name in (cid[:12], cid):
             out.append(ip)
             if ip6:
                 out.append(ip6)

@@ -1,0 +1,41 @@
+"""What an attach costs the ``run`` path in imports: none of the modules the engine bans there."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+import sys
+import textwrap
+
+from .conftest import Env
+
+#: the engine's list (tests/integration/engine/test_run_imports.py), by name or top-level package
+BANNED = frozenset({
+    "re", "pathlib", "argparse", "json", "subprocess", "typing", "enum", "dataclasses", "contextlib",
+    "shutil", "hashlib", "datetime", "asyncio", "http", "urllib", "urllib3", "rich", "ctypes.util",
+    "threading", "tempfile",
+})  # fmt: skip
+
+_CHILD = textwrap.dedent("""
+    import sys
+    before = set(sys.modules)
+    from pallet.database import Database
+    from pallet.network.driver import Driver
+    root, run_dir, tag, network_id = sys.argv[1:5]
+    d = Driver(Database(root + "/pallet.db"), run_dir=run_dir, tag=tag, upstreams=[])
+    d.attach(d.network(network_id), sys.argv[5], name="plain")
+    sys.stdout.write("\\n".join(sorted(set(sys.modules) - before)))
+""")
+
+
+def test_an_attach_on_a_set_up_network_imports_nothing_the_run_path_bans(env: Env) -> None:
+    net = env.network(dns=False)
+    env.driver.attach(net, secrets.token_hex(32), name="first")  # type: ignore[arg-type]  # sets the network up
+    result = subprocess.run(
+        [sys.executable, "-c", _CHILD, env.root, env.run_dir, env.tag, net.id, secrets.token_hex(32)],  # type: ignore[attr-defined]
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    imported = result.stdout.split()
+    banned = [m for m in imported if m in BANNED or m.partition(".")[0] in BANNED]
+    assert banned == [], json.dumps(imported)

@@ -44,6 +44,7 @@ would let neighbours on the bridge reach the host's 127.0.0.0/8 services
 from __future__ import annotations
 
 import ipaddress
+import os
 
 from pallet.errors import Conflict, Unavailable, Unknown
 
@@ -300,8 +301,6 @@ NFT_PATHS = ("/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft")
 
 
 def _nft() -> str:
-    import os
-
     for path in NFT_PATHS:
         if os.access(path, os.X_OK):
             return path
@@ -321,12 +320,49 @@ def apply(batch: str) -> None:
     """
     if not batch:
         return
-    import subprocess
-
-    result = subprocess.run([_nft(), "-f", "-"], input=batch, capture_output=True, text=True, check=False)
-    if result.returncode == 0:
+    code, words = _run_nft(batch.encode())
+    if code == 0:
         return
-    words = result.stderr.strip()
     if "File exists" in words and "ports" in words:
         raise Conflict(f"a published host port is already allocated: {words.splitlines()[-1].strip()}")
     raise Unknown(f"nft refused the network rules: {words}")
+
+
+def _run_nft(batch: bytes) -> tuple[int, str]:
+    """``nft -f -`` with ``batch`` on its stdin: its exit status and its stderr.
+
+    ``posix_spawn`` with two memfds as stdin and stderr rather than
+    ``subprocess`` (which imports ``threading``, ``selectors`` and more that
+    ``pallet run -p`` would otherwise load): no pipe, so no deadlock whatever
+    the sizes, and the child inherits only those two descriptors' duplicates
+    (pallet opens everything else close-on-exec).
+    """
+    stdin = os.memfd_create("pallet-nft-batch", 0)
+    stderr = os.memfd_create("pallet-nft-stderr", 0)
+    try:
+        view = memoryview(batch)
+        while view:
+            view = view[os.write(stdin, view) :]
+        os.lseek(stdin, 0, os.SEEK_SET)
+        nft = _nft()
+        pid = os.posix_spawn(
+            nft,
+            [nft, "-f", "-"],
+            os.environ,
+            file_actions=[
+                (os.POSIX_SPAWN_DUP2, stdin, 0),
+                (os.POSIX_SPAWN_DUP2, stderr, 1),  # nothing is expected there; kept with the errors
+                (os.POSIX_SPAWN_DUP2, stderr, 2),
+                (os.POSIX_SPAWN_CLOSE, stdin),
+                (os.POSIX_SPAWN_CLOSE, stderr),
+            ],
+        )
+        _, status = os.waitpid(pid, 0)
+        os.lseek(stderr, 0, os.SEEK_SET)
+        chunks = []
+        while chunk := os.read(stderr, 65536):
+            chunks.append(chunk)
+    finally:
+        os.close(stdin)
+        os.close(stderr)
+    return os.waitstatus_to_exitcode(status), b"".join(chunks).decode(errors="replace").strip()

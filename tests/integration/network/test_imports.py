@@ -8,6 +8,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from .conftest import Env
 
 #: the engine's list (tests/integration/engine/test_run_imports.py), by name or top-level package
@@ -22,18 +24,22 @@ _CHILD = textwrap.dedent("""
     before = set(sys.modules)
     from pallet.database import Database
     from pallet.network.driver import Driver
-    root, run_dir, tag, network_id = sys.argv[1:5]
+    from pallet.network.store import PortMapping
+    root, run_dir, tag, network_id, container_id, port = sys.argv[1:7]
     d = Driver(Database(root + "/pallet.db"), run_dir=run_dir, tag=tag, upstreams=[])
-    d.attach(d.network(network_id), sys.argv[5], name="plain")
+    ports = [PortMapping(host_ip="127.0.0.1", host_port=int(port), container_port=80)] if port != "0" else []
+    d.attach(d.network(network_id), container_id, name="plain", ports=ports)
     sys.stdout.write("\\n".join(sorted(set(sys.modules) - before)))
 """)
 
 
-def test_an_attach_on_a_set_up_network_imports_nothing_the_run_path_bans(env: Env) -> None:
+@pytest.mark.parametrize("published", [False, True], ids=["plain", "with-a-published-port"])
+def test_an_attach_on_a_set_up_network_imports_nothing_the_run_path_bans(env: Env, published: bool) -> None:
     net = env.network(dns=False)
     env.driver.attach(net, secrets.token_hex(32), name="first")  # type: ignore[arg-type]  # sets the network up
+    port = str(25000 + secrets.randbelow(1000)) if published else "0"
     result = subprocess.run(
-        [sys.executable, "-c", _CHILD, env.root, env.run_dir, env.tag, net.id, secrets.token_hex(32)],  # type: ignore[attr-defined]
+        [sys.executable, "-c", _CHILD, env.root, env.run_dir, env.tag, net.id, secrets.token_hex(32), port],  # type: ignore[attr-defined]
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     imported = result.stdout.split()

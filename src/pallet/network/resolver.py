@@ -480,8 +480,6 @@ def ensure_running(
     python: str = sys.executable,
 ) -> int:
     """Start the network's resolver unless it runs; its pid. Call after committing the endpoint."""
-    import subprocess
-
     pidfile, lockfile = _paths(run_dir, network_id)
     lock = _Lock(lockfile)
     try:
@@ -496,18 +494,45 @@ def ensure_running(
             argv.append("--internal")
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_package_root(), env.get("PYTHONPATH", "")) if p)
-        result = subprocess.run(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-            start_new_session=True, env=env, check=False,
-        )  # fmt: skip
-        if result.returncode != 0:
+        code, words = _spawn_and_wait(argv, env)
+        if code != 0:
             from pallet.errors import Unavailable
 
             raise Unavailable(f"cannot start the name server of the network on {listen}:{port}: "
-                              f"{result.stderr.strip() or f'exit status {result.returncode}'}")  # fmt: skip
+                              f"{words or f'exit status {code}'}")  # fmt: skip
         return running_pid(run_dir, network_id)
     finally:
         lock.release()
+
+
+def _spawn_and_wait(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run the launcher half of the server in a new session and wait for it: its status and stderr.
+
+    ``posix_spawn``, not ``subprocess`` (whose imports the ``run`` path
+    avoids); the server closes every descriptor it inherited beyond its
+    stdio first thing (``_main``), so nothing of the caller's stays open in a
+    long-lived process.
+    """
+    stderr = os.memfd_create("pallet-resolver-stderr", 0)
+    try:
+        pid = os.posix_spawn(
+            argv[0],
+            argv,
+            env,
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                (os.POSIX_SPAWN_DUP2, stderr, 2),
+                (os.POSIX_SPAWN_CLOSE, stderr),
+            ],
+            setsid=True,
+        )
+        _, status = os.waitpid(pid, 0)
+        os.lseek(stderr, 0, os.SEEK_SET)
+        words = os.read(stderr, 65536).decode(errors="replace").strip()
+    finally:
+        os.close(stderr)
+    return os.waitstatus_to_exitcode(status), words
 
 
 def _package_root() -> str:
@@ -559,6 +584,7 @@ def _main(argv: Sequence[str]) -> int:
     parser.add_argument("--upstream", action="append", default=[])
     parser.add_argument("--internal", action="store_true")
     args = parser.parse_args(argv)
+    os.closerange(3, 1 << 20)  # whatever the launcher's process left inheritable (close_range: one call)
 
     family = _socket.AF_INET6 if ":" in args.listen else _socket.AF_INET
     listener = _socket.socket(family, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC)

@@ -33,10 +33,19 @@ _CHILD = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("published", [False, True], ids=["plain", "with-a-published-port"])
-def test_an_attach_on_a_set_up_network_imports_nothing_the_run_path_bans(env: Env, published: bool) -> None:
-    net = env.network(dns=False)
-    env.driver.attach(net, secrets.token_hex(32), name="first")  # type: ignore[arg-type]  # sets the network up
+@pytest.mark.parametrize(
+    ("published", "first_on_user_network"),
+    [(False, False), (True, False), (False, True)],
+    ids=["plain", "with-a-published-port", "first-on-a-user-network"],
+)
+def test_an_attach_imports_nothing_the_run_path_bans(
+    env: Env, published: bool, first_on_user_network: bool
+) -> None:
+    """On a set-up network, with or without a port; or the first container of a user network (the
+    bridge and its rules set up, the resolver started)."""
+    net = env.network(dns=first_on_user_network)
+    if not first_on_user_network:
+        env.driver.attach(net, secrets.token_hex(32), name="first")  # type: ignore[arg-type]  # sets the network up
     port = str(25000 + secrets.randbelow(1000)) if published else "0"
     result = subprocess.run(
         [sys.executable, "-c", _CHILD, env.root, env.run_dir, env.tag, net.id, secrets.token_hex(32), port],  # type: ignore[attr-defined]

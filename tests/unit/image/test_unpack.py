@@ -14,12 +14,15 @@ from pathlib import Path
 import pytest
 
 from pallet.errors import InvalidArgument
+from pallet.image.archive import load, save
+from pallet.image.importer import import_tarball
 from pallet.image.snapshots import COPY, OVERLAY
 from pallet.image.store import ImageStore
-from pallet.image.unpack import LayerMismatch, unpack_layer
+from pallet.image.unpack import LayerMismatch, UnpackedLayer, unpack_layer
 from pallet.oci import mediatypes
 from pallet.oci.digest import Digest
 from pallet.oci.image_spec import Descriptor, chain_ids
+from pallet.testing.images import MemoryImage, add_to_store, random_image
 
 DRIVERS = [COPY, OVERLAY] if os.geteuid() == 0 else [COPY]
 
@@ -43,7 +46,7 @@ def _layer(files: dict[str, bytes]) -> tuple[bytes, Descriptor, Digest]:
     return blob, desc, Digest("sha256:" + hashlib.sha256(raw.getvalue()).hexdigest())
 
 
-def _unpack(store: ImageStore, blob: bytes, desc: Descriptor, diff_id: Digest, **kw: object) -> object:
+def _unpack(store: ImageStore, blob: bytes, desc: Descriptor, diff_id: Digest, **kw: object) -> UnpackedLayer:
     with store.lease():
         return unpack_layer(
             store.snapshots,
@@ -147,3 +150,72 @@ def test_unpack_layers_stacks_layers_on_their_parents_and_reuses_what_is_there(s
     assert store.snapshots.get(top).parent == str(chains[0])
     assert store.unpack_layers(descs[:1], diff_ids[:1]) == str(chains[0])
     assert len(list(store.snapshots.walk())) == 2
+
+
+def _saved(tmp_path: Path, layers: int) -> tuple[bytes, MemoryImage]:
+    image = random_image(seed=5, layers=layers)
+    with ImageStore.open(tmp_path / "source", snapshot_driver=COPY) as source:
+        add_to_store(source, image, "app:1")
+        out = io.BytesIO()
+        save(source, ["app:1"], out)
+    return out.getvalue(), image
+
+
+def test_load_unpacks_every_layer_and_records_its_size_before_adding_the_image(
+    store: ImageStore, tmp_path: Path
+) -> None:
+    archive, image = _saved(tmp_path, 3)
+    (loaded,) = load(store, io.BytesIO(archive))
+    layers = store.layers(loaded.image.id)
+    assert [layer.snapshot_key for layer in layers] == [str(layer.chain_id) for layer in layers]
+    assert all(layer.uncompressed_size for layer in layers)
+    assert store.unpack(str(loaded.image.id)) == str(layers[-1].chain_id)
+    files = image.final_files()
+    if store.snapshots.driver == COPY:  # the top snapshot holds the whole tree
+        fs = _fs(store, str(layers[-1].chain_id))
+        assert {str(p.relative_to(fs)): p.read_bytes() for p in fs.rglob("*") if p.is_file()} == files
+
+
+def test_import_unpacks_its_layer(store: ImageStore) -> None:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        info = tarfile.TarInfo("hello")
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"hi"))
+    record = import_tarball(store, io.BytesIO(raw.getvalue()), ref="imported:1")
+    (layer,) = store.layers(record.id)
+    assert layer.snapshot_key == str(layer.chain_id)
+    assert layer.uncompressed_size == len(raw.getvalue())
+    assert (_fs(store, str(layer.chain_id)) / "hello").read_bytes() == b"hi"
+
+
+def _docker_archive(layer: bytes, diff_id: str) -> bytes:
+    """A classic ``docker save`` archive of one image, ``bad:1``, whose config names ``diff_id``."""
+    import json
+
+    config = json.dumps(
+        {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [diff_id]}}
+    ).encode()
+    config_name = f"{Digest.of_bytes(config).hex}.json"
+    manifest = json.dumps(
+        [{"Config": config_name, "RepoTags": ["bad:1"], "Layers": ["l1/layer.tar"]}]
+    ).encode()
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for name, data in ((config_name, config), ("l1/layer.tar", layer), ("manifest.json", manifest)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def test_a_load_whose_layer_does_not_unpack_to_its_diff_id_adds_no_image(store: ImageStore) -> None:
+    blob, _, diff_id = _layer({"a": b"1"})
+    (loaded,) = load(store, io.BytesIO(_docker_archive(gzip.decompress(blob), str(diff_id))))
+    assert [layer.snapshot_key for layer in store.layers(loaded.image.id)] == [str(diff_id)]
+    store.remove_image("bad:1")
+    store.gc()
+    with pytest.raises(InvalidArgument, match=r"does not match the image config.*the archive is corrupt"):
+        load(store, io.BytesIO(_docker_archive(gzip.decompress(blob), "sha256:" + "0" * 64)))
+    assert store.list_images() == []
+    assert list(store.snapshots.walk()) == []

@@ -65,6 +65,7 @@ __all__ = [
     "bridge_mac",
     "inspect_network",
     "inspect_settings",
+    "root_tag",
     "veth_name",
 ]
 
@@ -78,6 +79,15 @@ if TYPE_CHECKING:
 BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"
 _MTU_OPTION = "com.docker.network.driver.mtu"
 _IFNAMSIZ = 15
+
+
+def root_tag(root: str) -> str:
+    """A short stable tag of a pallet root (8 hex), for names two roots on one host must not share:
+    the nftables table (``pallet-<tag>``), the default network's bridge when the root is not the
+    default one. ``zlib.crc32`` of the real path: ``hashlib`` is banned from the run path."""
+    import zlib
+
+    return f"{zlib.crc32(os.path.realpath(root).encode()):08x}"
 
 
 def _new_id() -> str:

@@ -49,3 +49,11 @@ def test_interface_names_fit_and_the_bridge_mac_is_local_unicast() -> None:
     assert len(mac.split(":")) == 6
     assert first & 0b10
     assert not first & 0b1
+
+
+def test_a_root_tag_is_stable_short_and_per_root(tmp_path: object) -> None:
+    from pallet.network.driver import root_tag
+
+    assert root_tag("/var/lib/pallet") == root_tag("/var/lib/pallet/")
+    assert root_tag("/var/lib/pallet") != root_tag("/var/lib/pallet2")
+    assert len(root_tag("/x")) == 8

@@ -185,7 +185,8 @@ def _network_chains(net: NetworkRules) -> dict[str, list[str]]:
         chains[f"n-{net.id}-to"].append("drop")
     else:
         chains[f"n-{net.id}-out"] = [f"oifname != {bridge} masquerade"]
-        chains[f"n-{net.id}-from"] += ["oifname @bridges drop", "accept"]
+        # a published port of another network, reached through the host, is not isolation's business
+        chains[f"n-{net.id}-from"] += ["ct status dnat accept", "oifname @bridges drop", "accept"]
         chains[f"n-{net.id}-to"] += ["ct status dnat accept", "drop"]
     return chains
 

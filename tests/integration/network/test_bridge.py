@@ -200,3 +200,15 @@ def test_a_network_takes_the_mtu_of_the_hosts_uplink(env: Env) -> None:
         uplinks = {r.oif for r in routes if r.dst_len == 0}
         expected = min([1500] + [link.mtu for link in nl.links() if link.index in uplinks])
     assert env.network(dns=False).mtu == expected  # type: ignore[attr-defined]
+
+
+def test_another_network_reaches_a_published_port_through_the_host_but_not_the_container(
+    env: Env, outside: Outside, tmp_path: Path
+) -> None:
+    one, two = env.network(dns=False), env.network(dns=False)
+    port = 26000 + int(env.tag[-3:], 16) % 1000
+    web = env.driver.attach(one, cid(), name="web", ports=[PortMapping(host_port=port, container_port=80)])  # type: ignore[arg-type]
+    other = env.driver.attach(two, cid(), name="other")  # type: ignore[arg-type]
+    httpd(env, web.netns, tmp_path, "web\n")
+    assert wget(other.netns, f"http://{outside.host_ip}:{port}/") == "web\n"
+    assert wget(other.netns, f"http://{web.ip}/") == ""

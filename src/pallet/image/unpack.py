@@ -34,7 +34,7 @@ takes unreferenced rows and snapshots when no lease is held.
 
 from __future__ import annotations
 
-from pallet.errors import AlreadyExists, Conflict, DataLoss, NotFound
+from pallet.errors import DATA_LOSS, AlreadyExists, Conflict, DataLoss, NotFound
 from pallet.image import owners
 from pallet.image.snapshots import OVERLAY, writable_dir
 from pallet.oci.record import Record
@@ -58,6 +58,8 @@ _PREFIX = "unpack/"
 
 class LayerMismatch(DataLoss):
     """A layer blob does not hash to its digest, or unpacks to another diff id than its image says."""
+
+    category = DATA_LOSS
 
 
 class UnpackedLayer(Record):

@@ -44,6 +44,31 @@ attach's that it did not see; the database serialises itself.
 Costs: attach is one netlink socket in each namespace and about ten
 round trips, plus one ``nft`` process when ports are published and one
 resolver start for the first container of a user-defined network.
+
+How an engine uses it (the calls, in order):
+
+- open: the root's ``Database`` with ``pallet.network.store.SCHEMA`` listed
+  after the engine's schemas; ``Driver(db, run_dir=..., tag=root_tag(root),
+  pools=ipam.parse_pools(<config default-address-pools>))``.
+- the default network, once: ``create_network("bridge", bridge="pallet0"
+  (default root) or "pallet-" + tag[:8], dns=False)``.
+- ``run``/``create``: in the transaction that records the container,
+  ``allocate(network, cid, name=..., aliases=..., ip=..., mac=...,
+  ports=...)`` per network; after the commit, ``resume(cid)`` (namespace,
+  veths, rules, resolver); the runtime gets ``netns_path(cid)`` as the
+  config's network namespace path. (``attach`` does both halves at once,
+  for ``network connect``.)
+- ``stop``: ``suspend(cid)``; ``start``: ``resume(cid)``; ``rm``:
+  ``detach_container(cid)`` then ``remove_netns(cid)``; ``network
+  disconnect``: ``detach(endpoint)``; ``network rm``/``prune``:
+  ``remove_network``/``prune(keep=["bridge"])``.
+- after finding dead or half-made containers: ``reconcile(existing,
+  active)``.
+- ``inspect``: ``inspect_settings``/``inspect_network``; ``port``:
+  ``store.ports()``; ``/etc/resolv.conf`` of a container on a user network
+  names ``network.gateway`` only (the resolver), on the default bridge the
+  host's servers without 127.x (``engine/hostsfiles``); ``/etc/hosts``
+  gains ``<ip> <hostname>``.
 """
 
 from __future__ import annotations
@@ -372,21 +397,40 @@ class Driver:
         another endpoint or by a program of the host); on any failure nothing
         of this attachment is left.
         """
-        for port in ports:
-            check_free(port.protocol, port.host_ip, port.host_port)
         with self._lock():
-            path = self.create_netns(container_id)
-            endpoint_id = _new_id()
-            endpoint = self.store.allocate(
-                network, endpoint_id=endpoint_id, container_id=container_id, name=name, aliases=aliases, ip=ip,
-                mac=mac, ports=ports, netns=path, veth=veth_name(endpoint_id), ip6=ip6,
-            )  # fmt: skip
+            endpoint = self.allocate(
+                network, container_id, name=name, aliases=aliases, ip=ip, mac=mac, ports=ports, ip6=ip6
+            )
             try:
+                self.create_netns(container_id)
                 self._bring_up(network, endpoint)
             except BaseException:
                 self._undo(endpoint)
                 raise
         return endpoint
+
+    def allocate(
+        self,
+        network: Network,
+        container_id: str,
+        *,
+        name: str,
+        aliases: Sequence[str] = (),
+        ip: str = "",
+        mac: str = "",
+        ports: Sequence[PortMapping] = (),
+        ip6: str = "",
+    ) -> Endpoint:
+        """Only record the attachment (address, ports), nothing in the kernel: the half of ``attach``
+        an engine runs inside the transaction that records the container, before ``resume`` brings
+        every recorded endpoint up. Refuses what ``attach`` refuses."""
+        for port in ports:
+            check_free(port.protocol, port.host_ip, port.host_port)
+        endpoint_id = _new_id()
+        return self.store.allocate(
+            network, endpoint_id=endpoint_id, container_id=container_id, name=name, aliases=aliases, ip=ip,
+            mac=mac, ports=ports, netns=self.netns_path(container_id), veth=veth_name(endpoint_id), ip6=ip6,
+        )  # fmt: skip
 
     def _bring_up(self, network: Network, endpoint: Endpoint) -> None:
         """The kernel side of a recorded endpoint: network, veth, ports, resolver. Caller holds the lock."""

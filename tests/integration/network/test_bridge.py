@@ -212,3 +212,15 @@ def test_another_network_reaches_a_published_port_through_the_host_but_not_the_c
     httpd(env, web.netns, tmp_path, "web\n")
     assert wget(other.netns, f"http://{outside.host_ip}:{port}/") == "web\n"
     assert wget(other.netns, f"http://{web.ip}/") == ""
+
+
+def test_the_engines_flow_allocate_in_its_transaction_then_resume(env: Env) -> None:
+    net = env.network(dns=False)
+    a, b = cid(), cid()
+    with env.db.transaction():  # the engine's: its container rows would be written here too
+        first = env.driver.allocate(net, a, name="a")  # type: ignore[arg-type]
+        second = env.driver.allocate(net, b, name="b")  # type: ignore[arg-type]
+    assert not os.path.exists(first.netns)  # nothing in the kernel yet
+    env.driver.resume(a)
+    env.driver.resume(b)
+    assert exec_in(second.netns, BUSYBOX, "ping", "-c", "1", "-W", "5", first.ip).returncode == 0

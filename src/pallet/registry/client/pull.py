@@ -166,7 +166,6 @@ class _LayerJob:
         need_unpack = self.snaps.stat(self.chains[i]) is None
         if self.store.content.has(desc.digest):
             if need_unpack:
-                self._wait_parent(i)
                 self._unpack_stored(i, key)
             else:
                 self.progress.status(key, "Already exists")
@@ -178,7 +177,6 @@ class _LayerJob:
             if not partial.acquire():  # another pull stored it meanwhile
                 partial.close()
                 if need_unpack:
-                    self._wait_parent(i)
                     self._unpack_stored(i, key)
                 self.committed[i].set()
                 return
@@ -192,7 +190,6 @@ class _LayerJob:
                 self._download(key, partial)
                 partial.close()  # unlock before waiting for the parent (see _stream)
                 if need_unpack:
-                    self._wait_parent(i)
                     self._unpack_stored(i, key)
         finally:
             partial.close()
@@ -262,11 +259,14 @@ class _LayerJob:
             reader.close()
 
     def _unpack_stored(self, i: int, key: str) -> None:
+        """Unpack layer ``i`` from the store; with overlay while its parent is still unpacking."""
         desc = self.layers[i]
+        if not self.independent:
+            self._wait_parent(i)  # the copy driver starts from a copy of the parent's tree
         self.progress.status(key, "Extracting")
         # blobs of another algorithm than sha256 are verified as read, by the content store
         with self.store.content.open(desc.digest, verify=desc.digest.algorithm != "sha256") as blob:
-            self._unpack(i, blob)
+            self._unpack(i, blob, before_commit=lambda: self._wait_parent(i))
 
 
 def _resolve(

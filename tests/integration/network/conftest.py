@@ -146,6 +146,13 @@ def free_subnet(second: int) -> str:
     raise RuntimeError("no free /24 for the test")
 
 
+def free_port() -> int:
+    """A host TCP port nothing holds now, from the ephemeral range at a random place."""
+    from pallet.network.ports import choose_free
+
+    return choose_free("tcp", "0.0.0.0", (), start=secrets.randbelow(20000))
+
+
 def unique(prefix: str = "pt") -> str:
     return prefix + secrets.token_hex(4)  # 10 characters: fits an interface name with a suffix
 

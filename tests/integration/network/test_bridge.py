@@ -10,7 +10,7 @@ from pathlib import Path
 from pallet.network.netlink import Netlink
 from pallet.network.store import PortMapping
 
-from .conftest import BUSYBOX, Env, Outside, exec_in, httpd, wget
+from .conftest import BUSYBOX, Env, Outside, exec_in, free_port, httpd, wget
 
 
 def cid() -> str:
@@ -86,7 +86,7 @@ def test_published_ports_answer_on_127_0_0_1_a_host_address_and_from_other_names
     env: Env, outside: Outside, tmp_path: Path
 ) -> None:
     net = env.network(dns=False)
-    port_local, port_any = 18000 + int(env.tag[-3:], 16) % 1000, 19000 + int(env.tag[-3:], 16) % 1000
+    port_local, port_any = free_port(), free_port()
     web = env.driver.attach(  # type: ignore[arg-type]
         net, cid(), name="web",
         ports=[
@@ -120,7 +120,7 @@ def test_a_taken_host_port_is_refused_and_leaves_nothing(env: Env) -> None:
     from pallet.errors import Conflict
 
     net = env.network(dns=False)
-    port = 20000 + int(env.tag[-3:], 16) % 1000
+    port = free_port()
     env.driver.attach(net, cid(), name="a", ports=[PortMapping(host_port=port, container_port=80)])  # type: ignore[arg-type]
     before = {e.id for e in env.driver.store.endpoints()}
     with pytest.raises(Conflict, match=f"{port} failed: port is already allocated"):
@@ -156,7 +156,7 @@ def test_a_suspended_container_keeps_its_address_and_port_and_gets_them_back(
     env: Env, tmp_path: Path
 ) -> None:
     net = env.network(dns=False)
-    port = 24000 + int(env.tag[-3:], 16) % 1000
+    port = free_port()
     container = cid()
     web = env.driver.attach(
         net,
@@ -206,7 +206,7 @@ def test_another_network_reaches_a_published_port_through_the_host_but_not_the_c
     env: Env, outside: Outside, tmp_path: Path
 ) -> None:
     one, two = env.network(dns=False), env.network(dns=False)
-    port = 26000 + int(env.tag[-3:], 16) % 1000
+    port = free_port()
     web = env.driver.attach(one, cid(), name="web", ports=[PortMapping(host_port=port, container_port=80)])  # type: ignore[arg-type]
     other = env.driver.attach(two, cid(), name="other")  # type: ignore[arg-type]
     httpd(env, web.netns, tmp_path, "web\n")

@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from .conftest import Env
+from .conftest import Env, free_port
 
 #: the engine's list (tests/integration/engine/test_run_imports.py), by name or top-level package
 BANNED = frozenset({
@@ -46,7 +46,7 @@ def test_an_attach_imports_nothing_the_run_path_bans(
     net = env.network(dns=first_on_user_network)
     if not first_on_user_network:
         env.driver.attach(net, secrets.token_hex(32), name="first")  # type: ignore[arg-type]  # sets the network up
-    port = str(25000 + secrets.randbelow(1000)) if published else "0"
+    port = str(free_port()) if published else "0"
     result = subprocess.run(
         [sys.executable, "-c", _CHILD, env.root, env.run_dir, env.tag, net.id, secrets.token_hex(32), port],  # type: ignore[attr-defined]
         capture_output=True, text=True, check=True,

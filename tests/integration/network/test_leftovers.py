@@ -16,7 +16,7 @@ from pallet.network import netns, nft, resolver
 from pallet.network.netlink import Netlink
 from pallet.network.store import PortMapping
 
-from .conftest import Env
+from .conftest import Env, free_port
 
 #: run in a child: attach with every kernel step counted, SIGKILL of itself before step N
 _CHILD = textwrap.dedent("""
@@ -81,7 +81,7 @@ def _ours(env: Env, container_id: str) -> list[str]:
 
 def test_a_sigkill_at_every_step_of_an_attach_is_repaired_by_reconcile(env: Env) -> None:
     net = env.network()
-    port = 21000 + secrets.randbelow(1000)
+    port = free_port()
     total = 0
     kill_at = 1
     while True:
@@ -104,7 +104,7 @@ def test_reconcile_keeps_live_containers_and_removes_the_rest(env: Env) -> None:
         net,
         live_id,
         name="live",
-        ports=[PortMapping(host_port=22000 + secrets.randbelow(1000), container_port=80)],
+        ports=[PortMapping(host_port=free_port(), container_port=80)],
     )  # type: ignore[arg-type]
     dead = env.driver.attach(net, dead_id, name="dead")  # type: ignore[arg-type]
     # leftovers made by hand: a namespace file and a veth on the bridge that no endpoint names
@@ -170,7 +170,7 @@ def test_other_tables_are_never_touched(env: Env, foreign_table: str) -> None:
         net,
         secrets.token_hex(32),
         name="a",
-        ports=[PortMapping(host_port=23000 + secrets.randbelow(1000), container_port=80)],
+        ports=[PortMapping(host_port=free_port(), container_port=80)],
     )  # type: ignore[arg-type]
     env.driver.reconcile([e.container_id])
     env.driver.detach(e)

@@ -71,50 +71,9 @@ def _write_err(ctx: Context, data: bytes) -> None:
 
 
 def _add_create_flags(parser: FlagParser) -> None:
-    add = parser.add_argument
-    add("--name")
-    add("-e", "--env", action="append", default=[])
-    add("--env-file", action="append", default=[])
-    add("-w", "--workdir", default="")
-    add("-u", "--user", default="")
-    add("--entrypoint")
-    add("--hostname", default="")
-    add("--domainname", default="")
-    add("-l", "--label", action="append", default=[])
-    add("--read-only", action="store_true")
-    add("--init", action="store_true")
-    add("--stop-signal")
-    add("--stop-timeout")
-    add("-m", "--memory")
-    add("--memory-swap")
-    add("--memory-reservation")
-    add("--cpus")
-    add("-c", "--cpu-shares")
-    add("--cpuset-cpus", default="")
-    add("--cpuset-mems", default="")
-    add("--pids-limit")
-    add("--ulimit", action="append", default=[])
-    add("--cap-add", action="append", default=[])
-    add("--cap-drop", action="append", default=[])
-    add("--security-opt", action="append", default=[])
-    add("--privileged", action="store_true")
-    add("--device", action="append", default=[])
-    add("--group-add", action="append", default=[])
-    add("--shm-size")
-    add("--sysctl", action="append", default=[])
-    add("--tmpfs", action="append", default=[])
-    add("--restart")
-    add("--runtime", default="")
-    add("--network", "--net", dest="network")
-    add("-v", "--volume", action="append", default=[])
-    add("--mount", action="append", default=[])
-    add("--log-opt", action="append", default=[])
-    add("-p", "--publish", action="append", default=[])
-    add("-i", "--interactive", action="store_true")
-    add("-t", "--tty", action="store_true")
-    add("--rm", action="store_true")
-    add("image")
-    add("command", nargs=REMAINDER)
+    from pallet.cli.run_flags import add_create_flags
+
+    add_create_flags(parser)
 
 
 def _integer(text: str, flag: str) -> int:
@@ -126,88 +85,10 @@ def _integer(text: str, flag: str) -> int:
     return int(body)
 
 
-def options_from_args(args: Namespace) -> RunOptions:
-    """``RunOptions`` from the flags of ``run``/``create``; bad values are ``InvalidArgument`` in docker's words."""
-    from pallet.engine.spec import options as o
-
-    def mapping(pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
-        return dict(pairs)
-
-    opts = o.RunOptions(
-        name=args.name,
-        env=o.collect_env(args.env, args.env_file),
-        env_files=tuple(args.env_file),
-        workdir=args.workdir,
-        user=args.user,
-        entrypoint=None if args.entrypoint is None else tuple(args.entrypoint.split()),
-        cmd=tuple(args.command) or None,
-        hostname=args.hostname,
-        domainname=args.domainname,
-        labels=mapping([o.parse_label(t) for t in args.label]),
-        read_only=args.read_only,
-        init=args.init,
-        stop_signal=o.parse_signal(args.stop_signal) if args.stop_signal else "",
-        stop_timeout=None if args.stop_timeout is None else _integer(args.stop_timeout, "--stop-timeout"),
-        memory=None if args.memory is None else o.parse_bytes(args.memory, flag="-m, --memory"),
-        memory_swap=(
-            None
-            if args.memory_swap is None
-            else -1
-            if args.memory_swap.strip() == "-1"
-            else o.parse_bytes(args.memory_swap, flag="--memory-swap")
-        ),
-        memory_reservation=(
-            None
-            if args.memory_reservation is None
-            else o.parse_bytes(args.memory_reservation, flag="--memory-reservation")
-        ),
-        cpus=None if args.cpus is None else o.parse_cpus(args.cpus),
-        cpu_shares=None if args.cpu_shares is None else _integer(args.cpu_shares, "-c, --cpu-shares"),
-        cpuset_cpus=args.cpuset_cpus,
-        cpuset_mems=args.cpuset_mems,
-        pids_limit=None if args.pids_limit is None else _integer(args.pids_limit, "--pids-limit"),
-        ulimits=tuple(o.parse_ulimit(t) for t in args.ulimit),
-        cap_add=tuple(o.parse_capability(t, flag="--cap-add") for t in args.cap_add),
-        cap_drop=tuple(o.parse_capability(t, flag="--cap-drop") for t in args.cap_drop),
-        security_opt=tuple(o.parse_security_opt(t) for t in args.security_opt),
-        privileged=args.privileged,
-        devices=tuple(o.parse_device(t) for t in args.device),
-        group_add=tuple(args.group_add),
-        shm_size=None if args.shm_size is None else o.parse_bytes(args.shm_size, flag="--shm-size"),
-        sysctls=mapping([o.parse_sysctl(t) for t in args.sysctl]),
-        tmpfs=mapping([o.parse_tmpfs(t) for t in args.tmpfs]),
-        restart=o.parse_restart(args.restart) if args.restart else o.RestartPolicy(),
-        runtime=args.runtime,
-        network=o.parse_network(args.network) if args.network else "private",
-        mounts=(
-            *(o.parse_volume(t) for t in args.volume),
-            *(o.parse_mount(t) for t in args.mount),
-        ),
-        tty=args.tty,
-        interactive=args.interactive,
-        auto_remove=args.rm,
-        log_opts=mapping([o.parse_log_opt(t) for t in args.log_opt]),
-        publish=tuple(args.publish),
-    )
-    if opts.auto_remove and opts.restart.name not in ("", "no"):
-        raise InvalidArgument("Conflicting options: --restart and --rm")
-    if opts.publish:
-        raise InvalidArgument(
-            "-p/--publish needs bridge networking, which pallet does not have yet; "
-            "use --network host to reach the container's ports"
-        )
-    o.validate(opts)
-    return opts
-
-
 def _parse_options(args: Namespace, command: str) -> RunOptions:
-    """The run options of the command line; a bad value is a usage error (exit 125), before any work."""
-    try:
-        return options_from_args(args)
-    except UsageError:
-        raise
-    except InvalidArgument as e:
-        raise UsageError(e.message, command) from None
+    from pallet.cli.run_flags import parse_options
+
+    return parse_options(args, command)
 
 
 def _create(
@@ -934,7 +815,7 @@ def configure_attach(parser: FlagParser) -> None:
 
 def _run_exec(ctx: Context, args: Namespace) -> int:
     from pallet.engine.containers.execs import ExecRequest, exec_process
-    from pallet.engine.spec.options import collect_env
+    from pallet.engine.spec.syntax import collect_env
 
     if not args.command:
         raise UsageError('"exec" requires at least 2 arguments', "exec")

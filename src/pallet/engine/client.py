@@ -97,7 +97,7 @@ def _environment(value: Mapping[str, str] | Sequence[str] | None) -> tuple[str, 
 
 def _volume_specs(value: Mapping[str, Any] | Sequence[str] | None) -> tuple[Any, ...]:
     """The docker SDK's ``volumes``: ``["name:/path:ro"]`` or ``{"name": {"bind": "/path", "mode": "ro"}}``."""
-    from pallet.engine.spec.options import parse_volume
+    from pallet.engine.spec.syntax import parse_volume
 
     if value is None:
         return ()
@@ -109,13 +109,18 @@ def _volume_specs(value: Mapping[str, Any] | Sequence[str] | None) -> tuple[Any,
 
 
 def run_options(**kwargs: Any) -> RunOptions:
-    """``RunOptions`` from the docker SDK's keyword arguments (the ones pallet supports)."""
+    """``RunOptions`` from the docker SDK's keyword arguments (the ones pallet supports); they
+    check themselves as they are made."""
     from pallet.engine.spec import options as o
+    from pallet.engine.spec import syntax as s
 
-    def size(value: int | str | None, flag: str) -> int | None:
+    def size(value: int | str | None, what: str) -> int | None:
         if value is None or isinstance(value, int):
             return value
-        return o.parse_bytes(value, flag=flag)
+        try:
+            return s.parse_bytes(value)
+        except InvalidArgument as e:
+            raise InvalidArgument(f"{what}: {e.message}") from None
 
     known = {
         "name", "command", "entrypoint", "environment", "working_dir", "user", "hostname", "domainname",
@@ -128,50 +133,56 @@ def run_options(**kwargs: Any) -> RunOptions:
     if unknown:
         raise InvalidArgument(f"unsupported container option(s): {', '.join(unknown)}")
     restart = kwargs.get("restart_policy") or {}
-    network = kwargs.get("network_mode")
     labels = kwargs.get("labels") or {}
     if isinstance(labels, list):
         labels = dict.fromkeys(labels, "")
-    opts = o.RunOptions(
+    return o.RunOptions(
         name=kwargs.get("name"),
-        env=_environment(kwargs.get("environment")),
-        workdir=kwargs.get("working_dir") or "",
-        user=str(kwargs.get("user") or ""),
-        entrypoint=_command(kwargs.get("entrypoint")),
-        cmd=_command(kwargs.get("command")) or None,
-        hostname=kwargs.get("hostname") or "",
-        domainname=kwargs.get("domainname") or "",
         labels=dict(labels),
-        read_only=bool(kwargs.get("read_only")),
-        init=bool(kwargs.get("init")),
-        stop_signal=o.parse_signal(kwargs["stop_signal"]) if kwargs.get("stop_signal") else "",
-        stop_timeout=kwargs.get("stop_timeout"),
-        memory=size(kwargs.get("mem_limit"), "mem_limit"),
-        memory_swap=size(kwargs.get("memswap_limit"), "memswap_limit"),
-        cpus=kwargs.get("nano_cpus"),
-        cpu_shares=kwargs.get("cpu_shares"),
-        cpuset_cpus=kwargs.get("cpuset_cpus") or "",
-        pids_limit=kwargs.get("pids_limit"),
-        cap_add=tuple(o.parse_capability(c) for c in kwargs.get("cap_add") or ()),
-        cap_drop=tuple(o.parse_capability(c, flag="--cap-drop") for c in kwargs.get("cap_drop") or ()),
-        security_opt=tuple(o.parse_security_opt(s) for s in kwargs.get("security_opt") or ()),
-        privileged=bool(kwargs.get("privileged")),
-        shm_size=size(kwargs.get("shm_size"), "shm_size"),
-        sysctls=dict(kwargs.get("sysctls") or {}),
-        tmpfs=dict(kwargs.get("tmpfs") or {}),
-        restart=o.RestartPolicy(
+        restart=s.RestartPolicy(
             name=restart.get("Name", "no") or "no", max_retries=int(restart.get("MaximumRetryCount", 0))
         ),
-        runtime=kwargs.get("runtime") or "",
-        network=o.parse_network(network) if network else "private",
-        mounts=_volume_specs(kwargs.get("volumes")),
-        tty=bool(kwargs.get("tty")),
-        interactive=bool(kwargs.get("stdin_open")),
         auto_remove=bool(kwargs.get("auto_remove")),
-        group_add=tuple(str(g) for g in kwargs.get("group_add") or ()),
+        runtime=kwargs.get("runtime") or "",
+        process=o.ProcessOptions(
+            cmd=_command(kwargs.get("command")) or None,
+            entrypoint=_command(kwargs.get("entrypoint")),
+            env=_environment(kwargs.get("environment")),
+            workdir=kwargs.get("working_dir") or "",
+            user=str(kwargs.get("user") or ""),
+            group_add=tuple(str(g) for g in kwargs.get("group_add") or ()),
+            tty=bool(kwargs.get("tty")),
+            interactive=bool(kwargs.get("stdin_open")),
+            init=bool(kwargs.get("init")),
+            stop_signal=s.parse_signal(kwargs["stop_signal"]) if kwargs.get("stop_signal") else "",
+            stop_timeout=kwargs.get("stop_timeout"),
+        ),
+        resources=o.ResourceOptions(
+            memory=size(kwargs.get("mem_limit"), "mem_limit"),
+            memory_swap=size(kwargs.get("memswap_limit"), "memswap_limit"),
+            cpus=kwargs.get("nano_cpus"),
+            cpu_shares=kwargs.get("cpu_shares"),
+            cpuset_cpus=kwargs.get("cpuset_cpus") or "",
+            pids_limit=kwargs.get("pids_limit"),
+            shm_size=size(kwargs.get("shm_size"), "shm_size"),
+        ),
+        security=o.security_options(
+            kwargs.get("security_opt") or (),
+            privileged=bool(kwargs.get("privileged")),
+            cap_add=tuple(kwargs.get("cap_add") or ()),
+            cap_drop=tuple(kwargs.get("cap_drop") or ()),
+            read_only=bool(kwargs.get("read_only")),
+            sysctls=dict(kwargs.get("sysctls") or {}),
+        ),
+        network=o.NetworkOptions(
+            mode=s.parse_network(kwargs.get("network_mode") or ""),
+            hostname=kwargs.get("hostname") or "",
+            domainname=kwargs.get("domainname") or "",
+        ),
+        mounts=o.MountOptions(
+            specs=_volume_specs(kwargs.get("volumes")), tmpfs=dict(kwargs.get("tmpfs") or {})
+        ),
     )
-    o.validate(opts)
-    return opts
 
 
 class Container:

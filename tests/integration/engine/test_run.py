@@ -208,14 +208,14 @@ def test_a_generated_name_taken_meanwhile_is_drawn_again(
 ) -> None:
     from pallet.engine.containers import names
     from pallet.engine.containers.lifecycle import Engine
-    from pallet.engine.spec.options import RunOptions
+    from pallet.engine.spec.options import ProcessOptions, RunOptions
 
     pallet_env.ok("create", "--name", "taken_name", "busybox", "true")
     drawn = iter(["taken_name", "fresh_name"])
     # as if a concurrent create took the name between the check and the insert
     monkeypatch.setattr(names, "generate_name", lambda taken, **_: next(drawn))
     with Engine.open(pallet_env.root, pallet_env.run_root) as engine:
-        record = engine.create("busybox", RunOptions(cmd=("true",)))
+        record = engine.create("busybox", RunOptions(process=ProcessOptions(cmd=("true",))))
     assert record.name == "fresh_name"
     assert sorted(pallet_env.ok("ps", "-a", "--format", "{{.Names}}").split()) == ["fresh_name", "taken_name"]
 

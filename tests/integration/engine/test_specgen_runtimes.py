@@ -18,16 +18,17 @@ from pathlib import Path
 import pytest
 
 from pallet.engine.spec.generate import build_spec
-from pallet.engine.spec.options import (
+from pallet.engine.spec.syntax import (
     DeviceMapping,
-    RunOptions,
     parse_bytes,
+    parse_network,
     parse_security_opt,
     parse_ulimit,
     parse_volume,
 )
 from pallet.oci.image_spec import ContainerConfig
 from pallet.testing.host import require_host_path
+from pallet.testing.options import run_options
 
 pytestmark = pytest.mark.root
 
@@ -98,7 +99,7 @@ def run(
     spec = build_spec(
         container_id=container_id,
         image_config=IMAGE,
-        options=RunOptions(cmd=("sh", "-c", script), **options),  # type: ignore[arg-type]
+        options=run_options(cmd=("sh", "-c", script), **options),
         rootfs=str(rootfs),
         mounts=mounts,  # type: ignore[arg-type]
         cgroup_parent=CGROUP_PARENT,
@@ -320,7 +321,7 @@ def test_network_files_are_bound_and_resolve_localhost(runtime: str, rootfs: Pat
 
     files = tmp_path / "files"
     files.mkdir()
-    hosts_files = write_network_files(str(files), hostname="web-1", network="private")
+    hosts_files = write_network_files(str(files), hostname="web-1", network=parse_network("private"))
     script = "echo name=$(cat /etc/hostname); ping -c1 -W2 localhost >/dev/null && echo ping=ok; echo ns=$(grep -c nameserver /etc/resolv.conf)"
     result = run(runtime, rootfs, tmp_path, script, hosts_files=hosts_files, hostname="web-1", read_only=True)
     assert result.rc == 0, result.err

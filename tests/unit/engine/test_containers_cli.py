@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pallet.cli.containers import options_from_args, ps_row, status_text
-from pallet.cli.main import CommandParser, main
+from pallet.cli.containers import ps_row, status_text
+from pallet.cli.main import main
 from pallet.engine.containers.records import ContainerRecord
 
 
@@ -24,57 +24,6 @@ def run_cli(tmp_path: Path, *args: str) -> tuple[int, str, str]:
         stdout_binary=io.BytesIO(),
     )
     return code, out.getvalue(), err.getvalue()
-
-
-def parse_run(*args: str) -> object:
-    from pallet.cli.containers import configure_run
-
-    parser = CommandParser("run")
-    configure_run(parser)
-    return options_from_args(parser.parse_args(list(args)))
-
-
-@pytest.mark.parametrize(
-    ("args", "words"),
-    [
-        (["--memory", "lots"], 'invalid argument "lots" for "-m, --memory" flag'),
-        (["--stop-timeout", "soon"], 'invalid argument "soon" for "--stop-timeout" flag'),
-        (["--rm", "--restart", "always"], "Conflicting options: --restart and --rm"),
-        (["-v", "data:path"], "mount path must be absolute"),
-        (["-p", "8080:80"], "-p/--publish needs bridge networking"),
-    ],
-)
-def test_bad_run_flags_exit_125_before_any_state_is_made(tmp_path: Path, args: list[str], words: str) -> None:
-    code, out, err = run_cli(tmp_path, "run", *args, "busybox", "true")
-    assert code == 125
-    assert out == ""
-    assert len(err.strip().splitlines()) == 1
-    assert words in err
-    assert not (tmp_path / "root").exists()
-
-
-def test_run_flags_become_run_options() -> None:
-    options = parse_run(
-        "--name", "web", "-e", "A=1", "-w", "/srv", "-u", "nobody", "--restart", "on-failure:2",
-        "-m", "64m", "--cpus", "0.5", "--label", "x=y", "-v", "data:/data:ro", "--read-only",
-        "-t", "-i", "busybox", "sh", "-c", "true",
-    )  # fmt: skip
-    assert options.name == "web"  # type: ignore[attr-defined]
-    assert options.env == ("A=1",)  # type: ignore[attr-defined]
-    assert (options.workdir, options.user) == ("/srv", "nobody")  # type: ignore[attr-defined]
-    assert (options.restart.name, options.restart.max_retries) == ("on-failure", 2)  # type: ignore[attr-defined]
-    assert (options.memory, options.cpus) == (64 * 1024 * 1024, 500_000_000)  # type: ignore[attr-defined]
-    assert dict(options.labels) == {"x": "y"}  # type: ignore[attr-defined]
-    assert options.cmd == ("sh", "-c", "true")  # type: ignore[attr-defined]
-    (mount,) = options.mounts  # type: ignore[attr-defined]
-    assert (mount.type, mount.source, mount.target, mount.read_only) == ("volume", "data", "/data", True)
-    assert (options.read_only, options.tty, options.interactive) == (True, True, True)  # type: ignore[attr-defined]
-
-
-def test_flags_after_the_image_belong_to_the_command() -> None:
-    options = parse_run("busybox", "ls", "-l", "--name", "x")
-    assert options.cmd == ("ls", "-l", "--name", "x")  # type: ignore[attr-defined]
-    assert options.name is None  # type: ignore[attr-defined]
 
 
 def test_ps_on_an_empty_root_prints_only_the_header(tmp_path: Path) -> None:

@@ -4,27 +4,39 @@ from __future__ import annotations
 
 import pytest
 
-from pallet.engine.spec.options import DeviceMapping, RunOptions, parse_mount, parse_volume
+from pallet.engine.spec.options import (
+    MountOptions,
+    NetworkOptions,
+    ResourceOptions,
+    RunOptions,
+    SecurityOptions,
+    security_options,
+)
 from pallet.engine.spec.security import warnings_for
+from pallet.engine.spec.syntax import DeviceMapping, MountSpec, parse_mount, parse_network, parse_volume
+
+
+def mounts(*specs: MountSpec) -> MountOptions:
+    return MountOptions(specs=specs)
 
 
 def test_docker_defaults_and_harmless_options_warn_about_nothing() -> None:
     options = RunOptions(
-        cap_add=("CAP_NET_BIND_SERVICE",),
-        cap_drop=("ALL",),
-        security_opt=("no-new-privileges=true",),
-        mounts=(
+        security=security_options(
+            ["no-new-privileges=true"], cap_add=("CAP_NET_BIND_SERVICE",), cap_drop=("ALL",)
+        ),
+        mounts=mounts(
             parse_volume("data:/data"),
             parse_volume("/srv/app:/app:ro"),
             parse_mount("type=tmpfs,target=/t"),
         ),
-        network="none",
+        network=NetworkOptions(mode=parse_network("none")),
     )
     assert warnings_for(options) == []
 
 
 def test_privileged_is_called_out_as_full_host_access() -> None:
-    [warning] = warnings_for(RunOptions(privileged=True))
+    [warning] = warnings_for(RunOptions(security=SecurityOptions(privileged=True)))
     assert warning.startswith("--privileged gives the container full access to the host")
 
 
@@ -39,18 +51,19 @@ def test_privileged_is_called_out_as_full_host_access() -> None:
     ],
 )
 def test_dangerous_capabilities_say_what_they_allow(cap: str, words: str) -> None:
-    [warning] = warnings_for(RunOptions(cap_add=(cap,)))
+    [warning] = warnings_for(RunOptions(security=SecurityOptions(cap_add=(cap,))))
     assert warning.startswith(f"--cap-add {cap} lets the container")
     assert words in warning
 
 
 def test_cap_add_all_is_one_warning() -> None:
-    [warning] = warnings_for(RunOptions(cap_add=("ALL", "CAP_SYS_ADMIN")))
+    [warning] = warnings_for(RunOptions(security=SecurityOptions(cap_add=("ALL", "CAP_SYS_ADMIN"))))
     assert "every capability" in warning
 
 
 def test_unconfined_seccomp_and_system_paths_warn() -> None:
-    warnings = warnings_for(RunOptions(security_opt=("seccomp=unconfined", "systempaths=unconfined")))
+    security = security_options(["seccomp=unconfined", "systempaths=unconfined"])
+    warnings = warnings_for(RunOptions(security=security))
     assert any(
         w.startswith("--security-opt seccomp=unconfined turns the system call filter off") for w in warnings
     )
@@ -72,7 +85,7 @@ def test_unconfined_seccomp_and_system_paths_warn() -> None:
     ],
 )
 def test_bind_mounts_of_host_control_surfaces_warn(spec: str, words: str) -> None:
-    [warning] = warnings_for(RunOptions(mounts=(parse_volume(spec),)))
+    [warning] = warnings_for(RunOptions(mounts=mounts(parse_volume(spec))))
     assert "exposes a control surface of the host" in warning
     assert words in warning
     assert ("(read-only)" in warning) == spec.endswith(":ro")
@@ -80,15 +93,18 @@ def test_bind_mounts_of_host_control_surfaces_warn(spec: str, words: str) -> Non
 
 def test_engine_paths_given_by_the_caller_are_control_surfaces_too() -> None:
     mount = parse_mount("type=bind,source=/tmp/my-root/containers,target=/c")
-    assert warnings_for(RunOptions(mounts=(mount,))) == []
-    [warning] = warnings_for(RunOptions(mounts=(mount,)), engine_paths=["/tmp/my-root"])
+    assert warnings_for(RunOptions(mounts=mounts(mount))) == []
+    [warning] = warnings_for(RunOptions(mounts=mounts(mount)), engine_paths=["/tmp/my-root"])
     assert "this engine's own state" in warning
 
 
 def test_host_network_and_devices_warn() -> None:
     warnings = warnings_for(
         RunOptions(
-            network="host", devices=(DeviceMapping(path_on_host="/dev/sda", path_in_container="/dev/xvda"),)
+            network=NetworkOptions(mode=parse_network("host")),
+            resources=ResourceOptions(
+                devices=(DeviceMapping(path_on_host="/dev/sda", path_in_container="/dev/xvda"),)
+            ),
         )
     )
     assert any(w.startswith("--network host shares the host's network stack") for w in warnings)

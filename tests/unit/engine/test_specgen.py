@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,14 +19,14 @@ from pallet.engine.spec.generate import (
 )
 from pallet.engine.spec.mounts import ResolvedMount
 from pallet.engine.spec.options import (
-    DeviceMapping,
+    ProcessOptions,
     RunOptions,
-    parse_security_opt,
-    parse_ulimit,
 )
+from pallet.engine.spec.syntax import DeviceMapping, parse_security_opt, parse_ulimit
 from pallet.errors import InvalidArgument, PalletError
 from pallet.oci.image_spec import ContainerConfig
 from pallet.oci.runtime_spec import ALL_CAPABILITIES, Spec, load_spec
+from pallet.testing.options import run_options
 
 CID = "0123456789ab" + "c" * 52
 HOST = HostFacts(
@@ -65,9 +66,9 @@ def rootfs(tmp_path: Path) -> str:
     return str(root)
 
 
-def spec_for(rootfs: str, image: ContainerConfig | None = IMAGE, **options: object) -> Spec:
+def spec_for(rootfs: str, image: ContainerConfig | None = IMAGE, **options: Any) -> Spec:
     return build_spec(
-        container_id=CID, image_config=image, options=RunOptions(**options), rootfs=rootfs, host=HOST
+        container_id=CID, image_config=image, options=run_options(**options), rootfs=rootfs, host=HOST
     )
 
 
@@ -130,11 +131,11 @@ def test_workdir_hostname_and_stop_settings_merge(rootfs: str) -> None:
     assert (spec.process.cwd, spec.hostname) == ("/tmp", "box")
     assert spec_for(rootfs, image=ContainerConfig(cmd=("sh",))).process.cwd == "/"  # type: ignore[union-attr]
     assert spec_for(rootfs, network="host").hostname == "the-host"
-    settings = merge_config(IMAGE, RunOptions(labels={"both": "user"}), container_id=CID)
+    settings = merge_config(IMAGE, ProcessOptions(), hostname=CID[:12], labels={"both": "user"})
     assert (settings.stop_signal, settings.stop_timeout) == ("SIGQUIT", 10)
     assert dict(settings.labels) == {"from": "image", "both": "user"}
     settings = merge_config(
-        None, RunOptions(cmd=("sh",), stop_signal="SIGUSR1", stop_timeout=3), container_id=CID
+        None, ProcessOptions(cmd=("sh",), stop_signal="SIGUSR1", stop_timeout=3), hostname=CID[:12]
     )
     assert (settings.stop_signal, settings.stop_timeout) == ("SIGUSR1", 3)
 
@@ -373,7 +374,7 @@ def test_duplicate_destinations_are_refused(rootfs: str) -> None:
         build_spec(
             container_id=CID,
             image_config=IMAGE,
-            options=RunOptions(tmpfs={"/run": ""}),
+            options=run_options(tmpfs={"/run": ""}),
             rootfs=rootfs,
             mounts=mounts,
             host=HOST,
@@ -398,7 +399,7 @@ def test_hosts_files_are_bound_unless_the_user_mounts_them(rootfs: str) -> None:
     spec = build_spec(
         container_id=CID,
         image_config=IMAGE,
-        options=RunOptions(tmpfs={"/etc/hostname": ""}),
+        options=run_options(tmpfs={"/etc/hostname": ""}),
         rootfs=rootfs,
         host=HOST,
         hosts_files={"/etc/hosts": "/state/hosts", "/etc/hostname": "/state/hostname"},
@@ -416,7 +417,7 @@ def test_init_binds_tini_and_prepends_it(rootfs: str) -> None:
         build_spec(
             container_id=CID,
             image_config=IMAGE,
-            options=RunOptions(init=True),
+            options=run_options(init=True),
             rootfs=rootfs,
             host=HOST.replace(init_path=None),
         )
@@ -450,7 +451,7 @@ def test_resources_follow_docker(rootfs: str) -> None:
     no_swap = build_spec(
         container_id=CID,
         image_config=IMAGE,
-        options=RunOptions(memory=64 << 20),
+        options=run_options(memory=64 << 20),
         rootfs=rootfs,
         host=HOST.replace(swap_accounting=False),
     )

@@ -12,9 +12,13 @@ from typing import Any
 
 import pytest
 
+from pallet.engine.spec import generate as g
 from pallet.engine.spec.generate import build_spec
 from pallet.engine.spec.mounts import ResolvedMount
-from pallet.engine.spec.options import DeviceMapping, RunOptions, parse_security_opt, parse_ulimit
+from pallet.engine.spec.options import RunOptions
+from pallet.engine.spec.syntax import DeviceMapping, parse_security_opt, parse_ulimit
+from pallet.oci.runtime_spec import Mount, Rlimit
+from pallet.testing.options import run_options
 
 from .test_specgen import CID, HOST, IMAGE, rootfs
 
@@ -46,7 +50,7 @@ def validator() -> Any:
     "options",
     [
         RunOptions(),
-        RunOptions(
+        run_options(
             user="alice",
             memory=64 << 20,
             cpus=5 * 10**8,
@@ -64,7 +68,7 @@ def validator() -> Any:
             devices=(DeviceMapping(path_on_host="/dev/null", path_in_container="/dev/n"),),
             network="host",
         ),
-        RunOptions(privileged=True, tty=True, hostname="box", domainname="example.org"),
+        run_options(privileged=True, tty=True, hostname="box", domainname="example.org"),
     ],
     ids=["defaults", "many-options", "privileged"],
 )
@@ -85,3 +89,43 @@ def test_the_schema_check_catches_a_broken_config(validator: Any, rootfs: str) -
     ).to_json()
     doc["linux"]["namespaces"].append({"type": "moon"})  # type: ignore[index]
     assert list(validator.iter_errors(doc))
+
+
+def test_a_spec_composed_from_a_few_options_without_run_options_matches_the_schema(
+    validator: Any, rootfs: str
+) -> None:
+    # what a Dockerfile RUN step or exec needs: a command, a user, some limits, no RunOptions
+    spec = g.new_spec(
+        rootfs,
+        g.with_process_args(["/bin/sh", "-c", "make install"]),
+        g.with_env(["PATH=/usr/bin:/bin", "HOME=/root"]),
+        g.with_cwd("/src"),
+        g.with_user(1000, 1000, [1000, 50]),
+        g.with_capabilities(["CAP_CHOWN", "CAP_SETUID"]),
+        g.with_rlimits([Rlimit(type="RLIMIT_NOFILE", soft=1024, hard=1024)]),
+        g.with_no_new_privileges(),
+        g.with_hostname("builder"),
+        g.with_readonly_rootfs(),
+        g.with_network_namespace("/proc/1/ns/net"),
+        g.with_namespace("cgroup"),
+        g.with_memory_limit(256 << 20),
+        g.with_memory_swap(512 << 20),
+        g.with_cpus(1_500_000_000),
+        g.with_pids_limit(100),
+        g.with_sysctls({"net.ipv4.ip_unprivileged_port_start": "0"}),
+        g.with_mounts([Mount(destination="/src", type="bind", source="/srv/src", options=("rbind", "ro"))]),
+        g.with_cgroups_path("/pallet/build-1"),
+    )
+    errors = sorted(validator.iter_errors(spec.to_json()), key=lambda e: list(e.path))
+    assert not errors, "\n".join(f"{list(e.path)}: {e.message}" for e in errors)
+    assert spec.process is not None
+    assert spec.linux is not None
+    assert spec.root is not None
+    assert spec.process.args == ("/bin/sh", "-c", "make install")
+    assert spec.root.readonly
+    assert [(n.type, n.path) for n in spec.linux.namespaces if n.type == "network"] == [
+        ("network", "/proc/1/ns/net")
+    ]
+    assert spec.linux.resources is not None
+    assert spec.linux.resources.memory is not None
+    assert (spec.linux.resources.memory.limit, spec.linux.resources.memory.swap) == (256 << 20, 512 << 20)

@@ -29,10 +29,6 @@ __all__ = ["container_document", "inspect_container", "status_fields"]
 _ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
-def _network_mode(network: str) -> str:
-    return "default" if network == "private" else network
-
-
 def container_document(
     *,
     record: ContainerRecord,
@@ -47,76 +43,75 @@ def container_document(
     from pallet.engine.spec.options import options_to_json
 
     image = image_config
+    asked = options.process
     process = spec.process
     args = list(process.args) if process is not None else []
-    if options.entrypoint is not None:
-        entrypoint: list[str] | None = list(options.entrypoint) or None
-        cmd = list(options.cmd) if options.cmd else None
+    if asked.entrypoint is not None:
+        entrypoint: list[str] | None = list(asked.entrypoint) or None
+        cmd = list(asked.cmd) if asked.cmd else None
     else:
         entrypoint = list(image.entrypoint) if image is not None and image.entrypoint else None
-        if options.cmd:
-            cmd = list(options.cmd)
-        else:
-            cmd = list(image.cmd) if image is not None and image.cmd else None
+        image_cmd = list(image.cmd) if image is not None and image.cmd else None
+        cmd = list(asked.cmd) if asked.cmd else image_cmd
     labels = dict(image.labels) if image is not None else {}
     labels.update(options.labels)
     volumes: dict[str, object] = {v: {} for v in (image.volumes or ())} if image is not None else {}
     config: dict[str, Any] = {
         "Hostname": spec.hostname or record.id[:12],
-        "Domainname": options.domainname,
-        "User": options.user or (image.user if image is not None and image.user else ""),
-        "AttachStdin": options.interactive,
+        "Domainname": options.network.domainname,
+        "User": asked.user or (image.user if image is not None and image.user else ""),
+        "AttachStdin": asked.interactive,
         "AttachStdout": True,
         "AttachStderr": True,
-        "Tty": options.tty,
-        "OpenStdin": options.interactive,
-        "StdinOnce": options.interactive,
+        "Tty": asked.tty,
+        "OpenStdin": asked.interactive,
+        "StdinOnce": asked.interactive,
         "Env": list(process.env) if process is not None else [],
         "Cmd": cmd,
         "Image": record.image,
         "Volumes": volumes or None,
-        "WorkingDir": options.workdir
-        or (image.working_dir if image is not None and image.working_dir else ""),
+        "WorkingDir": asked.workdir or (image.working_dir if image is not None and image.working_dir else ""),
         "Entrypoint": entrypoint,
         "Labels": labels,
     }
-    stop_signal = options.stop_signal or (image.stop_signal if image is not None else None)
+    stop_signal = asked.stop_signal or (image.stop_signal if image is not None else None)
     if stop_signal:
         config["StopSignal"] = stop_signal
-    if options.stop_timeout is not None:
-        config["StopTimeout"] = options.stop_timeout
+    if asked.stop_timeout is not None:
+        config["StopTimeout"] = asked.stop_timeout
+    resources, security = options.resources, options.security
     host_config: dict[str, Any] = {
         "Binds": [
             f"{m.source}:{m.destination}" + ("" if m.rw else ":ro") for m in mounts if m.type == "bind"
         ],
         "LogConfig": {"Type": "json-file", "Config": dict(options.log_opts)},
-        "NetworkMode": _network_mode(options.network),
+        "NetworkMode": options.network.mode.to_text(),
         "RestartPolicy": {"Name": options.restart.name, "MaximumRetryCount": options.restart.max_retries},
         "AutoRemove": options.auto_remove,
-        "CapAdd": list(options.cap_add) or None,
-        "CapDrop": list(options.cap_drop) or None,
-        "Init": options.init or None,
-        "Privileged": options.privileged,
-        "ReadonlyRootfs": options.read_only,
-        "SecurityOpt": list(options.security_opt) or None,
-        "Tmpfs": dict(options.tmpfs) or None,
-        "ShmSize": options.shm_size if options.shm_size is not None else 64 * 1024 * 1024,
+        "CapAdd": list(security.cap_add) or None,
+        "CapDrop": list(security.cap_drop) or None,
+        "Init": asked.init or None,
+        "Privileged": security.privileged,
+        "ReadonlyRootfs": security.read_only,
+        "SecurityOpt": list(security.opts()) or None,
+        "Tmpfs": dict(options.mounts.tmpfs) or None,
+        "ShmSize": resources.shm_size if resources.shm_size is not None else 64 * 1024 * 1024,
         "Runtime": record.runtime,
-        "Sysctls": dict(options.sysctls) or None,
-        "Memory": options.memory or 0,
-        "MemorySwap": options.memory_swap or 0,
-        "NanoCpus": options.cpus or 0,
-        "CpuShares": options.cpu_shares or 0,
-        "CpusetCpus": options.cpuset_cpus,
-        "PidsLimit": options.pids_limit,
-        "Ulimits": [{"Name": u.name, "Soft": u.soft, "Hard": u.hard} for u in options.ulimits] or None,
+        "Sysctls": dict(security.sysctls) or None,
+        "Memory": resources.memory or 0,
+        "MemorySwap": resources.memory_swap or 0,
+        "NanoCpus": resources.cpus or 0,
+        "CpuShares": resources.cpu_shares or 0,
+        "CpusetCpus": resources.cpuset_cpus,
+        "PidsLimit": resources.pids_limit,
+        "Ulimits": [{"Name": u.name, "Soft": u.soft, "Hard": u.hard} for u in resources.ulimits] or None,
         "Devices": [
             {
                 "PathOnHost": d.path_on_host,
                 "PathInContainer": d.path_in_container,
                 "CgroupPermissions": d.permissions,
             }
-            for d in options.devices
+            for d in resources.devices
         ],
     }
     return {
@@ -177,9 +172,7 @@ def inspect_container(
         "HostConfig": document.get("HostConfig", {}),
         "Mounts": document.get("Mounts", []),
         "Config": document.get("Config", {}),
-        "NetworkSettings": {
-            "Networks": {_network_mode(document.get("HostConfig", {}).get("NetworkMode", "default")): {}}
-        },
+        "NetworkSettings": {"Networks": {document.get("HostConfig", {}).get("NetworkMode", "default"): {}}},
         "Pallet": {"Bundle": bundle, "RunDir": run_dir, "Runtime": record.runtime},
     }
     return out

@@ -323,16 +323,16 @@ class Engine:
         image_volumes = config.config.volumes if config.config is not None else None
         resolved: tuple[ResolvedMount, ...] = ()
         points: tuple[MountPoint, ...] = ()
-        if options.mounts or image_volumes:  # else neither the mounts module nor the volume store
+        if options.mounts.specs or image_volumes:  # else neither the mounts module nor the volume store
             from pallet.engine.spec.mounts import resolve_mounts
 
             plan = resolve_mounts(
-                options.mounts,
+                options.mounts.specs,
                 volumes=self.volumes,
                 container_id=record.id,
                 image_volumes=image_volumes or (),
                 rootfs=rootfs,
-                create_host_path=[m.create_source for m in options.mounts],
+                create_host_path=[m.create_source for m in options.mounts.specs],
             )
             for note in plan.notes:
                 warn(note)
@@ -829,6 +829,6 @@ def _quietly(call: Callable[..., object], *args: Any, **kwargs: Any) -> None:
 def _log_size(value: object) -> int:
     if value in (None, "", "-1"):
         return 0
-    from pallet.engine.spec.options import parse_bytes
+    from pallet.engine.spec.syntax import parse_bytes
 
     return parse_bytes(str(value))

@@ -1,24 +1,35 @@
-"""The OCI config of a container: the image config and the user's options, merged as docker merges them.
+"""The OCI config of a container, built from small spec options composed, as containerd's are.
 
-``build_spec`` is the whole job; the steps are small functions so each of
-docker's rules can be read (and tested) on its own:
+A spec option (``SpecOption``: ``Spec -> Spec``) makes one decision:
+``with_process_args(...)``, ``with_memory_limit(...)``,
+``with_capabilities(...)``, ``with_readonly_rootfs()``,
+``with_network_namespace(path)``, ``with_hostname(...)``, ...
+``new_spec(rootfs, *options)`` applies them in order to ``base_spec``
+(docker's defaults: mounts, namespaces, masked paths, device rules), so a
+Dockerfile RUN step, ``exec`` or an API request makes a spec from the few
+options it needs, without a ``RunOptions``.
 
-- ``merge_config``: Entrypoint/Cmd (a user entrypoint drops the image's Cmd),
-  Env (user entries first, image entries not overridden after them; then
-  docker's PATH/HOSTNAME/TERM defaults under them), WorkingDir (default
-  ``/``), User, hostname (first 12 characters of the id), StopSignal, labels;
+``build_spec`` is ``pallet run``'s composition: from the image config and a
+``RunOptions`` it picks the options, with docker's rules read each in its own
+function:
+
+- ``container_hostname`` and ``merge_config``: Entrypoint/Cmd (a user
+  entrypoint drops the image's Cmd), Env (user entries first, image entries
+  not overridden after them; then docker's PATH/HOSTNAME/TERM defaults under
+  them), WorkingDir (default ``/``), User, hostname (the host's on the host
+  network, else the id's first 12 characters), StopSignal, labels;
 - ``resolve_user``: ``name``, ``uid``, ``name:group``, ``uid:gid`` against the
   rootfs's /etc/passwd and /etc/group, with docker's errors;
-- ``capabilities``: docker's 14 defaults, ``--cap-add/--cap-drop`` with ALL,
-  ``--privileged``; a non-root user gets only the bounding set (what execve
+- ``capabilities``: docker's 14 defaults, cap-add/cap-drop with ALL,
+  privileged; a non-root user gets only the bounding set (what execve
   would leave it);
-- mounts, namespaces, resources, devices, sysctls, rlimits, seccomp,
-  masked/read-only paths, ``--init``, the network namespace.
+- ``security_spec_options``, ``resource_options``, ``network_spec_options``,
+  ``mount_spec_options``: one group of the options each.
 
 Facts about the host (architecture, kernel, cgroup version, ...) come in as
 a ``HostFacts``; ``host_facts()`` reads this machine's. The only I/O here is
 reading the rootfs's passwd/group files (resolved inside the rootfs), the
-host device nodes of ``--device``/``--privileged`` and a seccomp profile file.
+host device nodes of devices and ``privileged`` and a seccomp profile file.
 """
 
 from __future__ import annotations
@@ -28,7 +39,7 @@ import stat
 import types
 
 from pallet.engine.spec import defaults
-from pallet.engine.spec.options import RunOptions, parse_capability, parse_signal, security_opts, validate
+from pallet.engine.spec.syntax import ULIMIT_NAMES, parse_signal
 from pallet.errors import InvalidArgument, SystemError_
 from pallet.oci.record import EMPTY, Record
 from pallet.oci.runtime_spec import (
@@ -46,26 +57,85 @@ from pallet.oci.runtime_spec import (
     Resources,
     Rlimit,
     Root,
-    Seccomp,
     Spec,
     User,
 )
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
 
     from pallet.engine.spec.mounts import ResolvedMount
+    from pallet.engine.spec.options import (
+        MountOptions,
+        NetworkOptions,
+        ProcessOptions,
+        ResourceOptions,
+        RunOptions,
+        SecurityOptions,
+    )
+    from pallet.engine.spec.syntax import DeviceMapping
     from pallet.oci.image_spec import ContainerConfig
+    from pallet.oci.runtime_spec import Seccomp
+
+    #: a spec option: one decision about the spec, applied to it (containerd's ``SpecOpts``)
+    SpecOption = Callable[[Spec], Spec]
 
 __all__ = [
     "ContainerSettings",
     "HostFacts",
+    "SpecOption",
+    "base_spec",
     "build_spec",
     "capabilities",
+    "compose",
+    "container_hostname",
+    "host_devices",
     "host_facts",
     "merge_config",
+    "mount_spec_options",
+    "network_spec_options",
+    "new_spec",
     "resolve_user",
+    "resource_options",
+    "security_spec_options",
+    "user_devices",
+    "with_all_devices_allowed",
+    "with_bounding_capabilities",
+    "with_capabilities",
+    "with_cgroups_path",
+    "with_cpu_shares",
+    "with_cpus",
+    "with_cpuset",
+    "with_cwd",
+    "with_devices",
+    "with_domainname",
+    "with_env",
+    "with_host_namespace",
+    "with_host_network",
+    "with_hostname",
+    "with_hosts_files",
+    "with_init",
+    "with_masked_paths",
+    "with_memory_limit",
+    "with_memory_reservation",
+    "with_memory_swap",
+    "with_mounts",
+    "with_namespace",
+    "with_network_namespace",
+    "with_no_new_privileges",
+    "with_pids_limit",
+    "with_process_args",
+    "with_readonly_paths",
+    "with_readonly_rootfs",
+    "with_rlimits",
+    "with_rootfs_propagation",
+    "with_seccomp",
+    "with_shm_size",
+    "with_sysctls",
+    "with_terminal",
+    "with_user",
+    "with_writable_sysfs",
 ]
 
 #: the runtime-spec version written: crun 1.8 refuses 1.2.x, and nothing here needs more than 1.0.2
@@ -187,61 +257,69 @@ def _replace_or_append(base: list[str], overrides: Iterable[str]) -> list[str]:
     return out
 
 
+def container_hostname(network: NetworkOptions, *, container_id: str, host_hostname: str = "") -> str:
+    """The hostname asked for; else the host's on the host network; else the id's first 12 characters."""
+    if network.hostname:
+        return network.hostname
+    if network.mode.is_host and host_hostname:
+        return host_hostname
+    return container_id[:12]
+
+
 def merge_config(
-    image: ContainerConfig | None, options: RunOptions, *, container_id: str, host_hostname: str = ""
+    image: ContainerConfig | None,
+    process: ProcessOptions,
+    *,
+    hostname: str,
+    labels: Mapping[str, str] = EMPTY,
 ) -> ContainerSettings:
-    """The image's config and the user's options merged as docker merges them."""
-    if options.entrypoint is not None:
+    """The image's config and the user's process options (and ``labels``) merged as docker merges them."""
+    if process.entrypoint is not None:
         # any --entrypoint (even "") replaces the image's and drops its Cmd (docker's documented rule)
-        entrypoint = () if options.entrypoint == ("",) else options.entrypoint
-        cmd = options.cmd or ()
+        entrypoint = () if process.entrypoint == ("",) else process.entrypoint
+        cmd = process.cmd or ()
     else:
         entrypoint = (image.entrypoint if image else None) or ()
-        cmd = options.cmd or ((image.cmd if image else None) or ())
+        cmd = process.cmd or ((image.cmd if image else None) or ())
     args = (*entrypoint, *cmd)
     if not args:
         raise InvalidArgument(
             "no command specified: the image has no Entrypoint or Cmd; give a command after the image name"
         )
-    user_env = list(options.env)
+    user_env = list(process.env)
     image_env = list((image.env if image else None) or ())
     if user_env:
         keys = {_env_key(e) for e in user_env}
         user_env += [e for e in image_env if _env_key(e) not in keys]
     else:
         user_env = image_env
-    if options.hostname:
-        hostname = options.hostname
-    elif options.network == "host" and host_hostname:
-        hostname = host_hostname
-    else:
-        hostname = container_id[:12]
     base = [f"PATH={defaults.DEFAULT_PATH}", f"HOSTNAME={hostname}"]
-    if options.tty:
+    if process.tty:
         base.append("TERM=xterm")
     env = tuple(_replace_or_append(base, user_env))
-    workdir = options.workdir or ((image.working_dir if image else None) or "/")
+    workdir = process.workdir or ((image.working_dir if image else None) or "/")
     if not workdir.startswith("/"):
         workdir = "/" + workdir
     workdir = os.path.normpath(workdir)
-    signal = options.stop_signal or ((image.stop_signal if image else None) or defaults.DEFAULT_STOP_SIGNAL)
-    signal = parse_signal(signal, flag="--stop-signal" if options.stop_signal else "")
-    timeout = options.stop_timeout
+    signal = parse_signal(
+        process.stop_signal or ((image.stop_signal if image else None) or defaults.DEFAULT_STOP_SIGNAL)
+    )
+    timeout = process.stop_timeout
     if timeout is None:
         timeout = (image.stop_timeout if image else None) or defaults.DEFAULT_STOP_TIMEOUT
-    labels = dict((image.labels if image else None) or {})
-    labels.update(options.labels)
+    merged_labels = dict((image.labels if image else None) or {})
+    merged_labels.update(labels)
     return ContainerSettings(
         entrypoint=entrypoint,
         cmd=tuple(cmd),
         args=args,
         env=env,
         workdir=workdir,
-        user=options.user or ((image.user if image else None) or ""),
+        user=process.user or ((image.user if image else None) or ""),
         hostname=hostname,
         stop_signal=signal,
         stop_timeout=timeout,
-        labels=types.MappingProxyType(labels),
+        labels=types.MappingProxyType(merged_labels),
     )
 
 
@@ -387,22 +465,389 @@ def capabilities(
 
 
 # ---------------------------------------------------------------------------
-# pieces of the spec
+# spec options: one decision each, applied in order (containerd's With... SpecOpts)
 
 
-def _seccomp(
-    options: RunOptions, security: Mapping[str, str], caps: tuple[str, ...], host: HostFacts
-) -> Seccomp | None:
-    if options.privileged:
-        return None
-    choice = security.get("seccomp", "")
-    if choice == "unconfined":
-        return None
-    from pallet.engine.spec import seccomp
+def _process(spec: Spec) -> Process:
+    return spec.process if spec.process is not None else Process(cwd="/")
 
-    profile = seccomp.load_profile(choice) if choice else seccomp.default_profile()
-    return seccomp.resolve(profile, capabilities=caps, arch=host.arch, kernel=host.kernel)
 
+def _linux(spec: Spec) -> Linux:
+    return spec.linux if spec.linux is not None else Linux()
+
+
+def _with_process(spec: Spec, **changes: object) -> Spec:
+    return spec.replace(process=_process(spec).replace(**changes))
+
+
+def _with_linux(spec: Spec, **changes: object) -> Spec:
+    return spec.replace(linux=_linux(spec).replace(**changes))
+
+
+def _with_resources(spec: Spec, **changes: object) -> Spec:
+    linux = _linux(spec)
+    resources = linux.resources if linux.resources is not None else Resources()
+    return spec.replace(linux=linux.replace(resources=resources.replace(**changes)))
+
+
+def _memory(spec: Spec) -> Memory:
+    resources = _linux(spec).resources
+    return resources.memory if resources is not None and resources.memory is not None else Memory()
+
+
+def _cpu(spec: Spec) -> Cpu:
+    resources = _linux(spec).resources
+    return resources.cpu if resources is not None and resources.cpu is not None else Cpu()
+
+
+def base_spec(rootfs: str) -> Spec:
+    """docker's defaults before any option: root in ``rootfs``, the default mounts, the mount,
+    network, uts, pid and ipc namespaces, masked and read-only paths, the default device rules,
+    a root process in ``/`` with no command yet and an explicit OOM score adjustment of 0
+    (otherwise the container inherits the engine's, maybe negative, one)."""
+    return Spec(
+        oci_version=SPEC_VERSION,
+        process=Process(cwd="/", user=User(uid=0, gid=0), oom_score_adj=0),
+        root=Root(path=rootfs),
+        mounts=defaults.default_mounts(),
+        linux=Linux(
+            namespaces=tuple(Namespace(type=k) for k in ("mount", "network", "uts", "pid", "ipc")),
+            resources=Resources(devices=tuple(defaults.DEFAULT_DEVICE_RULES)),
+            masked_paths=defaults.MASKED_PATHS,
+            readonly_paths=defaults.READONLY_PATHS,
+        ),
+    )
+
+
+def new_spec(rootfs: str, *options: SpecOption) -> Spec:
+    """``base_spec(rootfs)`` with ``options`` applied in order."""
+    return compose(base_spec(rootfs), *options)
+
+
+def compose(spec: Spec, *options: SpecOption) -> Spec:
+    """``spec`` with each of ``options`` applied, in order (a later option sees the earlier ones)."""
+    for option in options:
+        spec = option(spec)
+    return spec
+
+
+# --- process
+
+
+def with_process_args(args: Iterable[str]) -> SpecOption:
+    """The command line of the container's process."""
+    values = tuple(args)
+    return lambda spec: _with_process(spec, args=values)
+
+
+def with_env(env: Iterable[str]) -> SpecOption:
+    """The process's environment, ``NAME=value`` entries, replacing any before."""
+    values = tuple(env)
+    return lambda spec: _with_process(spec, env=values)
+
+
+def with_cwd(path: str) -> SpecOption:
+    """The process's working directory."""
+    return lambda spec: _with_process(spec, cwd=path)
+
+
+def with_user(uid: int, gid: int, additional_gids: Iterable[int] = ()) -> SpecOption:
+    """The process's credentials."""
+    user = User(uid=uid, gid=gid, additional_gids=tuple(additional_gids))
+    return lambda spec: _with_process(spec, user=user)
+
+
+def with_terminal() -> SpecOption:
+    """Give the process a terminal (``-t``)."""
+    return lambda spec: _with_process(spec, terminal=True)
+
+
+def with_capabilities(caps: Iterable[str]) -> SpecOption:
+    """The capabilities of a root process: bounding, effective and permitted sets."""
+    values = tuple(caps)
+    return lambda spec: _with_process(
+        spec, capabilities=Capabilities(bounding=values, effective=values, permitted=values)
+    )
+
+
+def with_bounding_capabilities(caps: Iterable[str]) -> SpecOption:
+    """The capabilities of a non-root process: only the bounding set, what execve would leave
+    it (moby's SetCapabilities)."""
+    values = tuple(caps)
+    return lambda spec: _with_process(spec, capabilities=Capabilities(bounding=values))
+
+
+def with_rlimits(rlimits: Iterable[Rlimit]) -> SpecOption:
+    """The process's resource limits."""
+    values = tuple(rlimits)
+    return lambda spec: _with_process(spec, rlimits=values)
+
+
+def with_no_new_privileges() -> SpecOption:
+    """setuid binaries and file capabilities cannot raise the process's privileges."""
+    return lambda spec: _with_process(spec, no_new_privileges=True)
+
+
+def with_init(source: str | None) -> SpecOption:
+    """docker's init (tini at ``source`` on the host) as PID 1, running the command given before."""
+    if source is None:
+        raise InvalidArgument(
+            "--init needs a static init binary on the host (install Debian's tini package: "
+            f"it provides {defaults.INIT_SOURCES[0]})"
+        )
+    mount = Mount(destination=defaults.INIT_PATH, type="bind", source=source, options=("bind", "ro"))
+
+    def apply(spec: Spec) -> Spec:
+        spec = _with_process(spec, args=(defaults.INIT_PATH, "--", *_process(spec).args))
+        return spec.replace(mounts=(*spec.mounts, mount))
+
+    return apply
+
+
+# --- names and root
+
+
+def with_hostname(name: str) -> SpecOption:
+    """The container's hostname (its own uts namespace)."""
+    return lambda spec: spec.replace(hostname=name)
+
+
+def with_domainname(name: str) -> SpecOption:
+    """The container's NIS domain name."""
+    return lambda spec: spec.replace(domainname=name)
+
+
+def with_readonly_rootfs() -> SpecOption:
+    """A read-only root, and read-only system mounts but those docker leaves writable (/proc, /dev,
+    /dev/pts, /dev/shm, /dev/mqueue). It changes the mounts already in the spec: apply it before
+    the user's own mounts."""
+
+    def apply(spec: Spec) -> Spec:
+        mounts = tuple(
+            m
+            if m.destination in _WRITABLE_WITH_READ_ONLY or "ro" in m.options
+            else m.replace(options=(*m.options, "ro"))
+            for m in spec.mounts
+        )
+        root = spec.root if spec.root is not None else Root(path="rootfs")
+        return spec.replace(root=root.replace(readonly=True), mounts=mounts)
+
+    return apply
+
+
+def with_cgroups_path(path: str) -> SpecOption:
+    """Where the runtime puts the container's cgroup."""
+    return lambda spec: _with_linux(spec, cgroups_path=path)
+
+
+# --- namespaces
+
+
+def with_namespace(kind: str, path: str = "") -> SpecOption:
+    """A namespace of ``kind``: a new one, or the one at ``path`` joined (replacing any before)."""
+
+    def apply(spec: Spec) -> Spec:
+        namespaces = list(_linux(spec).namespaces)
+        for i, namespace in enumerate(namespaces):
+            if namespace.type == kind:
+                namespaces[i] = Namespace(type=kind, path=path)
+                break
+        else:
+            namespaces.append(Namespace(type=kind, path=path))
+        return _with_linux(spec, namespaces=tuple(namespaces))
+
+    return apply
+
+
+def with_host_namespace(kind: str) -> SpecOption:
+    """No namespace of ``kind``: the container shares the host's."""
+    return lambda spec: _with_linux(
+        spec, namespaces=tuple(n for n in _linux(spec).namespaces if n.type != kind)
+    )
+
+
+def with_network_namespace(path: str = "") -> SpecOption:
+    """A network namespace of its own, or the one at ``path`` (another container's, or one a
+    network driver made)."""
+    return with_namespace("network", path)
+
+
+def with_host_network() -> SpecOption:
+    """The host's network stack."""
+    return with_host_namespace("network")
+
+
+# --- resources
+
+
+def with_memory_limit(limit: int) -> SpecOption:
+    """The memory cgroup's hard limit, in bytes."""
+    return lambda spec: _with_resources(spec, memory=_memory(spec).replace(limit=limit))
+
+
+def with_memory_reservation(reservation: int) -> SpecOption:
+    """The memory cgroup's soft limit, in bytes."""
+    return lambda spec: _with_resources(spec, memory=_memory(spec).replace(reservation=reservation))
+
+
+def with_memory_swap(swap: int) -> SpecOption:
+    """Memory plus swap, in bytes (-1: unlimited swap)."""
+    return lambda spec: _with_resources(spec, memory=_memory(spec).replace(swap=swap))
+
+
+def with_cpus(nano_cpus: int) -> SpecOption:
+    """A CPU quota of ``nano_cpus`` billionths of a CPU (docker's NanoCpus) per 100 ms period."""
+    quota = nano_cpus * _CPU_PERIOD // 10**9
+    return lambda spec: _with_resources(spec, cpu=_cpu(spec).replace(quota=quota, period=_CPU_PERIOD))
+
+
+def with_cpu_shares(shares: int) -> SpecOption:
+    """The CPU weight relative to other containers (cgroup v1 shares; runtimes convert for v2)."""
+    return lambda spec: _with_resources(spec, cpu=_cpu(spec).replace(shares=shares))
+
+
+def with_cpuset(cpus: str = "", mems: str = "") -> SpecOption:
+    """The CPUs and memory nodes the container may use (``0-2,4``)."""
+    return lambda spec: _with_resources(spec, cpu=_cpu(spec).replace(cpus=cpus, mems=mems))
+
+
+def with_pids_limit(limit: int) -> SpecOption:
+    """At most ``limit`` tasks in the container's cgroup."""
+    return lambda spec: _with_resources(spec, pids=Pids(limit=limit))
+
+
+def with_devices(devices: Iterable[Device], rules: Iterable[DeviceRule] = ()) -> SpecOption:
+    """Device nodes made in the container, and device cgroup rules allowing them, after those before."""
+    more, allowed = tuple(devices), tuple(rules)
+
+    def apply(spec: Spec) -> Spec:
+        linux = _linux(spec)
+        resources = linux.resources if linux.resources is not None else Resources()
+        return spec.replace(
+            linux=linux.replace(
+                devices=(*linux.devices, *more),
+                resources=resources.replace(devices=(*resources.devices, *allowed)),
+            )
+        )
+
+    return apply
+
+
+def with_all_devices_allowed() -> SpecOption:
+    """A device cgroup that allows every device (``--privileged``)."""
+    return lambda spec: _with_resources(spec, devices=(DeviceRule(allow=True, access="rwm"),))
+
+
+# --- security
+
+
+def with_seccomp(seccomp: Seccomp | None) -> SpecOption:
+    """The system call filter (None: none)."""
+    return lambda spec: _with_linux(spec, seccomp=seccomp)
+
+
+def with_masked_paths(paths: Iterable[str]) -> SpecOption:
+    """Paths the runtime hides (an empty directory or /dev/null over them)."""
+    values = tuple(paths)
+    return lambda spec: _with_linux(spec, masked_paths=values)
+
+
+def with_readonly_paths(paths: Iterable[str]) -> SpecOption:
+    """Paths the runtime remounts read-only."""
+    values = tuple(paths)
+    return lambda spec: _with_linux(spec, readonly_paths=values)
+
+
+def with_writable_sysfs() -> SpecOption:
+    """/sys and its cgroup mount read-write (``--privileged``)."""
+
+    def apply(spec: Spec) -> Spec:
+        mounts = tuple(
+            m.replace(options=tuple(o for o in m.options if o != "ro"))
+            if m.type in ("sysfs", "cgroup")
+            else m
+            for m in spec.mounts
+        )
+        return spec.replace(mounts=mounts)
+
+    return apply
+
+
+def with_sysctls(sysctls: Mapping[str, str]) -> SpecOption:
+    """Kernel parameters set in the container's namespaces; they replace the same keys set before."""
+    values = dict(sysctls)
+    return lambda spec: _with_linux(spec, sysctl={**_linux(spec).sysctl, **values})
+
+
+# --- mounts
+
+
+def with_shm_size(size: int) -> SpecOption:
+    """The size of /dev/shm, in bytes."""
+
+    def apply(spec: Spec) -> Spec:
+        mounts = tuple(
+            m.replace(options=(*(o for o in m.options if not o.startswith("size=")), f"size={size}"))
+            if m.destination == "/dev/shm"
+            else m
+            for m in spec.mounts
+        )
+        return spec.replace(mounts=mounts)
+
+    return apply
+
+
+def _mount_depth(mount: Mount) -> int:
+    return len([p for p in mount.destination.split("/") if p])
+
+
+def with_mounts(mounts: Iterable[Mount]) -> SpecOption:
+    """The user's mounts, parents before children; they replace the mounts before them with the
+    same destination (a user /dev also the default ones below it). ``InvalidArgument`` for two
+    with one destination."""
+    user = list(mounts)
+    seen: set[str] = set()
+    for m in user:
+        if m.destination in seen:
+            raise InvalidArgument(f"Duplicate mount point: {m.destination}")
+        seen.add(m.destination)
+    user.sort(key=_mount_depth)  # stable for equal depth
+
+    def apply(spec: Spec) -> Spec:
+        kept = [
+            m
+            for m in spec.mounts
+            if m.destination not in seen and not ("/dev" in seen and m.destination.startswith("/dev/"))
+        ]
+        return spec.replace(mounts=(*kept, *user))
+
+    return apply
+
+
+def with_hosts_files(files: Mapping[str, str], *, read_only: bool = False) -> SpecOption:
+    """Host files (/etc/hosts, /etc/resolv.conf, ...) bound at their container paths, unless a
+    mount already covers that path; read-only with a read-only root."""
+    options = ("rbind", "rprivate", "ro") if read_only else ("rbind", "rprivate")
+
+    def apply(spec: Spec) -> Spec:
+        taken = {m.destination for m in spec.mounts}
+        more = tuple(
+            Mount(destination=destination, type="bind", source=source, options=options)
+            for destination, source in sorted(files.items())
+            if destination not in taken
+        )
+        return spec.replace(mounts=(*spec.mounts, *more))
+
+    return apply
+
+
+def with_rootfs_propagation(propagation: str) -> SpecOption:
+    """The propagation of the root mount (``shared`` or ``rslave`` for mounts that need it)."""
+    return lambda spec: _with_linux(spec, rootfs_propagation=propagation)
+
+
+# ---------------------------------------------------------------------------
+# from docker's options to spec options
 
 _OPPOSITES = {"exec": "noexec", "suid": "nosuid", "dev": "nodev", "ro": "rw"}
 _OPPOSITES.update({v: k for k, v in _OPPOSITES.items()})
@@ -417,61 +862,6 @@ def _tmpfs_options(data: str) -> tuple[str, ...]:
         merged = [o for o in merged if o.partition("=")[0] != key and o != _OPPOSITES.get(key)]
         merged.append(option)
     return tuple(merged)
-
-
-def _mount_depth(mount: Mount) -> int:
-    return len([p for p in mount.destination.split("/") if p])
-
-
-def _mounts(
-    options: RunOptions,
-    user_mounts: tuple[ResolvedMount, ...],
-    hosts_files: Mapping[str, str],
-    init_source: str | None,
-) -> tuple[Mount, ...]:
-    shm = options.shm_size or defaults.DEFAULT_SHM_SIZE
-    user: list[Mount] = [
-        Mount(destination=m.destination, type=m.type, source=m.source, options=tuple(m.options))
-        for m in user_mounts
-    ]
-    for path, data in options.tmpfs.items():
-        user.append(Mount(destination=path, type="tmpfs", source="tmpfs", options=_tmpfs_options(data)))
-    destinations = {m.destination for m in user}
-    if len(destinations) != len(user):
-        seen: set[str] = set()
-        for m in user:
-            if m.destination in seen:
-                raise InvalidArgument(f"Duplicate mount point: {m.destination}")
-            seen.add(m.destination)
-    user.sort(key=_mount_depth)  # parents before children; stable for equal depth
-    mount_dev = "/dev" in destinations
-    result: list[Mount] = []
-    for mount in defaults.default_mounts(shm_size=shm):
-        if mount.destination in destinations:
-            continue
-        if mount_dev and mount.destination.startswith("/dev/"):
-            continue
-        opts = mount.options
-        if options.privileged and mount.type in ("sysfs", "cgroup"):
-            opts = tuple(o for o in opts if o != "ro")
-        if options.read_only and mount.destination not in _WRITABLE_WITH_READ_ONLY and "ro" not in opts:
-            opts = (*opts, "ro")
-        result.append(mount.replace(options=opts))
-    result.extend(user)
-    for destination, source in sorted(hosts_files.items()):
-        if destination not in destinations:
-            opts = ("rbind", "rprivate", "ro") if options.read_only else ("rbind", "rprivate")
-            result.append(Mount(destination=destination, type="bind", source=source, options=opts))
-    if options.init:
-        if init_source is None:
-            raise InvalidArgument(
-                "--init needs a static init binary on the host (install Debian's tini package: "
-                f"it provides {defaults.INIT_SOURCES[0]})"
-            )
-        result.append(
-            Mount(destination=defaults.INIT_PATH, type="bind", source=init_source, options=("bind", "ro"))
-        )
-    return tuple(result)
 
 
 def _rootfs_propagation(user_mounts: tuple[ResolvedMount, ...]) -> str:
@@ -511,14 +901,15 @@ def _device_from_path(source: str, target: str) -> Device:
     )
 
 
-def _user_devices(options: RunOptions) -> tuple[list[Device], list[DeviceRule]]:
+def user_devices(mappings: Iterable[DeviceMapping]) -> tuple[list[Device], list[DeviceRule]]:
+    """The device nodes of ``--device`` mappings (a directory maps every node below it, as
+    docker does) and the cgroup rules that allow them."""
     devices: list[Device] = []
     rules: list[DeviceRule] = []
-    for mapping in options.devices:
+    for mapping in mappings:
         source, target = mapping.path_on_host, mapping.path_in_container
         found: list[tuple[str, str]] = []
         if os.path.isdir(source):
-            # a directory maps every device node below it, as docker does
             for dirpath, _, files in os.walk(source):
                 for name in sorted(files):
                     path = os.path.join(dirpath, name)
@@ -542,7 +933,7 @@ def _user_devices(options: RunOptions) -> tuple[list[Device], list[DeviceRule]]:
     return devices, rules
 
 
-def _host_devices(dev: str = "/dev") -> list[Device]:
+def host_devices(dev: str = "/dev") -> list[Device]:
     """Every device node of the host's /dev (``--privileged``), but those the runtime makes itself."""
     devices: list[Device] = []
     for dirpath, dirnames, files in os.walk(dev):
@@ -561,43 +952,101 @@ def _host_devices(dev: str = "/dev") -> list[Device]:
     return devices
 
 
-def _resources(options: RunOptions, host: HostFacts, device_rules: list[DeviceRule]) -> Resources:
-    memory = None
-    if options.memory or options.memory_reservation:
-        swap = options.memory_swap
-        if options.memory and swap in (None, 0):
-            swap = options.memory * 2  # docker: as much swap as memory unless told otherwise
-        memory = Memory(
-            limit=options.memory or None,
-            reservation=options.memory_reservation or None,
-            swap=swap if host.swap_accounting and options.memory else None,
+def _seccomp(security: SecurityOptions, caps: tuple[str, ...], host: HostFacts) -> Seccomp | None:
+    if security.privileged or security.seccomp == "unconfined":
+        return None
+    from pallet.engine.spec import seccomp
+
+    profile = seccomp.load_profile(security.seccomp) if security.seccomp else seccomp.default_profile()
+    return seccomp.resolve(profile, capabilities=caps, arch=host.arch, kernel=host.kernel)
+
+
+def resource_options(resources: ResourceOptions, host: HostFacts) -> list[SpecOption]:
+    """docker's resource rules: swap twice the memory unless told (and only where the kernel
+    accounts swap), a CPU quota per 100 ms, pids only when positive."""
+    out: list[SpecOption] = []
+    memory = resources.memory
+    if memory:
+        out.append(with_memory_limit(memory))
+    if resources.memory_reservation:
+        out.append(with_memory_reservation(resources.memory_reservation))
+    if memory and host.swap_accounting:
+        swap = resources.memory_swap
+        out.append(with_memory_swap(memory * 2 if swap in (None, 0) else swap))
+    if resources.cpus:
+        out.append(with_cpus(resources.cpus))
+    if resources.cpu_shares:
+        out.append(with_cpu_shares(resources.cpu_shares))
+    if resources.cpuset_cpus or resources.cpuset_mems:
+        out.append(with_cpuset(resources.cpuset_cpus, resources.cpuset_mems))
+    if resources.pids_limit and resources.pids_limit > 0:
+        out.append(with_pids_limit(resources.pids_limit))
+    if resources.shm_size:
+        out.append(with_shm_size(resources.shm_size))
+    if resources.ulimits:
+        out.append(
+            with_rlimits(
+                Rlimit(type=ULIMIT_NAMES[u.name], soft=u.soft, hard=u.hard) for u in resources.ulimits
+            )
         )
-    cpu = None
-    if options.cpus or options.cpu_shares or options.cpuset_cpus or options.cpuset_mems:
-        cpu = Cpu(
-            shares=options.cpu_shares or None,
-            quota=options.cpus * _CPU_PERIOD // 10**9 if options.cpus else None,
-            period=_CPU_PERIOD if options.cpus else None,
-            cpus=options.cpuset_cpus,
-            mems=options.cpuset_mems,
-        )
-    pids = Pids(limit=options.pids_limit) if options.pids_limit and options.pids_limit > 0 else None
-    if options.privileged:
-        rules = [DeviceRule(allow=True, access="rwm")]
+    return out
+
+
+def security_spec_options(
+    security: SecurityOptions, caps: tuple[str, ...], *, root: bool, host: HostFacts
+) -> list[SpecOption]:
+    """Capabilities (all three sets for root, the bounding set otherwise), no-new-privileges,
+    seccomp, masked paths, read-only root, and what ``--privileged`` lifts."""
+    out: list[SpecOption] = [with_capabilities(caps) if root else with_bounding_capabilities(caps)]
+    if security.no_new_privileges:
+        out.append(with_no_new_privileges())
+    out.append(with_seccomp(_seccomp(security, caps, host)))
+    if security.privileged or security.unmask_system_paths:
+        out += [with_masked_paths(()), with_readonly_paths(())]
+    if security.privileged:
+        out += [with_writable_sysfs(), with_all_devices_allowed(), with_devices(host_devices())]
+    if security.read_only:
+        out.append(with_readonly_rootfs())
+    return out
+
+
+def network_spec_options(network: NetworkOptions, *, hostname: str) -> list[SpecOption]:
+    """The network namespace the mode asks for, docker's sysctls in a private one (ping and low
+    ports for non-root users), the hostname and domain name."""
+    out: list[SpecOption] = []
+    if network.mode.is_host:
+        out.append(with_host_network())
     else:
-        rules = [*defaults.DEFAULT_DEVICE_RULES, *device_rules]
-    return Resources(devices=tuple(rules), memory=memory, cpu=cpu, pids=pids)
+        out.append(with_sysctls(dict(_PRIVATE_NET_SYSCTLS)))
+    out.append(with_hostname(hostname))
+    if network.domainname:
+        out.append(with_domainname(network.domainname))
+    return out
 
 
-def _namespaces(options: RunOptions, host: HostFacts) -> tuple[Namespace, ...]:
-    kinds = ["mount"]
-    if options.network != "host":
-        kinds.append("network")
-    kinds += ["uts", "pid", "ipc"]
-    # docker's default cgroupns mode: private on cgroup v2, host on v1
-    if host.cgroup_v2:
-        kinds.append("cgroup")
-    return tuple(Namespace(type=k) for k in kinds)
+def mount_spec_options(
+    mounts: MountOptions,
+    resolved: tuple[ResolvedMount, ...],
+    hosts_files: Mapping[str, str],
+    *,
+    read_only: bool,
+) -> list[SpecOption]:
+    """The user's resolved mounts and ``--tmpfs`` ones, the hosts files, the root's propagation."""
+    user = [
+        Mount(destination=m.destination, type=m.type, source=m.source, options=tuple(m.options))
+        for m in resolved
+    ]
+    user += [
+        Mount(destination=path, type="tmpfs", source="tmpfs", options=_tmpfs_options(data))
+        for path, data in mounts.tmpfs.items()
+    ]
+    out = [with_mounts(user)]
+    if hosts_files:
+        out.append(with_hosts_files(hosts_files, read_only=read_only))
+    propagation = _rootfs_propagation(resolved)
+    if propagation:
+        out.append(with_rootfs_propagation(propagation))
+    return out
 
 
 # ---------------------------------------------------------------------------
@@ -615,80 +1064,56 @@ def build_spec(
     hosts_files: Mapping[str, str] = EMPTY,
     host: HostFacts | None = None,
 ) -> Spec:
-    """The config.json of a new container (``root.path`` is ``rootfs`` as given).
+    """The config.json of a new container (``root.path`` is ``rootfs`` as given): ``base_spec``
+    composed with the spec options ``options`` and the image's config ask for.
 
     ``mounts`` are the user's mounts already resolved (binds, volumes,
     ``--mount type=tmpfs``); ``--tmpfs`` is handled here. ``hosts_files``
     maps container paths (``/etc/hosts``, ``/etc/resolv.conf``, ...) to host
     files bind-mounted there unless the user mounts the same path.
+    ``options`` were checked when they were made: nothing is checked again.
     """
     host = host or host_facts()
-    validate(options, host_cpus=host.cpus)
-    security = security_opts(options)
-    settings = merge_config(image_config, options, container_id=container_id, host_hostname=host.hostname)
-    uid, gid, additional = resolve_user(rootfs, settings.user, options.group_add)
-    # "sys_admin" from the Python API reads as CAP_SYS_ADMIN, as the flag does
-    cap_add = [parse_capability(c) for c in options.cap_add]
-    cap_drop = [parse_capability(c, flag="--cap-drop") for c in options.cap_drop]
-    caps = capabilities(cap_add, cap_drop, privileged=options.privileged, all_caps=host.capabilities)
-    if uid == 0:
-        process_caps = Capabilities(bounding=caps, effective=caps, permitted=caps)
-    else:
-        # a non-root user keeps only the bounding set: what execve leaves it (moby's SetCapabilities)
-        process_caps = Capabilities(bounding=caps)
-    no_new_privileges = security.get("no-new-privileges") == "true"
-    args = settings.args
-    if options.init:
-        args = (defaults.INIT_PATH, "--", *args)
-    rlimits = tuple(Rlimit(type=_rlimit_type(u.name), soft=u.soft, hard=u.hard) for u in options.ulimits)
-    process = Process(
-        terminal=options.tty,
-        user=User(uid=uid, gid=gid, additional_gids=additional),
-        args=args,
-        env=settings.env,
-        cwd=settings.workdir,
-        capabilities=process_caps,
-        rlimits=rlimits,
-        no_new_privileges=no_new_privileges,
-        # explicit, as docker: otherwise the container inherits the engine's (maybe negative) score
-        oom_score_adj=0,
+    process, security = options.process, options.security
+    hostname = container_hostname(options.network, container_id=container_id, host_hostname=host.hostname)
+    settings = merge_config(image_config, process, hostname=hostname)
+    uid, gid, additional = resolve_user(rootfs, settings.user, process.group_add)
+    caps = capabilities(
+        security.cap_add, security.cap_drop, privileged=security.privileged, all_caps=host.capabilities
     )
-    devices, device_rules = _user_devices(options)
-    if options.privileged:
-        host_devices = _host_devices()
-        taken = {d.path for d in host_devices}
-        devices = host_devices + [d for d in devices if d.path not in taken]
-    system_paths = not options.privileged and security.get("systempaths") != "unconfined"
-    sysctl = dict(options.sysctls)
-    if options.network != "host":
-        for key, value in _PRIVATE_NET_SYSCTLS:
-            sysctl.setdefault(key, value)
-    linux = Linux(
-        namespaces=_namespaces(options, host),
-        devices=tuple(devices),
-        cgroups_path=f"{cgroup_parent.rstrip('/')}/{container_id}",
-        resources=_resources(options, host, device_rules),
-        rootfs_propagation=_rootfs_propagation(mounts),
-        seccomp=_seccomp(options, security, caps, host),
-        sysctl=sysctl,
-        masked_paths=defaults.MASKED_PATHS if system_paths else (),
-        readonly_paths=defaults.READONLY_PATHS if system_paths else (),
-    )
-    return Spec(
-        oci_version=SPEC_VERSION,
-        process=process,
-        root=Root(path=rootfs, readonly=options.read_only),
-        hostname=settings.hostname,
-        domainname=options.domainname,
-        mounts=_mounts(options, mounts, hosts_files, host.init_path),
-        linux=linux,
-    )
+    devices, device_rules = user_devices(options.resources.devices)
+    steps: list[SpecOption] = [
+        with_process_args(settings.args),
+        with_env(settings.env),
+        with_cwd(settings.workdir),
+        with_user(uid, gid, additional),
+    ]
+    if process.tty:
+        steps.append(with_terminal())
+    steps += security_spec_options(security, caps, root=uid == 0, host=host)
+    if not security.privileged:
+        steps.append(with_devices(devices, device_rules))
+    else:  # the host's nodes are there already: keep a --device only where it adds a path
+        steps.append(_with_devices_not_taken(devices))
+    steps += network_spec_options(options.network, hostname=hostname)
+    if host.cgroup_v2:
+        # docker's default cgroupns mode: private on cgroup v2, host on v1
+        steps.append(with_namespace("cgroup"))
+    steps.append(with_cgroups_path(f"{cgroup_parent.rstrip('/')}/{container_id}"))
+    steps += resource_options(options.resources, host)
+    if security.sysctls:
+        steps.append(with_sysctls(security.sysctls))
+    steps += mount_spec_options(options.mounts, mounts, hosts_files, read_only=security.read_only)
+    if process.init:
+        steps.append(with_init(host.init_path))
+    return new_spec(rootfs, *steps)
 
 
-def _rlimit_type(name: str) -> str:
-    from pallet.engine.spec.options import ULIMIT_NAMES
+def _with_devices_not_taken(devices: list[Device]) -> SpecOption:
+    def apply(spec: Spec) -> Spec:
+        taken = {d.path for d in _linux(spec).devices}
+        return _with_linux(
+            spec, devices=(*_linux(spec).devices, *(d for d in devices if d.path not in taken))
+        )
 
-    try:
-        return ULIMIT_NAMES[name]
-    except KeyError:
-        raise InvalidArgument(f"invalid ulimit type: {name}") from None
+    return apply

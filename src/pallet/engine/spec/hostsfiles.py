@@ -1,11 +1,12 @@
 """A container's /etc/hostname, /etc/hosts and /etc/resolv.conf, written as docker writes them.
 
-``write_network_files(directory, hostname=..., network=...)`` writes the
+``write_network_files(directory, hostname=..., network=...)`` (a
+``NetworkMode``) writes the
 three files into the container's own directory (each atomically: temp file,
 fsync, rename) and returns the mapping ``build_spec(hosts_files=...)`` wants
 (container path -> host file), so they are bind-mounted over the image's.
 
-- private/none network: ``hosts`` has docker's localhost lines only (there is
+- a network namespace of its own: ``hosts`` has docker's localhost lines only (there is
   no address to name the container by until bridge networking);
   ``resolv.conf`` is the host's without loopback nameservers (unreachable
   from another network namespace), docker's fallback when none is left.
@@ -17,6 +18,10 @@ from __future__ import annotations
 import os
 
 from pallet.linux.atomicfile import write_atomic
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pallet.engine.spec.syntax import NetworkMode
 
 __all__ = ["hosts_content", "resolv_conf_content", "write_network_files"]
 
@@ -40,16 +45,16 @@ def _read(path: str) -> str:
         return ""
 
 
-def hosts_content(network: str, host_hosts: str = "") -> str:
+def hosts_content(network: NetworkMode, host_hosts: str = "") -> str:
     """``/etc/hosts`` of a container on ``network``; ``host_hosts`` is the host's (for ``host``)."""
-    if network == "host":
+    if network.is_host:
         return host_hosts or _LOCALHOST
     return _LOCALHOST
 
 
-def resolv_conf_content(network: str, host_resolv: str) -> str:
+def resolv_conf_content(network: NetworkMode, host_resolv: str) -> str:
     """``/etc/resolv.conf``: the host's, without loopback nameservers outside the host network."""
-    if network == "host":
+    if network.is_host:
         return host_resolv
     kept: list[str] = []
     nameservers = 0
@@ -70,7 +75,7 @@ def write_network_files(
     directory: str,
     *,
     hostname: str,
-    network: str,
+    network: NetworkMode,
     host_etc: str = "/etc",
 ) -> dict[str, str]:
     """Write ``hostname``, ``hosts`` and ``resolv.conf`` into ``directory`` (atomic, idempotent);

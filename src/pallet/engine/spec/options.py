@@ -1,22 +1,31 @@
-"""The options of ``pallet run``/``create`` as one record, and the parsers of docker's flag syntaxes.
+"""The options of a new container, grouped as docker's API groups them, checked once when made.
 
-``RunOptions`` holds every option a user can give a new container, already
-parsed: sizes in bytes, CPUs in nano-CPUs, capabilities as ``CAP_X`` names,
-mounts as ``MountSpec``. The CLI (and ``pallet.Client``) build it with the
-``parse_*`` functions below; ``engine.spec.generate`` turns it, with the image
-config, into an OCI config. ``options_to_json``/``options_from_json`` store it
-in the container record and read it back unchanged.
+``RunOptions`` is everything ``pallet run``/``create`` (and ``pallet.Client``,
+and the coming API) take besides the image: a few container-wide fields
+(name, labels, restart policy, auto-remove, runtime, log options) and five
+groups:
 
-Every parser raises ``InvalidArgument`` with docker's wording where users know
-it, plus what to write instead. Give ``flag`` (e.g. ``"--memory"``) to have
-the message name the flag as docker's CLI does::
+- ``ProcessOptions`` (docker's ``Config``): command, entrypoint, environment,
+  working directory, user and groups, terminal, stdin, ``--init``, stop
+  signal and timeout;
+- ``ResourceOptions`` (``HostConfig.Resources``): memory, CPUs, pids,
+  ulimits, devices, /dev/shm's size;
+- ``SecurityOptions``: privileged, capabilities, the security options
+  (no-new-privileges, seccomp, AppArmor, labels, system paths), read-only
+  root, sysctls;
+- ``NetworkOptions``: the ``NetworkMode``, hostname, domain name, ports;
+- ``MountOptions``: volume and mount requests (``MountSpec``), tmpfs mounts.
 
-    invalid argument "12x" for "--memory" flag: invalid size: "12x" (want a number with an optional unit ...)
+Values are already parsed (``engine.spec.syntax`` reads docker's syntaxes).
+Each record checks itself when it is made, and ``RunOptions`` checks what
+spans groups (``auto_remove`` with a restart policy, ``net.*`` sysctls with
+the host network): a ``RunOptions`` that exists is valid, so nothing
+downstream checks again. The checks raise ``InvalidArgument`` (or
+``Unsupported``) naming fields, not flags; ``OptionConflict`` carries the
+two fields so a front end can name them in its own words.
 
-``validate`` checks what involves several options at once (swap without
-memory, ``--rm`` with a restart policy, ``net.*`` sysctls with the host
-network, ...). It reads only its arguments; the caller passes the host facts
-it needs (the number of CPUs).
+``options_to_json``/``options_from_json`` store the record in the container
+document and read it back equal.
 """
 
 from __future__ import annotations
@@ -24,10 +33,25 @@ from __future__ import annotations
 import os
 import types
 
+from pallet.engine.spec.syntax import (
+    RESTART_POLICIES,
+    ULIMIT_NAMES,
+    DeviceMapping,
+    MountSpec,
+    NetworkMode,
+    RestartPolicy,
+    Ulimit,
+    is_cpu_list,
+    is_hostname,
+    parse_capability,
+    parse_network,
+    parse_security_opt,
+    parse_signal,
+    parse_sysctl,
+    parse_tmpfs,
+)
 from pallet.errors import InvalidArgument, Unsupported
-from pallet.linux.signals import parse_signal as _signal_number
 from pallet.oci.record import EMPTY, Record
-from pallet.oci.runtime_spec import ALL_CAPABILITIES
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -35,205 +59,101 @@ if TYPE_CHECKING:
     from typing import Any
 
 __all__ = [
-    "NETWORK_MODES",
-    "RESTART_POLICIES",
-    "ULIMIT_NAMES",
-    "DeviceMapping",
-    "MountSpec",
-    "RestartPolicy",
+    "MIN_MEMORY",
+    "MountOptions",
+    "NetworkOptions",
+    "OptionConflict",
+    "ProcessOptions",
+    "ResourceOptions",
     "RunOptions",
-    "Ulimit",
-    "collect_env",
+    "SecurityOptions",
     "options_from_json",
     "options_to_json",
-    "parse_bytes",
-    "parse_capability",
-    "parse_cpus",
-    "parse_device",
-    "parse_env",
-    "parse_env_file",
-    "parse_label",
-    "parse_log_opt",
-    "parse_mount",
-    "parse_network",
-    "parse_restart",
-    "parse_security_opt",
-    "parse_signal",
-    "parse_sysctl",
-    "parse_tmpfs",
-    "parse_ulimit",
-    "parse_volume",
-    "security_opts",
-    "validate",
+    "security_options",
 ]
 
-#: ``--restart`` policy names (docker's)
-RESTART_POLICIES: tuple[str, ...] = ("no", "always", "on-failure", "unless-stopped")
-#: ``--network`` modes available until bridge networking exists; "private" is a netns with loopback only
-NETWORK_MODES: tuple[str, ...] = ("private", "none", "host")
-#: ``--ulimit`` names -> the spec's rlimit type (go-units' table)
-ULIMIT_NAMES: Mapping[str, str] = types.MappingProxyType(
-    {
-        "as": "RLIMIT_AS",
-        "core": "RLIMIT_CORE",
-        "cpu": "RLIMIT_CPU",
-        "data": "RLIMIT_DATA",
-        "fsize": "RLIMIT_FSIZE",
-        "locks": "RLIMIT_LOCKS",
-        "memlock": "RLIMIT_MEMLOCK",
-        "msgqueue": "RLIMIT_MSGQUEUE",
-        "nice": "RLIMIT_NICE",
-        "nofile": "RLIMIT_NOFILE",
-        "nproc": "RLIMIT_NPROC",
-        "rss": "RLIMIT_RSS",
-        "rtprio": "RLIMIT_RTPRIO",
-        "rttime": "RLIMIT_RTTIME",
-        "sigpending": "RLIMIT_SIGPENDING",
-        "stack": "RLIMIT_STACK",
-    }
-)
 #: docker refuses memory limits below this (the kernel and runc need room to start the init)
 MIN_MEMORY = 6 * 1024 * 1024
 
-_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
-_PROPAGATIONS = ("private", "rprivate", "shared", "rshared", "slave", "rslave")
-_CONSISTENCY = ("consistent", "cached", "delegated", "default")
-_VOLUME_NAME_FIRST = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
-_VOLUME_NAME_REST = _VOLUME_NAME_FIRST | frozenset("_.-")
-_TMPFS_FLAGS = frozenset(
-    [
-        "ro",
-        "rw",
-        "nosuid",
-        "suid",
-        "nodev",
-        "dev",
-        "noexec",
-        "exec",
-        "sync",
-        "async",
-        "dirsync",
-        "mand",
-        "nomand",
-        "atime",
-        "noatime",
-        "diratime",
-        "nodiratime",
-        "relatime",
-        "norelatime",
-        "strictatime",
-        "nostrictatime",
-        "private",
-        "rprivate",
-        "shared",
-        "rshared",
-        "slave",
-        "rslave",
-        "tmpcopyup",
-    ]
-)
-_TMPFS_KEYS = frozenset(("size", "mode", "uid", "gid", "nr_inodes", "nr_blocks", "mpol"))
-# sysctls a container may set without changing the host: those of the ipc and network
-# namespaces (docker's opts.ValidateSysctl list); the uts ones are set through --hostname
-_IPC_SYSCTLS = frozenset(
-    (
-        "kernel.msgmax",
-        "kernel.msgmnb",
-        "kernel.msgmni",
-        "kernel.sem",
-        "kernel.shmall",
-        "kernel.shmmax",
-        "kernel.shmmni",
-        "kernel.shm_rmid_forced",
-    )
-)
-_LOG_OPTS = frozenset(
-    ("max-size", "max-file", "compress", "labels", "labels-regex", "env", "env-regex", "tag")
-)
-_TRUE = ("1", "t", "true", "T", "TRUE", "True")
-_FALSE = ("0", "f", "false", "F", "FALSE", "False")
+
+class OptionConflict(InvalidArgument):
+    """Two options that cannot go together. ``fields`` names them as ``RunOptions`` does
+    (``restart``, ``auto_remove``); ``worded`` says the same with other names (the CLI's flags)."""
+
+    category = InvalidArgument.category
+
+    def __init__(self, fields: tuple[str, str], reason: str) -> None:
+        self.fields = fields
+        self.reason = reason
+        super().__init__(self.worded(fields))
+
+    def worded(self, names: tuple[str, str]) -> str:
+        return f"Conflicting options: {names[0]} and {names[1]} ({self.reason})"
 
 
-class RestartPolicy(Record):
-    """``--restart``: ``name`` is one of ``RESTART_POLICIES``; ``max_retries`` only with on-failure."""
+class _Checked(Record):
+    """A record that cleans and checks its values when it is made (and when ``replace`` makes one)."""
 
-    name: str = "no"
-    max_retries: int = 0
+    if not TYPE_CHECKING:
 
-    def to_text(self) -> str:
-        """The flag value that gives this policy (``on-failure:3``)."""
-        return f"{self.name}:{self.max_retries}" if self.max_retries else self.name
+        def __init__(self, **values: Any) -> None:
+            super().__init__(**self._clean(values))
+            self._check()
 
+    @classmethod
+    def _clean(cls, values: dict[str, Any]) -> dict[str, Any]:
+        return values
 
-class Ulimit(Record):
-    """``--ulimit name=soft[:hard]``; -1 (unlimited) is stored as 2**64-1, as the spec wants."""
-
-    name: str
-    soft: int
-    hard: int
+    def _check(self) -> None:
+        return None
 
 
-class DeviceMapping(Record):
-    """``--device host[:container][:permissions]``."""
-
-    path_on_host: str
-    path_in_container: str
-    permissions: str = "rwm"
-
-
-class MountSpec(Record):
-    """One ``-v`` or ``--mount`` request, before the engine resolves it to an OCI mount.
-
-    ``type`` is ``bind``, ``volume`` or ``tmpfs``. ``source`` is the host path
-    (bind), the volume name (volume; ``""`` asks for a new anonymous volume)
-    or ``""`` (tmpfs). ``create_source``: a missing bind source is created
-    (docker's ``-v``) instead of refused (``--mount``). ``relabel`` keeps
-    ``z``/``Z``, accepted and ignored (no SELinux here).
-    """
-
-    type: str
-    source: str = ""
-    target: str
-    read_only: bool = False
-    propagation: str = ""
-    relabel: str = ""
-    create_source: bool = False
-    volume_nocopy: bool = False
-    volume_labels: Mapping[str, str] = EMPTY
-    volume_driver: str = ""
-    volume_options: Mapping[str, str] = EMPTY
-    tmpfs_size: int | None = None
-    tmpfs_mode: int | None = None
-
-
-class RunOptions(Record):
-    """Everything ``pallet run``/``create`` takes besides the image.
+class ProcessOptions(_Checked):
+    """The container's process (docker's ``Config``).
 
     ``entrypoint`` None keeps the image's; any tuple (``()`` for
     ``--entrypoint ""``) replaces it and, as in docker, drops the image's
     Cmd. ``cmd`` None or ``()`` keeps the image's Cmd. ``env`` is the final
-    list from the user (env-file entries first, then ``-e``: see
-    ``collect_env``); ``env_files`` only records the files. Sizes are bytes,
-    ``cpus`` is in nano-CPUs (docker's NanoCpus), ``memory_swap`` -1 means
-    unlimited swap. ``security_opt`` holds the canonical strings
-    ``parse_security_opt`` returns; ``tmpfs`` maps a container path to its
-    mount options (``--tmpfs``).
+    list from the user (env-file entries first: ``syntax.collect_env``);
+    ``env_files`` only records the files. ``group_add`` names or numbers
+    groups. ``init`` runs docker's init (tini) as PID 1.
     """
 
-    name: str | None = None
+    cmd: tuple[str, ...] | None = None
+    entrypoint: tuple[str, ...] | None = None
     env: tuple[str, ...] = ()
     env_files: tuple[str, ...] = ()
     workdir: str = ""
     user: str = ""
-    entrypoint: tuple[str, ...] | None = None
-    cmd: tuple[str, ...] | None = None
-    hostname: str = ""
-    domainname: str = ""
-    labels: Mapping[str, str] = EMPTY
-    read_only: bool = False
+    group_add: tuple[str, ...] = ()
+    tty: bool = False
+    interactive: bool = False
     init: bool = False
     stop_signal: str = ""
     stop_timeout: int | None = None
+
+    def _check(self) -> None:
+        if self.workdir and not self.workdir.startswith("/"):
+            raise InvalidArgument(
+                f"the working directory '{self.workdir}' is invalid, it needs to be an absolute path"
+            )
+        for entry in self.env:
+            name, sep, _ = entry.partition("=")
+            if not sep or not name or "\0" in entry:
+                raise InvalidArgument(f'invalid environment entry "{entry}": want NAME=value')
+        if self.stop_signal:
+            parse_signal(self.stop_signal)
+        if self.stop_timeout is not None and self.stop_timeout < -1:
+            raise InvalidArgument("invalid stop timeout: must be -1 (wait forever) or more")
+
+
+class ResourceOptions(_Checked):
+    """What the container may use (docker's ``HostConfig.Resources``).
+
+    Sizes are bytes, ``cpus`` is in nano-CPUs (docker's NanoCpus),
+    ``memory_swap`` -1 means unlimited swap; ``shm_size`` is /dev/shm's.
+    """
+
     memory: int | None = None
     memory_swap: int | None = None
     memory_reservation: int | None = None
@@ -243,674 +163,192 @@ class RunOptions(Record):
     cpuset_mems: str = ""
     pids_limit: int | None = None
     ulimits: tuple[Ulimit, ...] = ()
+    devices: tuple[DeviceMapping, ...] = ()
+    shm_size: int | None = None
+
+    def _check(self) -> None:
+        if self.memory is not None and 0 < self.memory < MIN_MEMORY:
+            raise InvalidArgument("Minimum memory limit allowed is 6MB")
+        swap = self.memory_swap
+        if swap is not None and swap not in (0, -1):
+            if not self.memory:
+                raise InvalidArgument(
+                    "You should always set the Memory limit when using Memoryswap limit, see usage"
+                )
+            if swap < self.memory:
+                raise InvalidArgument(
+                    "Minimum memoryswap limit should be larger than memory limit, see usage "
+                    "(the swap limit is memory plus swap)"
+                )
+        if self.memory_reservation and self.memory and self.memory < self.memory_reservation:
+            raise InvalidArgument(
+                "Minimum memory limit can not be less than memory reservation limit, see usage"
+            )
+        if self.cpus is not None:
+            # a fact of this host, read here: options are made where the container will run
+            cpus = os.cpu_count() or 1
+            if self.cpus < 10**7 or self.cpus > cpus * 10**9:
+                raise InvalidArgument(
+                    f"Range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available"
+                )
+        if self.cpu_shares is not None and self.cpu_shares < 0:
+            raise InvalidArgument("invalid CPU shares: must not be negative")
+        for text, what in ((self.cpuset_cpus, "cpuset cpus"), (self.cpuset_mems, "cpuset mems")):
+            if text and not is_cpu_list(text):
+                raise InvalidArgument(f"invalid value {text} for {what} (want a list such as 0-2,4)")
+        if self.shm_size is not None and self.shm_size <= 0:
+            raise InvalidArgument("SHM size can not be less than 0")
+        for ulimit in self.ulimits:
+            if ulimit.name not in ULIMIT_NAMES:
+                raise InvalidArgument(f"invalid ulimit type: {ulimit.name}")
+
+
+class SecurityOptions(_Checked):
+    """What the container may do to the kernel.
+
+    ``cap_add``/``cap_drop`` are ``CAP_X`` names or ``ALL`` (``sys_admin``
+    is cleaned to ``CAP_SYS_ADMIN``). ``no_new_privileges`` None: not asked
+    either way. ``seccomp`` "" is the default profile, ``unconfined`` none,
+    else a profile file. ``unmask_system_paths`` is docker's
+    ``systempaths=unconfined``. ``sysctls`` are the container's namespaced
+    ones (keys cleaned to dots).
+    """
+
+    privileged: bool = False
     cap_add: tuple[str, ...] = ()
     cap_drop: tuple[str, ...] = ()
-    security_opt: tuple[str, ...] = ()
-    privileged: bool = False
-    devices: tuple[DeviceMapping, ...] = ()
-    group_add: tuple[str, ...] = ()
-    shm_size: int | None = None
+    read_only: bool = False
+    no_new_privileges: bool | None = None
+    seccomp: str = ""
+    apparmor: str = ""
+    selinux_labels: tuple[str, ...] = ()
+    unmask_system_paths: bool = False
     sysctls: Mapping[str, str] = EMPTY
-    tmpfs: Mapping[str, str] = EMPTY
-    restart: RestartPolicy = RestartPolicy()
-    runtime: str = ""
-    network: str = "private"
-    mounts: tuple[MountSpec, ...] = ()
-    tty: bool = False
-    interactive: bool = False
-    auto_remove: bool = False
-    log_opts: Mapping[str, str] = EMPTY
+
+    @classmethod
+    def _clean(cls, values: dict[str, Any]) -> dict[str, Any]:
+        for key in ("cap_add", "cap_drop"):
+            if key in values:
+                values[key] = tuple(parse_capability(c) for c in values[key])
+        if values.get("sysctls"):
+            values["sysctls"] = types.MappingProxyType(
+                dict(parse_sysctl(f"{k}={v}") for k, v in values["sysctls"].items())
+            )
+        return values
+
+    def _check(self) -> None:
+        if self.apparmor and self.apparmor != "unconfined":
+            raise Unsupported(
+                f'AppArmor profile "{self.apparmor}" cannot be applied: AppArmor is not used by pallet on this '
+                "host (use apparmor=unconfined or leave it out)"
+            )
+
+    def opts(self) -> tuple[str, ...]:
+        """The security options as docker's ``HostConfig.SecurityOpt`` lists them."""
+        out: list[str] = []
+        if self.no_new_privileges is not None:
+            out.append(f"no-new-privileges={'true' if self.no_new_privileges else 'false'}")
+        if self.seccomp:
+            out.append(f"seccomp={self.seccomp}")
+        if self.apparmor:
+            out.append(f"apparmor={self.apparmor}")
+        out += [f"label={label}" for label in self.selinux_labels]
+        if self.unmask_system_paths:
+            out.append("systempaths=unconfined")
+        return tuple(out)
+
+
+def security_options(security_opt: Iterable[str] = (), **fields: Any) -> SecurityOptions:
+    """``SecurityOptions`` from docker's ``--security-opt`` texts (a later key wins) and other fields."""
+    labels: list[str] = []
+    for text in security_opt:
+        key, _, value = parse_security_opt(text).partition("=")
+        if key == "no-new-privileges":
+            fields["no_new_privileges"] = value == "true"
+        elif key == "seccomp":
+            fields["seccomp"] = value
+        elif key == "apparmor":
+            fields["apparmor"] = value
+        elif key == "label":
+            labels.append(value)
+        else:  # systempaths=unconfined, the only one parse_security_opt lets through
+            fields["unmask_system_paths"] = True
+    if labels:
+        fields["selinux_labels"] = tuple(labels)
+    return SecurityOptions(**fields)
+
+
+class NetworkOptions(_Checked):
+    """The container's network: its ``NetworkMode``, names and ports (``publish``: docker's ``-p`` texts)."""
+
+    mode: NetworkMode = NetworkMode()
+    hostname: str = ""
+    domainname: str = ""
     publish: tuple[str, ...] = ()
 
-
-# ---------------------------------------------------------------------------
-# errors
-
-
-def _bad(flag: str, value: str, problem: str) -> InvalidArgument:
-    if flag:
-        return InvalidArgument(f'invalid argument "{value}" for "{flag}" flag: {problem}')
-    return InvalidArgument(problem)
-
-
-def _parse_bool(text: str) -> bool | None:
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    return None
-
-
-# ---------------------------------------------------------------------------
-# numbers
-
-
-def parse_bytes(text: str, *, flag: str = "") -> int:
-    """``512m``, ``1.5g``, ``1024``, ``64MiB`` -> bytes (binary units, as docker's RAMInBytes)."""
-    body = text.strip().lower()
-    for suffix in ("ib", "b"):
-        if len(body) > 1 and body.endswith(suffix) and (body[: -len(suffix)][-1:] in "kmgtp"):
-            body = body[: -len(suffix)]
-            break
-    unit = ""
-    if body and body[-1] in _UNITS:
-        unit = body[-1]
-        body = body[:-1].rstrip(" ")
-    whole, dot, fraction = body.partition(".")
-    if not whole.isdigit() or (dot and not fraction.isdigit()) or not whole.isascii():
-        raise _bad(
-            flag,
-            text,
-            f'invalid size: "{text}" (want a number with an optional unit b, k, m, g, t or p, e.g. 512m)',
-        )
-    scale = _UNITS[unit]
-    value = int(whole) * scale
-    if fraction:
-        value += int(fraction) * scale // 10 ** len(fraction)
-    return value
-
-
-def parse_cpus(text: str, *, flag: str = "--cpus") -> int:
-    """``1.5`` -> 1500000000 nano-CPUs (docker's NanoCpus); at most nine decimals."""
-    whole, dot, fraction = text.strip().partition(".")
-    whole = whole or "0"
-    if not whole.isdigit() or (dot and not fraction.isdigit()) or not whole.isascii():
-        raise _bad(flag, text, f"failed to parse {text} as a rational number (want e.g. 1.5)")
-    if len(fraction) > 9:
-        raise _bad(flag, text, "value is too precise (at most nine decimals)")
-    return int(whole) * 10**9 + int((fraction or "0").ljust(9, "0"))
-
-
-def _integer(text: str, flag: str, what: str, *, low: int | None = None) -> int:
-    body = text.strip()
-    digits = body[1:] if body[:1] in "+-" else body
-    if not digits.isdigit() or not digits.isascii():
-        raise _bad(flag, text, f'{what} must be an integer, got "{text}"')
-    value = int(body)
-    if low is not None and value < low:
-        raise _bad(flag, text, f"{what} must be at least {low}, got {value}")
-    return value
-
-
-# ---------------------------------------------------------------------------
-# process: env, labels, signals, ulimits, capabilities
-
-
-def parse_env(text: str, environ: Mapping[str, str] | None = None) -> str | None:
-    """``-e NAME=value`` as is; ``-e NAME`` takes NAME from ``environ`` (None: absent, dropped)."""
-    name, sep, _ = text.partition("=")
-    if not name:
-        raise InvalidArgument(f'invalid environment variable: "{text}" (want NAME=value or NAME)')
-    if sep:
-        return text
-    source = os.environ if environ is None else environ
-    value = source.get(name)
-    return None if value is None else f"{name}={value}"
-
-
-def parse_env_file(path: str, environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
-    """The entries of a docker env file: ``NAME=value`` lines, ``NAME`` alone from ``environ``,
-    ``#`` comments and blank lines skipped; values are kept verbatim (no quotes removed)."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise InvalidArgument(f"open {path}: {(e.strerror or str(e)).lower()}") from None
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    entries: list[str] = []
-    for number, raw in enumerate(data.split(b"\n"), start=1):
-        try:
-            line = raw.decode().rstrip("\r").lstrip()
-        except UnicodeDecodeError:
-            raise InvalidArgument(f"env file {path} contains invalid utf8 bytes at line {number}") from None
-        if not line or line.startswith("#"):
-            continue
-        name, sep, _ = line.partition("=")
-        if not name:
-            raise InvalidArgument(f"no variable name on line '{line}' of env file {path}")
-        if any(c.isspace() for c in name):
-            raise InvalidArgument(f"variable '{name}' contains whitespaces (env file {path}, line {number})")
-        entry = line if sep else parse_env(name, environ)
-        if entry is not None:
-            entries.append(entry)
-    return tuple(entries)
-
-
-def collect_env(
-    env: Iterable[str], env_files: Iterable[str] = (), environ: Mapping[str, str] | None = None
-) -> tuple[str, ...]:
-    """The user's environment as docker's CLI builds it: env-file entries first, then ``-e``."""
-    out: list[str] = []
-    for path in env_files:
-        out.extend(parse_env_file(path, environ))
-    for text in env:
-        entry = parse_env(text, environ)
-        if entry is not None:
-            out.append(entry)
-    return tuple(out)
-
-
-def parse_label(text: str) -> tuple[str, str]:
-    """``--label key=value`` (``key`` alone is an empty value)."""
-    key, _, value = text.partition("=")
-    if not key.strip():
-        raise InvalidArgument(f'invalid label "{text}": the key is empty (want key=value)')
-    return key, value
-
-
-def parse_signal(text: str, *, flag: str = "--stop-signal") -> str:
-    """A signal as docker stores it: ``SIGTERM``/``SIGRTMIN+3`` for names, the number kept as given."""
-    number = _signal_number(text.strip())
-    if number is None:
-        raise _bad(flag, text, f"invalid signal: {text} (want a name such as SIGTERM or a number 1-64)")
-    if text.strip().isdigit():
-        return text.strip()
-    name = text.strip().upper()
-    return name if name.startswith("SIG") else "SIG" + name
-
-
-def parse_ulimit(text: str, *, flag: str = "--ulimit") -> Ulimit:
-    """``nofile=1024:2048`` or ``nproc=512`` (soft = hard); -1 is unlimited."""
-    name, sep, limits = text.partition("=")
-    if not sep or not limits:
-        raise _bad(
-            flag, text, f"invalid ulimit argument: {text} (want name=soft[:hard], e.g. nofile=1024:2048)"
-        )
-    if name not in ULIMIT_NAMES:
-        raise _bad(flag, text, f"invalid ulimit type: {name} (known: {', '.join(sorted(ULIMIT_NAMES))})")
-    soft_text, colon, hard_text = limits.partition(":")
-    if colon and not hard_text:
-        raise _bad(flag, text, f"invalid ulimit argument: {text} (want name=soft[:hard])")
-    values: list[int] = []
-    for part in (soft_text, hard_text if colon else soft_text):
-        value = _integer(part, flag, "ulimit value", low=-1)
-        values.append(2**64 - 1 if value == -1 else value)
-    soft, hard = values
-    if soft > hard:
-        raise _bad(flag, text, f"ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}")
-    return Ulimit(name=name, soft=soft, hard=hard)
-
-
-def parse_capability(text: str, *, flag: str = "--cap-add") -> str:
-    """``sys_admin``, ``CAP_SYS_ADMIN`` -> ``CAP_SYS_ADMIN``; ``all`` -> ``ALL``."""
-    name = text.strip().upper()
-    if name == "ALL":
-        return name
-    if not name.startswith("CAP_"):
-        name = "CAP_" + name
-    if name not in ALL_CAPABILITIES:
-        raise _bad(flag, text, f'unknown capability: "{name}" (see capabilities(7) for the names)')
-    return name
-
-
-def parse_security_opt(text: str) -> str:
-    """One ``--security-opt``, in canonical form: ``no-new-privileges[=true|false]``,
-    ``seccomp=unconfined|FILE``, ``apparmor=PROFILE``, ``label=...``, ``systempaths=unconfined``.
-
-    ``key:value`` (docker's deprecated separator) is accepted and written as ``key=value``.
-    """
-    if text in ("no-new-privileges", "disable"):
-        return "no-new-privileges=true" if text == "no-new-privileges" else "label=disable"
-    sep = "=" if "=" in text else ":"
-    key, found, value = text.partition(sep)
-    if not found:
-        raise InvalidArgument(
-            f'invalid --security-opt: "{text}" (want no-new-privileges, seccomp=unconfined|FILE, '
-            "apparmor=PROFILE, label=VALUE or systempaths=unconfined)"
-        )
-    if key == "no-new-privileges":
-        flag = _parse_bool(value)
-        if flag is None:
-            raise InvalidArgument(f'invalid --security-opt: "{text}" (want no-new-privileges=true or false)')
-        return f"no-new-privileges={'true' if flag else 'false'}"
-    if key == "seccomp":
-        if not value:
-            raise InvalidArgument(
-                f'invalid --security-opt: "{text}" (want seccomp=unconfined or seccomp=FILE)'
-            )
-        return f"seccomp={value}"
-    if key == "systempaths":
-        if value != "unconfined":
-            raise InvalidArgument(f'invalid --security-opt: "{text}" (only systempaths=unconfined exists)')
-        return "systempaths=unconfined"
-    if key in ("apparmor", "label"):
-        return f"{key}={value}"
-    raise InvalidArgument(
-        f'invalid --security-opt: "{text}": unknown option "{key}" (want no-new-privileges, seccomp, '
-        "apparmor, label or systempaths)"
-    )
-
-
-def security_opts(options: RunOptions) -> dict[str, str]:
-    """The ``--security-opt`` values as key -> value, in canonical form (a later key wins)."""
-    out: dict[str, str] = {}
-    for text in options.security_opt:
-        key, _, value = parse_security_opt(text).partition("=")
-        out[key] = value
-    return out
-
-
-# ---------------------------------------------------------------------------
-# devices, sysctls, tmpfs, restart, logs, network
-
-
-def _is_device_mode(text: str) -> bool:
-    return bool(text) and len(text) <= 3 and set(text) <= {"r", "w", "m"} and len(set(text)) == len(text)
-
-
-def parse_device(text: str, *, flag: str = "--device") -> DeviceMapping:
-    """``/dev/a``, ``/dev/a:/dev/b``, ``/dev/a:rw`` or ``/dev/a:/dev/b:rwm``."""
-    parts = text.split(":")
-    permissions = "rwm"
-    if len(parts) == 3:
-        if not _is_device_mode(parts[2]):
-            raise _bad(flag, text, f"invalid device mode: {parts[2]} (want a combination of r, w and m)")
-        permissions = parts[2]
-        parts = parts[:2]
-    elif len(parts) == 2 and _is_device_mode(parts[1]):
-        permissions = parts[1]
-        parts = parts[:1]
-    if len(parts) > 2 or not parts[0]:
-        raise _bad(flag, text, f"bad format for path: {text} (want /dev/HOST[:/dev/CONTAINER][:rwm])")
-    source = parts[0]
-    target = parts[1] if len(parts) == 2 and parts[1] else source
-    for path in (source, target):
-        if not path.startswith("/"):
-            raise _bad(flag, text, f"bad format for path: {path} (device paths must be absolute)")
-    return DeviceMapping(
-        path_on_host=source, path_in_container=os.path.normpath(target), permissions=permissions
-    )
-
-
-def parse_sysctl(text: str, *, flag: str = "--sysctl") -> tuple[str, str]:
-    """``net.core.somaxconn=1024``; only sysctls of the container's own namespaces are allowed."""
-    key, sep, value = text.partition("=")
-    key = key.strip().replace("/", ".")
-    if not sep or not key:
-        raise _bad(flag, text, f"sysctl '{text}' is not of the form key=value")
-    if not (key in _IPC_SYSCTLS or key.startswith(("fs.mqueue.", "net."))):
-        raise _bad(
-            flag,
-            text,
-            f'sysctl "{key}" is not namespaced: setting it would change the host; allowed are '
-            "net.*, fs.mqueue.*, kernel.msg*, kernel.sem and kernel.shm* (set the hostname with --hostname)",
-        )
-    return key, value
-
-
-def parse_tmpfs(text: str, *, flag: str = "--tmpfs") -> tuple[str, str]:
-    """``/run`` or ``/run:rw,size=64m,mode=1777`` -> (path, options)."""
-    path, _, options = text.partition(":")
-    if not path.startswith("/"):
-        raise _bad(flag, text, f"invalid mount path: '{path}' mount path must be absolute")
-    if os.path.normpath(path) == "/":
-        raise _bad(flag, text, "invalid specification: destination can't be '/'")
-    for option in filter(None, options.split(",")):
-        key, sep, value = option.partition("=")
-        if sep:
-            if key not in _TMPFS_KEYS:
-                raise _bad(
-                    flag,
-                    text,
-                    f'invalid tmpfs option "{option}" (known keys: {", ".join(sorted(_TMPFS_KEYS))})',
-                )
-            if key == "size":
-                parse_bytes(value, flag=flag)
-            elif key == "mode" and not _is_octal(value):
-                raise _bad(flag, text, f'invalid tmpfs mode "{value}" (want octal, e.g. 1777)')
-        elif option not in _TMPFS_FLAGS:
-            raise _bad(flag, text, f'invalid tmpfs option "{option}"')
-    return os.path.normpath(path), options
-
-
-def _is_octal(text: str) -> bool:
-    return bool(text) and set(text) <= set("01234567")
-
-
-def parse_restart(text: str, *, flag: str = "--restart") -> RestartPolicy:
-    """``no``, ``always``, ``unless-stopped``, ``on-failure`` or ``on-failure:N``."""
-    name, colon, count = text.partition(":")
-    if name not in RESTART_POLICIES:
-        raise _bad(
-            flag,
-            text,
-            f"invalid restart policy format: {text} (want no, always, on-failure[:N] or unless-stopped)",
-        )
-    if not colon:
-        return RestartPolicy(name=name)
-    if name != "on-failure":
-        raise _bad(flag, text, f"maximum retry count cannot be used with restart policy '{name}'")
-    retries = _integer(count, flag, "maximum retry count")
-    if retries < 0:
-        raise _bad(flag, text, "invalid restart policy: maximum retry count cannot be negative")
-    return RestartPolicy(name=name, max_retries=retries)
-
-
-def parse_log_opt(text: str, *, flag: str = "--log-opt") -> tuple[str, str]:
-    """One json-file ``--log-opt``: ``max-size=10m``, ``max-file=3``, ``compress=false``, ..."""
-    key, sep, value = text.partition("=")
-    if not sep:
-        raise _bad(flag, text, f"invalid log opt {text!r} (want key=value, e.g. max-size=10m)")
-    if key not in _LOG_OPTS:
-        raise _bad(flag, text, f"unknown log opt '{key}' for json-file log driver")
-    if key == "max-size" and value != "-1":
-        if parse_bytes(value, flag=flag) <= 0:
-            raise _bad(flag, text, "max-size must be a positive size, e.g. 10m")
-    elif key == "max-file" and _integer(value, flag, "max-file") < 1:
-        raise _bad(flag, text, "max-file cannot be less than 1")
-    elif key == "compress" and _parse_bool(value) is None:
-        raise _bad(flag, text, "compress must be true or false")
-    return key, value
-
-
-def parse_network(text: str, *, flag: str = "--network") -> str:
-    """``none``, ``host`` or ``private`` (also ``default``): a new netns with loopback only."""
-    mode = "private" if text == "default" else text
-    if mode in NETWORK_MODES:
-        return mode
-    if mode == "bridge" or mode.startswith("container:"):
-        raise Unsupported(
-            f'network mode "{text}" is not available yet: use --network none, host, or leave it out '
-            "(a private network namespace with loopback only)"
-        )
-    raise _bad(flag, text, f'network "{text}" not found (want none, host or private)')
-
-
-# ---------------------------------------------------------------------------
-# -v and --mount
-
-
-def _check_target(target: str, spec: str, kind: str) -> str:
-    if not target.startswith("/"):
-        raise InvalidArgument(
-            f"invalid mount config for type \"{kind}\": invalid mount path: '{target}' mount path must be absolute"
-        )
-    clean = os.path.normpath(target)
-    if clean == "/":
-        raise InvalidArgument(f"invalid specification: destination can't be '/' in '{spec}'")
-    return clean
-
-
-def _check_volume_name(name: str, spec: str) -> None:
-    if len(name) < 2:
-        raise InvalidArgument(
-            f"invalid volume specification: '{spec}': volume name \"{name}\" is too short, "
-            "names should be at least two alphanumeric characters"
-        )
-    if name[0] not in _VOLUME_NAME_FIRST or not set(name) <= _VOLUME_NAME_REST:
-        raise InvalidArgument(
-            f"invalid volume specification: '{spec}': \"{name}\" includes invalid characters for a local "
-            'volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host '
-            "directory, use absolute path"
-        )
-
-
-def parse_volume(text: str, *, flag: str = "--volume") -> MountSpec:
-    """``-v``: ``/path`` (anonymous volume), ``NAME:/path[:opts]`` or ``/host:/path[:opts]``.
-
-    opts is a comma list of ``ro``/``rw``, ``z``/``Z``, a propagation
-    (``rprivate``, ``rshared``, ...; binds only), ``nocopy`` (volumes only)
-    and a consistency word (ignored, as on Linux docker).
-    """
-    parts = text.split(":")
-    if not text or len(parts) > 3 or any(not p for p in parts[:2]):
-        raise InvalidArgument(f"invalid volume specification: '{text}' (want [NAME|/HOST:]/PATH[:ro|rw|z|Z])")
-    if len(parts) == 1:
-        target = _check_target(parts[0], text, "volume")
-        return MountSpec(type="volume", target=target)
-    source, target = parts[0], parts[1]
-    is_bind = source.startswith("/")
-    kind = "bind" if is_bind else "volume"
-    target = _check_target(target, text, kind)
-    if is_bind:
-        source = os.path.normpath(source)
-    else:
-        _check_volume_name(source, text)
-    read_only = False
-    propagation = relabel = ""
-    nocopy = False
-    seen_rw = False
-    for mode in parts[2].split(",") if len(parts) == 3 else ():
-        if mode in ("ro", "rw"):
-            if seen_rw:
-                raise InvalidArgument(f"invalid mode: {parts[2]} (give ro or rw once) in '{text}'")
-            seen_rw = True
-            read_only = mode == "ro"
-        elif mode in ("z", "Z"):
-            relabel = mode
-        elif mode in _PROPAGATIONS and is_bind and not propagation:
-            propagation = mode
-        elif mode == "nocopy" and not is_bind:
-            nocopy = True
-        elif mode in _CONSISTENCY:
-            continue
-        else:
-            raise InvalidArgument(
-                f"invalid mode: {mode} in '{text}' (want ro, rw, z, Z, a propagation such as rslave for binds, "
-                "or nocopy for volumes)"
-            )
-    return MountSpec(
-        type=kind,
-        source=source,
-        target=target,
-        read_only=read_only,
-        propagation=propagation,
-        relabel=relabel,
-        create_source=is_bind,
-        volume_nocopy=nocopy,
-    )
-
-
-def parse_mount(text: str, *, flag: str = "--mount") -> MountSpec:
-    """``--mount type=bind|volume|tmpfs,source=...,target=...[,readonly][,...]`` (docker's keys)."""
-    fields: dict[str, Any] = {"type": "volume"}
-    labels: dict[str, str] = {}
-    driver_opts: dict[str, str] = {}
-    volume_keys: list[str] = []
-    bind_keys: list[str] = []
-    tmpfs_keys: list[str] = []
-    for field in _split_csv(text):
-        key, sep, value = field.partition("=")
-        key = key.strip().lower()
-        if not sep and key not in ("readonly", "ro", "volume-nocopy", "bind-nonrecursive"):
-            raise InvalidArgument(f"invalid field '{field}' must be a key=value pair (in --mount '{text}')")
-        if key == "type":
-            if value not in ("bind", "volume", "tmpfs"):
-                raise InvalidArgument(
-                    f"invalid mount type \"{value}\" in --mount '{text}' (want bind, volume or tmpfs)"
-                )
-            fields["type"] = value
-        elif key in ("source", "src"):
-            fields["source"] = value
-        elif key in ("target", "destination", "dst"):
-            fields["target"] = value
-        elif key in ("readonly", "ro"):
-            flag_value = _parse_bool(value) if sep else True
-            if flag_value is None:
-                raise InvalidArgument(f"invalid value for {key}: {value} (want true or false)")
-            fields["read_only"] = flag_value
-        elif key == "bind-propagation":
-            if value not in _PROPAGATIONS:
-                raise InvalidArgument(
-                    f'invalid bind-propagation "{value}" (want one of {", ".join(_PROPAGATIONS)})'
-                )
-            fields["propagation"] = value
-            bind_keys.append(key)
-        elif key == "bind-nonrecursive":
+    def _check(self) -> None:
+        kind = self.mode.kind
+        if kind in ("bridge", "container"):
             raise Unsupported(
-                "bind-nonrecursive is not supported: pallet bind mounts are recursive, as docker's"
+                f'network mode "{self.mode.to_text()}" is not available yet: use none, host, or the default '
+                "(a private network namespace with loopback only)"
             )
-        elif key == "consistency":
-            if value not in _CONSISTENCY:
-                raise InvalidArgument(f'invalid consistency "{value}" (want {", ".join(_CONSISTENCY)})')
-        elif key == "volume-nocopy":
-            flag_value = _parse_bool(value) if sep else True
-            if flag_value is None:
-                raise InvalidArgument(f"invalid value for volume-nocopy: {value} (want true or false)")
-            fields["volume_nocopy"] = flag_value
-            volume_keys.append(key)
-        elif key == "volume-label":
-            label_key, _, label_value = value.partition("=")
-            labels[label_key] = label_value
-            volume_keys.append(key)
-        elif key == "volume-driver":
-            if value not in ("", "local"):
-                raise Unsupported(f'volume driver "{value}" is not available (only "local")')
-            fields["volume_driver"] = value
-            volume_keys.append(key)
-        elif key == "volume-opt":
-            opt_key, _, opt_value = value.partition("=")
-            driver_opts[opt_key] = opt_value
-            volume_keys.append(key)
-        elif key == "tmpfs-size":
-            fields["tmpfs_size"] = parse_bytes(value, flag="--mount tmpfs-size")
-            tmpfs_keys.append(key)
-        elif key == "tmpfs-mode":
-            if not _is_octal(value):
-                raise InvalidArgument(f'invalid tmpfs-mode "{value}" (want octal, e.g. 1777)')
-            fields["tmpfs_mode"] = int(value, 8)
-            tmpfs_keys.append(key)
-        else:
-            raise InvalidArgument(f"unexpected key '{key}' in '{field}' (in --mount '{text}')")
-    kind: str = fields["type"]
-    target = fields.get("target")
-    if not target:
-        raise InvalidArgument(f"target is required (in --mount '{text}')")
-    fields["target"] = _check_target(target, text, kind)
-    for keys, allowed in ((volume_keys, "volume"), (bind_keys, "bind"), (tmpfs_keys, "tmpfs")):
-        if keys and kind != allowed:
-            raise InvalidArgument(f"cannot mix '{keys[0]}' options with mount type '{kind}'")
-    source = fields.get("source", "")
-    if kind == "bind":
-        if not source:
-            raise InvalidArgument('invalid mount config for type "bind": field Source must not be empty')
-        if not source.startswith("/"):
+        if kind == "network":
+            raise InvalidArgument(f'network "{self.mode.name}" not found (want none, host or private)')
+        if self.hostname and not is_hostname(self.hostname):
             raise InvalidArgument(
-                f"invalid mount config for type \"bind\": invalid mount path: '{source}' mount path must be absolute"
+                f'invalid hostname "{self.hostname}": want at most 63 letters, digits, "-" and "." '
+                "(RFC 1123), not starting or ending with - or ."
             )
-        fields["source"] = os.path.normpath(source)
-    elif kind == "tmpfs" and source:
-        raise InvalidArgument('invalid mount config for type "tmpfs": field Source must not be specified')
-    elif kind == "volume" and source:
-        _check_volume_name(source, text)
-    return MountSpec(
-        **fields,
-        volume_labels=types.MappingProxyType(labels) if labels else EMPTY,
-        volume_options=types.MappingProxyType(driver_opts) if driver_opts else EMPTY,
-    )
-
-
-def _split_csv(text: str) -> list[str]:
-    """Split a --mount value on commas, honouring double quotes as docker's csv reader does."""
-    fields: list[str] = []
-    current: list[str] = []
-    quoted = False
-    for char in text:
-        if char == '"':
-            quoted = not quoted
-        elif char == "," and not quoted:
-            fields.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    if quoted:
-        raise InvalidArgument(f"invalid --mount '{text}': unterminated quote")
-    fields.append("".join(current))
-    return [f for f in fields if f]
-
-
-# ---------------------------------------------------------------------------
-# whole options
-
-
-def validate(options: RunOptions, *, host_cpus: int | None = None) -> None:
-    """Checks across options (docker's daemon-side ones); raises ``InvalidArgument``/``Unsupported``."""
-    if options.workdir and not options.workdir.startswith("/"):
-        raise InvalidArgument(
-            f"the working directory '{options.workdir}' is invalid, it needs to be an absolute path"
-        )
-    if options.memory is not None and 0 < options.memory < MIN_MEMORY:
-        raise InvalidArgument("Minimum memory limit allowed is 6MB")
-    swap = options.memory_swap
-    if swap is not None and swap not in (0, -1):
-        if not options.memory:
+        if self.publish:
             raise InvalidArgument(
-                "You should always set the Memory limit when using Memoryswap limit, see usage (add -m/--memory)"
+                "publishing ports needs bridge networking, which pallet does not have yet; "
+                "use the host network to reach the container's ports"
             )
-        if swap < options.memory:
+
+
+class MountOptions(_Checked):
+    """The container's mounts: ``specs`` (volumes, binds, tmpfs mounts as requested) and ``tmpfs``
+    (container path -> mount options, docker's ``HostConfig.Tmpfs``)."""
+
+    specs: tuple[MountSpec, ...] = ()
+    tmpfs: Mapping[str, str] = EMPTY
+
+    def _check(self) -> None:
+        for path, data in self.tmpfs.items():
+            parse_tmpfs(f"{path}:{data}" if data else path)
+
+
+class RunOptions(_Checked):
+    """Everything ``pallet run``/``create`` takes besides the image (see the module docstring)."""
+
+    name: str | None = None
+    labels: Mapping[str, str] = EMPTY
+    restart: RestartPolicy = RestartPolicy()
+    auto_remove: bool = False
+    runtime: str = ""
+    log_opts: Mapping[str, str] = EMPTY
+    process: ProcessOptions = ProcessOptions()
+    resources: ResourceOptions = ResourceOptions()
+    security: SecurityOptions = SecurityOptions()
+    network: NetworkOptions = NetworkOptions()
+    mounts: MountOptions = MountOptions()
+
+    def _check(self) -> None:
+        if self.restart.name not in RESTART_POLICIES or self.restart.max_retries < 0:
             raise InvalidArgument(
-                "Minimum memoryswap limit should be larger than memory limit, see usage "
-                "(--memory-swap is memory plus swap)"
+                f"invalid restart policy format: {self.restart.to_text()} "
+                "(want no, always, on-failure[:N] or unless-stopped)"
             )
-    if options.memory_reservation and options.memory and options.memory < options.memory_reservation:
-        raise InvalidArgument("Minimum memory limit can not be less than memory reservation limit, see usage")
-    if options.cpus is not None:
-        cpus = host_cpus if host_cpus is not None else (os.cpu_count() or 1)
-        if options.cpus < 10**7 or options.cpus > cpus * 10**9:
-            raise InvalidArgument(
-                f"Range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available"
-            )
-    if options.cpu_shares is not None and options.cpu_shares < 0:
-        raise InvalidArgument("invalid --cpu-shares: must not be negative")
-    for text, what in ((options.cpuset_cpus, "cpuset-cpus"), (options.cpuset_mems, "cpuset-mems")):
-        if text and not _is_cpu_list(text):
-            raise InvalidArgument(f"invalid value {text} for {what} (want a list such as 0-2,4)")
-    if options.shm_size is not None and options.shm_size <= 0:
-        raise InvalidArgument("SHM size can not be less than 0")
-    if options.stop_timeout is not None and options.stop_timeout < -1:
-        raise InvalidArgument("invalid --stop-timeout: must be -1 (wait forever) or more")
-    if options.auto_remove and options.restart.name != "no":
-        raise InvalidArgument("Conflicting options: --restart and --rm (a removed container cannot restart)")
-    if options.network not in NETWORK_MODES:
-        parse_network(options.network)
-    if options.hostname and not _is_hostname(options.hostname):
-        raise InvalidArgument(
-            f'invalid hostname "{options.hostname}": want at most 63 letters, digits, "-" and "." '
-            "(RFC 1123), not starting or ending with - or ."
-        )
-    for entry in options.env:
-        name, sep, _ = entry.partition("=")
-        if not sep or not name or "\0" in entry:
-            raise InvalidArgument(f'invalid environment entry "{entry}": want NAME=value')
-    # options built in Python (pallet.Client) skip the flag parsers: check what they would have
-    if options.restart.name not in RESTART_POLICIES:
-        parse_restart(options.restart.name)
-    for key, value in options.sysctls.items():
-        parse_sysctl(f"{key}={value}")
-    for path, data in options.tmpfs.items():
-        parse_tmpfs(f"{path}:{data}" if data else path)
-    for cap in (*options.cap_add, *options.cap_drop):
-        parse_capability(cap)
-    if options.network == "host":
-        for key in options.sysctls:
-            if key.startswith("net."):
-                raise InvalidArgument(
-                    f'sysctl "{key}" is not allowed with --network host: it would change the host\'s network stack'
-                )
-    for text in options.security_opt:
-        key, _, value = parse_security_opt(text).partition("=")
-        if key == "apparmor" and value != "unconfined":
-            raise Unsupported(
-                f'AppArmor profile "{value}" cannot be applied: AppArmor is not used by pallet on this host '
-                "(use --security-opt apparmor=unconfined or leave it out)"
-            )
-
-
-_HOSTNAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.")
-
-
-def _is_hostname(text: str) -> bool:
-    # the kernel keeps at most 64 bytes; docker refuses what is not an RFC 1123 name
-    return len(text) <= 63 and set(text) <= _HOSTNAME_CHARS and text[0] not in "-." and text[-1] not in "-."
-
-
-def _is_cpu_list(text: str) -> bool:
-    for part in text.split(","):
-        low, dash, high = part.partition("-")
-        if not low.isdigit() or (dash and (not high.isdigit() or int(high) < int(low))):
-            return False
-    return True
+        if self.auto_remove and self.restart.name != "no":
+            raise OptionConflict(("restart", "auto_remove"), "a removed container cannot restart")
+        if self.network.mode.is_host:
+            for key in self.security.sysctls:
+                if key.startswith("net."):
+                    raise InvalidArgument(
+                        f'sysctl "{key}" is not allowed with the host network: it would change the host\'s '
+                        "network stack"
+                    )
 
 
 # ---------------------------------------------------------------------------
@@ -918,11 +356,17 @@ def _is_cpu_list(text: str) -> bool:
 
 _NESTED: dict[str, type[Record]] = {
     "restart": RestartPolicy,
+    "process": ProcessOptions,
+    "resources": ResourceOptions,
+    "security": SecurityOptions,
+    "network": NetworkOptions,
+    "mounts": MountOptions,
+    "mode": NetworkMode,
 }
 _NESTED_TUPLES: dict[str, type[Record]] = {
     "ulimits": Ulimit,
     "devices": DeviceMapping,
-    "mounts": MountSpec,
+    "specs": MountSpec,
 }
 
 
@@ -934,20 +378,22 @@ def _record_to_json(record: Record) -> dict[str, object]:
             value = _record_to_json(value)
         elif isinstance(value, tuple):
             value = [_record_to_json(v) if isinstance(v, Record) else v for v in value]
-        elif isinstance(value, types.MappingProxyType):
+        elif isinstance(value, types.MappingProxyType | dict):
             value = dict(value)
         out[name] = value
     return out
 
 
 def _record_from_json(cls: type[Record], doc: object, what: str) -> Any:
+    if cls is NetworkMode and isinstance(doc, str):
+        return parse_network(doc)
     if not isinstance(doc, dict):
         raise InvalidArgument(f"{what}: must be an object")
     values: dict[str, object] = {}
     for name, value in doc.items():
         if name not in cls._fields:
             continue  # written by a newer pallet: ignore, as the spec readers do
-        if name in _NESTED and isinstance(value, dict):
+        if name in _NESTED:
             value = _record_from_json(_NESTED[name], value, f"{what}.{name}")
         elif name in _NESTED_TUPLES and isinstance(value, list):
             value = tuple(_record_from_json(_NESTED_TUPLES[name], v, f"{what}.{name}") for v in value)

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import os
 
-from pallet.engine.spec.options import security_opts
+from pallet.engine.spec.options import MountOptions
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from pallet.engine.spec.options import MountSpec, RunOptions
+    from pallet.engine.spec.options import RunOptions
+    from pallet.engine.spec.syntax import MountSpec
 
 __all__ = ["CONTROL_SURFACES", "DANGEROUS_CAPABILITIES", "warnings_for"]
 
@@ -111,33 +112,37 @@ def _mount_warnings(mounts: Iterable[MountSpec], surfaces: dict[str, str]) -> li
 
 
 def warnings_for(
-    options: RunOptions, mounts: Iterable[MountSpec] | None = None, *, engine_paths: Iterable[str] = ()
+    options: RunOptions,
+    mounts: Iterable[MountSpec] | MountOptions | None = None,
+    *,
+    engine_paths: Iterable[str] = (),
 ) -> list[str]:
     """One sentence per isolation the options give away (empty for docker's defaults).
 
-    ``mounts`` defaults to ``options.mounts``; ``engine_paths`` adds this
-    engine's root and run directories when they are not the defaults.
+    ``mounts`` defaults to ``options.mounts.specs`` (a ``MountOptions`` is
+    read as its specs); ``engine_paths`` adds this engine's root and run
+    directories when they are not the defaults.
     """
     out: list[str] = []
-    security = security_opts(options)
-    if options.privileged:
+    security = options.security
+    if security.privileged:
         out.append(
             "--privileged gives the container full access to the host: every capability, every host "
             "device, no seccomp filter, no masked /proc paths and writable /sys and cgroups; a process "
             "in it can take over the host"
         )
     else:
-        if "ALL" in options.cap_add:
+        if "ALL" in security.cap_add:
             out.append(
                 "--cap-add ALL gives the container every capability, among them CAP_SYS_ADMIN and "
                 "CAP_SYS_MODULE: a process in it can take over the host"
             )
         else:
-            for cap in options.cap_add:
+            for cap in security.cap_add:
                 what = DANGEROUS_CAPABILITIES.get(cap)
                 if what is not None:
                     out.append(f"--cap-add {cap} lets the container {what}")
-        seccomp = security.get("seccomp", "")
+        seccomp = security.seccomp
         if seccomp == "unconfined":
             out.append(
                 "--security-opt seccomp=unconfined turns the system call filter off: the container can "
@@ -149,25 +154,25 @@ def warnings_for(
                 f"--security-opt seccomp={seccomp} replaces the default system call filter with that "
                 "file: make sure it is an allow-list"
             )
-        if security.get("systempaths") == "unconfined":
+        if security.unmask_system_paths:
             out.append(
                 "--security-opt systempaths=unconfined unmasks /proc/kcore, /proc/keys, /sys/firmware and "
                 "more, and makes /proc/sys writable: the container can read kernel memory layouts and "
                 "change host-wide kernel settings"
             )
-    if security.get("apparmor") == "unconfined":
+    if security.apparmor == "unconfined":
         out.append("--security-opt apparmor=unconfined: no AppArmor profile confines the container")
-    if security.get("no-new-privileges") == "false" and options.user not in ("", "0", "root"):
+    if security.no_new_privileges is False and options.process.user not in ("", "0", "root"):
         out.append(
             "--security-opt no-new-privileges=false: setuid binaries in the image can raise the user's privileges"
         )
-    if options.network == "host":
+    if options.network.mode.is_host:
         out.append(
             "--network host shares the host's network stack: the container can bind any host port, reach "
             "services listening on the host's 127.0.0.1 and, with CAP_NET_RAW, see the host's traffic"
         )
-    if not options.privileged:
-        for device in options.devices:
+    if not security.privileged:
+        for device in options.resources.devices:
             out.append(
                 f"--device {device.path_on_host} gives the container direct access to the host device "
                 f"{device.path_on_host} ({device.permissions}) at {device.path_in_container}"
@@ -176,5 +181,7 @@ def warnings_for(
     for path in engine_paths:
         clean = os.path.normpath(path)
         surfaces.setdefault(clean, "this engine's own state: it controls every container of the engine")
-    out.extend(_mount_warnings(options.mounts if mounts is None else mounts, surfaces))
+    if mounts is None:
+        mounts = options.mounts
+    out.extend(_mount_warnings(mounts.specs if isinstance(mounts, MountOptions) else mounts, surfaces))
     return out

@@ -1,0 +1,191 @@
+"""The flags of ``pallet run``/``create`` (docker's) and the ``RunOptions`` they make.
+
+``add_create_flags`` declares them; ``options_from_args`` reads each value
+with its ``engine.spec.syntax`` parser and builds the grouped ``RunOptions``,
+which checks itself. Parsers and checks name syntaxes and fields, never
+flags; this module says which flag was wrong in docker's words:
+
+    invalid argument "lots" for "-m, --memory" flag: invalid size: "lots" (want ...)
+
+(for the flags docker's CLI parses itself; a ``-v``, ``--mount``, ``-e`` or
+``--security-opt`` error keeps the words the daemon would use), and an
+``OptionConflict`` names the two flags (``Conflicting options: --restart and
+--rm``). ``parse_options`` makes any of them a usage error (exit 125).
+"""
+
+from __future__ import annotations
+
+from pallet.cli.exits import UsageError
+from pallet.cli.flags import REMAINDER
+from pallet.errors import InvalidArgument
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from typing import TypeVar
+
+    from pallet.cli.flags import FlagParser, Namespace
+    from pallet.engine.spec.options import RunOptions
+
+    T = TypeVar("T")
+
+__all__ = ["add_create_flags", "options_from_args", "parse_options"]
+
+#: ``RunOptions`` field -> the flag that sets it, for errors that name fields
+_FLAGS = {"restart": "--restart", "auto_remove": "--rm"}
+
+
+def add_create_flags(parser: FlagParser) -> None:
+    """docker's ``run``/``create`` flags, then IMAGE and the command."""
+    add = parser.add_argument
+    add("--name")
+    add("-e", "--env", action="append", default=[])
+    add("--env-file", action="append", default=[])
+    add("-w", "--workdir", default="")
+    add("-u", "--user", default="")
+    add("--entrypoint")
+    add("--hostname", default="")
+    add("--domainname", default="")
+    add("-l", "--label", action="append", default=[])
+    add("--read-only", action="store_true")
+    add("--init", action="store_true")
+    add("--stop-signal")
+    add("--stop-timeout")
+    add("-m", "--memory")
+    add("--memory-swap")
+    add("--memory-reservation")
+    add("--cpus")
+    add("-c", "--cpu-shares")
+    add("--cpuset-cpus", default="")
+    add("--cpuset-mems", default="")
+    add("--pids-limit")
+    add("--ulimit", action="append", default=[])
+    add("--cap-add", action="append", default=[])
+    add("--cap-drop", action="append", default=[])
+    add("--security-opt", action="append", default=[])
+    add("--privileged", action="store_true")
+    add("--device", action="append", default=[])
+    add("--group-add", action="append", default=[])
+    add("--shm-size")
+    add("--sysctl", action="append", default=[])
+    add("--tmpfs", action="append", default=[])
+    add("--restart")
+    add("--runtime", default="")
+    add("--network", "--net", dest="network")
+    add("-v", "--volume", action="append", default=[])
+    add("--mount", action="append", default=[])
+    add("--log-opt", action="append", default=[])
+    add("-p", "--publish", action="append", default=[])
+    add("-i", "--interactive", action="store_true")
+    add("-t", "--tty", action="store_true")
+    add("--rm", action="store_true")
+    add("image")
+    add("command", nargs=REMAINDER)
+
+
+def _flag(flag: str, parse: Callable[[str], T], text: str) -> T:
+    """``parse(text)``; its error worded as docker's CLI words a bad flag value."""
+    try:
+        return parse(text)
+    except InvalidArgument as e:
+        raise InvalidArgument(f'invalid argument "{text}" for "{flag}" flag: {e.message}') from None
+
+
+def _each(flag: str, parse: Callable[[str], T], texts: Iterable[str]) -> tuple[T, ...]:
+    return tuple(_flag(flag, parse, t) for t in texts)
+
+
+def _optional(flag: str, parse: Callable[[str], T], text: str | None) -> T | None:
+    return None if text is None else _flag(flag, parse, text)
+
+
+def _integer(text: str) -> int:
+    body = text.strip()
+    if not body.lstrip("-").isdigit():
+        raise InvalidArgument(f'strconv.ParseInt: parsing "{text}": invalid syntax')
+    return int(body)
+
+
+def _swap(text: str) -> int:
+    from pallet.engine.spec.syntax import parse_bytes
+
+    return -1 if text.strip() == "-1" else parse_bytes(text)
+
+
+def options_from_args(args: Namespace) -> RunOptions:
+    """``RunOptions`` from the flags of ``run``/``create``; bad values are ``InvalidArgument`` in docker's words."""
+    from pallet.engine.spec import options as o
+    from pallet.engine.spec import syntax as s
+
+    process = o.ProcessOptions(
+        cmd=tuple(args.command) or None,
+        entrypoint=None if args.entrypoint is None else tuple(args.entrypoint.split()),
+        env=s.collect_env(args.env, args.env_file),
+        env_files=tuple(args.env_file),
+        workdir=args.workdir,
+        user=args.user,
+        group_add=tuple(args.group_add),
+        tty=args.tty,
+        interactive=args.interactive,
+        init=args.init,
+        stop_signal=_flag("--stop-signal", s.parse_signal, args.stop_signal) if args.stop_signal else "",
+        stop_timeout=_optional("--stop-timeout", _integer, args.stop_timeout),
+    )
+    resources = o.ResourceOptions(
+        memory=_optional("-m, --memory", s.parse_bytes, args.memory),
+        memory_swap=_optional("--memory-swap", _swap, args.memory_swap),
+        memory_reservation=_optional("--memory-reservation", s.parse_bytes, args.memory_reservation),
+        cpus=_optional("--cpus", s.parse_cpus, args.cpus),
+        cpu_shares=_optional("-c, --cpu-shares", _integer, args.cpu_shares),
+        cpuset_cpus=args.cpuset_cpus,
+        cpuset_mems=args.cpuset_mems,
+        pids_limit=_optional("--pids-limit", _integer, args.pids_limit),
+        ulimits=_each("--ulimit", s.parse_ulimit, args.ulimit),
+        devices=_each("--device", s.parse_device, args.device),
+        shm_size=_optional("--shm-size", s.parse_bytes, args.shm_size),
+    )
+    security = o.security_options(
+        args.security_opt,
+        privileged=args.privileged,
+        cap_add=_each("--cap-add", s.parse_capability, args.cap_add),
+        cap_drop=_each("--cap-drop", s.parse_capability, args.cap_drop),
+        read_only=args.read_only,
+        sysctls=dict(_each("--sysctl", s.parse_sysctl, args.sysctl)),
+    )
+    network = o.NetworkOptions(
+        mode=s.parse_network(args.network or ""),
+        hostname=args.hostname,
+        domainname=args.domainname,
+        publish=tuple(args.publish),
+    )
+    mounts = o.MountOptions(
+        specs=(*(s.parse_volume(t) for t in args.volume), *(s.parse_mount(t) for t in args.mount)),
+        tmpfs=dict(_each("--tmpfs", s.parse_tmpfs, args.tmpfs)),
+    )
+    try:
+        return o.RunOptions(
+            name=args.name,
+            labels=dict(s.parse_label(t) for t in args.label),
+            restart=_flag("--restart", s.parse_restart, args.restart) if args.restart else s.RestartPolicy(),
+            auto_remove=args.rm,
+            runtime=args.runtime,
+            log_opts=dict(_each("--log-opt", s.parse_log_opt, args.log_opt)),
+            process=process,
+            resources=resources,
+            security=security,
+            network=network,
+            mounts=mounts,
+        )
+    except o.OptionConflict as e:
+        a, b = e.fields
+        raise InvalidArgument(e.worded((_FLAGS.get(a, a), _FLAGS.get(b, b)))) from None
+
+
+def parse_options(args: Namespace, command: str) -> RunOptions:
+    """The run options of the command line; a bad value is a usage error (exit 125), before any work."""
+    try:
+        return options_from_args(args)
+    except UsageError:
+        raise
+    except InvalidArgument as e:
+        raise UsageError(e.message, command) from None

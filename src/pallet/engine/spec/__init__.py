@@ -1,1 +1,1 @@
-"""The spec a container runs with: run options as docker takes them, the defaults and security profile, mounts and network files, and the OCI config built from them."""
+"""The spec a container runs with: docker's option syntaxes parsed (``syntax``), the options grouped and checked (``options``), the defaults and security profile, mounts and network files, and the OCI config composed from spec options (``generate``)."""

@@ -17,9 +17,7 @@ Every regular file except the small metadata documents goes straight into the
 content store as it streams past (``ContentStore.ingest``: a blob is complete
 and verified or absent), so no layer is ever held in memory, and members may
 come in any order (``manifest.json`` is often last). Images are added only
-once the whole archive has been read and checked and their layers unpacked
-(``ImageStore.unpack_layers``: blob digest and diff id verified as each layer
-is extracted, as pull and run do), each in one transaction;
+once the whole archive has been read and checked, each in one transaction;
 the load holds a store lease throughout, so a concurrent gc cannot take blobs
 that are not referenced yet. A load killed at any point leaves the store as it
 was, plus unreferenced blobs that gc removes and temp files the next command
@@ -231,36 +229,29 @@ def _scan(store: ImageStore, stream: Readable, progress: Progress | None) -> _Sc
     return scan
 
 
-def _layer_descriptor(store: ImageStore, blob: Descriptor) -> Descriptor:
-    """An OCI layer descriptor for an archive's layer blob: the media type its first bytes show.
-
-    Its digest and diff id are checked when ``load`` unpacks it, before any image is added.
-    """
+def _layer_descriptor(store: ImageStore, blob: Descriptor, diff_id: Digest, what: str) -> Descriptor:
+    """An OCI layer descriptor for an archive's layer blob, its diff id checked against the config."""
     with store.content.open(blob.digest) as f:
         reader = LayerReader(f, mediatypes.OCI_LAYER)
         try:
-            reader.read(1)  # the compression is sniffed from the first chunk
             compression = reader.compression
+            if compression == NONE:
+                found: str = blob.digest
+            else:
+                reader.finish()
+                found = reader.diff_id
         finally:
             reader.close()
+    if found != diff_id:
+        raise InvalidArgument(
+            f"{what} does not match the image config: it unpacks to {found}, the config says {diff_id}; "
+            "the archive is corrupt"
+        )
     media_type = {
         "gzip": mediatypes.OCI_LAYER_GZIP,
         "zstd": mediatypes.OCI_LAYER_ZSTD,
     }.get(compression, mediatypes.OCI_LAYER)
     return Descriptor(media_type=media_type, digest=blob.digest, size=blob.size)
-
-
-def _unpack(store: ImageStore, pending: _Pending) -> None:
-    """Unpack a checked image's layers (each verified: blob digest, diff id); ``InvalidArgument`` if one is corrupt."""
-    from pallet.image.unpack import LayerMismatch
-
-    manifest = parse_manifest(pending.manifest, pending.media_type)
-    assert isinstance(manifest, Manifest)
-    config = ImageConfig.from_json(loads(pending.config, "image config"))
-    try:
-        store.unpack_layers(manifest.layers, config.rootfs.diff_ids, remedy="the archive is corrupt")
-    except LayerMismatch as e:
-        raise InvalidArgument(str(e)) from None
 
 
 def _docker_name(text: str, what: str) -> Reference:
@@ -302,8 +293,8 @@ def _load_docker(store: ImageStore, scan: _Scan) -> list[_Pending]:
                 f"but the image config has {len(config.rootfs.diff_ids)} diff ids"
             )
         layers = tuple(
-            _layer_descriptor(store, scan.blob(path, f"{what}.Layers[{n}]"))
-            for n, path in enumerate(layer_paths)
+            _layer_descriptor(store, scan.blob(path, f"{what}.Layers[{n}]"), diff_id, f"layer {path}")
+            for n, (path, diff_id) in enumerate(zip(layer_paths, config.rootfs.diff_ids, strict=True))
         )
         manifest = Manifest(
             media_type=mediatypes.OCI_MANIFEST,
@@ -443,9 +434,7 @@ def load(store: ImageStore, stream: Readable, *, progress: Progress | None = Non
                 "the archive holds neither manifest.json (docker-archive) nor index.json (OCI layout); "
                 "give a tar file made by `pallet save`, `docker save` or skopeo"
             )
-        # every image of the archive is checked, and its layers unpacked, before the first one is added
-        for item in pending:
-            _unpack(store, item)
+        # every image of the archive is checked before the first one is added
         return [_add(store, item) for item in pending]
 
 

@@ -2,8 +2,8 @@
 
 As ``docker import`` does it: the tarball (plain, gzip, zstd, bzip2 or xz) is the one
 layer, stored uncompressed (so its digest is its diff id and ``save`` copies it
-as is) and unpacked into its snapshot; the config gets the ``--change`` lines
-(see ``changes``), the platform, a creation time and a history entry whose comment is the message, by default
+as is); the config gets the ``--change`` lines (see ``changes``), the platform,
+a creation time and a history entry whose comment is the message, by default
 ``Imported from <source>``. The tarball is streamed into the content store,
 never held in memory, and checked to start with a tar header before anything
 is stored.
@@ -100,10 +100,6 @@ def import_tarball(
         diff_id = Digest(reader.diff_id)
         if layer.digest != diff_id:  # the stored blob is the uncompressed tar: the two must agree
             raise InvalidArgument(f"{source}: the tarball changed while it was read; import it again")
-        # unpacked (verified again as it is read) before the image exists, as load and pull do
-        store.unpack_layers(
-            (layer,), (diff_id,), remedy=f"{source}: the stored layer changed; import it again"
-        )
         created = _now()
         comment = message if message is not None else f"Imported from {source}"
         config = ImageConfig(

@@ -64,7 +64,10 @@ def test_bad_run_flags_exit_125_before_any_state_is_made(tmp_path: Path, args: l
         (["--cap-add", "fly"], 'invalid argument "fly" for "--cap-add" flag: unknown capability'),
         (["--cap-drop", "fly"], 'invalid argument "fly" for "--cap-drop" flag: unknown capability'),
         (["--device", "dev/x"], 'invalid argument "dev/x" for "--device" flag: bad format for path'),
-        (["--sysctl", "kernel.hostname=x"], 'for "--sysctl" flag: sysctl "kernel.hostname" is not namespaced'),
+        (
+            ["--sysctl", "kernel.hostname=x"],
+            'for "--sysctl" flag: sysctl "kernel.hostname" is not namespaced',
+        ),
         (["--restart", "sometimes"], 'invalid argument "sometimes" for "--restart" flag'),
         (["--log-opt", "max-file=0"], 'for "--log-opt" flag: max-file cannot be less than 1'),
         (["-c", "lots"], 'invalid argument "lots" for "-c, --cpu-shares" flag'),
@@ -105,7 +108,11 @@ def test_run_flags_become_grouped_run_options() -> None:
     assert (process.tty, process.interactive) == (True, True)
     assert (options.resources.memory, options.resources.cpus) == (64 * 1024 * 1024, 500_000_000)
     security = options.security
-    assert (security.read_only, security.no_new_privileges, security.cap_add) == (True, True, ("CAP_SYS_ADMIN",))
+    assert (security.read_only, security.no_new_privileges, security.cap_add) == (
+        True,
+        True,
+        ("CAP_SYS_ADMIN",),
+    )
     assert options.network.mode == NetworkMode(kind="host")
     assert options.network.hostname == "box"
     (mount,) = options.mounts.specs

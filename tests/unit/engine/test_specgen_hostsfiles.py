@@ -20,7 +20,9 @@ def test_host_network_keeps_the_hosts_files_of_the_host() -> None:
 
 
 def test_loopback_nameservers_are_dropped_outside_the_host_network() -> None:
-    text = resolv_conf_content(parse_network("private"), "search lan\nnameserver 127.0.0.53\nnameserver 10.1.1.1\n")
+    text = resolv_conf_content(
+        parse_network("private"), "search lan\nnameserver 127.0.0.53\nnameserver 10.1.1.1\n"
+    )
     assert text == "search lan\nnameserver 10.1.1.1\n"
     fallback = resolv_conf_content(parse_network("none"), "nameserver 127.0.0.53\noptions edns0\n")
     assert fallback == "options edns0\nnameserver 8.8.8.8\nnameserver 8.8.4.4\n"
@@ -32,7 +34,9 @@ def test_write_network_files_writes_all_three_and_maps_them(tmp_path: Path) -> N
     (etc / "resolv.conf").write_text("nameserver 192.0.2.1\n")
     out = tmp_path / "container"
     out.mkdir()
-    mapping = write_network_files(str(out), hostname="box", network=parse_network("private"), host_etc=str(etc))
+    mapping = write_network_files(
+        str(out), hostname="box", network=parse_network("private"), host_etc=str(etc)
+    )
     assert mapping == {
         "/etc/hostname": str(out / "hostname"),
         "/etc/hosts": str(out / "hosts"),

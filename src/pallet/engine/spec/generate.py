@@ -23,7 +23,7 @@ function:
 - ``capabilities``: docker's 14 defaults, cap-add/cap-drop with ALL,
   privileged; a non-root user gets only the bounding set (what execve
   would leave it);
-- ``security_spec_options``, ``resource_options``, ``network_spec_options``,
+- ``security_spec_options``, ``resource_spec_options``, ``network_spec_options``,
   ``mount_spec_options``: one group of the options each.
 
 Facts about the host (architecture, kernel, cgroup version, ...) come in as
@@ -97,7 +97,7 @@ __all__ = [
     "network_spec_options",
     "new_spec",
     "resolve_user",
-    "resource_options",
+    "resource_spec_options",
     "security_spec_options",
     "user_devices",
     "with_all_devices_allowed",
@@ -961,7 +961,7 @@ def _seccomp(security: SecurityOptions, caps: tuple[str, ...], host: HostFacts) 
     return seccomp.resolve(profile, capabilities=caps, arch=host.arch, kernel=host.kernel)
 
 
-def resource_options(resources: ResourceOptions, host: HostFacts) -> list[SpecOption]:
+def resource_spec_options(resources: ResourceOptions, host: HostFacts) -> list[SpecOption]:
     """docker's resource rules: swap twice the memory unless told (and only where the kernel
     accounts swap), a CPU quota per 100 ms, pids only when positive."""
     out: list[SpecOption] = []
@@ -1100,7 +1100,7 @@ def build_spec(
         # docker's default cgroupns mode: private on cgroup v2, host on v1
         steps.append(with_namespace("cgroup"))
     steps.append(with_cgroups_path(f"{cgroup_parent.rstrip('/')}/{container_id}"))
-    steps += resource_options(options.resources, host)
+    steps += resource_spec_options(options.resources, host)
     if security.sysctls:
         steps.append(with_sysctls(security.sysctls))
     steps += mount_spec_options(options.mounts, mounts, hosts_files, read_only=security.read_only)

@@ -12,13 +12,10 @@ from pallet.cli.flags import REMAINDER, SUPPRESS, parse_bool
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any
 
     from pallet.cli.context import Context
     from pallet.cli.flags import FlagParser, Namespace
-    from pallet.engine.containers.lifecycle import Engine
-    from pallet.engine.containers.records import ContainerRecord
-    from pallet.engine.observe.stats import Usage
+    from pallet.engine.service import ContainerRecord, Service, Usage
 
 __all__ = [
     "configure_commit",
@@ -31,14 +28,14 @@ __all__ = [
 ]
 
 
-def _handler(run: Callable[[Context, Namespace, Engine], int]) -> Callable[..., int]:
-    """Wrap a handler so it gets the engine, closed whatever happens."""
+def _handler(run: Callable[[Context, Namespace, Service], int]) -> Callable[..., int]:
+    """Wrap a handler so it gets the engine's service, closed whatever happens."""
 
     def handler(ctx: Context, args: Namespace) -> int:
-        from pallet.engine.containers.lifecycle import Engine
+        from pallet.engine.service import Service
 
-        with Engine.open(ctx.root, ctx.run_root) as engine:
-            return run(ctx, args, engine)
+        with Service.open(ctx.root, ctx.run_root) as service:
+            return run(ctx, args, service)
 
     return handler
 
@@ -68,8 +65,8 @@ def _decimal(size: int) -> str:
     return human_size(size)
 
 
-def _run_cp(ctx: Context, args: Namespace, engine: Engine) -> int:
-    from pallet.engine.filesystem.cp import archive, container_root, copy, extract, stat_path
+def _run_cp(ctx: Context, args: Namespace, service: Service) -> int:
+    from pallet.errors import InvalidArgument
 
     src_ctr, src = _split(args.src)
     dst_ctr, dst = _split(args.dest)
@@ -80,48 +77,28 @@ def _run_cp(ctx: Context, args: Namespace, engine: Engine) -> int:
     if (src_ctr is not None and not src) or (dst_ctr is not None and not dst):
         raise UsageError("filepath cannot be empty", "cp")
     if src_ctr is not None:  # out of the container
-        record = engine.get(src_ctr)
-        with container_root(engine, record, src) as (root_fd, path):
-            if dst == "-":
-                archive(root_fd, path, ctx.stdout_binary, follow_link=args.follow_link)
-                ctx.stdout_binary.flush()
-                return 0
-            host = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-            try:
-                owner = None if args.archive else (os.getuid(), os.getgid())
-                result = copy(root_fd, path, host, _host_path(dst), follow_link=args.follow_link, owner=owner)
-            finally:
-                os.close(host)
+        if dst == "-":
+            service.copy_from(src_ctr, src, to_stream=ctx.stdout_binary, follow_link=args.follow_link)
+            ctx.stdout_binary.flush()
+            return 0
+        owner = None if args.archive else (os.getuid(), os.getgid())
+        result = service.copy_from(
+            src_ctr, src, to_path=_host_path(dst), follow_link=args.follow_link, owner=owner
+        )
         if not args.quiet:
             ctx.err.write(f"Successfully copied {_decimal(result.bytes)} to {dst}\n")
         return 0
     assert dst_ctr is not None
-    record = engine.get(dst_ctr)
     owner = None if args.archive else (0, 0)
-    with container_root(engine, record, dst) as (root_fd, path):
-        if src == "-":
-            if not stat_path(root_fd, path, follow_link=True).is_dir:
-                raise UsageError(f'destination "{dst_ctr}:{dst}" must be a directory', "cp")
-            from pallet.linux.openat2 import open_in_root
-
-            into = open_in_root(root_fd, path.lstrip("/") or ".", os.O_PATH | os.O_DIRECTORY)
-            try:
-                result = extract(into, ctx.stdin, owner=owner)
-            finally:
-                os.close(into)
-        else:
-            host = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-            try:
-                result = copy(
-                    host,
-                    _host_path(src),
-                    root_fd,
-                    path,
-                    follow_link=args.follow_link,
-                    owner=owner,
-                )
-            finally:
-                os.close(host)
+    if src == "-":
+        try:
+            result = service.copy_into(dst_ctr, dst, from_stream=ctx.stdin, owner=owner)
+        except InvalidArgument as e:
+            raise UsageError(e.message, "cp") from None
+    else:
+        result = service.copy_into(
+            dst_ctr, dst, from_path=_host_path(src), follow_link=args.follow_link, owner=owner
+        )
     if not args.quiet:
         ctx.err.write(f"Successfully copied {_decimal(result.bytes)} to {dst_ctr}:{dst}\n")
     return 0
@@ -145,30 +122,8 @@ def configure_cp(parser: FlagParser) -> None:
 # --- diff -----------------------------------------------------------------------------------------
 
 
-def _mount_points(engine: Engine, record: ContainerRecord) -> list[str]:
-    """Destinations of every mount of the container's config.json: the runtime makes them."""
-    import json
-
-    try:
-        with open(os.path.join(engine.layout.bundle(record.id), "config.json")) as f:
-            mounts = json.load(f).get("mounts") or []
-    except (OSError, ValueError):
-        mounts = []
-    found = [
-        m["destination"] for m in mounts if isinstance(m, dict) and isinstance(m.get("destination"), str)
-    ]
-    found += [m.get("Destination", "") for m in engine.document(record).get("Mounts") or []]
-    return [p for p in found if p]
-
-
-def _run_diff(ctx: Context, args: Namespace, engine: Engine) -> int:
-    from pallet.engine.filesystem.diff import container_changes
-    from pallet.engine.layout import snapshot_key
-
-    record = engine.get(args.container)
-    for change in container_changes(
-        engine.images, snapshot_key(record.id), mount_points=_mount_points(engine, record)
-    ):
+def _run_diff(ctx: Context, args: Namespace, service: Service) -> int:
+    for change in service.diff(args.container):
         ctx.out.write(f"{change}\n")
     return 0
 
@@ -181,46 +136,15 @@ def configure_diff(parser: FlagParser) -> None:
 # --- commit ---------------------------------------------------------------------------------------
 
 
-def _run_config(document: dict[str, Any]) -> Any:
-    """The container's run config (docker's ``Config``) as an image's ``config``; None if unknown."""
-    from pallet.oci.image_spec import ContainerConfig
-
-    config = document.get("Config")
-    if not isinstance(config, dict) or not config:
-        return None
-    run = ContainerConfig.from_json(config)
-    # what describes this container only (Hostname, Image, Tty, ...) stays out of the image
-    hostname = f"HOSTNAME={config.get('Hostname') or ''}"
-    env = tuple(e for e in run.env or () if e != hostname) if run.env is not None else None
-    return run.replace(env=env, extra={})
-
-
-def _run_commit(ctx: Context, args: Namespace, engine: Engine) -> int:
-    from pallet.engine.filesystem.commit import commit_snapshot
-    from pallet.engine.layout import snapshot_key
-
-    record = engine.get(args.container)
-    document = engine.document(record)
-    command = [document.get("Path", ""), *(document.get("Args") or [])]
-    paused = False
-    if args.pause and record.state == "running":
-        engine.pause(record.id)  # a consistent snapshot of the files, as docker does
-        paused = True
-    try:
-        image = commit_snapshot(
-            engine.images,
-            snapshot_key(record.id),
-            image=record.image_id,
-            run_config=_run_config(document),
-            changes=args.change,
-            message=args.message or "",
-            author=args.author or "",
-            created_by=" ".join(c for c in command if c),
-            ref=args.repository,
-        )
-    finally:
-        if paused:
-            engine.unpause(record.id)
+def _run_commit(ctx: Context, args: Namespace, service: Service) -> int:
+    image = service.commit(
+        args.container,
+        args.repository,
+        changes=args.change,
+        message=args.message or "",
+        author=args.author or "",
+        pause=args.pause,
+    )
     ctx.out.write(f"{image.id}\n")
     return 0
 
@@ -252,25 +176,18 @@ def configure_commit(parser: FlagParser) -> None:
 # --- export ---------------------------------------------------------------------------------------
 
 
-def _run_export(ctx: Context, args: Namespace, engine: Engine) -> int:
-    from pallet.engine.filesystem.export import export_rootfs, mounted_rootfs
-    from pallet.engine.layout import snapshot_key
-
-    record = engine.get(args.container)
+def _run_export(ctx: Context, args: Namespace, service: Service) -> int:
     if args.output is None:
         isatty = getattr(ctx.stdout_binary, "isatty", None)
         if isatty is not None and isatty():
             raise UsageError("cowardly refusing to save to a terminal. Use the -o flag or redirect", "export")
-    key, rootfs = snapshot_key(record.id), engine.layout.rootfs(record.id)
-    with mounted_rootfs(engine.images, key, rootfs) as tree:
-        if args.output is None:
-            export_rootfs(tree, ctx.stdout_binary)
-            ctx.stdout_binary.flush()
-            return 0
-        from pallet.cli.outfile import atomic_output
+        service.export(args.container, ctx.stdout_binary)
+        ctx.stdout_binary.flush()
+        return 0
+    from pallet.cli.outfile import atomic_output
 
-        with atomic_output(args.output) as out:  # the file is complete or absent
-            export_rootfs(tree, out)
+    output = args.output
+    service.export(args.container, lambda: atomic_output(output))  # the file is complete or absent
     return 0
 
 
@@ -283,15 +200,10 @@ def configure_export(parser: FlagParser) -> None:
 # --- top ------------------------------------------------------------------------------------------
 
 
-def _run_top(ctx: Context, args: Namespace, engine: Engine) -> int:
+def _run_top(ctx: Context, args: Namespace, service: Service) -> int:
     from pallet.cli.tables import write_columns
-    from pallet.engine.observe.top import top
-    from pallet.errors import FailedPrecondition
 
-    record = engine.get(args.container)
-    if not record.running:
-        raise FailedPrecondition(f"container {record.id} is not running")
-    listing = top(record.pid, args.ps_args)
+    listing = service.top(args.container, args.ps_args)
     write_columns(ctx.out, [list(listing.titles), *(list(p) for p in listing.processes)])
     return 0
 
@@ -344,21 +256,16 @@ def _stats_row(record: ContainerRecord, use: Usage, no_trunc: bool, ref: str) ->
     }
 
 
-def _run_stats(ctx: Context, args: Namespace, engine: Engine) -> int:
+def _run_stats(ctx: Context, args: Namespace, service: Service) -> int:
     from pallet.cli.output import print_rows
-    from pallet.engine.observe.stats import Usage, measure
 
     if args.containers:
-        records = [(engine.get(ref), ref) for ref in args.containers]
+        records = [(service.get(ref), ref) for ref in args.containers]
     else:
-        records = [(r, r.short_id) for r in engine.list_containers(all=args.all)]
+        records = [(r, r.short_id) for r in service.ps(all=args.all)]
     while True:
-        pids = [r.pid for r, _ in records if r.running and r.pid > 0]
-        usage = measure(pids, args.interval)
-        rows = [
-            _stats_row(r, usage.get(r.pid, Usage()) if r.running else Usage(), args.no_trunc, ref)
-            for r, ref in records
-        ]
+        usage = service.stats([r for r, _ in records], args.interval)
+        rows = [_stats_row(r, use, args.no_trunc, ref) for (r, ref), use in zip(records, usage, strict=True)]
         if not args.no_stream:
             ctx.out.write("\033[2J\033[H")  # clear the screen, as docker's live view
         print_rows(ctx.out, rows, args.format, default=_STATS_TABLE, titles=_STATS_TITLES)
@@ -385,11 +292,8 @@ def configure_stats(parser: FlagParser) -> None:
 # --- port -----------------------------------------------------------------------------------------
 
 
-def _run_port(ctx: Context, args: Namespace, engine: Engine) -> int:
-    from pallet.engine.observe.ports import port_lines
-
-    record = engine.get(args.container)
-    for line in port_lines(engine.document(record), record.name, args.port):
+def _run_port(ctx: Context, args: Namespace, service: Service) -> int:
+    for line in service.port(args.container, args.port):
         ctx.out.write(line + "\n")
     return 0
 

@@ -14,21 +14,16 @@ import time
 
 from pallet.cli.exits import EXIT_ENGINE, UsageError
 from pallet.cli.flags import REMAINDER
-from pallet.errors import FailedPrecondition, InvalidArgument, NotFound, PalletError
+from pallet.errors import InvalidArgument, NotFound, PalletError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
-    from typing import Any, BinaryIO
+    from collections.abc import Callable, Sequence
+    from typing import Any
 
     from pallet.cli.context import Context
     from pallet.cli.flags import FlagParser, Namespace
-    from pallet.engine.containers.execs import ExecRequest
-    from pallet.engine.containers.lifecycle import Engine
-    from pallet.engine.containers.records import ContainerRecord
-    from pallet.engine.shim.attach import AttachConnection
-    from pallet.engine.shim.launch import PendingShim
-    from pallet.engine.spec.options import RunOptions
+    from pallet.engine.service import ContainerRecord, RunOptions, Service, Streams
 
 __all__ = [
     "configure_attach",
@@ -51,10 +46,10 @@ __all__ = [
 ]
 
 
-def _engine(ctx: Context) -> Engine:
-    from pallet.engine.containers.lifecycle import Engine
+def _engine(ctx: Context) -> Service:
+    from pallet.engine.service import Service
 
-    return Engine.open(ctx.root, ctx.run_root, leave_open=ctx.exits_after)
+    return Service.open(ctx.root, ctx.run_root, leave_open=ctx.exits_after)
 
 
 def _write_err(ctx: Context, data: bytes) -> None:
@@ -65,6 +60,36 @@ def _write_err(ctx: Context, data: bytes) -> None:
         buffer.flush()
     else:
         ctx.err.write(data.decode("utf-8", "replace"))
+
+
+def _warn(ctx: Context) -> Callable[[str], None]:
+    def warn(text: str) -> None:
+        ctx.err.write(f"WARNING: {text}\n")
+
+    return warn
+
+
+def _streams(ctx: Context) -> Streams:
+    """This process's side of an attached session: our fds where there are some, else ``ctx``'s streams."""
+    from pallet.engine.service import streams
+
+    def write_stdout(data: bytes) -> None:
+        ctx.stdout_binary.write(data)
+        ctx.stdout_binary.flush()
+
+    def flush() -> None:
+        ctx.out.flush()
+        ctx.err.flush()
+
+    return streams(
+        write_stdout=write_stdout,
+        write_stderr=lambda data: _write_err(ctx, data),
+        stdin_fd=_fileno(ctx.stdin),
+        stdout_fd=_fileno(ctx.stdout_binary),
+        stderr_fd=_fileno(getattr(ctx.err, "buffer", None)),
+        flush=flush,
+        terminal_size=lambda: _terminal_size(ctx),
+    )
 
 
 # --- run / create ---------------------------------------------------------------------------
@@ -91,194 +116,37 @@ def _parse_options(args: Namespace, command: str) -> RunOptions:
     return parse_options(args, command)
 
 
-def _create(
-    ctx: Context,
-    engine: Engine,
-    args: Namespace,
-    options: RunOptions,
-    container_id: str | None = None,
-    *,
-    start_with: PendingShim | None = None,
-    exit_command: bool = True,
-) -> ContainerRecord:
-    from pallet.engine.spec.security import warnings_for
-
-    def warn(text: str) -> None:
-        ctx.err.write(f"WARNING: {text}\n")
-
-    for warning in warnings_for(options, options.mounts, engine_paths=(ctx.root, ctx.run_root)):
-        warn(warning)
-    return engine.create(
-        args.image,
-        options,
-        warn=warn,
-        container_id=container_id,
-        start_with=start_with,
-        exit_command=exit_command,
-    )
-
-
 def _run_create(ctx: Context, args: Namespace) -> int:
     options = _parse_options(args, "create")
     ctx.failure = EXIT_ENGINE
-    with _engine(ctx) as engine:
-        record = _create(ctx, engine, args, options)
+    with _engine(ctx) as service:
+        record = service.create(args.image, options, warn=_warn(ctx))
         ctx.out.write(record.id + "\n")
     return 0
 
 
 def _run_run(ctx: Context, args: Namespace) -> int:
-    from pallet.engine.containers import names
-    from pallet.engine.layout import Layout
-    from pallet.engine.shim.launch import prelaunch
+    from pallet.engine.service import run_session
 
-    # the shim's interpreter starts now and loads while this process creates the container;
-    # a foreground one also loads pallet-runtime's code (the default runtime), a detached one
-    # stays small for its container's life
-    container_id = names.new_id()
-    layout = Layout(ctx.root, ctx.run_root)
-    shim = prelaunch(
-        layout.shim_config(container_id),
-        client=not args.detach,
-        preload_runtime=not args.detach and args.runtime in (None, "", "pallet-runtime"),
-        run_root=layout.run_root,
-    )
-    try:
+    # first: the shim's interpreter starts now and loads while we parse and create
+    with run_session(
+        ctx.root, ctx.run_root, detach=args.detach, runtime=args.runtime, leave_open=ctx.exits_after
+    ) as session:
         options = _parse_options(args, "run")
         ctx.failure = EXIT_ENGINE
-        if not args.detach:  # our first line to the shim, read before the container starts
-            shim.greet(stdin=args.interactive, size=_terminal_size(ctx) if args.interactive else None)
-        with _engine(ctx) as engine:
-            try:
-                # a foreground --rm container is removed here, after its exit code is read;
-                # otherwise by its shim's exit command
-                record = _create(
-                    ctx,
-                    engine,
-                    args,
-                    options,
-                    container_id,
-                    start_with=shim,
-                    exit_command=args.detach or not args.rm,
-                )
-            except PalletError:
-                if shim.started and args.rm:  # created, but it did not start
-                    _remove_quietly(engine, container_id)
-                raise
-            if args.detach:
-                ctx.out.write(record.id + "\n")
-                return 0
-            return _follow(
-                ctx,
-                engine,
-                record,
-                shim.attach(),
-                interactive=args.interactive,
-                remove=args.rm,
-                sig_proxy=args.sig_proxy,
-            )
-    finally:
-        shim.cancel()
-
-
-def _run_attached(
-    ctx: Context,
-    engine: Engine,
-    record: ContainerRecord,
-    shim: PendingShim,
-    *,
-    interactive: bool,
-    remove: bool,
-) -> int:
-    """Start ``record`` under ``shim`` with this process as its first attach client; its exit status."""
-    from pallet.engine.shim import attach
-
-    try:
-        shim.greet(stdin=interactive, size=_terminal_size(ctx) if interactive else None)
-        # a --rm container is removed here, after its exit code is read; otherwise by its shim
-        engine.start(record.id, exit_command=not remove, shim=shim)
-        if shim.started:
-            conn = shim.attach()
-        else:  # it ran already (start -a): attach to its shim
-            conn = attach.connect(engine.layout.attach_socket(record.id), stdin=interactive)
-    except PalletError:
-        if remove:
-            engine.remove(record.id, force=True, volumes=True)
-        raise
-    return _follow(ctx, engine, record, conn, interactive=interactive, remove=remove)
-
-
-def _follow(
-    ctx: Context,
-    engine: Engine,
-    record: ContainerRecord,
-    conn: AttachConnection,
-    *,
-    interactive: bool,
-    remove: bool,
-    sig_proxy: bool = True,
-) -> int:
-    """Stream the container's output (and our stdin) until it exits; its exit status (0: detached).
-
-    With ``sig_proxy`` (docker's ``--sig-proxy``, on by default) the signals
-    this process gets (SIGINT, SIGTERM, …) go to the container's process
-    instead of ending the command; not with a tty, where ctrl-c is input.
-    """
-    from pallet.engine.shim import exitfile
-
-    restore = _proxy_signals(engine, record.id) if sig_proxy and not conn.tty else None
-    try:
-        detached = _stream(ctx, conn, interactive=interactive)
-    finally:
-        conn.close()
-        if restore is not None:
-            restore()
-    if detached:  # ctrl-p ctrl-q: the container runs on (an exited --rm one is reconciled later)
+        result = session.run(
+            args.image,
+            options,
+            _streams(ctx),
+            interactive=args.interactive,
+            remove=args.rm,
+            sig_proxy=args.sig_proxy,
+            warn=_warn(ctx),
+        )
+    if result.exit_code is None:
+        ctx.out.write(result.container.id + "\n")
         return 0
-    # the shim writes exit.json before it closes its clients: no need to poll for the state
-    last = exitfile.read_exit(engine.layout.run_dir(record.id))
-    code = last.exit_code if last is not None else engine.wait(record.id)
-    if remove:
-        _remove_quietly(engine, record.id)
-    return code
-
-
-#: what docker's CLI forwards to the container: SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGTERM
-_PROXIED_SIGNALS = (1, 2, 3, 10, 12, 15)
-
-
-def _proxy_signals(engine: Engine, container_id: str) -> Callable[[], None]:
-    """Send the signals we receive to the container (``kill -s``); returns what undoes that.
-
-    A handler runs between two of the streaming loop's waits, so the kill is an
-    ordinary engine call. A container that is gone meanwhile is no error.
-    """
-    if TYPE_CHECKING:
-        import signal as _signal
-    else:
-        import _signal
-
-    def forward(signum: int, frame: object) -> None:
-        try:  # noqa: SIM105 - contextlib costs ~7 ms on `pallet run`
-            engine.kill(container_id, str(signum))
-        except PalletError:
-            pass  # it exited meanwhile: the stream ends by itself
-
-    previous = {signum: _signal.signal(signum, forward) for signum in _PROXIED_SIGNALS}
-
-    def restore() -> None:
-        for signum, handler in previous.items():
-            _signal.signal(signum, handler)
-
-    return restore
-
-
-def _remove_quietly(engine: Engine, container_id: str) -> None:
-    """``rm -f -v`` of a ``--rm`` container; one removed meanwhile (by reconcile) is fine."""
-    try:  # noqa: SIM105 - contextlib costs ~7 ms on `pallet run`
-        engine.remove(container_id, force=True, volumes=True)
-    except NotFound:
-        pass
+    return result.exit_code
 
 
 def _terminal_size(ctx: Context) -> tuple[int, int] | None:
@@ -288,42 +156,6 @@ def _terminal_size(ctx: Context) -> tuple[int, int] | None:
         return None
     size = os.get_terminal_size(fd)
     return size.lines, size.columns
-
-
-def _stream(ctx: Context, conn: AttachConnection, *, interactive: bool) -> bool:
-    """Copy the container's output to our streams (and our stdin to it) until it exits.
-
-    True when the user detached (docker's ctrl-p ctrl-q) instead. The shim
-    closes the connection when the container is gone; if our last stdin or
-    resize frame was still unread, that close arrives as a reset, which means
-    the same.
-    """
-    try:
-        return _copy_streams(ctx, conn, interactive=interactive)
-    except ConnectionResetError:
-        return False
-
-
-def _copy_streams(ctx: Context, conn: AttachConnection, *, interactive: bool) -> bool:
-    from pallet.engine.shim import attach
-
-    stdin_fd = _fileno(ctx.stdin) if interactive else None
-    out_fd = _fileno(ctx.stdout_binary)
-    err_buffer = getattr(ctx.err, "buffer", None)
-    err_fd = _fileno(err_buffer) if err_buffer is not None else None
-    if out_fd is not None and err_fd is not None and (stdin_fd is not None or not interactive):
-        ctx.out.flush()
-        ctx.err.flush()
-        return attach.pump(conn, stdin_fd=stdin_fd, stdout_fd=out_fd, stderr_fd=err_fd)
-    # in-process callers (tests) hand us streams without file descriptors
-    while (pieces := conn.read()) is not None:
-        for stream, data in pieces:
-            if stream == attach.STDERR:
-                _write_err(ctx, data)
-            else:
-                ctx.stdout_binary.write(data)
-                ctx.stdout_binary.flush()
-    return False
 
 
 def _fileno(stream: object) -> int | None:
@@ -366,22 +198,13 @@ def _each(ctx: Context, refs: Sequence[str], action: Callable[[str], object]) ->
 
 
 def _run_start(ctx: Context, args: Namespace) -> int:
-    with _engine(ctx) as engine:
+    with _engine(ctx) as service:
         if args.attach or args.interactive:
             if len(args.containers) > 1:
                 raise UsageError("you cannot start and attach multiple containers at once", "start")
             ctx.failure = EXIT_ENGINE
-            record = engine.containers.get(args.containers[0])
-            from pallet.engine.shim.launch import prelaunch
-
-            shim = prelaunch(
-                engine.layout.shim_config(record.id), client=True, run_root=engine.layout.run_root
-            )
-            try:
-                return _run_attached(ctx, engine, record, shim, interactive=args.interactive, remove=False)
-            finally:
-                shim.cancel()
-        return _each(ctx, args.containers, engine.start)
+            return service.start_attached(args.containers[0], _streams(ctx), interactive=args.interactive)
+        return _each(ctx, args.containers, service.start)
 
 
 def configure_start(parser: FlagParser) -> None:
@@ -397,8 +220,8 @@ def _timeout(args: Namespace) -> int | None:
 
 def _run_stop(ctx: Context, args: Namespace) -> int:
     timeout = _timeout(args)
-    with _engine(ctx) as engine:
-        return _each(ctx, args.containers, lambda ref: engine.stop(ref, timeout=timeout, signal=args.signal))
+    with _engine(ctx) as service:
+        return _each(ctx, args.containers, lambda ref: service.stop(ref, timeout=timeout, signal=args.signal))
 
 
 def configure_stop(parser: FlagParser) -> None:
@@ -410,8 +233,8 @@ def configure_stop(parser: FlagParser) -> None:
 
 def _run_restart(ctx: Context, args: Namespace) -> int:
     timeout = _timeout(args)
-    with _engine(ctx) as engine:
-        return _each(ctx, args.containers, lambda ref: engine.restart(ref, timeout=timeout))
+    with _engine(ctx) as service:
+        return _each(ctx, args.containers, lambda ref: service.restart(ref, timeout=timeout))
 
 
 def configure_restart(parser: FlagParser) -> None:
@@ -421,8 +244,8 @@ def configure_restart(parser: FlagParser) -> None:
 
 
 def _run_kill(ctx: Context, args: Namespace) -> int:
-    with _engine(ctx) as engine:
-        return _each(ctx, args.containers, lambda ref: engine.kill(ref, args.signal))
+    with _engine(ctx) as service:
+        return _each(ctx, args.containers, lambda ref: service.kill(ref, args.signal))
 
 
 def configure_kill(parser: FlagParser) -> None:
@@ -433,8 +256,8 @@ def configure_kill(parser: FlagParser) -> None:
 
 def configure_pause(parser: FlagParser) -> None:
     def run(ctx: Context, args: Namespace) -> int:
-        with _engine(ctx) as engine:
-            return _each(ctx, args.containers, engine.pause)
+        with _engine(ctx) as service:
+            return _each(ctx, args.containers, service.pause)
 
     parser.add_argument("containers", nargs="+")
     parser.set_defaults(run=run)
@@ -442,17 +265,17 @@ def configure_pause(parser: FlagParser) -> None:
 
 def configure_unpause(parser: FlagParser) -> None:
     def run(ctx: Context, args: Namespace) -> int:
-        with _engine(ctx) as engine:
-            return _each(ctx, args.containers, engine.unpause)
+        with _engine(ctx) as service:
+            return _each(ctx, args.containers, service.unpause)
 
     parser.add_argument("containers", nargs="+")
     parser.set_defaults(run=run)
 
 
 def _run_rm(ctx: Context, args: Namespace) -> int:
-    with _engine(ctx) as engine:
+    with _engine(ctx) as service:
         return _each(
-            ctx, args.containers, lambda ref: engine.remove(ref, force=args.force, volumes=args.volumes)
+            ctx, args.containers, lambda ref: service.remove(ref, force=args.force, volumes=args.volumes)
         )
 
 
@@ -464,8 +287,8 @@ def configure_rm(parser: FlagParser) -> None:
 
 
 def _run_rename(ctx: Context, args: Namespace) -> int:
-    with _engine(ctx) as engine:
-        engine.rename(args.container, args.new_name)
+    with _engine(ctx) as service:
+        service.rename(args.container, args.new_name)
     return 0
 
 
@@ -477,10 +300,10 @@ def configure_rename(parser: FlagParser) -> None:
 
 def _run_wait(ctx: Context, args: Namespace) -> int:
     failed = False
-    with _engine(ctx) as engine:
+    with _engine(ctx) as service:
         for ref in args.containers:
             try:
-                ctx.out.write(f"{engine.wait(ref)}\n")
+                ctx.out.write(f"{service.wait(ref)}\n")
                 ctx.out.flush()
             except PalletError as e:
                 failed = True
@@ -496,13 +319,13 @@ def configure_wait(parser: FlagParser) -> None:
 def _run_prune(ctx: Context, args: Namespace) -> int:
     from pallet.cli.prune import confirm, write_report
     from pallet.cli.tables import human_size
-    from pallet.engine.gc.prune import PruneFilters, prune_containers
+    from pallet.engine.service import prune_filters
 
-    filters = PruneFilters(args.filter)  # bad filters fail before the question
+    filters = prune_filters(args.filter)  # bad filters fail before the question
     if not args.force and not confirm(ctx, "This will remove all stopped containers."):
         return 0
-    with _engine(ctx) as engine:
-        removed, freed = prune_containers(engine, filters)
+    with _engine(ctx) as service:
+        removed, freed = service.prune_containers(filters)
     write_report(ctx.out, "Deleted Containers", removed, human_size(freed, precision=4))
     return 0
 
@@ -539,45 +362,13 @@ _PS_TITLES = {
 }
 
 
-def _seconds(rfc3339: str | None) -> float | None:
-    if not rfc3339 or rfc3339.startswith("0001-"):
-        return None
-    from pallet.engine.shim.logfile import parse_rfc3339
-
-    try:
-        return parse_rfc3339(rfc3339) / 1e9
-    except PalletError:
-        return None
-
-
-def status_text(record: ContainerRecord, now: float) -> str:
-    """Docker's STATUS column: ``Up 5 seconds``, ``Exited (0) 2 minutes ago``, ``Created``..."""
-    from pallet.cli.tables import human_duration
-
-    state = record.state
-    if state in ("running", "paused"):
-        started = _seconds(record.started_at) or record.created
-        text = f"Up {human_duration(now - started)}"
-        return text + " (Paused)" if state == "paused" else text
-    if state in ("exited", "restarting"):
-        finished = _seconds(record.finished_at)
-        ago = f" {human_duration(now - finished)} ago" if finished is not None else ""
-        word = "Exited" if state == "exited" else "Restarting"
-        return f"{word} ({record.exit_code if record.exit_code is not None else 0}){ago}"
-    if state == "removing":
-        return "Removal In Progress"
-    if state == "dead":
-        return "Dead"
-    return "Created"
-
-
 def ps_row(
     record: ContainerRecord, document: dict[str, Any], *, now: float, no_trunc: bool
 ) -> dict[str, object]:
     """One row of ``ps`` with docker's field names (what ``--format`` templates see)."""
     import json
 
-    from pallet.cli.tables import human_duration
+    from pallet.engine.service import human_duration, status_text
 
     command = " ".join([document.get("Path", ""), *document.get("Args", [])]).strip()
     if not no_trunc and len(command) > 20:
@@ -606,68 +397,23 @@ def ps_row(
     }
 
 
-class _Filters:
-    """``ps --filter``: id, name, label, status, exited, ancestor; several values of a key are ORed."""
-
-    KEYS = ("id", "name", "label", "status", "exited", "ancestor", "before", "since")
-
-    def __init__(self, values: Sequence[str]) -> None:
-        self.by_key: dict[str, list[str]] = {}
-        for value in values:
-            key, sep, want = value.partition("=")
-            if not sep or key not in self.KEYS:
-                raise UsageError(f'invalid filter "{value}"', "ps")
-            self.by_key.setdefault(key, []).append(want)
-
-    def matches(self, record: ContainerRecord, engine: Engine) -> bool:
-        checks: dict[str, Callable[[str], bool]] = {
-            "id": record.id.startswith,
-            "name": lambda w: w.lstrip("/") in record.name,
-            "label": lambda w: _label_matches(record, w),
-            "status": lambda w: (record.state if record.state != "creating" else "created") == w,
-            "exited": lambda w: record.state == "exited" and str(record.exit_code) == w,
-            "ancestor": lambda w: (
-                w in (record.image, record.image_id)
-                or record.image_id.startswith(w if w.startswith("sha256:") else "sha256:" + w)
-            ),
-            "before": lambda w: _relative(engine, w, record, before=True),
-            "since": lambda w: _relative(engine, w, record, before=False),
-        }
-        return all(any(checks[key](w) for w in wants) for key, wants in self.by_key.items())
-
-
-def _label_matches(record: ContainerRecord, want: str) -> bool:
-    key, sep, value = want.partition("=")
-    if key not in record.labels:
-        return False
-    return not sep or record.labels[key] == value
-
-
-def _relative(engine: Engine, ref: str, record: ContainerRecord, *, before: bool) -> bool:
-    try:
-        other = engine.containers.get(ref)
-    except NotFound:
-        return False
-    return record.created < other.created if before else record.created > other.created
-
-
 def _run_ps(ctx: Context, args: Namespace) -> int:
     from pallet.cli.output import print_rows
+    from pallet.engine.service import container_filters
 
-    filters = _Filters(args.filter)
-    with _engine(ctx) as engine:
-        show_all = args.all or bool(filters.by_key.get("status")) or bool(filters.by_key.get("exited"))
-        records = [r for r in engine.list_containers(all=show_all) if filters.matches(r, engine)]
-        if args.latest:
-            records = records[:1]
-        elif args.last is not None and args.last >= 0:
-            records = records[: args.last]
+    try:
+        filters = container_filters(args.filter)
+    except InvalidArgument as e:
+        raise UsageError(e.message, "ps") from None
+    last = 1 if args.latest else args.last
+    with _engine(ctx) as service:
+        records = service.ps(all=args.all, filters=filters, last=last)
         if args.quiet:
             for record in records:
                 ctx.out.write((record.id if args.no_trunc else record.short_id) + "\n")
             return 0
         now = time.time()
-        rows = [ps_row(r, engine.document(r), now=now, no_trunc=args.no_trunc) for r in records]
+        rows = [ps_row(r, service.document(r), now=now, no_trunc=args.no_trunc) for r in records]
     print_rows(ctx.out, rows, args.format, default=_PS_DEFAULT, titles=_PS_TITLES)
     return 0
 
@@ -688,26 +434,16 @@ def configure_ps(parser: FlagParser) -> None:
 
 def _run_inspect(ctx: Context, args: Namespace) -> int:
     from pallet.cli.output import print_inspect
-    from pallet.engine.containers.inspection import inspect_container
 
     found: list[dict[str, object]] = []
     failed = False
-    with _engine(ctx) as engine:
+    with _engine(ctx) as service:
         for ref in args.containers:
             try:
-                record = engine.get(ref)
+                found.append(service.inspect(ref))
             except NotFound:
                 failed = True
                 ctx.err.write(f"pallet: No such container: {ref}\n")
-                continue
-            found.append(
-                inspect_container(
-                    record,
-                    engine.document(record),
-                    bundle=engine.layout.bundle(record.id),
-                    run_dir=engine.layout.run_dir(record.id),
-                )
-            )
     print_inspect(ctx.out, found, args.format)
     return 1 if failed else 0
 
@@ -722,46 +458,19 @@ def configure_inspect(parser: FlagParser) -> None:
 # --- logs ---------------------------------------------------------------------------------------
 
 
-def _log_entries(engine: Engine, record: ContainerRecord, args: Namespace) -> Iterator[Any]:
-    from pallet.engine.shim.logfile import parse_time_filter, read_logs
+def _run_logs(ctx: Context, args: Namespace) -> int:
+    from pallet.engine.service import format_log_entry
 
-    now = time.time_ns()
     tail: int | None = None
     if args.tail not in (None, "all"):
         tail = _integer(args.tail, "-n, --tail")
-        if tail < 0:
-            tail = None
-    since = parse_time_filter(args.since, now, "since") if args.since else None
-    until = parse_time_filter(args.until, now, "until") if args.until else None
-    container_id = record.id
-
-    def stopped() -> bool:
-        # docker stops following at --until even when nothing more is written
-        if until is not None and time.time_ns() > until:
-            return True
-        try:
-            return engine.get(container_id).state not in ("running", "paused", "restarting")
-        except NotFound:
-            return True
-
-    return read_logs(
-        engine.layout.log_path(record.id),
-        tail=tail,
-        since_ns=since,
-        until_ns=until,
-        follow=args.follow,
-        stopped=stopped,
-    )
-
-
-def _run_logs(ctx: Context, args: Namespace) -> int:
-    from pallet.engine.shim.logfile import format_entry
-
-    with _engine(ctx) as engine:
-        record = engine.get(args.container)
-        out: BinaryIO = ctx.stdout_binary
-        for entry in _log_entries(engine, record, args):
-            data = format_entry(entry, args.timestamps)
+    with _engine(ctx) as service:
+        out = ctx.stdout_binary
+        entries = service.logs(
+            args.container, follow=args.follow, since=args.since, until=args.until, tail=tail
+        )
+        for entry in entries:
+            data = format_log_entry(entry, args.timestamps)
             if entry.stream == "stderr":
                 _write_err(ctx, data)
             else:
@@ -786,22 +495,10 @@ def configure_logs(parser: FlagParser) -> None:
 
 
 def _run_attach(ctx: Context, args: Namespace) -> int:
-    from pallet.engine.shim import attach
-
-    with _engine(ctx) as engine:
-        record = engine.get(args.container)
-        if record.state not in ("running", "paused", "restarting"):
-            raise FailedPrecondition("You cannot attach to a stopped container, start it first")
-        interactive = not args.no_stdin and bool(engine.document(record).get("Config", {}).get("OpenStdin"))
-        conn = attach.connect(engine.layout.attach_socket(record.id), stdin=interactive)
-        restore = _proxy_signals(engine, record.id) if args.sig_proxy and not conn.tty else None
-        try:
-            detached = _stream(ctx, conn, interactive=interactive)
-        finally:
-            conn.close()
-            if restore is not None:
-                restore()
-        return 0 if detached else engine.wait(record.id)
+    with _engine(ctx) as service:
+        return service.attach(
+            args.container, _streams(ctx), stdin=not args.no_stdin, sig_proxy=args.sig_proxy
+        )
 
 
 def configure_attach(parser: FlagParser) -> None:
@@ -814,7 +511,7 @@ def configure_attach(parser: FlagParser) -> None:
 
 
 def _run_exec(ctx: Context, args: Namespace) -> int:
-    from pallet.engine.containers.execs import ExecRequest, exec_process
+    from pallet.engine.service import exec_request
     from pallet.engine.spec.syntax import collect_env
 
     if not args.command:
@@ -823,7 +520,7 @@ def _run_exec(ctx: Context, args: Namespace) -> int:
         env = collect_env(args.env, args.env_file)
     except InvalidArgument as e:
         raise UsageError(e.message, "exec") from None
-    request = ExecRequest(
+    request = exec_request(
         cmd=tuple(args.command),
         tty=args.tty,
         interactive=args.interactive,
@@ -833,39 +530,11 @@ def _run_exec(ctx: Context, args: Namespace) -> int:
         user=args.user,
     )
     ctx.failure = EXIT_ENGINE
-    with _engine(ctx) as engine:
+    with _engine(ctx) as service:
         if args.detach:
-            exec_process(engine, args.container, request)
+            service.exec(args.container, request)
             return 0
-        return _exec_attached(ctx, engine, args.container, request)
-
-
-def _exec_attached(ctx: Context, engine: Engine, ref: str, request: ExecRequest) -> int:
-    """A foreground exec with our stdio (temp files stand in for streams without fds, in tests)."""
-    import tempfile
-
-    from pallet.engine.containers.execs import exec_process
-
-    stdin_fd = _fileno(ctx.stdin) if request.interactive else None
-    out_fd = _fileno(ctx.stdout_binary)
-    err_fd = _fileno(getattr(ctx.err, "buffer", None))
-    null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-    try:
-        source = stdin_fd if stdin_fd is not None else null
-        if out_fd is not None and err_fd is not None:
-            ctx.out.flush()
-            ctx.err.flush()
-            return exec_process(engine, ref, request, stdio=(source, out_fd, err_fd))
-        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            code = exec_process(engine, ref, request, stdio=(source, out.fileno(), err.fileno()))
-            out.seek(0)
-            ctx.stdout_binary.write(out.read())
-            ctx.stdout_binary.flush()
-            err.seek(0)
-            _write_err(ctx, err.read())
-            return code
-    finally:
-        os.close(null)
+        return service.exec_attached(args.container, request, _streams(ctx))
 
 
 def configure_exec(parser: FlagParser) -> None:

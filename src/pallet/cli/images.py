@@ -178,7 +178,7 @@ def _digest_of(record: ImageRecord, repository: str) -> str:
 
 def _image_size(store: ImageStore, record: ImageRecord) -> int:
     """The size docker shows: layers uncompressed where known (once unpacked), else as stored."""
-    from pallet.engine.gc.diskusage import layer_size
+    from pallet.engine.service import layer_size
 
     return sum(layer_size(layer) for layer in store.layers(record.id))
 
@@ -421,10 +421,9 @@ def configure_history(parser: FlagParser) -> None:
 
 
 def _run_prune(ctx: Context, args: Namespace) -> int:
-    from pallet.engine.containers.lifecycle import Engine
-    from pallet.engine.gc.prune import PruneFilters, prune_images
+    from pallet.engine.service import Service, prune_filters
 
-    filters = PruneFilters(args.filter)  # bad filters fail before the question
+    filters = prune_filters(args.filter)  # bad filters fail before the question
     if not args.force:
         what = (
             "all images without at least one container associated to them"
@@ -433,8 +432,8 @@ def _run_prune(ctx: Context, args: Namespace) -> int:
         )
         if not confirm(ctx, f"This will remove {what}."):
             return 0
-    with Engine.open(ctx.root, ctx.run_root, leave_open=ctx.exits_after) as engine:
-        report = prune_images(engine, all=args.all, filters=filters)
+    with Service.open(ctx.root, ctx.run_root, leave_open=ctx.exits_after) as service:
+        report = service.prune_images(all=args.all, filters=filters)
     lines = [f"untagged: {ref.familiar_string()}" for ref in report.untagged]
     lines += [f"deleted: {digest}" for digest in report.deleted]
     write_report(ctx.out, "Deleted Images", lines, human_size(report.reclaimed, precision=4))

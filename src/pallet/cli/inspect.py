@@ -9,8 +9,6 @@ store only if it exists (inspect never creates one).
 
 from __future__ import annotations
 
-import os
-
 from pallet.cli.output import print_inspect
 from pallet.errors import NotFound
 
@@ -20,8 +18,7 @@ if TYPE_CHECKING:
 
     from pallet.cli.context import Context
     from pallet.cli.flags import FlagParser, Namespace
-    from pallet.engine.containers.lifecycle import Engine
-    from pallet.engine.volumes import VolumeStore
+    from pallet.engine.service import Service
     from pallet.image.store import ImageStore
 
 __all__ = ["configure_inspect"]
@@ -30,50 +27,33 @@ KINDS = ("container", "image", "volume")
 
 
 class _Stores:
-    """The engine and stores of one ``inspect``, opened on first use, closed together."""
+    """The engine and image store of one ``inspect``, opened on first use, closed together."""
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self._engine: Engine | None = None
+        self._service: Service | None = None
         self._images: ImageStore | None = None
-        self._volumes: VolumeStore | None = None
 
-    def engine(self) -> Engine:
-        if self._engine is None:
-            from pallet.engine.containers.lifecycle import Engine
+    def service(self) -> Service:
+        if self._service is None:
+            from pallet.engine.service import Service
 
-            self._engine = Engine.open(self.ctx.root, self.ctx.run_root, leave_open=self.ctx.exits_after)
-        return self._engine
+            self._service = Service.open(self.ctx.root, self.ctx.run_root, leave_open=self.ctx.exits_after)
+        return self._service
 
     def images(self) -> ImageStore:
         if self._images is None:
             self._images = self.ctx.image_store()
         return self._images
 
-    def volumes(self) -> VolumeStore | None:
-        if self._volumes is None and os.path.isdir(os.path.join(self.ctx.root, "volumes")):
-            from pallet.engine.volumes import VolumeStore
-
-            self._volumes = VolumeStore.open(self.ctx.root)
-        return self._volumes
-
     def close(self) -> None:
-        for store in (self._engine, self._images, self._volumes):
+        for store in (self._service, self._images):
             if store is not None:
                 store.close()
 
 
 def _container(stores: _Stores, name: str) -> dict[str, object]:
-    from pallet.engine.containers.inspection import inspect_container
-
-    engine = stores.engine()
-    record = engine.get(name)
-    return inspect_container(
-        record,
-        engine.document(record),
-        bundle=engine.layout.bundle(record.id),
-        run_dir=engine.layout.run_dir(record.id),
-    )
+    return stores.service().inspect(name)
 
 
 def _image(stores: _Stores, name: str) -> dict[str, object]:
@@ -83,10 +63,7 @@ def _image(stores: _Stores, name: str) -> dict[str, object]:
 
 
 def _volume(stores: _Stores, name: str) -> dict[str, object]:
-    store = stores.volumes()
-    if store is None:
-        raise NotFound(f"no such volume: {name}")
-    return store.get(name).to_inspect()
+    return stores.service().volume(name).to_inspect()
 
 
 _FINDERS: dict[str, Callable[[_Stores, str], dict[str, object]]] = {

@@ -1,5 +1,5 @@
-"""``system df`` and ``system prune``. Thin: parse flags, call ``pallet.engine.gc.diskusage`` and
-``pallet.engine.gc.prune``, print what docker prints."""
+"""``system df`` and ``system prune``. Thin: parse flags, call the engine's surface
+(``pallet.engine.service``), print what docker prints."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pallet.cli.context import Context
     from pallet.cli.flags import FlagParser, Namespace
-    from pallet.engine.containers.lifecycle import Engine
-    from pallet.engine.gc.diskusage import DiskUsage, Summary
+    from pallet.engine.service import DiskUsage, Service, Summary
 
 __all__ = ["configure_df", "configure_prune"]
 
@@ -67,10 +66,10 @@ _CACHE_TITLES = {
 }
 
 
-def _engine(ctx: Context) -> Engine:
-    from pallet.engine.containers.lifecycle import Engine
+def _engine(ctx: Context) -> Service:
+    from pallet.engine.service import Service
 
-    return Engine.open(ctx.root, ctx.run_root, leave_open=ctx.exits_after)
+    return Service.open(ctx.root, ctx.run_root, leave_open=ctx.exits_after)
 
 
 def _size(size: int) -> str:
@@ -118,7 +117,7 @@ def _image_rows(usage: DiskUsage) -> list[dict[str, object]]:
     return rows
 
 
-def _container_rows(engine: Engine, usage: DiskUsage) -> list[dict[str, object]]:
+def _container_rows(service: Service, usage: DiskUsage) -> list[dict[str, object]]:
     from pallet.cli.containers import ps_row
     from pallet.errors import PalletError
 
@@ -126,7 +125,7 @@ def _container_rows(engine: Engine, usage: DiskUsage) -> list[dict[str, object]]
     rows: list[dict[str, object]] = []
     for item in usage.containers:
         try:
-            document = engine.document(item.container)
+            document = service.document(item.container)
         except (PalletError, OSError):  # removed since it was measured
             document = {}
         rows.append(
@@ -146,18 +145,17 @@ def _run_df(ctx: Context, args: Namespace) -> int:
     import json
 
     from pallet.cli.output import print_rows
-    from pallet.engine.gc.diskusage import disk_usage_of
 
     if args.verbose and args.format not in (None, "", "table", "json"):
         raise UsageError("--verbose takes no --format template; use --format json", "system df")
-    with _engine(ctx) as engine:
-        usage = disk_usage_of(engine)
+    with _engine(ctx) as service:
+        usage = service.disk_usage()
         if not args.verbose:
             rows = [_summary_row(line) for line in usage.summary()]
             print_rows(ctx.out, rows, args.format, default=_DF_TABLE, titles=_DF_TITLES)
             return 0
         images = _image_rows(usage)
-        containers = _container_rows(engine, usage)
+        containers = _container_rows(service, usage)
     volumes = _volume_rows(usage)
     if args.format == "json":
         document = {"Images": images, "Containers": containers, "Volumes": volumes, "BuildCache": []}
@@ -202,15 +200,15 @@ def _warning(args: Namespace, filters: list[str]) -> str:
 
 def _run_prune(ctx: Context, args: Namespace) -> int:
     from pallet.cli.prune import confirm
-    from pallet.engine.gc.prune import PruneFilters, system_prune
+    from pallet.engine.service import prune_filters
 
-    filters = PruneFilters(args.filter)  # bad filters fail before the question
+    filters = prune_filters(args.filter)  # bad filters fail before the question
     if args.volumes:
         filters.volume_filters()
     if not args.force and not confirm(ctx, _warning(args, args.filter)):
         return 0
-    with _engine(ctx) as engine:
-        report = system_prune(engine, all=args.all, volumes=args.volumes, filters=filters)
+    with _engine(ctx) as service:
+        report = service.prune(all=args.all, volumes=args.volumes, filters=filters)
     sections = [
         ("Deleted Containers", list(report.containers)),
         ("Deleted Volumes", list(report.volumes)),

@@ -45,27 +45,7 @@ def human_size(size: float, precision: int = 3) -> str:
 
 
 def human_duration(seconds: float) -> str:
-    """Go-units ``HumanDuration``: ``Less than a second``, ``About an hour``, ``5 weeks``."""
-    if seconds < 1:
-        return "Less than a second"
-    if int(seconds) == 1:
-        return "1 second"
-    if seconds < 60:
-        return f"{int(seconds)} seconds"
-    minutes = int(seconds / 60)
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = int(seconds / 3600 + 0.5)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{hours // 24 // 365} years"
+    """Go-units ``HumanDuration`` (``About an hour``): the engine's, which docker's STATUS text uses too."""
+    from pallet.engine.service import human_duration as text
+
+    return text(seconds)

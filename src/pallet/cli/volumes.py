@@ -1,5 +1,6 @@
 """Volume commands: ``volume create``, ``volume ls``, ``volume inspect``, ``volume rm`` and
-``volume prune``. Thin: parse flags, call ``pallet.engine.volumes``, print what docker prints.
+``volume prune``. Thin: parse flags, call the engine's surface (``pallet.engine.service``), print
+what docker prints.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
 
     from pallet.cli.context import Context
     from pallet.cli.flags import FlagParser, Namespace
-    from pallet.engine.volumes import VolumeFilters, VolumeStore
+    from pallet.engine.service import Service, VolumeFilters
 
 __all__ = [
     "configure_create",
@@ -38,16 +39,14 @@ _LS_TITLES = {
 }
 
 
-def _handler(run: Callable[[Context, Namespace, VolumeStore], int]) -> Callable[..., int]:
-    """Wrap a handler so it gets the volume store, closed whatever happens."""
+def _handler(run: Callable[[Context, Namespace, Service], int]) -> Callable[..., int]:
+    """Wrap a handler so it gets the engine's service, closed whatever happens."""
 
     def handler(ctx: Context, args: Namespace) -> int:
-        from pathlib import Path
+        from pallet.engine.service import Service
 
-        from pallet.engine.volumes import VolumeStore
-
-        with VolumeStore.open(Path(ctx.root)) as store:
-            return run(ctx, args, store)
+        with Service.open(ctx.root, ctx.run_root, leave_open=ctx.exits_after) as service:
+            return run(ctx, args, service)
 
     return handler
 
@@ -63,10 +62,10 @@ def _pairs(values: list[str], flag: str, command: str) -> dict[str, str]:
 
 
 def _filters(values: list[str], command: str) -> VolumeFilters:
-    from pallet.engine.volumes import VolumeFilters
+    from pallet.engine.service import volume_filters
 
     try:
-        return VolumeFilters(values)
+        return volume_filters(values)
     except InvalidArgument as e:
         raise UsageError(e.message, command) from None
 
@@ -74,13 +73,13 @@ def _filters(values: list[str], command: str) -> VolumeFilters:
 # --- create ---------------------------------------------------------------------------------------
 
 
-def _run_create(ctx: Context, args: Namespace, store: VolumeStore) -> int:
+def _run_create(ctx: Context, args: Namespace, service: Service) -> int:
     if args.name and args.name_flag and args.name != args.name_flag:
         raise UsageError(
             f'conflicting options: either specify --name or provide positional arg, not both ("{args.name_flag}" vs "{args.name}")',
             "volume create",
         )
-    volume = store.create(
+    volume = service.create_volume(
         args.name or args.name_flag,
         driver=args.driver,
         labels=_pairs(args.label, "--label", "volume create"),
@@ -102,7 +101,7 @@ def configure_create(parser: FlagParser) -> None:
 # --- ls -------------------------------------------------------------------------------------------
 
 
-def _run_ls(ctx: Context, args: Namespace, store: VolumeStore) -> int:
+def _run_ls(ctx: Context, args: Namespace, service: Service) -> int:
     filters = _filters(args.filter, "volume ls")
     rows = [
         {
@@ -115,7 +114,7 @@ def _run_ls(ctx: Context, args: Namespace, store: VolumeStore) -> int:
             "Links": str(len(v.users)),
             "Size": "N/A",
         }
-        for v in store.list_volumes(filters)
+        for v in service.volumes(filters)
     ]
     fmt = "{{.Name}}" if args.quiet else args.format
     print_rows(ctx.out, rows, fmt, default=_LS_TABLE, titles=_LS_TITLES)
@@ -138,8 +137,8 @@ def configure_ls(parser: FlagParser) -> None:
 # --- inspect --------------------------------------------------------------------------------------
 
 
-def _run_inspect(ctx: Context, args: Namespace, store: VolumeStore) -> int:
-    return inspect_each(ctx, args.volumes, lambda name: store.get(name).to_inspect(), args.format)
+def _run_inspect(ctx: Context, args: Namespace, service: Service) -> int:
+    return inspect_each(ctx, args.volumes, lambda name: service.volume(name).to_inspect(), args.format)
 
 
 def configure_inspect(parser: FlagParser) -> None:
@@ -151,11 +150,11 @@ def configure_inspect(parser: FlagParser) -> None:
 # --- rm -------------------------------------------------------------------------------------------
 
 
-def _run_rm(ctx: Context, args: Namespace, store: VolumeStore) -> int:
+def _run_rm(ctx: Context, args: Namespace, service: Service) -> int:
     failed = 0
     for name in args.volumes:
         try:
-            store.remove(name, force=args.force)
+            service.remove_volume(name, force=args.force)
         except PalletError as e:
             failed += 1
             ctx.err.write(f"pallet: {e}\n")
@@ -173,13 +172,13 @@ def configure_rm(parser: FlagParser) -> None:
 # --- prune ----------------------------------------------------------------------------------------
 
 
-def _run_prune(ctx: Context, args: Namespace, store: VolumeStore) -> int:
+def _run_prune(ctx: Context, args: Namespace, service: Service) -> int:
     filters = _filters(args.filter, "volume prune")
     if not args.force:
         what = "all local volumes" if args.all else "anonymous local volumes"
         if not confirm(ctx, f"This will remove {what} not used by at least one container."):
             return 0
-    removed, freed = store.prune(all=args.all, filters=filters)
+    removed, freed = service.prune_volumes(all=args.all, filters=filters)
     write_report(ctx.out, "Deleted Volumes", removed, human_size(freed))
     return 0
 

@@ -7,9 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from pallet.cli.containers import ps_row, status_text
+from pallet.cli.containers import ps_row
 from pallet.cli.main import main
 from pallet.engine.containers.records import ContainerRecord
 
@@ -60,27 +58,6 @@ def _record(**fields: object) -> ContainerRecord:
     }
     values.update(fields)
     return ContainerRecord(**values)  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize(
-    ("fields", "text"),
-    [
-        ({"state": "created"}, "Created"),
-        ({"state": "running", "started_at": "1970-01-01T00:16:40Z"}, "Up 5 seconds"),
-        ({"state": "paused", "started_at": "1970-01-01T00:16:40Z"}, "Up 5 seconds (Paused)"),
-        (
-            {"state": "exited", "exit_code": 3, "finished_at": "1970-01-01T00:16:40Z"},
-            "Exited (3) 5 seconds ago",
-        ),
-        (
-            {"state": "restarting", "exit_code": 1, "finished_at": "1970-01-01T00:16:44Z"},
-            "Restarting (1) 1 second ago",
-        ),
-        ({"state": "removing"}, "Removal In Progress"),
-    ],
-)
-def test_status_column_reads_like_dockers(fields: dict[str, object], text: str) -> None:
-    assert status_text(_record(**fields), now=1005.0) == text
 
 
 def test_ps_row_quotes_and_truncates_the_command() -> None:

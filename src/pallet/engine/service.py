@@ -1,0 +1,618 @@
+"""The engine's one surface: the verbs the CLI, ``pallet.Client`` and the Docker API server call.
+
+podman's shape: a front end parses its input (flags, keyword arguments, an
+HTTP request), calls ``Service``, and formats what comes back. Nothing a
+second front end would have to copy lives in a front end: the ``ps`` filters
+and STATUS text (``containers/listing.py``), the ``logs`` time filters and
+follow rule, attach, the ``run`` sequence and sig-proxy
+(``containers/session.py``) are here, once. What only a front end knows comes
+in as values: ``Streams`` (where output goes, its stdin, its terminal's size)
+and ``warn`` callbacks.
+
+Return values are records (``ContainerRecord``, ``Volume``, ``LogEntry``, …)
+and plain data (docker's inspect documents as dicts); the types a front end
+names are re-exported here, so it imports nothing else of the engine.
+
+``Service.open(root, run_root)`` is the engine of one root, a context manager;
+every method works under the container's file lock (``Engine``), so
+concurrent processes are safe. ``RunSession`` (``pallet run``) is made before
+the service opens: its shim starts while the caller parses options.
+
+Errors are ``pallet.errors`` categories: ``NotFound`` (no such container,
+volume, image), ``InvalidArgument`` (a bad filter, time or signal),
+``FailedPrecondition`` (a container in the wrong state), ``Conflict``.
+
+This module imports nothing at import time but ``pallet.errors``: it is on
+``pallet run``'s path, and each verb pays for its own imports.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pallet.errors import InvalidArgument, NotFound
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+    from typing import Any, BinaryIO, Self
+
+    # the types a front end names, re-exported (in ``__all__``) for type annotations only
+    from pallet.engine.containers.execs import ExecRequest
+    from pallet.engine.containers.lifecycle import Engine
+    from pallet.engine.containers.listing import ContainerFilters
+    from pallet.engine.containers.records import ContainerRecord
+    from pallet.engine.containers.session import RunResult, RunSession, Streams
+    from pallet.engine.filesystem.cp import CopyResult
+    from pallet.engine.gc.diskusage import DiskUsage, Summary
+    from pallet.engine.gc.prune import PruneFilters, PruneReport
+    from pallet.engine.observe.stats import Usage
+    from pallet.engine.observe.top import ProcessList
+    from pallet.engine.shim.logfile import LogEntry
+    from pallet.engine.spec.options import RunOptions
+    from pallet.engine.volumes import Volume, VolumeFilters
+    from pallet.image.store import ImageRecord, LayerRecord
+
+__all__ = [
+    "ContainerFilters",
+    "ContainerRecord",
+    "CopyResult",
+    "DiskUsage",
+    "ExecRequest",
+    "LogEntry",
+    "ProcessList",
+    "PruneFilters",
+    "PruneReport",
+    "RunOptions",
+    "RunResult",
+    "RunSession",
+    "Service",
+    "Streams",
+    "Summary",
+    "Usage",
+    "Volume",
+    "VolumeFilters",
+    "container_filters",
+    "exec_request",
+    "format_log_entry",
+    "human_duration",
+    "layer_size",
+    "prune_filters",
+    "run_session",
+    "status_text",
+    "streams",
+    "volume_filters",
+]
+
+
+# --- what a front end builds before (or without) opening the engine ------------------------------
+
+
+def run_session(
+    root: str, run_root: str, *, detach: bool, runtime: str | None = None, leave_open: bool = False
+) -> RunSession:
+    """``pallet run``'s first step: the shim starts now; ``RunSession.run`` creates and starts the container.
+
+    Call it before parsing the run's options; ``close`` it whatever happens
+    (``with``). ``leave_open`` as for ``Service.open``.
+    """
+    from pallet.engine.containers.session import RunSession
+
+    return RunSession(root, run_root, detach=detach, runtime=runtime, leave_open=leave_open)
+
+
+def exec_request(**kwargs: Any) -> ExecRequest:
+    """An ``exec``'s process: ``cmd``, ``tty``, ``interactive``, ``detach``, ``env``, ``workdir``, ``user``."""
+    from pallet.engine.containers.execs import ExecRequest
+
+    return ExecRequest(**kwargs)
+
+
+def streams(**kwargs: Any) -> Streams:
+    """A front end's ``Streams`` (see ``containers/session.py``)."""
+    from pallet.engine.containers.session import Streams
+
+    return Streams(**kwargs)
+
+
+def container_filters(values: Iterable[str] | Mapping[str, str | Sequence[str]] = ()) -> ContainerFilters:
+    """``ps`` filters (``key=value`` texts or the API's ``{key: [values]}``); ``InvalidArgument`` if bad."""
+    from pallet.engine.containers.listing import ContainerFilters
+
+    return ContainerFilters(values)
+
+
+def prune_filters(values: Iterable[str] = ()) -> PruneFilters:
+    """The prune commands' filters (``until``, ``label``, ``label!``); ``InvalidArgument`` if bad."""
+    from pallet.engine.gc.prune import PruneFilters
+
+    return PruneFilters(values)
+
+
+def volume_filters(values: Iterable[str] = ()) -> VolumeFilters:
+    """``volume ls``/``volume prune`` filters; ``InvalidArgument`` if bad."""
+    from pallet.engine.volumes import VolumeFilters
+
+    return VolumeFilters(values)
+
+
+def status_text(record: ContainerRecord, now: float) -> str:
+    """Docker's STATUS of ``record`` at ``now``: ``Up 3 minutes (Paused)``, ``Exited (0) 2 seconds ago``…"""
+    from pallet.engine.containers.listing import status_text as text
+
+    return text(record, now)
+
+
+def human_duration(seconds: float) -> str:
+    """Go-units ``HumanDuration``, the ages docker prints (``About an hour``)."""
+    from pallet.engine.containers.listing import human_duration as text
+
+    return text(seconds)
+
+
+def format_log_entry(entry: LogEntry, timestamps: bool = False) -> bytes:
+    """A log record as ``logs`` prints it (with ``timestamps``: RFC 3339 nano time first)."""
+    from pallet.engine.shim.logfile import format_entry
+
+    return format_entry(entry, timestamps)
+
+
+def layer_size(layer: LayerRecord) -> int:
+    """A layer's size as docker counts it: uncompressed where known (once unpacked), else as stored."""
+    from pallet.engine.gc.diskusage import layer_size as size
+
+    return size(layer)
+
+
+# --- the service ----------------------------------------------------------------------------------
+
+
+class Service:
+    """The engine of one root and run dir, as verbs. Open with ``Service.open``; a context manager."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @classmethod
+    def open(
+        cls, root: str | os.PathLike[str], run_root: str | os.PathLike[str], *, leave_open: bool = False
+    ) -> Self:
+        """The engine of ``root`` and ``run_root``; ``leave_open`` as for ``Engine.open`` (the process
+        ends with ``os._exit`` right after, so the databases are left to the exit)."""
+        from pallet.engine.containers.lifecycle import Engine
+
+        return cls(Engine.open(root, run_root, leave_open=leave_open))
+
+    def close(self) -> None:
+        self._engine.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- containers: looking up ---------------------------------------------------------------
+
+    def get(self, ref: str) -> ContainerRecord:
+        """The container ``ref`` names (id, name, unique id prefix), reconciled; ``NotFound`` if none."""
+        return self._engine.get(ref)
+
+    def document(self, record: ContainerRecord) -> dict[str, Any]:
+        """What was decided at create (docker's inspect shape: ``Path``, ``Args``, ``Config``, ``Mounts``…)."""
+        return self._engine.document(record)
+
+    def inspect(self, ref: str) -> dict[str, Any]:
+        """``docker inspect`` of container ``ref``."""
+        from pallet.engine.containers.inspection import inspect_container
+
+        engine = self._engine
+        record = engine.get(ref)
+        return inspect_container(
+            record,
+            engine.document(record),
+            bundle=engine.layout.bundle(record.id),
+            run_dir=engine.layout.run_dir(record.id),
+        )
+
+    def ps(
+        self,
+        *,
+        all: bool = False,
+        filters: ContainerFilters | Iterable[str] | Mapping[str, str | Sequence[str]] = (),
+        last: int | None = None,
+    ) -> list[ContainerRecord]:
+        """``ps``: containers newest first, running ones only unless ``all`` (or a status/exited filter),
+        with docker's filters (``containers/listing.py``); ``last``: the newest N only."""
+        from pallet.engine.containers.listing import ContainerFilters, list_containers
+
+        parsed = filters if isinstance(filters, ContainerFilters) else ContainerFilters(filters)
+        return list_containers(self._engine, all=all, filters=parsed, last=last)
+
+    # --- containers: lifecycle ----------------------------------------------------------------
+
+    def create(
+        self, image: str, options: RunOptions, *, warn: Callable[[str], None] | None = None
+    ) -> ContainerRecord:
+        """Create (not start) a container from ``image``; the options' foot-gun warnings go to ``warn``."""
+        from pallet.engine.containers.session import create
+
+        return create(self._engine, image, options, warn=warn)
+
+    def start(self, ref: str) -> ContainerRecord:
+        return self._engine.start(ref)
+
+    def start_attached(self, ref: str, streams: Streams, *, interactive: bool = False) -> int:
+        """``start -a [-i]``: start ``ref`` and stream it until it exits; its exit status (0: detached)."""
+        from pallet.engine.containers.session import start_attached
+
+        return start_attached(self._engine, ref, streams, interactive=interactive)
+
+    def stop(self, ref: str, *, timeout: int | None = None, signal: str | None = None) -> ContainerRecord:
+        return self._engine.stop(ref, timeout=timeout, signal=signal)
+
+    def restart(self, ref: str, *, timeout: int | None = None) -> ContainerRecord:
+        return self._engine.restart(ref, timeout=timeout)
+
+    def kill(self, ref: str, signal: str | int | None = None) -> ContainerRecord:
+        return self._engine.kill(ref, None if signal is None else str(signal))
+
+    def pause(self, ref: str) -> ContainerRecord:
+        return self._engine.pause(ref)
+
+    def unpause(self, ref: str) -> ContainerRecord:
+        return self._engine.unpause(ref)
+
+    def rename(self, ref: str, new_name: str) -> ContainerRecord:
+        return self._engine.rename(ref, new_name)
+
+    def remove(self, ref: str, *, force: bool = False, volumes: bool = False) -> str:
+        return self._engine.remove(ref, force=force, volumes=volumes)
+
+    def wait(self, ref: str, *, timeout: float | None = None) -> int:
+        """Block until ``ref`` stops; its exit status."""
+        return self._engine.wait(ref, timeout=timeout)
+
+    # --- containers: streams ------------------------------------------------------------------
+
+    def logs(
+        self,
+        ref: str,
+        *,
+        follow: bool = False,
+        since: str | None = None,
+        until: str | None = None,
+        tail: int | None = None,
+        stdout: bool = True,
+        stderr: bool = True,
+    ) -> Iterator[LogEntry]:
+        """The container's log records, oldest first (docker's ``logs``).
+
+        ``since``/``until`` are docker's times (RFC 3339, a Unix time, or a
+        duration before now such as ``10m``); ``tail`` keeps the last N
+        records (None: all). ``follow`` goes on reading what the container
+        writes until it stops (is no longer running, paused or restarting),
+        or until ``until`` passes even when nothing more is written, as
+        docker does. ``InvalidArgument`` for a bad time, before anything is read.
+        """
+        import time
+
+        from pallet.engine.shim.logfile import parse_time_filter, read_logs
+
+        engine = self._engine
+        record = engine.get(ref)
+        now = time.time_ns()
+        since_ns = parse_time_filter(since, now, "since") if since else None
+        until_ns = parse_time_filter(until, now, "until") if until else None
+        container_id = record.id
+        wanted = {s for s, on in (("stdout", stdout), ("stderr", stderr)) if on}
+
+        def stopped() -> bool:
+            if until_ns is not None and time.time_ns() > until_ns:
+                return True
+            try:
+                return engine.get(container_id).state not in ("running", "paused", "restarting")
+            except NotFound:
+                return True
+
+        entries = read_logs(
+            engine.layout.log_path(record.id),
+            tail=None if tail is None or tail < 0 else tail,
+            since_ns=since_ns,
+            until_ns=until_ns,
+            follow=follow,
+            stopped=stopped,
+        )
+        return entries if len(wanted) == 2 else (e for e in entries if e.stream in wanted)
+
+    def attach(self, ref: str, streams: Streams, *, stdin: bool = True, sig_proxy: bool = True) -> int:
+        """``attach``: stream a running container until it exits; its exit status (0: detached)."""
+        from pallet.engine.containers.session import attach
+
+        return attach(self._engine, ref, streams, stdin=stdin, sig_proxy=sig_proxy)
+
+    def exec(self, ref: str, request: ExecRequest, *, stdio: tuple[int, int, int] | None = None) -> int:
+        """Run ``request`` in running container ``ref`` with ``stdio`` (None: /dev/null); its exit status
+        (0 when detached)."""
+        from pallet.engine.containers.execs import exec_process
+
+        return exec_process(self._engine, ref, request, stdio=stdio)
+
+    def exec_attached(self, ref: str, request: ExecRequest, streams: Streams) -> int:
+        """A foreground exec with ``streams``' fds (temp files stand in for streams without fds)."""
+        import tempfile
+
+        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            source = streams.stdin_fd if request.interactive and streams.stdin_fd is not None else null
+            if streams.stdout_fd is not None and streams.stderr_fd is not None:
+                streams.flush()
+                return self.exec(ref, request, stdio=(source, streams.stdout_fd, streams.stderr_fd))
+            with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+                code = self.exec(ref, request, stdio=(source, out.fileno(), err.fileno()))
+                out.seek(0)
+                streams.write_stdout(out.read())
+                err.seek(0)
+                streams.write_stderr(err.read())
+                return code
+        finally:
+            os.close(null)
+
+    def exec_output(
+        self, ref: str, request: ExecRequest, *, stdout: bool = True, stderr: bool = True
+    ) -> tuple[int, bytes]:
+        """Run ``request`` with no stdin; its exit status and output (the streams wanted, interleaved)."""
+        import tempfile
+
+        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            with tempfile.TemporaryFile() as out:
+                fd = out.fileno()
+                code = self.exec(ref, request, stdio=(null, fd if stdout else null, fd if stderr else null))
+                out.seek(0)
+                return code, out.read()
+        finally:
+            os.close(null)
+
+    # --- containers: observation --------------------------------------------------------------
+
+    def top(self, ref: str, ps_args: Sequence[str] = ()) -> ProcessList:
+        """``top``: the container's processes as ``ps`` shows them; ``FailedPrecondition`` if not running."""
+        from pallet.engine.observe.top import top
+        from pallet.errors import FailedPrecondition
+
+        record = self._engine.get(ref)
+        if not record.running:
+            raise FailedPrecondition(f"container {record.id} is not running")
+        return top(record.pid, ps_args)
+
+    def stats(self, records: Sequence[ContainerRecord], interval: float = 1.0) -> list[Usage]:
+        """One ``stats`` sample of each of ``records`` over ``interval`` seconds (zeros if not running)."""
+        from pallet.engine.observe.stats import Usage, measure
+
+        usage = measure([r.pid for r in records if r.running and r.pid > 0], interval)
+        return [usage.get(r.pid, Usage()) if r.running else Usage() for r in records]
+
+    def port(self, ref: str, port: str | None = None) -> list[str]:
+        """``port``: the container's published ports as docker prints them (``80/tcp -> 0.0.0.0:8080``)."""
+        from pallet.engine.observe.ports import port_lines
+
+        record = self._engine.get(ref)
+        return port_lines(self._engine.document(record), record.name, port)
+
+    # --- containers: files --------------------------------------------------------------------
+
+    def copy_from(
+        self,
+        ref: str,
+        path: str,
+        *,
+        to_path: str | None = None,
+        to_stream: BinaryIO | None = None,
+        follow_link: bool = False,
+        owner: tuple[int, int] | None = None,
+    ) -> CopyResult:
+        """``cp CONTAINER:PATH DEST``: to host path ``to_path`` (files get ``owner``; None: as in the
+        container), or a tar stream to ``to_stream``."""
+        from pallet.engine.filesystem.cp import archive, container_root, copy
+
+        record = self._engine.get(ref)
+        with container_root(self._engine, record, path) as (root_fd, inner):
+            if to_stream is not None:
+                return archive(root_fd, inner, to_stream, follow_link=follow_link)
+            assert to_path is not None
+            host = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                return copy(root_fd, inner, host, to_path, follow_link=follow_link, owner=owner)
+            finally:
+                os.close(host)
+
+    def copy_into(
+        self,
+        ref: str,
+        path: str,
+        *,
+        from_path: str | None = None,
+        from_stream: BinaryIO | None = None,
+        follow_link: bool = False,
+        owner: tuple[int, int] | None = None,
+    ) -> CopyResult:
+        """``cp SRC CONTAINER:PATH``: host path ``from_path``, or a tar stream ``from_stream`` unpacked into
+        directory ``path`` (``InvalidArgument`` if it is not one). Files get ``owner`` (None: as they are)."""
+        from pallet.engine.filesystem.cp import container_root, copy, extract, stat_path
+
+        record = self._engine.get(ref)
+        with container_root(self._engine, record, path) as (root_fd, inner):
+            if from_stream is not None:
+                if not stat_path(root_fd, inner, follow_link=True).is_dir:
+                    raise InvalidArgument(f'destination "{ref}:{path}" must be a directory')
+                from pallet.linux.openat2 import open_in_root
+
+                into = open_in_root(root_fd, inner.lstrip("/") or ".", os.O_PATH | os.O_DIRECTORY)
+                try:
+                    return extract(into, from_stream, owner=owner)
+                finally:
+                    os.close(into)
+            assert from_path is not None
+            host = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                return copy(host, from_path, root_fd, inner, follow_link=follow_link, owner=owner)
+            finally:
+                os.close(host)
+
+    def diff(self, ref: str) -> list[str]:
+        """``diff``: the container's changes to its image's files, as docker prints them (``C /etc``)."""
+        from pallet.engine.filesystem.diff import container_changes
+        from pallet.engine.layout import snapshot_key
+
+        record = self._engine.get(ref)
+        changes = container_changes(
+            self._engine.images, snapshot_key(record.id), mount_points=self._mount_points(record)
+        )
+        return [str(change) for change in changes]
+
+    def _mount_points(self, record: ContainerRecord) -> list[str]:
+        """Destinations of every mount of the container's config.json: the runtime makes them."""
+        import json
+
+        try:
+            with open(os.path.join(self._engine.layout.bundle(record.id), "config.json")) as f:
+                mounts = json.load(f).get("mounts") or []
+        except (OSError, ValueError):
+            mounts = []
+        found = [
+            m["destination"] for m in mounts if isinstance(m, dict) and isinstance(m.get("destination"), str)
+        ]
+        found += [m.get("Destination", "") for m in self._engine.document(record).get("Mounts") or []]
+        return [p for p in found if p]
+
+    def commit(
+        self,
+        ref: str,
+        repository: str | None = None,
+        *,
+        changes: Sequence[str] = (),
+        message: str = "",
+        author: str = "",
+        pause: bool = True,
+    ) -> ImageRecord:
+        """``commit``: an image of the container's files and run config, tagged ``repository``; a running
+        container is paused meanwhile (``pause``), for a consistent snapshot, as docker does."""
+        from pallet.engine.filesystem.commit import commit_snapshot
+        from pallet.engine.layout import snapshot_key
+
+        engine = self._engine
+        record = engine.get(ref)
+        document = engine.document(record)
+        command = [document.get("Path", ""), *(document.get("Args") or [])]
+        paused = False
+        if pause and record.state == "running":
+            engine.pause(record.id)
+            paused = True
+        try:
+            return commit_snapshot(
+                engine.images,
+                snapshot_key(record.id),
+                image=record.image_id,
+                run_config=_run_config(document),
+                changes=changes,
+                message=message,
+                author=author,
+                created_by=" ".join(c for c in command if c),
+                ref=repository,
+            )
+        finally:
+            if paused:
+                engine.unpause(record.id)
+
+    def export(self, ref: str, out: BinaryIO | Callable[[], Any]) -> None:
+        """``export``: the container's root filesystem as a tar stream to ``out``.
+
+        ``out`` may be a context manager factory (an atomic output file),
+        entered once the rootfs is mounted.
+        """
+        from pallet.engine.filesystem.export import export_rootfs, mounted_rootfs
+        from pallet.engine.layout import snapshot_key
+
+        engine = self._engine
+        record = engine.get(ref)
+        with mounted_rootfs(engine.images, snapshot_key(record.id), engine.layout.rootfs(record.id)) as tree:
+            if callable(out):
+                with out() as stream:
+                    export_rootfs(tree, stream)
+            else:
+                export_rootfs(tree, out)
+
+    # --- cleaning up --------------------------------------------------------------------------
+
+    def prune_containers(self, filters: PruneFilters | None = None) -> tuple[list[str], int]:
+        """``container prune``: stopped containers removed (ids), and the bytes freed."""
+        from pallet.engine.gc.prune import prune_containers
+
+        return prune_containers(self._engine, filters)
+
+    def prune_images(self, *, all: bool = False, filters: PruneFilters | None = None) -> PruneReport:
+        """``image prune [-a]``."""
+        from pallet.engine.gc.prune import prune_images
+
+        return prune_images(self._engine, all=all, filters=filters)
+
+    def prune(
+        self, *, all: bool = False, volumes: bool = False, filters: PruneFilters | None = None
+    ) -> PruneReport:
+        """``system prune [-a] [--volumes]``."""
+        from pallet.engine.gc.prune import system_prune
+
+        return system_prune(self._engine, all=all, volumes=volumes, filters=filters)
+
+    def disk_usage(self) -> DiskUsage:
+        """``system df``: images, containers and volumes with their sizes."""
+        from pallet.engine.gc.diskusage import disk_usage_of
+
+        return disk_usage_of(self._engine)
+
+    # --- volumes ------------------------------------------------------------------------------
+
+    def create_volume(
+        self,
+        name: str | None = None,
+        *,
+        driver: str = "local",
+        labels: Mapping[str, str] | None = None,
+        options: Mapping[str, str] | None = None,
+    ) -> Volume:
+        return self._engine.volumes.create(
+            name, driver=driver, labels=dict(labels or {}), options=dict(options or {})
+        )
+
+    def volume(self, name: str) -> Volume:
+        """The volume ``name``; ``NotFound`` if there is none (a root without volumes is not changed)."""
+        if not os.path.isdir(os.path.join(self._engine.layout.root, "volumes")):
+            raise NotFound(f"no such volume: {name}")
+        return self._engine.volumes.get(name)
+
+    def volumes(self, filters: VolumeFilters | None = None) -> list[Volume]:
+        return self._engine.volumes.list_volumes(filters)
+
+    def remove_volume(self, name: str, *, force: bool = False) -> None:
+        self._engine.volumes.remove(name, force=force)
+
+    def prune_volumes(
+        self, *, all: bool = False, filters: VolumeFilters | None = None
+    ) -> tuple[list[str], int]:
+        """``volume prune [-a]``: unused (anonymous, unless ``all``) volumes removed, and the bytes freed."""
+        return self._engine.volumes.prune(all=all, filters=filters)
+
+
+def _run_config(document: Mapping[str, Any]) -> Any:
+    """The container's run config (docker's ``Config``) as an image's ``config``; None if unknown."""
+    from pallet.oci.image_spec import ContainerConfig
+
+    config = document.get("Config")
+    if not isinstance(config, dict) or not config:
+        return None
+    run = ContainerConfig.from_json(config)
+    # what describes this container only (Hostname, Image, Tty, ...) stays out of the image
+    hostname = f"HOSTNAME={config.get('Hostname') or ''}"
+    env = tuple(e for e in run.env or () if e != hostname) if run.env is not None else None
+    return run.replace(env=env, extra={})

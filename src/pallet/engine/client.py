@@ -30,10 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
     from typing import Any
 
-    from pallet.engine.containers.lifecycle import Engine
-    from pallet.engine.containers.records import ContainerRecord
-    from pallet.engine.spec.options import RunOptions
-    from pallet.engine.volumes import Volume
+    from pallet.engine.service import ContainerRecord, RunOptions, Service
     from pallet.image.store import ImageRecord
 
 __all__ = [
@@ -227,48 +224,48 @@ class Container:
         self.attrs = self.client.containers.get(self.id).attrs
 
     def start(self) -> None:
-        with self.client._engine() as engine:
-            engine.start(self.id)
+        with self.client._service() as service:
+            service.start(self.id)
         self.reload()
 
     def stop(self, timeout: int | None = None) -> None:
-        with self.client._engine() as engine:
-            engine.stop(self.id, timeout=timeout)
+        with self.client._service() as service:
+            service.stop(self.id, timeout=timeout)
         self.reload()
 
     def restart(self, timeout: int | None = None) -> None:
-        with self.client._engine() as engine:
-            engine.restart(self.id, timeout=timeout)
+        with self.client._service() as service:
+            service.restart(self.id, timeout=timeout)
         self.reload()
 
     def kill(self, signal: str | int | None = None) -> None:
-        with self.client._engine() as engine:
-            engine.kill(self.id, None if signal is None else str(signal))
+        with self.client._service() as service:
+            service.kill(self.id, signal)
         self.reload()
 
     def pause(self) -> None:
-        with self.client._engine() as engine:
-            engine.pause(self.id)
+        with self.client._service() as service:
+            service.pause(self.id)
         self.reload()
 
     def unpause(self) -> None:
-        with self.client._engine() as engine:
-            engine.unpause(self.id)
+        with self.client._service() as service:
+            service.unpause(self.id)
         self.reload()
 
     def rename(self, name: str) -> None:
-        with self.client._engine() as engine:
-            engine.rename(self.id, name)
+        with self.client._service() as service:
+            service.rename(self.id, name)
         self.reload()
 
     def remove(self, *, force: bool = False, v: bool = False) -> None:
-        with self.client._engine() as engine:
-            engine.remove(self.id, force=force, volumes=v)
+        with self.client._service() as service:
+            service.remove(self.id, force=force, volumes=v)
 
     def wait(self, timeout: float | None = None) -> dict[str, Any]:
         """Block until the container stops: ``{"StatusCode": N, "Error": None}``."""
-        with self.client._engine() as engine:
-            code = engine.wait(self.id, timeout=timeout)
+        with self.client._service() as service:
+            code = service.wait(self.id, timeout=timeout)
         return {"StatusCode": code, "Error": None}
 
     def logs(
@@ -280,15 +277,14 @@ class Container:
     def _log_chunks(
         self, *, stdout: bool, stderr: bool, timestamps: bool, tail: int | str
     ) -> Iterator[bytes]:
-        from pallet.engine.shim.logfile import format_entry, read_logs
+        from pallet.engine.service import format_log_entry
 
-        wanted = {s for s, on in (("stdout", stdout), ("stderr", stderr)) if on}
-        path = str(self.attrs.get("LogPath") or "")
-        if not path:
-            return
-        for entry in read_logs(path, tail=None if tail == "all" else int(tail)):
-            if entry.stream in wanted:
-                yield format_entry(entry, timestamps)
+        with self.client._service() as service:
+            entries = service.logs(
+                self.id, tail=None if tail == "all" else int(tail), stdout=stdout, stderr=stderr
+            )
+            for entry in entries:
+                yield format_log_entry(entry, timestamps)
 
     def exec_run(
         self,
@@ -303,11 +299,9 @@ class Container:
         stderr: bool = True,
     ) -> ExecResult:
         """Run ``cmd`` in the container; its exit code and output (``exit_code`` None when detached)."""
-        import tempfile
+        from pallet.engine.service import exec_request
 
-        from pallet.engine.containers.execs import ExecRequest, exec_process
-
-        request = ExecRequest(
+        request = exec_request(
             cmd=_command(cmd) or (),
             tty=tty,
             detach=detach,
@@ -315,21 +309,12 @@ class Container:
             workdir=workdir or "",
             user=user,
         )
-        with self.client._engine() as engine:
+        with self.client._service() as service:
             if detach:
-                exec_process(engine, self.id, request)
+                service.exec(self.id, request)
                 return ExecResult(exit_code=None, output=b"")
-            null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-            try:
-                with tempfile.TemporaryFile() as out:
-                    fd = out.fileno()
-                    code = exec_process(
-                        engine, self.id, request, stdio=(null, fd if stdout else null, fd if stderr else null)
-                    )
-                    out.seek(0)
-                    return ExecResult(exit_code=code, output=out.read())
-            finally:
-                os.close(null)
+            code, output = service.exec_output(self.id, request, stdout=stdout, stderr=stderr)
+            return ExecResult(exit_code=code, output=output)
 
 
 class ContainerCollection:
@@ -338,22 +323,14 @@ class ContainerCollection:
     def __init__(self, client: Client) -> None:
         self.client = client
 
-    def _wrap(self, engine: Engine, record: ContainerRecord) -> Container:
-        from pallet.engine.containers.inspection import inspect_container
-
-        attrs = inspect_container(
-            record,
-            engine.document(record),
-            bundle=engine.layout.bundle(record.id),
-            run_dir=engine.layout.run_dir(record.id),
-        )
-        return Container(self.client, attrs)
+    def _wrap(self, service: Service, record: ContainerRecord) -> Container:
+        return Container(self.client, service.inspect(record))
 
     def create(self, image: str, command: str | Sequence[str] | None = None, **kwargs: Any) -> Container:
         """Create (not start) a container, as ``pallet create``."""
         options = run_options(command=command, **kwargs)
-        with self.client._engine() as engine:
-            return self._wrap(engine, engine.create(image, options))
+        with self.client._service() as service:
+            return self._wrap(service, service.create(image, options))
 
     def run(
         self,
@@ -374,57 +351,36 @@ class ContainerCollection:
         if detach and remove:
             kwargs["auto_remove"] = True
         container = self.create(image, command, **kwargs)
-        with self.client._engine() as engine:
-            engine.start(container.id)
+        with self.client._service() as service:
+            service.start(container.id)
             if detach:
-                return self._wrap(engine, engine.get(container.id))
-            code = engine.wait(container.id)
+                return self._wrap(service, service.get(container.id))
+            code = service.wait(container.id)
             container.reload()
             out = container.logs(stdout=stdout, stderr=stderr)
             err = container.logs(stdout=False, stderr=True) if code != 0 else b""
             if remove:
-                engine.remove(container.id, force=True, volumes=True)
+                service.remove(container.id, force=True, volumes=True)
         if code != 0:
             raise ContainerError(container, code, container.attrs.get("Args", []), err)
         return out
 
     def get(self, container_id: str) -> Container:
-        with self.client._engine() as engine:
-            return self._wrap(engine, engine.get(container_id))
+        with self.client._service() as service:
+            return self._wrap(service, service.get(container_id))
 
     def list(self, *, all: bool = False, filters: Mapping[str, Any] | None = None) -> list[Container]:
-        """Containers, newest first (``all``: stopped ones too). Filters: ``name``, ``id``, ``status``, ``label``."""
-        wanted = dict(filters or {})
-        with self.client._engine() as engine:
-            out = []
-            for record in engine.list_containers(all=all or "status" in wanted):
-                if _matches(record, wanted):
-                    out.append(self._wrap(engine, record))
-            return out
+        """Containers, newest first (``all``: stopped ones too), with docker's filters (``id``, ``name``,
+        ``label``, ``status``, ``exited``, ``ancestor``, ``before``, ``since``, ``volume``, ``network``)."""
+        with self.client._service() as service:
+            return [
+                self._wrap(service, record) for record in service.ps(all=all, filters=dict(filters or {}))
+            ]
 
     def prune(self) -> dict[str, Any]:
-        from pallet.engine.gc.prune import prune_containers
-
-        with self.client._engine() as engine:
-            removed, freed = prune_containers(engine)
+        with self.client._service() as service:
+            removed, freed = service.prune_containers()
         return {"ContainersDeleted": removed, "SpaceReclaimed": freed}
-
-
-def _matches(record: ContainerRecord, filters: Mapping[str, Any]) -> bool:
-    for key, value in filters.items():
-        wants = value if isinstance(value, list) else [value]
-        if key == "name" and not any(str(w).lstrip("/") in record.name for w in wants):
-            return False
-        if key == "id" and not any(record.id.startswith(str(w)) for w in wants):
-            return False
-        if key == "status" and record.state not in wants:
-            return False
-        if key == "label":
-            for want in wants:
-                k, sep, v = str(want).partition("=")
-                if k not in record.labels or (sep and record.labels[k] != v):
-                    return False
-    return True
 
 
 # --- images -----------------------------------------------------------------------------------
@@ -501,35 +457,28 @@ class ImageCollection:
 
 
 class VolumeCollection:
-    """``client.volumes`` (over ``pallet.engine.volumes``): volumes as their inspect dicts."""
+    """``client.volumes``: volumes as their inspect dicts."""
 
     def __init__(self, client: Client) -> None:
         self.client = client
 
-    def _store(self) -> Any:
-        from pallet.engine.volumes import VolumeStore
-
-        return VolumeStore.open(self.client.root)
-
     def create(
         self, name: str | None = None, *, labels: Mapping[str, str] | None = None
     ) -> dict[str, object]:
-        with self._store() as store:
-            volume: Volume = store.create(name, labels=dict(labels or {}))
-            return volume.to_inspect()
+        with self.client._service() as service:
+            return service.create_volume(name, labels=labels).to_inspect()
 
     def get(self, name: str) -> dict[str, object]:
-        with self._store() as store:
-            volume: Volume = store.get(name)
-            return volume.to_inspect()
+        with self.client._service() as service:
+            return service.volume(name).to_inspect()
 
     def list(self) -> list[dict[str, object]]:
-        with self._store() as store:
-            return [v.to_inspect() for v in store.list_volumes()]
+        with self.client._service() as service:
+            return [v.to_inspect() for v in service.volumes()]
 
     def remove(self, name: str, *, force: bool = False) -> None:
-        with self._store() as store:
-            store.remove(name, force=force)
+        with self.client._service() as service:
+            service.remove_volume(name, force=force)
 
 
 # --- the client -------------------------------------------------------------------------------
@@ -550,10 +499,10 @@ class Client:
         self.images = ImageCollection(self)
         self.volumes = VolumeCollection(self)
 
-    def _engine(self) -> Engine:
-        from pallet.engine.containers.lifecycle import Engine
+    def _service(self) -> Service:
+        from pallet.engine.service import Service
 
-        return Engine.open(self.root, self.run_root)
+        return Service.open(self.root, self.run_root)
 
     def close(self) -> None:
         """Nothing stays open between calls; kept for the docker SDK's shape."""

@@ -202,12 +202,12 @@ class Service:
         """What was decided at create (docker's inspect shape: ``Path``, ``Args``, ``Config``, ``Mounts``…)."""
         return self._engine.document(record)
 
-    def inspect(self, ref: str) -> dict[str, Any]:
-        """``docker inspect`` of container ``ref``."""
+    def inspect(self, ref: str | ContainerRecord) -> dict[str, Any]:
+        """``docker inspect`` of container ``ref`` (or of a record just read)."""
         from pallet.engine.containers.inspection import inspect_container
 
         engine = self._engine
-        record = engine.get(ref)
+        record = engine.get(ref) if isinstance(ref, str) else ref
         return inspect_container(
             record,
             engine.document(record),

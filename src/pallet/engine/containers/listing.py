@@ -23,7 +23,7 @@ from pallet.errors import InvalidArgument, NotFound, PalletError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Mapping
     from typing import Any
 
     from pallet.engine.containers.lifecycle import Engine
@@ -100,12 +100,12 @@ def _state(record: ContainerRecord) -> str:
 class ContainerFilters:
     """Parsed ``ps`` filters (the module's rules); ``matches`` applies them to one container."""
 
-    def __init__(self, values: Iterable[str] | Mapping[str, str | Sequence[str]] = ()) -> None:
+    def __init__(self, values: Iterable[str] | Mapping[str, object] = ()) -> None:
         self.by_key: dict[str, list[str]] = {}
         pairs: list[tuple[str, str]] = []
         if isinstance(values, dict):  # the docker SDK's and API's shape: {"key": value or [values]}
             for key, wants in values.items():
-                for want in [wants] if isinstance(wants, str) else wants:
+                for want in wants if isinstance(wants, (list, tuple)) else [wants]:
                     pairs.append((str(key), str(want)))
         else:
             for value in values:

@@ -186,8 +186,8 @@ def _run_export(ctx: Context, args: Namespace, service: Service) -> int:
         return 0
     from pallet.cli.outfile import atomic_output
 
-    output = args.output
-    service.export(args.container, lambda: atomic_output(output))  # the file is complete or absent
+    with atomic_output(args.output) as out:  # the file is complete or absent
+        service.export(args.container, out)
     return 0
 
 

@@ -525,23 +525,15 @@ class Service:
             if paused:
                 engine.unpause(record.id)
 
-    def export(self, ref: str, out: BinaryIO | Callable[[], Any]) -> None:
-        """``export``: the container's root filesystem as a tar stream to ``out``.
-
-        ``out`` may be a context manager factory (an atomic output file),
-        entered once the rootfs is mounted.
-        """
+    def export(self, ref: str, out: BinaryIO) -> None:
+        """``export``: the container's root filesystem as a tar stream to ``out``."""
         from pallet.engine.filesystem.export import export_rootfs, mounted_rootfs
         from pallet.engine.layout import snapshot_key
 
         engine = self._engine
         record = engine.get(ref)
         with mounted_rootfs(engine.images, snapshot_key(record.id), engine.layout.rootfs(record.id)) as tree:
-            if callable(out):
-                with out() as stream:
-                    export_rootfs(tree, stream)
-            else:
-                export_rootfs(tree, out)
+            export_rootfs(tree, out)
 
     # --- cleaning up --------------------------------------------------------------------------
 

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
     from typing import Any, BinaryIO, Self
 
-    # the types a front end names, re-exported (in ``__all__``) for type annotations only
+    # the types a front end names: re-exported (``__all__``), loaded on first use (``__getattr__``)
     from pallet.engine.containers.execs import ExecRequest
     from pallet.engine.containers.lifecycle import Engine
     from pallet.engine.containers.listing import ContainerFilters
@@ -83,6 +83,37 @@ __all__ = [
     "streams",
     "volume_filters",
 ]
+
+#: where each re-exported type lives; imported when first asked for, so that importing this
+#: module (on ``pallet run``'s path) costs nothing more
+_TYPES = {
+    "ContainerFilters": "pallet.engine.containers.listing",
+    "ContainerRecord": "pallet.engine.containers.records",
+    "CopyResult": "pallet.engine.filesystem.cp",
+    "DiskUsage": "pallet.engine.gc.diskusage",
+    "ExecRequest": "pallet.engine.containers.execs",
+    "LogEntry": "pallet.engine.shim.logfile",
+    "ProcessList": "pallet.engine.observe.top",
+    "PruneFilters": "pallet.engine.gc.prune",
+    "PruneReport": "pallet.engine.gc.prune",
+    "RunOptions": "pallet.engine.spec.options",
+    "RunResult": "pallet.engine.containers.session",
+    "RunSession": "pallet.engine.containers.session",
+    "Streams": "pallet.engine.containers.session",
+    "Summary": "pallet.engine.gc.diskusage",
+    "Usage": "pallet.engine.observe.stats",
+    "Volume": "pallet.engine.volumes",
+    "VolumeFilters": "pallet.engine.volumes",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _TYPES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
 
 
 # --- what a front end builds before (or without) opening the engine ------------------------------

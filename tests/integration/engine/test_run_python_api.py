@@ -65,3 +65,29 @@ def test_volumes_create_get_list_remove(client: pallet.Client) -> None:
     assert [v["Name"] for v in client.volumes.list()] == ["data"]
     client.volumes.remove("data")
     assert client.volumes.list() == []
+
+
+def test_the_cli_and_the_client_list_by_the_same_filters(
+    client: pallet.Client, pallet_env: PalletEnv
+) -> None:
+    ran = pallet_env.pallet(
+        "run", "--name", "three", "--label", "tier=web", "--label", "team=a", "busybox", "sh", "-c", "exit 3"
+    )  # fmt: skip
+    assert ran.returncode == 3, ran.stderr
+    pallet_env.ok("create", "--name", "fresh", "--label", "tier=web", "--label", "team=b", "busybox", "true")
+    cases: list[dict[str, list[str]]] = [
+        {"label": ["tier=web"]},
+        {"label": ["tier=web", "team=a"]},  # every label must match
+        {"exited": ["3"]},
+        {"status": ["created"]},
+        {"status": ["created", "exited"]},
+        {"name": ["thr", "fre"]},
+        {"ancestor": ["busybox"], "status": ["exited"]},
+    ]
+    for filters in cases:
+        flags = [a for key, values in filters.items() for v in values for a in ("--filter", f"{key}={v}")]
+        by_cli = pallet_env.ok("ps", "-a", "--format", "{{.Names}}", *flags).split()
+        by_client = [c.name for c in client.containers.list(all=True, filters=filters)]
+        assert by_cli == by_client, filters
+    assert [c.name for c in client.containers.list(filters={"label": ["tier=web", "team=a"]})] == []
+    assert [c.name for c in client.containers.list(filters={"exited": 3})] == ["three"]

@@ -9,7 +9,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 bash scripts/install.sh --no-demo --dev
 v=.venv/bin
-echo "== ruff";          "$v/ruff" check src tests
+echo "== ruff";          "$v/ruff" check src tests && "$v/ruff" format --check -q src tests
 echo "== mypy";          "$v/mypy"
 echo "== import-linter"; "$v/lint-imports" --no-cache
 echo "== pytest";        "$v/pytest" "$@"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -197,6 +198,8 @@ class PalletEnv:
         for base in Path("/sys/fs/cgroup").iterdir():
             with contextlib.suppress(OSError):
                 (base / "pallet").rmdir()
+        # a zygote a command started in the background as this ran leaves once its run dir is gone
+        shutil.rmtree(self.run_root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -59,7 +59,7 @@ cleanup() {
     umount -R "$work/storage/overlay" 2>/dev/null || true
     rm -rf "$work"
     # the engine's cgroup parent, left like docker's /docker: gone once empty (busy: still in use)
-    for d in /sys/fs/cgroup/*/pallet; do [ -d "$d" ] && rmdir "$d" 2>/dev/null; done
+    for d in /sys/fs/cgroup/*/pallet; do [ -d "$d" ] && { rmdir "$d" 2>/dev/null || true; }; done
     true
 }
 trap cleanup EXIT

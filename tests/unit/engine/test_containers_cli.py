@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pallet.cli.containers import ps_row
 from pallet.cli.main import main
-from pallet.engine.containers.records import ContainerRecord
+from pallet.testing.records import container_record
 
 
 def run_cli(tmp_path: Path, *args: str) -> tuple[int, str, str]:
@@ -46,26 +46,12 @@ def test_exec_without_a_command_is_a_usage_error(tmp_path: Path) -> None:
     assert '"exec" requires at least 2 arguments' in err
 
 
-def _record(**fields: object) -> ContainerRecord:
-    values: dict[str, object] = {
-        "id": "a" * 64,
-        "name": "web",
-        "image_id": "sha256:" + "e" * 64,
-        "image": "busybox",
-        "created": 1000.0,
-        "state": "running",
-        "runtime": "runc",
-    }
-    values.update(fields)
-    return ContainerRecord(**values)  # type: ignore[arg-type]
-
-
 def test_ps_row_quotes_and_truncates_the_command() -> None:
     doc = {"Path": "sh", "Args": ["-c", "echo a long command line"]}
-    row = ps_row(_record(), doc, now=1005.0, no_trunc=False)
+    row = ps_row(container_record(), doc, now=1005.0, no_trunc=False)
     assert row["Command"] == '"sh -c echo a long c…"'
     assert row["ID"] == "a" * 12
-    full = ps_row(_record(), doc, now=1005.0, no_trunc=True)
+    full = ps_row(container_record(), doc, now=1005.0, no_trunc=True)
     assert full["Command"] == '"sh -c echo a long command line"'
     assert full["ID"] == "a" * 64
 

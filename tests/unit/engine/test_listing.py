@@ -11,20 +11,7 @@ import pytest
 from pallet.engine.containers.records import ContainerRecord
 from pallet.engine.service import Service, container_filters, status_text
 from pallet.errors import InvalidArgument
-
-
-def _record(**fields: object) -> ContainerRecord:
-    values: dict[str, object] = {
-        "id": "a" * 64,
-        "name": "web",
-        "image_id": "sha256:" + "e" * 64,
-        "image": "busybox",
-        "created": 1000.0,
-        "state": "running",
-        "runtime": "runc",
-    }
-    values.update(fields)
-    return ContainerRecord(**values)  # type: ignore[arg-type]
+from pallet.testing.records import container_record
 
 
 @pytest.mark.parametrize(
@@ -52,11 +39,11 @@ def _record(**fields: object) -> ContainerRecord:
     ],
 )
 def test_status_reads_like_dockers(fields: dict[str, object], text: str) -> None:
-    assert status_text(_record(**fields), now=1005.0) == text
+    assert status_text(container_record(**fields), now=1005.0) == text
 
 
-_OLD = _record(id="b" * 64, name="old", created=500.0, state="exited", exit_code=0)
-_NEW = _record(id="c" * 64, name="new", created=2000.0)
+_OLD = container_record(id="b" * 64, name="old", created=500.0, state="exited", exit_code=0)
+_NEW = container_record(id="c" * 64, name="new", created=2000.0)
 _DOCUMENTS: dict[str, Mapping[str, Any]] = {
     "a" * 64: {
         "Mounts": [{"Type": "volume", "Name": "data", "Destination": "/data"}],
@@ -100,11 +87,11 @@ def _matches(values: list[str] | dict[str, Any], record: ContainerRecord) -> boo
     ],
 )
 def test_filters_follow_dockers_rules(values: list[str], expected: bool) -> None:
-    assert _matches(values, _record()) is expected
+    assert _matches(values, container_record()) is expected
 
 
 def test_every_label_filter_must_match_as_dockers_do() -> None:
-    record = _record(labels={"tier": "web", "team": "a"})
+    record = container_record(labels={"tier": "web", "team": "a"})
     assert _matches(["label=tier"], record)
     assert _matches(["label=tier=web", "label=team=a"], record)
     assert not _matches(["label=tier=web", "label=team=b"], record)
@@ -114,15 +101,15 @@ def test_every_label_filter_must_match_as_dockers_do() -> None:
 def test_exited_matches_the_exit_code_of_exited_containers_only() -> None:
     assert _matches(["exited=0"], _OLD)
     assert not _matches(["exited=1"], _OLD)
-    assert not _matches(["exited=0"], _record())
+    assert not _matches(["exited=0"], container_record())
     assert container_filters(["exited=0"]).show_stopped
     assert container_filters(["status=created"]).show_stopped
     assert not container_filters(["name=web"]).show_stopped
 
 
 def test_the_sdk_shape_of_filters_follows_the_same_rules() -> None:
-    assert _matches({"name": "web", "label": ["tier"]}, _record(labels={"tier": "x"}))
-    assert not _matches({"status": ["exited", "paused"]}, _record())
+    assert _matches({"name": "web", "label": ["tier"]}, container_record(labels={"tier": "x"}))
+    assert not _matches({"status": ["exited", "paused"]}, container_record())
 
 
 @pytest.mark.parametrize("value", ["colour=red", "status", "status=sleeping", "is-task=true"])

@@ -53,7 +53,6 @@ _ERRORS = select.POLLERR | select.POLLHUP | select.POLLNVAL
 #: an attach client that lets this much output pile up is dropped, so the container never waits on it
 _CLIENT_BACKLOG = 8 * 1024 * 1024
 _TIOCSWINSZ = 0x5414
-_MSG_CMSG_CLOEXEC = 0x40000000
 _BACKOFF_START = 0.1
 _BACKOFF_MAX = 60.0
 #: a run this long resets the back-off, as dockerd does
@@ -315,7 +314,7 @@ class Supervisor:
                 os._exit(0)
         theirs.close()
         try:
-            msg, ancillary, _, _ = ours.recvmsg(4096, _socket.CMSG_SPACE(4 * 3), _MSG_CMSG_CLOEXEC)
+            msg, ancillary, _, _ = ours.recvmsg(4096, _socket.CMSG_SPACE(4 * 3), _socket.MSG_CMSG_CLOEXEC)
         finally:
             ours.close()
             _reap(pid)

@@ -56,9 +56,7 @@ _CHECK_MS = 5000
 _IDLE_EXIT = 600
 #: argv room for each forked shim's command line (its title names its container's shim.json)
 _TITLE_ROOM = 1024
-_SO_PEERCRED = 17
 _PR_GET_DUMPABLE = 3
-_MSG_CMSG_CLOEXEC = 0x40000000
 _MAX_FDS = 4
 
 
@@ -73,7 +71,7 @@ def peer_uid(sock: _socket.socket) -> int:
     """The uid of the process at the other end of a connected unix socket."""
     import _socket
 
-    cred = sock.getsockopt(_socket.SOL_SOCKET, _SO_PEERCRED, 12)  # struct ucred: pid, uid, gid
+    cred = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)  # struct ucred: pid, uid, gid
     return int.from_bytes(cred[4:8], "little")
 
 
@@ -296,7 +294,7 @@ def _answer(conn: _socket.socket, listener: _socket.socket, code: dict[str, int]
     conn.settimeout(2.0)  # a client that connects and says nothing must not hold up the others
     if peer_uid(conn) != os.geteuid():
         return "refused"
-    msg, ancillary, _, _ = conn.recvmsg(4096, _socket.CMSG_SPACE(4 * _MAX_FDS), _MSG_CMSG_CLOEXEC)
+    msg, ancillary, _, _ = conn.recvmsg(4096, _socket.CMSG_SPACE(4 * _MAX_FDS), _socket.MSG_CMSG_CLOEXEC)
     fds: list[int] = []
     for level, kind, data in ancillary:
         if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:

@@ -331,13 +331,9 @@ def _run_prune(ctx: Context, args: Namespace) -> int:
 
 
 def configure_prune(parser: FlagParser) -> None:
-    parser.add_argument("-f", "--force", action="store_true", help="do not prompt for confirmation")
-    parser.add_argument(
-        "--filter",
-        action="append",
-        default=[],
-        help="until=TIME|DURATION, label=KEY[=VALUE], label!=KEY[=VALUE]",
-    )
+    from pallet.cli.prune import add_prune_flags
+
+    add_prune_flags(parser)
     parser.set_defaults(run=_run_prune)
 
 

@@ -11,7 +11,7 @@ import time
 from pallet.cli.exits import UsageError
 from pallet.cli.flags import parse_bool
 from pallet.cli.output import inspect_each, print_rows
-from pallet.cli.prune import confirm, write_report
+from pallet.cli.prune import add_prune_flags, confirm, write_report
 from pallet.cli.tables import human_duration, human_size
 from pallet.errors import PalletError
 
@@ -447,11 +447,5 @@ def configure_prune(parser: FlagParser) -> None:
         action="store_true",
         help="remove all images without a container, not just dangling ones",
     )
-    parser.add_argument("-f", "--force", action="store_true", help="do not prompt for confirmation")
-    parser.add_argument(
-        "--filter",
-        action="append",
-        default=[],
-        help="until=TIME|DURATION, label=KEY[=VALUE], label!=KEY[=VALUE]",
-    )
+    add_prune_flags(parser)
     parser.set_defaults(run=_run_prune)

@@ -8,8 +8,20 @@ if TYPE_CHECKING:
     from typing import TextIO
 
     from pallet.cli.context import Context
+    from pallet.cli.flags import FlagParser
 
-__all__ = ["confirm", "write_report"]
+__all__ = ["add_prune_flags", "confirm", "write_report"]
+
+
+def add_prune_flags(parser: FlagParser) -> None:
+    """``-f/--force`` and ``--filter``, as every docker prune takes them."""
+    parser.add_argument("-f", "--force", action="store_true", help="do not prompt for confirmation")
+    parser.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        help="until=TIME|DURATION, label=KEY[=VALUE], label!=KEY[=VALUE]",
+    )
 
 
 def confirm(ctx: Context, warning: str) -> bool:

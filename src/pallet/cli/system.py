@@ -226,15 +226,11 @@ def _run_prune(ctx: Context, args: Namespace) -> int:
 
 
 def configure_prune(parser: FlagParser) -> None:
+    from pallet.cli.prune import add_prune_flags
+
     parser.add_argument(
         "-a", "--all", action="store_true", help="remove all unused images, not just dangling ones"
     )
     parser.add_argument("--volumes", action="store_true", help="prune anonymous volumes")
-    parser.add_argument("-f", "--force", action="store_true", help="do not prompt for confirmation")
-    parser.add_argument(
-        "--filter",
-        action="append",
-        default=[],
-        help="until=TIME|DURATION, label=KEY[=VALUE], label!=KEY[=VALUE]",
-    )
+    add_prune_flags(parser)
     parser.set_defaults(run=_run_prune)

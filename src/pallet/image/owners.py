@@ -10,27 +10,15 @@ from __future__ import annotations
 
 import os
 
+from pallet.linux import procstat
+
 __all__ = ["is_alive", "owner_tag", "parse_owner"]
-
-
-def _start_time(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    # field 22 (starttime), counted after the ")" that ends the command name
-    fields = stat.rpartition(b")")[2].split()
-    try:
-        return int(fields[19])
-    except (IndexError, ValueError):
-        return None
 
 
 def owner_tag() -> str:
     """``<pid>-<start time>-<8 random hex>``: unique, and names this process."""
     pid = os.getpid()
-    return f"{pid}-{_start_time(pid) or 0}-{os.urandom(4).hex()}"
+    return f"{pid}-{procstat.start_time(pid)}-{os.urandom(4).hex()}"
 
 
 def parse_owner(name: str) -> tuple[int, int] | None:
@@ -43,5 +31,5 @@ def parse_owner(name: str) -> tuple[int, int] | None:
 
 def is_alive(pid: int, start_time: int) -> bool:
     """Whether the process that made a temp name still runs."""
-    current = _start_time(pid)
-    return current is not None and current == start_time
+    current = procstat.start_time(pid)
+    return current != 0 and current == start_time

@@ -57,6 +57,8 @@ import os
 import struct
 import sys
 
+from pallet.linux.procstat import start_time
+
 __all__ = [
     "Query",
     "answer",
@@ -431,16 +433,6 @@ def _paths(run_dir: str, network_id: str) -> tuple[str, str]:
     return base + ".pid", base + ".lock"
 
 
-def _start_time(pid: int) -> int:
-    """Field 22 of /proc/PID/stat (clock ticks since boot); 0 if the process is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return 0
-    return int(stat.rsplit(b")", 1)[1].split()[19])
-
-
 def running_pid(run_dir: str, network_id: str) -> int:
     """The pid of the network's resolver if it runs (its pid file names a live process with that start
     time); else 0."""
@@ -451,7 +443,7 @@ def running_pid(run_dir: str, network_id: str) -> int:
         pid, start = int(pid_text), int(start_text)
     except (OSError, ValueError):
         return 0
-    return pid if start and _start_time(pid) == start else 0
+    return pid if start and start_time(pid) == start else 0
 
 
 class _Lock:
@@ -606,7 +598,7 @@ def _main(argv: Sequence[str]) -> int:
     if pid:
         from pallet.linux.atomicfile import write_atomic
 
-        write_atomic(args.pidfile, f"{pid} {_start_time(pid)}".encode(), mode=0o644, durable=False)
+        write_atomic(args.pidfile, f"{pid} {start_time(pid)}".encode(), mode=0o644, durable=False)
         return 0
     # the server: its own session already (start_new_session), stdio on /dev/null
     null = os.open(os.devnull, os.O_RDWR)

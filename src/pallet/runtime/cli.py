@@ -275,7 +275,7 @@ _WORKING_SET = (
     "pallet.runtime.executable",
     "pallet.runtime.hooks",
     "pallet.runtime.ocistate",
-    "pallet.runtime.procstat",
+    "pallet.linux.procstat",
     "pallet.runtime.logsink",
     "pallet.runtime.clock",
     "pallet.linux.capabilities",

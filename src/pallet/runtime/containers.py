@@ -17,9 +17,9 @@ import fcntl
 import os
 
 from pallet.errors import AlreadyExists, InvalidArgument, NotFound, SpecError, SystemError_
+from pallet.linux import procstat
 from pallet.linux.atomicfile import write_atomic
 from pallet.oci.jsonfast import dumps, loads
-from pallet.runtime import procstat
 from pallet.runtime.savedstate import SavedState
 
 TYPE_CHECKING = False

@@ -23,7 +23,8 @@ import os
 
 from pallet.errors import UNKNOWN, InvalidArgument, NotFound, PalletError, SystemError_
 from pallet.linux import flags as f
-from pallet.runtime import procstat, sync
+from pallet.linux import procstat
+from pallet.runtime import sync
 from pallet.runtime.clock import rfc3339_now
 from pallet.runtime.containers import ContainerDir, write_pid_file
 from pallet.runtime.ocistate import oci_state, state_json

@@ -7,7 +7,7 @@ import select
 import time
 
 from pallet.errors import FailedPrecondition
-from pallet.runtime import procstat
+from pallet.linux import procstat
 from pallet.runtime.containers import ContainerDir, status_of
 from pallet.runtime.ocistate import state_json
 

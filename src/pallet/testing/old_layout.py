@@ -19,6 +19,8 @@ from __future__ import annotations
 import os
 import sqlite3
 
+from pallet.database.migrations import statements
+
 __all__ = ["OLD_FILES", "OLD_SCHEMAS", "to_old_layout", "write_old_files"]
 
 IMAGES_V1 = """
@@ -161,7 +163,7 @@ def write_old_files(
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("BEGIN IMMEDIATE")
-            for statement in _statements(schema):  # executescript would commit
+            for statement in statements(schema):  # executescript would commit
                 conn.execute(statement)
             for table, table_rows in rows.get(name, {}).items():
                 for row in table_rows:
@@ -195,15 +197,3 @@ def to_old_layout(root: str | os.PathLike[str]) -> None:
     for suffix in ("-wal", "-shm", ".init-lock", ""):
         if os.path.exists(path + suffix):
             os.unlink(path + suffix)
-
-
-def _statements(script: str) -> list[str]:
-    out: list[str] = []
-    current = ""
-    for line in script.splitlines(keepends=True):
-        current += line
-        if sqlite3.complete_statement(current):
-            if current.strip():
-                out.append(current)
-            current = ""
-    return out

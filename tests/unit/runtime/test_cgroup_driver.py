@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from pallet.linux import procstat
 from pallet.oci.runtime_spec import Resources
-from pallet.runtime import cgroup_driver, lifecycle, procstat
+from pallet.runtime import cgroup_driver, lifecycle
 from pallet.runtime.cgroup_v2 import CgroupSetup, V2Cgroup
 from pallet.runtime.cgroups import V1Cgroups
 from pallet.runtime.containers import ContainerDir, status_of

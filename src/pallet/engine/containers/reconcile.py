@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 
 from pallet.engine.shim import exitfile
+from pallet.linux.procstat import running_start_time as process_start_time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -45,25 +46,6 @@ if TYPE_CHECKING:
 
 
 __all__ = ["process_start_time", "reconcile", "shim_alive"]
-
-
-def process_start_time(pid: int) -> int | None:
-    """The start time (clock ticks since boot) of ``pid``, or None if it does not run."""
-    if pid <= 0:
-        return None
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    fields = stat.rpartition(b")")[2].split()
-    try:
-        # a zombie has exited: it only waits for its parent to reap it
-        if fields[0] == b"Z":
-            return None
-        return int(fields[19])
-    except (IndexError, ValueError):
-        return None
 
 
 def shim_alive(record: ContainerRecord) -> bool:

@@ -24,6 +24,14 @@ def start_time(pid: int) -> int:
     return stat[1] if stat else 0
 
 
+def running_start_time(pid: int) -> int | None:
+    """The start time of ``pid`` if it runs (a zombie has exited: it only waits to be reaped); else None."""
+    stat = read_stat(pid) if pid > 0 else None
+    if stat is None or stat[0] in ("Z", "X", "x"):
+        return None
+    return stat[1]
+
+
 def is_alive(pid: int, started: int) -> bool:
     """True if ``pid`` runs (not a zombie) and is the same process that started at ``started``."""
     if pid <= 0:

@@ -24,13 +24,16 @@ done
 [ "$(id -u)" = 0 ] || { echo "install.sh: run as root (pallet creates namespaces, mounts and cgroups)" >&2; exit 1; }
 
 # Debian packages pallet runs with: the interpreter, busybox-static for the default
-# image, libseccomp (seccomp filters), tini-static (--init).
-pkgs=(python3 python3-venv busybox-static libseccomp2 tini)
+# image, libseccomp (seccomp filters), tini-static (--init); rootless mode: uidmap
+# (newuidmap/newgidmap), fuse-overlayfs (overlay where the kernel's rootless overlay
+# is refused), passt (pasta) and slirp4netns (networking without root).
+pkgs=(python3 python3-venv busybox-static libseccomp2 tini uidmap fuse-overlayfs passt slirp4netns)
 # Only the tests and benchmarks use these: a compiler for Python packages built from
 # source, the peers pallet is measured against and checked with, the runtime-spec schema.
 if [ $dev = 1 ]; then
     pkgs+=(python3-dev gcc iproute2 nftables util-linux jq hyperfine runc crun skopeo umoci podman buildah
-           containerd docker.io docker-registry golang-github-opencontainers-specs-dev e2fsprogs)
+           containerd docker.io docker-registry golang-github-opencontainers-specs-dev e2fsprogs
+           runsc)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

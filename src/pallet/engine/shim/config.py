@@ -11,7 +11,11 @@ import os
 
 from pallet.errors import InvalidArgument
 from pallet.oci.jsonfast import dumps, loads
-from pallet.oci.record import Record
+from pallet.oci.record import EMPTY, Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = ["RESTART_POLICIES", "ShimConfig", "load", "parse", "save"]
 
@@ -53,6 +57,10 @@ class ShimConfig(Record):
     #: without a request within ``start_gate_seconds`` (its client was killed), start anyway
     start_on_attach: bool = False
     start_gate_seconds: float = 30.0
+    #: the pallet root whose events file gets the container's ``die`` (and ``oom``); "" for none
+    events_root: str = ""
+    #: the Actor attributes of those events (name, image, labels), as the engine knew them at start
+    event_attributes: Mapping[str, str] = EMPTY
 
 
 def save(config: ShimConfig, path: str) -> None:
@@ -64,6 +72,7 @@ def save(config: ShimConfig, path: str) -> None:
     doc = {name: getattr(config, name) for name in ShimConfig._fields}
     doc["exit_command"] = list(config.exit_command)
     doc["runtime_args"] = list(config.runtime_args)
+    doc["event_attributes"] = dict(config.event_attributes)
     # not fsynced: the file matters only while the container runs, and is written at each start
     write_atomic(path, dumps(doc, indent=2).encode(), durable=False)
 
@@ -88,6 +97,11 @@ def parse(data: bytes, path: str) -> ShimConfig:
     values = {k: v for k, v in doc.items() if k in ShimConfig._fields}
     for name in ("exit_command", "runtime_args"):
         values[name] = tuple(values.get(name) or ())
+    attributes = values.get("event_attributes")
+    if attributes is not None:
+        if not isinstance(attributes, dict):
+            raise InvalidArgument(f"{path}: event_attributes must be a JSON object")
+        values["event_attributes"] = {str(k): str(v) for k, v in attributes.items()}
     try:
         config = ShimConfig(**values)
     except TypeError as e:

@@ -25,6 +25,7 @@ import select
 import time
 from errno import EINVAL
 
+from pallet.engine import events as event_log
 from pallet.engine.runtimes import spawn
 from pallet.engine.shim import attach, exitfile
 from pallet.engine.shim.logfile import LineBuffer, LogWriter, rfc3339nano
@@ -410,6 +411,10 @@ class Supervisor:
             exitfile.write_exit(".", status)
         except OSError as e:  # the run dir is gone (removed with the container): nobody will read it
             os.write(2, f"pallet-shim {self.config.id}: exit {code}: {_os_error_text(e)}\n".encode())
+        # the shim is the one witness of every exit, whether or not a pallet command runs now
+        if oom:
+            self._event("oom")
+        self._event("die", exitCode=str(code), execDuration=str(int(time.monotonic() - self.started_at)))
         self._close_stdio()
         self._close_clients()
         _reap(deleting)
@@ -420,6 +425,12 @@ class Supervisor:
             self.backoff = min(self.backoff * 2, _BACKOFF_MAX)
         else:
             self.finished = True
+
+    def _event(self, action: str, **extra: str) -> None:
+        """Append a container event with the attributes the engine handed over (``events.append``)."""
+        c = self.config
+        if c.events_root:
+            event_log.append(c.events_root, "container", action, c.id, {**c.event_attributes, **extra})
 
     def _should_restart(self, code: int) -> bool:
         c = self.config
@@ -443,6 +454,7 @@ class Supervisor:
         try:
             self._create(start=True)
             self._running()
+            self._event("start")
         except PalletError as e:
             os.write(2, f"pallet-shim: restart {self.config.id}: {e.message}\n".encode())
             self._close_stdio()

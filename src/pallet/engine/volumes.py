@@ -29,6 +29,7 @@ import os
 import time
 import types
 
+from pallet.engine import events
 from pallet.engine.db import VOLUMES, EngineDB
 from pallet.errors import Conflict, InvalidArgument, NotFound, SystemError_, Unsupported
 from pallet.image import owners
@@ -254,11 +255,13 @@ class VolumeStore:
             return existing
         os.makedirs(self.data_path(name), exist_ok=True)
         with self.db.transaction() as conn:
-            conn.execute(
+            made = conn.execute(
                 """INSERT OR IGNORE INTO volumes(name, driver, created, labels, options, anonymous)
                    VALUES (?, ?, ?, ?, ?, ?)""",
                 (name, driver, _now(), dumps(dict(labels or {})), "{}", int(anonymous)),
-            )
+            ).rowcount
+        if made:  # not when a concurrent create of the same name won
+            events.append(self.root, "volume", "create", name, {"driver": driver})
         return self.get(name)
 
     def seed(self, name: str, source: str) -> bool:
@@ -398,6 +401,7 @@ class VolumeStore:
     def _unlink(self, conn: sqlite3.Connection, name: str) -> str:
         """Inside a transaction: drop the row and move the directory to the trash; returns the trash path."""
         conn.execute("DELETE FROM volumes WHERE name = ?", (name,))
+        events.append(self.root, "volume", "destroy", name, {"driver": LOCAL})
         target = os.path.join(self.trash, owners.owner_tag())
         try:  # noqa: SIM105 - contextlib.suppress would import contextlib on ``pallet run``
             os.rename(os.path.join(self.dir, name), target)

@@ -52,14 +52,17 @@ if TYPE_CHECKING:
     from pallet.engine.spec.options import RunOptions
     from pallet.engine.volumes import Volume, VolumeFilters
     from pallet.image.store import ImageRecord, LayerRecord
+    from pallet.network.store import Network
 
 __all__ = [
+    "PREDEFINED_NETWORKS",
     "ContainerFilters",
     "ContainerRecord",
     "CopyResult",
     "DiskUsage",
     "ExecRequest",
     "LogEntry",
+    "Network",
     "ProcessList",
     "PruneFilters",
     "PruneReport",
@@ -93,6 +96,7 @@ _TYPES = {
     "DiskUsage": "pallet.engine.gc.diskusage",
     "ExecRequest": "pallet.engine.containers.execs",
     "LogEntry": "pallet.engine.shim.logfile",
+    "Network": "pallet.network.store",
     "ProcessList": "pallet.engine.observe.top",
     "PruneFilters": "pallet.engine.gc.prune",
     "PruneReport": "pallet.engine.gc.prune",
@@ -114,6 +118,10 @@ def __getattr__(name: str) -> object:
     import importlib
 
     return getattr(importlib.import_module(module), name)
+
+
+#: the networks docker always has: ``bridge`` (the default network) and the modes ``host`` and ``none``
+PREDEFINED_NETWORKS = ("bridge", "host", "none")
 
 
 # --- what a front end builds before (or without) opening the engine ------------------------------
@@ -429,7 +437,7 @@ class Service:
         from pallet.engine.observe.ports import port_lines
 
         record = self._engine.get(ref)
-        return port_lines(self._engine.document(record), record.name, port)
+        return port_lines(self.ports_of(record.id), record.name, port)
 
     # --- containers: files --------------------------------------------------------------------
 
@@ -625,6 +633,117 @@ class Service:
     ) -> tuple[list[str], int]:
         """``volume prune [-a]``: unused (anonymous, unless ``all``) volumes removed, and the bytes freed."""
         return self._engine.volumes.prune(all=all, filters=filters)
+
+    # --- networks -----------------------------------------------------------------------------
+    # ``Network`` records (``pallet.network.store``): ``id``, ``name``, ``bridge``, ``subnet``,
+    # ``gateway``, ``ip_range``, ``internal``, ``dns``, ``mtu``, ``created`` (RFC 3339), ``labels``,
+    # ``options``, ``subnet6``, ``gateway6``. The root's default network ``bridge`` is made on first
+    # use. docker also lists ``host`` and ``none``: they are modes, not networks; ``PREDEFINED_NETWORKS``
+    # names the three, which cannot be created or removed.
+
+    def network_create(
+        self,
+        name: str,
+        *,
+        driver: str = "bridge",
+        subnet: str = "",
+        gateway: str = "",
+        ip_range: str = "",
+        internal: bool = False,
+        labels: Mapping[str, str] | None = None,
+        options: Mapping[str, str] | None = None,
+        ipv6: bool = False,
+        subnet6: str = "",
+        gateway6: str = "",
+    ) -> Network:
+        """``network create``: a bridge network and its bridge (``options``: docker's ``-o``, e.g.
+        ``com.docker.network.bridge.name``). ``AlreadyExists`` for a taken name, ``Conflict`` for a
+        predefined one, ``InvalidArgument`` for a bad CIDR, a subnet overlapping another network or
+        a host route, a gateway outside the subnet; ``NotFound`` for another driver. Nothing is made
+        on error."""
+        return self._engine.networks.create(
+            name, driver=driver, subnet=subnet, gateway=gateway, ip_range=ip_range, internal=internal,
+            labels=labels, options=options, ipv6=ipv6, subnet6=subnet6, gateway6=gateway6,
+        )  # fmt: skip
+
+    def network_list(self) -> list[Network]:
+        """``network ls``: every bridge network of the root, the default one first (oldest first)."""
+        return self._engine.networks.networks()
+
+    def network_get(self, ref: str) -> Network:
+        """The network ``ref`` names (name, id or unique id prefix); ``NotFound`` if none."""
+        return self._engine.networks.find(ref)
+
+    def network_inspect(self, ref: str) -> dict[str, Any]:
+        """``network inspect``: docker's document (``Name``, ``Id``, ``IPAM``, ``Containers``, ...)."""
+        return self._engine.networks.inspect(ref)
+
+    def network_remove(self, ref: str) -> Network:
+        """``network rm``: ``FailedPrecondition`` while containers are attached (docker's words: "has
+        active endpoints"), ``Conflict`` for a predefined network, ``NotFound`` if none; the network removed."""
+        return self._engine.networks.remove(ref)
+
+    def network_prune(self, filters: PruneFilters | None = None) -> list[Network]:
+        """``network prune``: user networks without containers removed (``until``/``label`` filters);
+        the networks removed."""
+        from pallet.engine.gc.prune import PruneFilters
+
+        chosen = filters or PruneFilters()
+
+        def keep(network: Network) -> bool:
+            if not chosen.labels_match(network.labels):
+                return True
+            if chosen.until is not None:
+                import calendar
+                import time
+
+                created = calendar.timegm(time.strptime(network.created, "%Y-%m-%dT%H:%M:%SZ"))
+                return created >= chosen.until
+            return False
+
+        return self._engine.networks.prune(keep)
+
+    def network_connect(
+        self, network: str, container: str, *, aliases: Sequence[str] = (), ip: str = ""
+    ) -> None:
+        """``network connect [--alias] [--ip] NET CTR``: a running container gets the interface now, a
+        stopped one at its next start. ``Conflict`` if connected already; ``FailedPrecondition`` for a
+        container on the host network, ``none`` or another container's network (docker's refusal)."""
+        from pallet.engine.containers.attachments import check_connectable
+
+        engine = self._engine
+        record = engine.get(container)
+        with engine.lock(record.id).held():
+            check_connectable(engine.document(record), record.name)
+            engine.networks.connect(
+                network, record.id, name=record.name, aliases=aliases, ip=ip,
+                running=record.state in ("running", "paused", "restarting"),
+            )  # fmt: skip
+
+    def network_disconnect(self, network: str, container: str, *, force: bool = False) -> None:
+        """``network disconnect [-f] NET CTR``: ``FailedPrecondition`` if the container is not
+        connected to it (``force``: no error, and an unknown container or network is no error)."""
+        engine = self._engine
+        try:
+            record = engine.get(container)
+        except NotFound:
+            if force:
+                return
+            raise
+        with engine.lock(record.id).held():
+            engine.networks.disconnect(network, record.id, name=record.name, force=force)
+
+    def ports_of(self, ref: str) -> list[tuple[str, str, int]]:
+        """The container's published ports as allocated: (``80/tcp``, host address, host port), in the
+        order asked (a port chosen by pallet for ``-p 80`` or ``-P`` filled in). A stopped container
+        keeps its ports (docker's ``port`` shows none for it: ``port`` checks the state)."""
+        record = self._engine.get(ref)
+        if record.state not in ("running", "paused", "restarting"):
+            return []
+        return [
+            (f"{p.container_port}/{p.protocol}", p.host_ip, p.host_port)
+            for p in self._engine.networks.ports(record.id)
+        ]
 
 
 def _run_config(document: Mapping[str, Any]) -> Any:

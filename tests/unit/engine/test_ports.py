@@ -7,14 +7,7 @@ import pytest
 from pallet.engine.observe.ports import parse_port, port_lines
 from pallet.errors import InvalidArgument, NotFound
 
-DOC = {
-    "HostConfig": {
-        "PortBindings": {
-            "80/tcp": [{"HostIp": "", "HostPort": "8080"}, {"HostIp": "::", "HostPort": "8080"}],
-            "53/udp": [{"HostIp": "127.0.0.1", "HostPort": "5353"}],
-        }
-    }
-}
+DOC = [("80/tcp", "", 8080), ("80/tcp", "::", 8080), ("53/udp", "127.0.0.1", 5353)]
 
 
 def test_all_ports_in_port_order() -> None:
@@ -30,9 +23,9 @@ def test_one_port_prints_its_addresses() -> None:
 
 
 def test_no_bindings_prints_nothing_and_a_port_is_not_found() -> None:
-    assert port_lines({}, "web") == []
+    assert port_lines([], "web") == []
     with pytest.raises(NotFound, match="No public port '443/tcp' published for web"):
-        port_lines({}, "web", "443/tcp")
+        port_lines([], "web", "443/tcp")
 
 
 @pytest.mark.parametrize("bad", ["http", "0", "70000", "80/icmp"])

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from typing import Any, Self
 
+    from pallet.engine.networking import Networks
     from pallet.engine.runtimes import Runtime
     from pallet.engine.shim.launch import PendingShim, ShimStarted
     from pallet.engine.spec.mounts import MountPoint, ResolvedMount
@@ -107,6 +108,7 @@ class Engine:
         self.containers = ContainerStore(self.db)
         self._images: ImageStore | None = None
         self._volumes: VolumeStore | None = None
+        self._networks: Networks | None = None
         self._runtimes: dict[str, Runtime] = {}
 
     @classmethod
@@ -152,6 +154,14 @@ class Engine:
 
             self._volumes = VolumeStore.open(self.layout.root, db=self.db)
         return self._volumes
+
+    @property
+    def networks(self) -> Networks:
+        if self._networks is None:
+            from pallet.engine.networking import Networks
+
+            self._networks = Networks(self.db, root=self.layout.root, run_root=self.layout.run_root)
+        return self._networks
 
     def lock(self, container_id: str) -> FileLock:
         return container_lock(self.layout.run_root, container_id)

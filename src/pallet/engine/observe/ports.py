@@ -1,9 +1,9 @@
 """``pallet port``: a container's published ports, as docker lists them.
 
-Published ports live in the container document's ``HostConfig.PortBindings``
-(docker's shape: ``{"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}``).
-Until bridge networking exists nothing is published, so the list is empty,
-and asking for one port gives docker's error.
+The ports are those the container holds on its networks (the network
+store's, a host port chosen for ``-p 80`` or ``-P`` filled in), given as
+(``80/tcp``, host address, host port); asking for one that is not published
+gives docker's error.
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ from pallet.errors import InvalidArgument, NotFound
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-    from typing import Any
+    from collections.abc import Sequence
 
 __all__ = ["parse_port", "port_lines"]
 
@@ -29,28 +28,21 @@ def parse_port(text: str) -> str:
     return f"{int(port)}/{proto}"
 
 
-def _bindings(document: Mapping[str, Any]) -> dict[str, list[dict[str, str]]]:
-    host_config = document.get("HostConfig") or {}
-    found = host_config.get("PortBindings") if isinstance(host_config, dict) else None
-    return found if isinstance(found, dict) else {}
+def _address(host_ip: str, host_port: int) -> str:
+    ip = host_ip or "0.0.0.0"
+    return f"[{ip}]:{host_port}" if ":" in ip else f"{ip}:{host_port}"
 
 
-def _address(binding: Mapping[str, str]) -> str:
-    ip = binding.get("HostIp") or "0.0.0.0"
-    return f"[{ip}]:{binding.get('HostPort', '')}" if ":" in ip else f"{ip}:{binding.get('HostPort', '')}"
+def port_lines(ports: Sequence[tuple[str, str, int]], name: str, port: str | None = None) -> list[str]:
+    """Lines ``docker port`` prints: ``80/tcp -> 0.0.0.0:8080`` for all ports, or the addresses of one.
 
-
-def port_lines(document: Mapping[str, Any], name: str, port: str | None = None) -> list[str]:
-    """Lines ``docker port`` prints: ``80/tcp -> 0.0.0.0:8080`` for all ports, or the addresses of one."""
-    bindings = _bindings(document)
+    ``ports``: (``80/tcp``, host address, host port) as the container holds them.
+    """
     if port is None:
-        return [
-            f"{private} -> {_address(b)}"
-            for private in sorted(bindings, key=lambda p: (int(p.split("/")[0]), p))
-            for b in bindings[private] or ()
-        ]
+        ordered = sorted(ports, key=lambda p: (int(p[0].split("/")[0]), p[0]))
+        return [f"{private} -> {_address(ip, host_port)}" for private, ip, host_port in ordered]
     wanted = parse_port(port)
-    found = bindings.get(wanted) or []
+    found = [_address(ip, host_port) for private, ip, host_port in ports if private == wanted]
     if not found:
         raise NotFound(f"No public port '{wanted}' published for {name}")
-    return [_address(b) for b in found]
+    return found

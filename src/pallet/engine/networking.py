@@ -1,0 +1,377 @@
+"""The engine's networks: the network layer's bridge driver on the root's database and run dir.
+
+``Networks(db, root=..., run_root=...)`` is what the engine (``containers/``)
+and the service surface use; nothing here knows containers beyond their ids
+and names, so it sits beside ``volumes``. The driver (``pallet.network.driver``)
+opens on the engine's connection, so an endpoint (its address, its published
+ports) is recorded in the same transaction as the container that holds it.
+
+- The default network ``bridge`` (docker's) is made on first use: its
+  interface is ``pallet0`` for the default root (``/var/lib/pallet``), else
+  ``pallet-<tag[:8]>`` (``driver.root_tag``), so two roots on one host never
+  share a bridge; its subnet comes from the root's address pools and avoids
+  the host's routes and the other roots' bridges (a host-wide lock is held
+  from the choice until the bridge, and with it its route, exists). It has no
+  resolver (docker's default bridge resolves no names).
+- The address pools are ``default-address-pools`` of ``<root>/config.toml``
+  (docker's ``daemon.json`` shape: ``[{base = "10.99.0.0/16", size = 24}]``);
+  docker's pools when absent. Read only when a network is made.
+- The driver's files live under ``<run_root>/network`` (namespace files,
+  resolvers, its lock); its nftables table is ``pallet-<tag>``.
+
+Every kernel operation is the driver's and is idempotent (see its module
+docstring for the contracts); this module adds docker's rules that need the
+engine's view: the predefined networks (``bridge``, ``host``, ``none``)
+cannot be removed, and ``network ls`` lists them.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pallet.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping, Sequence
+    from typing import Any
+
+    from pallet.database import Database
+    from pallet.network.driver import Driver, Reconciled
+    from pallet.network.ipam import Pool
+    from pallet.network.store import Endpoint, Network, PortMapping
+
+__all__ = [
+    "DEFAULT_NETWORK",
+    "DEFAULT_ROOT",
+    "PREDEFINED",
+    "Attachment",
+    "Networks",
+    "address_pools",
+    "default_bridge_name",
+]
+
+#: docker's name of the default network
+DEFAULT_NETWORK = "bridge"
+#: the root whose default network's interface is ``pallet0`` (docker's ``docker0``)
+DEFAULT_ROOT = "/var/lib/pallet"
+#: networks docker always lists and never removes (host and none are modes, not bridges)
+PREDEFINED = ("bridge", "host", "none")
+_CONFIG = "config.toml"
+_POOLS_KEY = "default-address-pools"
+#: subnets are a host-wide resource: roots take turns choosing one and making its bridge
+_POOLS_LOCK = "/run/lock/pallet-address-pools.lock"
+
+
+def default_bridge_name(root: str) -> str:
+    """The default network's interface: ``pallet0`` for the default root, else ``pallet-<tag[:8]>``."""
+    from pallet.network.driver import root_tag
+
+    if os.path.realpath(root) == DEFAULT_ROOT:
+        return "pallet0"
+    return "pallet-" + root_tag(root)[:8]
+
+
+def address_pools(root: str) -> tuple[Pool, ...]:
+    """The root's address pools: ``default-address-pools`` of ``<root>/config.toml``, else docker's.
+
+    ``InvalidArgument`` naming the file for a file that is not TOML or a bad pool.
+    """
+    from pallet.network import ipam
+
+    path = os.path.join(root, _CONFIG)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return ipam.DEFAULT_POOLS
+    import tomllib
+
+    try:
+        config = tomllib.loads(data.decode())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise InvalidArgument(f"{path}: not valid TOML: {e}") from None
+    entries = config.get(_POOLS_KEY)
+    if entries is None:
+        return ipam.DEFAULT_POOLS
+    if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
+        raise InvalidArgument(f'{path}: {_POOLS_KEY} must be a list of {{base = "CIDR", size = N}} tables')
+    try:
+        return ipam.parse_pools(entries)
+    except InvalidArgument as e:
+        raise InvalidArgument(f"{path}: {e.message}") from None
+
+
+class Attachment:
+    """A container's request for one network: by name or id, with its aliases, address, MAC and ports."""
+
+    __slots__ = ("aliases", "ip", "mac", "network", "ports")
+
+    def __init__(
+        self,
+        network: str,
+        *,
+        aliases: Sequence[str] = (),
+        ip: str = "",
+        mac: str = "",
+        ports: Sequence[PortMapping] = (),
+    ) -> None:
+        self.network = network
+        self.aliases = tuple(aliases)
+        self.ip = ip
+        self.mac = mac
+        self.ports = tuple(ports)
+
+
+class _HostLock:
+    """An exclusive ``flock`` on the host-wide pools lock file for a ``with`` block."""
+
+    __slots__ = ("_fd",)
+
+    def __init__(self) -> None:
+        self._fd = -1
+
+    def __enter__(self) -> None:
+        import fcntl
+
+        os.makedirs(os.path.dirname(_POOLS_LOCK), exist_ok=True)
+        self._fd = os.open(_POOLS_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self._fd)
+
+
+class Networks:
+    """The networks of one engine root. The driver is made on first use (its import is the cost)."""
+
+    __slots__ = ("_db", "_driver", "root", "run_dir")
+
+    def __init__(self, db: Database, *, root: str, run_root: str) -> None:
+        self._db = db
+        self.root = root
+        self.run_dir = os.path.join(run_root, "network")
+        self._driver: Driver | None = None
+
+    @property
+    def driver(self) -> Driver:
+        if self._driver is None:
+            from pallet.network import ipam
+            from pallet.network.driver import Driver, root_tag
+
+            self._driver = Driver(
+                self._db, run_dir=self.run_dir, tag=root_tag(self.root), pools=ipam.DEFAULT_POOLS
+            )
+        return self._driver
+
+    # --- networks -----------------------------------------------------------------------------
+
+    def default(self) -> Network:
+        """The default network ``bridge``, made (record, bridge, rules) if this root has none yet."""
+        try:
+            return self.driver.network(DEFAULT_NETWORK)
+        except NotFound:
+            pass
+        with _HostLock():
+            try:  # another process of this root may have made it while we waited
+                return self.driver.network(DEFAULT_NETWORK)
+            except NotFound:
+                pass
+            return self._create_locked(DEFAULT_NETWORK, bridge=default_bridge_name(self.root), dns=False)
+
+    def create(
+        self,
+        name: str,
+        *,
+        driver: str = "bridge",
+        subnet: str = "",
+        gateway: str = "",
+        ip_range: str = "",
+        internal: bool = False,
+        labels: Mapping[str, str] | None = None,
+        options: Mapping[str, str] | None = None,
+        ipv6: bool = False,
+        subnet6: str = "",
+        gateway6: str = "",
+    ) -> Network:
+        """``network create``: a user-defined bridge network (with a resolver of its containers' names),
+        its bridge made at once, as docker does. ``AlreadyExists`` for a taken name (the predefined
+        ones included), ``InvalidArgument`` for bad addressing, ``NotFound`` for a driver other than
+        ``bridge``; nothing is left on error."""
+        if driver != "bridge":
+            raise NotFound(
+                f'could not find plugin {driver} in v1 plugin registry: plugin not found (only the "bridge" driver exists)'
+            )
+        if name in PREDEFINED:
+            raise Conflict(f"operation is not permitted on predefined {name} network")
+        self.default()  # the default network takes its subnet first, as dockerd's start does
+        with _HostLock():
+            return self._create_locked(
+                name, subnet=subnet, gateway=gateway, ip_range=ip_range, internal=internal,
+                labels=labels, options=options, ipv6=ipv6, subnet6=subnet6, gateway6=gateway6,
+            )  # fmt: skip
+
+    def _create_locked(self, name: str, **kwargs: Any) -> Network:
+        """Record a network and make its bridge; the caller holds the host lock. On error, nothing stays."""
+        driver = self.driver
+        driver.pools = address_pools(self.root)
+        network = driver.create_network(name, **kwargs)
+        try:
+            driver.ensure_network(network)
+        except BaseException:
+            driver.remove_network(network.id)
+            raise
+        return network
+
+    def networks(self) -> list[Network]:
+        """Every bridge network of the root (the default one made if missing), oldest first."""
+        self.default()
+        return self.driver.store.networks()
+
+    def find(self, ref: str) -> Network:
+        """The network ``ref`` names (name, id, unique id prefix); ``NotFound`` in docker's words."""
+        if ref == DEFAULT_NETWORK:
+            return self.default()
+        try:
+            return self.driver.network(ref)
+        except NotFound:
+            raise NotFound(f"network {ref} not found") from None
+
+    def inspect(self, ref: str) -> dict[str, Any]:
+        """``network inspect``'s document (docker's JSON) of network ``ref``."""
+        from pallet.network.driver import inspect_network
+
+        network = self.find(ref)
+        document = inspect_network(network, self.driver.store.endpoints(network_id=network.id))
+        if network.name == DEFAULT_NETWORK:
+            options = document["Options"]
+            assert isinstance(options, dict)
+            options.update({
+                "com.docker.network.bridge.default_bridge": "true",
+                "com.docker.network.bridge.enable_icc": "true",
+                "com.docker.network.bridge.enable_ip_masquerade": "true",
+                "com.docker.network.bridge.host_binding_ipv4": "0.0.0.0",
+                "com.docker.network.driver.mtu": str(network.mtu),
+            })  # fmt: skip
+        return document
+
+    def remove(self, ref: str) -> Network:
+        """``network rm``: refused for a predefined network and while containers are attached
+        (docker's words); bridge, rules, resolver and row go. ``NotFound`` if there is none."""
+        if ref in PREDEFINED:
+            raise Conflict(f"{ref} is a pre-defined network and cannot be removed")
+        network = self.find(ref)
+        if network.name in PREDEFINED:
+            raise Conflict(f"{network.name} is a pre-defined network and cannot be removed")
+        return self.driver.remove_network(network.id)
+
+    def prune(self, keep: Callable[[Network], bool] = lambda _: False) -> list[Network]:
+        """``network prune``: remove every user network without containers, except those ``keep``
+        says to keep (the prune filters); the networks removed."""
+        removed = []
+        store = self.driver.store
+        for network in store.networks():
+            if network.name in PREDEFINED or keep(network) or store.endpoints(network_id=network.id):
+                continue
+            removed.append(self.driver.remove_network(network.id))
+        return removed
+
+    # --- containers -----------------------------------------------------------------------------
+
+    def netns_path(self, container_id: str) -> str:
+        """The container's network namespace file (named in its config.json; made by ``resume``)."""
+        return os.path.join(self.run_dir, "netns", container_id)
+
+    def allocate(self, container_id: str, name: str, attachments: Sequence[Attachment]) -> list[Endpoint]:
+        """Record the container's endpoints (addresses, ports): nothing in the kernel. Call it inside
+        the transaction that records the container. ``Conflict`` for an address or a host port taken
+        (by another container or a program of the host), ``NotFound`` for an unknown network."""
+        driver = self.driver
+        out = []
+        for request in attachments:
+            network = self.default() if request.network == DEFAULT_NETWORK else self.find(request.network)
+            endpoint = driver.allocate(
+                network, container_id, name=name, aliases=request.aliases, ip=request.ip,
+                mac=request.mac, ports=request.ports,
+            )  # fmt: skip
+            out.append(endpoint)
+        return out
+
+    def endpoints(self, container_id: str) -> list[Endpoint]:
+        """The container's endpoints, in the order it was attached."""
+        return self.driver.endpoints(container_id)
+
+    def resume(self, container_id: str) -> list[Endpoint]:
+        """Before the runtime starts the container: its namespace file and every endpoint it holds up.
+        Idempotent."""
+        return self.driver.resume(container_id)
+
+    def suspend(self, container_id: str) -> None:
+        """The container stopped: its namespace file, veths and port rules go; its addresses and
+        host ports stay its own (its rows). Idempotent; nothing to do for a container without endpoints."""
+        driver = self.driver
+        if driver.endpoints(container_id) or os.path.exists(self.netns_path(container_id)):
+            driver.suspend(container_id)
+
+    def release(self, container_id: str) -> None:
+        """The container is removed: its endpoints (addresses, ports, veths) and namespace file go.
+        Idempotent."""
+        driver = self.driver
+        if driver.endpoints(container_id):
+            driver.detach_container(container_id)
+        driver.remove_netns(container_id)
+
+    def connect(
+        self,
+        ref: str,
+        container_id: str,
+        *,
+        name: str,
+        aliases: Sequence[str] = (),
+        ip: str = "",
+        running: bool,
+    ) -> Endpoint:
+        """``network connect``: a running container gets its interface now, a stopped one when it
+        starts. ``Conflict`` if it is attached already (docker's words), or its address is taken."""
+        network = self.find(ref)
+        driver = self.driver
+        if any(e.network_id == network.id for e in driver.endpoints(container_id)):
+            raise Conflict(f"endpoint with name {name} already exists in network {network.name}")
+        if running:
+            return driver.attach(network, container_id, name=name, aliases=aliases, ip=ip)
+        return driver.allocate(network, container_id, name=name, aliases=aliases, ip=ip)
+
+    def disconnect(self, ref: str, container_id: str, *, name: str, force: bool = False) -> None:
+        """``network disconnect``: the container's endpoint on network ``ref`` goes (address, ports,
+        interface). ``FailedPrecondition`` if it is not attached to it, unless ``force``."""
+        try:
+            network = self.find(ref)
+        except NotFound:
+            if force:
+                return
+            raise
+        for endpoint in self.driver.endpoints(container_id):
+            if endpoint.network_id == network.id:
+                self.driver.detach(endpoint)
+                return
+        if not force:
+            raise FailedPrecondition(f"container {name} is not connected to network {network.name}")
+
+    def ports(self, container_id: str) -> list[PortMapping]:
+        """The container's published ports, as allocated (a chosen host port filled in)."""
+        return [port for endpoint in self.endpoints(container_id) for port in endpoint.ports]
+
+    def settings(self, container_id: str) -> dict[str, dict[str, object]]:
+        """``NetworkSettings.Networks`` of the container: network name -> docker's endpoint settings."""
+        from pallet.network.driver import inspect_settings
+
+        out: dict[str, dict[str, object]] = {}
+        for endpoint in self.endpoints(container_id):
+            network = self.driver.network(endpoint.network_id)
+            out[network.name] = inspect_settings(network, endpoint)
+        return out
+
+    def reconcile(self, existing: Iterable[str], active: Iterable[str]) -> Reconciled:
+        """After containers died or were half made: remove what belongs to none of ``existing`` and
+        take down the namespaces of those not ``active`` (the driver's ``reconcile``)."""
+        return self.driver.reconcile(existing, active)

@@ -63,3 +63,13 @@ def test_exec_into_a_paused_container_is_refused(pallet_env: PalletEnv, box: str
     done = pallet_env.pallet("exec", box, "true")
     assert done.returncode == 125
     assert "is paused, unpause the container before exec" in done.stderr
+
+
+def test_exec_as_a_non_root_user_gets_no_effective_capabilities(pallet_env: PalletEnv, box: str) -> None:
+    def caps(*user: str) -> dict[str, str]:
+        out = pallet_env.ok("exec", *user, box, "grep", "^Cap", "/proc/self/status")
+        return dict(line.split(":\t") for line in out.splitlines())
+
+    nobody, root = caps("-u", "nobody"), caps("-u", "0")
+    assert nobody["CapEff"] == nobody["CapPrm"] == "0000000000000000"
+    assert nobody["CapBnd"] == root["CapBnd"] == root["CapEff"] == root["CapPrm"] == caps()["CapEff"]

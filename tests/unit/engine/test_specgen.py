@@ -212,13 +212,14 @@ def test_missing_passwd_allows_numeric_users_only(tmp_path: Path) -> None:
 # --- capabilities -------------------------------------------------------------------------------
 
 
-def test_default_capabilities_are_dockers_14(rootfs: str) -> None:
+def test_default_capabilities_are_dockers_14_less_audit_write(rootfs: str) -> None:
     spec = spec_for(rootfs)
     assert spec.process is not None
     assert spec.process.capabilities is not None
     caps = spec.process.capabilities
     assert caps.bounding == caps.effective == caps.permitted == defaults.DEFAULT_CAPABILITIES
-    assert len(defaults.DEFAULT_CAPABILITIES) == 14
+    assert len(defaults.DEFAULT_CAPABILITIES) == 13
+    assert "CAP_AUDIT_WRITE" not in defaults.DEFAULT_CAPABILITIES
     assert caps.inheritable is None
     assert caps.ambient is None
 

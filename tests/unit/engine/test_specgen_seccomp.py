@@ -66,8 +66,9 @@ def test_default_profile_restricts_clone_socket_and_personality_by_argument() ->
         CLONE_NAMESPACE_FLAGS,
         0,
     )
-    [socket] = [s for s in rules if s.names == ("socket",)]
-    assert [(a.op, a.value) for a in socket.args] == [("SCMP_CMP_NE", 40)]  # no AF_VSOCK
+    families = {s.args[0].value for s in rules if s.names == ("socket",) and s.args[0].op == "SCMP_CMP_EQ"}
+    assert {1, 2, 10, 16} <= families  # unix, inet, inet6, netlink
+    assert not families & {17, 40}  # never AF_PACKET or AF_VSOCK
     personas = sorted(s.args[0].value for s in rules if s.names == ("personality",))
     assert personas == [0, 8, 0x20000, 0x20008, 0xFFFFFFFF]
     [clone3] = [s for s in rules if s.names == ("clone3",)]
@@ -187,3 +188,68 @@ def test_host_names_for_arch_and_kernel() -> None:
     assert kernel_version("6.1.0-13-amd64") == (6, 1)
     assert kernel_version("4.8") == (4, 8)
     assert kernel_version("5") == (5, 0)
+
+
+def _allowed_with_args(seccomp: Seccomp, name: str) -> list[list[tuple[int, str, int, int]]]:
+    return [
+        [(a.index, a.op, a.value, a.value_two) for a in s.args]
+        for s in seccomp.syscalls
+        if s.action == "SCMP_ACT_ALLOW" and name in s.names
+    ]
+
+
+def test_default_profile_refuses_io_uring_keyring_userfaultfd_perf_and_bpf() -> None:
+    allowed = _allowed(_default())
+    for refused in (
+        "io_uring_setup",
+        "io_uring_enter",
+        "io_uring_register",
+        "add_key",
+        "request_key",
+        "keyctl",
+        "userfaultfd",
+        "perf_event_open",
+        "bpf",
+        "unshare",
+        "socketcall",
+    ):
+        assert refused not in allowed, refused
+    assert not _allowed_with_args(_default(), "io_uring_setup")
+
+
+def test_raw_sockets_are_confined_to_icmp_and_packet_sockets_refused() -> None:
+    rules = _allowed_with_args(_default(), "socket")
+    assert [(0, "SCMP_CMP_EQ", 17, 0)] not in rules  # AF_PACKET
+    raw = [r for r in rules if (1, "SCMP_CMP_MASKED_EQ", 15, 3) in r]
+    assert raw == [[(0, "SCMP_CMP_EQ", 2, 0), (1, "SCMP_CMP_MASKED_EQ", 15, 3), (2, "SCMP_CMP_EQ", 1, 0)]]
+    hdrincl = [r for r in _allowed_with_args(_default(), "setsockopt") if (2, "SCMP_CMP_EQ", 3, 0) in r]
+    assert hdrincl == []  # IP_HDRINCL never
+
+
+def test_capabilities_turn_the_stricter_rules_back_off() -> None:
+    net_admin = _default((*DEFAULT_CAPABILITIES, "CAP_NET_ADMIN"))
+    assert [(0, "SCMP_CMP_NE", 40, 0)] in _allowed_with_args(net_admin, "socket")
+    assert {"setsockopt", "socketcall"} <= _allowed(net_admin)
+    assert "userfaultfd" in _allowed(_default((*DEFAULT_CAPABILITIES, "CAP_SYS_PTRACE")))
+    sys_admin = _allowed(_default((*DEFAULT_CAPABILITIES, "CAP_SYS_ADMIN")))
+    assert {"unshare", "bpf", "perf_event_open", "setns", "clone3"} <= sys_admin
+
+
+def test_one_of_makes_a_rule_per_value_with_the_rules_args(tmp_path: Path) -> None:
+    doc = {
+        "default": {"action": "SCMP_ACT_ERRNO"},
+        "rules": [
+            {
+                "allow": ["socket"],
+                "args": [{"index": 0, "op": "SCMP_CMP_EQ", "value": 2}],
+                "one_of": {"index": 1, "mask": 15, "values": [1, 2]},
+            }
+        ],
+    }
+    seccomp = resolve(parse_profile(doc, source="p.json"), capabilities=(), arch="amd64", kernel=(6, 1))
+    assert _allowed_with_args(seccomp, "socket") == [
+        [(0, "SCMP_CMP_EQ", 2, 0), (1, "SCMP_CMP_MASKED_EQ", 15, 1)],
+        [(0, "SCMP_CMP_EQ", 2, 0), (1, "SCMP_CMP_MASKED_EQ", 15, 2)],
+    ]
+    with pytest.raises(SpecError, match="one_of"):
+        parse_profile({**doc, "rules": [{"allow": ["socket"], "one_of": [1]}]}, source="p.json")

@@ -3,7 +3,8 @@
 The process is the container's own (``config.json``'s ``process``: its
 capabilities, rlimits, no-new-privileges, AppArmor profile) with the
 arguments, environment (the container's, then ``-e`` entries overriding by
-name), working directory and user asked for. A foreground exec runs the
+name), working directory and user asked for; ``-u`` also sets the
+capability sets that user gets from ``run -u`` (none effective for non-root). A foreground exec runs the
 runtime with the caller's stdio and returns the process's exit status; a
 detached one returns once the process started. The container's lock is held
 only to check its state: a long exec never blocks other commands, and
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from pallet.engine.containers.lifecycle import Engine
-    from pallet.oci.runtime_spec import Process
+    from pallet.oci.runtime_spec import Capabilities, Process
 
 __all__ = ["ExecRequest", "exec_process", "merge_env"]
 
@@ -60,13 +61,16 @@ def _process(engine: Engine, container_id: str, request: ExecRequest) -> Process
         raise InvalidArgument(
             f"the working directory '{request.workdir}' is invalid, it needs to be an absolute path"
         )
-    user = base.user
+    user, capabilities = base.user, base.capabilities
     if request.user:
         from pallet.engine.spec.generate import resolve_user
 
         uid, gid, groups = resolve_user(engine.layout.rootfs(container_id), request.user)
         user = User(uid=uid, gid=gid, additional_gids=tuple(groups))
+        if capabilities is not None:
+            capabilities = _user_capabilities(capabilities.bounding or (), uid)
     return base.replace(
+        capabilities=capabilities,
         terminal=request.tty,
         console_size=None,
         args=request.cmd,
@@ -74,6 +78,18 @@ def _process(engine: Engine, container_id: str, request: ExecRequest) -> Process
         cwd=request.workdir or base.cwd,
         user=user,
     )
+
+
+def _user_capabilities(bounding: tuple[str, ...], uid: int) -> Capabilities:
+    """The sets ``run -u`` gives the same user (moby's SetCapabilities, podman's exec): root gets
+    the container's bounding set as effective and permitted, any other user the bounding set only,
+    as execve leaves a non-root process. Copying the init's sets would hand a non-root exec user
+    the effective capabilities of a root init (runc sets what config.json says after setuid)."""
+    from pallet.oci.runtime_spec import Capabilities
+
+    if uid == 0:
+        return Capabilities(bounding=bounding, effective=bounding, permitted=bounding)
+    return Capabilities(bounding=bounding)
 
 
 def exec_process(

@@ -10,7 +10,8 @@ Two file formats are read:
 - pallet's own (``profiles/seccomp-default.json``, the default): ``allow`` is
   the unconditional list, ``rules`` the conditional ones (``with_caps``,
   ``without_caps``, ``arches``, ``not_arches``, ``kernel_at_least``), flags
-  such as ``CLONE_NEWNS`` named instead of summed;
+  such as ``CLONE_NEWNS`` named instead of summed, ``one_of`` for one rule
+  per value of an argument (optionally masked: a socket's type);
 - docker's (``--security-opt seccomp=FILE``): ``defaultAction``,
   ``archMap``/``architectures``, ``syscalls`` with ``includes``/``excludes``
   (``caps``, ``arches``, ``minKernel``) — which also covers a plain OCI
@@ -189,6 +190,27 @@ def _own_arg(doc: object, where: str) -> SeccompArg:
     )
 
 
+def _arg_sets(rule: dict[str, object], raw_args: list[object], where: str) -> list[tuple[SeccompArg, ...]]:
+    """The argument conditions of a rule; ``one_of`` makes one rule per value (conditions of one
+    rule are ANDed, separate rules ORed), each with the rule's ``args`` as well."""
+    args = tuple(_own_arg(a, f"{where}.args[{j}]") for j, a in enumerate(raw_args))
+    one_of = rule.get("one_of")
+    if one_of is None:
+        return [args]
+    if not isinstance(one_of, dict) or not isinstance(one_of.get("values"), list):
+        raise SpecError(f"{where}.one_of", "must be an object with index, values and an optional mask")
+    index, mask = one_of.get("index", 0), one_of.get("mask")
+    out: list[tuple[SeccompArg, ...]] = []
+    for value in one_of["values"]:
+        cond = (
+            {"index": index, "value": value, "op": "SCMP_CMP_EQ"}
+            if mask is None
+            else {"index": index, "value": mask, "valueTwo": value, "op": "SCMP_CMP_MASKED_EQ"}
+        )
+        out.append((*args, SeccompArg.from_json(cond, f"{where}.one_of")))
+    return out
+
+
 def _own_rules(doc: dict[str, object], source: str) -> list[ProfileRule]:
     rules = [ProfileRule(names=_strings(doc.get("allow"), f"{source}: allow"), action="SCMP_ACT_ALLOW")]
     raw_rules = doc.get("rules", [])
@@ -215,17 +237,7 @@ def _own_rules(doc: dict[str, object], source: str) -> list[ProfileRule]:
             if "kernel_at_least" in rule
             else None
         )
-        one_of = rule.get("arg0_one_of")
-        if one_of is not None:
-            # one rule per value: conditions of one rule are ANDed, separate rules are ORed
-            if not isinstance(one_of, list):
-                raise SpecError(f"{where}.arg0_one_of", "must be an array of numbers")
-            arg_sets: list[tuple[SeccompArg, ...]] = [
-                (SeccompArg.from_json({"index": 0, "value": v, "op": "SCMP_CMP_EQ"}, f"{where}.arg0_one_of"),)
-                for v in one_of
-            ]
-        else:
-            arg_sets = [tuple(_own_arg(a, f"{where}.args[{j}]") for j, a in enumerate(raw_args))]
+        arg_sets = _arg_sets(rule, raw_args, where)
         # each rule built once (no base.replace): the default profile is parsed on every create
         rules.extend(
             ProfileRule(

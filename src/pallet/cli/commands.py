@@ -111,6 +111,7 @@ GROUPS: dict[str, tuple[str, dict[str, Command]]] = {
         "Manage pallet",
         _table(
             ("df", "system:configure_df", "Show pallet disk usage"),
+            ("events", "events:configure_events", "Get real time events from the server"),
             ("prune", "system:configure_prune", "Remove unused data"),
         ),
     ),
@@ -147,6 +148,7 @@ COMMANDS: dict[str, Command] = {
             "Return low-level information on containers, images and volumes",
         ),
         ("ps", "containers:configure_ps", "List containers"),
+        ("events", "events:configure_events", "Get real time events from the server"),
         ("images", "images:configure_ls", "List images"),
         ("rmi", "images:configure_rm", "Remove one or more images"),
         ("login", "distribution:configure_login", "Log in to a registry"),

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import time
 
+from pallet.engine import events
 from pallet.engine.containers import names
 from pallet.engine.containers.locks import container_lock, remove_lock_file
 from pallet.engine.containers.reconcile import process_start_time, reconcile, shim_alive
@@ -299,6 +300,7 @@ class Engine:
             except BaseException:
                 self.discard(self.containers.by_id(container_id), remove_volumes=True)
                 raise
+            self.event(record, "create")
             if start_with is None:
                 return record
             # "created" is recorded first: a caller killed from here on leaves a container that
@@ -478,6 +480,8 @@ class Engine:
             auto_remove=auto_remove,
             exit_command=self._exit_command(record.id) if auto_remove and exit_command else (),
             start_on_attach=start_on_attach,
+            events_root=self.layout.root,
+            event_attributes=events.container_attributes(record.name, record.image, record.labels),
         )
         config_path = self.layout.shim_config(record.id)
         save(shim_config, config_path)
@@ -486,7 +490,13 @@ class Engine:
         shim.release()
         return shim
 
+    def event(self, record: ContainerRecord, action: str, **extra: str) -> None:
+        """Record container event ``action`` of ``record`` with docker's attributes (``events.append``)."""
+        attributes = events.container_attributes(record.name, record.image, record.labels)
+        events.append(self.layout.root, "container", action, record.id, {**attributes, **extra})
+
     def _started(self, record: ContainerRecord, started: ShimStarted) -> ContainerRecord:
+        self.event(record, "start")
         return self.containers.update(
             record.id,
             state="running",
@@ -540,7 +550,9 @@ class Engine:
                 found = cfg.get("StopTimeout")
                 timeout = int(found) if found is not None else DEFAULT_STOP_TIMEOUT
             stop_signal = _signal_number(signal or cfg.get("StopSignal"), 15)
-            return self._stop_locked(current, stop_signal, timeout)
+            stopped = self._stop_locked(current, stop_signal, timeout)
+            self.event(stopped, "stop")
+            return stopped
 
     def _stop_locked(self, record: ContainerRecord, stop_signal: int, timeout: float) -> ContainerRecord:
         """Stop signal, ``timeout`` seconds (negative: no limit), then SIGKILL until the container is gone.
@@ -555,9 +567,12 @@ class Engine:
         runtime = self.runtime(record.runtime)
         gone = False
         if timeout != 0:
+            self.event(record, "kill", signal=str(stop_signal))
             self._signal(runtime, record, stop_signal)
             gone = _poll(lambda: self._gone(record), None if timeout < 0 else timeout)
         deadline = time.monotonic() + _KILL_GRACE
+        if not gone:
+            self.event(record, "kill", signal="9")
         while not gone:
             self._signal(runtime, record, 9)
             gone = _poll(lambda: self._gone(record), 1.0)
@@ -615,6 +630,7 @@ class Engine:
                 os.makedirs(run_dir, exist_ok=True)
                 exitfile.mark_stopped_by_user(run_dir)
             runtime = self.runtime(current.runtime)
+            self.event(current, "kill", signal=str(number))
             if number == 9:  # a frozen process dies only once thawed
                 self._signal(runtime, current, number)
             else:  # any other signal waits, as on docker, until the container is unpaused
@@ -627,7 +643,9 @@ class Engine:
 
     def restart(self, ref: str, *, timeout: int | None = None) -> ContainerRecord:
         self.stop(ref, timeout=timeout)
-        return self.start(ref)
+        record = self.start(ref)
+        self.event(record, "restart")
+        return record
 
     def pause(self, ref: str) -> ContainerRecord:
         record = self.get(ref)
@@ -638,6 +656,7 @@ class Engine:
             if record.state != "running":
                 raise FailedPrecondition(f"container {record.id} is not running")
             self.runtime(record.runtime).pause(record.id)
+            self.event(record, "pause")
             return self.containers.update(record.id, state="paused")
 
     def unpause(self, ref: str) -> ContainerRecord:
@@ -647,6 +666,7 @@ class Engine:
             if record.state != "paused":
                 raise FailedPrecondition(f"container {record.id} is not paused")
             self.runtime(record.runtime).resume(record.id)
+            self.event(record, "unpause")
             return self.containers.update(record.id, state="running")
 
     def rename(self, ref: str, new_name: str) -> ContainerRecord:
@@ -660,7 +680,9 @@ class Engine:
             if doc:
                 doc["Name"] = "/" + bare
                 write_document(self.layout.document(record.id), doc)
-        return self.containers.by_id(record.id)
+        renamed = self.containers.by_id(record.id)
+        self.event(renamed, "rename", oldName="/" + record.name)
+        return renamed
 
     def wait(self, ref: str, *, timeout: float | None = None) -> int:
         """Block until the container is not running; its exit code. ``Unavailable`` on ``timeout``."""
@@ -718,6 +740,7 @@ class Engine:
                     )
                 current = self._stop_locked(current, 9, 0)
             self.discard(current, remove_volumes=volumes)
+            self.event(current, "destroy")
         return record.id
 
     def discard(self, record: ContainerRecord, *, remove_volumes: bool) -> None:

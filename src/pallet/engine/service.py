@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from pallet.engine.containers.listing import ContainerFilters
     from pallet.engine.containers.records import ContainerRecord
     from pallet.engine.containers.session import RunResult, RunSession, Streams
+    from pallet.engine.events import Event, EventFilters
     from pallet.engine.filesystem.cp import CopyResult
     from pallet.engine.gc.diskusage import DiskUsage, Summary
     from pallet.engine.gc.prune import PruneFilters, PruneReport
@@ -60,6 +61,8 @@ __all__ = [
     "ContainerRecord",
     "CopyResult",
     "DiskUsage",
+    "Event",
+    "EventFilters",
     "ExecRequest",
     "LogEntry",
     "Network",
@@ -76,11 +79,14 @@ __all__ = [
     "Volume",
     "VolumeFilters",
     "container_filters",
+    "event_filters",
+    "events",
     "exec_request",
     "format_log_entry",
     "human_duration",
     "layer_size",
     "prune_filters",
+    "record_event",
     "run_session",
     "status_text",
     "streams",
@@ -94,6 +100,8 @@ _TYPES = {
     "ContainerRecord": "pallet.engine.containers.records",
     "CopyResult": "pallet.engine.filesystem.cp",
     "DiskUsage": "pallet.engine.gc.diskusage",
+    "Event": "pallet.engine.events",
+    "EventFilters": "pallet.engine.events",
     "ExecRequest": "pallet.engine.containers.execs",
     "LogEntry": "pallet.engine.shim.logfile",
     "Network": "pallet.network.store",
@@ -196,6 +204,57 @@ def format_log_entry(entry: LogEntry, timestamps: bool = False) -> bytes:
     return format_entry(entry, timestamps)
 
 
+def event_filters(values: Iterable[str] | Mapping[str, str | Sequence[str]] = ()) -> EventFilters:
+    """``events`` filters (``key=value`` texts or the API's ``{key: [values]}``); ``InvalidArgument`` if bad."""
+    from pallet.engine.events import EventFilters
+
+    return EventFilters(values)
+
+
+def events(
+    root: str,
+    *,
+    since: str | None = None,
+    until: str | None = None,
+    filters: EventFilters | None = None,
+    follow: bool = True,
+    alive: Callable[[], bool] | None = None,
+) -> Iterator[Event | None]:
+    """``events``: what any process did to ``root``'s containers, images, networks and volumes.
+
+    ``since``/``until`` are docker's times (RFC 3339, a Unix time, a duration
+    before now). As docker: with neither, only events from now on; with
+    either, the recorded ones first; with ``follow`` it goes on until
+    ``until`` passes (never without it). While nothing happens it yields
+    ``None`` about once a second (``events.read_events``). ``InvalidArgument``
+    for a bad time, before anything is read.
+    """
+    import time
+
+    from pallet.engine.events import read_events
+    from pallet.engine.shim.logfile import parse_time_filter
+
+    now = time.time_ns()
+    since_ns = parse_time_filter(since, now, "since") if since else None
+    until_ns = parse_time_filter(until, now, "until") if until else None
+    if since_ns is None and until_ns is not None:
+        since_ns = 0
+    if until_ns is not None and until_ns <= now:
+        follow = False
+    return read_events(
+        root, since_ns=since_ns, until_ns=until_ns, filters=filters, follow=follow, alive=alive
+    )
+
+
+def record_event(
+    root: str, type: str, action: str, actor_id: str, attributes: Mapping[str, str] | None = None
+) -> None:
+    """Record an event a front end witnessed (an image pulled, tagged, loaded…); never raises."""
+    from pallet.engine.events import append
+
+    append(root, type, action, actor_id, attributes)
+
+
 def layer_size(layer: LayerRecord) -> int:
     """A layer's size as docker counts it: uncompressed where known (once unpacked), else as stored."""
     from pallet.engine.gc.diskusage import layer_size as size
@@ -285,6 +344,7 @@ class Service:
         """``start -a [-i]``: start ``ref`` and stream it until it exits; its exit status (0: detached)."""
         from pallet.engine.containers.session import start_attached
 
+        self._engine.event(self._engine.get(ref), "attach")
         return start_attached(self._engine, ref, streams, interactive=interactive)
 
     def stop(self, ref: str, *, timeout: int | None = None, signal: str | None = None) -> ContainerRecord:
@@ -368,6 +428,7 @@ class Service:
         """``attach``: stream a running container until it exits; its exit status (0: detached)."""
         from pallet.engine.containers.session import attach
 
+        self._engine.event(self._engine.get(ref), "attach")
         return attach(self._engine, ref, streams, stdin=stdin, sig_proxy=sig_proxy)
 
     def exec(self, ref: str, request: ExecRequest, *, stdio: tuple[int, int, int] | None = None) -> int:
@@ -375,7 +436,16 @@ class Service:
         (0 when detached)."""
         from pallet.engine.containers.execs import exec_process
 
-        return exec_process(self._engine, ref, request, stdio=stdio)
+        engine = self._engine
+        record = engine.get(ref)
+        exec_id = os.urandom(32).hex()
+        command = " ".join(request.cmd)
+        engine.event(record, f"exec_create: {command}", execID=exec_id)
+        engine.event(record, f"exec_start: {command}", execID=exec_id)
+        code = exec_process(engine, ref, request, stdio=stdio)
+        if not request.detach:
+            engine.event(record, "exec_die", execID=exec_id, exitCode=str(code))
+        return code
 
     def exec_attached(self, ref: str, request: ExecRequest, streams: Streams) -> int:
         """A foreground exec with ``streams``' fds (temp files stand in for streams without fds)."""
@@ -548,6 +618,7 @@ class Service:
         if pause and record.state == "running":
             engine.pause(record.id)
             paused = True
+        engine.event(record, "commit", comment=message, author=author)
         try:
             return commit_snapshot(
                 engine.images,

@@ -113,6 +113,7 @@ GROUPS: dict[str, tuple[str, dict[str, Command]]] = {
             ("df", "system:configure_df", "Show pallet disk usage"),
             ("events", "events:configure_events", "Get real time events from the server"),
             ("prune", "system:configure_prune", "Remove unused data"),
+            ("service", "service:configure_service", "Serve the Docker Engine API on a socket"),
         ),
     ),
     "volume": (

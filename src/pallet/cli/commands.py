@@ -96,6 +96,18 @@ GROUPS: dict[str, tuple[str, dict[str, Command]]] = {
             ("tag", "images:configure_tag", "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE"),
         ),
     ),
+    "network": (
+        "Manage networks",
+        _table(
+            ("connect", "networks:configure_connect", "Connect a container to a network"),
+            ("create", "networks:configure_create", "Create a network"),
+            ("disconnect", "networks:configure_disconnect", "Disconnect a container from a network"),
+            ("inspect", "networks:configure_inspect", "Display detailed information on one or more networks"),
+            ("ls", "networks:configure_ls", "List networks"),
+            ("prune", "networks:configure_prune", "Remove all unused networks"),
+            ("rm", "networks:configure_rm", "Remove one or more networks"),
+        ),
+    ),
     "registry": (
         "Run a registry",
         _table(
@@ -166,6 +178,8 @@ ALIASES: dict[tuple[str, str], str] = {
     ("container", "remove"): "rm",
     ("image", "list"): "ls",
     ("image", "remove"): "rm",
+    ("network", "list"): "ls",
+    ("network", "remove"): "rm",
     ("volume", "list"): "ls",
     ("volume", "remove"): "rm",
 }

@@ -124,6 +124,7 @@ GROUPS: dict[str, tuple[str, dict[str, Command]]] = {
         _table(
             ("df", "system:configure_df", "Show pallet disk usage"),
             ("events", "events:configure_events", "Get real time events from the server"),
+            ("info", "system:configure_info", "Display system-wide information"),
             ("prune", "system:configure_prune", "Remove unused data"),
             ("service", "service:configure_service", "Serve the Docker Engine API on a socket"),
         ),
@@ -162,6 +163,7 @@ COMMANDS: dict[str, Command] = {
         ),
         ("ps", "containers:configure_ps", "List containers"),
         ("events", "events:configure_events", "Get real time events from the server"),
+        ("info", "system:configure_info", "Display system-wide information"),
         ("images", "images:configure_ls", "List images"),
         ("rmi", "images:configure_rm", "Remove one or more images"),
         ("login", "distribution:configure_login", "Log in to a registry"),

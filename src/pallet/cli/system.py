@@ -1,4 +1,4 @@
-"""``system df`` and ``system prune``. Thin: parse flags, call the engine's surface
+"""``system df``, ``system prune`` and ``info``. Thin: parse flags, call the engine's surface
 (``pallet.engine.service``), print what docker prints."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pallet.cli.context import Context
     from pallet.cli.flags import FlagParser, Namespace
-    from pallet.engine.service import DiskUsage, Service, Summary
+    from pallet.engine.service import DiskUsage, EngineInfo, Service, Summary
 
-__all__ = ["configure_df", "configure_prune"]
+__all__ = ["configure_df", "configure_info", "configure_prune"]
 
 _DF_TABLE = "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}"
 _DF_TITLES = {
@@ -234,3 +234,63 @@ def configure_prune(parser: FlagParser) -> None:
     parser.add_argument("--volumes", action="store_true", help="prune anonymous volumes")
     add_prune_flags(parser)
     parser.set_defaults(run=_run_prune)
+
+
+# --- info -----------------------------------------------------------------------------------------
+
+
+def _info_text(info: EngineInfo) -> str:
+    """docker info's server section, with pallet's runtimes, their paths and what is missing."""
+    lines = [
+        "Server:",
+        f" Containers: {info.containers}",
+        f"  Running: {info.running}",
+        f"  Paused: {info.paused}",
+        f"  Stopped: {info.stopped}",
+        f" Images: {info.images}",
+        " Storage Driver: overlay2",
+        f" Cgroup Version: {info.cgroup_version}",
+        f" Runtimes: {' '.join(r.name for r in info.runtimes)}",
+    ]
+    for r in info.runtimes:
+        program = " ".join((r.found or r.path, *r.args))
+        lines.append(f"  {r.name}: {program}" + ("" if r.found else " (not installed)"))
+    lines.append(f" Default Runtime: {info.default_runtime}")
+    lines.append(" Security Options:")
+    for option in info.security_options:
+        fields = dict(part.partition("=")[::2] for part in option.split(","))
+        lines.append(f"  {fields.pop('name', option)}")
+        lines += [f"   {key.capitalize()}: {value}" for key, value in fields.items()]
+    if info.userns_remap:
+        lines.append(f" User Namespace Remap: {info.userns_remap}")
+    lines += [
+        f" Kernel Version: {info.kernel_version}",
+        f" Operating System: {info.operating_system}",
+        f" Architecture: {info.architecture}",
+        f" CPUs: {info.cpus}",
+        f" Pallet Root Dir: {info.root}",
+        f" Pallet Run Dir: {info.run_root}",
+        f" Config File: {info.config_file}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _run_info(ctx: Context, args: Namespace) -> int:
+    with _engine(ctx) as service:
+        info = service.info()
+    if args.format == "json":
+        import json
+
+        ctx.out.write(json.dumps(info.to_json(), separators=(",", ":")) + "\n")
+    elif args.format:
+        from pallet.cli.templates import Template
+
+        ctx.out.write(Template(args.format).render(info.to_json()) + "\n")
+    else:
+        ctx.out.write(_info_text(info))
+    return 0
+
+
+def configure_info(parser: FlagParser) -> None:
+    parser.add_argument("-f", "--format", help="'json' or a Go template such as '{{.DefaultRuntime}}'")
+    parser.set_defaults(run=_run_info)

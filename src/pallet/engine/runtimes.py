@@ -8,11 +8,14 @@ reported is the ``msg`` of the last ``"level":"error"`` line of that file, as
 containerd reports it, else the runtime's stderr.
 
 Runtime selection (``select_runtime``): ``pallet-runtime`` (the default),
-``runc`` and ``crun`` are known by name; ``<root>/config.json`` may add others
-and change the default in dockerd's ``daemon.json`` shape::
+``runc``, ``crun`` and ``runsc`` (gVisor) are known by name; the root's
+``config.toml`` (``pallet.engine.config``) may register others by name and
+change the default, in dockerd's ``daemon.json`` shape::
 
-    {"runtimes": {"myrunc": {"path": "/usr/local/bin/runc", "runtimeArgs": ["--debug"]}},
-     "default-runtime": "crun"}
+    default-runtime = "crun"
+    [runtimes.myrunc]
+    path = "/usr/local/bin/runc"
+    runtimeArgs = ["--debug"]
 
 The shim uses this module: processes are started by ``spawn`` (no
 ``subprocess``), JSON goes through ``pallet.oci.jsonfast``.
@@ -40,6 +43,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from pallet.engine.config import EngineConfig, RuntimeEntry
     from pallet.oci.runtime_spec import Seccomp
 
 __all__ = [
@@ -48,9 +52,12 @@ __all__ = [
     "RESTORED_SIGNALS",
     "Runtime",
     "RuntimeFailed",
+    "create_args",
+    "default_runtime_name",
     "error_from_log",
     "exec_failed",
     "find_executable",
+    "known_runtimes",
     "precompiled_seccomp",
     "run_in_child",
     "runtime_root",
@@ -60,7 +67,23 @@ __all__ = [
 ]
 
 DEFAULT_RUNTIME = "pallet-runtime"
-BUILTIN_RUNTIMES = ("pallet-runtime", "runc", "crun")
+#: the runtimes known without a config file: name -> global arguments. runsc (gVisor 2022 in
+#: Debian 12) runs with its defaults here: platform ptrace (no KVM in a VM, and systrap is
+#: newer than this runsc), network "sandbox" (its own stack inside the netns the engine
+#: gives it), cgroups as the spec says.
+BUILTIN_RUNTIMES: dict[str, tuple[str, ...]] = {
+    "pallet-runtime": (),
+    "runc": (),
+    "crun": (),
+    "runsc": (),
+}
+#: what to install for a built-in runtime's program
+_DEBIAN_PACKAGES = {
+    "runc": "runc",
+    "crun": "crun",
+    "runsc": "runsc",
+    "pallet-runtime": "pallet (scripts/install.sh)",
+}
 
 _counter = [0]
 #: crun's annotation for a ready-made seccomp program (base64 of the BPF)
@@ -548,6 +571,34 @@ def precompiled_seccomp(
     return {_CRUN_SECCOMP_BPF: text} if plain else {}
 
 
+def create_args(runtime: Runtime, bundle: str) -> tuple[str, ...]:
+    """The runtime's global arguments for creating the container of ``bundle``: its own and,
+    for gVisor, the network mode the bundle's namespaces ask for.
+
+    runsc builds its own network stack ("sandbox") from the interfaces of a
+    network namespace given by path, and refuses to start without one. The
+    engine's ``--network none`` is a new namespace without a path: runsc's
+    ``--network=none`` (loopback only) is the same thing; no network namespace
+    at all (``--network host``) is runsc's ``--network=host``. Arguments the
+    registration already has win.
+    """
+    if os.path.basename(runtime.path) != "runsc" or any(a.startswith("--network") for a in runtime.args):
+        return runtime.args
+    try:
+        with open(os.path.join(bundle, "config.json"), "rb") as f:
+            doc = loads(f.read())
+    except (OSError, InvalidArgument):
+        return runtime.args  # the runtime reports the bundle's problem itself
+    linux = doc.get("linux") if isinstance(doc, dict) else None
+    namespaces = linux.get("namespaces") if isinstance(linux, dict) else None
+    network = [n for n in namespaces or () if isinstance(n, dict) and n.get("type") == "network"]
+    if not network:
+        return (*runtime.args, "--network=host")
+    if not network[0].get("path"):
+        return (*runtime.args, "--network=none")
+    return runtime.args
+
+
 def runtime_root(run_root: str, name: str) -> str:
     """The ``--root`` the engine gives runtime ``name``: ``<run>/runtimes/<name>``."""
     return os.path.join(run_root, "runtimes", name)
@@ -570,48 +621,50 @@ def find_executable(name: str) -> str | None:
     return None
 
 
-def _read_config(root: str) -> dict[str, object]:
-    path = os.path.join(root, "config.json")
-    try:
-        with open(path, "rb") as f:
-            doc = loads(f.read())
-    except FileNotFoundError:
-        return {}
-    except OSError as e:
-        raise InvalidArgument(f"read {path}: {(e.strerror or str(e)).lower()}") from None
-    except InvalidArgument as e:
-        raise InvalidArgument(f"{path}: {e.message}") from None
-    if not isinstance(doc, dict):
-        raise InvalidArgument(f"{path}: must hold a JSON object")
-    return doc
+def _builtin_registry() -> dict[str, RuntimeEntry]:
+    from pallet.engine.config import RuntimeEntry
+
+    return {name: RuntimeEntry(path=name, args=args) for name, args in BUILTIN_RUNTIMES.items()}
 
 
-def select_runtime(name: str | None, *, root: str, run_root: str) -> Runtime:
-    """The runtime called ``name`` (``--runtime``), or the configured default; checks it can be run."""
-    config = _read_config(root)
-    configured = config.get("runtimes") or {}
-    if not isinstance(configured, dict):
-        raise InvalidArgument(f'{root}/config.json: "runtimes" must be an object of name -> {{path}}')
-    if name is None or name == "":
-        default = config.get("default-runtime", DEFAULT_RUNTIME)
-        name = default if isinstance(default, str) and default else DEFAULT_RUNTIME
-    args: tuple[str, ...] = ()
-    entry = configured.get(name)
-    if isinstance(entry, dict):
-        path = entry.get("path")
-        raw_args = entry.get("runtimeArgs") or []
-        if not isinstance(path, str) or not path:
-            raise InvalidArgument(f'{root}/config.json: runtime "{name}" needs a "path"')
-        if not isinstance(raw_args, list) or not all(isinstance(a, str) for a in raw_args):
-            raise InvalidArgument(f'{root}/config.json: "runtimeArgs" of runtime "{name}" must be strings')
-        program, args = path, tuple(raw_args)
-    elif entry is None and name in BUILTIN_RUNTIMES:
-        program = name
-    else:
-        raise InvalidArgument(f"unknown or invalid runtime name: {name}")
-    found = find_executable(program)
-    if found is None:
-        raise Unavailable(
-            f'OCI runtime "{name}": {program} not found; install it or set its path in {root}/config.json'
+def known_runtimes(config: EngineConfig) -> dict[str, RuntimeEntry]:
+    """Every runtime name the engine knows: the built-in ones, then the config file's (which win)."""
+    return {**_builtin_registry(), **config.runtimes}
+
+
+def default_runtime_name(config: EngineConfig) -> str:
+    return config.default_runtime or DEFAULT_RUNTIME
+
+
+def select_runtime(
+    name: str | None, *, root: str, run_root: str, config: EngineConfig | None = None
+) -> Runtime:
+    """The runtime called ``name`` (``--runtime``), or the configured default; checks it can be run.
+
+    An unknown name is an ``InvalidArgument`` that lists the known ones; a known
+    runtime whose program is missing is ``Unavailable``, saying what to install.
+    """
+    if config is None:
+        from pallet.engine.config import load_config
+
+        config = load_config(root)
+    if not name:
+        name = default_runtime_name(config)
+    known = known_runtimes(config)
+    entry = known.get(name)
+    if entry is None:
+        where = config.source or os.path.join(root, "config.toml")
+        raise InvalidArgument(
+            f"unknown or invalid runtime name: {name} (known runtimes: {', '.join(sorted(known))}; "
+            f"register others under [runtimes] in {where})"
         )
-    return Runtime(name=name, path=found, root=runtime_root(run_root, name), args=args)
+    found = find_executable(entry.path)
+    if found is None:
+        raise Unavailable(_not_installed(name, entry.path, root))
+    return Runtime(name=name, path=found, root=runtime_root(run_root, name), args=entry.args)
+
+
+def _not_installed(name: str, program: str, root: str) -> str:
+    package = _DEBIAN_PACKAGES.get(os.path.basename(program))
+    fix = f"apt-get install {package}" if package else "install it"
+    return f'OCI runtime "{name}" is not installed: {program} not found; {fix} or set its path in {root}/config.toml'

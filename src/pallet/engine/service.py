@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from pallet.engine.filesystem.cp import CopyResult
     from pallet.engine.gc.diskusage import DiskUsage, Summary
     from pallet.engine.gc.prune import PruneFilters, PruneReport
+    from pallet.engine.info import EngineInfo
     from pallet.engine.observe.stats import Usage
     from pallet.engine.observe.top import ProcessList
     from pallet.engine.shim.logfile import LogEntry
@@ -61,6 +62,7 @@ __all__ = [
     "ContainerRecord",
     "CopyResult",
     "DiskUsage",
+    "EngineInfo",
     "Event",
     "EventFilters",
     "ExecRequest",
@@ -100,6 +102,7 @@ _TYPES = {
     "ContainerRecord": "pallet.engine.containers.records",
     "CopyResult": "pallet.engine.filesystem.cp",
     "DiskUsage": "pallet.engine.gc.diskusage",
+    "EngineInfo": "pallet.engine.info",
     "Event": "pallet.engine.events",
     "EventFilters": "pallet.engine.events",
     "ExecRequest": "pallet.engine.containers.execs",
@@ -666,6 +669,12 @@ class Service:
         from pallet.engine.gc.prune import system_prune
 
         return system_prune(self._engine, all=all, volumes=volumes, filters=filters)
+
+    def info(self) -> EngineInfo:
+        """``info``: the configuration in force (runtimes, userns-remap, …) and what the root holds."""
+        from pallet.engine.info import engine_info
+
+        return engine_info(self._engine)
 
     def disk_usage(self) -> DiskUsage:
         """``system df``: images, containers and volumes with their sizes."""

@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from pallet.engine.runtimes import Runtime, RuntimeFailed, error_from_log, runtime_root, select_runtime
+from pallet.engine.runtimes import (
+    Runtime,
+    RuntimeFailed,
+    create_args,
+    error_from_log,
+    runtime_root,
+    select_runtime,
+)
 from pallet.errors import (
     CommandNotExecutable,
     CommandNotFound,
@@ -192,18 +199,22 @@ def test_default_runtime_is_pallet_runtime_under_the_run_root(
 
 
 def test_config_file_adds_runtimes_and_sets_the_default(tmp_path: Path) -> None:
-    (tmp_path / "config.json").write_text(
-        json.dumps(
-            {"runtimes": {"mine": {"path": "/bin/true", "runtimeArgs": ["--x"]}}, "default-runtime": "mine"}
-        )
+    (tmp_path / "config.toml").write_text(
+        'default-runtime = "mine"\n[runtimes.mine]\npath = "/bin/true"\nruntimeArgs = ["--x"]\n'
     )
     chosen = select_runtime(None, root=str(tmp_path), run_root="/run/p")
     assert (chosen.name, chosen.path, chosen.args) == ("mine", "/bin/true", ("--x",))
+    assert select_runtime("mine", root=str(tmp_path), run_root="/run/p").root == "/run/p/runtimes/mine"
 
 
-def test_unknown_runtime_name_is_dockers_error(tmp_path: Path) -> None:
-    with pytest.raises(InvalidArgument, match="unknown or invalid runtime name: kata"):
+def test_unknown_runtime_name_is_dockers_error_listing_the_known_ones(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text('[runtimes.mine]\npath = "/bin/true"\n')
+    with pytest.raises(InvalidArgument) as caught:
         select_runtime("kata", root=str(tmp_path), run_root="/run/p")
+    assert caught.value.message == (
+        "unknown or invalid runtime name: kata (known runtimes: crun, mine, pallet-runtime, runc, runsc; "
+        f"register others under [runtimes] in {tmp_path}/config.toml)"
+    )
 
 
 def test_known_runtime_that_is_not_installed_says_how_to_fix(
@@ -211,8 +222,33 @@ def test_known_runtime_that_is_not_installed_says_how_to_fix(
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setattr("sys.executable", str(tmp_path / "python"))
-    with pytest.raises(Unavailable, match="runc not found; install it or set its path"):
-        select_runtime("runc", root=str(tmp_path), run_root="/run/p")
+    with pytest.raises(Unavailable) as caught:
+        select_runtime("runsc", root=str(tmp_path), run_root="/run/p")
+    assert caught.value.message == (
+        'OCI runtime "runsc" is not installed: runsc not found; apt-get install runsc '
+        f"or set its path in {tmp_path}/config.toml"
+    )
+
+
+@pytest.mark.parametrize(
+    ("namespace", "added"),
+    [
+        ({"type": "network"}, ("--network=none",)),
+        ({"type": "network", "path": "/run/netns/x"}, ()),
+        (None, ("--network=host",)),
+    ],
+)
+def test_runsc_gets_the_network_mode_of_the_bundles_namespace(
+    tmp_path: Path, namespace: dict[str, str] | None, added: tuple[str, ...]
+) -> None:
+    namespaces = [{"type": "pid"}, *([namespace] if namespace else [])]
+    (tmp_path / "config.json").write_text(json.dumps({"linux": {"namespaces": namespaces}}))
+    runsc = Runtime(name="runsc", path="/usr/bin/runsc", root="/r", args=("--debug",))
+    assert create_args(runsc, str(tmp_path)) == ("--debug", *added)
+    runc = Runtime(name="runc", path="/usr/bin/runc", root="/r", args=("--debug",))
+    assert create_args(runc, str(tmp_path)) == ("--debug",)
+    chosen = Runtime(name="g", path="/usr/bin/runsc", root="/r", args=("--network=host",))
+    assert create_args(chosen, str(tmp_path)) == ("--network=host",)
 
 
 def test_foreground_exec_returns_the_process_status(fake: Runtime, tmp_path: Path) -> None:

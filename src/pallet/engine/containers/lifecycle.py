@@ -451,6 +451,7 @@ class Engine:
 
         The caller holds the container's lock; the run dir is new or empty.
         """
+        from pallet.engine.runtimes import create_args
         from pallet.engine.shim.config import ShimConfig, save
         from pallet.engine.shim.launch import prelaunch
 
@@ -468,6 +469,7 @@ class Engine:
             runtime_name=runtime.name,
             runtime_path=runtime.path,
             runtime_root=runtime.root,
+            runtime_args=create_args(runtime, self.layout.bundle(record.id)),
             run_dir=run_dir,
             log_path=self.layout.log_path(record.id),
             log_max_size=_log_size(log_config.get("max-size")),

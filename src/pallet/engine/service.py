@@ -48,8 +48,9 @@ if TYPE_CHECKING:
     from pallet.engine.gc.diskusage import DiskUsage, Summary
     from pallet.engine.gc.prune import PruneFilters, PruneReport
     from pallet.engine.info import EngineInfo
-    from pallet.engine.observe.stats import Usage
+    from pallet.engine.observe.stats import Sample, Usage
     from pallet.engine.observe.top import ProcessList
+    from pallet.engine.shim.attach import AttachConnection
     from pallet.engine.shim.logfile import LogEntry
     from pallet.engine.spec.options import RunOptions
     from pallet.engine.volumes import Volume, VolumeFilters
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
     from pallet.network.store import Network
 
 __all__ = [
+    "AttachConnection",
     "PREDEFINED_NETWORKS",
     "ContainerFilters",
     "ContainerRecord",
@@ -77,6 +79,7 @@ __all__ = [
     "Service",
     "Streams",
     "Summary",
+    "Sample",
     "Usage",
     "Volume",
     "VolumeFilters",
@@ -98,6 +101,7 @@ __all__ = [
 #: where each re-exported type lives; imported when first asked for, so that importing this
 #: module (on ``pallet run``'s path) costs nothing more
 _TYPES = {
+    "AttachConnection": "pallet.engine.shim.attach",
     "ContainerFilters": "pallet.engine.containers.listing",
     "ContainerRecord": "pallet.engine.containers.records",
     "CopyResult": "pallet.engine.filesystem.cp",
@@ -116,6 +120,7 @@ _TYPES = {
     "RunSession": "pallet.engine.containers.session",
     "Streams": "pallet.engine.containers.session",
     "Summary": "pallet.engine.gc.diskusage",
+    "Sample": "pallet.engine.observe.stats",
     "Usage": "pallet.engine.observe.stats",
     "Volume": "pallet.engine.volumes",
     "VolumeFilters": "pallet.engine.volumes",
@@ -343,6 +348,42 @@ class Service:
     def start(self, ref: str) -> ContainerRecord:
         return self._engine.start(ref)
 
+    def start_with_attach(
+        self, ref: str, *, stdin: bool = False, size: tuple[int, int] | None = None
+    ) -> AttachConnection:
+        """``start`` with the caller as the container's first attach client (docker's attach, then start):
+        no output is missed. The connection's output ends when the container exits; ``size`` (rows,
+        columns) is a tty's first size."""
+        from pallet.engine.shim import attach as shim_attach
+        from pallet.engine.shim.launch import prelaunch
+
+        engine = self._engine
+        record = engine.containers.get(ref)
+        shim = prelaunch(engine.layout.shim_config(record.id), client=True, run_root=engine.layout.run_root)
+        try:
+            shim.greet(stdin=stdin, size=size)
+            engine.start(record.id, exit_command=True, shim=shim)
+            if shim.started:
+                return shim.attach()
+            return shim_attach.connect(engine.layout.attach_socket(record.id), stdin=stdin)
+        finally:
+            shim.cancel()
+
+    def attach_stream(
+        self, ref: str, *, stdin: bool = False, stdout: bool = True, stderr: bool = True
+    ) -> AttachConnection:
+        """A connection to running container ``ref``'s streams (docker's multiplexed frames without a
+        tty); ``FailedPrecondition`` if it is not running."""
+        from pallet.engine.shim import attach as shim_attach
+        from pallet.errors import FailedPrecondition
+
+        record = self._engine.get(ref)
+        if not record.running:
+            raise FailedPrecondition("You cannot attach to a stopped container, start it first")
+        return shim_attach.connect(
+            self._engine.layout.attach_socket(record.id), stdin=stdin, stdout=stdout, stderr=stderr
+        )
+
     def start_attached(self, ref: str, streams: Streams, *, interactive: bool = False) -> int:
         """``start -a [-i]``: start ``ref`` and stream it until it exits; its exit status (0: detached)."""
         from pallet.engine.containers.session import start_attached
@@ -497,6 +538,13 @@ class Service:
         if not record.running:
             raise FailedPrecondition(f"container {record.id} is not running")
         return top(record.pid, ps_args)
+
+    def stats_sample(self, record: ContainerRecord) -> Sample:
+        """One reading of the container's counters (CPU time, the host's, memory, I/O, pids); zeros if
+        it is not running. Two readings give docker's ``stats`` document (``precpu``)."""
+        from pallet.engine.observe.stats import Sample, sample
+
+        return sample(record.pid) if record.running and record.pid > 0 else Sample()
 
     def stats(self, records: Sequence[ContainerRecord], interval: float = 1.0) -> list[Usage]:
         """One ``stats`` sample of each of ``records`` over ``interval`` seconds (zeros if not running)."""

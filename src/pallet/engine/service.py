@@ -58,8 +58,8 @@ if TYPE_CHECKING:
     from pallet.network.store import Network
 
 __all__ = [
-    "AttachConnection",
     "PREDEFINED_NETWORKS",
+    "AttachConnection",
     "ContainerFilters",
     "ContainerRecord",
     "CopyResult",
@@ -76,10 +76,10 @@ __all__ = [
     "RunOptions",
     "RunResult",
     "RunSession",
+    "Sample",
     "Service",
     "Streams",
     "Summary",
-    "Sample",
     "Usage",
     "Volume",
     "VolumeFilters",

@@ -99,7 +99,8 @@ def test_each_foot_gun_is_found_once_with_its_severity(
 ) -> None:
     [finding] = findings_for(options, device_kind=_kind)
     assert (finding.setting, finding.severity) == (setting, severity)
-    assert finding.escape and finding.fix
+    assert finding.escape
+    assert finding.fix
     assert finding.warning().startswith(f"{setting} ({severity.value}): ")
 
 

@@ -724,6 +724,28 @@ class Service:
 
         return engine_info(self._engine)
 
+    # --- events -------------------------------------------------------------------------------
+
+    def events(
+        self,
+        *,
+        since: str | None = None,
+        until: str | None = None,
+        filters: EventFilters | None = None,
+        follow: bool = True,
+        alive: Callable[[], bool] | None = None,
+    ) -> Iterator[Event | None]:
+        """The events of this engine's root (the module's ``events``)."""
+        return events(
+            self._engine.layout.root, since=since, until=until, filters=filters, follow=follow, alive=alive
+        )
+
+    def record_event(
+        self, type: str, action: str, actor_id: str, attributes: Mapping[str, str] | None = None
+    ) -> None:
+        """Record an event of this engine's root (the module's ``record_event``); never raises."""
+        record_event(self._engine.layout.root, type, action, actor_id, attributes)
+
     def disk_usage(self) -> DiskUsage:
         """``system df``: images, containers and volumes with their sizes."""
         from pallet.engine.gc.diskusage import disk_usage_of
@@ -789,10 +811,12 @@ class Service:
         predefined one, ``InvalidArgument`` for a bad CIDR, a subnet overlapping another network or
         a host route, a gateway outside the subnet; ``NotFound`` for another driver. Nothing is made
         on error."""
-        return self._engine.networks.create(
+        network = self._engine.networks.create(
             name, driver=driver, subnet=subnet, gateway=gateway, ip_range=ip_range, internal=internal,
             labels=labels, options=options, ipv6=ipv6, subnet6=subnet6, gateway6=gateway6,
         )  # fmt: skip
+        self.record_event("network", "create", network.id, {"name": network.name, "type": driver})
+        return network
 
     def network_list(self) -> list[Network]:
         """``network ls``: every bridge network of the root, the default one first (oldest first)."""
@@ -809,7 +833,9 @@ class Service:
     def network_remove(self, ref: str) -> Network:
         """``network rm``: ``FailedPrecondition`` while containers are attached (docker's words: "has
         active endpoints"), ``Conflict`` for a predefined network, ``NotFound`` if none; the network removed."""
-        return self._engine.networks.remove(ref)
+        network = self._engine.networks.remove(ref)
+        self.record_event("network", "destroy", network.id, {"name": network.name, "type": "bridge"})
+        return network
 
     def network_prune(self, filters: PruneFilters | None = None) -> list[Network]:
         """``network prune``: user networks without containers removed (``until``/``label`` filters);
@@ -829,7 +855,10 @@ class Service:
                 return created >= chosen.until
             return False
 
-        return self._engine.networks.prune(keep)
+        removed = self._engine.networks.prune(keep)
+        for network in removed:
+            self.record_event("network", "destroy", network.id, {"name": network.name, "type": "bridge"})
+        return removed
 
     def network_connect(
         self, network: str, container: str, *, aliases: Sequence[str] = (), ip: str = ""
@@ -847,6 +876,10 @@ class Service:
                 network, record.id, name=record.name, aliases=aliases, ip=ip,
                 running=record.state in ("running", "paused", "restarting"),
             )  # fmt: skip
+        found = engine.networks.find(network)
+        self.record_event(
+            "network", "connect", found.id, {"container": record.id, "name": found.name, "type": "bridge"}
+        )
 
     def network_disconnect(self, network: str, container: str, *, force: bool = False) -> None:
         """``network disconnect [-f] NET CTR``: ``FailedPrecondition`` if the container is not
@@ -860,6 +893,13 @@ class Service:
             raise
         with engine.lock(record.id).held():
             engine.networks.disconnect(network, record.id, name=record.name, force=force)
+        try:
+            found = engine.networks.find(network)
+        except NotFound:
+            return  # forced, for a network that is gone
+        self.record_event(
+            "network", "disconnect", found.id, {"container": record.id, "name": found.name, "type": "bridge"}
+        )
 
     def ports_of(self, ref: str) -> list[tuple[str, str, int]]:
         """The container's published ports as allocated: (``80/tcp``, host address, host port), in the

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from pallet.engine.containers.records import ContainerRecord
     from pallet.engine.containers.session import RunResult, RunSession, Streams
     from pallet.engine.events import Event, EventFilters
-    from pallet.engine.filesystem.cp import CopyResult
+    from pallet.engine.filesystem.cp import CopyResult, PathInfo
     from pallet.engine.gc.diskusage import DiskUsage, Summary
     from pallet.engine.gc.prune import PruneFilters, PruneReport
     from pallet.engine.info import EngineInfo
@@ -70,6 +70,7 @@ __all__ = [
     "ExecRequest",
     "LogEntry",
     "Network",
+    "PathInfo",
     "ProcessList",
     "PruneFilters",
     "PruneReport",
@@ -105,6 +106,7 @@ _TYPES = {
     "ContainerFilters": "pallet.engine.containers.listing",
     "ContainerRecord": "pallet.engine.containers.records",
     "CopyResult": "pallet.engine.filesystem.cp",
+    "PathInfo": "pallet.engine.filesystem.cp",
     "DiskUsage": "pallet.engine.gc.diskusage",
     "EngineInfo": "pallet.engine.info",
     "Event": "pallet.engine.events",
@@ -586,6 +588,14 @@ class Service:
                 return copy(root_fd, inner, host, to_path, follow_link=follow_link, owner=owner)
             finally:
                 os.close(host)
+
+    def path_stat(self, ref: str, path: str, *, follow_link: bool = False) -> PathInfo:
+        """What ``path`` is in container ``ref`` (docker's archive ``HEAD``); ``NotFound`` if nothing is there."""
+        from pallet.engine.filesystem.cp import container_root, split_source, stat_path
+
+        record = self._engine.get(ref)
+        with container_root(self._engine, record, path) as (root_fd, inner):
+            return stat_path(root_fd, split_source(inner)[0], follow_link=follow_link)
 
     def copy_into(
         self,

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from typing import Any, BinaryIO, Self
 
     # the types a front end names: re-exported (``__all__``), loaded on first use (``__getattr__``)
+    from pallet.engine.audit import Audit
     from pallet.engine.containers.execs import ExecRequest
     from pallet.engine.containers.lifecycle import Engine
     from pallet.engine.containers.listing import ContainerFilters
@@ -54,12 +55,13 @@ if TYPE_CHECKING:
     from pallet.engine.shim.logfile import LogEntry
     from pallet.engine.spec.options import RunOptions
     from pallet.engine.volumes import Volume, VolumeFilters
-    from pallet.image.store import ImageRecord, LayerRecord
+    from pallet.image.store import ImageRecord, ImageStore, LayerRecord
     from pallet.network.store import Network
 
 __all__ = [
     "PREDEFINED_NETWORKS",
     "AttachConnection",
+    "Audit",
     "ContainerFilters",
     "ContainerRecord",
     "CopyResult",
@@ -90,6 +92,8 @@ __all__ = [
     "exec_request",
     "format_log_entry",
     "human_duration",
+    "image_size",
+    "inspect_image",
     "layer_size",
     "prune_filters",
     "record_event",
@@ -103,6 +107,7 @@ __all__ = [
 #: module (on ``pallet run``'s path) costs nothing more
 _TYPES = {
     "AttachConnection": "pallet.engine.shim.attach",
+    "Audit": "pallet.engine.audit",
     "ContainerFilters": "pallet.engine.containers.listing",
     "ContainerRecord": "pallet.engine.containers.records",
     "CopyResult": "pallet.engine.filesystem.cp",
@@ -272,6 +277,71 @@ def layer_size(layer: LayerRecord) -> int:
     return size(layer)
 
 
+def image_size(store: ImageStore, record: ImageRecord) -> int:
+    """The size docker shows of an image: its layers uncompressed where known (once unpacked), else as stored."""
+    return sum(layer_size(layer) for layer in store.layers(record.id))
+
+
+#: the keys docker's image inspect shows in ``Config``, with their empty values, in docker's order
+_IMAGE_CONFIG_DEFAULTS: tuple[tuple[str, object], ...] = (
+    ("Hostname", ""),
+    ("Domainname", ""),
+    ("User", ""),
+    ("AttachStdin", False),
+    ("AttachStdout", False),
+    ("AttachStderr", False),
+    ("Tty", False),
+    ("OpenStdin", False),
+    ("StdinOnce", False),
+    ("Env", None),
+    ("Cmd", None),
+    ("Image", ""),
+    ("Volumes", None),
+    ("WorkingDir", ""),
+    ("Entrypoint", None),
+    ("OnBuild", None),
+    ("Labels", None),
+)
+
+
+def inspect_image(store: ImageStore, name: str) -> dict[str, object]:
+    """``docker image inspect``'s object for image ``name``; ``NotFound`` if the store has no such image."""
+    record = store.resolve(name)
+    config = store.config(record.id)
+    run = config.config.to_json() if config.config is not None else {}
+    shown: dict[str, object] = {key: run.pop(key, default) for key, default in _IMAGE_CONFIG_DEFAULTS}
+    shown.update(run)
+    out: dict[str, object] = {
+        "Id": str(record.id),
+        "RepoTags": [r.familiar_string() for r in record.references if r.tag is not None],
+        "RepoDigests": [r.familiar_string() for r in record.references if r.digest is not None],
+        "Parent": "",
+        "Comment": config.extra.get("comment", "") or "",
+        "Created": config.created or "",
+        "DockerVersion": config.extra.get("docker_version", "") or "",
+        "Author": config.author or "",
+        "Config": shown,
+        "Architecture": config.architecture,
+    }
+    if config.variant:
+        out["Variant"] = config.variant
+    out.update(
+        {
+            "Os": config.os,
+            "Size": image_size(store, record),
+            "GraphDriver": {"Data": None, "Name": store.snapshots.driver},
+            "RootFS": {"Type": config.rootfs.type, "Layers": [str(d) for d in config.rootfs.diff_ids]},
+            "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
+            "Descriptor": {
+                "mediaType": record.manifest_media_type,
+                "digest": str(record.manifest_digest),
+                "size": store.content.size(record.manifest_digest),
+            },
+        }
+    )
+    return out
+
+
 # --- the service ----------------------------------------------------------------------------------
 
 
@@ -293,6 +363,11 @@ class Service:
 
     def close(self) -> None:
         self._engine.close()
+
+    @property
+    def root(self) -> str:
+        """The pallet root this engine works on."""
+        return self._engine.layout.root
 
     def __enter__(self) -> Self:
         return self
@@ -727,6 +802,21 @@ class Service:
         from pallet.engine.gc.prune import system_prune
 
         return system_prune(self._engine, all=all, volumes=volumes, filters=filters)
+
+    def audit(self, refs: Sequence[str] = (), *, all: bool = False) -> list[Audit]:
+        """``audit``: the findings of containers ``refs`` (none named: the running ones, every one
+        with ``all``, newest first), in the order asked for; ``NotFound`` before anything is judged."""
+        from pallet.engine.audit import audit_container
+
+        engine = self._engine
+        records = [engine.get(ref) for ref in refs] if refs else self.ps(all=all)
+        return [audit_container(engine, record) for record in records]
+
+    def audit_image(self, ref: str) -> Audit:
+        """``audit --image``: the findings of image ``ref`` (root user, setuid files, secrets)."""
+        from pallet.engine.audit import audit_image
+
+        return audit_image(self._engine.images, ref)
 
     def info(self) -> EngineInfo:
         """``info``: the configuration in force (runtimes, userns-remap, …) and what the root holds."""

@@ -32,7 +32,6 @@ __all__ = [
     "configure_rm",
     "configure_tag",
     "created_since",
-    "inspect_image",
 ]
 
 NONE = "<none>"
@@ -176,21 +175,16 @@ def _digest_of(record: ImageRecord, repository: str) -> str:
     return NONE
 
 
-def _image_size(store: ImageStore, record: ImageRecord) -> int:
-    """The size docker shows: layers uncompressed where known (once unpacked), else as stored."""
-    from pallet.engine.service import layer_size
-
-    return sum(layer_size(layer) for layer in store.layers(record.id))
-
-
 def _ls_rows(
     store: ImageStore, records: list[ImageRecord], filters: _Filters, no_trunc: bool
 ) -> list[dict[str, object]]:
+    from pallet.engine.service import image_size
+
     rows: list[dict[str, object]] = []
     for record in records:
         if not filters.image_ok(record):
             continue
-        size = human_size(_image_size(store, record))
+        size = human_size(image_size(store, record))
         base = {
             "Containers": "N/A",
             "CreatedAt": _created_at(record.created),
@@ -263,67 +257,10 @@ def configure_ls(parser: FlagParser) -> None:
 
 # --- inspect --------------------------------------------------------------------------------------
 
-#: the keys docker's inspect shows in ``Config``, with their empty values, in docker's order
-_CONFIG_DEFAULTS: tuple[tuple[str, object], ...] = (
-    ("Hostname", ""),
-    ("Domainname", ""),
-    ("User", ""),
-    ("AttachStdin", False),
-    ("AttachStdout", False),
-    ("AttachStderr", False),
-    ("Tty", False),
-    ("OpenStdin", False),
-    ("StdinOnce", False),
-    ("Env", None),
-    ("Cmd", None),
-    ("Image", ""),
-    ("Volumes", None),
-    ("WorkingDir", ""),
-    ("Entrypoint", None),
-    ("OnBuild", None),
-    ("Labels", None),
-)
-
-
-def inspect_image(store: ImageStore, name: str) -> dict[str, object]:
-    """``docker image inspect``'s object for image ``name``; ``NotFound`` if the store has no such image."""
-    record = store.resolve(name)
-    config = store.config(record.id)
-    run = config.config.to_json() if config.config is not None else {}
-    shown: dict[str, object] = {key: run.pop(key, default) for key, default in _CONFIG_DEFAULTS}
-    shown.update(run)
-    out: dict[str, object] = {
-        "Id": str(record.id),
-        "RepoTags": [r.familiar_string() for r in record.references if r.tag is not None],
-        "RepoDigests": [r.familiar_string() for r in record.references if r.digest is not None],
-        "Parent": "",
-        "Comment": config.extra.get("comment", "") or "",
-        "Created": config.created or "",
-        "DockerVersion": config.extra.get("docker_version", "") or "",
-        "Author": config.author or "",
-        "Config": shown,
-        "Architecture": config.architecture,
-    }
-    if config.variant:
-        out["Variant"] = config.variant
-    out.update(
-        {
-            "Os": config.os,
-            "Size": _image_size(store, record),
-            "GraphDriver": {"Data": None, "Name": store.snapshots.driver},
-            "RootFS": {"Type": config.rootfs.type, "Layers": [str(d) for d in config.rootfs.diff_ids]},
-            "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
-            "Descriptor": {
-                "mediaType": record.manifest_media_type,
-                "digest": str(record.manifest_digest),
-                "size": store.content.size(record.manifest_digest),
-            },
-        }
-    )
-    return out
-
 
 def _run_inspect(ctx: Context, args: Namespace, store: ImageStore) -> int:
+    from pallet.engine.service import inspect_image
+
     return inspect_each(ctx, args.images, lambda name: inspect_image(store, name), args.format)
 
 

@@ -57,7 +57,7 @@ def _container(stores: _Stores, name: str) -> dict[str, object]:
 
 
 def _image(stores: _Stores, name: str) -> dict[str, object]:
-    from pallet.cli.images import inspect_image
+    from pallet.engine.service import inspect_image
 
     return inspect_image(stores.images(), name)
 

@@ -156,6 +156,7 @@ COMMANDS: dict[str, Command] = {
     **_promoted("container", "commit cp diff export port stats top"),
     **_promoted("image", "import load save tag"),
     **_table(
+        ("audit", "audit:configure_audit", "Report the settings that give containers' isolation away"),
         (
             "inspect",
             "inspect:configure_inspect",

@@ -1,0 +1,2 @@
+i=0
+while [ $i -lt 5 ]; do echo "line $i"; i=$((i+1)); done

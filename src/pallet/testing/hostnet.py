@@ -68,33 +68,25 @@ def _tables() -> dict[str, str]:
 
 
 def _processes() -> dict[int, str]:
-    """pid -> command line (NULs as spaces) of every process now."""
+    """pid -> its command line (NULs as spaces), with ``[root DIR]`` after it when its root directory
+    is not the host's (a container's processes: their root is the container's rootfs)."""
     out: dict[int, str] = {}
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
+        if not entry.isdigit() or int(entry) == os.getpid():
             continue
         try:
             with open(f"/proc/{entry}/cmdline", "rb") as f:
-                out[int(entry)] = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+                text = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+            root = os.readlink(f"/proc/{entry}/root")
         except OSError:
             continue
+        out[int(entry)] = text if root == "/" else f"{text} [root {root}]"
     return out
 
 
 def processes_under(path: str) -> list[int]:
-    """Pids whose command line names ``path`` or whose root directory lies under it (a container's
-    processes: their root is the container's rootfs, below the pallet root)."""
-    found = []
-    for pid, cmdline in _processes().items():
-        if pid == os.getpid():
-            continue
-        try:
-            root = os.readlink(f"/proc/{pid}/root")
-        except OSError:
-            root = "/"
-        if path in cmdline or (root != "/" and root.startswith(path)):
-            found.append(pid)
-    return found
+    """Pids whose command line names ``path`` or whose root directory lies under it."""
+    return [pid for pid, text in _processes().items() if path in text]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

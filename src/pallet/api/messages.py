@@ -18,7 +18,7 @@ once the answer is sent). Answers:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pallet.api.errors import HttpError
@@ -126,6 +126,7 @@ class Request:
         body: Body,
         version: Version,
         open_service: Callable[[], Service],
+        shared: MutableMapping[str, Any],
     ) -> None:
         self.method = method
         self.path = path
@@ -134,14 +135,16 @@ class Request:
         self.headers = headers
         self.body = body
         self.version = version
-        self._open_service = open_service
+        self.open_service = open_service
+        #: what requests share while the service runs (exec instances, attaches waiting for a start)
+        self.shared = shared
         self._service: Service | None = None
 
     @property
     def service(self) -> Service:
         """The engine, opened on first use; closed by the server once the answer is sent."""
         if self._service is None:
-            self._service = self._open_service()
+            self._service = self.open_service()
         return self._service
 
     def close(self) -> None:

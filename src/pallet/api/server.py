@@ -176,6 +176,7 @@ class _Handler(BaseHTTPRequestHandler):
                 body=body,
                 version=self._api_version,
                 open_service=api.open_service,
+                shared=api.shared,
             )
             response = match.handler(request)
             status = response.status
@@ -358,8 +359,8 @@ class ApiServer:
                 return Service.open(root, run_root)
 
         self.open_service = open_service
-        #: shared between requests: attaches waiting for their container's start (routes/containers.py)
-        self.state: dict[str, Any] = {}
+        #: what requests share (``Request.shared``): exec instances, attaches waiting for a start
+        self.shared: dict[str, Any] = {}
 
     def listen(self, hosts: Sequence[str], tls: Tls | None = None) -> None:
         """Bind every host (``unix://PATH``, ``tcp://HOST:PORT`` with ``tls``); nothing is served yet."""

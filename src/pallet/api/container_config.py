@@ -1,0 +1,224 @@
+"""A create request's ``Config``/``HostConfig``/``NetworkingConfig`` as the engine's ``RunOptions``.
+
+docker's JSON fields map onto the grouped run options (``engine/spec/options.py``)
+through the same syntax parsers the CLI's flags use (``engine/spec/syntax.py``):
+``Binds`` are ``-v`` texts, ``Mounts`` are ``--mount`` fields, ``PortBindings``
+become ``-p`` texts. Fields the engine has no use for are ignored, as dockerd
+ignores unknown fields; a field of the wrong JSON type is a 400 naming it
+(``json: cannot unmarshal string into Go struct field HostConfig.Memory of type int64``).
+Zero means "not set" where docker's does (``Memory: 0``, ``PidsLimit: 0``, ``ShmSize: 0``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pallet.errors import InvalidArgument
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pallet.engine.service import RunOptions
+
+__all__ = ["run_options"]
+
+_GO_TYPES = {str: "string", int: "int64", bool: "bool", list: "array", dict: "object"}
+_JSON_NAMES = {str: "string", int: "number", float: "number", bool: "bool", list: "array", dict: "object"}
+
+
+def _get(doc: Mapping[str, Any], struct: str, key: str, kind: type, default: Any = None) -> Any:
+    """``doc[key]`` if it is a ``kind`` (null is the default); a 400 in Go's words if it is not."""
+    value = doc.get(key)
+    if value is None:
+        return default
+    ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+    if kind is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if not ok:
+        got = _JSON_NAMES.get(type(value), "value")
+        raise InvalidArgument(
+            f"json: cannot unmarshal {got} into Go struct field {struct}.{key} of type {_GO_TYPES[kind]}"
+        )
+    return value
+
+
+def _strings(doc: Mapping[str, Any], struct: str, key: str) -> tuple[str, ...]:
+    value = _get(doc, struct, key, list, [])
+    if not all(isinstance(v, str) for v in value):
+        raise InvalidArgument(f"json: cannot unmarshal into Go struct field {struct}.{key} of type []string")
+    return tuple(value)
+
+
+def _string_map(doc: Mapping[str, Any], struct: str, key: str) -> dict[str, str]:
+    value = _get(doc, struct, key, dict, {})
+    if not all(isinstance(v, str) for v in value.values()):
+        raise InvalidArgument(
+            f"json: cannot unmarshal into Go struct field {struct}.{key} of type map[string]string"
+        )
+    return dict(value)
+
+
+def _positive(doc: Mapping[str, Any], struct: str, key: str) -> int | None:
+    value = _get(doc, struct, key, int, 0)
+    return value if value > 0 else None
+
+
+def _command(doc: Mapping[str, Any], key: str) -> tuple[str, ...] | None:
+    value = doc.get(key)
+    if value is None:
+        return None
+    if isinstance(value, str):  # the API accepts a string too (docker's StrSlice)
+        return (value,)
+    return _strings(doc, "Config", key)
+
+
+def _publish(bindings: Mapping[str, Any]) -> tuple[str, ...]:
+    """``PortBindings`` as ``-p`` texts: ``{"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}`` -> ``8080:80/tcp``."""
+    out = []
+    for port, hosts in bindings.items():
+        if not isinstance(hosts, list) or not hosts:
+            out.append(port)
+            continue
+        for host in hosts:
+            if not isinstance(host, dict):
+                raise InvalidArgument(f"invalid port binding for {port}")
+            ip = _get(host, "PortBinding", "HostIp", str, "")
+            host_port = _get(host, "PortBinding", "HostPort", str, "")
+            ip_part = f"[{ip}]" if ":" in ip else ip
+            out.append(
+                f"{ip_part}:{host_port}:{port}" if ip else f"{host_port}:{port}" if host_port else port
+            )
+    return tuple(out)
+
+
+def _mount_text(mount: Mapping[str, Any]) -> str:
+    """A ``HostConfig.Mounts`` entry as ``--mount`` fields (one parser for both)."""
+    fields = [f"type={_get(mount, 'Mount', 'Type', str, 'volume')}"]
+    source = _get(mount, "Mount", "Source", str, "")
+    if source:
+        fields.append(f"source={source}")
+    fields.append(f"target={_get(mount, 'Mount', 'Target', str, '')}")
+    if _get(mount, "Mount", "ReadOnly", bool, False):
+        fields.append("readonly")
+    bind = _get(mount, "Mount", "BindOptions", dict, {})
+    if bind.get("Propagation"):
+        fields.append(f"bind-propagation={bind['Propagation']}")
+    volume = _get(mount, "Mount", "VolumeOptions", dict, {})
+    if volume.get("NoCopy"):
+        fields.append("volume-nocopy")
+    for key, value in (volume.get("Labels") or {}).items():
+        fields.append(f"volume-label={key}={value}")
+    tmpfs = _get(mount, "Mount", "TmpfsOptions", dict, {})
+    if tmpfs.get("SizeBytes"):
+        fields.append(f"tmpfs-size={tmpfs['SizeBytes']}")
+    if tmpfs.get("Mode"):
+        fields.append(f"tmpfs-mode={tmpfs['Mode']:o}")
+    return ",".join(f'"{f}"' if "," in f else f for f in fields)
+
+
+def run_options(body: Mapping[str, Any], name: str | None) -> tuple[str, RunOptions]:
+    """(the image, the run options) of a ``POST /containers/create`` body; ``InvalidArgument`` if bad."""
+    from pallet.engine.spec import options as o
+    from pallet.engine.spec import syntax as s
+
+    config = body
+    host = _get(body, "Config", "HostConfig", dict, {})
+    image = _get(config, "Config", "Image", str, "")
+    if not image:
+        raise InvalidArgument("config cannot be empty in order to create a container")
+    entrypoint = _command(config, "Entrypoint")
+    process = o.ProcessOptions(
+        cmd=_command(config, "Cmd") or None,
+        entrypoint=entrypoint,
+        env=_strings(config, "Config", "Env"),
+        workdir=_get(config, "Config", "WorkingDir", str, ""),
+        user=_get(config, "Config", "User", str, ""),
+        group_add=_strings(host, "HostConfig", "GroupAdd"),
+        tty=_get(config, "Config", "Tty", bool, False),
+        interactive=_get(config, "Config", "OpenStdin", bool, False),
+        init=_get(host, "HostConfig", "Init", bool, False),
+        stop_signal=s.parse_signal(sig) if (sig := _get(config, "Config", "StopSignal", str, "")) else "",
+        stop_timeout=_get(config, "Config", "StopTimeout", int, None),
+    )
+    ulimits = tuple(
+        s.Ulimit(
+            name=_get(u, "Ulimit", "Name", str, ""),
+            soft=_get(u, "Ulimit", "Soft", int, 0),
+            hard=_get(u, "Ulimit", "Hard", int, 0),
+        )
+        for u in _get(host, "HostConfig", "Ulimits", list, [])
+        if isinstance(u, dict)
+    )
+    devices = tuple(
+        s.DeviceMapping(
+            path_on_host=_get(d, "DeviceMapping", "PathOnHost", str, ""),
+            path_in_container=_get(d, "DeviceMapping", "PathInContainer", str, "")
+            or _get(d, "DeviceMapping", "PathOnHost", str, ""),
+            permissions=_get(d, "DeviceMapping", "CgroupPermissions", str, "") or "rwm",
+        )
+        for d in _get(host, "HostConfig", "Devices", list, [])
+        if isinstance(d, dict)
+    )
+    pids = _get(host, "HostConfig", "PidsLimit", int, 0)
+    swap = _get(host, "HostConfig", "MemorySwap", int, 0)
+    resources = o.ResourceOptions(
+        memory=_positive(host, "HostConfig", "Memory"),
+        memory_swap=swap if swap else None,
+        memory_reservation=_positive(host, "HostConfig", "MemoryReservation"),
+        cpus=_positive(host, "HostConfig", "NanoCpus"),
+        cpu_shares=_positive(host, "HostConfig", "CpuShares"),
+        cpuset_cpus=_get(host, "HostConfig", "CpusetCpus", str, ""),
+        cpuset_mems=_get(host, "HostConfig", "CpusetMems", str, ""),
+        pids_limit=pids if pids > 0 else None,
+        ulimits=ulimits,
+        devices=devices,
+        shm_size=_positive(host, "HostConfig", "ShmSize"),
+    )
+    security = o.security_options(
+        _strings(host, "HostConfig", "SecurityOpt"),
+        privileged=_get(host, "HostConfig", "Privileged", bool, False),
+        cap_add=_strings(host, "HostConfig", "CapAdd"),
+        cap_drop=_strings(host, "HostConfig", "CapDrop"),
+        read_only=_get(host, "HostConfig", "ReadonlyRootfs", bool, False),
+        sysctls=_string_map(host, "HostConfig", "Sysctls"),
+    )
+    network = o.NetworkOptions(
+        mode=s.parse_network(_get(host, "HostConfig", "NetworkMode", str, "")),
+        hostname=_get(config, "Config", "Hostname", str, ""),
+        domainname=_get(config, "Config", "Domainname", str, ""),
+        publish=_publish(_get(host, "HostConfig", "PortBindings", dict, {})),
+    )
+    anonymous = tuple(
+        s.MountSpec(type="volume", target=target) for target in _get(config, "Config", "Volumes", dict, {})
+    )
+    mounts = o.MountOptions(
+        specs=(
+            *(s.parse_volume(text) for text in _strings(host, "HostConfig", "Binds")),
+            *(
+                s.parse_mount(_mount_text(m))
+                for m in _get(host, "HostConfig", "Mounts", list, [])
+                if isinstance(m, dict)
+            ),
+            *anonymous,
+        ),
+        tmpfs=_string_map(host, "HostConfig", "Tmpfs"),
+    )
+    policy = _get(host, "HostConfig", "RestartPolicy", dict, {})
+    policy_name = _get(policy, "RestartPolicy", "Name", str, "") or "no"
+    retries = _get(policy, "RestartPolicy", "MaximumRetryCount", int, 0)
+    restart = s.parse_restart(f"{policy_name}:{retries}" if retries else policy_name)
+    log_config = _get(host, "HostConfig", "LogConfig", dict, {})
+    options = o.RunOptions(
+        name=name or None,
+        labels=_string_map(config, "Config", "Labels"),
+        restart=restart,
+        auto_remove=_get(host, "HostConfig", "AutoRemove", bool, False),
+        runtime=_get(host, "HostConfig", "Runtime", str, ""),
+        log_opts=_string_map(log_config, "LogConfig", "Config"),
+        process=process,
+        resources=resources,
+        security=security,
+        network=network,
+        mounts=mounts,
+    )
+    return image, options

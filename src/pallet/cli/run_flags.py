@@ -64,6 +64,7 @@ def add_create_flags(parser: FlagParser) -> None:
     add("--cap-drop", action="append", default=[])
     add("--security-opt", action="append", default=[])
     add("--privileged", action="store_true")
+    add("--userns", default="")
     add("--device", action="append", default=[])
     add("--group-add", action="append", default=[])
     add("--shm-size")
@@ -72,10 +73,18 @@ def add_create_flags(parser: FlagParser) -> None:
     add("--restart")
     add("--runtime", default="")
     add("--network", "--net", dest="network")
+    add("--network-alias", "--net-alias", dest="network_alias", action="append", default=[])
+    add("--ip", default="")
+    add("--mac-address", default="")
+    add("--dns", action="append", default=[])
+    add("--dns-search", action="append", default=[])
+    add("--dns-option", "--dns-opt", dest="dns_option", action="append", default=[])
+    add("--add-host", action="append", default=[])
     add("-v", "--volume", action="append", default=[])
     add("--mount", action="append", default=[])
     add("--log-opt", action="append", default=[])
     add("-p", "--publish", action="append", default=[])
+    add("-P", "--publish-all", action="store_true")
     add("-i", "--interactive", action="store_true")
     add("-t", "--tty", action="store_true")
     add("--rm", action="store_true")
@@ -151,12 +160,28 @@ def options_from_args(args: Namespace) -> RunOptions:
         cap_drop=_each("--cap-drop", s.parse_capability, args.cap_drop),
         read_only=args.read_only,
         sysctls=dict(_each("--sysctl", s.parse_sysctl, args.sysctl)),
+        userns=args.userns,
     )
+    _each("-p, --publish", s.parse_publish, args.publish)
+    _each("--dns", s.parse_ip, args.dns)
+    _each("--add-host", s.parse_extra_host, args.add_host)
+    if args.ip:
+        _flag("--ip", s.parse_ip, args.ip)
+    if args.mac_address:
+        _flag("--mac-address", s.parse_mac, args.mac_address)
     network = o.NetworkOptions(
         mode=s.parse_network(args.network or ""),
         hostname=args.hostname,
         domainname=args.domainname,
         publish=tuple(args.publish),
+        publish_all=args.publish_all,
+        aliases=tuple(args.network_alias),
+        ip=args.ip,
+        mac_address=args.mac_address,
+        dns=tuple(args.dns),
+        dns_search=tuple(args.dns_search),
+        dns_options=tuple(args.dns_option),
+        extra_hosts=tuple(args.add_host),
     )
     mounts = o.MountOptions(
         specs=(*(s.parse_volume(t) for t in args.volume), *(s.parse_mount(t) for t in args.mount)),

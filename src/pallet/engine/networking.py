@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 
-from pallet.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound
+from pallet.errors import Conflict, FailedPrecondition, NotFound
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -57,8 +57,6 @@ DEFAULT_NETWORK = "bridge"
 DEFAULT_ROOT = "/var/lib/pallet"
 #: networks docker always lists and never removes (host and none are modes, not bridges)
 PREDEFINED = ("bridge", "host", "none")
-_CONFIG = "config.toml"
-_POOLS_KEY = "default-address-pools"
 #: subnets are a host-wide resource: roots take turns choosing one and making its bridge
 _POOLS_LOCK = "/run/lock/pallet-address-pools.lock"
 
@@ -74,32 +72,12 @@ def default_bridge_name(root: str) -> str:
 
 def address_pools(root: str) -> tuple[Pool, ...]:
     """The root's address pools: ``default-address-pools`` of ``<root>/config.toml``, else docker's.
-
-    ``InvalidArgument`` naming the file for a file that is not TOML or a bad pool.
-    """
+    ``InvalidArgument`` naming the file for a bad file or pool (``engine/config.py``)."""
+    from pallet.engine.config import load_config
     from pallet.network import ipam
 
-    path = os.path.join(root, _CONFIG)
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        return ipam.DEFAULT_POOLS
-    import tomllib
-
-    try:
-        config = tomllib.loads(data.decode())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise InvalidArgument(f"{path}: not valid TOML: {e}") from None
-    entries = config.get(_POOLS_KEY)
-    if entries is None:
-        return ipam.DEFAULT_POOLS
-    if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
-        raise InvalidArgument(f'{path}: {_POOLS_KEY} must be a list of {{base = "CIDR", size = N}} tables')
-    try:
-        return ipam.parse_pools(entries)
-    except InvalidArgument as e:
-        raise InvalidArgument(f"{path}: {e.message}") from None
+    pools = load_config(root).address_pools
+    return tuple(ipam.Pool(p.base, p.size) for p in pools) if pools else ipam.DEFAULT_POOLS
 
 
 class Attachment:
@@ -371,7 +349,15 @@ class Networks:
             out[network.name] = inspect_settings(network, endpoint)
         return out
 
-    def reconcile(self, existing: Iterable[str], active: Iterable[str]) -> Reconciled:
+    def held_ports(self) -> set[tuple[str, int]]:
+        """Every (protocol, host port) a container of this root holds."""
+        return {(p.protocol, p.host_port) for _, p in self.driver.store.ports()}
+
+    def reconcile(
+        self,
+        existing: Iterable[str] | Callable[[], Iterable[str]],
+        active: Iterable[str] | Callable[[], Iterable[str]],
+    ) -> Reconciled:
         """After containers died or were half made: remove what belongs to none of ``existing`` and
         take down the namespaces of those not ``active`` (the driver's ``reconcile``)."""
         return self.driver.reconcile(existing, active)

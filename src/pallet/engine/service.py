@@ -391,11 +391,19 @@ class Service:
 
         engine = self._engine
         record = engine.get(ref) if isinstance(ref, str) else ref
+        networks = engine.networks if engine.db.version("network") else None
         return inspect_container(
             record,
             engine.document(record),
             bundle=engine.layout.bundle(record.id),
             run_dir=engine.layout.run_dir(record.id),
+            networks=networks.settings(record.id) if networks is not None else None,
+            ports=[
+                (f"{p.container_port}/{p.protocol}", p.host_ip, p.host_port)
+                for p in networks.ports(record.id)
+            ]
+            if networks is not None
+            else (),
         )
 
     def ps(

@@ -96,7 +96,7 @@ __all__ = [
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
 
     from pallet.database import Database
 
@@ -563,21 +563,30 @@ class Driver:
 
     # --- leftovers --------------------------------------------------------------------------------
 
-    def reconcile(self, existing: Iterable[str], active: Iterable[str] | None = None) -> Reconciled:
+    def reconcile(
+        self,
+        existing: Iterable[str] | Callable[[], Iterable[str]],
+        active: Iterable[str] | Callable[[], Iterable[str]] | None = None,
+    ) -> Reconciled:
         """Remove what belongs to containers that do not exist and rewrite the rules. Idempotent.
 
         ``existing``: the ids of every container record, those being created
         included (their endpoints are kept). ``active``: those whose network
         is up (created, running, paused; default: all of ``existing``) — the
         others keep their rows but lose their namespace file, veths and port
-        rules, as after ``suspend``.
+        rules, as after ``suspend``. Either may be a function, called under
+        the lock after the endpoints are read: an engine that reads its
+        containers there never loses the endpoint of a container recorded
+        meanwhile (its row was committed with the endpoint's, before).
         """
-        existing = set(existing)
-        active = existing if active is None else set(active) & existing
         done = Reconciled()
         with self._lock():
+            snapshot = self.store.endpoints()
+            existing = set(existing() if callable(existing) else existing)
+            asked = active() if callable(active) else active
+            active = existing if asked is None else set(asked) & existing
             with Netlink.open() as nl:
-                for endpoint in self.store.endpoints():
+                for endpoint in snapshot:
                     if endpoint.container_id not in existing:
                         self.store.release(endpoint.id)
                         nl.delete_link(endpoint.veth)  # its ports go with the rewrite of the table below

@@ -32,6 +32,7 @@ class FakeEngine:
         self.known_to_runtime = False
         self.auto = False
         self.volumes_flag = False
+        self.networks_reconciled = 0
 
     def discard(self, record: ContainerRecord, *, remove_volumes: bool) -> None:
         self.discarded.append((record.id, remove_volumes))
@@ -48,6 +49,9 @@ class FakeEngine:
 
     def auto_remove(self, record: ContainerRecord) -> bool:
         return self.auto
+
+    def reconcile_networks(self) -> None:
+        self.networks_reconciled += 1
 
 
 @pytest.fixture
@@ -93,12 +97,14 @@ def test_creating_row_of_a_live_creator_is_left_alone(engine: FakeEngine) -> Non
     record = insert(engine, state="creating", owner=owner_tag())
     assert reconcile(engine, record) == record  # type: ignore[arg-type]
     assert engine.discarded == []
+    assert engine.networks_reconciled == 0
 
 
-def test_creating_row_of_a_dead_creator_is_discarded(engine: FakeEngine) -> None:
+def test_creating_row_of_a_dead_creator_is_discarded_with_its_network_leftovers(engine: FakeEngine) -> None:
     record = insert(engine, state="creating", owner="4194303-1-deadbeef")
     assert reconcile(engine, record) is None  # type: ignore[arg-type]
     assert engine.discarded == [(CID, True)]
+    assert engine.networks_reconciled == 1
 
 
 def test_interrupted_removal_is_finished(engine: FakeEngine) -> None:

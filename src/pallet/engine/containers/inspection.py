@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from pallet.engine.containers.records import ContainerRecord
     from pallet.engine.spec.mounts import MountPoint
     from pallet.engine.spec.options import RunOptions
+    from pallet.engine.spec.syntax import PortRequest
     from pallet.oci.image_spec import ContainerConfig
     from pallet.oci.runtime_spec import Spec
 
@@ -38,8 +39,13 @@ def container_document(
     mounts: Sequence[MountPoint],
     driver: str,
     log_path: str,
+    hosts_files: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The ``container.json`` of a new container (docker's config.v2 shape, the parts pallet has)."""
+    """The ``container.json`` of a new container (docker's config.v2 shape, the parts pallet has).
+
+    ``hosts_files``: the container's own ``/etc/hosts``, ``/etc/resolv.conf``
+    and ``/etc/hostname`` files (``HostsPath``, ``ResolvConfPath``,
+    ``HostnamePath``)."""
     from pallet.engine.spec.options import options_to_json
 
     image = image_config
@@ -74,6 +80,16 @@ def container_document(
         "Entrypoint": entrypoint,
         "Labels": labels,
     }
+    network = options.network
+    exposed: dict[str, object] = {p: {} for p in (image.exposed_ports or () if image is not None else ())}
+    requests = network.ports()
+    for request in requests:
+        for port in range(request.container_start, request.container_end + 1):
+            exposed.setdefault(f"{port}/{request.protocol}", {})
+    if exposed:
+        config["ExposedPorts"] = exposed
+    if network.mac_address:
+        config["MacAddress"] = network.mac_address
     stop_signal = asked.stop_signal or (image.stop_signal if image is not None else None)
     if stop_signal:
         config["StopSignal"] = stop_signal
@@ -86,6 +102,12 @@ def container_document(
         ],
         "LogConfig": {"Type": "json-file", "Config": dict(options.log_opts)},
         "NetworkMode": options.network.mode.to_text(),
+        "PortBindings": _port_bindings(requests),
+        "PublishAllPorts": network.publish_all,
+        "Dns": list(network.dns),
+        "DnsOptions": list(network.dns_options),
+        "DnsSearch": list(network.dns_search),
+        "ExtraHosts": list(network.extra_hosts) or None,
         "RestartPolicy": {"Name": options.restart.name, "MaximumRetryCount": options.restart.max_retries},
         "AutoRemove": options.auto_remove,
         "CapAdd": list(security.cap_add) or None,
@@ -98,6 +120,7 @@ def container_document(
         "ShmSize": resources.shm_size if resources.shm_size is not None else 64 * 1024 * 1024,
         "Runtime": record.runtime,
         "Sysctls": dict(security.sysctls) or None,
+        "UsernsMode": security.userns,
         "Memory": resources.memory or 0,
         "MemorySwap": resources.memory_swap or 0,
         "NanoCpus": resources.cpus or 0,
@@ -127,8 +150,30 @@ def container_document(
         "Config": config,
         "HostConfig": host_config,
         "Mounts": [m.to_inspect() for m in mounts],
+        "ResolvConfPath": (hosts_files or {}).get("/etc/resolv.conf", ""),
+        "HostnamePath": (hosts_files or {}).get("/etc/hostname", ""),
+        "HostsPath": (hosts_files or {}).get("/etc/hosts", ""),
+        "NetworkAliases": list(network.aliases),
         "PalletOptions": options_to_json(options),
     }
+
+
+def _port_bindings(requests: Sequence[PortRequest]) -> dict[str, list[dict[str, str]]]:
+    """docker's ``HostConfig.PortBindings``: what ``-p`` asked for (``HostPort`` "" for any free port)."""
+    out: dict[str, list[dict[str, str]]] = {}
+    for r in requests:
+        count = r.container_end - r.container_start
+        for offset in range(count + 1):
+            if not r.host_start:
+                host = ""
+            elif count:
+                host = str(r.host_start + offset)
+            else:
+                host = str(r.host_start) if r.host_start == r.host_end else f"{r.host_start}-{r.host_end}"
+            out.setdefault(f"{r.container_start + offset}/{r.protocol}", []).append(
+                {"HostIp": r.host_ip, "HostPort": host}
+            )
+    return out
 
 
 def status_fields(record: ContainerRecord) -> dict[str, Any]:
@@ -150,9 +195,19 @@ def status_fields(record: ContainerRecord) -> dict[str, Any]:
 
 
 def inspect_container(
-    record: ContainerRecord, document: Mapping[str, Any], *, bundle: str, run_dir: str
+    record: ContainerRecord,
+    document: Mapping[str, Any],
+    *,
+    bundle: str,
+    run_dir: str,
+    networks: Mapping[str, Mapping[str, Any]] | None = None,
+    ports: Sequence[tuple[str, str, int]] = (),
 ) -> dict[str, Any]:
-    """What ``docker inspect`` prints for the container (keys in docker's order)."""
+    """What ``docker inspect`` prints for the container (keys in docker's order).
+
+    ``networks``: ``NetworkSettings.Networks`` (network name -> docker's
+    endpoint settings) of the container's endpoints; ``ports`` the published
+    ports it holds (``80/tcp``, host address, host port) while it runs."""
     out: dict[str, Any] = {
         "Id": record.id,
         "Created": document.get("Created") or rfc3339nano(int(record.created * 1e9)),
@@ -160,9 +215,9 @@ def inspect_container(
         "Args": document.get("Args", []),
         "State": status_fields(record),
         "Image": record.image_id,
-        "ResolvConfPath": "",
-        "HostnamePath": "",
-        "HostsPath": "",
+        "ResolvConfPath": document.get("ResolvConfPath", ""),
+        "HostnamePath": document.get("HostnamePath", ""),
+        "HostsPath": document.get("HostsPath", ""),
         "LogPath": document.get("LogPath", ""),
         "Name": "/" + record.name,
         "RestartCount": record.restart_count,
@@ -172,10 +227,72 @@ def inspect_container(
         "HostConfig": document.get("HostConfig", {}),
         "Mounts": document.get("Mounts", []),
         "Config": document.get("Config", {}),
-        "NetworkSettings": {"Networks": {document.get("HostConfig", {}).get("NetworkMode", "default"): {}}},
+        "NetworkSettings": network_settings(
+            document, networks or {}, ports, running=record.state in ("running", "paused", "restarting")
+        ),
         "Pallet": {"Bundle": bundle, "RunDir": run_dir, "Runtime": record.runtime},
     }
     return out
+
+
+def network_settings(
+    document: Mapping[str, Any],
+    networks: Mapping[str, Mapping[str, Any]],
+    ports: Sequence[tuple[str, str, int]],
+    *,
+    running: bool,
+) -> dict[str, Any]:
+    """docker's ``NetworkSettings``: ``Ports`` (every exposed port, its host bindings while running),
+    ``Networks``, and the default network's address fields at the top level."""
+    mode = str(document.get("HostConfig", {}).get("NetworkMode") or "default")
+    bound: dict[str, list[dict[str, str]] | None] = {
+        port: None for port in document.get("Config", {}).get("ExposedPorts") or {}
+    }
+    if running:
+        for private, host_ip, host_port in ports:
+            entry = bound.get(private) or []
+            entry.append({"HostIp": host_ip, "HostPort": str(host_port)})
+            bound[private] = entry
+    if mode in ("host", "none") or mode.startswith("container:"):
+        shown: dict[str, Any] = {mode: _empty_endpoint()} if mode in ("host", "none") else {}
+    else:
+        shown = {name: dict(settings) for name, settings in networks.items()}
+    settings: dict[str, Any] = {
+        "Bridge": "",
+        "SandboxID": "",
+        "SandboxKey": "",
+        "Ports": bound if running or bound else {},
+        "HairpinMode": False,
+        "LinkLocalIPv6Address": "",
+        "LinkLocalIPv6PrefixLen": 0,
+        "SecondaryIPAddresses": None,
+        "SecondaryIPv6Addresses": None,
+        "EndpointID": "",
+        "Gateway": "",
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "IPAddress": "",
+        "IPPrefixLen": 0,
+        "IPv6Gateway": "",
+        "MacAddress": "",
+        "Networks": shown,
+    }
+    default = shown.get("bridge")
+    if default is not None and default.get("IPAddress"):
+        for key in (
+            "EndpointID", "Gateway", "GlobalIPv6Address", "GlobalIPv6PrefixLen", "IPAddress", "IPPrefixLen",
+            "IPv6Gateway", "MacAddress",
+        ):  # fmt: skip
+            settings[key] = default.get(key, settings[key])
+    return settings
+
+
+def _empty_endpoint() -> dict[str, Any]:
+    return {
+        "IPAMConfig": None, "Links": None, "Aliases": None, "MacAddress": "", "NetworkID": "", "EndpointID": "",
+        "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0, "DNSNames": None,
+    }  # fmt: skip
 
 
 def now_rfc3339() -> str:

@@ -52,9 +52,12 @@ if TYPE_CHECKING:
     from pallet.engine.shim.launch import PendingShim, ShimStarted
     from pallet.engine.spec.mounts import MountPoint, ResolvedMount
     from pallet.engine.spec.options import RunOptions
+    from pallet.engine.spec.syntax import NetworkMode
     from pallet.engine.volumes import VolumeStore
     from pallet.image.metadata import FileLock
     from pallet.image.store import ImageStore
+    from pallet.network.store import Endpoint
+    from pallet.oci.image_spec import ContainerConfig
 
 __all__ = ["DEFAULT_STOP_TIMEOUT", "Engine", "rfc3339_now"]
 
@@ -282,18 +285,38 @@ class Engine:
             runtime=runtime.name,
             labels=labels,
         )
+        mode = options.network.mode
+        joined = self._joined(mode.name) if mode.kind == "container" else None
+        if mode.on_bridge:
+            self.networks.find(mode.network_name)  # made (the default one) or found before the insert
+        elif mode.is_host and (options.network.publish or options.network.publish_all) and warn:
+            warn("WARNING: Published ports are discarded when using host network mode")
+        endpoints: list[Endpoint] = []
         for attempt in range(_NAME_ATTEMPTS):
+            inserted = False
             try:
-                self.containers.insert(record)
+                # the container and its endpoints (addresses, host ports) in one transaction
+                with self.db.transaction():
+                    self.containers.insert(record)
+                    inserted = True
+                    if mode.on_bridge:
+                        endpoints = self._allocate(record, options, image_config)
                 break
             except Conflict:
                 # a generated name taken by a concurrent create in the meantime: draw another
-                if name is not None or attempt == _NAME_ATTEMPTS - 1:
+                if inserted or name is not None or attempt == _NAME_ATTEMPTS - 1:
                     raise
                 record = record.replace(name=names.generate_name(self.containers.name_taken))
         with self.lock(container_id).held():
             try:
-                document = self._make_bundle(record, image_record.id, options, warn or (lambda _: None))
+                document = self._make_bundle(
+                    record,
+                    image_record.id,
+                    options,
+                    warn or (lambda _: None),
+                    endpoints=endpoints,
+                    joined=joined,
+                )
                 if start_with is None:
                     write_document(self.layout.document(container_id), document)
                 record = self.containers.update(container_id, state="created", owner=None)
@@ -305,15 +328,88 @@ class Engine:
                 return record
             # "created" is recorded first: a caller killed from here on leaves a container that
             # reconcile adopts (its shim runs it), never one it discards
+            if mode.on_bridge:
+                self.networks.resume(container_id)
             pending = self._launch_shim(record, document, shim=start_with, exit_command=exit_command)
             write_document(self.layout.document(container_id), document)
             return self._started(record, pending.result())
 
+    def _joined(self, ref: str) -> ContainerRecord:
+        """The running container whose network ``container:REF`` joins; docker's words otherwise."""
+        try:
+            target = self.get(ref)
+        except NotFound:
+            raise NotFound(f"No such container: {ref}") from None
+        if target.state not in ("running", "paused") or target.pid <= 0:
+            raise FailedPrecondition(f"cannot join network of a non running container: {target.id}")
+        return target
+
+    def _joined_namespace(self, target: ContainerRecord) -> str:
+        """The network namespace of a running container: the engine's file, else its init's."""
+        path = self.networks.netns_path(target.id)
+        return path if os.path.exists(path) else f"/proc/{target.pid}/ns/net"
+
+    def _allocate(
+        self, record: ContainerRecord, options: RunOptions, image_config: ContainerConfig | None
+    ) -> list[Endpoint]:
+        """The container's endpoint on the network its mode names, with its published ports; the
+        caller's transaction records it with the container."""
+        from pallet.engine.containers.attachments import attachments, port_mappings
+
+        networks = self.networks
+        exposed = image_config.exposed_ports or () if image_config is not None else ()
+        ports = (
+            port_mappings(options.network, exposed, networks.held_ports())
+            if options.network.ports() or options.network.publish_all
+            else []
+        )
+        return networks.allocate(record.id, record.name, attachments(options.network, ports))
+
+    def _network_files(
+        self,
+        record: ContainerRecord,
+        options: RunOptions,
+        endpoints: list[Endpoint],
+        joined: ContainerRecord | None,
+        hostname: str,
+    ) -> tuple[str, dict[str, str]]:
+        """The network namespace the container joins ("" for a new one) and its /etc files."""
+        network = options.network
+        if joined is not None:  # the other container's namespace and files, as docker shares them
+            files = {
+                f"/etc/{name}": os.path.join(self.layout.container_dir(joined.id), name)
+                for name in ("hostname", "hosts", "resolv.conf")
+            }
+            return self._joined_namespace(joined), {k: v for k, v in files.items() if os.path.exists(v)}
+        from pallet.engine.containers.attachments import network_files
+
+        resolver = host_gateway = ""
+        namespace = ""
+        if network.mode.on_bridge:
+            namespace = self.networks.netns_path(record.id)
+            if endpoints:
+                attached = self.networks.find(endpoints[0].network_id)
+                resolver = attached.gateway if attached.dns else ""
+        if any(h.endswith("host-gateway") for h in network.extra_hosts):
+            host_gateway = self.networks.default().gateway
+        files = network_files(
+            self.layout.container_dir(record.id), network, hostname=hostname, endpoints=endpoints,
+            resolver=resolver, host_gateway=host_gateway, durable=not options.auto_remove,
+        )  # fmt: skip
+        return namespace, files
+
     def _make_bundle(
-        self, record: ContainerRecord, image_id: str, options: RunOptions, warn: Callable[[str], None]
+        self,
+        record: ContainerRecord,
+        image_id: str,
+        options: RunOptions,
+        warn: Callable[[str], None],
+        *,
+        endpoints: list[Endpoint] | None = None,
+        joined: ContainerRecord | None = None,
     ) -> dict[str, Any]:
-        """Snapshot + rootfs mount + volumes + config.json; returns the container document."""
-        from pallet.engine.spec.generate import build_spec
+        """Snapshot + rootfs mount + volumes + /etc files + config.json; returns the container document."""
+        from pallet.engine.spec.generate import build_spec, container_hostname
         from pallet.image import snapshots
 
         images = self.images
@@ -349,12 +445,22 @@ class Engine:
             for note in plan.notes:
                 warn(note)
             resolved, points = plan.mounts, plan.points
+        if joined is not None:
+            hostname = str(self.document(joined).get("Config", {}).get("Hostname") or joined.id[:12])
+        else:
+            hostname = container_hostname(
+                options.network, container_id=record.id, host_hostname=os.uname().nodename
+            )
+        namespace, hosts_files = self._network_files(record, options, endpoints or [], joined, hostname)
         spec = build_spec(
             container_id=record.id,
             image_config=config.config,
             options=options,
             rootfs=rootfs,
             mounts=resolved,
+            hosts_files=hosts_files,
+            network_namespace=namespace,
+            hostname=hostname,
         )
         doc = spec.to_json()
         # the runtime resolves a relative root.path against the bundle: keep the bundle movable
@@ -385,6 +491,7 @@ class Engine:
             mounts=points,
             driver=images.snapshots.driver,
             log_path=self.layout.log_path(record.id),
+            hosts_files=hosts_files if joined is None else {},
         )
 
     # --- start ------------------------------------------------------------------------------
@@ -433,10 +540,31 @@ class Engine:
             if _runtime_has_state(runtime, record.id):  # what a killed shim left
                 _quietly(runtime.delete, record.id, force=True)
             remove_tree(self.layout.run_dir(record.id), ignore_errors=True)
+            self._network_up(record, doc)
             pending = self._launch_shim(
                 record, doc, shim=shim, exit_command=exit_command, start_on_attach=start_on_attach
             )
             return self._started(record, pending.result())
+
+    def _network_up(self, record: ContainerRecord, doc: Mapping[str, Any]) -> None:
+        """Before a start: the container's namespace and endpoints (a bridge mode), or the namespace
+        of the container it joins now (its init may have changed since the create)."""
+        mode = _network_mode(doc)
+        if mode.on_bridge:
+            self.networks.resume(record.id)
+        elif mode.kind == "container":
+            from pallet.oci.jsonfast import loads
+
+            namespace = self._joined_namespace(self._joined(mode.name))
+            path = os.path.join(self.layout.bundle(record.id), "config.json")
+            with open(path) as f:
+                config = loads(f.read())
+            assert isinstance(config, dict)
+            for entry in config.get("linux", {}).get("namespaces", []):
+                if entry.get("type") == "network":
+                    entry["path"] = namespace
+            with open(path, "w") as f:
+                f.write(dumps_compact(config))
 
     def _launch_shim(
         self,
@@ -767,6 +895,8 @@ class Engine:
         if snaps.stat(snapshot_key(record.id)) is not None:
             snaps.remove(snapshot_key(record.id))
         self.images.release(record.image_id, record.id)
+        if self._may_use_networks(record):
+            self.networks.release(record.id)
         if self._may_use_volumes(record):
             self.volumes.release(record.id, remove_anonymous=remove_volumes)
         remove_tree(container_dir, ignore_errors=True)
@@ -782,6 +912,14 @@ class Engine:
         remove_tree(self.layout.run_dir(record.id), ignore_errors=True)
         self.containers.delete(record.id)
         remove_lock_file(self.layout.run_root, record.id)
+
+    def _may_use_networks(self, record: ContainerRecord) -> bool:
+        """Whether the container may hold endpoints or a namespace file: its mode is a bridge one, or
+        it has no document (a create that crashed half-way). Spares the driver's import otherwise."""
+        if not self.db.version("network"):
+            return False  # no network was ever made on this root
+        doc = self.document(record)
+        return not doc or _network_mode(doc).on_bridge
 
     def _may_use_volumes(self, record: ContainerRecord) -> bool:
         """Whether the container may hold volumes: its document lists one, or it has no document
@@ -806,7 +944,11 @@ class Engine:
         return state.get("status") in ("running", "paused", "created")
 
     def after_exit(self, record: ContainerRecord) -> None:
-        """Clean what a dead shim could not: the runtime's state of the container."""
+        """Clean what a dead shim could not: the runtime's state of the container; and take its network
+        down (namespace, veths, port rules; its addresses and ports stay its own until it is removed),
+        unless it is about to be removed (``--rm``)."""
+        if self._may_use_networks(record) and not self.auto_remove(record):
+            self.networks.suspend(record.id)
         try:
             runtime = self.runtime(record.runtime)
         except PalletError:
@@ -814,10 +956,35 @@ class Engine:
         if _runtime_has_state(runtime, record.id):
             _quietly(runtime.delete, record.id, force=True)
 
+    def reconcile_networks(self) -> None:
+        """After a crashed create or remove: what the network driver holds for containers that are
+        gone (endpoints, namespace files, veths, rules, resolvers), removed. The containers are read
+        under the driver's lock, so a create racing with this keeps what it holds."""
+        if not self.db.version("network"):
+            return
+        active = "', '".join(sorted(ACTIVE_STATES | {"creating", "created"}))
+
+        def existing() -> list[str]:
+            return [str(r[0]) for r in self.db.query("SELECT id FROM containers")]
+
+        def up() -> list[str]:
+            return [
+                str(r[0]) for r in self.db.query(f"SELECT id FROM containers WHERE state IN ('{active}')")
+            ]
+
+        self.networks.reconcile(existing, up)
+
     def auto_remove(self, record: ContainerRecord) -> bool:
         """Whether the container was created with ``--rm``."""
         host: Mapping[str, Any] = self.document(record).get("HostConfig", {})
         return bool(host.get("AutoRemove"))
+
+
+def _network_mode(doc: Mapping[str, Any]) -> NetworkMode:
+    """The container's network mode, from its document's ``HostConfig.NetworkMode``."""
+    from pallet.engine.spec.syntax import parse_network
+
+    return parse_network(str(doc.get("HostConfig", {}).get("NetworkMode") or ""))
 
 
 def _wait_exit(pid: int, start: int, timeout: float) -> bool:

@@ -5,14 +5,20 @@ lag behind reality. Before a command acts on a container (and for every line
 of ``ps``) the row is brought up to date from, in order of authority:
 
 1. ``creating`` rows whose creating process is gone: a crashed ``create``;
-   everything it made is removed (``Engine.discard``).
-2. ``removing`` rows: a crashed ``rm``; the removal is finished.
+   everything it made is removed (``Engine.discard``), and the network
+   driver's leftovers of every gone container (``Engine.reconcile_networks``).
+2. ``removing`` rows: a crashed ``rm``; the removal is finished (and the
+   network's leftovers likewise).
 3. The shim (``shim.pid``, checked against its start time, so a reused pid
    is not mistaken for it): alive means the container is running, paused or
    restarting (``init.json``/``exit.json`` tell which); gone means it exited,
    with the code from ``exit.json``.
 4. No shim and no exit file, but the runtime still knows the container: the
    shim was killed; the container itself keeps running and is reported so.
+
+A container found exited has its network taken down (``Engine.after_exit``:
+namespace, veths, port rules), keeping its addresses and host ports until
+it is removed or started again.
 
 The caller holds the container's lock (``locks.container_lock``), except for
 read-only listing, which reconciles only containers whose lock is free.
@@ -42,6 +48,7 @@ if TYPE_CHECKING:
         def removing_volumes(self, record: ContainerRecord) -> bool: ...
         def runtime_knows(self, record: ContainerRecord) -> bool: ...
         def after_exit(self, record: ContainerRecord) -> None: ...
+        def reconcile_networks(self) -> None: ...
         def auto_remove(self, record: ContainerRecord) -> bool: ...
 
 
@@ -67,9 +74,11 @@ def reconcile(engine: Engine, record: ContainerRecord) -> ContainerRecord | None
         if owner is not None and owners.is_alive(*owner):
             return record
         engine.discard(record, remove_volumes=True)
+        engine.reconcile_networks()  # what the crashed create made of its network, to the last veth
         return None
     if record.state == "removing":
         engine.discard(record, remove_volumes=engine.removing_volumes(record))
+        engine.reconcile_networks()
         return None
     run_dir = engine.layout.run_dir(record.id)
     if not shim_alive(record):

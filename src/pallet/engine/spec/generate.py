@@ -1010,14 +1010,18 @@ def security_spec_options(
     return out
 
 
-def network_spec_options(network: NetworkOptions, *, hostname: str) -> list[SpecOption]:
-    """The network namespace the mode asks for, docker's sysctls in a private one (ping and low
-    ports for non-root users), the hostname and domain name."""
+def network_spec_options(network: NetworkOptions, *, hostname: str, namespace: str = "") -> list[SpecOption]:
+    """The network namespace the mode asks for (``namespace``: the path of one the engine made, or
+    of the container whose network is joined; else a new one), docker's sysctls in a namespace of
+    its own (ping and low ports for non-root users), the hostname and domain name."""
     out: list[SpecOption] = []
     if network.mode.is_host:
         out.append(with_host_network())
     else:
-        out.append(with_sysctls(dict(_PRIVATE_NET_SYSCTLS)))
+        if namespace:
+            out.append(with_network_namespace(namespace))
+        if network.mode.own_namespace:
+            out.append(with_sysctls(dict(_PRIVATE_NET_SYSCTLS)))
     out.append(with_hostname(hostname))
     if network.domainname:
         out.append(with_domainname(network.domainname))
@@ -1063,6 +1067,8 @@ def build_spec(
     cgroup_parent: str = "/pallet",
     hosts_files: Mapping[str, str] = EMPTY,
     host: HostFacts | None = None,
+    network_namespace: str = "",
+    hostname: str = "",
 ) -> Spec:
     """The config.json of a new container (``root.path`` is ``rootfs`` as given): ``base_spec``
     composed with the spec options ``options`` and the image's config ask for.
@@ -1071,11 +1077,17 @@ def build_spec(
     ``--mount type=tmpfs``); ``--tmpfs`` is handled here. ``hosts_files``
     maps container paths (``/etc/hosts``, ``/etc/resolv.conf``, ...) to host
     files bind-mounted there unless the user mounts the same path.
-    ``options`` were checked when they were made: nothing is checked again.
+    ``network_namespace`` is the path of the network namespace the container
+    joins (made by the engine's network driver, or another container's);
+    "" for a new one (or none with the host network). ``hostname`` overrides
+    the one the options give (a container that joins another's network
+    takes that one's). ``options`` were checked when they were made: nothing is checked again.
     """
     host = host or host_facts()
     process, security = options.process, options.security
-    hostname = container_hostname(options.network, container_id=container_id, host_hostname=host.hostname)
+    hostname = hostname or container_hostname(
+        options.network, container_id=container_id, host_hostname=host.hostname
+    )
     settings = merge_config(image_config, process, hostname=hostname)
     uid, gid, additional = resolve_user(rootfs, settings.user, process.group_add)
     caps = capabilities(
@@ -1095,7 +1107,7 @@ def build_spec(
         steps.append(with_devices(devices, device_rules))
     else:  # the host's nodes are there already: keep a --device only where it adds a path
         steps.append(_with_devices_not_taken(devices))
-    steps += network_spec_options(options.network, hostname=hostname)
+    steps += network_spec_options(options.network, hostname=hostname, namespace=network_namespace)
     if host.cgroup_v2:
         # docker's default cgroupns mode: private on cgroup v2, host on v1
         steps.append(with_namespace("cgroup"))

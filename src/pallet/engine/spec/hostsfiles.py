@@ -1,16 +1,19 @@
 """A container's /etc/hostname, /etc/hosts and /etc/resolv.conf, written as docker writes them.
 
-``write_network_files(directory, hostname=..., network=...)`` (a
-``NetworkMode``) writes the
+``write_network_files(directory, hostname=..., network=..., ...)`` (a
+``NetworkMode``, the container's addresses and docker's options) writes the
 three files into the container's own directory (each atomically: temp file,
 fsync, rename) and returns the mapping ``build_spec(hosts_files=...)`` wants
 (container path -> host file), so they are bind-mounted over the image's.
 
-- a network namespace of its own: ``hosts`` has docker's localhost lines only (there is
-  no address to name the container by until bridge networking);
-  ``resolv.conf`` is the host's without loopback nameservers (unreachable
-  from another network namespace), docker's fallback when none is left.
-- host network: the host's own ``hosts`` and ``resolv.conf``, copied.
+- a network namespace of its own: ``hosts`` has docker's localhost lines,
+  the ``--add-host`` entries and a line naming the container by each of its
+  addresses; ``resolv.conf`` is the host's without loopback nameservers
+  (unreachable from another network namespace), docker's fallback when none
+  is left, ``--dns``/``--dns-search``/``--dns-option`` in place of the
+  host's lines; on a user network it names the network's resolver only.
+- host network: the host's own ``hosts`` (plus ``--add-host`` entries) and
+  ``resolv.conf``, copied.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from pallet.linux.atomicfile import write_atomic
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from pallet.engine.spec.syntax import NetworkMode
 
 __all__ = ["hosts_content", "resolv_conf_content", "write_network_files"]
@@ -45,30 +50,72 @@ def _read(path: str) -> str:
         return ""
 
 
-def hosts_content(network: NetworkMode, host_hosts: str = "") -> str:
-    """``/etc/hosts`` of a container on ``network``; ``host_hosts`` is the host's (for ``host``)."""
-    if network.is_host:
-        return host_hosts or _LOCALHOST
-    return _LOCALHOST
+def hosts_content(
+    network: NetworkMode,
+    host_hosts: str = "",
+    *,
+    addresses: Sequence[str] = (),
+    hostname: str = "",
+    domainname: str = "",
+    extra_hosts: Sequence[tuple[str, str]] = (),
+) -> str:
+    """``/etc/hosts`` of a container on ``network``: the host's own file on the host network; else
+    docker's localhost lines, the ``--add-host`` entries, then each of the container's ``addresses``
+    naming its ``hostname`` (``hostname.domainname hostname`` with a domain name)."""
+    lines = [host_hosts or _LOCALHOST] if network.is_host else [_LOCALHOST]
+    lines += [f"{address}\t{name}\n" for name, address in extra_hosts]
+    names = f"{hostname}.{domainname}\t{hostname}" if domainname and hostname else hostname
+    if names:
+        lines += [f"{address}\t{names}\n" for address in addresses]
+    return "".join(lines)
 
 
-def resolv_conf_content(network: NetworkMode, host_resolv: str) -> str:
-    """``/etc/resolv.conf``: the host's, without loopback nameservers outside the host network."""
-    if network.is_host:
+def resolv_conf_content(
+    network: NetworkMode,
+    host_resolv: str,
+    *,
+    resolver: str = "",
+    dns: Sequence[str] = (),
+    dns_search: Sequence[str] = (),
+    dns_options: Sequence[str] = (),
+) -> str:
+    """``/etc/resolv.conf``: the host's (its ``search`` and ``options`` lines, ``dns_search`` and
+    ``dns_options`` in their place when given) with its nameservers, loopback ones left out outside
+    the host network (``dns`` in their place when given; docker's fallback when none is left); or,
+    on a user network, the network's ``resolver`` only with ``ndots:0``, as docker's embedded DNS."""
+    if network.is_host and not (dns or dns_search or dns_options):
         return host_resolv
     kept: list[str] = []
-    nameservers = 0
+    nameservers: list[str] = []
+    at = -1  # where the host's first nameserver line was: the nameservers go there
     for line in host_resolv.splitlines():
         words = line.split()
-        if words[:1] == ["nameserver"] and len(words) > 1:
+        key = words[0] if words else ""
+        if key == "nameserver" and len(words) > 1:
+            at = len(kept) if at < 0 else at
             address = words[1]
-            if address.startswith("127.") or address == "::1":
-                continue
-            nameservers += 1
+            if network.is_host or not (address.startswith("127.") or address == "::1"):
+                nameservers.append(line)
+            continue
+        if key in ("search", "domain") and dns_search:
+            continue
+        if key == "options" and (dns_options or resolver):
+            continue
         kept.append(line)
-    if not nameservers:
-        kept += [f"nameserver {a}" for a in _FALLBACK_NAMESERVERS]
-    return "\n".join(kept) + "\n"
+    if dns_search:
+        kept.append("search " + " ".join(d for d in dns_search if d != "."))
+    if resolver:
+        nameservers = [f"nameserver {resolver}"]
+        kept.append("options " + " ".join(list(dns_options) or ["ndots:0"]))
+    else:
+        if dns:
+            nameservers = [f"nameserver {a}" for a in dns]
+        if not nameservers:  # after the host's lines, as docker appends them
+            nameservers, at = [f"nameserver {a}" for a in _FALLBACK_NAMESERVERS], -1
+        if dns_options:
+            kept.append("options " + " ".join(dns_options))
+    at = len(kept) if at < 0 else at
+    return "\n".join([*kept[:at], *nameservers, *kept[at:]]) + "\n"
 
 
 def write_network_files(
@@ -77,20 +124,37 @@ def write_network_files(
     hostname: str,
     network: NetworkMode,
     host_etc: str = "/etc",
+    domainname: str = "",
+    addresses: Sequence[str] = (),
+    extra_hosts: Sequence[tuple[str, str]] = (),
+    resolver: str = "",
+    dns: Sequence[str] = (),
+    dns_search: Sequence[str] = (),
+    dns_options: Sequence[str] = (),
+    durable: bool = True,
 ) -> dict[str, str]:
     """Write ``hostname``, ``hosts`` and ``resolv.conf`` into ``directory`` (atomic, idempotent);
-    returns ``{"/etc/hostname": ..., "/etc/hosts": ..., "/etc/resolv.conf": ...}``."""
+    returns ``{"/etc/hostname": ..., "/etc/hosts": ..., "/etc/resolv.conf": ...}``. The other
+    arguments are ``hosts_content``'s and ``resolv_conf_content``'s; ``durable`` False skips the
+    fsyncs (a ``--rm`` container's files never outlive it)."""
     files = {
         "/etc/hostname": (os.path.join(directory, "hostname"), f"{hostname}\n"),
         "/etc/hosts": (
             os.path.join(directory, "hosts"),
-            hosts_content(network, _read(os.path.join(host_etc, "hosts"))),
+            hosts_content(
+                network, _read(os.path.join(host_etc, "hosts")) if network.is_host else "",
+                addresses=addresses, hostname=hostname, domainname=domainname, extra_hosts=extra_hosts,
+            ),
         ),
         "/etc/resolv.conf": (
             os.path.join(directory, "resolv.conf"),
-            resolv_conf_content(network, _read(os.path.join(host_etc, "resolv.conf"))),
+            resolv_conf_content(
+                network, _read(os.path.join(host_etc, "resolv.conf")), resolver=resolver, dns=dns,
+                dns_search=dns_search, dns_options=dns_options,
+            ),
         ),
-    }
+    }  # fmt: skip
     for path, text in files.values():
-        write_atomic(path, text.encode(), mode=0o644)  # bound into the container: readable by all
+        # bound into the container: readable by all
+        write_atomic(path, text.encode(), mode=0o644, durable=durable)
     return {destination: path for destination, (path, _) in files.items()}

@@ -39,12 +39,17 @@ from pallet.engine.spec.syntax import (
     DeviceMapping,
     MountSpec,
     NetworkMode,
+    PortRequest,
     RestartPolicy,
     Ulimit,
     is_cpu_list,
     is_hostname,
     parse_capability,
+    parse_extra_host,
+    parse_ip,
+    parse_mac,
     parse_network,
+    parse_publish,
     parse_security_opt,
     parse_signal,
     parse_sysctl,
@@ -224,6 +229,8 @@ class SecurityOptions(_Checked):
     selinux_labels: tuple[str, ...] = ()
     unmask_system_paths: bool = False
     sysctls: Mapping[str, str] = EMPTY
+    #: ``--userns``: "" the root's default (``userns-remap``), ``host`` opt out, ``remap`` opt in
+    userns: str = ""
 
     @classmethod
     def _clean(cls, values: dict[str, Any]) -> dict[str, Any]:
@@ -237,6 +244,8 @@ class SecurityOptions(_Checked):
         return values
 
     def _check(self) -> None:
+        if self.userns not in ("", "host", "remap"):
+            raise InvalidArgument(f'invalid USER mode "{self.userns}": want "host" or "remap"')
         if self.apparmor and self.apparmor != "unconfined":
             raise Unsupported(
                 f'AppArmor profile "{self.apparmor}" cannot be applied: AppArmor is not used by pallet on this '
@@ -279,32 +288,68 @@ def security_options(security_opt: Iterable[str] = (), **fields: Any) -> Securit
 
 
 class NetworkOptions(_Checked):
-    """The container's network: its ``NetworkMode``, names and ports (``publish``: docker's ``-p`` texts)."""
+    """The container's network (docker's ``HostConfig`` network fields and ``NetworkingConfig``).
+
+    ``mode``: the ``NetworkMode``. ``publish``: docker's ``-p`` texts (parsed
+    with ``syntax.parse_publish`` by ``ports``); ``publish_all``: ``-P``, the
+    image's EXPOSE'd ports on free host ports. ``aliases``, ``ip`` and
+    ``mac_address`` are the endpoint's on the network the mode names
+    (``aliases`` and ``ip`` on a user network only, as docker).
+    ``dns``/``dns_search``/``dns_options`` replace the host's lines of
+    ``/etc/resolv.conf``; ``extra_hosts`` (``name:ip``, ``ip`` may be
+    ``host-gateway``) are added to ``/etc/hosts``.
+    """
 
     mode: NetworkMode = NetworkMode()
     hostname: str = ""
     domainname: str = ""
     publish: tuple[str, ...] = ()
+    publish_all: bool = False
+    aliases: tuple[str, ...] = ()
+    ip: str = ""
+    mac_address: str = ""
+    dns: tuple[str, ...] = ()
+    dns_search: tuple[str, ...] = ()
+    dns_options: tuple[str, ...] = ()
+    extra_hosts: tuple[str, ...] = ()
 
     def _check(self) -> None:
         kind = self.mode.kind
-        if kind in ("bridge", "container"):
-            raise Unsupported(
-                f'network mode "{self.mode.to_text()}" is not available yet: use none, host, or the default '
-                "(a private network namespace with loopback only)"
-            )
-        if kind == "network":
-            raise InvalidArgument(f'network "{self.mode.name}" not found (want none, host or private)')
         if self.hostname and not is_hostname(self.hostname):
             raise InvalidArgument(
                 f'invalid hostname "{self.hostname}": want at most 63 letters, digits, "-" and "." '
                 "(RFC 1123), not starting or ending with - or ."
             )
-        if self.publish:
-            raise InvalidArgument(
-                "publishing ports needs bridge networking, which pallet does not have yet; "
-                "use the host network to reach the container's ports"
-            )
+        self.ports()
+        for address in self.dns:
+            parse_ip(address)
+        for entry in self.extra_hosts:
+            parse_extra_host(entry)
+        if self.ip:
+            parse_ip(self.ip)
+        if self.mac_address:
+            parse_mac(self.mac_address)
+        if kind == "container":
+            # docker's words: the namespace, and the files that describe it, are the other container's
+            for value, what in (
+                (self.hostname, "hostname"),
+                (self.dns or self.dns_search or self.dns_options, "dns"),
+                (self.extra_hosts, "custom host-to-IP mapping"),
+                (self.mac_address, "mac-address"),
+                (self.publish or self.publish_all, "port publishing"),
+            ):
+                if value:
+                    raise InvalidArgument(f"conflicting options: {what} and the network mode")
+        if kind == "host" and self.mac_address:
+            raise InvalidArgument("conflicting options: mac-address and the network mode")
+        if self.aliases and kind != "network":
+            raise InvalidArgument("network-scoped aliases are only supported for user-defined networks")
+        if self.ip and kind != "network":
+            raise InvalidArgument("user specified IP address is supported on user defined networks only")
+
+    def ports(self) -> tuple[PortRequest, ...]:
+        """The ``-p`` requests, parsed."""
+        return tuple(parse_publish(text) for text in self.publish)
 
 
 class MountOptions(_Checked):

@@ -35,6 +35,7 @@ __all__ = [
     "DeviceMapping",
     "MountSpec",
     "NetworkMode",
+    "PortRequest",
     "RestartPolicy",
     "Ulimit",
     "collect_env",
@@ -47,11 +48,15 @@ __all__ = [
     "parse_device",
     "parse_env",
     "parse_env_file",
+    "parse_extra_host",
     "parse_integer",
+    "parse_ip",
     "parse_label",
     "parse_log_opt",
+    "parse_mac",
     "parse_mount",
     "parse_network",
+    "parse_publish",
     "parse_restart",
     "parse_security_opt",
     "parse_signal",
@@ -203,11 +208,10 @@ class MountSpec(Record):
 class NetworkMode(Record):
     """docker's network mode, parsed: ``kind`` is one of ``NETWORK_KINDS``.
 
-    ``private`` (docker's "default") is a new network namespace with loopback
-    only, until the engine attaches containers to bridges; ``none`` a new one
-    left empty; ``host`` the host's own; ``bridge`` the default bridge;
-    ``container`` (``name`` is the container) joins another container's;
-    ``network`` (``name``) a user network.
+    ``private`` (docker's "default") and ``bridge`` are the default network
+    ``bridge``; ``none`` a network namespace of its own with loopback only;
+    ``host`` the host's own; ``container`` (``name`` is the container) joins
+    another container's; ``network`` (``name``) a user network.
     """
 
     kind: str = "private"
@@ -219,17 +223,42 @@ class NetworkMode(Record):
         return self.kind == "host"
 
     @property
+    def on_bridge(self) -> bool:
+        """The container gets endpoints on a bridge network (the default one, or a user network)."""
+        return self.kind in ("private", "bridge", "network")
+
+    @property
+    def network_name(self) -> str:
+        """The bridge network the mode names: ``bridge`` for the default, the user network's name, else ""."""
+        if self.kind in ("private", "bridge"):
+            return "bridge"
+        return self.name if self.kind == "network" else ""
+
+    @property
     def own_namespace(self) -> bool:
         """The container gets a network namespace of its own (not the host's, not another container's)."""
         return self.kind not in ("host", "container")
 
     def to_text(self) -> str:
-        """docker's ``HostConfig.NetworkMode`` string (``default``, ``host``, ``container:web``, ``mynet``)."""
+        """docker's ``HostConfig.NetworkMode`` string (``bridge``, ``host``, ``container:web``, ``mynet``);
+        docker's default mode shows as ``bridge``, as dockerd records it."""
         if self.kind == "private":
-            return "default"
+            return "bridge"
         if self.kind == "container":
             return f"container:{self.name}"
         return self.name if self.kind == "network" else self.kind
+
+
+class PortRequest(Record):
+    """One ``-p`` request: host address (``""``: all), host ports ``host_start``-``host_end`` (0: any
+    free one), container ports ``container_start``-``container_end``, protocol."""
+
+    host_ip: str = ""
+    host_start: int = 0
+    host_end: int = 0
+    container_start: int = 0
+    container_end: int = 0
+    protocol: str = "tcp"
 
 
 def parse_bool(text: str) -> bool | None:
@@ -558,6 +587,94 @@ def parse_network(text: str) -> NetworkMode:
             raise InvalidArgument(f'invalid network mode "{text}": want container:NAME|ID')
         return NetworkMode(kind="container", name=ref)
     return NetworkMode(kind="network", name=text)
+
+
+def _port_range(text: str, what: str, whole: str) -> tuple[int, int]:
+    first, dash, last = text.partition("-")
+    try:
+        start = int(first)
+        end = int(last) if dash else start
+    except ValueError:
+        raise InvalidArgument(
+            f'invalid {what} "{text}" in "{whole}": want a port or a range such as 8000-8010'
+        ) from None
+    if not 0 < start <= end < 65536:
+        raise InvalidArgument(f'invalid {what} "{text}" in "{whole}": ports lie between 1 and 65535')
+    return start, end
+
+
+def parse_publish(text: str) -> PortRequest:
+    """docker's ``-p``: ``[ip:][hostPort:]containerPort[/tcp|udp|sctp]``, either port a range
+    (``8000-8002:80-82``); an empty or missing host port is any free one; an IPv6 address in brackets."""
+    body, _, protocol = text.partition("/")
+    protocol = (protocol or "tcp").lower()
+    if protocol not in ("tcp", "udp", "sctp"):
+        raise InvalidArgument(f'invalid protocol "{protocol}" in "{text}": want tcp, udp or sctp')
+    host_ip = ""
+    if body.startswith("["):
+        address, bracket, rest = body[1:].partition("]")
+        if not bracket or not rest.startswith(":"):
+            raise InvalidArgument(f'invalid publish "{text}": want [ip:][hostPort:]containerPort[/protocol]')
+        host_ip, body = parse_ip(address), rest[1:]
+        parts = ["", *body.split(":")] if body.count(":") == 1 else ["", "", body]
+        parts[0] = host_ip
+    else:
+        parts = body.split(":")
+        if len(parts) > 3:
+            raise InvalidArgument(f'invalid publish "{text}": want [ip:][hostPort:]containerPort[/protocol]')
+        parts = [""] * (3 - len(parts)) + parts
+        if parts[0]:
+            host_ip = parse_ip(parts[0])
+    host, container = parts[1], parts[2]
+    if not container:
+        raise InvalidArgument(f'invalid publish "{text}": no container port')
+    container_start, container_end = _port_range(container, "container port", text)
+    host_start = host_end = 0
+    if host:
+        host_start, host_end = _port_range(host, "host port", text)
+        count, host_count = container_end - container_start, host_end - host_start
+        if count and count != host_count:
+            raise InvalidArgument(
+                f'invalid ranges in "{text}": the host range {host} and the container range {container} '
+                "differ in length"
+            )
+    return PortRequest(
+        host_ip=host_ip, host_start=host_start, host_end=host_end, container_start=container_start,
+        container_end=container_end, protocol=protocol,
+    )  # fmt: skip
+
+
+def parse_ip(text: str) -> str:
+    """An IPv4 or IPv6 address, as written canonically; ``InvalidArgument`` naming it otherwise."""
+    import ipaddress
+
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise InvalidArgument(f'invalid IP address "{text}"') from None
+
+
+def parse_mac(text: str) -> str:
+    """A MAC address (six hex pairs, ``:`` or ``-``), lower case with ``:``."""
+    parts = text.replace("-", ":").split(":")
+    if len(parts) != 6 or not all(len(p) == 2 and set(p.lower()) <= set("0123456789abcdef") for p in parts):
+        raise InvalidArgument(f"invalid MAC address {text!r}: want six hex pairs such as 02:42:ac:11:00:02")
+    if int(parts[0], 16) & 1:
+        raise InvalidArgument(f"invalid MAC address {text!r}: a multicast address cannot be a container's")
+    return ":".join(parts).lower()
+
+
+def parse_extra_host(text: str) -> tuple[str, str]:
+    """docker's ``--add-host name:ip`` (also ``name=ip``; ``ip`` may be ``host-gateway``)."""
+    sep = "=" if "=" in text else ":"
+    name, found, address = text.partition(sep)
+    if not found or not name or not address:
+        raise InvalidArgument(f'invalid argument "{text}": want host:ip (or host:host-gateway)')
+    if address.startswith("[") and address.endswith("]"):
+        address = address[1:-1]
+    if address != "host-gateway":
+        address = parse_ip(address)
+    return name, address
 
 
 # ---------------------------------------------------------------------------

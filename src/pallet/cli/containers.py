@@ -359,9 +359,15 @@ _PS_TITLES = {
 
 
 def ps_row(
-    record: ContainerRecord, document: dict[str, Any], *, now: float, no_trunc: bool
+    record: ContainerRecord,
+    document: dict[str, Any],
+    *,
+    now: float,
+    no_trunc: bool,
+    ports: Sequence[tuple[str, str, int]] = (),
 ) -> dict[str, object]:
-    """One row of ``ps`` with docker's field names (what ``--format`` templates see)."""
+    """One row of ``ps`` with docker's field names (what ``--format`` templates see); ``ports``: the
+    published ports the container holds (``80/tcp``, host address, host port)."""
     import json
 
     from pallet.engine.service import human_duration, status_text
@@ -385,7 +391,9 @@ def ps_row(
         "Mounts": mounts,
         "Names": record.name,
         "Networks": network,
-        "Ports": "",
+        "Ports": ", ".join(
+            f"{f'[{ip}]' if ':' in ip else ip}:{host_port}->{private}" for private, ip, host_port in ports
+        ),
         "RunningFor": f"{human_duration(now - record.created)} ago",
         "Size": "0B",
         "State": record.state if record.state != "creating" else "created",
@@ -409,7 +417,10 @@ def _run_ps(ctx: Context, args: Namespace) -> int:
                 ctx.out.write((record.id if args.no_trunc else record.short_id) + "\n")
             return 0
         now = time.time()
-        rows = [ps_row(r, service.document(r), now=now, no_trunc=args.no_trunc) for r in records]
+        rows = [
+            ps_row(r, service.document(r), now=now, no_trunc=args.no_trunc, ports=service.ports_of(r))
+            for r in records
+        ]
     print_rows(ctx.out, rows, args.format, default=_PS_DEFAULT, titles=_PS_TITLES)
     return 0
 

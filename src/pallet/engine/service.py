@@ -1009,12 +1009,12 @@ class Service:
             "network", "disconnect", found.id, {"container": record.id, "name": found.name, "type": "bridge"}
         )
 
-    def ports_of(self, ref: str) -> list[tuple[str, str, int]]:
-        """The container's published ports as allocated: (``80/tcp``, host address, host port), in the
-        order asked (a port chosen by pallet for ``-p 80`` or ``-P`` filled in). A stopped container
-        keeps its ports (docker's ``port`` shows none for it: ``port`` checks the state)."""
-        record = self._engine.get(ref)
-        if record.state not in ("running", "paused", "restarting"):
+    def ports_of(self, ref: str | ContainerRecord) -> list[tuple[str, str, int]]:
+        """The published ports of a running container as allocated: (``80/tcp``, host address, host
+        port), in the order asked (a port chosen by pallet for ``-p 80`` or ``-P`` filled in); none
+        for a stopped one, as docker shows them (it keeps them until it is removed)."""
+        record = self._engine.get(ref) if isinstance(ref, str) else ref
+        if record.state not in ("running", "paused", "restarting") or not self._engine.db.version("network"):
             return []
         return [
             (f"{p.container_port}/{p.protocol}", p.host_ip, p.host_port)

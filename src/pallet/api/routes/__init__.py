@@ -15,7 +15,7 @@ from pallet.api.routing import RouteTable
 __all__ = ["MODULES", "table"]
 
 #: the route modules, in the order their patterns are tried
-MODULES = ("system", "containers", "exec")
+MODULES = ("system", "containers", "exec", "events", "images", "volumes", "networks", "build", "diskusage")
 
 
 def table() -> RouteTable:

@@ -20,7 +20,7 @@ function:
   network, else the id's first 12 characters), StopSignal, labels;
 - ``resolve_user``: ``name``, ``uid``, ``name:group``, ``uid:gid`` against the
   rootfs's /etc/passwd and /etc/group, with docker's errors;
-- ``capabilities``: docker's 14 defaults, cap-add/cap-drop with ALL,
+- ``capabilities``: pallet's defaults (docker's less CAP_AUDIT_WRITE), cap-add/cap-drop with ALL,
   privileged; a non-root user gets only the bounding set (what execve
   would leave it);
 - ``security_spec_options``, ``resource_spec_options``, ``network_spec_options``,
@@ -441,8 +441,8 @@ def capabilities(
     """The container's capability set: docker's TweakCapabilities.
 
     ``--privileged`` or ``--cap-add ALL`` start from every capability
-    (``all_caps``) and ``--cap-drop ALL`` from none; otherwise from docker's
-    14 defaults. Then drops, then adds (an added capability wins over the
+    (``all_caps``) and ``--cap-drop ALL`` from none; otherwise from
+    ``defaults.DEFAULT_CAPABILITIES``. Then drops, then adds (an added capability wins over the
     same dropped one, as in docker).
     """
     everything = tuple(all_caps)

@@ -29,7 +29,7 @@ import subprocess
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pallet.testing.buildah import Buildah
 from pallet.testing.imagecompare import ImageView, amend
@@ -37,6 +37,21 @@ from pallet.testing.imagecompare import ImageView, amend
 CORPUS = Path(__file__).resolve().parent / "corpus"
 VENV_BIN = Path(__file__).resolve().parents[3] / ".venv" / "bin"
 PALLET = str(VENV_BIN / "pallet")
+
+
+class PalletLike(Protocol):
+    """What the tests use of the engine tests' ``PalletEnv``."""
+
+    root: Path
+    run_root: Path
+
+    def pallet(
+        self, *args: str, input: bytes | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]: ...
+
+    def ok(self, *args: str) -> str: ...
+
+    def container_ids(self) -> list[str]: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -28,11 +28,12 @@ __all__ = [
 ]
 
 #: docker's 14 default capabilities less CAP_AUDIT_WRITE (bounding, effective and permitted sets of
-#: a root process). CAP_AUDIT_WRITE forges host audit records, and buys nothing inside a private pid
-#: namespace: the kernel refuses user audit messages from any but the initial one (ECONNREFUSED,
-#: which libaudit, PAM, sudo and sshd take as "no audit daemon"). CAP_NET_RAW stays for busybox's
-#: ping, which opens a raw ICMP socket and never a ping socket; the seccomp profile confines it to
-#: that (no packet sockets, no other raw protocols, no IP_HDRINCL).
+#: a root process). CAP_AUDIT_WRITE lets a container write records into the host's audit log
+#: (measured on Linux 6.18: an AUDIT_USER message from a private pid namespace is accepted), so a
+#: container could forge logins or bury its trail; libaudit (PAM, sudo, sshd, login) takes EPERM
+#: without the capability as "auditing is off" and goes on, and podman's defaults drop it too.
+#: CAP_NET_RAW stays for busybox's ping, which opens a raw ICMP socket and never a ping socket; the
+#: seccomp profile confines it to that (no packet sockets, no other raw protocols, no IP_HDRINCL).
 DEFAULT_CAPABILITIES: tuple[str, ...] = (
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",

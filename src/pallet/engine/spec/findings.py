@@ -120,7 +120,7 @@ CAPABILITY_RISKS: dict[str, tuple[Severity, str]] = {
     "CAP_MAC_OVERRIDE": (MEDIUM, "bypass the host's mandatory access control policy"),
     "CAP_AUDIT_CONTROL": (MEDIUM, "change or turn off the host's audit rules"),
     "CAP_SYS_RESOURCE": (LOW, "raise resource limits and use reserved disk space, so it can starve the host"),
-    "CAP_AUDIT_WRITE": (LOW, "write records into the host's audit log (with --pid host)"),
+    "CAP_AUDIT_WRITE": (LOW, "write records into the host's audit log: forge logins, bury its own trail"),
     "CAP_LINUX_IMMUTABLE": (LOW, "change immutable and append-only files"),
     "CAP_IPC_OWNER": (LOW, "bypass permission checks on System V IPC objects"),
     "CAP_WAKE_ALARM": (LOW, "set alarms that wake the host from suspend"),

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from pallet.errors import PalletError, Unavailable
 from pallet.registry.client.progress import Progress
 
-__all__ = ["Cancelled", "JsonProgress", "error_message", "messages"]
+__all__ = ["Cancelled", "JsonProgress", "collected", "error_message", "messages"]
 
 #: how much a layer moves between two "Downloading"/"Pushing" messages (docker sends about as many)
 _STEP = 512 * 1024
@@ -145,3 +145,15 @@ def messages(progress: JsonProgress, work: Callable[[], None]) -> Iterator[bytes
         if thread.is_alive():
             progress.cancel()
             thread.join(_JOIN_SECONDS)
+
+
+def collected(progress: JsonProgress, work: Callable[[], None]) -> list[bytes]:
+    """Run ``work`` here and now; its progress messages as docker's JSON lines.
+
+    For work that reads the request's body (load, import): the body is read
+    before the answer starts, so an error is the answer's status (400 for a
+    bad archive), not a message after a 200.
+    """
+    work()
+    progress.queue.put(None)
+    return [json.dumps(m).encode() + b"\n" for m in iter(progress.queue.get, None)]

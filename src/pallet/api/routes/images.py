@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from pallet.api.messages import Empty, Json, Request, Response, Stream
-from pallet.api.progress import JsonProgress, messages
+from pallet.api.progress import JsonProgress, collected, messages
 from pallet.api.routes.volumes import filter_texts
 from pallet.api.routing import RouteTable
 from pallet.errors import InvalidArgument, NotFound, PalletError
@@ -40,6 +40,23 @@ def _store(request: Request) -> ImageStore:
     from pallet.image.store import ImageStore
 
     return ImageStore.open(request.service.root)
+
+
+class _Whole:
+    """A request body whose ``read(n)`` returns ``n`` bytes unless the body ends first, as a file's does
+    (chunked bodies arrive in pieces; the archive readers count on whole reads)."""
+
+    def __init__(self, request: Request) -> None:
+        self._body = request.body
+
+    def read(self, n: int = -1) -> bytes:
+        if n < 0:
+            return b"".join(iter(self._body.read, b""))
+        parts: list[bytes] = []
+        while n > 0 and (data := self._body.read(n)):
+            parts.append(data)
+            n -= len(data)
+        return b"".join(parts)
 
 
 def _event(request: Request, action: str, actor: str, name: str = "") -> None:
@@ -114,13 +131,15 @@ class _ImageFilters:
         return True
 
 
-def _summary(store: ImageStore, record: ImageRecord) -> dict[str, Any]:
+def _summary(store: ImageStore, record: ImageRecord, references: list[str]) -> dict[str, Any]:
+    """docker's image summary; with a ``reference`` filter, only the names it matches (as dockerd)."""
     from pallet.engine.service import image_size
 
     config = store.config(record.id).config
     size = image_size(store, record)
-    tags = [r.familiar_string() for r in record.references if r.tag is not None]
-    digests = [r.familiar_string() for r in record.references if r.digest is not None]
+    names = [r for r in record.references if not references or _reference_matches(references, r)]
+    tags = [r.familiar_string() for r in names if r.tag is not None]
+    digests = [r.familiar_string() for r in names if r.digest is not None]
     return {
         "Containers": -1,
         "Created": _created(record),
@@ -140,7 +159,8 @@ def list_images(request: Request) -> Response:
     with _store(request) as store:
         filters = _ImageFilters(store, request.filters())
         records = sorted(store.list_images(), key=lambda r: (_created(r), r.added), reverse=True)
-        return Json([_summary(store, r) for r in records if filters.matches(r)])
+        references = filters.filters.get("reference", [])
+        return Json([_summary(store, r, references) for r in records if filters.matches(r)])
 
 
 @ROUTES.route("GET", "/images/search")
@@ -242,7 +262,7 @@ def tag(request: Request) -> Response:
     repo = request.arg("repo")
     if not repo:
         raise InvalidArgument("repository name (repo) is required")
-    target = parse(repo)
+    target = parse(repo, default_tag=False)
     if target.digest is not None or (target.tag is not None and request.arg("tag")):
         raise InvalidArgument(f"invalid repository name {repo!r}: give the tag as the tag parameter")
     new = target.with_tag(request.arg("tag") or target.tag or "latest")
@@ -399,7 +419,7 @@ def _import(request: Request) -> Response:
     changes = request.args("changes")
     message = request.arg("message") or None
     platform_text = request.arg("platform")
-    body = request.body
+    body = _Whole(request)
     root = request.service.root
     progress = JsonProgress("Importing")
 
@@ -423,13 +443,14 @@ def _import(request: Request) -> Response:
         record_event(root, "image", "import", str(record.id), {"name": str(record.id)})
         progress.put({"status": str(record.id)})
 
-    return Stream(messages(progress, work))
+    # the body is read before the answer starts (the server drains what a handler leaves unread)
+    return Stream(collected(progress, work))
 
 
 @ROUTES.route("POST", "/images/load")
 def load(request: Request) -> Response:
     quiet = request.flag("quiet")
-    body = request.body
+    body = _Whole(request)
     root = request.service.root
     progress = JsonProgress("Loading layer")
 
@@ -466,7 +487,8 @@ def load(request: Request) -> Response:
                 progress.put({"stream": f"Loaded image ID: {item.image.id}\n"})
                 record_event(root, "image", "load", str(item.image.id), {"name": str(item.image.id)})
 
-    return Stream(messages(progress, work))
+    # the body is read before the answer starts (the server drains what a handler leaves unread)
+    return Stream(collected(progress, work))
 
 
 def _save(request: Request, names: list[str]) -> Response:

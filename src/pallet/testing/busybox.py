@@ -99,8 +99,19 @@ def busybox_store_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pat
 
 @pytest.fixture
 def busybox_root(busybox_store_root: Path, tmp_path: Path) -> Iterator[Path]:
-    """A private store root holding ``busybox:latest``, removed after the test."""
+    """A private store root holding ``busybox:latest``, removed after the test.
+
+    Its networks take their subnets from the tests' own pool, and whatever
+    its default network left in the kernel (bridge, nftables table) goes with
+    it (``pallet.testing.networks``; a fixture that knows the run dir removes
+    the rest first)."""
+    from pallet.testing.networks import remove_networks, use_test_pools
+
     root = tmp_path / "root"
     shutil.copytree(busybox_store_root, root, symlinks=True)
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
+    use_test_pools(root)
+    try:
+        yield root
+    finally:
+        remove_networks(root, None)
+        shutil.rmtree(root, ignore_errors=True)

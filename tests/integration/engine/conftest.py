@@ -7,8 +7,10 @@ finalizer removes every container the test left (``rm -f -v`` through the
 engine), then, whatever failed before, SIGKILLs the run dir's shim zygote (by
 the pid in its pid file) and the shims and containers it started (found by pid:
 processes whose command line names the temp root),
-unmounts what is mounted under the temp dirs and removes the containers'
-cgroups.
+unmounts what is mounted under the temp dirs, removes the containers'
+cgroups and the root's networks (bridge, nftables table, veths, resolvers:
+``pallet.testing.networks``). The root's networks take their subnets from
+the tests' own pool (``use_test_pools``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from pallet.testing.busybox import busybox_root, busybox_store_root
+from pallet.testing.networks import remove_networks, use_test_pools
 
 __all__ = ["PalletEnv", "busybox_root", "busybox_store_root", "crun_ready", "pallet_env"]
 
@@ -198,6 +201,8 @@ class PalletEnv:
         for base in Path("/sys/fs/cgroup").iterdir():
             with contextlib.suppress(OSError):
                 (base / "pallet").rmdir()
+        # the root's networks: bridge, nftables table, resolvers, leftover veths and namespace files
+        remove_networks(self.root, self.run_root)
         # a zygote a command started in the background as this ran leaves once its run dir is gone
         shutil.rmtree(self.run_root, ignore_errors=True)
 
@@ -228,6 +233,7 @@ def pallet_env(busybox_root: Path, tmp_path: Path) -> Iterator[PalletEnv]:
     if not os.access(PALLET, os.X_OK):
         pytest.skip("run scripts/install.sh first (the pallet launcher is missing)")
     env = PalletEnv(busybox_root, tmp_path / "run")
+    use_test_pools(busybox_root)  # its default network's subnet from a pool of the tests' own
     try:
         env.start_zygote()  # every test's shims are forked, as on a machine past its first run
         yield env

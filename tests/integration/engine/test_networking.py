@@ -1,0 +1,333 @@
+"""Containers on networks, end to end through ``pallet``: the default bridge, a user network, ports, modes.
+
+(For the net-cli helper: the engine side of issue 10 is tested here, in
+``tests/integration/engine/test_networking.py``, and its unit tests in
+``tests/unit/engine/test_network_options.py``; the ``pallet network``/``port``
+verbs and the acceptance scenarios are yours.)
+
+Traffic goes only to 127.0.0.1 and to the test's own containers. Each test
+runs on its own root (``pallet_env``), whose default network takes a /24 of
+the tests' pool, and whose fixture removes its bridge, nftables table,
+resolvers, veths and namespace files, even on failure. What a test checks as
+"nothing left" is what belongs to its root: links on its bridges, its
+namespace files, its nftables table, its resolver processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+from pallet.network.driver import root_tag
+from pallet.network.ports import choose_free
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from conftest import PalletEnv
+
+pytestmark = pytest.mark.root
+
+RUNTIMES = ["pallet-runtime", "runc", "crun"]
+
+
+def _free_port() -> int:
+    import secrets
+
+    return choose_free("tcp", "0.0.0.0", (), start=secrets.randbelow(20000))
+
+
+def _inspect(env: PalletEnv, ref: str) -> dict[str, object]:
+    document = json.loads(env.ok("inspect", ref))[0]
+    assert isinstance(document, dict)
+    return document
+
+
+def _settings(env: PalletEnv, ref: str, network: str = "bridge") -> dict[str, object]:
+    networks = _inspect(env, ref)["NetworkSettings"]["Networks"]  # type: ignore[index]
+    assert network in networks, networks
+    entry = networks[network]
+    assert isinstance(entry, dict)
+    return entry
+
+
+def _wait_serving(env: PalletEnv, ref: str, port: int = 80) -> None:
+    """Until busybox httpd in ``ref`` answers on its own loopback (seen from inside)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        done = env.pallet("exec", ref, "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{port}/hostname")
+        if done.returncode == 0:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"httpd in {ref} does not answer")
+
+
+def _fetch(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        body: bytes = response.read()
+    return body.decode()
+
+
+def _our_state(env: PalletEnv) -> dict[str, object]:
+    """What the root holds on the host: links on its bridges, namespace files, its nftables table
+    (handles left out), its resolvers."""
+    tag = root_tag(str(env.root))
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
+    bridges = {
+        line.split(": ")[1]
+        for line in subprocess.run(
+            ["ip", "-o", "link", "show", "type", "bridge"], capture_output=True, text=True, check=True
+        ).stdout.splitlines()
+    }
+    ours = {b for b in bridges if b.startswith(("pallet-" + tag[:8], "br-", "ptn"))}
+    enslaved = sorted(
+        line.split(": ")[1].split("@")[0]
+        for line in links.splitlines()
+        if any(f" master {b} " in line for b in ours)
+    )
+    netns_dir = env.run_root / "network" / "netns"
+    table = subprocess.run(
+        ["nft", "list", "table", "inet", f"pallet-{tag}"], capture_output=True, text=True, check=False
+    ).stdout
+    return {
+        "links on our bridges": enslaved,
+        "netns files": sorted(os.listdir(netns_dir)) if netns_dir.exists() else [],
+        "nft table": table,
+        "resolvers": sorted(os.listdir(env.run_root / "network" / "resolvers"))
+        if (env.run_root / "network" / "resolvers").exists()
+        else [],
+    }
+
+
+def _user_network(env: PalletEnv, name: str, **kwargs: object) -> None:
+    """A user network made through the engine's service surface (the CLI verb is net-cli's)."""
+    from pallet.engine.service import Service
+
+    with Service.open(env.root, env.run_root) as service:
+        service.network_create(name, **kwargs)  # type: ignore[arg-type]
+
+
+def _remove_network(env: PalletEnv, name: str) -> None:
+    from pallet.engine.service import Service
+
+    with Service.open(env.root, env.run_root) as service:
+        service.network_remove(name)
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+@pytest.mark.usefixtures("crun_ready")
+def test_a_plain_run_gets_an_address_a_default_route_and_docker_s_files(
+    pallet_env: PalletEnv, runtime: str
+) -> None:
+    cid = pallet_env.ok(
+        "run", "-d", "--runtime", runtime, "--hostname", "box", "busybox", "sleep", "300"
+    ).strip()
+    entry = _settings(pallet_env, cid)
+    ip, gateway = str(entry["IPAddress"]), str(entry["Gateway"])
+    assert ip
+    assert gateway
+    assert ip != gateway
+    inside = pallet_env.ok(
+        "exec", cid, "sh", "-c", "ip -o -4 addr show eth0; ip route; cat /etc/hosts /etc/hostname"
+    )
+    assert f"inet {ip}/{entry['IPPrefixLen']}" in inside
+    assert f"default via {gateway} dev eth0" in inside
+    assert f"{ip}\tbox\n" in inside
+    assert inside.endswith("box\n")
+    resolv = pallet_env.ok("exec", cid, "cat", "/etc/resolv.conf")
+    assert "nameserver 127." not in resolv  # the host's loopback resolvers are out of reach
+    top = _inspect(pallet_env, cid)
+    assert top["HostConfig"]["NetworkMode"] == "bridge"  # type: ignore[index]
+    assert top["NetworkSettings"]["IPAddress"] == ip  # type: ignore[index]
+    assert str(top["HostsPath"]).startswith(str(pallet_env.root))
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+@pytest.mark.usefixtures("crun_ready")
+def test_containers_reach_each_other_and_a_published_port_answers_on_127_0_0_1(
+    pallet_env: PalletEnv, runtime: str
+) -> None:
+    before = _our_state(pallet_env)
+    port = _free_port()
+    web = pallet_env.ok(
+        "run", "-d", "--runtime", runtime, "--name", "web", "-p", f"127.0.0.1:{port}:80",
+        "busybox", "httpd", "-f", "-p", "80", "-h", "/etc",
+    ).strip()  # fmt: skip
+    _wait_serving(pallet_env, web)
+    ip = str(_settings(pallet_env, web)["IPAddress"])
+    assert _fetch(f"http://127.0.0.1:{port}/hostname") == web[:12] + "\n"
+    done = pallet_env.pallet(
+        "run",
+        "--rm",
+        "--runtime",
+        runtime,
+        "busybox",
+        "sh",
+        "-c",
+        f"ping -c 1 -W 5 {ip} >/dev/null && wget -qO- http://{ip}/hostname",
+    )
+    assert (done.returncode, done.stdout) == (0, web[:12] + "\n"), done.stderr
+    assert pallet_env.ok("port", "web") == f"80/tcp -> 127.0.0.1:{port}\n"
+    assert f"127.0.0.1:{port}->80/tcp" in pallet_env.ok("ps")
+    pallet_env.ok("rm", "-f", "web")
+    after = _our_state(pallet_env)
+    assert after["links on our bridges"] == []
+    assert after["netns files"] == []
+    if before["nft table"]:  # the table as it was before the first published port
+        assert after["nft table"] == before["nft table"]
+    with pytest.raises(OSError, match=r"[Cc]onnection refused|reset"):
+        _fetch(f"http://127.0.0.1:{port}/hostname")
+
+
+def test_a_user_network_resolves_names_aliases_and_short_ids_and_leaves_nothing(
+    pallet_env: PalletEnv,
+) -> None:
+    pallet_env.ok("run", "--rm", "busybox", "true")  # the default network, as every root has it
+    before = _our_state(pallet_env)
+    _user_network(pallet_env, "ptapp")
+    web = pallet_env.ok(
+        "run", "-d", "--network", "ptapp", "--name", "web", "--network-alias", "site",
+        "busybox", "httpd", "-f", "-p", "80", "-h", "/etc",
+    ).strip()  # fmt: skip
+    _wait_serving(pallet_env, web)
+    entry = _settings(pallet_env, web, "ptapp")
+    assert entry["Aliases"] == ["site"]
+    for name in ("web", "site", web[:12]):
+        done = pallet_env.pallet(
+            "run", "--rm", "--network", "ptapp", "busybox", "wget", "-qO-", f"http://{name}/hostname"
+        )
+        assert (done.returncode, done.stdout) == (0, web[:12] + "\n"), (name, done.stderr)
+    resolv = pallet_env.ok("run", "--rm", "--network", "ptapp", "busybox", "cat", "/etc/resolv.conf")
+    assert f"nameserver {entry['Gateway']}\n" in resolv
+    # the default bridge resolves no names, as docker's
+    done = pallet_env.pallet("run", "--rm", "busybox", "wget", "-qO-", "http://web/hostname")
+    assert done.returncode != 0
+    pallet_env.ok("rm", "-f", "web")
+    _remove_network(pallet_env, "ptapp")
+    assert _our_state(pallet_env) == before
+
+
+def test_none_host_and_container_modes(pallet_env: PalletEnv) -> None:
+    assert pallet_env.ok("run", "--rm", "--network", "none", "busybox", "ls", "/sys/class/net") == "lo\n"
+    host = set(os.listdir("/sys/class/net"))
+    seen = set(pallet_env.ok("run", "--rm", "--network", "host", "busybox", "ls", "/sys/class/net").split())
+    assert "lo" in seen
+    assert len(seen & host) >= len(host) - 2
+    web = pallet_env.ok("run", "-d", "--name", "web", "busybox", "sleep", "300").strip()
+    ip = str(_settings(pallet_env, web)["IPAddress"])
+    shared = pallet_env.ok(
+        "run",
+        "--rm",
+        "--network",
+        "container:web",
+        "busybox",
+        "sh",
+        "-c",
+        "ip -o -4 addr show eth0; hostname",
+    )
+    assert f"inet {ip}/" in shared
+    assert shared.endswith(web[:12] + "\n")
+    done = pallet_env.pallet("run", "--rm", "--network", "container:web", "-p", "80", "busybox", "true")
+    assert done.returncode == 125
+    assert "conflicting options" in done.stderr
+
+
+def test_an_occupied_host_port_is_one_clear_error_and_nothing_is_left(pallet_env: PalletEnv) -> None:
+    pallet_env.ok("run", "--rm", "busybox", "true")
+    before = _our_state(pallet_env)
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    try:
+        done = pallet_env.pallet("run", "-d", "-p", f"127.0.0.1:{port}:80", "busybox", "sleep", "300")
+    finally:
+        holder.close()
+    assert done.returncode == 125
+    assert f"127.0.0.1:{port}" in done.stderr
+    assert "already allocated" in done.stderr
+    assert pallet_env.ok("ps", "-aq") == ""
+    assert pallet_env.container_ids() == []
+    assert _our_state(pallet_env) == before
+
+
+def test_two_containers_cannot_publish_the_same_host_port(pallet_env: PalletEnv) -> None:
+    port = _free_port()
+    pallet_env.ok("run", "-d", "-p", f"{port}:80", "busybox", "sleep", "300")
+    done = pallet_env.pallet("run", "-d", "-p", f"{port}:81", "busybox", "sleep", "300")
+    assert done.returncode == 125
+    assert f"0.0.0.0:{port} failed: port is already allocated" in done.stderr
+    assert len(pallet_env.ok("ps", "-aq").split()) == 1
+
+
+def test_a_stopped_container_keeps_its_address_and_a_restart_keeps_working(pallet_env: PalletEnv) -> None:
+    port = _free_port()
+    web = pallet_env.ok(
+        "run", "-d", "-p", f"127.0.0.1:{port}:80", "busybox", "httpd", "-f", "-p", "80", "-h", "/etc"
+    ).strip()
+    ip = _settings(pallet_env, web)["IPAddress"]
+    pallet_env.ok("stop", "-t", "1", web)
+    assert _our_state(pallet_env)["links on our bridges"] == []  # its veth went with its namespace
+    pallet_env.ok("start", web)
+    _wait_serving(pallet_env, web)
+    assert _settings(pallet_env, web)["IPAddress"] == ip
+    assert _fetch(f"http://127.0.0.1:{port}/hostname") == web[:12] + "\n"
+    pallet_env.ok("restart", "-t", "1", web)
+    _wait_serving(pallet_env, web)
+    assert _fetch(f"http://127.0.0.1:{port}/hostname") == web[:12] + "\n"
+
+
+def test_a_container_that_exits_by_itself_loses_its_veth_at_the_next_command(pallet_env: PalletEnv) -> None:
+    cid = pallet_env.ok("run", "-d", "busybox", "sh", "-c", "sleep 0.5").strip()
+    assert pallet_env.ok("wait", cid) == "0\n"
+    pallet_env.ok("ps", "-a")
+    state = _our_state(pallet_env)
+    assert state["links on our bridges"] == []
+    assert state["netns files"] == []
+
+
+def test_sigkill_of_run_d_at_any_point_of_network_set_up_leaves_nothing_after_rm(
+    pallet_env: PalletEnv,
+) -> None:
+    pallet_env.ok("run", "--rm", "busybox", "true")
+    before = _our_state(pallet_env)
+    _user_network(pallet_env, "ptkill")
+    with_network = _our_state(pallet_env)
+    delays = [0.02 * i for i in range(1, 16)]  # spread over the run's network set-up and beyond
+    for i, delay in enumerate(delays):
+        process = subprocess.Popen(
+            pallet_env.argv(
+                "run",
+                "-d",
+                "--network",
+                "ptkill",
+                "-p",
+                f"127.0.0.1:{_free_port()}:80",
+                "--name",
+                f"k{i}",
+                "busybox",
+                "sleep",
+                "300",
+            ),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(delay)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    pallet_env.ok("ps", "-a")
+    ids = pallet_env.ok("ps", "-aq", "--no-trunc").split()
+    if ids:
+        pallet_env.ok("rm", "-f", *ids)
+    state = _our_state(pallet_env)
+    assert state["links on our bridges"] == []
+    assert state["netns files"] == []
+    assert state["nft table"] == with_network["nft table"]
+    _remove_network(pallet_env, "ptkill")
+    assert _our_state(pallet_env) == before

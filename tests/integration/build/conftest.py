@@ -31,7 +31,7 @@ if str(_HERE) not in sys.path:
 
 import corpus_kit  # noqa: E402
 
-__all__ = ["PalletEnv", "build_env", "busybox_archive", "busybox_root", "busybox_store_root"]
+__all__ = ["PalletEnv", "build_env", "busybox_archive", "busybox_root", "busybox_store_root", "empty_env"]
 
 
 def _engine_kit() -> type:
@@ -56,6 +56,19 @@ def build_env(busybox_root: Path, tmp_path: Path) -> Iterator[PalletEnv]:
     if why:
         pytest.skip(why)
     env = PalletEnv(busybox_root, tmp_path / "run")
+    try:
+        yield env
+    finally:
+        env.cleanup()
+
+
+@pytest.fixture
+def empty_env(tmp_path: Path) -> Iterator[PalletEnv]:
+    """A second pallet root and run dir with no image at all, cleaned after the test."""
+    why = corpus_kit.pallet_ready()
+    if why:
+        pytest.skip(why)
+    env = PalletEnv(tmp_path / "empty-root", tmp_path / "empty-run")
     try:
         yield env
     finally:

@@ -42,7 +42,11 @@ def parse_run(*args: str) -> RunOptions:
         (["--stop-timeout", "soon"], 'invalid argument "soon" for "--stop-timeout" flag'),
         (["--rm", "--restart", "always"], "Conflicting options: --restart and --rm"),
         (["-v", "data:path"], "mount path must be absolute"),
-        (["-p", "8080:80"], "publishing ports needs bridge networking"),
+        (["-p", "80000:80"], 'invalid argument "80000:80" for "-p, --publish" flag: invalid host port'),
+        (["--dns", "resolver"], 'invalid argument "resolver" for "--dns" flag: invalid IP address'),
+        (["--add-host", "web"], 'invalid argument "web" for "--add-host" flag'),
+        (["--ip", "10.1.1.300"], 'invalid argument "10.1.1.300" for "--ip" flag'),
+        (["--network-alias", "a", "busybox2"], "only supported for user-defined networks"),
     ],
 )
 def test_bad_run_flags_exit_125_before_any_state_is_made(tmp_path: Path, args: list[str], words: str) -> None:

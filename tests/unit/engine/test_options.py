@@ -54,8 +54,21 @@ CPUS = os.cpu_count() or 1
         (lambda: MountOptions(tmpfs={"/run": "bogus"}), 'invalid tmpfs option "bogus"'),
         (lambda: NetworkOptions(hostname="bad_host!"), 'invalid hostname "bad_host!"'),
         (lambda: NetworkOptions(hostname="x" * 64), "at most 63"),
-        (lambda: NetworkOptions(mode=parse_network("mynet")), 'network "mynet" not found'),
-        (lambda: NetworkOptions(publish=("80:80",)), "publishing ports needs bridge networking"),
+        (lambda: NetworkOptions(publish=("99999:80",)), 'invalid host port "99999" in "99999:80"'),
+        (lambda: NetworkOptions(publish=("80/icmp",)), 'invalid protocol "icmp"'),
+        (lambda: NetworkOptions(dns=("dns.example",)), 'invalid IP address "dns.example"'),
+        (lambda: NetworkOptions(extra_hosts=("nohost",)), "want host:ip"),
+        (lambda: NetworkOptions(mac_address="02:42:zz:00:00:01"), "invalid MAC address"),
+        (lambda: NetworkOptions(aliases=("web",)), "only supported for user-defined networks"),
+        (lambda: NetworkOptions(ip="10.0.0.9"), "supported on user defined networks only"),
+        (
+            lambda: NetworkOptions(mode=parse_network("container:web"), publish=("80",)),
+            "conflicting options: port publishing and the network mode",
+        ),
+        (
+            lambda: NetworkOptions(mode=parse_network("container:web"), hostname="box"),
+            "conflicting options: hostname and the network mode",
+        ),
         (lambda: RunOptions(restart=RestartPolicy(name="sometimes")), "invalid restart policy format"),
         (
             lambda: RunOptions(
@@ -87,10 +100,22 @@ def test_rm_with_a_restart_policy_is_one_conflict_naming_both_fields() -> None:
     RunOptions(auto_remove=True, restart=RestartPolicy(name="no"))
 
 
-def test_bridge_and_container_networks_are_not_available_yet() -> None:
-    for text in ("bridge", "container:web"):
-        with pytest.raises(Unsupported, match="not available yet"):
-            NetworkOptions(mode=parse_network(text))
+def test_every_network_mode_is_accepted_and_names_its_network() -> None:
+    named = {
+        text: NetworkOptions(mode=parse_network(text)).mode.network_name
+        for text in ("", "bridge", "mynet", "none", "host", "container:web")
+    }
+    assert named == {
+        "": "bridge",
+        "bridge": "bridge",
+        "mynet": "mynet",
+        "none": "",
+        "host": "",
+        "container:web": "",
+    }
+    user = NetworkOptions(mode=parse_network("mynet"), aliases=("web",), ip="10.1.2.3", publish=("8080:80",))
+    assert user.mode.on_bridge
+    assert user.ports()[0].host_start == 8080
 
 
 def test_security_options_read_dockers_security_opt_texts() -> None:

@@ -330,7 +330,7 @@ def test_parse_label_and_network() -> None:
     assert parse_label("a=b=c") == ("a", "b=c")
     assert parse_label("flag") == ("flag", "")
     assert parse_network("none") == NetworkMode(kind="none")
-    assert parse_network("default") == parse_network("") == NetworkMode(kind="private")
+    assert parse_network("default") == parse_network("") == NetworkMode(kind="bridge") == NetworkMode()
     assert parse_network("bridge") == NetworkMode(kind="bridge")
     assert parse_network("container:web") == NetworkMode(kind="container", name="web")
     assert parse_network("mynet") == NetworkMode(kind="network", name="mynet")
@@ -341,7 +341,7 @@ def test_parse_label_and_network() -> None:
 @pytest.mark.parametrize(
     ("text", "shown", "is_host", "own_namespace"),
     [
-        ("default", "default", False, True),
+        ("default", "bridge", False, True),
         ("none", "none", False, True),
         ("host", "host", True, False),
         ("bridge", "bridge", False, True),

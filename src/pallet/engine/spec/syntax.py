@@ -208,13 +208,13 @@ class MountSpec(Record):
 class NetworkMode(Record):
     """docker's network mode, parsed: ``kind`` is one of ``NETWORK_KINDS``.
 
-    ``private`` (docker's "default") and ``bridge`` are the default network
-    ``bridge``; ``none`` a network namespace of its own with loopback only;
+    ``bridge`` (docker's "default", and the default) is the default network
+    ``bridge`` (``private``, what records of an older pallet hold, means the same); ``none`` a network namespace of its own with loopback only;
     ``host`` the host's own; ``container`` (``name`` is the container) joins
     another container's; ``network`` (``name``) a user network.
     """
 
-    kind: str = "private"
+    kind: str = "bridge"
     name: str = ""
 
     @property
@@ -576,10 +576,11 @@ def parse_log_opt(text: str) -> tuple[str, str]:
 
 
 def parse_network(text: str) -> NetworkMode:
-    """``none``, ``host``, ``bridge``, ``container:REF``, ``default`` (a private namespace) or a network name."""
-    if text in ("", "default", "private"):
+    """``none``, ``host``, ``bridge`` (also ``default``: the default network), ``container:REF`` or a
+    user network's name."""
+    if text in ("", "default", "private", "bridge"):
         return NetworkMode()
-    if text in ("none", "host", "bridge"):
+    if text in ("none", "host"):
         return NetworkMode(kind=text)
     kind, colon, ref = text.partition(":")
     if colon and kind == "container":

@@ -93,7 +93,7 @@ def test_content_mode_owner_and_link_target_differences_are_named(tmp_path: Path
         ([("f", REG, b"one", {"uid": 2}), ("l", SYM, b"f")], "2:0"),
         ([("f", REG, b"one", {"uid": 1, "mode": 0o600}), ("l", SYM, b"f")], "0600"),
         ([("f", REG, b"one", {"uid": 1}), ("l", SYM, b"g")], "-> g"),
-        ([("f", REG, b"one", {"uid": 1})], "missing"),
+        ([("f", REG, b"one", {"uid": 1})], "not in the reference"),
     ]:
         theirs = read_archive(image(tmp_path, "t", changed))
         problems = compare(ours, theirs)

@@ -774,6 +774,15 @@ class Service:
                 author=author,
                 created_by=" ".join(c for c in command if c),
                 ref=repository,
+                exclude=[
+                    p
+                    for p, key in (
+                        ("/etc/hosts", "HostsPath"),
+                        ("/etc/resolv.conf", "ResolvConfPath"),
+                        ("/etc/hostname", "HostnamePath"),
+                    )
+                    if document.get(key)
+                ],
             )
         finally:
             if paused:

@@ -37,7 +37,7 @@ from pallet.oci.record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Collection, Iterator
 
     from pallet.image.tarstream import Writable
 
@@ -219,13 +219,19 @@ def write_layer(
     upper_kind: str = OVERLAY,
     compression: str = GZIP,
     level: int | None = None,
+    skip: Collection[str] = (),
 ) -> LayerResult:
-    """Write the layer tar of this diff to ``out`` (compressed as asked); return digests and changes."""
+    """Write the layer tar of this diff to ``out`` (compressed as asked); return digests and changes.
+
+    ``skip``: paths relative to the root (``etc/hosts``) left out of the layer, as docker leaves out
+    its init layer (the mount points of a container's /etc files)."""
     sink = LayerWriter(out, compression, level=level)
     tar = TarWriter(sink)
     links: dict[tuple[int, int], str] = {}
     changes: list[Change] = []
     for kind, rel, entry, source in _steps(upper, lower, upper_kind):
+        if rel in skip:
+            continue
         if kind:
             changes.append(Change(kind=kind, path="/" + rel))
         if entry is None:

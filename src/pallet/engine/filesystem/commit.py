@@ -33,7 +33,7 @@ from pallet.oci.image_spec import ContainerConfig, Descriptor, History, Manifest
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Collection, Sequence
 
     from pallet.image.layerdiff import LayerResult
     from pallet.image.store import ImageRecord, ImageStore
@@ -49,7 +49,9 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{frac:09d}Z"
 
 
-def _write_layer(images: ImageStore, key: str, media_type: str) -> tuple[Descriptor, LayerResult]:
+def _write_layer(
+    images: ImageStore, key: str, media_type: str, skip: Collection[str] = ()
+) -> tuple[Descriptor, LayerResult]:
     """Stream the snapshot's diff as a gzip'd layer into the content store (caller holds a lease).
 
     A thread writes the layer into a pipe that ``ingest`` reads; only the
@@ -63,7 +65,9 @@ def _write_layer(images: ImageStore, key: str, media_type: str) -> tuple[Descrip
             try:
                 with open(write_fd, "wb") as out:
                     outcome.append(
-                        layerdiff.write_layer(out, upper, lower=lower, upper_kind=kind, compression=GZIP)
+                        layerdiff.write_layer(
+                            out, upper, lower=lower, upper_kind=kind, compression=GZIP, skip=skip
+                        )
                     )
             except BrokenPipeError:
                 pass  # the ingest side failed first; its error is the one reported
@@ -100,11 +104,15 @@ def commit_snapshot(
     author: str = "",
     created_by: str = "",
     ref: str | None = None,
+    exclude: Collection[str] = (),
 ) -> ImageRecord:
     """Make an image of ``image`` (the container's image) plus snapshot ``key``'s changes; tag it ``ref``.
 
     ``run_config`` is the container's run config (None: the image's). The
-    ``--change`` lines are checked before any blob is written.
+    ``--change`` lines are checked before any blob is written. ``exclude``:
+    absolute paths left out of the layer (the mount points of the container's
+    /etc/hosts, /etc/resolv.conf and /etc/hostname, which docker keeps in an
+    init layer that is never committed).
     """
     parent = images.resolve(image)
     parent_config = images.config(parent.id)
@@ -116,7 +124,7 @@ def commit_snapshot(
     config_type = mediatypes.DOCKER_CONFIG if docker else mediatypes.OCI_CONFIG
     manifest_type = mediatypes.DOCKER_MANIFEST if docker else mediatypes.OCI_MANIFEST
     with images.lease():
-        layer, result = _write_layer(images, key, layer_type)
+        layer, result = _write_layer(images, key, layer_type, {p.lstrip("/") for p in exclude})
         created = _now()
         extra = dict(parent_config.extra)
         extra.pop("container_config", None)  # described the parent's build container, not ours

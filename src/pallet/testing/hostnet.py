@@ -111,8 +111,9 @@ class HostNet:
         """(what differs from ``before`` that ``mine(kind, name)`` claims, what differs otherwise).
 
         Kinds: ``link`` (``mine`` also sees a link whose master it claims),
-        ``netns``, ``nft`` (a table: added, removed or changed), ``process``
-        (its command line).
+        ``orphan`` (a link added since, with no master now: a veth whose bridge
+        went), ``netns``, ``nft`` (a table: added, removed or changed),
+        ``process`` (its command line).
         """
         ours: list[str] = []
         others: list[str] = []
@@ -122,10 +123,13 @@ class HostNet:
 
         for name in set(self.links) ^ set(before.links):
             master = self.links.get(name) or before.links.get(name, "")
-            gone = "removed" if name in before.links else "added"
-            (ours if mine("link", name) or (master and mine("link", master)) else others).append(
-                f"link {name} {gone}"
+            added = name in self.links
+            claimed = (
+                mine("link", name)
+                or bool(master and mine("link", master))
+                or (added and not master and mine("orphan", name))
             )
+            (ours if claimed else others).append(f"link {name} {'added' if added else 'removed'}")
         for name in self.netns ^ before.netns:
             sort("netns", name, f"{name} {'removed' if name in before.netns else 'added'}")
         for table in set(self.tables) | set(before.tables):

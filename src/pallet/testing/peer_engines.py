@@ -1,9 +1,10 @@
 """docker and podman beside pallet in a test, each on private state, with their networking on.
 
-``PrivateDockerd(tmp)`` starts a dockerd of its own: data-root, exec-root,
-pidfile and socket under ``tmp``, and a private bridge the test makes on a free
+``PrivateDockerd(bridge)`` starts a dockerd of its own: data-root, exec-root,
+pidfile and socket in a temp dir of its own (short: containerd's socket paths
+must fit), and a private bridge the test makes on a free
 10.x /24 (``--bridge``; never ``--bridge=none``), docker's defaults otherwise
-(iptables rules, the userland proxy). ``PrivatePodman(tmp)`` runs podman on its
+(iptables rules, the userland proxy). ``PrivatePodman(bridge, network)`` runs podman on its
 own ``--root``/``--runroot`` and network config dir, with a network of its own
 (a CNI list naming its own bridge and subnet).
 
@@ -19,6 +20,7 @@ import json
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -65,9 +67,9 @@ def _wait(check: object, what: str, attempts: int = 150) -> None:
 class PrivateDockerd:
     """A dockerd on private state and a private bridge ``bridge`` (``subnet``)."""
 
-    def __init__(self, tmp: Path, bridge: str) -> None:
-        self.dir = tmp / "docker"
-        self.dir.mkdir()
+    def __init__(self, bridge: str) -> None:
+        # a short path of its own: containerd's sockets under exec-root must fit in sun_path (108 bytes)
+        self.dir = Path(tempfile.mkdtemp(prefix="pallet-dockerd-"))
         self.bridge = bridge
         self.subnet = free_subnet(255)
         self.socket = self.dir / "docker.sock"
@@ -125,14 +127,14 @@ class PrivateDockerd:
             if point.startswith(str(self.dir)):
                 subprocess.run(["umount", "-l", point], capture_output=True, check=False)
         subprocess.run(["ip", "link", "del", self.bridge], capture_output=True, check=False)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class PrivatePodman:
     """podman on a private store and network config dir, with a network ``network`` on ``bridge``."""
 
-    def __init__(self, tmp: Path, bridge: str, network: str) -> None:
-        self.dir = tmp / "podman"
-        self.dir.mkdir()
+    def __init__(self, bridge: str, network: str) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="pallet-podman-"))  # podman wants a runroot of <= 50 bytes
         self.bridge = bridge
         self.network = network
         self.subnet = free_subnet(255)
@@ -189,3 +191,4 @@ class PrivatePodman:
         subprocess.run(["umount", "-R", str(self.dir / "root" / "overlay")], capture_output=True, check=False)
         subprocess.run(["ip", "link", "del", self.bridge], capture_output=True, check=False)
         shutil.rmtree(f"/var/lib/cni/networks/{self.network}", ignore_errors=True)
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -28,7 +28,7 @@ def _write_table(ctx: Context, audits: list[Audit]) -> None:
     from pallet.cli.tables import write_columns
 
     rows = [
-        (audit.name, f.severity.value.upper(), f.setting, f.escape, f.fix)
+        (audit.name, f.severity.upper(), f.setting, f.escape, f.fix)
         for audit in audits
         for f in audit.findings
     ]

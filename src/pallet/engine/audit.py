@@ -18,9 +18,9 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-from dataclasses import dataclass
 
 from pallet.engine.spec.findings import Finding, Severity, findings_for, spec_findings
+from pallet.oci.record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -54,8 +54,7 @@ _SECRET_VALUES: tuple[tuple[str, re.Pattern[str]], ...] = (
 _ASSIGNMENT = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)(?:=|\s+)(\"[^\"]*\"|'[^']*'|[^\s\"';&|]+)")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Audit:
+class Audit(Record):
     """The findings of one container or image."""
 
     #: ``container`` or ``image``
@@ -67,7 +66,7 @@ class Audit:
 
     @property
     def high(self) -> bool:
-        return any(f.severity is Severity.HIGH for f in self.findings)
+        return any(f.severity == Severity.HIGH for f in self.findings)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -93,7 +92,7 @@ def audit_container(engine: Engine, record: ContainerRecord) -> Audit:
         spec = None  # not created by the runtime yet: the options are all there is
     if spec is not None:
         found += spec_findings(spec, private_by_default=_private_namespaces(engine))
-    found.sort(key=lambda f: f.severity.rank)
+    found.sort(key=lambda f: f.rank)
     return Audit(kind="container", id=record.id, name=record.name, findings=tuple(found))
 
 
@@ -154,7 +153,7 @@ def image_findings(config: ImageConfig, entries: Iterable[tuple[int, TarEntry]])
                 fix="remove the bit (chmod u-s,g-s) or run with --security-opt no-new-privileges=true",
             )
         )
-    return sorted(out, key=lambda f: f.severity.rank)
+    return sorted(out, key=lambda f: f.rank)
 
 
 def _final_files(entries: Iterable[tuple[int, TarEntry]]) -> dict[str, tuple[int, int, int]]:

@@ -21,12 +21,11 @@ API with ``PidMode: host`` is judged too). Pure: no I/O except ``stat`` of a
 
 from __future__ import annotations
 
-import enum
 import os
 import stat
-from dataclasses import dataclass
 
 from pallet.engine.spec.options import MountOptions
+from pallet.oci.record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -46,27 +45,23 @@ __all__ = [
 ]
 
 
-class Severity(enum.Enum):
-    """How close a finding puts the container to the host (ordered: ``high`` first)."""
+class Severity:
+    """The severities, plain strings (no ``enum`` on ``run``'s path); ``ORDER`` is most severe first."""
 
     HIGH = "high"
     MEDIUM = "medium"
     LOW = "low"
-
-    @property
-    def rank(self) -> int:
-        return _RANK[self]
+    ORDER = (HIGH, MEDIUM, LOW)
 
 
-_RANK = {Severity.HIGH: 0, Severity.MEDIUM: 1, Severity.LOW: 2}
 HIGH, MEDIUM, LOW = Severity.HIGH, Severity.MEDIUM, Severity.LOW
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Finding:
+class Finding(Record):
     """One setting that gives isolation away."""
 
-    severity: Severity
+    #: ``high``, ``medium`` or ``low`` (``Severity``)
+    severity: str
     #: the setting as the user writes it (``--privileged``, ``--cap-add SYS_ADMIN``)
     setting: str
     #: what a process in the container can then do to the host
@@ -74,22 +69,22 @@ class Finding:
     #: what to do instead
     fix: str
 
+    @property
+    def rank(self) -> int:
+        """0 for ``high``, then 1, 2: the sort key of "most severe first"."""
+        return Severity.ORDER.index(self.severity)
+
     def warning(self) -> str:
         """The one line ``run``/``create`` print (the CLI prefixes ``WARNING: ``)."""
-        return f"{self.setting} ({self.severity.value}): {self.escape}"
+        return f"{self.setting} ({self.severity}): {self.escape}"
 
     def to_json(self) -> dict[str, str]:
-        return {
-            "severity": self.severity.value,
-            "setting": self.setting,
-            "escape": self.escape,
-            "fix": self.fix,
-        }
+        return {"severity": self.severity, "setting": self.setting, "escape": self.escape, "fix": self.fix}
 
 
 #: capability -> (severity, what it lets a container do to the host); the ones not here are docker's
 #: defaults or harmless
-CAPABILITY_RISKS: dict[str, tuple[Severity, str]] = {
+CAPABILITY_RISKS: dict[str, tuple[str, str]] = {
     "CAP_SYS_ADMIN": (
         HIGH,
         "mount filesystems (a cgroup v1 release_agent runs a program as root on the host), create "
@@ -140,7 +135,7 @@ CAPABILITY_RISKS: dict[str, tuple[Severity, str]] = {
 
 #: host path -> (severity read-write, severity read-only, what mounting it or a directory holding it
 #: gives the container). A unix socket is as dangerous read-only: connect(2) ignores the mount flag.
-CONTROL_SURFACES: dict[str, tuple[Severity, Severity, str]] = {
+CONTROL_SURFACES: dict[str, tuple[str, str, str]] = {
     "/": (HIGH, HIGH, "the host's whole filesystem, with its credentials and the engines' sockets"),
     "/var/run/docker.sock": (
         HIGH,
@@ -199,7 +194,7 @@ _MEMORY_DEVICES = {(1, 1), (1, 2), (1, 4)}
 _MEMORY_DEVICE_PATHS = ("/dev/mem", "/dev/kmem", "/dev/port")
 #: namespace -> (the flag that shares the host's, severity, escape); the network one is judged from the
 #: options (``--network host`` names more than a missing namespace)
-_HOST_NAMESPACES: dict[str, tuple[str, Severity, str]] = {
+_HOST_NAMESPACES: dict[str, tuple[str, str, str]] = {
     "pid": (
         "--pid host",
         HIGH,
@@ -225,11 +220,11 @@ def _inside(path: str, parent: str) -> bool:
     return parent in ("/", path) or path.startswith(parent.rstrip("/") + "/")
 
 
-def _mount_findings(mount: MountSpec, surfaces: dict[str, tuple[Severity, Severity, str]]) -> Finding | None:
+def _mount_findings(mount: MountSpec, surfaces: dict[str, tuple[str, str, str]]) -> Finding | None:
     if mount.type != "bind" or not mount.source:
         return None
     source = os.path.normpath(mount.source)
-    hits: list[tuple[Severity, str]] = []
+    hits: list[tuple[str, str]] = []
     for surface, (rw, ro, what) in surfaces.items():
         severity = ro if mount.read_only else rw
         if source == surface:
@@ -248,7 +243,7 @@ def _mount_findings(mount: MountSpec, surfaces: dict[str, tuple[Severity, Severi
         return None
     access = "ro" if mount.read_only else "rw"
     return Finding(
-        severity=min((s for s, _ in hits), key=lambda s: s.rank),
+        severity=min((s for s, _ in hits), key=Severity.ORDER.index),
         setting=f"-v {source}:{mount.target}:{access}",
         escape="; ".join(what for _, what in hits),
         fix="mount only the files the workload needs, read-only, or use a volume",
@@ -419,7 +414,7 @@ def findings_for(
         finding = _mount_findings(mount, surfaces)
         if finding is not None:
             out.append(finding)
-    return sorted(out, key=lambda f: f.severity.rank)
+    return sorted(out, key=lambda f: f.rank)
 
 
 def spec_findings(spec: Spec, *, private_by_default: Iterable[str]) -> list[Finding]:
@@ -438,4 +433,4 @@ def spec_findings(spec: Spec, *, private_by_default: Iterable[str]) -> list[Find
                     fix=f"drop {setting}",
                 )
             )
-    return sorted(out, key=lambda f: f.severity.rank)
+    return sorted(out, key=lambda f: f.rank)

@@ -137,8 +137,9 @@ def _warm_up_cgroup_attach() -> None:
 def run_in_child(argv: Sequence[str], fds: Sequence[int]) -> int:
     """Run pallet-runtime's ``main(argv[1:])`` in a forked child, as ``spawn`` would run its launcher.
 
-    The child gets what exec would give it: ``fds`` as 0, 1, 2, …, nothing
-    else open, default signal handling. What it saves is an interpreter's start
+    The child gets what exec of an interpreter would give it: ``fds`` as 0,
+    1, 2, …, nothing else open, default signal handling but SIGPIPE and
+    SIGXFSZ ignored. What it saves is an interpreter's start
     and imports (~15 ms per call). Its pid; the exit status is the runtime's.
     """
     import sys
@@ -150,8 +151,12 @@ def run_in_child(argv: Sequence[str], fds: Sequence[int]) -> int:
             _place_fds(fds)
             os.closerange(len(fds), 1 << 20)  # the caller's files: exec would have closed them
             _signal.set_wakeup_fd(-1)
-            for signum in (*RESTORED_SIGNALS, _SIGCHLD):
-                _signal.signal(signum, _signal.SIG_DFL)
+            _signal.signal(_SIGCHLD, _signal.SIG_DFL)
+            # as an interpreter started by exec has them: a runtime writing to an init that
+            # died gets EPIPE (and reports the init's error), not a silent SIGPIPE death;
+            # the init sets them back to default for the container (runtime/finalize.py)
+            for signum in RESTORED_SIGNALS:
+                _signal.signal(signum, _signal.SIG_IGN)
             sys.argv = list(argv)
             from pallet.runtime.cli import main
 

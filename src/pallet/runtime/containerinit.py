@@ -110,14 +110,21 @@ def intermediate(plan: InitPlan, sys: Syscalls | None) -> None:
             sys = Libc()
         # the cgroup namespace is the init's to make, once it is in its cgroup (see sync.CGROUP_DONE)
         new_flags = plan.new_ns_flags & ~f.CLONE_NEWCGROUP
+        # runc's nsexec order: namespaces given by path first (a user namespace among them first
+        # of all), while this process still has the host's privileges over them; then a new user
+        # namespace, which owns only what is made after it (a network namespace an engine made
+        # and configured stays the host's)
+        for fd, nstype in plan.ns_fds:
+            sys.setns(fd, nstype)
+            os.close(fd)
+        if _network_sysctls_by_host(plan):
+            for key, value in _network_sysctls(plan.spec):
+                _write_sysctl(key, _as_host_ids(key, value, plan.spec))
         if new_flags & f.CLONE_NEWUSER:
             sys.unshare(f.CLONE_NEWUSER)
             sync.send(plan.to_parent, sync.USERNS)
             _expect(plan.from_parent, sync.USERNS_DONE)
             new_flags &= ~f.CLONE_NEWUSER
-        for fd, nstype in plan.ns_fds:
-            sys.setns(fd, nstype)
-            os.close(fd)
         if plan.new_ns_flags & f.CLONE_NEWUSER or any(t == f.CLONE_NEWUSER for _, t in plan.ns_fds):
             # become root of the user namespace (the mapped uid/gid 0)
             sys.setresgid(0, 0, 0)
@@ -234,8 +241,10 @@ def _prepare(plan: InitPlan, sys: Syscalls) -> tuple[str, list[str], list[str]]:
     if spec.domainname:
         sys.setdomainname(spec.domainname)
     if linux is not None:
+        written = {key for key, _ in _network_sysctls(spec)} if _network_sysctls_by_host(plan) else set()
         for key, value in linux.sysctl.items():
-            _write_sysctl(key, value)
+            if key not in written:
+                _write_sysctl(key, value)
     cwd = process.cwd or "/"
     # made before the root may turn read-only, as runc does
     os.makedirs(cwd, exist_ok=True)
@@ -272,6 +281,33 @@ def _setup_terminal(plan: InitPlan, sys: Syscalls) -> None:
     console.send_master(plan.console, master, slave_path)
     size = plan.spec.process.console_size if plan.spec.process else None
     console.become_terminal_session(slave_path, size.height if size else 0, size.width if size else 0)
+
+
+def _network_sysctls_by_host(plan: InitPlan) -> bool:
+    """Whether the intermediate writes the ``net.*`` sysctls: a network namespace joined by path
+    belongs to the host's user namespace, and a new user namespace's root may not write them."""
+    joined_net = any(nstype == f.CLONE_NEWNET for _, nstype in plan.ns_fds)
+    return joined_net and bool(plan.new_ns_flags & f.CLONE_NEWUSER)
+
+
+def _network_sysctls(spec: Spec) -> list[tuple[str, str]]:
+    linux = spec.linux
+    return [(k, v) for k, v in linux.sysctl.items() if k.startswith("net.")] if linux is not None else []
+
+
+def _as_host_ids(key: str, value: str, spec: Spec) -> str:
+    """``value`` as the host writes it: ping_group_range's gids are the container's, and /proc
+    reads them in the writer's user namespace."""
+    if key != "net.ipv4.ping_group_range" or spec.linux is None or not spec.linux.gid_mappings:
+        return value
+    try:
+        low, high = (int(part) for part in value.split())
+    except ValueError:
+        return value  # the kernel refuses it, with its own errno
+    mapping = spec.linux.gid_mappings[0]
+    first, last = mapping.container_id, mapping.container_id + mapping.size - 1
+    low, high = max(low, first), min(high, last)
+    return f"{mapping.host_id + low - first} {mapping.host_id + high - first}"
 
 
 def _write_sysctl(key: str, value: str) -> None:

@@ -189,6 +189,10 @@ def create(
 
         if not direct:
             _set_limits(cgroups, linux)
+        if linux.namespace("user") is not None:
+            from pallet.runtime.credentials import apply_oom_score_adj
+
+            apply_oom_score_adj(spec.process.oom_score_adj)  # inherited: the init cannot set it
         os.mkfifo(cdir.fifo_path, 0o622)
         # writable by whatever user the init becomes (mkfifo applied the umask)
         os.chmod(cdir.fifo_path, 0o622)

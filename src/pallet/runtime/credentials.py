@@ -68,8 +68,20 @@ def _rlimit_error(sys: Syscalls, rlimit: Rlimit, number: int, errno: int) -> Sys
 
 
 def apply_oom_score_adj(value: int | None) -> None:
+    """Set the process's oom_score_adj; nothing to do when it has that value already.
+
+    In a user namespace the init cannot write it (its /proc files are host
+    root's): the runtime sets it before the fork, as runc's nsexec does, and
+    the init finds it set.
+    """
     if value is None:
         return
+    try:
+        with open("/proc/self/oom_score_adj") as f_:
+            if f_.read().strip() == str(value):
+                return
+    except OSError:
+        pass  # the write below says what is wrong
     try:
         with open("/proc/self/oom_score_adj", "w") as f_:
             f_.write(str(value))

@@ -5,7 +5,8 @@ The chain, a shorter ``create``: the exec command (P) does what needs the host
 socket, fds of the init's namespaces) and forks E1. E1 joins the container's
 cgroup in every hierarchy (before the user namespace, where the write would be
 refused), then ``setns`` into each namespace the container has, the user
-namespace first and the mount namespace last, as runc does, and forks E2: a
+namespace first (after those it does not own: a network namespace an engine
+made, joined by path) and the mount namespace last, as runc does, and forks E2: a
 pid namespace applies to children only. E1 reports E2's host pid and exits.
 E2 sets up the terminal, rlimits, cwd, seccomp and credentials in the init's
 order, and execs. Errors reach P over a close-on-exec pipe: end of file with
@@ -163,6 +164,10 @@ def _add_caps(process: Process, names: list[str]) -> object:
     )
 
 
+#: ioctl(2) on a namespace fd: an fd of the user namespace that owns it (linux/nsfs.h)
+_NS_GET_USERNS = 0xB701
+
+
 def _namespace_fds(spec: Spec, init_pid: int) -> list[tuple[int, int]]:
     """Open fds of the init's namespaces the container has, ordered user first, mount last."""
     from pallet.linux.flags import NAMESPACE_FLAGS
@@ -183,7 +188,31 @@ def _namespace_fds(spec: Spec, init_pid: int) -> list[tuple[int, int]]:
         for fd, _ in opened:
             os.close(fd)
         raise
-    return opened
+    return _host_owned_first(opened)
+
+
+def _host_owned_first(opened: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Namespaces the container's user namespace does not own (a network namespace an engine
+    made and joined by path) move before it: once in the user namespace, setns into them is
+    refused. ``opened`` is ordered user first."""
+    if not opened or opened[0][1] != f.CLONE_NEWUSER:
+        return opened
+    import fcntl
+
+    user = os.fstat(opened[0][0]).st_ino
+    foreign: list[tuple[int, int]] = []
+    own: list[tuple[int, int]] = []
+    for fd, nstype in opened[1:]:
+        try:
+            owner = fcntl.ioctl(fd, _NS_GET_USERNS)
+        except OSError:
+            own.append((fd, nstype))  # an older kernel: runc's order
+            continue
+        try:
+            (own if os.fstat(owner).st_ino == user else foreign).append((fd, nstype))
+        finally:
+            os.close(owner)
+    return [*foreign, opened[0], *own]
 
 
 def exec_process(root: str, container_id: str, options: ExecOptions, log: LogSink) -> int:

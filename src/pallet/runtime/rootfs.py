@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import stat
-from errno import ELOOP
+from errno import ELOOP, EPERM
 
 from pallet.errors import InvalidArgument, PalletError, SystemError_
 from pallet.linux import flags as f
@@ -195,9 +195,26 @@ class RootfsBuilder:
                 self.sys.mount("", target, "", bind_flags | f.MS_REMOUNT, "")
         else:
             _make_target(target, True)
-            self.sys.mount(
-                mount.source or mount.type or "none", target, mount.type or "", options.flags, options.data
-            )
+            try:
+                self.sys.mount(
+                    mount.source or mount.type or "none",
+                    target,
+                    mount.type or "",
+                    options.flags,
+                    options.data,
+                )
+            except SystemError_ as e:
+                if mount.type != "sysfs" or e.errno != EPERM:
+                    raise
+                # a user namespace that does not own the network namespace (one an engine made)
+                # may not mount sysfs: the host's /sys, read-only, as runc does then
+                from pallet.oci.runtime_spec import Mount as SpecMount
+
+                sysfs = ("rbind", "nosuid", "noexec", "nodev", "ro")
+                self.mount(
+                    SpecMount(type="bind", source="/sys", destination=mount.destination, options=sysfs)
+                )
+                return
         for propagation in options.propagation:
             self.sys.mount("", target, "", propagation, "")
 

@@ -13,6 +13,8 @@ import time
 
 import pytest
 
+from pallet.testing.engineconfig import add_config
+
 from .conftest import PalletEnv
 
 pytestmark = pytest.mark.root
@@ -73,13 +75,16 @@ def test_run_logs_exec_stop_rm_under_runsc(pallet_env: PalletEnv, runsc: str) ->
 
 
 def test_default_runtime_and_registered_runtimes_from_config_toml(pallet_env: PalletEnv, runsc: str) -> None:
-    (pallet_env.root / "config.toml").write_text(
-        'default-runtime = "sandboxed"\n'
-        "[runtimes.sandboxed]\n"
-        f'path = "{runsc}"\n'
-        'runtimeArgs = ["--network=none"]\n'
-        "[runtimes.kata]\n"
-        'path = "/nonexistent/kata-runtime"\n'
+    add_config(
+        pallet_env.root,
+        keys='default-runtime = "sandboxed"',
+        tables=(
+            "[runtimes.sandboxed]\n"
+            f'path = "{runsc}"\n'
+            'runtimeArgs = ["--network=none"]\n'
+            "[runtimes.kata]\n"
+            'path = "/nonexistent/kata-runtime"\n'
+        ),
     )
     assert "Starting gVisor..." in pallet_env.ok("run", "--rm", "busybox", "dmesg")
     assert pallet_env.ok("info", "-f", "{{.DefaultRuntime}}").strip() == "sandboxed"
@@ -89,7 +94,7 @@ def test_default_runtime_and_registered_runtimes_from_config_toml(pallet_env: Pa
 
 
 def test_unknown_and_missing_runtimes_are_one_line_and_create_nothing(pallet_env: PalletEnv) -> None:
-    (pallet_env.root / "config.toml").write_text('[runtimes.kata]\npath = "/nonexistent/kata-runtime"\n')
+    add_config(pallet_env.root, tables='[runtimes.kata]\npath = "/nonexistent/kata-runtime"\n')
     unknown = pallet_env.pallet("run", "--rm", "--runtime", "gvisor", "busybox", "true")
     assert unknown.returncode == 125
     assert unknown.stderr.strip().splitlines() == [
@@ -107,7 +112,7 @@ def test_unknown_and_missing_runtimes_are_one_line_and_create_nothing(pallet_env
 
 
 def test_the_configured_default_runtime_runs_containers_without_the_flag(pallet_env: PalletEnv) -> None:
-    (pallet_env.root / "config.toml").write_text('default-runtime = "runc"\n')
+    add_config(pallet_env.root, keys='default-runtime = "runc"')
     cid = pallet_env.ok("create", "busybox", "echo", "hi").strip()
     assert pallet_env.ok("inspect", "-f", "{{.HostConfig.Runtime}}", cid).strip() == "runc"
     assert pallet_env.ok("start", "-a", cid) == "hi\n"

@@ -167,6 +167,10 @@ class Engine:
             self._networks = Networks(self.db, root=self.layout.root, run_root=self.layout.run_root)
         return self._networks
 
+    def _idmap_scratch(self, container_id: str) -> str:
+        """Where a remapped rootfs's idmapped layers are attached while its overlay is mounted."""
+        return os.path.join(self.layout.run_root, "idmap", container_id[:12])
+
     def lock(self, container_id: str) -> FileLock:
         return container_lock(self.layout.run_root, container_id)
 
@@ -410,7 +414,13 @@ class Engine:
     ) -> dict[str, Any]:
         """Snapshot + rootfs mount + volumes + /etc files + config.json; returns the container document."""
         from pallet.engine.spec.generate import build_spec, container_hostname
-        from pallet.image import snapshots
+        from pallet.engine.userns import (
+            container_remap,
+            give_volume_to_root,
+            let_root_traverse,
+            mount_snapshot,
+            remap_spec_option,
+        )
 
         images = self.images
         config = images.config(image_id)
@@ -419,6 +429,9 @@ class Engine:
         os.makedirs(rootfs)
         os.chmod(container_dir, 0o710)
         images.set_in_use(image_id, record.id)
+        remap = container_remap(options.security.userns, self.layout.root)
+        if remap is not None:
+            let_root_traverse(self.layout.root, container_dir, remap)
         top = images.unpack(image_id)
         mounts = images.snapshots.prepare(snapshot_key(record.id), top)
         if options.auto_remove:
@@ -427,7 +440,7 @@ class Engine:
             mounts = [
                 m.replace(options=(*m.options, "volatile")) if m.type == "overlay" else m for m in mounts
             ]
-        snapshots.mount(mounts, rootfs)
+        mount_snapshot(mounts, rootfs, remap, self._idmap_scratch(record.id))
         image_volumes = config.config.volumes if config.config is not None else None
         resolved: tuple[ResolvedMount, ...] = ()
         points: tuple[MountPoint, ...] = ()
@@ -445,6 +458,9 @@ class Engine:
             for note in plan.notes:
                 warn(note)
             resolved, points = plan.mounts, plan.points
+            if remap is not None:
+                for name in plan.volumes:
+                    give_volume_to_root(self.volumes.data_path(name), remap)
         if joined is not None:
             hostname = str(self.document(joined).get("Config", {}).get("Hostname") or joined.id[:12])
         else:
@@ -462,6 +478,8 @@ class Engine:
             network_namespace=namespace,
             hostname=hostname,
         )
+        if remap is not None:
+            spec = remap_spec_option(remap)(spec)
         doc = spec.to_json()
         # the runtime resolves a relative root.path against the bundle: keep the bundle movable
         root = doc.get("root")
@@ -515,6 +533,7 @@ class Engine:
         gone for good, unless ``exit_command`` is False (a foreground ``run
         --rm`` removes it itself, after reading its exit code).
         """
+        from pallet.engine.userns import mount_snapshot, remap_of_bundle
         from pallet.image import snapshots
 
         record = self.containers.get(ref)
@@ -536,7 +555,12 @@ class Engine:
             runtime = self.runtime(record.runtime)
             rootfs = self.layout.rootfs(record.id)
             if not snapshots.is_mounted(rootfs):  # after a reboot, or a crash between create steps
-                snapshots.mount(self.images.snapshots.mounts(snapshot_key(record.id)), rootfs)
+                mount_snapshot(
+                    self.images.snapshots.mounts(snapshot_key(record.id)),
+                    rootfs,
+                    remap_of_bundle(self.layout.bundle(record.id)),
+                    self._idmap_scratch(record.id),
+                )
             if _runtime_has_state(runtime, record.id):  # what a killed shim left
                 _quietly(runtime.delete, record.id, force=True)
             remove_tree(self.layout.run_dir(record.id), ignore_errors=True)
@@ -880,6 +904,7 @@ class Engine:
         and deleted last, so the next command finishes the job. The caller
         holds the container's lock.
         """
+        from pallet.engine.userns import release_scratch
         from pallet.image import snapshots
 
         container_dir = self.layout.container_dir(record.id)
@@ -891,6 +916,7 @@ class Engine:
         # the container has exited: its shim may still be deleting the runtime's state and closing
         # its files, but it no longer uses the rootfs, which goes meanwhile
         snapshots.unmount(self.layout.rootfs(record.id))
+        release_scratch(self._idmap_scratch(record.id))  # a remapped create killed part-way
         snaps = self.images.snapshots
         if snaps.stat(snapshot_key(record.id)) is not None:
             snaps.remove(snapshot_key(record.id))

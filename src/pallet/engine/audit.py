@@ -91,7 +91,12 @@ def audit_container(engine: Engine, record: ContainerRecord) -> Audit:
     except FileNotFoundError:
         spec = None  # not created by the runtime yet: the options are all there is
     if spec is not None:
-        found += spec_findings(spec, private_by_default=_private_namespaces(engine))
+        named = {f.setting for f in found}  # --userns host is in the options too
+        found += [
+            f
+            for f in spec_findings(spec, private_by_default=_private_namespaces(engine))
+            if f.setting not in named
+        ]
     found.sort(key=lambda f: f.rank)
     return Audit(kind="container", id=record.id, name=record.name, findings=tuple(found))
 

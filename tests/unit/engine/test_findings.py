@@ -74,6 +74,7 @@ FOOT_GUNS: list[tuple[str, RunOptions, str, str]] = [
         HIGH,
     ),
     ("host network", RunOptions(network=NetworkOptions(mode=parse_network("host"))), "--network host", HIGH),
+    ("host userns", RunOptions(security=SecurityOptions(userns="host")), "--userns host", HIGH),
     ("bind /", _bind("/:/host:ro"), "-v /:/host:ro", HIGH),
     ("bind /proc", _bind("/proc:/hp"), "-v /proc:/hp:rw", HIGH),
     ("bind /sys", _bind("/sys:/hs"), "-v /sys:/hs:rw", HIGH),

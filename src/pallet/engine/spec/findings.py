@@ -395,6 +395,17 @@ def findings_for(
                 fix="use --security-opt no-new-privileges=true unless the workload runs setuid programs",
             )
         )
+    if security.userns == "host":
+        setting, severity, escape = _HOST_NAMESPACES["user"]
+        out.append(
+            Finding(
+                severity=severity,
+                setting=setting,
+                escape=escape,
+                fix="drop --userns host: with userns-remap in the root's config.toml, root in the container "
+                "is an unprivileged id on the host",
+            )
+        )
     if options.network.mode.is_host:
         out.append(
             Finding(

@@ -31,11 +31,13 @@ _engine = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_engine)
 PalletEnv = _engine.PalletEnv
 pallet_env = _engine.pallet_env
+crun_ready = _engine.crun_ready
 
 __all__ = [
     "PalletEnv",
     "busybox_root",
     "busybox_store_root",
+    "crun_ready",
     "pallet_env",
     "probe_binary",
     "probe_dir",

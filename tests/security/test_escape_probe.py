@@ -126,6 +126,22 @@ def test_pallet_default_blocks_every_escape_the_probe_tries(
     assert {name for name, allowed in results.items() if allowed} <= ALLOWED_BY_DEFAULT
 
 
+@pytest.mark.parametrize("runtime", ["runc", "crun"])
+def test_the_default_profile_holds_under_other_oci_runtimes(
+    pallet_env: PalletEnv,
+    probe_dir: Path,
+    host: dict[str, bool],
+    runtime: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    if shutil.which(runtime) is None:
+        pytest.skip(f"{runtime} is not installed")
+    if runtime == "crun":
+        request.getfixturevalue("crun_ready")
+    results = _pallet(pallet_env, probe_dir, "--runtime", runtime)
+    assert {name for name, allowed in results.items() if allowed} <= ALLOWED_BY_DEFAULT
+
+
 def test_privileged_lets_the_probe_see_escapes(
     pallet_env: PalletEnv, probe_dir: Path, host: dict[str, bool]
 ) -> None:

@@ -73,3 +73,13 @@ def test_exec_as_a_non_root_user_gets_no_effective_capabilities(pallet_env: Pall
     nobody, root = caps("-u", "nobody"), caps("-u", "0")
     assert nobody["CapEff"] == nobody["CapPrm"] == "0000000000000000"
     assert nobody["CapBnd"] == root["CapBnd"] == root["CapEff"] == root["CapPrm"] == caps()["CapEff"]
+
+
+def test_exec_as_root_into_a_non_root_container_gets_the_bounding_set(pallet_env: PalletEnv) -> None:
+    # docker 28 measured the same: run -u nobody, then exec -u root has CapEff = CapPrm = CapBnd
+    pallet_env.ok("run", "-d", "-u", "nobody", "--name", "lowly", "busybox", "sleep", "300")
+    out = pallet_env.ok("exec", "-u", "root", "lowly", "grep", "^Cap", "/proc/self/status")
+    caps = dict(line.split(":\t") for line in out.splitlines())
+    assert caps["CapEff"] == caps["CapPrm"] == caps["CapBnd"] != "0000000000000000"
+    init = pallet_env.ok("exec", "lowly", "grep", "^CapEff", "/proc/self/status")
+    assert init == "CapEff:\t0000000000000000\n"

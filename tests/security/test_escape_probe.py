@@ -29,6 +29,7 @@ import pytest
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from typing import Any
 
     from conftest import PalletEnv
 
@@ -67,6 +68,15 @@ def _pallet(env: PalletEnv, probe_dir: Path, *flags: str) -> dict[str, bool]:
     return _run(env.argv("run", "--rm", *flags, "-v", f"{probe_dir}:/probe:ro", "busybox", "/probe/probe"))
 
 
+def _peer(cls: type[Any], tmp: Path, *names: str) -> Any:
+    """A peer engine of the test kit, whichever way it takes its state dir: made by itself (its
+    arguments are the names only) or in the test's ``tmp``."""
+    import inspect
+
+    takes_names_only = len(inspect.signature(cls).parameters) == len(names)
+    return cls(*names) if takes_names_only else cls(tmp, *names)
+
+
 @pytest.fixture(scope="module")
 def peers(
     probe_rootfs_tar: Path, tmp_path_factory: pytest.TempPathFactory
@@ -83,7 +93,7 @@ def peers(
     started: list[PrivateDockerd | PrivatePodman] = []
     try:
         if shutil.which("dockerd") and shutil.which("docker"):
-            dockerd = PrivateDockerd(tmp, f"plsec{suffix}d")
+            dockerd = _peer(PrivateDockerd, tmp, f"plsec{suffix}d")
             started.append(dockerd)
             dockerd.docker("import", str(probe_rootfs_tar), "probe:latest")
             out["docker"] = _run(
@@ -100,7 +110,7 @@ def peers(
                 ]
             )
         if shutil.which("podman"):
-            podman = PrivatePodman(tmp, f"plsec{suffix}p", f"plsec{suffix}net")
+            podman = _peer(PrivatePodman, tmp, f"plsec{suffix}p", f"plsec{suffix}net")
             started.append(podman)
             podman.podman("import", str(probe_rootfs_tar), "probe:latest")
             out["podman"] = _run(

@@ -2,9 +2,12 @@
 
 Supported: literal text with ``\\t``/``\\n`` escapes (docker replaces them),
 ``{{.Field}}`` and ``{{.A.B}}`` lookups, ``{{.}}``, ``{{json X}}``,
-``{{join X "sep"}}``, ``{{upper X}}``, ``{{lower X}}``, and the ``table``
-prefix that prints a header row and aligns columns like docker. Values print as
-Go's ``fmt`` prints them (``[a b]`` for lists, ``map[k:v]`` for maps,
+``{{join X "sep"}}``, ``{{upper X}}``, ``{{lower X}}``, ``{{index X "key"}}``
+(or a list's position), the blocks ``{{range X}}``/``{{if X}}`` with
+``{{else}}`` and ``{{end}}`` (``range`` over a map goes in key order, as
+Go's), ``{{-``/``-}}`` trimming, and the ``table`` prefix that prints a
+header row and aligns columns like docker. Values print as Go's ``fmt``
+prints them (``[a b]`` for lists, ``map[k:v]`` for maps,
 ``<no value>`` for a missing map key). Anything else is a usage error naming
 the action, so a user never gets a silently wrong output.
 """
@@ -74,7 +77,8 @@ def _split_args(action: str) -> list[str]:
     return words
 
 
-def _compile_action(action: str) -> Callable[[object], str]:
+def _value_of(action: str) -> Callable[[object], object]:
+    """What an action evaluates to, before it is printed: a field, a string, a number or a call."""
     words = _split_args(action)
     if not words:
         raise UsageError("template: empty action {{}}")
@@ -85,12 +89,14 @@ def _compile_action(action: str) -> Callable[[object], str]:
         if word.startswith('"'):
             text = word[1:-1]
             return lambda v: text
+        if word.isdigit():
+            number = int(word)
+            return lambda v: number
         raise UsageError(f"template: {{{{{action}}}}}: unsupported argument {word!r}")
 
     func, args = words[0], [arg(w) for w in words[1:]]
     if func.startswith(".") and not args:
-        get = arg(func)
-        return lambda v: str(get(v)) if get(v) is _MISSING else go_text(get(v))
+        return arg(func)
     if func == "json" and len(args) == 1:
         return lambda v: json.dumps(None if args[0](v) is _MISSING else args[0](v), separators=(",", ":"))
     if func in ("upper", "lower") and len(args) == 1:
@@ -105,9 +111,132 @@ def _compile_action(action: str) -> Callable[[object], str]:
             return str(sep).join(go_text(i) for i in items)
 
         return join
+    if func == "index" and len(args) >= 2:
+
+        def index(v: object) -> object:
+            found = args[0](v)
+            for key in (a(v) for a in args[1:]):
+                if isinstance(found, dict):
+                    found = found.get(key, _MISSING)
+                elif isinstance(found, list | tuple) and isinstance(key, int) and 0 <= key < len(found):
+                    found = found[key]
+                else:
+                    raise UsageError(f"template: {{{{{action}}}}}: can't index {go_text(found)} with {key!r}")
+            return found
+
+        return index
     raise UsageError(
-        f"template: {{{{{action}}}}}: unsupported action (supported: .Field, json, join, upper, lower)"
+        f"template: {{{{{action}}}}}: unsupported action (supported: .Field, json, join, index, upper, lower, "
+        "range, if, else, end)"
     )
+
+
+def _compile_action(action: str) -> Callable[[object], str]:
+    value = _value_of(action)
+    return lambda v: str(got) if (got := value(v)) is _MISSING else go_text(got)
+
+
+def _truthy(value: object) -> bool:
+    """Go's truth of ``if``: false, 0, nil, and empty strings, lists and maps are false."""
+    return value is not _MISSING and bool(value)
+
+
+class _Action:
+    """``{{...}}`` that prints a value."""
+
+    __slots__ = ("render", "source")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.render = _compile_action(source)
+
+
+class _Block:
+    """``{{range X}}...{{else}}...{{end}}`` or ``{{if X}}...{{else}}...{{end}}``."""
+
+    __slots__ = ("alternative", "body", "kind", "value")
+
+    def __init__(self, kind: str, source: str) -> None:
+        self.kind = kind
+        self.value = _value_of(source)
+        self.body: list[_Part] = []
+        self.alternative: list[_Part] = []
+
+    def render(self, value: object) -> str:
+        got = self.value(value)
+        if self.kind == "if":
+            return _render(self.body if _truthy(got) else self.alternative, value)
+        if isinstance(got, dict):
+            items = [got[k] for k in sorted(got)]  # Go ranges over a map in key order
+        elif isinstance(got, list | tuple):
+            items = list(got)
+        elif got is _MISSING or got is None:
+            items = []
+        else:
+            raise UsageError(f"template: range can't iterate over {go_text(got)}")
+        if not items:
+            return _render(self.alternative, value)
+        return "".join(_render(self.body, item) for item in items)
+
+
+_Part = str | _Action | _Block
+
+
+def _render(parts: list[_Part], value: object) -> str:
+    return "".join(p if isinstance(p, str) else p.render(value) for p in parts)
+
+
+def _parse(text: str) -> list[_Part]:
+    """The template's parts; blocks nest (``range``/``if`` ... ``end``). ``{{-`` and ``-}}`` trim the
+    white space beside them, as Go's do."""
+    source = text
+    top: list[_Part] = []
+    current = top
+    open_blocks: list[tuple[_Block, list[_Part]]] = []
+    trim_next = False
+    while text:
+        start = text.find(_OPEN)
+        literal = text if start < 0 else text[:start]
+        if trim_next:
+            literal = literal.lstrip()
+        if start < 0:
+            if literal:
+                current.append(literal)
+            break
+        end = text.find(_CLOSE, start)
+        if end < 0:
+            raise UsageError(f"template: unclosed action in {source!r}")
+        raw = text[start + 2 : end]
+        if raw.startswith("- "):
+            literal = literal.rstrip()
+        trim_next = raw.endswith(" -")
+        if literal:
+            current.append(literal)
+        action = raw.strip().removeprefix("- ").removesuffix(" -").strip()
+        head, _, rest = action.partition(" ")
+        if head in ("range", "if"):
+            if ":=" in rest:
+                raise UsageError(f"template: {{{{{action}}}}}: variables are not supported")
+            block = _Block(head, rest)
+            current.append(block)
+            open_blocks.append((block, current))
+            current = block.body
+        elif head == "else" and not rest:
+            if not open_blocks or current is open_blocks[-1][0].alternative:
+                raise UsageError(f"template: unexpected {{{{else}}}} in {source!r}")
+            current = open_blocks[-1][0].alternative
+        elif head == "end" and not rest:
+            if not open_blocks:
+                raise UsageError(f"template: unexpected {{{{end}}}} in {source!r}")
+            current = open_blocks.pop()[1]
+        else:
+            current.append(_Action(action))
+        text = text[end + 2 :]
+    if open_blocks:
+        raise UsageError(
+            f"template: unclosed {{{{{open_blocks[-1][0].kind}}}}} (no {{{{end}}}}) in {source!r}"
+        )
+    return top
 
 
 class Template:
@@ -119,39 +248,24 @@ class Template:
             text = text[len("table") :]
         text = text.strip(" ").replace("\\t", "\t").replace("\\n", "\n")
         self.source = text
-        self._parts: list[str | Callable[[object], str]] = []
-        self.fields: list[str] = []
-        while text:
-            start = text.find(_OPEN)
-            if start < 0:
-                self._parts.append(text)
-                break
-            end = text.find(_CLOSE, start)
-            if end < 0:
-                raise UsageError(f"template: unclosed action in {self.source!r}")
-            if start:
-                self._parts.append(text[:start])
-            action = text[start + 2 : end].strip().strip("-").strip()
-            self._parts.append(_compile_action(action))
-            self.fields.append(action)
-            text = text[end + 2 :]
+        self._parts = _parse(text)
+        self.fields = [p.source for p in self._parts if isinstance(p, _Action)]
 
     def render(self, value: object) -> str:
-        return "".join(p if isinstance(p, str) else p(value) for p in self._parts)
+        return _render(self._parts, value)
 
     def header(self, names: Mapping[str, str]) -> str:
         """The header row of a ``table`` template: each action's docker column name.
 
-        ``{{.ID}}`` becomes ``names["ID"]``, or ``ID`` upper-cased when unnamed.
+        ``{{.ID}}`` becomes ``names["ID"]``, or ``ID`` upper-cased when unnamed (a block: nothing).
         """
         out: list[str] = []
-        actions = iter(self.fields)
         for part in self._parts:
             if isinstance(part, str):
                 out.append(part)
-                continue
-            words = _split_args(next(actions))
-            field = next((w for w in words if w.startswith(".")), ".")
-            key = field.rsplit(".", 1)[-1]
-            out.append(names.get(key, key.upper()))
+            elif isinstance(part, _Action):
+                words = _split_args(part.source)
+                field = next((w for w in words if w.startswith(".")), ".")
+                key = field.rsplit(".", 1)[-1]
+                out.append(names.get(key, key.upper()))
         return "".join(out)

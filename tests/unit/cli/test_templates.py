@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
 
@@ -40,7 +41,59 @@ def test_lists_print_as_go_slices_and_join_joins() -> None:
 
 def test_unsupported_action_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="unsupported action"):
-        Template("{{range .Labels}}")
+        Template("{{printf .Labels}}")
+
+
+NETWORK = {
+    "Name": "app",
+    "IPAM": {"Config": [{"Subnet": "10.1.0.0/24", "Gateway": "10.1.0.1"}, {"Subnet": "fd00::/64"}]},
+    "Options": {"com.docker.network.bridge.name": "br0"},
+    "Containers": {"b": {"Name": "web"}, "a": {"Name": "db"}},
+    "Labels": {},
+}
+
+
+def test_range_over_a_list_and_over_a_map_in_key_order() -> None:
+    assert Template("{{range .IPAM.Config}}{{.Subnet}} {{end}}").render(NETWORK) == "10.1.0.0/24 fd00::/64 "
+    assert Template("{{range .Containers}}{{.Name}},{{end}}").render(NETWORK) == "db,web,"
+
+
+def test_range_else_and_if_else() -> None:
+    assert Template("{{range .Labels}}x{{else}}none{{end}}").render(NETWORK) == "none"
+    assert Template("{{if .Labels}}some{{else}}no labels{{end}}").render(NETWORK) == "no labels"
+    assert Template("{{if .Options}}{{.Name}}{{end}}").render(NETWORK) == "app"
+    assert (
+        Template("{{range .IPAM.Config}}{{if .Gateway}}{{.Gateway}}{{end}}{{end}}").render(NETWORK)
+        == "10.1.0.1"
+    )
+
+
+def test_index_of_a_map_key_and_a_list_position() -> None:
+    assert Template('{{index .Options "com.docker.network.bridge.name"}}').render(NETWORK) == "br0"
+    assert Template('{{index .Options "nope"}}').render(NETWORK) == "<no value>"
+    assert Template('{{index .IPAM.Config 1 "Subnet"}}').render(NETWORK) == "fd00::/64"
+
+
+def test_trim_markers_drop_the_white_space_beside_them() -> None:
+    assert (
+        Template("{{range .IPAM.Config -}}\n  {{.Subnet}}\n{{- end}}").render(NETWORK)
+        == "10.1.0.0/24fd00::/64"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("{{range .IPAM.Config}}", "unclosed {{range}}"),
+        ("{{end}}", "unexpected {{end}}"),
+        ("{{else}}", "unexpected {{else}}"),
+        ("{{range $k, $v := .Options}}{{end}}", "variables are not supported"),
+        ("{{range .Name}}{{end}}", "range can't iterate over app"),
+    ],
+)
+def test_bad_blocks_are_usage_errors(text: str, words: str) -> None:
+    with pytest.raises(UsageError, match=re.escape(words)):
+        Template(text).render(NETWORK)
 
 
 def test_unclosed_action_is_a_usage_error() -> None:

@@ -16,6 +16,7 @@ name the test's bridges). The caller calls them in a finalizer.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import shutil
 import signal
@@ -25,6 +26,10 @@ import time
 from pathlib import Path
 
 from pallet.testing.hostnet import free_subnet
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 __all__ = ["PrivateDockerd", "PrivatePodman", "firewall_tables", "restore_firewall"]
 
@@ -38,9 +43,27 @@ def firewall_tables() -> set[str]:
     return {line.removeprefix("table ").strip() for line in done.stdout.splitlines() if line.strip()}
 
 
-def restore_firewall(before: set[str], bridges: set[str]) -> None:
-    """Undo what docker/podman added to iptables for ``bridges``: a table of theirs that did not exist
-    ``before`` goes whole; in one that did, each rule naming one of ``bridges`` is deleted."""
+def _names(rule: str, bridges: set[str], subnets: list[ipaddress.IPv4Network]) -> bool:
+    """True if an iptables rule names one of ``bridges`` or an address in one of ``subnets``."""
+    for word in rule.split():
+        if word in bridges:
+            return True
+        try:
+            address = ipaddress.ip_network(word, strict=False)
+        except ValueError:
+            continue
+        if isinstance(address, ipaddress.IPv4Network) and any(address.subnet_of(s) for s in subnets):
+            return True
+    return False
+
+
+def restore_firewall(before: set[str], bridges: set[str], subnets: Iterable[str] = ()) -> None:
+    """Undo what docker/podman added to iptables for ``bridges`` and their ``subnets``: a table of theirs
+    that did not exist ``before`` goes whole; in one that did, each rule naming one of ``bridges`` or
+    an address of ``subnets`` (a published port's masquerade names the container's address only) is
+    deleted. Their shared chains (``DOCKER``, ``CNI-HOSTPORT-DNAT``, ...) stay: another daemon of the
+    host may use them."""
+    nets = [ipaddress.IPv4Network(s) for s in subnets]
     for table in _IPTABLES_TABLES:
         if table not in before and table in firewall_tables():
             subprocess.run(["nft", "delete", "table", *table.split()], capture_output=True, check=False)
@@ -50,7 +73,7 @@ def restore_firewall(before: set[str], bridges: set[str]) -> None:
         for table in ("nat", "filter"):
             listing = subprocess.run([family, "-t", table, "-S"], capture_output=True, text=True, check=False)
             for rule in listing.stdout.splitlines():
-                if rule.startswith("-A ") and any(b in rule.split() for b in bridges):
+                if rule.startswith("-A ") and _names(rule, bridges, nets):
                     subprocess.run(
                         [family, "-t", table, "-D", *rule[3:].split()], capture_output=True, check=False
                     )
@@ -118,7 +141,7 @@ class PrivateDockerd:
                 self.docker("rm", "-f", *ids, check=False)
             self.process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(timeout=30)
+                self.process.wait(timeout=60)  # it stops containerd and its shims first
             except subprocess.TimeoutExpired:
                 self.process.send_signal(signal.SIGKILL)
                 self.process.wait()

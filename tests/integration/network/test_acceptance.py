@@ -564,4 +564,4 @@ def test_9_pallet_docker_and_podman_each_keep_nat_and_published_ports(net: NetEn
     finally:
         for peer in peers:
             peer.stop()
-        restore_firewall(before, {p.bridge for p in peers})
+        restore_firewall(before, {p.bridge for p in peers}, [p.subnet for p in peers])

@@ -50,8 +50,12 @@ _SECRET_VALUES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("a Slack token", re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}")),
     ("a GitLab token", re.compile(r"\bglpat-[A-Za-z0-9_-]{20,}")),
 )
-#: NAME=value (or ``NAME value`` of an ENV step) in a history line
-_ASSIGNMENT = re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)(?:=|\s+)(\"[^\"]*\"|'[^']*'|[^\s\"';&|]+)")
+#: NAME=value in a history line (ENV, ARG, a build argument, a shell assignment), and the old
+#: ``ENV NAME value`` form
+_ASSIGNMENTS = (
+    re.compile(r"\b([A-Za-z_][A-Za-z0-9_]*)=(\"[^\"]*\"|'[^']*'|[^\s\"';&|]+)"),
+    re.compile(r"\bENV\s+([A-Za-z_][A-Za-z0-9_]*)\s+([^\s=]\S*)"),
+)
 
 
 class Audit(Record):
@@ -217,10 +221,11 @@ def _secret_findings(config: ImageConfig) -> list[Finding]:
     for index, step in enumerate(config.history):
         line = step.created_by or ""
         hits = {w for w, pattern in _SECRET_VALUES if pattern.search(line)}
-        for match in _ASSIGNMENT.finditer(line):
-            name, value = match.group(1), match.group(2).strip("\"'")
-            if value and _SECRET_NAME.search(name):
-                hits.add(f"{name}={_masked(value)}")
+        for pattern in _ASSIGNMENTS:
+            for match in pattern.finditer(line):
+                name, value = match.group(1), match.group(2).strip("\"'")
+                if value and _SECRET_NAME.search(name):
+                    hits.add(f"{name}={_masked(value)}")
         if hits:
             out.append(
                 Finding(

@@ -85,6 +85,12 @@ def pump(
     done = threading.Event()
 
     def feed_stdin() -> None:
+        try:
+            copy_stdin()
+        except OSError:
+            return  # the shim's connection closed under us: the container exited
+
+    def copy_stdin() -> None:
         matcher = DetachMatcher(detach_keys)
         while not done.is_set():
             data = client.recv()

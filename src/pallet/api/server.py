@@ -320,6 +320,16 @@ class _Listener(socketserver.ThreadingMixIn, socketserver.BaseServer):
                 return
         super().finish_request(request, client_address)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A connection that failed outside a request (a client that reset it while idle): logged, no traceback."""
+        import sys
+
+        error = sys.exc_info()[1]
+        if isinstance(error, OSError):
+            log.debug("connection ended: %s", error)
+        else:
+            log.error("connection failed", exc_info=error)
+
     def shutdown_request(self, request: Any) -> None:
         with contextlib.suppress(OSError):
             request.shutdown(socket.SHUT_WR)

@@ -8,6 +8,7 @@ copies) are the engine's.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import tempfile
 import time
@@ -137,16 +138,20 @@ def start(request: Request) -> Response:
     if record.state in _ACTIVE:
         return Empty(304)
     waiting = attachments.take_waiting(request.shared, record.id)
-    if not waiting:
-        service.start(record.id)
-        return Empty(204)
-    first, rest = waiting[0], waiting[1:]
     try:
-        conn = service.start_with_attach(record.id, stdin=first.stdin, size=first.size)
+        if not waiting:
+            service.start(record.id)
+            return Empty(204)
+        conn = service.start_with_attach(record.id, stdin=waiting[0].stdin, size=waiting[0].size)
     except PalletError as e:
         for w in waiting:
             w.fail(e.message)
+        if (service.document(record).get("HostConfig") or {}).get("AutoRemove"):
+            # as dockerd: an auto-remove container that cannot start is removed (the client waits for it)
+            with contextlib.suppress(PalletError):
+                service.remove(record.id, force=True, volumes=True)
         raise
+    first, rest = waiting[0], waiting[1:]
     first.deliver(conn)
     for w in rest:
         try:

@@ -520,7 +520,12 @@ def _categorise(verb: str, detail: str) -> PalletError:
             return CommandNotFound(f"OCI runtime {verb} failed: {detail}")
         if "permission denied" in lowered:
             return CommandNotExecutable(f"OCI runtime {verb} failed: {detail}")
-    if "does not exist" in lowered or ("not found" in lowered and "container" in lowered):
+    if (
+        "does not exist" in lowered
+        or ("not found" in lowered and "container" in lowered)
+        # runsc, once a sandbox has gone: its state file is removed with it
+        or ("loading container" in lowered and "no such file or directory" in lowered)
+    ):
         return NotFound(f"OCI runtime {verb} failed: {detail}")
     if "not running" in lowered or "not stopped" in lowered or "not paused" in lowered:
         return FailedPrecondition(f"OCI runtime {verb} failed: {detail}")
@@ -584,7 +589,9 @@ def create_args(runtime: Runtime, bundle: str) -> tuple[str, ...]:
     network namespace given by path, and refuses to start without one. The
     engine's ``--network none`` is a new namespace without a path: runsc's
     ``--network=none`` (loopback only) is the same thing; no network namespace
-    at all (``--network host``) is runsc's ``--network=host``. Arguments the
+    at all (``--network host``) is runsc's ``--network=host``; a namespace by
+    path (a bridge network) is runsc's own stack, or with a runsc too old for
+    this kernel its host mode inside that namespace. Arguments the
     registration already has win.
     """
     if os.path.basename(runtime.path) != "runsc" or any(a.startswith("--network") for a in runtime.args):
@@ -601,7 +608,32 @@ def create_args(runtime: Runtime, bundle: str) -> tuple[str, ...]:
         return (*runtime.args, "--network=host")
     if not network[0].get("path"):
         return (*runtime.args, "--network=none")
+    if _runsc_release(runtime.path) < _RUNSC_NETNS_FIXED:
+        # older runsc mistakes any namespace for the host's on kernels that show net.core
+        # sysctls in every namespace ("cannot run with network enabled in root network
+        # namespace"): its host mode, in the container's namespace (it joins the path either way)
+        return (*runtime.args, "--network=host")
     return runtime.args
+
+
+#: the first runsc release whose root-namespace check works on current kernels
+_RUNSC_NETNS_FIXED = 20240801
+_runsc_releases: dict[str, int] = {}
+
+
+def _runsc_release(path: str) -> int:
+    """The date of a runsc build (``release-20240801.0``, Debian's ``0.0~20221219.0``); 0 if unknown."""
+    if path not in _runsc_releases:
+        import re
+        import subprocess
+
+        try:
+            out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30).stdout
+        except (OSError, subprocess.SubprocessError):
+            out = ""
+        found = re.search(r"(?:release-|~)(\d{8})", out)
+        _runsc_releases[path] = int(found.group(1)) if found else 0
+    return _runsc_releases[path]
 
 
 def runtime_root(run_root: str, name: str) -> str:

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import time
+import urllib.request
 
 import pytest
 
@@ -118,3 +119,25 @@ def test_the_configured_default_runtime_runs_containers_without_the_flag(pallet_
     assert pallet_env.ok("start", "-a", cid) == "hi\n"
     other = pallet_env.ok("create", "--runtime", "crun", "busybox").strip()
     assert pallet_env.ok("inspect", "-f", "{{.HostConfig.Runtime}}", other).strip() == "crun"
+
+
+def test_a_runsc_container_on_the_bridge_network_serves_a_published_port(
+    pallet_env: PalletEnv, runsc: str
+) -> None:
+    cid = pallet_env.ok(
+        "run", "-d", "--runtime", "runsc", "-p", "127.0.0.1::8080", "busybox", "httpd", "-f", "-p", "8080", "-h", "/etc"
+    ).strip()  # fmt: skip
+    address = pallet_env.ok("port", cid, "8080").splitlines()[0]
+    assert address.startswith("127.0.0.1:")
+    body = b""
+    for _ in range(300):  # until httpd listens in the sandbox
+        try:
+            with urllib.request.urlopen(f"http://{address}/hostname", timeout=5) as reply:
+                body = reply.read()
+            break
+        except OSError:
+            time.sleep(0.1)
+    assert body == f"{cid[:12]}\n".encode()
+    assert pallet_env.ok("exec", cid, "dmesg").startswith("[   0.000000] Starting gVisor...")
+    pallet_env.ok("rm", "-f", cid)
+    assert pallet_env.container_ids() == []

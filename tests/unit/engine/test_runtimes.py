@@ -239,8 +239,9 @@ def test_known_runtime_that_is_not_installed_says_how_to_fix(
     ],
 )
 def test_runsc_gets_the_network_mode_of_the_bundles_namespace(
-    tmp_path: Path, namespace: dict[str, str] | None, added: tuple[str, ...]
+    tmp_path: Path, namespace: dict[str, str] | None, added: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr("pallet.engine.runtimes._runsc_releases", {"/usr/bin/runsc": 20250101})
     namespaces = [{"type": "pid"}, *([namespace] if namespace else [])]
     (tmp_path / "config.json").write_text(json.dumps({"linux": {"namespaces": namespaces}}))
     runsc = Runtime(name="runsc", path="/usr/bin/runsc", root="/r", args=("--debug",))
@@ -249,6 +250,20 @@ def test_runsc_gets_the_network_mode_of_the_bundles_namespace(
     assert create_args(runc, str(tmp_path)) == ("--debug",)
     chosen = Runtime(name="g", path="/usr/bin/runsc", root="/r", args=("--network=host",))
     assert create_args(chosen, str(tmp_path)) == ("--network=host",)
+
+
+def test_an_old_runsc_uses_its_host_mode_inside_a_namespace_given_by_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = tmp_path / "runsc"
+    script.write_text("#!/bin/sh\necho 'runsc version 0.0~20221219.0'\n")
+    script.chmod(0o755)
+    monkeypatch.setattr("pallet.engine.runtimes._runsc_releases", {})
+    (tmp_path / "config.json").write_text(
+        json.dumps({"linux": {"namespaces": [{"type": "network", "path": "/run/netns/x"}]}})
+    )
+    runsc = Runtime(name="runsc", path=str(script), root="/r")
+    assert create_args(runsc, str(tmp_path)) == ("--network=host",)
 
 
 def test_foreground_exec_returns_the_process_status(fake: Runtime, tmp_path: Path) -> None:

@@ -425,6 +425,7 @@ int main(void)
 	probe_userfaultfd();
 	probe_socket("raw_socket", AF_INET, SOCK_RAW, IPPROTO_TCP, "raw TCP socket");
 	probe_socket("packet_socket", AF_PACKET, SOCK_RAW, htons(ETH_P_ALL), "packet socket");
+	probe_socket("raw_icmpv6", AF_INET6, SOCK_RAW, IPPROTO_ICMPV6, "raw ICMPv6 socket (router advertisements)");
 	probe_ip_hdrincl();
 	probe_kernel_log();
 	rmdir(scratch);

@@ -170,7 +170,7 @@ def test_privileged_lets_the_probe_see_escapes(
     [
         (("--security-opt", "seccomp=unconfined"), {"io_uring", "keyring", "user_namespace"}),
         (("--cap-add", "SYS_ADMIN"), {"mount", "user_namespace", "bpf", "perf"}),
-        (("--cap-add", "NET_ADMIN"), {"packet_socket", "raw_socket", "raw_ip_forge"}),
+        (("--cap-add", "NET_ADMIN"), {"packet_socket", "raw_socket", "raw_icmpv6", "raw_ip_forge"}),
         (("--cap-add", "SYS_PTRACE"), {"userfaultfd"}),
         (("--cap-add", "DAC_READ_SEARCH"), {"open_by_handle"}),
         (("--cap-add", "SYSLOG"), {"kernel_log"}),

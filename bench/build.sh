@@ -68,9 +68,10 @@ bash "$top/scripts/make-busybox-image.sh" --root "$work/pallet-root" >/dev/null
 $PL save -o "$work/busybox.tar" busybox:latest
 base=$($B pull -q "docker-archive:$work/busybox.tar" | tail -1)
 $B tag "$base" docker.io/library/busybox:latest
-if [ "$DOCKER" = 1 ]; then
-    docker load -q -i "$work/busybox.tar" >/dev/null
-    docker tag busybox:latest "$TAGPREFIX-base:latest"
+if [ "$DOCKER" = 1 ]; then  # under a name of this run only: the dockerd's own busybox stays as it is
+    $PL tag busybox:latest "$TAGPREFIX-base:latest"
+    $PL save -o "$work/base-docker.tar" "$TAGPREFIX-base:latest"
+    docker load -q -i "$work/base-docker.tar" >/dev/null
 fi
 
 # (a): ENV, RUN, COPY of $FILES small files, RUN, CMD

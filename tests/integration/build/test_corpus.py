@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import corpus_kit
@@ -91,13 +93,35 @@ def test_case_builds_as_buildah_builds_it(
 _LEGACY_UNSUPPORTED = re.compile(r"<<|--mount=|--chmod=|^\s*#\s*syntax=", re.MULTILINE | re.IGNORECASE)
 
 
+_BUSYBOX_WORD = re.compile(r"(?<![/\w.-])busybox(?::latest)?(?![\w/.:-])")
+
+
 @pytest.fixture(scope="module")
-def docker_busybox(busybox_archive: Path) -> str:
-    """``busybox:latest`` of the test store loaded into the running dockerd under a name of this run."""
+def docker_busybox(busybox_store_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The test store's busybox loaded into the running dockerd under a name of this run only (the
+    dockerd's own ``busybox`` stays as it is); removed at the end."""
     if not corpus_kit.dockerd_running():
         pytest.skip("no dockerd runs here (the tests never start one)")
-    subprocess.run(["docker", "load", "-q", "-i", str(busybox_archive)], check=True, capture_output=True)
-    return "busybox:latest"
+    name = f"pallet-corpus-{os.getpid()}-busybox:latest"
+    work = tmp_path_factory.mktemp("docker-base")
+    root = work / "root"
+    shutil.copytree(busybox_store_root, root, symlinks=True)
+    pallet = [corpus_kit.PALLET, "--root", str(root)]
+    subprocess.run([*pallet, "tag", "busybox:latest", name], check=True, capture_output=True)
+    subprocess.run([*pallet, "save", "-o", str(work / "base.tar"), name], check=True, capture_output=True)
+    subprocess.run(["docker", "load", "-q", "-i", str(work / "base.tar")], check=True, capture_output=True)
+    try:
+        yield name
+    finally:
+        subprocess.run(["docker", "rmi", "-f", name], capture_output=True, check=False)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _for_docker(context: Path, base: str, dockerfiles: list[str]) -> None:
+    """Point the case's Dockerfiles at the dockerd's copy of busybox (FROM, ARG defaults, --from)."""
+    for name in dockerfiles:
+        path = context / name
+        path.write_text(_BUSYBOX_WORD.sub(base, path.read_text()))
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -111,6 +135,7 @@ def test_case_builds_as_docker_legacy_builder_builds_it(
             "the legacy builder cannot build this case (heredocs, RUN mounts, --chmod) or it must fail"
         )
     context = case.stage(tmp_path / "context")
+    _for_docker(context, docker_busybox, dockerfiles)
     tag = f"pallet-corpus-{os.getpid()}-{name.replace('_', '-')}:1"
     made = [tag]
     env = {**os.environ, "DOCKER_BUILDKIT": "0"}

@@ -160,7 +160,7 @@ COMMANDS: dict[str, Command] = {
         (
             "inspect",
             "inspect:configure_inspect",
-            "Return low-level information on containers, images and volumes",
+            "Return low-level information on containers, images, networks and volumes",
         ),
         ("ps", "containers:configure_ps", "List containers"),
         ("events", "events:configure_events", "Get real time events from the server"),

@@ -1,7 +1,7 @@
 """``pallet inspect``: any object by name or id, as ``docker inspect`` looks it up.
 
-Each name is tried as a container, then an image, then a volume (``--type``
-keeps one kind). The first kind that knows the name answers; a name no kind
+Each name is tried as a container, then an image, a network, a volume
+(docker's order; ``--type`` keeps one kind). The first kind that knows the name answers; a name no kind
 knows is ``Error: No such object: NAME`` on stderr and exit status 1, and the
 others are still printed (``[]`` when none was found, as docker does). The stores are opened on first need, and the volume
 store only if it exists (inspect never creates one).
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = ["configure_inspect"]
 
-KINDS = ("container", "image", "volume")
+KINDS = ("container", "image", "network", "volume")
 
 
 class _Stores:
@@ -62,6 +62,10 @@ def _image(stores: _Stores, name: str) -> dict[str, object]:
     return inspect_image(stores.images(), name)
 
 
+def _network(stores: _Stores, name: str) -> dict[str, object]:
+    return stores.service().network_inspect(name)
+
+
 def _volume(stores: _Stores, name: str) -> dict[str, object]:
     return stores.service().volume(name).to_inspect()
 
@@ -69,6 +73,7 @@ def _volume(stores: _Stores, name: str) -> dict[str, object]:
 _FINDERS: dict[str, Callable[[_Stores, str], dict[str, object]]] = {
     "container": _container,
     "image": _image,
+    "network": _network,
     "volume": _volume,
 }
 

@@ -227,6 +227,9 @@ def test_1_containers_on_a_user_network_reach_each_other_by_name_alias_and_short
     assert net.fetch("app", f"http://{cid[:12]}/") == PAGE + "\n"
     # the default bridge does not resolve names (as docker)
     assert net.fetch("bridge", "http://web/") == ""
+    # docker's inspect finds networks too; the container is listed on its network
+    containers = json.loads(net.ok("inspect", "-f", "{{json .Containers}}", "app"))
+    assert containers[cid]["Name"] == "web"
 
 
 # --- 2. published ports ---------------------------------------------------------------------------

@@ -3,10 +3,8 @@ verb prints, against a recording stand-in for the engine's service (no root, no 
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -52,6 +50,15 @@ class FakeService:
         self.nets = nets
         self.attached = attached or {}
         self.calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+
+    def __enter__(self) -> FakeService:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
     def _find(self, ref: str) -> Network:
         for n in self.nets:
@@ -99,13 +106,9 @@ def service(monkeypatch: pytest.MonkeyPatch) -> FakeService:
     app2 = network("app2", 4, labels={"tier": "db"}, internal=True)
     fake = FakeService([bridge, app, app10, app2], {app.id: [endpoint(app, "c" * 64, "10.9.2.2")]})
 
-    @contextlib.contextmanager
-    def open_service(*args: object, **kwargs: object) -> Iterator[FakeService]:
-        yield fake
-
     import pallet.engine.service
 
-    monkeypatch.setattr(pallet.engine.service.Service, "open", open_service)
+    monkeypatch.setattr(pallet.engine.service.Service, "open", lambda *args, **kwargs: fake)
     return fake
 
 
@@ -351,3 +354,16 @@ def test_every_verb_is_in_the_group() -> None:
     for verb in verbs.values():
         assert hasattr(networks, verb.function)
     assert lookup("network", "list") is verbs["ls"]
+
+
+def test_inspect_of_any_object_finds_networks(service: FakeService) -> None:
+    code, out, _ = run(
+        "inspect",
+        "--type",
+        "network",
+        "-f",
+        '{{.Name}} {{index .Options "com.docker.network.bridge.name"}}',
+        "app",
+    )
+    assert (code, out) == (0, "app br-2\n")
+    assert run("inspect", "--type", "network", "ghost")[2] == "Error: No such network: ghost\n"

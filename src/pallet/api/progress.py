@@ -115,10 +115,20 @@ class JsonProgress(Progress):
             self.put({"status": text})
 
 
-def messages(progress: JsonProgress, work: Callable[[], None]) -> Iterator[bytes]:
-    """Run ``work`` in a thread; its progress messages as docker's JSON lines, an error as the last one.
+def messages(
+    progress: JsonProgress,
+    work: Callable[[], None],
+    *,
+    held: Callable[[dict[str, object]], bool] = lambda _: False,
+) -> Iterator[bytes]:
+    """Run ``work`` in a thread; its progress messages as docker's JSON lines, a late error as the last one.
 
-    Closing the iterator before the end cancels the work and waits for it to stop.
+    As dockerd, the answer starts only with the first message that is not
+    ``held`` (a pull's "Pulling from" comes before the registry is asked
+    anything): work that fails before it raises here, so the client gets the
+    error's status (a 404 for an unknown image, a 401 for bad credentials)
+    instead of a 200 and a message. Closing the iterator before the end
+    cancels the work and waits for it to stop.
     """
     failure: list[PalletError] = []
 
@@ -135,7 +145,28 @@ def messages(progress: JsonProgress, work: Callable[[], None]) -> Iterator[bytes
 
     thread = threading.Thread(target=run, name="api image work", daemon=True)
     thread.start()
+    first: list[dict[str, object]] = []
+    while (message := progress.queue.get()) is not None:
+        first.append(message)
+        if not held(message):
+            break
+    else:
+        thread.join()
+        if failure:
+            raise failure[0]
+        return iter([json.dumps(m).encode() + b"\n" for m in first])
+    return _rest(progress, thread, first, failure)
+
+
+def _rest(
+    progress: JsonProgress,
+    thread: threading.Thread,
+    first: list[dict[str, object]],
+    failure: list[PalletError],
+) -> Iterator[bytes]:
     try:
+        for early in first:
+            yield json.dumps(early).encode() + b"\n"
         while (message := progress.queue.get()) is not None:
             yield json.dumps(message).encode() + b"\n"
         thread.join()

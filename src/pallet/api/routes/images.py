@@ -21,7 +21,7 @@ from pallet.api.messages import Empty, Json, Request, Response, Stream
 from pallet.api.progress import JsonProgress, collected, messages
 from pallet.api.routes.volumes import filter_texts
 from pallet.api.routing import RouteTable
-from pallet.errors import InvalidArgument, NotFound, PalletError
+from pallet.errors import InvalidArgument, NotFound, PalletError, Unauthenticated
 
 if TYPE_CHECKING:
     from pallet.image.store import ImageRecord, ImageStore
@@ -57,6 +57,14 @@ class _Whole:
             parts.append(data)
             n -= len(data)
         return b"".join(parts)
+
+
+def _resolve(store: ImageStore, name: str) -> ImageRecord:
+    """The image ``name`` names; ``NotFound`` in docker's words, which clients match (docker-py's ImageNotFound)."""
+    try:
+        return store.resolve(name)
+    except NotFound:
+        raise NotFound(f"No such image: {name}") from None
 
 
 def _event(request: Request, action: str, actor: str, name: str = "") -> None:
@@ -224,13 +232,13 @@ def inspect(request: Request) -> Response:
     from pallet.engine.service import inspect_image
 
     with _store(request) as store:
-        return Json(inspect_image(store, request.params["name"]))
+        return Json(inspect_image(store, str(_resolve(store, request.params["name"]).id)))
 
 
 @ROUTES.route("GET", "/images/{name*}/history")
 def history(request: Request) -> Response:
     with _store(request) as store:
-        record = store.resolve(request.params["name"])
+        record = _resolve(store, request.params["name"])
         tags = [r.familiar_string() for r in record.references if r.tag is not None]
         out = []
         for i, entry in enumerate(store.history(record.id)):
@@ -267,7 +275,7 @@ def tag(request: Request) -> Response:
         raise InvalidArgument(f"invalid repository name {repo!r}: give the tag as the tag parameter")
     new = target.with_tag(request.arg("tag") or target.tag or "latest")
     with _store(request) as store:
-        record = store.resolve(request.params["name"])
+        record = _resolve(store, request.params["name"])
         store.tag(record.id, new)
     _event(request, "tag", str(record.id), new.familiar_string())
     return Empty(status=201)
@@ -276,6 +284,7 @@ def tag(request: Request) -> Response:
 @ROUTES.route("DELETE", "/images/{name*}")
 def remove(request: Request) -> Response:
     with _store(request) as store:
+        _resolve(store, request.params["name"])
         report = store.remove_image(request.params["name"], force=request.flag("force"))
     out: list[dict[str, str]] = []
     for ref in report.untagged:
@@ -387,6 +396,12 @@ def create(request: Request) -> Response:
                         platform=platform,
                         sources=sources,
                     )
+                except Unauthenticated as e:
+                    # dockerd's words and status (a 404): a 401 would make the docker CLI ask for a login
+                    raise NotFound(
+                        f"pull access denied for {reference.familiar_name()}, repository does not exist "
+                        f"or may require 'docker login': {e.message}"
+                    ) from None
                 finally:
                     sources.close()
         finally:
@@ -397,7 +412,9 @@ def create(request: Request) -> Response:
             root, "image", "pull", reference.familiar_string(), {"name": reference.familiar_string()}
         )
 
-    return Stream(messages(progress, work))
+    return Stream(
+        messages(progress, work, held=lambda m: str(m.get("status", "")).startswith("Pulling from"))
+    )
 
 
 def _import(request: Request) -> Response:
@@ -499,7 +516,7 @@ def _save(request: Request, names: list[str]) -> Response:
         raise InvalidArgument("no image to save; name at least one image (names)")
     root = request.service.root
     with _store(request) as store:
-        ids = [str(store.resolve(n).id) for n in names]  # 404 before the answer's head
+        ids = [str(_resolve(store, n).id) for n in names]  # 404 before the answer's head
     read_fd, write_fd = os.pipe()
     failure: list[BaseException] = []
 
@@ -555,7 +572,7 @@ def push(request: Request) -> Response:
                 {ref for r in sources for ref in r.references if ref.name == target.name and ref.tag}, key=str
             )
         else:
-            store.resolve(source)
+            _resolve(store, source)
             refs = [target]
     if not refs:
         raise NotFound(f"An image does not exist locally with the tag: {target.familiar_name()}")

@@ -29,7 +29,6 @@ import pytest
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from typing import Any
 
     from conftest import PalletEnv
 
@@ -68,32 +67,22 @@ def _pallet(env: PalletEnv, probe_dir: Path, *flags: str) -> dict[str, bool]:
     return _run(env.argv("run", "--rm", *flags, "-v", f"{probe_dir}:/probe:ro", "busybox", "/probe/probe"))
 
 
-def _peer(cls: type[Any], tmp: Path, *names: str) -> Any:
-    """A peer engine of the test kit, whichever way it takes its state dir: made by itself (its
-    arguments are the names only) or in the test's ``tmp``."""
-    import inspect
-
-    takes_names_only = len(inspect.signature(cls).parameters) == len(names)
-    return cls(*names) if takes_names_only else cls(tmp, *names)
-
-
 @pytest.fixture(scope="module")
 def peers(
-    probe_rootfs_tar: Path, tmp_path_factory: pytest.TempPathFactory
+    probe_rootfs_tar: Path,
 ) -> Iterator[dict[str, dict[str, bool]]]:
     """The probe under docker's and podman's defaults, where installed (skipped ones absent)."""
     from pallet.testing.peer_engines import PrivateDockerd, PrivatePodman, firewall_tables, restore_firewall
 
     if os.geteuid() != 0:
         pytest.skip("needs root")
-    tmp = tmp_path_factory.mktemp("peers")
     suffix = os.urandom(2).hex()
     out: dict[str, dict[str, bool]] = {}
     before = firewall_tables()
     started: list[PrivateDockerd | PrivatePodman] = []
     try:
         if shutil.which("dockerd") and shutil.which("docker"):
-            dockerd = _peer(PrivateDockerd, tmp, f"plsec{suffix}d")
+            dockerd = PrivateDockerd(f"plsec{suffix}d")
             started.append(dockerd)
             dockerd.docker("import", str(probe_rootfs_tar), "probe:latest")
             out["docker"] = _run(
@@ -110,7 +99,7 @@ def peers(
                 ]
             )
         if shutil.which("podman"):
-            podman = _peer(PrivatePodman, tmp, f"plsec{suffix}p", f"plsec{suffix}net")
+            podman = PrivatePodman(f"plsec{suffix}p", f"plsec{suffix}net")
             started.append(podman)
             podman.podman("import", str(probe_rootfs_tar), "probe:latest")
             out["podman"] = _run(
@@ -120,7 +109,7 @@ def peers(
     finally:
         for peer in started:
             peer.stop()
-        restore_firewall(before, {p.bridge for p in started})
+        restore_firewall(before, {p.bridge for p in started}, [p.subnet for p in started])
 
 
 def _blocked(results: dict[str, bool], host: dict[str, bool]) -> set[str]:

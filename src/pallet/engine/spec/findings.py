@@ -246,7 +246,12 @@ def _mount_findings(mount: MountSpec, surfaces: dict[str, tuple[str, str, str]])
         severity=min((s for s, _ in hits), key=Severity.ORDER.index),
         setting=f"-v {source}:{mount.target}:{access}",
         escape="; ".join(what for _, what in hits),
-        fix="mount only the files the workload needs, read-only, or use a volume",
+        fix=(
+            "do not mount a service's socket (read-only does not stop connect); give the container a proxy "
+            "that allows only the calls it needs"
+            if source.endswith(".sock")
+            else "mount only the files the workload needs, read-only, or use a volume"
+        ),
     )
 
 

@@ -154,7 +154,7 @@ COMMANDS: dict[str, Command] = {
         "container", "attach create exec kill logs pause rename restart rm run start stop unpause wait"
     ),
     **_promoted("container", "commit cp diff export port stats top"),
-    **_promoted("image", "import load save tag"),
+    **_promoted("image", "history import load save tag"),
     **_table(
         ("audit", "audit:configure_audit", "Report the settings that give containers' isolation away"),
         (

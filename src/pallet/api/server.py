@@ -112,6 +112,7 @@ class _Handler(BaseHTTPRequestHandler):
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """http.server's own refusals (bad request line, unknown method, headers too long) as docker's JSON."""
         self.close_connection = True
+        self.request_version = "HTTP/1.1"  # an unreadable request line leaves 0.9: no status line at all
         self._send_error(code, message or "bad request")
 
     def _send_error(self, status: int, message: str) -> None:

@@ -143,6 +143,10 @@ class ApiService:
 
     # --- clients -------------------------------------------------------------------------------
 
+    @staticmethod
+    def need_docker() -> None:
+        need_docker()
+
     def docker_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
         env.update(DOCKER_HOST=self.host, DOCKER_CONFIG=str(self.docker_config))

@@ -1,0 +1,142 @@
+"""The server itself, by raw HTTP: versions, the headers every answer carries, errors, bad input, SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from conftest import ApiService
+
+_HEADERS = ("Api-Version", "Ostype", "Docker-Experimental", "Builder-Version", "Server")
+
+
+def _raw(api: ApiService, data: bytes) -> bytes:
+    """Send ``data`` as is on a new connection; everything the server answers until it closes."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(30)
+    sock.connect(api.socket_path)
+    try:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        out = b""
+        while chunk := sock.recv(65536):
+            out += chunk
+        return out
+    finally:
+        sock.close()
+
+
+def test_ping_answers_ok_with_the_docker_headers(api: ApiService) -> None:
+    status, headers, body = api.request("GET", "/_ping")
+    assert (status, body) == (200, b"OK")
+    for name in _HEADERS:
+        assert name in headers, name
+    assert headers["Api-Version"] == "1.47"
+    assert headers["Ostype"] == "linux"
+    status, headers, body = api.request("HEAD", "/_ping")
+    assert (status, body, headers["Content-Length"]) == (200, b"", "0")
+
+
+def test_versioned_paths_in_range_are_served_and_out_of_range_refused_in_dockers_words(
+    api: ApiService,
+) -> None:
+    for version in ("1.41", "1.44", "1.47"):
+        status, headers, body = api.request("GET", f"/v{version}/version")
+        assert status == 200
+        assert headers["Api-Version"] == version
+        assert json.loads(body)["ApiVersion"] == "1.47"
+    status, headers, body = api.request("GET", "/v1.40/version")
+    assert status == 400
+    assert json.loads(body) == {
+        "message": "client version 1.40 is too old. Minimum supported API version is 1.41, "
+        "please upgrade your client to a newer version"
+    }
+    status, _, body = api.request("GET", "/v1.48/containers/json")
+    assert status == 400
+    assert json.loads(body) == {
+        "message": "client version 1.48 is too new. Maximum supported API version is 1.47"
+    }
+
+
+def test_unknown_paths_are_404_page_not_found_with_the_headers(api: ApiService) -> None:
+    for method, path in (
+        ("GET", "/nothing"),
+        ("POST", "/v1.47/containers/x/frobnicate"),
+        ("PATCH", "/_ping"),
+    ):
+        status, headers, body = api.request(method, path)
+        assert status in (404, 501), (method, path, status)
+        assert "message" in json.loads(body)
+        for name in _HEADERS:
+            assert name in headers
+
+
+def test_malformed_json_and_wrong_types_are_400(api: ApiService) -> None:
+    status, _, body = api.request(
+        "POST", "/containers/create", b"{not json", {"Content-Type": "application/json"}
+    )
+    assert status == 400
+    assert json.loads(body)["message"].startswith("Invalid JSON")
+    status, _, body = api.request(
+        "POST", "/containers/create", b"[1, 2]", {"Content-Type": "application/json"}
+    )
+    assert status == 400
+    status, _, body = api.request("POST", "/containers/create", {"Image": 5})
+    assert status == 400
+
+
+def test_a_body_over_the_limit_is_413_and_the_service_serves_on(api: ApiService) -> None:
+    big = b"{" + b" " * (5 << 20) + b"}"
+    status, _, body = api.request("POST", "/containers/create", big, {"Content-Type": "application/json"})
+    assert status == 413
+    assert "limit" in json.loads(body)["message"]
+    assert api.request("GET", "/_ping")[0] == 200
+
+
+def test_garbage_request_lines_get_a_json_error_and_the_service_serves_on(api: ApiService) -> None:
+    answer = _raw(api, b"\x00\x01garbage\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert b'{"message"' in answer
+    answer = _raw(api, b"GET /_ping HTTP/1.1\r\nContent-Length: -5\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert api.request("GET", "/_ping")[0] == 200
+
+
+def test_keep_alive_serves_several_requests_on_one_connection(api: ApiService) -> None:
+    request = b"GET /_ping HTTP/1.1\r\nHost: x\r\n\r\n"
+    answer = _raw(api, request * 3)
+    assert answer.count(b"HTTP/1.1 200 OK") == 3
+
+
+def test_the_socket_is_root_only_or_group_pallet(api: ApiService) -> None:
+    import grp
+
+    mode = os.stat(api.socket_path).st_mode & 0o777
+    try:
+        gid = grp.getgrnam("pallet").gr_gid
+    except KeyError:
+        assert mode == 0o600
+    else:
+        assert mode == 0o660
+        assert os.stat(api.socket_path).st_gid == gid
+
+
+def test_sigterm_stops_the_service_and_removes_its_socket(api: ApiService) -> None:
+    assert api.stop() == 0
+    assert not os.path.exists(api.socket_path)
+
+
+def test_a_second_service_on_a_served_socket_is_refused(api: ApiService) -> None:
+    done = api.env.pallet("system", "service", "--host", api.host, timeout=60)
+    assert done.returncode != 0
+    assert "another service is listening" in done.stderr
+    assert api.request("GET", "/_ping")[0] == 200
+
+
+def test_tcp_without_tls_is_refused(api: ApiService) -> None:
+    done = api.env.pallet("system", "service", "--host", "tcp://127.0.0.1:0", timeout=60)
+    assert done.returncode != 0
+    assert "--tlsverify" in done.stderr

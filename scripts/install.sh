@@ -33,7 +33,7 @@ pkgs=(python3 python3-venv busybox-static libseccomp2 tini uidmap fuse-overlayfs
 if [ $dev = 1 ]; then
     pkgs+=(python3-dev gcc iproute2 nftables util-linux jq hyperfine runc crun skopeo umoci podman buildah
            containerd docker.io docker-registry golang-github-opencontainers-specs-dev e2fsprogs
-           runsc tmux)
+           runsc tmux docker-compose)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

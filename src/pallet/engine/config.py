@@ -19,39 +19,46 @@ One reader for every part of the engine that is configured per root (DESIGN.md,
 A value of the wrong type is an ``InvalidArgument`` naming the file and the
 key; unknown keys are ignored (a newer pallet's file stays readable by an
 older one). Command-line flags override what is read here.
+
+``pallet run`` reads this file: ``tomllib`` (which imports ``re``, ``typing``
+and ``datetime``) parses it only when it changed, and its document is kept
+beside it as JSON (``.config.toml.json``, holding the TOML text it came from,
+so a cache hit is exact); the records are ``Record`` (no ``dataclasses``).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 
 from pallet.errors import InvalidArgument
+from pallet.oci.record import MappingProxy, Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = ["AddressPool", "EngineConfig", "RuntimeEntry", "config_path", "load_config", "parse_config"]
 
 CONFIG_FILE = "config.toml"
+_CACHE_FILE = ".config.toml.json"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RuntimeEntry:
+class RuntimeEntry(Record):
     """An OCI runtime registered by name: the program and the global arguments put before each verb."""
 
     path: str
     args: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AddressPool:
+class AddressPool(Record):
     """One of docker's ``default-address-pools``: networks of prefix ``size`` are cut from ``base``."""
 
     base: str
     size: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EngineConfig:
-    runtimes: dict[str, RuntimeEntry] = field(default_factory=dict)
+class EngineConfig(Record):
+    runtimes: Mapping[str, RuntimeEntry] = MappingProxy({})
     #: ``""``: pallet's own default (``pallet-runtime``)
     default_runtime: str = ""
     #: docker's ``userns-remap``: ``""`` off, ``"default"`` the ``pallet`` user's ranges, ``user[:group]``
@@ -79,13 +86,42 @@ def load_config(root: str) -> EngineConfig:
     return parse_config(raw, path=path)
 
 
-def parse_config(raw: bytes, *, path: str) -> EngineConfig:
-    import tomllib  # only when a file exists: most roots have none
+def _cached_document(raw: bytes, cache: str) -> dict[str, object] | None:
+    from pallet.oci.jsonfast import loads
 
     try:
-        doc = tomllib.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise InvalidArgument(f"{path}: not valid TOML: {e}") from None
+        with open(cache, "rb") as f:
+            kept = loads(f.read())
+    except (OSError, InvalidArgument):
+        return None
+    if not isinstance(kept, dict) or kept.get("toml") != raw.decode("utf-8", "replace"):
+        return None
+    doc = kept.get("document")
+    return doc if isinstance(doc, dict) else None
+
+
+def _keep_document(raw: bytes, doc: dict[str, object], cache: str) -> None:
+    from pallet.linux.atomicfile import write_atomic
+    from pallet.oci.jsonfast import dumps
+
+    try:
+        text = dumps({"toml": raw.decode("utf-8"), "document": doc})
+        write_atomic(cache, text.encode(), mode=0o600, durable=False)
+    except (OSError, ValueError, TypeError, InvalidArgument):
+        pass  # a value JSON cannot hold (a TOML date), or a read-only root: parse each time
+
+
+def parse_config(raw: bytes, *, path: str) -> EngineConfig:
+    cache = os.path.join(os.path.dirname(path), _CACHE_FILE)
+    doc = _cached_document(raw, cache)
+    if doc is None:
+        import tomllib  # only when the file changed: it imports re, typing and datetime
+
+        try:
+            doc = tomllib.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+            raise InvalidArgument(f"{path}: not valid TOML: {e}") from None
+        _keep_document(raw, doc, cache)
     return EngineConfig(
         runtimes=_runtimes(doc.get("runtimes", {}), path),
         default_runtime=_string(doc, "default-runtime", path),
@@ -110,7 +146,7 @@ def _strings(doc: dict[str, object], key: str, path: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _runtimes(value: object, path: str) -> dict[str, RuntimeEntry]:
+def _runtimes(value: object, path: str) -> Mapping[str, RuntimeEntry]:
     if not isinstance(value, dict):
         raise InvalidArgument(f'{path}: "runtimes" must be a table of name -> {{path, runtimeArgs}}')
     entries = {}
@@ -125,28 +161,18 @@ def _runtimes(value: object, path: str) -> dict[str, RuntimeEntry]:
         if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
             raise InvalidArgument(f'{where}: "runtimeArgs" must be a list of strings')
         entries[str(name)] = RuntimeEntry(path=program, args=tuple(args))
-    return entries
+    return MappingProxy(entries)
 
 
 def _pools(value: object, path: str) -> tuple[AddressPool, ...]:
+    """The pools' shape; their networks are checked where they are used (``network.ipam.parse_pools``)."""
     if not isinstance(value, list):
         raise InvalidArgument(f'{path}: "default-address-pools" must be a list of {{base, size}} tables')
-    import ipaddress
-
     pools = []
     for item in value:
         base = item.get("base") if isinstance(item, dict) else None
         size = item.get("size") if isinstance(item, dict) else None
         if not isinstance(base, str) or not isinstance(size, int) or isinstance(size, bool):
             raise InvalidArgument(f'{path}: each of "default-address-pools" needs a base (CIDR) and a size')
-        try:
-            network = ipaddress.ip_network(base)
-        except ValueError:
-            raise InvalidArgument(f'{path}: address pool base "{base}" is not a network (CIDR)') from None
-        if not network.prefixlen <= size <= network.max_prefixlen:
-            raise InvalidArgument(
-                f"{path}: address pool {base}: size {size} must be between {network.prefixlen} "
-                f"and {network.max_prefixlen}"
-            )
         pools.append(AddressPool(base=base, size=size))
     return tuple(pools)

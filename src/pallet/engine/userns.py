@@ -31,9 +31,9 @@ host's permissions let the range's ids write.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 from pallet.errors import FailedPrecondition, InvalidArgument, SystemError_, Unavailable, Unsupported
+from pallet.oci.record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -71,8 +71,7 @@ SUBGID = "/etc/subgid"
 _PING_GROUPS = "net.ipv4.ping_group_range"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Remap:
+class Remap(Record):
     """The mapping of a remapped container: container ids ``0..count-1`` are host ``start..``."""
 
     user: str
@@ -338,17 +337,20 @@ def mount_rootfs(mounts: Sequence[Mount], target: str, remap: Remap, scratch: st
 
 def release_scratch(scratch: str) -> None:
     """Detach whatever is still attached under ``scratch`` and remove it; idempotent."""
-    import shutil
-
     from pallet.image import snapshots
 
     try:
         names = os.listdir(scratch)
     except FileNotFoundError:
         return
-    for name in names:
-        snapshots.unmount(os.path.join(scratch, name))
-    shutil.rmtree(scratch, ignore_errors=True)
+    for name in names:  # empty mount points once detached
+        point = os.path.join(scratch, name)
+        snapshots.unmount(point)
+        try:
+            os.rmdir(point)
+        except FileNotFoundError:
+            continue
+    os.rmdir(scratch)
 
 
 def _attach(directory: str, scratch: str, ns: int, attached: dict[str, str]) -> str:

@@ -121,7 +121,14 @@ def parse_config(raw: bytes, *, path: str) -> EngineConfig:
             doc = tomllib.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
             raise InvalidArgument(f"{path}: not valid TOML: {e}") from None
-        _keep_document(raw, doc, cache)
+        config = _config(doc, path)
+        _check_pool_networks(config.address_pools, path)
+        _keep_document(raw, doc, cache)  # only a document that passed every check is kept
+        return config
+    return _config(doc, path)
+
+
+def _config(doc: dict[str, object], path: str) -> EngineConfig:
     return EngineConfig(
         runtimes=_runtimes(doc.get("runtimes", {}), path),
         default_runtime=_string(doc, "default-runtime", path),
@@ -130,6 +137,26 @@ def parse_config(raw: bytes, *, path: str) -> EngineConfig:
         insecure_registries=_strings(doc, "insecure-registries", path),
         source=path,
     )
+
+
+def _check_pool_networks(pools: tuple[AddressPool, ...], path: str) -> None:
+    """Each pool a network with a size inside it (``ipaddress`` imports ``re``: a changed file only)."""
+    if not pools:
+        return
+    import ipaddress
+
+    for pool in pools:
+        try:
+            network = ipaddress.ip_network(pool.base)
+        except ValueError:
+            raise InvalidArgument(
+                f'{path}: address pool base "{pool.base}" is not a network (CIDR)'
+            ) from None
+        if not network.prefixlen <= pool.size <= network.max_prefixlen:
+            raise InvalidArgument(
+                f"{path}: address pool {pool.base}: size {pool.size} must be between {network.prefixlen} "
+                f"and {network.max_prefixlen}"
+            )
 
 
 def _string(doc: dict[str, object], key: str, path: str) -> str:
@@ -165,7 +192,7 @@ def _runtimes(value: object, path: str) -> Mapping[str, RuntimeEntry]:
 
 
 def _pools(value: object, path: str) -> tuple[AddressPool, ...]:
-    """The pools' shape; their networks are checked where they are used (``network.ipam.parse_pools``)."""
+    """The pools' shape (their networks: ``_check_pool_networks``)."""
     if not isinstance(value, list):
         raise InvalidArgument(f'{path}: "default-address-pools" must be a list of {{base, size}} tables')
     pools = []

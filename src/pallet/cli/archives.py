@@ -41,6 +41,17 @@ def _progress(ctx: Context, verb: str, quiet: bool) -> Progress | None:
 
 
 def _run_save(ctx: Context, args: Namespace) -> int:
+    from pallet.engine.service import record_event
+
+    code = _save(ctx, args)
+    with ctx.image_store() as store:
+        ids = {str(store.resolve(name).id) for name in args.images}
+    for image_id in sorted(ids):
+        record_event(ctx.root, "image", "save", image_id, {"name": image_id})
+    return code
+
+
+def _save(ctx: Context, args: Namespace) -> int:
     from pallet.image.archive import save
 
     with ctx.image_store() as store:
@@ -92,7 +103,12 @@ def _run_load(ctx: Context, args: Namespace) -> int:
     finally:
         if source is not None:
             source.close()
+    from pallet.engine.service import record_event
+
     for item in loaded:
+        for loaded_name in item.names or (item.image.id,):
+            shown = str(loaded_name) if isinstance(loaded_name, str) else loaded_name.familiar_string()
+            record_event(ctx.root, "image", "load", shown, {"name": shown})
         for name, old in item.replaced:
             ctx.out.write(
                 f"The image {name.familiar_string()} already exists, renaming the old one with ID {old} to empty string\n"
@@ -150,6 +166,9 @@ def _run_import(ctx: Context, args: Namespace) -> int:
     finally:
         if close:
             stream.close()
+    from pallet.engine.service import record_event
+
+    record_event(ctx.root, "image", "import", str(record.id), {"name": str(record.id)})
     ctx.out.write(f"{record.id}\n")
     return 0
 

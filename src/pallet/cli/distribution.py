@@ -99,6 +99,7 @@ def _transfer(ctx: Context, args: Namespace) -> Iterator[tuple[ImageStore, Trans
 
 def run_pull(ctx: Context, args: Namespace) -> int:
     from pallet.cli.exits import UsageError
+    from pallet.engine.service import record_event
     from pallet.oci.reference import parse
     from pallet.registry.client import credentials
     from pallet.registry.client.platforms import parse_platform
@@ -124,10 +125,12 @@ def run_pull(ctx: Context, args: Namespace) -> int:
                 platform=platform,
                 sources=sources,
             )
+            record_event(ctx.root, "image", "pull", ref.familiar_string(), {"name": ref.familiar_string()})
     return 0
 
 
 def run_push(ctx: Context, args: Namespace) -> int:
+    from pallet.engine.service import record_event
     from pallet.oci.reference import parse
     from pallet.registry.client import credentials
     from pallet.registry.client.push import push
@@ -143,6 +146,7 @@ def run_push(ctx: Context, args: Namespace) -> int:
             progress=progress,
             sources=sources,
         )
+    record_event(ctx.root, "image", "push", target.familiar_string(), {"name": target.familiar_string()})
     return 0
 
 

@@ -274,7 +274,10 @@ def configure_inspect(parser: FlagParser) -> None:
 
 
 def _run_tag(ctx: Context, args: Namespace, store: ImageStore) -> int:
-    store.tag(args.source, args.target)
+    from pallet.engine.service import record_event
+
+    name = store.tag(args.source, args.target).familiar_string()
+    record_event(ctx.root, "image", "tag", str(store.resolve(name).id), {"name": name})
     return 0
 
 
@@ -288,6 +291,8 @@ def configure_tag(parser: FlagParser) -> None:
 
 
 def _run_rm(ctx: Context, args: Namespace, store: ImageStore) -> int:
+    from pallet.engine.service import record_event
+
     failed = 0
     for name in args.images:
         try:
@@ -298,8 +303,10 @@ def _run_rm(ctx: Context, args: Namespace, store: ImageStore) -> int:
             continue
         for ref in report.untagged:
             ctx.out.write(f"Untagged: {ref.familiar_string()}\n")
+            record_event(ctx.root, "image", "untag", ref.familiar_string(), {"name": ref.familiar_string()})
         for digest in report.deleted:
             ctx.out.write(f"Deleted: {digest}\n")
+            record_event(ctx.root, "image", "delete", str(digest), {"name": str(digest)})
     return 1 if failed else 0
 
 

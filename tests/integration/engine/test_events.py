@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -126,3 +127,17 @@ def test_a_bad_filter_or_time_is_a_usage_error(pallet_env: PalletEnv) -> None:
     late = pallet_env.pallet("events", "--since", "yesterday-ish")
     assert late.returncode == 125
     assert 'invalid value for "since"' in late.stderr
+
+
+def test_daemonless_image_commands_record_image_events(pallet_env: PalletEnv, tmp_path: Path) -> None:
+    archive = tmp_path / "bb.tar"
+    pallet_env.ok("tag", "busybox", "evcopy:v1")
+    pallet_env.ok("save", "-o", str(archive), "evcopy:v1")
+    pallet_env.ok("rmi", "evcopy:v1")
+    pallet_env.ok("load", "-i", str(archive))
+    image_id = pallet_env.ok("import", str(archive), "evimported:v1").strip()
+    found = recorded(pallet_env, "type=image")
+    assert [e["Action"] for e in found] == ["tag", "save", "untag", "load", "import"]
+    assert found[0]["Actor"]["Attributes"]["name"] == "evcopy:v1"  # type: ignore[index]
+    assert found[3]["Actor"]["ID"] == "evcopy:v1"
+    assert found[4]["Actor"]["ID"] == image_id

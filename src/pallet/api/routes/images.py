@@ -308,10 +308,6 @@ def prune(request: Request) -> Response:
     )
     deleted = [{"Untagged": r.familiar_string()} for r in report.untagged]
     deleted += [{"Deleted": str(d)} for d in report.deleted]
-    for ref in report.untagged:
-        _event(request, "untag", ref.familiar_string())
-    for digest in report.deleted:
-        _event(request, "delete", str(digest))
     return Json({"ImagesDeleted": deleted or None, "SpaceReclaimed": report.reclaimed})
 
 

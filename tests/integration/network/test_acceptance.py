@@ -568,3 +568,111 @@ def test_9_pallet_docker_and_podman_each_keep_nat_and_published_ports(net: NetEn
         for peer in peers:
             peer.stop()
         restore_firewall(before, {p.bridge for p in peers}, [p.subnet for p in peers])
+
+
+# --- beyond the numbered items: bad input, the verbs, inspect, hosts files, restarts ----------------
+
+
+def _names(net: NetEnv) -> tuple[list[str], list[str]]:
+    """(container names, network names): what a refused command must leave as it found."""
+    containers = sorted(net.ok("ps", "-a", "--format", "{{.Names}}").split())
+    return containers, sorted(net.ok("network", "ls", "--format", "{{.Name}}").split())
+
+
+def test_bad_input_is_one_clear_line_with_docker_exit_codes_and_nothing_made(net: NetEnv) -> None:
+    subnet = net.network("app")
+    prefix = subnet.removesuffix(".0/24")
+    net.ok(
+        "run", "-d", "--name", "web", "--network", "app", "--ip", f"{prefix}.50", "busybox", "sleep", "600"
+    )
+    other = free_subnet(253, tuple(net.subnets))
+    cases = [
+        (("network", "create", "--subnet", "10.0.0.0/33", "x"), 1, "invalid CIDR address: 10.0.0.0/33"),
+        (("network", "create", "--subnet", subnet, "x"), 1, "overlaps"),
+        (("network", "create", "--subnet", other, "--gateway", "10.9.9.1", "x"), 1, "10.9.9.1"),
+        (("network", "create", "app"), 1, "network with name app already exists"),
+        (("network", "create", "-d", "macvlan", "x"), 1, "macvlan"),
+        (("network", "rm", "nope"), 1, "network nope not found"),
+        (("network", "connect", "app", "web"), 1, "already exists in network app"),
+        (("network", "connect", "nope", "web"), 1, "network nope not found"),
+        (("network", "disconnect", "bridge", "web"), 1, "not connected"),
+        (("run", "--rm", "--network", "nope", "busybox", "true"), 125, "network nope not found"),
+        (("run", "--rm", "--network", "app", "-p", "70000:80", "busybox", "true"), 125, "70000"),
+        (("run", "--rm", "--network", "app", "--ip", "10.9.9.9", "busybox", "true"), 125, "10.9.9.9"),
+        (("run", "--rm", "--network", "app", "--ip", f"{prefix}.50", "busybox", "true"), 125, f"{prefix}.50"),
+        (
+            ("run", "--rm", "--network", "bridge", "--ip", f"{prefix}.9", "busybox", "true"),
+            125,
+            "user defined",
+        ),
+    ]
+    for argv, code, words in cases:
+        before = _names(net)
+        done = net.pallet(*argv)
+        assert (done.returncode, done.stdout) == (code, ""), (argv, done.stderr)
+        assert words in done.stderr, (argv, done.stderr)
+        assert done.stderr.count("\n") == 1, (argv, done.stderr)
+        assert _names(net) == before, argv
+
+
+def test_connect_disconnect_prune_and_inspect_settings(net: NetEnv) -> None:
+    net.network("app")
+    back = net.network("back", "--label", "tier=db")
+    net.network("spare", "--label", "tier=spare")
+    cid = start_web(net, "app", "--network-alias", "www")
+    doc = json.loads(net.ok("inspect", cid))[0]
+    settings = doc["NetworkSettings"]["Networks"]["app"]
+    app = json.loads(net.ok("network", "inspect", "app"))[0]
+    assert settings["NetworkID"] == app["Id"]
+    assert settings["EndpointID"] == app["Containers"][cid]["EndpointID"]
+    assert app["Containers"][cid]["IPv4Address"] == settings["IPAddress"] + "/24"
+    assert settings["Gateway"] == app["IPAM"]["Config"][0]["Gateway"]
+    assert "www" in settings["Aliases"]
+    # connect with an address of the caller's choice; the container reaches it at once
+    ip = back.removesuffix(".0/24") + ".77"
+    net.ok("network", "connect", "--alias", "db", "--ip", ip, "back", "web")
+    assert net.ip("web", "back") == ip
+    assert net.fetch("back", "http://db/") == PAGE + "\n"
+    assert "back" in net.ok("network", "ls", "--filter", "dangling=false", "--format", "{{.Name}}").split()
+    # prune removes the unused network only, and what the filter keeps stays
+    assert net.ok("network", "prune", "-f", "--filter", "label=tier=db") == ""
+    assert net.ok("network", "prune", "-f") == "Deleted Networks:\nspare\n\n"
+    net.ok("network", "disconnect", "back", "web")
+    assert "back" not in json.loads(net.ok("inspect", "web"))[0]["NetworkSettings"]["Networks"]
+    assert net.fetch("back", "http://db/") == ""
+    assert net.ok("network", "rm", "back") == "back\n"
+
+
+def test_hosts_files_as_docker_writes_them(net: NetEnv) -> None:
+    net.network("app")
+    cid = net.ok("run", "-d", "--name", "web", "--network", "app", "busybox", "sleep", "600").strip()
+    ip = net.ip("web", "app")
+    gateway = json.loads(net.ok("network", "inspect", "app"))[0]["IPAM"]["Config"][0]["Gateway"]
+    hosts = net.ok("exec", "web", "cat", "/etc/hosts")
+    assert f"{ip}\t{cid[:12]}" in hosts
+    assert "127.0.0.1\tlocalhost" in hosts
+    assert net.ok("exec", "web", "cat", "/etc/hostname") == cid[:12] + "\n"
+    # a user network's names come from its resolver at the gateway; the default bridge has the host's
+    assert f"nameserver {gateway}" in net.ok("exec", "web", "cat", "/etc/resolv.conf")
+    on_bridge = net.ok("run", "--rm", "busybox", "cat", "/etc/resolv.conf")
+    assert "nameserver 127." not in on_bridge
+    extra = net.ok(
+        "run", "--rm", "--network", "app", "--add-host", "db.example:10.1.2.3", "--hostname", "h1",
+        "busybox", "cat", "/etc/hosts",
+    )  # fmt: skip
+    assert "10.1.2.3\tdb.example" in extra
+    assert "\th1" in extra
+
+
+def test_a_restart_keeps_the_address_and_a_removed_container_is_not_answered(net: NetEnv) -> None:
+    net.network("app")
+    start_web(net, "app")
+    ip = net.ip("web", "app")
+    net.ok("stop", "-t", "1", "web")
+    net.ok("start", "web")
+    assert net.ip("web", "app") == ip
+    wait_for("web serves again", lambda: PAGE in net.fetch("app", "http://web/"), attempts=20)
+    net.ok("rm", "-f", "web")
+    done = net.pallet("run", "--rm", "--network", "app", "busybox", "nslookup", "web")
+    assert ip not in done.stdout
+    assert net.fetch("app", "http://web/") == ""

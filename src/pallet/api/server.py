@@ -109,6 +109,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Docker-Experimental", "false")
         self.send_header("Ostype", "linux")
 
+    def parse_request(self) -> bool:
+        # http.server drops a request line of blanks without a word; Go's server answers it
+        line: bytes = getattr(self, "raw_requestline", b"")
+        if not line.decode("latin-1").split():  # as http.server splits it (\x1c… are blanks to str)
+            self.command, self.requestline = "", ""
+            self.send_error(400, f"malformed HTTP request {line.decode('latin-1')!r}")
+            return False
+        return super().parse_request()
+
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """http.server's own refusals (bad request line, unknown method, headers too long) as docker's JSON."""
         self.close_connection = True

@@ -15,7 +15,18 @@ pytestmark = pytest.mark.root
 
 def test_stats_shows_the_memory_limit_and_process_count(pallet_env: PalletEnv) -> None:
     pallet_env.ok(
-        "run", "-d", "--name", "st1", "-m", "64m", "busybox", "sh", "-c", "sleep 1000 & sleep 1001 & wait"
+        "run",
+        "-d",
+        "--name",
+        "st1",
+        "--network",
+        "none",
+        "-m",
+        "64m",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 1000 & sleep 1001 & wait",
     )
     row: dict[str, str] = {}
     for _ in range(50):  # until the shell has started both sleeps

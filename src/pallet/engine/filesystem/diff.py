@@ -81,4 +81,16 @@ def container_changes(
     hidden = frozenset(os.path.normpath(p) for p in mount_points)
     with diff_dirs(images, key) as (upper, lower, kind):
         found = layerdiff.diff_changes(upper, lower=lower, upper_kind=kind)
-    return tuple(c for c in found if not _hidden(c.path, hidden))
+    shown = [c for c in found if not _hidden(c.path, hidden)]
+    # a directory changed only by the mount points made in it (/etc by /etc/hosts) is no change to
+    # show: docker keeps those in an init layer below the container's
+    made_in = {os.path.dirname(c.path) for c in found if _hidden(c.path, hidden)}
+    return tuple(
+        c
+        for c in shown
+        if not (
+            c.kind == "C"
+            and c.path in made_in
+            and not any(o.path.startswith(c.path.rstrip("/") + "/") for o in shown)
+        )
+    )

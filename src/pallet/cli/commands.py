@@ -33,6 +33,13 @@ def _table(*entries: tuple[str, str, str]) -> dict[str, Command]:
 
 #: management groups: ``pallet image ls`` and friends
 GROUPS: dict[str, tuple[str, dict[str, Command]]] = {
+    "builder": (
+        "Manage builds",
+        _table(
+            ("build", "build:configure_build", "Build an image from a Dockerfile"),
+            ("prune", "build:configure_prune", "Remove build cache"),
+        ),
+    ),
     "container": (
         "Manage containers",
         _table(
@@ -77,6 +84,7 @@ GROUPS: dict[str, tuple[str, dict[str, Command]]] = {
     "image": (
         "Manage images",
         _table(
+            ("build", "build:configure_build", "Build an image from a Dockerfile"),
             ("history", "images:configure_history", "Show the history of an image"),
             (
                 "import",
@@ -155,6 +163,7 @@ COMMANDS: dict[str, Command] = {
     ),
     **_promoted("container", "commit cp diff export port stats top"),
     **_promoted("image", "history import load save tag"),
+    **_promoted("builder", "build"),
     **_table(
         ("audit", "audit:configure_audit", "Report the settings that give containers' isolation away"),
         (

@@ -278,3 +278,14 @@ def test_bom_and_crlf_are_tolerated() -> None:
 def test_error_names_the_given_file_name() -> None:
     with pytest.raises(InvalidArgument, match=r"^app\.Dockerfile:2: "):
         parse("FROM a\nEXPOSE\n", name="app.Dockerfile")
+
+
+def test_parse_ast_stops_before_the_instructions_own_checks() -> None:
+    from pallet.build.dockerfile import parse_ast
+
+    nodes = parse_ast("FROM a\nRUN \\\n# c\nEXPOSE\nONBUILD RUN x\n")
+    assert [n.command for n in nodes] == ["from", "run", "expose", "onbuild"]
+    assert nodes[1].args == ()
+    assert nodes[3].trigger.command == "run"  # type: ignore[attr-defined]
+    with pytest.raises(InvalidArgument, match="RUN requires at least one argument"):
+        parse("FROM a\nRUN \\\n# c\n")

@@ -46,6 +46,12 @@ The shape (all frozen dataclasses, in ``instructions.py``)::
 Values are not expanded: ``expansion.expand_word(text, env, escape)`` does docker's
 ``$V ${V:-w} ${V:+w} \\$`` substitution at build time with the environment in scope.
 
+``parse_ast(text, *, name=...) -> tuple[Instruction, ...]`` stops at docker's AST (BuildKit's
+``parser.Parse``): the same records (ONBUILD an ``Onbuild`` around an untyped trigger), without the
+instructions' own checks (argument counts, flag names, ARG-only before FROM) that ``parse`` adds as
+BuildKit's ``instructions.Parse`` does. The PyPI ``dockerfile`` package is that AST level: an oracle
+test compares ``parse_ast`` with it (``RUN \`` alone parses there and fails only in ``parse``).
+
 Mapping onto the PyPI ``dockerfile`` package's ``Command(cmd, sub_cmd, json, original, start_line,
 end_line, flags, value)``: cmd = command; value = args; json, original, flags, start_line = line,
 end_line as named. For ONBUILD: cmd = "onbuild", sub_cmd = trigger.command, and json, flags and
@@ -81,7 +87,7 @@ from pallet.build.dockerfile.instructions import (
     Volume,
     Workdir,
 )
-from pallet.build.dockerfile.parser import parse
+from pallet.build.dockerfile.parser import parse, parse_ast
 
 __all__ = [
     "Add",
@@ -110,4 +116,5 @@ __all__ = [
     "Volume",
     "Workdir",
     "parse",
+    "parse_ast",
 ]

@@ -38,7 +38,7 @@ from pallet.build.dockerfile.instructions import (
 from pallet.build.dockerfile.lines import LineReader
 from pallet.errors import InvalidArgument
 
-__all__ = ["parse"]
+__all__ = ["parse", "parse_ast"]
 
 _HEREDOC_COMMANDS = ("run", "copy", "add")
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9_.-]*$")
@@ -331,12 +331,32 @@ def _copy(node: Instruction, base: dict[str, Any], flags: dict[str, str | list[s
     )
 
 
-def _instruction(text: str, start: int, end: int, escape: str, heredocs: tuple[Heredoc, ...]) -> Instruction:
-    """The typed instruction of a logical line (ONBUILD wraps its typed trigger)."""
+def _instruction(
+    text: str, start: int, end: int, escape: str, heredocs: tuple[Heredoc, ...], *, typed: bool = True
+) -> Instruction:
+    """The typed instruction of a logical line (ONBUILD wraps its typed trigger); ``typed=False``:
+    docker's AST node only (no instruction's own checks)."""
     command, rest = words.split_command(text)
     if command != "onbuild":
-        return _typed(_with_heredocs(_node(text, start, end, escape), heredocs))
+        node = _with_heredocs(_node(text, start, end, escape), heredocs)
+        return _typed(node) if typed else node
     onbuild_flags, rest = words.extract_flags(rest)
+    if not typed:
+        trigger_node = (
+            _node(rest, start, end, escape)
+            if rest.strip()
+            else Instruction(command="", line=start, end_line=end, original="")
+        )
+        return Onbuild(
+            command="onbuild",
+            line=start,
+            end_line=end,
+            original=text,
+            flags=tuple(onbuild_flags),
+            args=(trigger_node.original,),
+            expression=_ONBUILD_PREFIX.sub("", text),
+            trigger=trigger_node,
+        )
     if rest.strip() == "":
         raise _Syntax("ONBUILD requires at least one argument")
     trigger_word = words.split_command(rest)[0].upper()
@@ -384,7 +404,7 @@ def _opens_heredocs(text: str) -> bool:
         return False
 
 
-def _read_instructions(text: str, name: str) -> tuple[LineReader, list[Instruction]]:
+def _read_instructions(text: str, name: str, *, typed: bool = True) -> tuple[LineReader, list[Instruction]]:
     reader = LineReader(text, name)
     found: list[Instruction] = []
     while (logical := reader.next_line()) is not None:
@@ -398,10 +418,20 @@ def _read_instructions(text: str, name: str) -> tuple[LineReader, list[Instructi
                 heredocs.append(body)
         end = reader.line_number
         try:
-            found.append(_instruction(logical.text, logical.start, end, escape, tuple(heredocs)))
+            found.append(_instruction(logical.text, logical.start, end, escape, tuple(heredocs), typed=typed))
         except _Syntax as error:
             raise InvalidArgument(f"{name}:{logical.start}: {error}") from None
     return reader, found
+
+
+def parse_ast(text: str, *, name: str = "Dockerfile") -> tuple[Instruction, ...]:
+    """Docker's AST only (BuildKit's ``parser.Parse``): every instruction as an untyped ``Instruction``
+    (ONBUILD an ``Onbuild`` around its untyped trigger), without the instructions' own checks
+    (argument counts, flags, stage order): what the PyPI ``dockerfile`` package gives."""
+    _, found = _read_instructions(text, name, typed=False)
+    if not found:
+        raise InvalidArgument(f"{name}: file with no instructions")
+    return tuple(found)
 
 
 def parse(text: str, *, name: str = "Dockerfile") -> Dockerfile:

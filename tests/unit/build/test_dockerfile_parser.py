@@ -283,9 +283,9 @@ def test_error_names_the_given_file_name() -> None:
 def test_parse_ast_stops_before_the_instructions_own_checks() -> None:
     from pallet.build.dockerfile import parse_ast
 
-    nodes = parse_ast("FROM a\nRUN \\\n# c\nEXPOSE\nONBUILD RUN x\n")
-    assert [n.command for n in nodes] == ["from", "run", "expose", "onbuild"]
-    assert nodes[1].args == ()
-    assert nodes[3].trigger.command == "run"  # type: ignore[attr-defined]
+    nodes = parse_ast("FROM a\nEXPOSE\nONBUILD RUN x\nRUN \\\n# c\n")
+    assert [n.command for n in nodes] == ["from", "expose", "onbuild", "run"]
+    assert nodes[3].args == ()
+    assert nodes[2].trigger.command == "run"  # type: ignore[attr-defined]
     with pytest.raises(InvalidArgument, match="RUN requires at least one argument"):
         parse("FROM a\nRUN \\\n# c\n")

@@ -50,7 +50,7 @@ Values are not expanded: ``expansion.expand_word(text, env, escape)`` does docke
 ``parser.Parse``): the same records (ONBUILD an ``Onbuild`` around an untyped trigger), without the
 instructions' own checks (argument counts, flag names, ARG-only before FROM) that ``parse`` adds as
 BuildKit's ``instructions.Parse`` does. The PyPI ``dockerfile`` package is that AST level: an oracle
-test compares ``parse_ast`` with it (``RUN \`` alone parses there and fails only in ``parse``).
+test compares ``parse_ast`` with it (``RUN \\`` alone parses there and fails only in ``parse``).
 
 Mapping onto the PyPI ``dockerfile`` package's ``Command(cmd, sub_cmd, json, original, start_line,
 end_line, flags, value)``: cmd = command; value = args; json, original, flags, start_line = line,

@@ -16,9 +16,10 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from pallet.api import attachments
+from pallet.api.coalesce import Coalescer
 from pallet.api.container_config import run_options
 from pallet.api.framing import content_type, frame, parse_detach_keys
-from pallet.api.messages import Empty, Hijack, Json, Request, Response, Stream
+from pallet.api.messages import Empty, Hijack, Json, Raw, Request, Response, Stream
 from pallet.api.routing import RouteTable
 from pallet.errors import FailedPrecondition, InvalidArgument, NotFound, PalletError, Unsupported
 
@@ -108,15 +109,24 @@ def _summary(service: Service, record: ContainerRecord, now: float) -> dict[str,
     }
 
 
+#: concurrent identical lists share one reading of the engine (``coalesce.py``)
+_LISTS: Coalescer[bytes] = Coalescer()
+
+
 @ROUTES.route("GET", "/containers/json")
 def list_containers(request: Request) -> Response:
     limit = request.integer("limit")
-    service = request.service
-    records = service.ps(
-        all=request.flag("all"), filters=request.filters(), last=limit if limit and limit > 0 else None
-    )
-    now = time.time()
-    return Json([_summary(service, r, now) for r in records])
+    last = limit if limit and limit > 0 else None
+    every, filters = request.flag("all"), request.filters()
+
+    def compute() -> bytes:  # the answer's body, serialised once for the whole batch
+        service = request.service  # opened by the batch's leader only
+        records = service.ps(all=every, filters=filters, last=last)
+        now = time.time()
+        return json.dumps([_summary(service, r, now) for r in records]).encode() + b"\n"
+
+    key = (every, last, json.dumps(filters, sort_keys=True))
+    return Raw(_LISTS.run(key, compute), "application/json")
 
 
 @ROUTES.route("GET", "/containers/{name}/json")

@@ -19,14 +19,14 @@ if TYPE_CHECKING:
 __all__ = ["Connection", "upgrade_head"]
 
 
-def upgrade_head(upgrade: bool, content_type: str) -> bytes:
-    """The answer's head: ``101 UPGRADED`` if the client asked for ``Upgrade: tcp``, else ``200 OK``."""
+def upgrade_head(upgrade: bool, content_type: str, headers: dict[str, str]) -> bytes:
+    """The answer's head: ``101 UPGRADED`` if the client asked for ``Upgrade: tcp``, else ``200 OK``;
+    ``headers`` are the ones every answer carries."""
+    lines = ["HTTP/1.1 101 UPGRADED" if upgrade else "HTTP/1.1 200 OK", f"Content-Type: {content_type}"]
     if upgrade:
-        return (
-            f"HTTP/1.1 101 UPGRADED\r\nContent-Type: {content_type}\r\nConnection: Upgrade\r\n"
-            "Upgrade: tcp\r\n\r\n"
-        ).encode()
-    return f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\n\r\n".encode()
+        lines += ["Connection: Upgrade", "Upgrade: tcp"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
 class Connection:

@@ -103,11 +103,19 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         self._api_version = versions.MAX_VERSION
 
+    def _common(self) -> dict[str, str]:
+        return {
+            "Api-Version": versions.text(self._api_version),
+            "Builder-Version": "1",
+            "Docker-Experimental": "false",
+            "Ostype": "linux",
+            "Server": self.version_string(),
+        }
+
     def _common_headers(self) -> None:
-        self.send_header("Api-Version", versions.text(self._api_version))
-        self.send_header("Builder-Version", "1")
-        self.send_header("Docker-Experimental", "false")
-        self.send_header("Ostype", "linux")
+        for name, value in self._common().items():
+            if name != "Server":  # send_response sends it
+                self.send_header(name, value)
 
     def parse_request(self) -> bool:
         # http.server drops a request line of blanks without a word; Go's server answers it
@@ -297,7 +305,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         self._head_sent = True
         self.wfile.flush()
-        self.connection.sendall(upgrade_head(upgrade, response.content_type))
+        self.connection.sendall(upgrade_head(upgrade, response.content_type, self._common()))
         response.run(Connection(self.connection, self.rfile))
 
 

@@ -140,3 +140,64 @@ def test_tcp_without_tls_is_refused(api: ApiService) -> None:
     done = api.env.pallet("system", "service", "--host", "tcp://127.0.0.1:0", timeout=60)
     assert done.returncode != 0
     assert "--tlsverify" in done.stderr
+
+
+def _read_head(sock: socket.socket) -> tuple[bytes, bytes]:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        assert chunk, data
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return head, rest
+
+
+def test_attach_before_start_takes_stdin_sent_early_and_half_close_and_frames_the_output(
+    api: ApiService,
+) -> None:
+    created = api.json(
+        "POST",
+        "/v1.47/containers/create",
+        {"Image": "busybox", "Cmd": ["sh", "-c", "cat; echo err >&2"], "OpenStdin": True, "StdinOnce": True},
+    )
+    cid = created["Id"]
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(60)
+    sock.connect(api.socket_path)
+    try:
+        sock.sendall(
+            f"POST /v1.47/containers/{cid}/attach?stream=1&stdin=1&stdout=1&stderr=1 HTTP/1.1\r\n"
+            "Host: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n".encode()
+        )
+        head, rest = _read_head(sock)
+        assert head.startswith(b"HTTP/1.1 101 UPGRADED")
+        assert b"Content-Type: application/vnd.docker.multiplexed-stream" in head
+        assert b"Api-Version: 1.47" in head
+        sock.sendall(b"hello\n")  # stdin before the start
+        sock.shutdown(socket.SHUT_WR)  # and no more: the container's stdin closes (StdinOnce)
+        assert api.request("POST", f"/v1.47/containers/{cid}/start")[0] == 204
+        out = rest
+        while chunk := sock.recv(65536):
+            out += chunk
+    finally:
+        sock.close()
+    assert out == b"\x01\x00\x00\x00\x00\x00\x00\x06hello\n" + b"\x02\x00\x00\x00\x00\x00\x00\x04err\n"
+    waited = api.json("POST", f"/v1.47/containers/{cid}/wait")
+    assert waited == {"Error": None, "StatusCode": 0}
+    status = api.request("POST", f"/v1.47/containers/{cid}/start")[0]
+    assert status == 204  # an exited container starts again
+
+
+def test_a_running_container_starts_as_not_modified_and_a_missing_one_is_404(api: ApiService) -> None:
+    cid = api.json("POST", "/containers/create", {"Image": "busybox", "Cmd": ["sleep", "300"]})["Id"]
+    assert api.request("POST", f"/containers/{cid}/start")[0] == 204
+    assert api.request("POST", f"/containers/{cid}/start")[0] == 304
+    status, _, body = api.request("POST", "/containers/nothing-here/start")
+    assert status == 404
+    assert "No such container" in json.loads(body)["message"]
+    status, _, body = api.request(
+        "POST", "/containers/create", {"Image": "busybox", "HostConfig": {"Memory": "x"}}
+    )
+    assert status == 400
+    assert "HostConfig.Memory" in json.loads(body)["message"]
+    assert api.request("DELETE", f"/containers/{cid}?force=1")[0] == 204

@@ -108,10 +108,31 @@ def _unpack_stdin(stream: BinaryIO, target: str) -> None:
     from pallet.build.archives import decompressed
     from pallet.engine.filesystem.cp import extract
 
+    import tempfile
+
+    from pallet.image.tarstream import DIR, TarEntry, TarReader, TarWriter
+
     fd = os.open(target, _DIR_PATH)
     try:
-        with decompressed(stream) as tar:
-            extract(fd, tar, owner=None)
+        # a context tar may omit directory entries ("tar cf - sub/f"): they are added, 0755
+        with decompressed(stream) as raw, tempfile.TemporaryFile(dir=target) as whole:
+            writer = TarWriter(whole)
+            seen: set[str] = set()
+            reader = TarReader(raw)
+            for entry in reader:
+                name = posixpath.normpath(entry.name.lstrip("/"))
+                parts = name.split("/")[:-1]
+                for i in range(1, len(parts) + 1):
+                    parent = "/".join(parts[:i])
+                    if parent not in seen and parent not in (".", ".."):
+                        seen.add(parent)
+                        writer.add(TarEntry(parent + "/", DIR, mode=0o755))
+                if entry.type == DIR:
+                    seen.add(name)
+                writer.add(entry, reader if entry.size else None)
+            writer.close()
+            whole.seek(0)
+            extract(fd, whole, owner=None)
     finally:
         os.close(fd)
 

@@ -70,7 +70,7 @@ class SourceTree:
     def _glob(self, parts: list[str], prefix: str) -> list[str]:
         head, rest = parts[0], parts[1:]
         try:
-            fd = open_in_root(self.root_fd, prefix or ".", _DIR_PATH)
+            fd = open_in_root(self.root_fd, prefix or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError:
             return []
         try:

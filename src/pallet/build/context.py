@@ -105,11 +105,10 @@ def _read_ignore(root_fd: int, dockerfile_rel: str | None) -> IgnoreRules:
 
 def _unpack_stdin(stream: BinaryIO, target: str) -> None:
     """A context tar from stdin (plain, gzip, bzip2, xz or zstd) unpacked into ``target``, safely."""
-    from pallet.build.archives import decompressed
-    from pallet.engine.filesystem.cp import extract
-
     import tempfile
 
+    from pallet.build.archives import decompressed
+    from pallet.engine.filesystem.cp import extract
     from pallet.image.tarstream import DIR, TarEntry, TarReader, TarWriter
 
     fd = os.open(target, _DIR_PATH)

@@ -467,8 +467,12 @@ def _bind_unix(path: str) -> socket.socket:
         os.umask(old)
     gid = _group_id("pallet")
     if gid is not None:
-        os.chown(path, 0, gid)
-        os.chmod(path, 0o660)
+        try:
+            os.chown(path, 0, gid)
+        except OSError:  # rootless: the group is not ours to give; the socket stays ours only
+            pass
+        else:
+            os.chmod(path, 0o660)
     sock.listen(128)
     return sock
 

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
+import subprocess
+import time
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+import pytest
 
 if TYPE_CHECKING:
     from conftest import ApiService
+
+DOCKER = "/usr/local/bin/docker"
 
 _HEADERS = ("Api-Version", "Ostype", "Docker-Experimental", "Builder-Version", "Server")
 
@@ -201,3 +209,70 @@ def test_a_running_container_starts_as_not_modified_and_a_missing_one_is_404(api
     assert status == 400
     assert "HostConfig.Memory" in json.loads(body)["message"]
     assert api.request("DELETE", f"/containers/{cid}?force=1")[0] == 204
+
+
+def _openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+
+
+def _certificates(d: Path) -> None:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, all signed by the CA."""
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test-ca",
+             "-keyout", str(d / "ca-key.pem"), "-out", str(d / "ca.pem"))  # fmt: skip
+    for name, ext in (("server", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth"),
+                      ("client", "extendedKeyUsage=clientAuth")):  # fmt: skip
+        (d / f"{name}.ext").write_text(ext + "\n")
+        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
+                 "-keyout", str(d / f"{name}-key.pem"), "-out", str(d / f"{name}.csr"))  # fmt: skip
+        _openssl("x509", "-req", "-in", str(d / f"{name}.csr"), "-CA", str(d / "ca.pem"),
+                 "-CAkey", str(d / "ca-key.pem"), "-CAcreateserial", "-days", "1",
+                 "-extfile", str(d / f"{name}.ext"), "-out", str(d / f"{name}.pem"))  # fmt: skip
+
+
+def test_tcp_with_tls_needs_a_client_certificate_signed_by_the_ca(api: ApiService, tmp_path: Path) -> None:
+    api.need_docker()
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    _certificates(tmp_path)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    service = subprocess.Popen(
+        api.env.argv(
+            "system",
+            "service",
+            "--host",
+            f"tcp://127.0.0.1:{port}",
+            "--tlsverify",
+            "--tlscacert",
+            str(tmp_path / "ca.pem"),
+            "--tlscert",
+            str(tmp_path / "server.pem"),
+            "--tlskey",
+            str(tmp_path / "server-key.pem"),
+        ),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    env = {**api.docker_env(), "DOCKER_HOST": f"tcp://127.0.0.1:{port}"}
+    tls = ["--tlsverify", "--tlscacert", str(tmp_path / "ca.pem")]
+    client = ["--tlscert", str(tmp_path / "client.pem"), "--tlskey", str(tmp_path / "client-key.pem")]
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            done = subprocess.run(
+                [DOCKER, *tls, *client, "version", "--format", "{{.Server.APIVersion}}"],
+                capture_output=True, text=True, env=env, timeout=60, check=False,
+            )  # fmt: skip
+            if done.returncode == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert (done.returncode, done.stdout) == (0, "1.47\n"), done.stderr
+        refused = subprocess.run(
+            [DOCKER, *tls, "version"], capture_output=True, text=True, env=env, timeout=60, check=False
+        )
+        assert refused.returncode != 0
+    finally:
+        service.terminate()
+        service.wait(timeout=30)

@@ -881,7 +881,10 @@ def build(
 
     if request.platform:
         check_platform(request.platform)
-    progress = Progress(out)
+    tty = request.progress == "tty" or (
+        request.progress == "auto" and out is not None and getattr(out, "isatty", lambda: False)()
+    )
+    progress = Progress(out, tty=tty)
     for tag in request.tags:
         from pallet.oci.reference import parse
 

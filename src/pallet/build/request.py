@@ -30,6 +30,7 @@ class BuildRequest:
     labels: Mapping[str, str] = field(default_factory=dict)
     platform: str | None = None
     quiet: bool = False
+    progress: str = "auto"  # auto | plain | tty
     outputs: tuple[Output, ...] = ()
     network: str = "default"
     pull: bool = False

@@ -118,6 +118,7 @@ def run_build(ctx: Context, args: Namespace) -> int:
             labels=_pairs(args.label, "--label", environ=False),
             platform=args.platform,
             quiet=args.quiet,
+            progress=args.progress,
             outputs=tuple(parse_output(o) for o in args.output),
             network=args.network,
             pull=args.pull,

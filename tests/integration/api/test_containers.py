@@ -188,3 +188,49 @@ def test_export_is_the_containers_root_filesystem(api: ApiService, tmp_path: Pat
     api.docker_ok("export", "-o", str(archive), "xx")
     names = subprocess.run(["tar", "tf", str(archive)], capture_output=True, text=True, check=True).stdout
     assert "bin/busybox" in names.split()
+
+
+def test_a_tty_containers_logs_are_raw_and_start_a_streams_and_returns_the_status(api: ApiService) -> None:
+    api.docker_ok(
+        "run", "-d", "-t", "--name", "tt", "busybox", "sh", "-c", "echo out; echo err >&2; sleep 300"
+    )
+    _wait_for(lambda: "err" in api.docker_ok("logs", "tt"), "the tty's output")
+    # one raw stream (frame headers would show as bytes here), the terminal's line ends
+    assert api.docker_ok("logs", "tt").splitlines() == ["out", "err"]
+    assert api.docker_ok("logs", "--since", "2100-01-01T00:00:00Z", "tt") == ""
+    api.docker_ok("create", "--name", "sa1", "busybox", "sh", "-c", "echo started-attached; exit 2")
+    done = api.docker("start", "-a", "sa1")
+    assert (done.returncode, done.stdout) == (2, "started-attached\n")
+
+
+def test_stats_documents_carry_precpu_and_one_shot_does_not(api: ApiService) -> None:
+    cid = api.docker_ok("run", "-d", "busybox", "sh", "-c", "while true; do :; done").strip()
+    doc = api.json("GET", f"/containers/{cid}/stats?stream=0")
+    assert doc["id"] == cid
+    assert doc["cpu_stats"]["cpu_usage"]["total_usage"] > doc["precpu_stats"]["cpu_usage"]["total_usage"] > 0
+    assert doc["cpu_stats"]["system_cpu_usage"] > doc["precpu_stats"]["system_cpu_usage"]
+    assert doc["memory_stats"]["usage"] > 0
+    assert doc["pids_stats"]["current"] >= 1
+    one = api.json("GET", f"/containers/{cid}/stats?stream=0&one-shot=1")
+    assert one["precpu_stats"]["cpu_usage"]["total_usage"] == 0
+    assert one["cpu_stats"]["cpu_usage"]["total_usage"] > 0
+
+
+def test_archive_head_states_the_path_and_exec_inspect_reports_the_exit(api: ApiService) -> None:
+    import base64
+
+    cid = api.docker_ok("run", "-d", "busybox", "sleep", "300").strip()
+    status, headers, _ = api.request("HEAD", f"/containers/{cid}/archive?path=/etc")
+    assert status == 200
+    stat = json.loads(base64.b64decode(headers["X-Docker-Container-Path-Stat"]))
+    assert stat["name"] == "etc"
+    assert stat["mode"] & (1 << 31)  # Go's os.ModeDir
+    assert api.request("HEAD", f"/containers/{cid}/archive?path=/nothing")[0] == 404
+    exec_id = api.json(
+        "POST", f"/containers/{cid}/exec", {"Cmd": ["sh", "-c", "exit 9"], "AttachStdout": True}
+    )["Id"]
+    assert api.request("POST", f"/exec/{exec_id}/start", {"Detach": True})[0] == 200
+    _wait_for(lambda: api.json("GET", f"/exec/{exec_id}/json")["ExitCode"] == 9, "the exec's exit")
+    assert api.json("GET", f"/exec/{exec_id}/json")["Running"] is False
+    assert api.request("POST", f"/exec/{exec_id}/start", {"Detach": True})[0] == 409
+    assert api.request("GET", "/exec/nothing/json")[0] == 404

@@ -359,6 +359,12 @@ def _wait_for_start(service: Service, waiting: attachments.Waiting, shared: Any)
     return waiting.conn
 
 
+@ROUTES.route("GET", "/containers/{name}/attach/ws")
+def attach_websocket(request: Request) -> Response:
+    request.service.get(request.params["name"])
+    raise Unsupported("attach over a websocket is not supported: use POST /containers/{id}/attach")
+
+
 @ROUTES.route("POST", "/containers/{name}/resize")
 def resize(request: Request) -> Response:
     height, width = request.integer("h", 0) or 0, request.integer("w", 0) or 0

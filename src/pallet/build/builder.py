@@ -541,13 +541,14 @@ class _Build:
 
     def copy_step(self, state: _Stage, ins: df.Copy, step: Step) -> None:
         from pallet.build.copying import stage_sources
+        from pallet.build.remote import fetch, is_remote
 
         env = self._scope(state)
         line = ins.line
         is_add = isinstance(ins, df.Add)
         heredoc_names = {h.name: h for h in ins.heredocs}
         sources: list[tuple[object, str]] = []
-        heredocs: dict[int, tuple[str, bytes]] = {}
+        heredocs: dict[int, tuple[str, bytes, int]] = {}
         from_ref = self._expand(ins.from_, env, line) if ins.from_ else None
         cleanup = contextlib.ExitStack()
         tree = self._source_tree(from_ref, cleanup, line) if from_ref else self.context.tree
@@ -559,14 +560,22 @@ class _Build:
                     data = doc.data
                     if doc.expand:
                         data = self._expand_heredoc(data, env)
-                    heredocs[position] = (opener, data.encode())
+                    heredocs[position] = (opener, data.encode(), 0o644)
                     sources.append((tree, source))
                     continue
                 expanded = self._expand(source, env, line)
-                if is_add and (expanded.startswith(("http://", "https://")) or expanded.startswith("git@")):
-                    raise Unsupported(
-                        f"{self.context.dockerfile_name}:{line}: ADD {expanded}: remote sources are not fetched by this "
-                        "builder (no network access to the internet here); download it into the context and ADD the file"
+                if is_add and is_remote(expanded):
+                    assert isinstance(ins, df.Add)
+                    try:
+                        fetched, data_bytes = fetch(expanded, ins.checksum)
+                    except PalletError as e:
+                        raise type(e)(f"{self.context.dockerfile_name}:{line}: {e}") from None
+                    heredocs[position] = (fetched, data_bytes, 0o600)
+                    sources.append((tree, expanded))
+                    continue
+                if isinstance(ins, df.Add) and ins.checksum:
+                    raise InvalidArgument(
+                        f"{self.context.dockerfile_name}:{line}: --checksum can only be used with a URL source"
                     )
                 sources.append((tree, expanded))
             dest = self._expand(ins.dest, env, line)

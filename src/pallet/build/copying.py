@@ -177,13 +177,14 @@ class _Bytes:
 def stage_sources(
     sources: list[tuple[SourceTree, str]],
     *,
-    heredocs: dict[int, tuple[str, bytes]],
+    heredocs: dict[int, tuple[str, bytes, int]],
     unpack: bool,
     parents: bool,
     excludes: tuple[str, ...],
     temp_dir: str | None = None,
 ) -> Staged:
-    """Stage every source (``(tree, source as written)``; an index in ``heredocs`` is an inline file).
+    """Stage every source (``(tree, source as written)``; an index in ``heredocs`` is an inline file:
+    a heredoc or a fetched URL, ``(name, bytes, mode)``).
 
     ``NotFound`` names a source that is missing.
     """
@@ -197,8 +198,8 @@ def stage_sources(
     index = 0
     for position, (tree, source) in enumerate(sources):
         if position in heredocs:
-            name, data = heredocs[position]
-            entry = TarEntry(f"{index}/f", REG, mode=0o644, size=len(data))
+            name, data, mode = heredocs[position]
+            entry = TarEntry(f"{index}/f", REG, mode=mode, size=len(data), mtime_ns=time.time_ns())
             tar.add(entry, _Bytes(data))
             hasher.entry(entry.name, entry, hashlib.sha256(data).hexdigest(), owners=False)
             staged.sources.append((_FILE, name, name))

@@ -335,3 +335,38 @@ def test_sigkill_of_a_build_leaves_nothing_after_the_next_build(build_env, tmp_p
     assert build(build_env, other).returncode == 0
     assert step_containers(build_env) == []
     assert build_env.leftovers(full_ids) == {}
+
+
+def test_add_of_a_url_is_fetched_and_checked(build_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import hashlib
+    import http.server
+    import threading
+
+    served = tmp_path / "srv"
+    served.mkdir()
+    (served / "file.txt").write_text("remote content\n")
+    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(served))  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/file.txt"
+        digest = hashlib.sha256(b"remote content\n").hexdigest()
+        ctx = context(tmp_path, f"FROM busybox\nADD --checksum=sha256:{digest} {url} /dl/\n")
+        done = build(build_env, ctx, "-t", "fetched")
+        assert done.returncode == 0, done.stderr
+        assert (
+            build_env.ok("run", "--rm", "fetched", "stat", "-c", "%a %n", "/dl/file.txt")
+            == "600 /dl/file.txt\n"
+        )
+        (ctx / "Dockerfile").write_text(f"FROM busybox\nADD --checksum=sha256:{'0' * 64} {url} /dl/\n")
+        wrong = build(build_env, ctx)
+        assert wrong.returncode != 0
+        assert "checksum mismatch" in wrong.stderr
+        (ctx / "Dockerfile").write_text(f"FROM busybox\nADD {url}.missing /x\n")
+        missing = build(build_env, ctx)
+        assert missing.returncode != 0
+        assert "404" in missing.stderr
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -60,12 +60,16 @@ class StepContainers:
     """Makes, runs, commits and removes this build's step containers."""
 
     def __init__(self, engine: Engine, service: Service) -> None:
+        from pallet.build.watchdog import Watchdog
+
         self.engine = engine
         self.service = service
         self.owner = owners.owner_tag()
         self._live: list[str] = []
+        self._watchdog = Watchdog(engine.layout.root, engine.layout.run_root)
 
     def create(self, image_id: str, options: RunOptions) -> ContainerRecord:
+        self._watchdog.start()  # from the first container on, a killed build is cleaned up at once
         labels = {**options.labels, OWNER_LABEL: self.owner}
         record = self.service.create(image_id, options.replace(labels=labels))
         self._live.append(record.id)
@@ -128,6 +132,7 @@ class StepContainers:
             with contextlib.suppress(PalletError):
                 self.service.remove(container_id, force=True, volumes=True)
             self._live.remove(container_id)
+        self._watchdog.stop()
 
 
 def _missing_paths(root_fd: int, targets: list[str]) -> list[str]:

@@ -5,7 +5,8 @@ its own network names, bridge names (``pa`` + hex) and subnets (10.253.x.0/24,
 checked against the host's routes), and "the outside" is a namespace the test
 makes behind its own veth (10.254.x.0/24). Traffic goes only to 127.0.0.1 and to
 those addresses. The fixture removes every container, network, bridge, nft
-table, resolver and process of the root, even when the test fails.
+table, resolver and process of the root, even when the test fails (the engine
+tests' clean-up, then by name what is still there).
 
 Items: 1 names, aliases and short ids; 2 published ports and ``port``; 3 NAT to
 the outside, ``--internal``, isolation; 4 ``none``, ``host``,
@@ -142,19 +143,15 @@ class NetEnv(PalletEnv):  # type: ignore[misc,valid-type]
             if server.poll() is None:
                 server.send_signal(signal.SIGKILL)
             server.wait()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            for cid in self.pallet("ps", "-aq", "--no-trunc").stdout.split():
-                self.pallet("rm", "-f", "-v", cid, timeout=60)
-            for name in self.pallet("network", "ls", "--format", "{{.Name}}").stdout.split():
-                if name != "bridge":
-                    self.pallet("network", "rm", name)
-        self.cleanup()  # containers, shims, mounts, cgroups, the run dir (the engine tests' clean-up)
-        for pid in processes_under(str(self.tmp)):  # resolvers: their command line names the run dir
+        # containers, shims, mounts, cgroups, then the root's networks (bridges, table, veths,
+        # resolvers) and the run dir: the engine tests' clean-up
+        self.cleanup()
+        for pid in processes_under(str(self.tmp)):  # anything else still naming the temp dir
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         for outside in self.outsides:
             outside.remove()
-        for bridge in self.bridges:
+        for bridge in self.bridges:  # by name, should the engine have failed to
             subprocess.run(["ip", "link", "del", bridge], capture_output=True, check=False)
         subprocess.run(["nft", "delete", "table", *self.table.split()], capture_output=True, check=False)
 
@@ -291,11 +288,19 @@ def test_3_outbound_nat_reaches_the_outside_internal_does_not_and_networks_are_i
     assert net.fetch("app", url) == "the outside\n"
     assert net.fetch("bridge", url) == "the outside\n"
     assert net.fetch("closed", url) == ""
-    start_web(net, "app")
+    port = free_port()
+    start_web(net, "app", "-p", f"{port}:80")
     web_ip = net.ip("web", "app")
     assert net.fetch("app", f"http://{web_ip}/") == PAGE + "\n"
     assert net.fetch("other", f"http://{web_ip}/") == ""
     assert net.fetch("bridge", f"http://{web_ip}/") == ""
+    # a published port answers another namespace on the host's address facing it
+    reply = subprocess.run(
+        ["nsenter", f"--net={outside.path}", "busybox", "timeout", "10", "wget", "-qO-",
+         f"http://{outside.host_ip}:{port}/"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert reply.stdout == PAGE + "\n"
 
 
 # --- 4. none, host, container: --------------------------------------------------------------------

@@ -513,6 +513,7 @@ class Service:
         tail: int | None = None,
         stdout: bool = True,
         stderr: bool = True,
+        cancelled: Callable[[], bool] | None = None,
     ) -> Iterator[LogEntry]:
         """The container's log records, oldest first (docker's ``logs``).
 
@@ -522,6 +523,7 @@ class Service:
         writes until it stops (is no longer running, paused or restarting),
         or until ``until`` passes even when nothing more is written, as
         docker does. ``InvalidArgument`` for a bad time, before anything is read.
+        ``cancelled`` ends a follow too (a front end's client went away).
         """
         import time
 
@@ -537,6 +539,8 @@ class Service:
 
         def stopped() -> bool:
             if until_ns is not None and time.time_ns() > until_ns:
+                return True
+            if cancelled is not None and cancelled():
                 return True
             try:
                 return engine.get(container_id).state not in ("running", "paused", "restarting")

@@ -308,7 +308,10 @@ def test_builder_prune_empties_the_cache(build_env, tmp_path: Path) -> None:  # 
     pruned = build_env.pallet("builder", "prune", "-a", "-f")
     assert pruned.returncode == 0, pruned.stderr
     assert "Total:" in pruned.stdout
-    assert "CACHED" not in build(build_env, ctx).stderr
+    assert "CACHED" not in build(build_env, ctx, "-t", "seed").stderr
+    # the cache is gone again, but a pallet-built image carries its steps: --cache-from uses them
+    assert build_env.pallet("builder", "prune", "-a", "-f").returncode == 0
+    assert build(build_env, ctx, "--cache-from", "seed").stderr.count("CACHED") == 1
 
 
 def test_sigkill_of_a_build_leaves_nothing_after_the_next_command(build_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -1,8 +1,10 @@
 """buildah as a reference builder for tests: a private store in a temp dir, images in and out as archives.
 
 ``Buildah(work)`` keeps everything under ``work``: its storage (``--root``,
-``--runroot``, the vfs driver, so nothing is mounted while it is idle) and its
-temp files (``TMPDIR``, where ``RUN --mount=type=cache`` keeps its caches).
+``--runroot``) and its temp files (``TMPDIR``, where ``RUN --mount=type=cache``
+keeps its caches). The storage driver is overlay, docker's own (overlay2): a
+RUN that writes to one of several hard links copies that file up alone, as
+under docker; vfs would copy the whole tree and keep the links.
 Images go in with ``load`` (a ``docker save``-shaped archive, as ``pallet
 save`` writes) and out with ``save`` (``docker-archive:``, which keeps docker's
 config fields; see ``pallet.testing.imagecompare``). Builds run with
@@ -41,7 +43,7 @@ class Buildah:
             "--runroot",
             str(self.work / "runroot"),
             "--storage-driver",
-            "vfs",
+            "overlay",
             *args,
         ]
 
@@ -98,6 +100,7 @@ class Buildah:
         if not self.work.exists():
             return
         self.run("rm", "--all", timeout=60)
+        self.run("rmi", "--all", "--force", timeout=120)
         with open("/proc/self/mountinfo") as f:
             points = [line.split()[4] for line in f]
         for point in reversed(points):

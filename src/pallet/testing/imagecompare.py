@@ -252,16 +252,29 @@ def amend(
     config: dict[str, Any] | None = None,
     absent: Iterable[str] = (),
     dirs: dict[str, str] | None = None,
+    files: dict[str, bytes] | None = None,
 ) -> ImageView:
-    """``view`` with config fields replaced, the paths ``absent`` removed and directories added.
+    """``view`` with config fields replaced, the paths ``absent`` removed, directories and files set.
 
-    ``dirs`` maps a path to ``"MODE UID:GID"`` (octal mode), as ``"0755 0:0"``.
+    ``dirs`` maps a path to ``"MODE UID:GID"`` (octal mode), as ``"0755 0:0"``;
+    ``files`` a path to its bytes (mode and owner kept, or 0644 root's for a new file).
     """
     rootfs = {p: info for p, info in view.rootfs.items() if p not in set(absent)}
     for path, spec in (dirs or {}).items():
         mode, owner = spec.split()
         uid, gid = owner.split(":")
         rootfs[path] = FileInfo(kind="dir", mode=int(mode, 8), uid=int(uid), gid=int(gid))
+    for path, data in (files or {}).items():
+        old = rootfs.get(path) or FileInfo(kind="file", mode=0o644, uid=0, gid=0)
+        rootfs[path] = FileInfo(
+            kind="file",
+            mode=old.mode,
+            uid=old.uid,
+            gid=old.gid,
+            size=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+            inode=old.inode,
+        )
     return ImageView(config={**view.config, **(config or {})}, history=view.history, rootfs=rootfs)
 
 

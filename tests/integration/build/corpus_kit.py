@@ -14,7 +14,8 @@ A case is a build context: a ``Dockerfile`` and the files it copies, maybe a
 - ``[reference]``: where buildah is known to differ from docker, with a
   comment saying how: ``config`` (fields docker writes instead), ``absent``
   (paths buildah leaves that docker does not), ``rootfs_dirs`` (directories
-  docker makes that buildah does not, ``"MODE UID:GID"``) and ``ignore``
+  docker makes that buildah does not, ``"MODE UID:GID"``), ``files`` (the
+  text docker's build writes to a file where buildah's differs) and ``ignore``
   (paths the builders of docker themselves disagree on, left out on both sides);
 - ``[fail]``: the build must fail; ``step`` is text the error names (the
   failing command, the missing path) and ``exit_code`` the failing RUN's
@@ -78,9 +79,11 @@ class Corrections:
     absent: tuple[str, ...] = ()
     rootfs_dirs: dict[str, str] = field(default_factory=dict)
     ignore: tuple[str, ...] = ()
+    files: dict[str, str] = field(default_factory=dict)
 
     def apply(self, view: ImageView) -> ImageView:
-        return amend(view, config=self.config, absent=self.absent, dirs=self.rootfs_dirs)
+        files = {path: text.encode() for path, text in self.files.items()}
+        return amend(view, config=self.config, absent=self.absent, dirs=self.rootfs_dirs, files=files)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -141,6 +144,7 @@ def load(name: str) -> Case:
             absent=tuple(ref.get("absent", ())),
             rootfs_dirs=ref.get("rootfs_dirs", {}),
             ignore=tuple(ref.get("ignore", ())),
+            files=ref.get("files", {}),
         ),
     )
 

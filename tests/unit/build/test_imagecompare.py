@@ -144,3 +144,5 @@ def test_amend_and_ignore(tmp_path: Path) -> None:
     fixed = amend(theirs, absent=["extra"], dirs={"made": "0755 0:0"})
     assert compare(ours, fixed, ignore=["skip"]) == []
     assert compare(ours, fixed) != []
+    rewritten = amend(theirs, absent=["extra"], dirs={"made": "0755 0:0"}, files={"skip/x": b"1"})
+    assert compare(ours, rewritten) == []

@@ -99,8 +99,11 @@ class Buildah:
     def close(self) -> None:
         if not self.work.exists():
             return
-        self.run("rm", "--all", timeout=60)
-        self.run("rmi", "--all", "--force", timeout=120)
+        for args in (("rm", "--all"), ("rmi", "--all", "--force")):
+            try:
+                self.run(*args, timeout=120)
+            except subprocess.TimeoutExpired:
+                continue  # what it leaves mounted is unmounted below, then removed
         with open("/proc/self/mountinfo") as f:
             points = [line.split()[4] for line in f]
         for point in reversed(points):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import ipaddress
 import io
 import json
 import os
@@ -681,3 +682,25 @@ def test_a_restart_keeps_the_address_and_a_removed_container_is_not_answered(net
     done = net.pallet("run", "--rm", "--network", "app", "busybox", "nslookup", "web")
     assert ip not in done.stdout
     assert net.fetch("app", "http://web/") == ""
+
+
+def test_a_dual_stack_network_gives_ipv6_addresses_and_names(net: NetEnv) -> None:
+    if (
+        not os.path.exists("/proc/sys/net/ipv6")
+        or Path("/proc/sys/net/ipv6/conf/all/disable_ipv6").read_text() != "0\n"
+    ):
+        pytest.skip("IPv6 is disabled in this kernel")
+    subnet6 = f"fd{secrets.token_hex(1)}:{secrets.token_hex(2)}:{secrets.token_hex(2)}::/64"
+    net.network("v6net", "--ipv6", "--subnet", subnet6)
+    doc = json.loads(net.ok("network", "inspect", "v6net"))[0]
+    assert doc["EnableIPv6"] is True
+    assert [ipaddress.ip_network(c["Subnet"]) for c in doc["IPAM"]["Config"]][1] == ipaddress.ip_network(
+        subnet6
+    )
+    start_web(net, "v6net")
+    settings = json.loads(net.ok("inspect", "web"))[0]["NetworkSettings"]["Networks"]["v6net"]
+    ip6 = settings["GlobalIPv6Address"]
+    assert ipaddress.ip_address(ip6) in ipaddress.ip_network(subnet6)
+    assert net.fetch("v6net", f"http://[{ip6}]/") == PAGE + "\n"
+    lookup = net.ok("run", "--rm", "--network", "v6net", "busybox", "nslookup", "-type=AAAA", "web")
+    assert f"Address: {ip6}" in lookup

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import ipaddress
 import io
+import ipaddress
 import json
 import os
 import secrets

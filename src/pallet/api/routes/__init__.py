@@ -15,7 +15,18 @@ from pallet.api.routing import RouteTable
 __all__ = ["MODULES", "table"]
 
 #: the route modules, in the order their patterns are tried
-MODULES = ("system", "containers", "exec", "events", "images", "volumes", "networks", "build", "diskusage")
+MODULES = (
+    "system",
+    "containers",
+    "exec",
+    "events",
+    "images",
+    "volumes",
+    "networks",
+    "build",
+    "diskusage",
+    "swarm",
+)
 
 
 def table() -> RouteTable:

@@ -5,7 +5,9 @@ Supported: literal text with ``\\t``/``\\n`` escapes (docker replaces them),
 ``{{join X "sep"}}``, ``{{upper X}}``, ``{{lower X}}``, ``{{index X "key"}}``
 (or a list's position), the blocks ``{{range X}}``/``{{if X}}`` with
 ``{{else}}`` and ``{{end}}`` (``range`` over a map goes in key order, as
-Go's), ``{{-``/``-}}`` trimming, and the ``table`` prefix that prints a
+Go's; ``{{range $k, $v := X}}`` binds variables, ``$`` is the whole input),
+parenthesized expressions (``{{(index $conf 0).HostPort}}``), ``{{-``/``-}}``
+trimming, and the ``table`` prefix that prints a
 header row and aligns columns like docker. Values print as Go's ``fmt``
 prints them (``[a b]`` for lists, ``map[k:v]`` for maps,
 ``<no value>`` for a missing map key). Anything else is a usage error naming
@@ -21,6 +23,9 @@ from pallet.cli.exits import UsageError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
+
+    #: what an expression reads: the dot, and the variables in scope (``$`` is ``""``: the whole input)
+    _Getter = Callable[[object, Mapping[str, object]], object]
 
 __all__ = ["Template", "go_text"]
 
@@ -61,6 +66,8 @@ def _lookup(value: object, path: str, action: str) -> object:
 
 
 def _split_args(action: str) -> list[str]:
+    """An action's words: strings, parenthesized expressions (with any ``.Field`` after them), the rest
+    split on spaces."""
     words: list[str] = []
     rest = action.strip()
     while rest:
@@ -70,6 +77,18 @@ def _split_args(action: str) -> list[str]:
                 raise UsageError(f"template: {action}: unterminated string")
             words.append(rest[: end + 1])
             rest = rest[end + 1 :].lstrip()
+        elif rest[0] == "(":
+            depth, end = 0, -1
+            for i, char in enumerate(rest):
+                depth += {"(": 1, ")": -1}.get(char, 0)
+                if depth == 0:
+                    end = i
+                    break
+            if end < 0:
+                raise UsageError(f"template: {action}: unclosed '('")
+            tail, _, after = rest[end + 1 :].partition(" ")
+            words.append(rest[: end + 1] + tail)
+            rest = after.lstrip()
         else:
             word, _, rest = rest.partition(" ")
             words.append(word)
@@ -77,35 +96,53 @@ def _split_args(action: str) -> list[str]:
     return words
 
 
-def _value_of(action: str) -> Callable[[object], object]:
-    """What an action evaluates to, before it is printed: a field, a string, a number or a call."""
+def _value_of(action: str) -> _Getter:
+    """What an action evaluates to, before it is printed: a field, a variable, a string, a number, a
+    parenthesized expression or a call."""
     words = _split_args(action)
     if not words:
         raise UsageError("template: empty action {{}}")
 
-    def arg(word: str) -> Callable[[object], object]:
+    def arg(word: str) -> _Getter:
         if word.startswith("."):
-            return lambda v: _lookup(v, word, action)
+            return lambda v, scope: _lookup(v, word, action)
+        if word.startswith("$"):
+            name, dot, path = word[1:].partition(".")
+
+            def variable(v: object, scope: Mapping[str, object]) -> object:
+                if name not in scope:
+                    raise UsageError(f"template: {{{{{action}}}}}: undefined variable ${name}")
+                return _lookup(scope[name], "." + path, action) if dot else scope[name]
+
+            return variable
+        if word.startswith("("):
+            inner, _, path = word[1:].rpartition(")")
+            value = _value_of(inner)
+            if not path:
+                return value
+            return lambda v, scope: _lookup(value(v, scope), path, action)
         if word.startswith('"'):
             text = word[1:-1]
-            return lambda v: text
+            return lambda v, scope: text
         if word.isdigit():
             number = int(word)
-            return lambda v: number
+            return lambda v, scope: number
         raise UsageError(f"template: {{{{{action}}}}}: unsupported argument {word!r}")
 
     func, args = words[0], [arg(w) for w in words[1:]]
-    if func.startswith(".") and not args:
+    if func.startswith((".", "$", "(")) and not args:
         return arg(func)
     if func == "json" and len(args) == 1:
-        return lambda v: json.dumps(None if args[0](v) is _MISSING else args[0](v), separators=(",", ":"))
+        return lambda v, scope: json.dumps(
+            None if (got := args[0](v, scope)) is _MISSING else got, separators=(",", ":")
+        )
     if func in ("upper", "lower") and len(args) == 1:
         change = str.upper if func == "upper" else str.lower
-        return lambda v: change(go_text(args[0](v)))
+        return lambda v, scope: change(go_text(args[0](v, scope)))
     if func == "join" and len(args) == 2:
 
-        def join(v: object) -> str:
-            items, sep = args[0](v), args[1](v)
+        def join(v: object, scope: Mapping[str, object]) -> str:
+            items, sep = args[0](v, scope), args[1](v, scope)
             if not isinstance(items, list | tuple):
                 raise UsageError(f"template: {{{{{action}}}}}: join needs a list")
             return str(sep).join(go_text(i) for i in items)
@@ -113,9 +150,9 @@ def _value_of(action: str) -> Callable[[object], object]:
         return join
     if func == "index" and len(args) >= 2:
 
-        def index(v: object) -> object:
-            found = args[0](v)
-            for key in (a(v) for a in args[1:]):
+        def index(v: object, scope: Mapping[str, object]) -> object:
+            found = args[0](v, scope)
+            for key in (a(v, scope) for a in args[1:]):
                 if isinstance(found, dict):
                     found = found.get(key, _MISSING)
                 elif isinstance(found, list | tuple) and isinstance(key, int) and 0 <= key < len(found):
@@ -126,14 +163,9 @@ def _value_of(action: str) -> Callable[[object], object]:
 
         return index
     raise UsageError(
-        f"template: {{{{{action}}}}}: unsupported action (supported: .Field, json, join, index, upper, lower, "
-        "range, if, else, end)"
+        f"template: {{{{{action}}}}}: unsupported action (supported: .Field, $var, (expr), json, join, index, "
+        "upper, lower, range, if, else, end)"
     )
-
-
-def _compile_action(action: str) -> Callable[[object], str]:
-    value = _value_of(action)
-    return lambda v: str(got) if (got := value(v)) is _MISSING else go_text(got)
 
 
 def _truthy(value: object) -> bool:
@@ -144,46 +176,71 @@ def _truthy(value: object) -> bool:
 class _Action:
     """``{{...}}`` that prints a value."""
 
-    __slots__ = ("render", "source")
+    __slots__ = ("source", "value")
 
     def __init__(self, source: str) -> None:
         self.source = source
-        self.render = _compile_action(source)
+        self.value = _value_of(source)
+
+    def render(self, value: object, scope: Mapping[str, object]) -> str:
+        got = self.value(value, scope)
+        return str(got) if got is _MISSING else go_text(got)
 
 
 class _Block:
-    """``{{range X}}...{{else}}...{{end}}`` or ``{{if X}}...{{else}}...{{end}}``."""
+    """``{{range [$k, $v :=] X}}...{{else}}...{{end}}`` or ``{{if X}}...{{else}}...{{end}}``."""
 
-    __slots__ = ("alternative", "body", "kind", "value")
+    __slots__ = ("alternative", "body", "kind", "value", "variables")
 
     def __init__(self, kind: str, source: str) -> None:
         self.kind = kind
+        self.variables: list[str] = []
+        names, assign, expression = source.partition(":=")
+        if assign:
+            self.variables = [n.strip().removeprefix("$") for n in names.split(",")]
+            if (
+                kind != "range"
+                or not 1 <= len(self.variables) <= 2
+                or not all(n.isidentifier() for n in self.variables)
+            ):
+                raise UsageError(
+                    f"template: {{{{{kind} {source}}}}}: want range $v := X or range $k, $v := X"
+                )
+            source = expression
         self.value = _value_of(source)
         self.body: list[_Part] = []
         self.alternative: list[_Part] = []
 
-    def render(self, value: object) -> str:
-        got = self.value(value)
+    def render(self, value: object, scope: Mapping[str, object]) -> str:
+        got = self.value(value, scope)
         if self.kind == "if":
-            return _render(self.body if _truthy(got) else self.alternative, value)
+            return _render(self.body if _truthy(got) else self.alternative, value, scope)
         if isinstance(got, dict):
-            items = [got[k] for k in sorted(got)]  # Go ranges over a map in key order
+            items = [(k, got[k]) for k in sorted(got)]  # Go ranges over a map in key order
         elif isinstance(got, list | tuple):
-            items = list(got)
+            items = list(enumerate(got))
         elif got is _MISSING or got is None:
             items = []
         else:
             raise UsageError(f"template: range can't iterate over {go_text(got)}")
         if not items:
-            return _render(self.alternative, value)
-        return "".join(_render(self.body, item) for item in items)
+            return _render(self.alternative, value, scope)
+        out = []
+        for key, item in items:
+            inner = dict(scope)
+            if len(self.variables) == 2:
+                inner[self.variables[0]] = key
+            if self.variables:
+                inner[self.variables[-1]] = item
+            out.append(_render(self.body, item, inner))
+        return "".join(out)
 
 
 _Part = str | _Action | _Block
 
 
-def _render(parts: list[_Part], value: object) -> str:
-    return "".join(p if isinstance(p, str) else p.render(value) for p in parts)
+def _render(parts: list[_Part], value: object, scope: Mapping[str, object]) -> str:
+    return "".join(p if isinstance(p, str) else p.render(value, scope) for p in parts)
 
 
 def _parse(text: str) -> list[_Part]:
@@ -215,8 +272,6 @@ def _parse(text: str) -> list[_Part]:
         action = raw.strip().removeprefix("- ").removesuffix(" -").strip()
         head, _, rest = action.partition(" ")
         if head in ("range", "if"):
-            if ":=" in rest:
-                raise UsageError(f"template: {{{{{action}}}}}: variables are not supported")
             block = _Block(head, rest)
             current.append(block)
             open_blocks.append((block, current))
@@ -252,7 +307,7 @@ class Template:
         self.fields = [p.source for p in self._parts if isinstance(p, _Action)]
 
     def render(self, value: object) -> str:
-        return _render(self._parts, value)
+        return _render(self._parts, value, {"": value})
 
     def header(self, names: Mapping[str, str]) -> str:
         """The header row of a ``table`` template: each action's docker column name.

@@ -87,7 +87,10 @@ def test_trim_markers_drop_the_white_space_beside_them() -> None:
         ("{{range .IPAM.Config}}", "unclosed {{range}}"),
         ("{{end}}", "unexpected {{end}}"),
         ("{{else}}", "unexpected {{else}}"),
-        ("{{range $k, $v := .Options}}{{end}}", "variables are not supported"),
+        ("{{range $a, $b, $c := .Options}}{{end}}", "want range $v := X or range $k, $v := X"),
+        ("{{if $v := .Options}}{{end}}", "want range $v := X"),
+        ("{{$nope}}", "undefined variable $nope"),
+        ("{{(index .Options}}", "unclosed '('"),
         ("{{range .Name}}{{end}}", "range can't iterate over app"),
     ],
 )
@@ -154,3 +157,25 @@ def test_human_size_matches_docker(size: int, text: str) -> None:
 )
 def test_human_duration_matches_go_units(seconds: float, text: str) -> None:
     assert human_duration(seconds) == text
+
+
+PORTS = {
+    "NetworkSettings": {"Ports": {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}], "53/udp": None}}
+}
+
+
+def test_range_binds_key_and_value_variables_and_dollar_is_the_input() -> None:
+    text = "{{range $p, $conf := .NetworkSettings.Ports}}{{if $conf}}{{$p}}={{(index $conf 0).HostPort}} {{end}}{{end}}"
+    assert Template(text).render(PORTS) == "80/tcp=8080 "
+    assert Template("{{range $c := .IPAM.Config}}{{$c.Subnet}}@{{$.Name}} {{end}}").render(NETWORK) == (
+        "10.1.0.0/24@app fd00::/64@app "
+    )
+    assert Template("{{range $i, $c := .IPAM.Config}}{{$i}}{{end}}").render(NETWORK) == "01"
+
+
+def test_parenthesized_expression_then_field() -> None:
+    assert Template('{{(index .NetworkSettings.Ports "80/tcp" 0).HostPort}}').render(PORTS) == "8080"
+    assert (
+        Template("{{json (index .IPAM.Config 0)}}").render(NETWORK)
+        == '{"Subnet":"10.1.0.0/24","Gateway":"10.1.0.1"}'
+    )

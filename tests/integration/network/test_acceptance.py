@@ -259,6 +259,13 @@ def test_2_published_ports_answer_on_the_host_and_port_lists_them(net: NetEnv) -
     assert sorted(net.ok("port", "web").splitlines()) == sorted(
         [f"80/tcp -> 127.0.0.1:{local}", f"80/tcp -> 0.0.0.0:{anywhere}"]
     )
+    ports = json.loads(net.ok("inspect", "-f", "{{json .NetworkSettings.Ports}}", "web"))
+    assert ports == {
+        "80/tcp": [
+            {"HostIp": "127.0.0.1", "HostPort": str(local)},
+            {"HostIp": "0.0.0.0", "HostPort": str(anywhere)},
+        ]
+    }
     (line,) = net.ok("port", "web2").splitlines()
     assert line.startswith("80/tcp -> 0.0.0.0:")
     chosen = int(line.rsplit(":", 1)[1])

@@ -112,8 +112,12 @@ class _HostLock:
     def __enter__(self) -> None:
         import fcntl
 
-        os.makedirs(os.path.dirname(_POOLS_LOCK), exist_ok=True)
-        self._fd = os.open(_POOLS_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        # rootless: the user's namespaces hold no host routes; their own run dir's lock will do
+        path = _POOLS_LOCK
+        if os.environ.get("PALLET_ROOTLESS") == "1":
+            path = os.path.join(os.environ.get("PALLET_RUN", "/tmp"), "address-pools.lock")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
 
     def __exit__(self, *exc: object) -> None:
@@ -137,7 +141,12 @@ class Networks:
             from pallet.network import ipam
             from pallet.network.driver import Driver, root_tag
 
-            self._driver = Driver(
+            kind = Driver
+            if os.environ.get("PALLET_ROOTLESS") == "1":  # engine/rootless.py: pasta, not bridges
+                from pallet.network.pasta import PastaDriver
+
+                kind = PastaDriver
+            self._driver = kind(
                 self._db, run_dir=self.run_dir, tag=root_tag(self.root), pools=ipam.DEFAULT_POOLS
             )
         return self._driver
@@ -294,10 +303,7 @@ class Networks:
     def release(self, container_id: str) -> None:
         """The container is removed: its endpoints (addresses, ports, veths) and namespace file go.
         Idempotent."""
-        driver = self.driver
-        if driver.endpoints(container_id):
-            driver.detach_container(container_id)
-        driver.remove_netns(container_id)
+        self.driver.remove_container(container_id)
 
     def connect(
         self,

@@ -23,6 +23,9 @@ point is repaired by running it again or by ``reconcile``:
 - ``detach``: the endpoint row first (from then on the resolver no longer
   answers its name), then its ports, then its veth. The namespace file is
   the container's, removed by ``remove_netns`` when the container goes.
+- ``remove_container``: ``rm``'s one call: the namespace file first (its
+  interfaces, the veths' host ends with them, are then destroyed by the
+  kernel in the background), then the endpoints' rows and port rules.
 - ``remove_network``: refused while endpoints remain (docker's words); the
   kernel side first, the row last, so a kill leaves a row the next
   ``network rm`` finishes.
@@ -59,7 +62,7 @@ How an engine uses it (the calls, in order):
   config's network namespace path. (``attach`` does both halves at once,
   for ``network connect``.)
 - ``stop``: ``suspend(cid)``; ``start``: ``resume(cid)``; ``rm``:
-  ``detach_container(cid)`` then ``remove_netns(cid)``; ``network
+  ``remove_container(cid)``; ``network
   disconnect``: ``detach(endpoint)``; ``network rm``/``prune``:
   ``remove_network``/``prune(keep=["bridge"])``.
 - after finding dead or half-made containers: ``reconcile(existing,
@@ -521,6 +524,30 @@ class Driver:
             endpoints = self.store.endpoints(container_id=container_id)
             for endpoint in endpoints:
                 self._detach(endpoint)
+        return endpoints
+
+    def remove_container(self, container_id: str) -> list[Endpoint]:
+        """``rm``: the container's namespace file, then each endpoint's row and port rules. Idempotent.
+
+        Its veths are not deleted one by one: with the namespace gone the kernel
+        destroys its interfaces, the veths' host ends with them, in the
+        background (each deletion waits for the host's RCU grace period, ~10 ms,
+        which ``rm`` need not wait for). Veths of a namespace already gone (a
+        suspended container) are deleted here; one a lingering process keeps
+        alive goes at the next ``reconcile``.
+        """
+        with self._lock():
+            path = self.netns_path(container_id)
+            destroyed = netns.is_netns(path)
+            self.remove_netns(container_id)
+            endpoints = self.store.endpoints(container_id=container_id)
+            for endpoint in endpoints:
+                self.store.release(endpoint.id)
+                if endpoint.ports:
+                    nft.apply(nft.ports_remove_batch(self.table, _port_rules(endpoint)))
+                if not destroyed:
+                    with Netlink.open() as nl:
+                        nl.delete_link(endpoint.veth)
         return endpoints
 
     def suspend(self, container_id: str) -> list[Endpoint]:

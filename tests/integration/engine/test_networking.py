@@ -76,7 +76,17 @@ def _fetch(url: str) -> str:
 
 def _our_state(env: PalletEnv) -> dict[str, object]:
     """What the root holds on the host: links on its bridges, namespace files, its nftables table
-    (handles left out), its resolvers."""
+    (handles left out), its resolvers. The veths of a removed container's namespace are destroyed by
+    the kernel in the background: a few seconds are allowed for that (a leak stays for good)."""
+    deadline = time.monotonic() + 5
+    state = _state_now(env)
+    while state["links on our bridges"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+        state = _state_now(env)
+    return state
+
+
+def _state_now(env: PalletEnv) -> dict[str, object]:
     tag = root_tag(str(env.root))
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
     bridges = {

@@ -45,8 +45,17 @@ def need_root() -> None:
 
 
 def _links() -> set[str]:
+    """Every link as ``name:kind``; a veth of a bridge that is not the tests' (``pt...``) is left out:
+    the containers of any pallet root on the host (its default bridge ``pallet-...``) come and go
+    meanwhile, and their veths are named as ours are."""
     with Netlink.open() as nl:
-        return {f"{link.name}:{link.kind}" for link in nl.links()}
+        links = nl.links()
+    names = {link.index: link.name for link in links}
+    return {
+        f"{link.name}:{link.kind}"
+        for link in links
+        if not (link.kind == "veth" and link.master and not names.get(link.master, "").startswith("pt"))
+    }
 
 
 def _netns() -> set[str]:

@@ -33,8 +33,9 @@ CommandParser = FlagParser
 def _global_parser() -> FlagParser:
     # global flags come before the command, as docker's; the command ends them
     parser = FlagParser("", add_help=False)
-    parser.add_argument("--root", default=os.environ.get("PALLET_ROOT") or DEFAULT_ROOT)
-    parser.add_argument("--run-root", default=os.environ.get("PALLET_RUN") or DEFAULT_RUN_ROOT)
+    # defaults: the engine's (engine_paths), which depend on who runs pallet (rootless)
+    parser.add_argument("--root", default="")
+    parser.add_argument("--run-root", default="")
     parser.add_argument("--debug", "-D", action="store_true")
     parser.add_argument("--help", "-h", action="store_true")
     parser.add_argument("--version", "-v", action="store_true")
@@ -50,8 +51,10 @@ def _usage() -> str:
         "A container engine in Python, daemonless, with docker's verbs",
         "",
         "Global Options:",
-        f"  --root DIR       where images and containers live (default {DEFAULT_ROOT}, or $PALLET_ROOT)",
-        f"  --run-root DIR   runtime state, locks (default {DEFAULT_RUN_ROOT}, or $PALLET_RUN)",
+        f"  --root DIR       where images and containers live (default {DEFAULT_ROOT}, or $PALLET_ROOT;",
+        "                   rootless: $XDG_DATA_HOME/pallet)",
+        f"  --run-root DIR   runtime state, locks (default {DEFAULT_RUN_ROOT}, or $PALLET_RUN;",
+        "                   rootless: $XDG_RUNTIME_DIR/pallet)",
         "  -D, --debug      print tracebacks with errors",
         "  -v, --version    print the version and exit",
         "",
@@ -108,9 +111,15 @@ def _run(
         ns = parser.parse_args(args)
     except HelpRequested:  # the command's help is printed on `out`
         return 0, opts.debug
+    from pallet.engine.service import engine_paths
+
+    def warn(line: str) -> None:
+        err.write(line + "\n")
+
+    root, run_root = engine_paths(opts.root, opts.run_root, warn)
     ctx = Context(
-        root=opts.root,
-        run_root=opts.run_root,
+        root=root,
+        run_root=run_root,
         debug=opts.debug,
         out=out,
         err=err,

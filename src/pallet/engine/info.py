@@ -94,6 +94,8 @@ def engine_info(engine: Engine) -> EngineInfo:
     security = ["name=seccomp,profile=builtin"]
     if config.userns_remap:
         security.append("name=userns")
+    if os.environ.get("PALLET_ROOTLESS") == "1":
+        security.append("name=rootless")
     uname = os.uname()
     return EngineInfo(
         containers=len(records),

@@ -32,6 +32,10 @@ import os
 
 from pallet.errors import InvalidArgument, NotFound
 
+#: where a root engine keeps its store and run dir unless told otherwise
+DEFAULT_ROOT = "/var/lib/pallet"
+DEFAULT_RUN_ROOT = "/run/pallet"
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -90,6 +94,7 @@ __all__ = [
     "event_filters",
     "events",
     "exec_request",
+    "engine_paths",
     "format_log_entry",
     "human_duration",
     "image_size",
@@ -148,6 +153,23 @@ PREDEFINED_NETWORKS = ("bridge", "host", "none")
 
 
 # --- what a front end builds before (or without) opening the engine ------------------------------
+
+
+def engine_paths(root: str | None, run_root: str | None, warn: Callable[[str], None]) -> tuple[str, str]:
+    """The root and run dir a front end uses: those given, else the defaults (``$PALLET_ROOT``,
+    ``$PALLET_RUN``, then /var/lib/pallet and /run/pallet for root). A user who is not root runs
+    rootless (``engine/rootless.py``): their own store and run dir, and this process enters their
+    user namespace before it returns (call it while the process has one thread)."""
+    root = root or os.environ.get("PALLET_ROOT") or None
+    run_root = run_root or os.environ.get("PALLET_RUN") or None
+    if os.geteuid() == 0 and os.environ.get("PALLET_ROOTLESS") != "1":  # rootless.is_rootless(), unimported
+        return root or DEFAULT_ROOT, run_root or DEFAULT_RUN_ROOT
+    from pallet.engine import rootless
+
+    defaults = rootless.default_paths()
+    paths = rootless.RootlessPaths(root=root or defaults.root, run_root=run_root or defaults.run_root)
+    rootless.enter(paths, warn)
+    return paths.root, paths.run_root
 
 
 def run_session(

@@ -353,6 +353,19 @@ def _main(args: list[str]) -> int:
         return 1
 
 
+def _rootless(value: str) -> bool:
+    """runc's ``--rootless true|false|auto``: auto is rootless when not root in the host's user namespace."""
+    if value == "auto":
+        import os
+
+        from pallet.linux.userns import in_user_namespace
+
+        return os.geteuid() != 0 or in_user_namespace()
+    if value in ("true", "false"):
+        return value == "true"
+    raise InvalidArgument(f'invalid --rootless value "{value}": want true, false or auto')
+
+
 def _dispatch(parsed: Parsed, log: LogSink) -> int:
     g = parsed.globals
     flags = parsed.flags
@@ -372,6 +385,7 @@ def _dispatch(parsed: Parsed, log: LogSink) -> int:
             "systemd_cgroup": bool(g.get("systemd-cgroup")),
             "preserve_fds": int(preserve),
             "log": log,
+            "rootless": _rootless(_str(g, "rootless", "auto")),
         }
         if command == "create":
             from pallet.runtime.create import create

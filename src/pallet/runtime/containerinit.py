@@ -211,12 +211,15 @@ def _prepare(plan: InitPlan, sys: Syscalls) -> tuple[str, list[str], list[str]]:
     if process is None:
         raise InvalidArgument("process: required to create a container")
     os.setsid()
+    from pallet.linux.userns import in_user_namespace
+
     builder = RootfsBuilder(
         sys,
         spec,
         plan.rootfs,
         plan.bundle,
-        in_user_namespace=bool(plan.new_ns_flags & f.CLONE_NEWUSER),
+        # a new one, or the one a rootless runtime runs in
+        in_user_namespace=bool(plan.new_ns_flags & f.CLONE_NEWUSER) or in_user_namespace(),
         host_mount_namespace=linux is None or linux.namespace("mount") is None,
         cgroup_dirs=plan.cgroups.paths,
         cgroup_mounts=plan.cgroup_mounts,

@@ -20,6 +20,7 @@ exist, and this process moves the init.
 from __future__ import annotations
 
 import os
+from errno import EACCES, EPERM, EROFS
 
 from pallet.errors import UNKNOWN, InvalidArgument, NotFound, PalletError, SystemError_
 from pallet.linux import flags as f
@@ -115,6 +116,7 @@ def create(
     own_console: bool = False,
     preserve_fds: int = 0,
     after_fork: Callable[[], object] | None = None,
+    rootless: bool = False,
 ) -> Created:
     """Create the container; with ``subreaper`` the caller becomes the init's parent (``run``).
 
@@ -175,8 +177,19 @@ def create(
         from pallet.runtime.cgroups import V1Cgroups, warm_up_attach
 
         cgroups = cgroup_driver.for_container(linux.cgroups_path, container_id, systemd_cgroup)
+        try:
+            cgroups.create()
+        except SystemError_ as e:
+            if not rootless or e.errno not in (EACCES, EPERM, EROFS):
+                raise
+            try:  # what was made before the refusal (another hierarchy may have let us)
+                cgroups.remove()
+            except PalletError:
+                pass
+            # runc's rootless rule: cgroups the user may not write (v1, or v2 without delegation)
+            # are left out; the container runs without limits (the engine says so)
+            cgroups = V1Cgroups({})
         saved = saved.replace(cgroups=cgroups.paths)
-        cgroups.create()
         # an init we fork joins its v1 cgroup itself (V1Cgroups.join_self: no grace period);
         # else our cgroup.procs write does, and waits for a grace period after a quiet spell
         self_join = direct and isinstance(cgroups, V1Cgroups)
@@ -358,6 +371,12 @@ def _direct_fork(linux: Linux) -> bool:
     for namespace in linux.namespaces:
         if namespace.type in ("user", "time") or (namespace.type == "pid" and namespace.path):
             return False
+    if linux.namespace("pid") is not None:
+        from pallet.linux.userns import in_user_namespace
+
+        # rootless: our own pid namespace belongs to an outer user namespace, and setns back
+        # into it after the fork would be refused
+        return not in_user_namespace()
     return True
 
 
@@ -391,8 +410,10 @@ def _fork_init(plan: InitPlan, libc: Libc, sys: Syscalls | None, new_flags: int)
 
 
 def _set_limits(cgroups: Driver, linux: Linux) -> None:
-    """Write the container's limits (before the init joins its cgroup: nothing runs unlimited)."""
-    if linux.resources is not None:
+    """Write the container's limits (before the init joins its cgroup: nothing runs unlimited).
+
+    No cgroups (rootless where none may be written): no limits."""
+    if linux.resources is not None and cgroups.paths:
         resources = linux.resources
         if resources.devices:
             from pallet.runtime.cgroup_devices import container_rules

@@ -272,6 +272,11 @@ def exec_process(root: str, container_id: str, options: ExecOptions, log: LogSin
         # without a user namespace (it must be joined first, and owns the others) the process is
         # forked here, into the container's pid namespace: no intermediate E1 (see _fork_direct)
         direct = all(nstype != f.CLONE_NEWUSER for _, nstype in ns_fds)
+        if direct and any(nstype == f.CLONE_NEWPID for _, nstype in ns_fds):
+            from pallet.linux.userns import in_user_namespace
+
+            # rootless: setns back into our own pid namespace (an outer user namespace's) is refused
+            direct = not in_user_namespace()
         if direct:
             # everything the child runs, loaded here: an import in a forked child costs more
             from pallet.runtime import finalize  # noqa: F401

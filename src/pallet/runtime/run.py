@@ -35,6 +35,7 @@ def run(
     keep: bool,
     log: LogSink,
     preserve_fds: int = 0,
+    rootless: bool = False,
 ) -> int:
     created = create(
         root=root,
@@ -49,6 +50,7 @@ def run(
         own_console=not detach,
         preserve_fds=preserve_fds,
         after_fork=_load_next_steps,
+        rootless=rootless,
     )
     from pallet.runtime.foreground import forward_signals, reap
     from pallet.runtime.lifecycle import delete

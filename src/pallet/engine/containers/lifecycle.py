@@ -480,6 +480,10 @@ class Engine:
         )
         if remap is not None:
             spec = remap_spec_option(remap)(spec)
+        if os.environ.get("PALLET_ROOTLESS") == "1":  # rootless.is_rootless() for a process inside
+            from pallet.engine.rootless import rootless_spec_option
+
+            spec = rootless_spec_option()(spec)
         doc = spec.to_json()
         # the runtime resolves a relative root.path against the bundle: keep the bundle movable
         root = doc.get("root")

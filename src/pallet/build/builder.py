@@ -89,6 +89,7 @@ class _Stage:
     args: dict[str, str] = field(default_factory=dict)
     cmd_set: bool = False
     workdir_pending: str | None = None
+    workdir_entry: int | None = None  # the pending WORKDIR's history entry
 
 
 class _Build:
@@ -241,10 +242,19 @@ class _Build:
             step = self.progress.step(f"[{prefix}{number}/{total}] {_title(instruction)}")
             self.dispatch(state, instruction, step)
         if state.workdir_pending is not None:
-            step = self.progress.step(f"[{prefix}{total}/{total}] WORKDIR {state.workdir_pending}")
+            # no later step made the directory: a step of its own does, in place of WORKDIR's empty entry
+            path = state.workdir_pending
+            history = state.image.config.history
+            if state.workdir_entry is not None and state.workdir_entry < len(history):
+                kept = history[: state.workdir_entry] + history[state.workdir_entry + 1 :]
+                state.image = replace(
+                    state.image, config=state.image.config.replace(history=kept), image_id=None
+                )
+            step = self.progress.step(f"[{prefix}{total}/{total}] WORKDIR {path}")
             self.fs_step(
-                state=state, step=step, key_text=f"mkdir {state.workdir_pending}", action=None, created_by=""
+                state=state, step=step, key_text=f"mkdir {path}", action=None, created_by=f"WORKDIR {path}"
             )
+            step.done()
         return state
 
     def base_image(self, name: str, index: int, step: Step) -> StageImage:
@@ -365,7 +375,8 @@ class _Build:
             ports = dict.fromkeys(run.exposed_ports or ())
             for word in ins.ports:
                 for port in self._expand_words(word, env, line):
-                    ports[_port(port, self.context.dockerfile_name, line)] = None
+                    for one in _port(port, self.context.dockerfile_name, line):
+                        ports[one] = None
             self.meta(
                 state,
                 run.replace(exposed_ports=tuple(ports)),
@@ -387,9 +398,15 @@ class _Build:
             self.meta(state, run.replace(stop_signal=signal), f"STOPSIGNAL {signal}")
         elif isinstance(ins, df.Workdir):
             path = self._expand(ins.path, env, line)
-            full = posixpath.normpath(posixpath.join(run.working_dir or "/", path))
+            # docker's NormalizeWorkdir: a relative path joins the current one (cleaned), an absolute one is kept
+            full = (
+                path
+                if path.startswith("/")
+                else posixpath.normpath(posixpath.join(run.working_dir or "/", path))
+            )
             self.meta(state, run.replace(working_dir=full), f"WORKDIR {full}")
             state.workdir_pending = full
+            state.workdir_entry = len(state.image.config.history) - 1
         elif isinstance(ins, df.Shell):
             self.meta(state, run.replace(shell=ins.shell), f"SHELL [{' '.join(ins.shell)}]")
         elif isinstance(ins, df.Cmd):
@@ -805,13 +822,17 @@ def _title(ins: df.Instruction) -> str:
     return f"{keyword.upper()} {rest.strip()}".strip()
 
 
-def _port(word: str, name: str, line: int) -> str:
+def _port(word: str, name: str, line: int) -> list[str]:
+    """``80``, ``53/udp``, ``8080-8082`` as docker's ExposedPorts keys (a range is every port in it)."""
     port, _, proto = word.partition("/")
     proto = (proto or "tcp").lower()
     first, _, last = port.partition("-")
     if not first.isdigit() or (last and not last.isdigit()) or proto not in ("tcp", "udp", "sctp"):
         raise InvalidArgument(f"{name}:{line}: invalid containerPort: {word}")
-    return f"{port}/{proto}"
+    end = int(last) if last else int(first)
+    if end < int(first) or end > 65535:
+        raise InvalidArgument(f"{name}:{line}: invalid port range: {word}")
+    return [f"{p}/{proto}" for p in range(int(first), end + 1)]
 
 
 def _healthcheck(ins: df.Healthcheck, run: ContainerConfig) -> Healthcheck:

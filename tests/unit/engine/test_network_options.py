@@ -181,6 +181,11 @@ def test_network_settings_in_dockers_shape() -> None:
     user = network_settings({"HostConfig": {"NetworkMode": "app"}}, {"app": endpoint}, [], running=True)
     assert user["IPAddress"] == ""  # docker fills the top level for the default bridge only
     assert list(user["Networks"]) == ["app"]
+    stopped = network_settings(document, {"bridge": endpoint}, [("80/tcp", "0.0.0.0", 8080)], running=False)
+    assert stopped["IPAddress"] == ""
+    assert stopped["Networks"]["bridge"]["NetworkID"] == "n" * 64
+    assert stopped["Networks"]["bridge"]["IPAddress"] == ""
+    assert stopped["Ports"] == {}
     none = network_settings({"HostConfig": {"NetworkMode": "none"}}, {}, [], running=False)
     assert none["Networks"]["none"]["IPAddress"] == ""
 

@@ -257,11 +257,17 @@ def network_settings(
         shown: dict[str, Any] = {mode: _empty_endpoint()} if mode in ("host", "none") else {}
     else:
         shown = {name: dict(settings) for name, settings in networks.items()}
+        if not running:  # a stopped container holds its addresses, but docker shows them only while it runs
+            for entry in shown.values():
+                entry.update(
+                    EndpointID="", Gateway="", IPAddress="", IPPrefixLen=0, IPv6Gateway="", GlobalIPv6Address="",
+                    GlobalIPv6PrefixLen=0,
+                )  # fmt: skip
     settings: dict[str, Any] = {
         "Bridge": "",
         "SandboxID": "",
         "SandboxKey": "",
-        "Ports": bound if running or bound else {},
+        "Ports": bound if running else {},
         "HairpinMode": False,
         "LinkLocalIPv6Address": "",
         "LinkLocalIPv6PrefixLen": 0,

@@ -79,6 +79,7 @@ class Buildah:
         dockerfile: Path | None = None,
         build_args: dict[str, str] | None = None,
         target: str | None = None,
+        secrets: dict[str, Path] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """``buildah bud`` the way docker builds (see the module docstring); the result, not raised."""
         args = ["bud", "--format", "docker", "--layers", "--pull=never", "--isolation", "chroot", "-t", tag]
@@ -88,6 +89,8 @@ class Buildah:
             args += ["--build-arg", f"{key}={value}"]
         if target:
             args += ["--target", target]
+        for key, path in (secrets or {}).items():
+            args += ["--secret", f"id={key},src={path}"]
         return self.run(*args, str(context))
 
     def save(self, image: str, dest: Path) -> Path:

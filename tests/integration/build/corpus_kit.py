@@ -8,7 +8,8 @@ A case is a build context: a ``Dockerfile`` and the files it copies, maybe a
 - ``reference_dockerfile``: the file buildah builds instead (buildah 1.28
   predates heredocs: an equivalent Dockerfile without them, so the result can
   still be compared);
-- ``build_args`` (a table) and ``target``;
+- ``build_args`` (a table), ``target``, and ``secrets`` (id -> a file of the
+  case, passed as ``--secret id=ID,src=FILE``);
 - ``parent = { dockerfile = ..., tag = ... }``: an image built first from the
   same context and tagged, which the case's ``FROM`` names (ONBUILD);
 - ``[reference]``: where buildah is known to differ from docker, with a
@@ -93,6 +94,7 @@ class Case:
     reference_dockerfile: str | None = None
     build_args: dict[str, str] = field(default_factory=dict)
     target: str | None = None
+    secrets: dict[str, str] = field(default_factory=dict)
     parent: Parent | None = None
     fail: Failure | None = None
     corrections: Corrections = field(default_factory=Corrections)
@@ -122,6 +124,8 @@ class Case:
             args += ["--build-arg", f"{key}={value}"]
         if self.target and dockerfile is None:
             args += ["--target", self.target]
+        for key, path in self.secrets.items():
+            args += ["--secret", f"id={key},src={context / path}"]
         return [*args, str(context)]
 
 
@@ -137,6 +141,7 @@ def load(name: str) -> Case:
         reference_dockerfile=spec.get("reference_dockerfile"),
         build_args=dict(spec.get("build_args", {})),
         target=spec.get("target"),
+        secrets=dict(spec.get("secrets", {})),
         parent=Parent(**parent) if parent else None,
         fail=Failure(**fail) if fail else None,
         corrections=Corrections(
@@ -221,6 +226,7 @@ class Reference:
             dockerfile=context / dockerfile,
             build_args=case.build_args,
             target=case.target,
+            secrets={key: context / path for key, path in case.secrets.items()},
         )
         if done.returncode != 0:
             return Built(None, done.stdout + done.stderr, done.returncode)

@@ -628,7 +628,10 @@ def _runsc_release(path: str) -> int:
         import subprocess
 
         try:
-            out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30).stdout
+            done = subprocess.run(
+                [path, "--version"], capture_output=True, text=True, timeout=30, check=False
+            )
+            out = done.stdout
         except (OSError, subprocess.SubprocessError):
             out = ""
         found = re.search(r"(?:release-|~)(\d{8})", out)

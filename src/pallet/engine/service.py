@@ -91,10 +91,10 @@ __all__ = [
     "Volume",
     "VolumeFilters",
     "container_filters",
+    "engine_paths",
     "event_filters",
     "events",
     "exec_request",
-    "engine_paths",
     "format_log_entry",
     "human_duration",
     "image_size",
@@ -688,7 +688,7 @@ class Service:
         from pallet.engine.filesystem.cp import archive, container_root, copy
 
         record = self._engine.get(ref)
-        with container_root(self._engine, record, path) as (root_fd, inner):
+        with container_root(self._engine, record, path, unshifted=True) as (root_fd, inner):
             if to_stream is not None:
                 return archive(root_fd, inner, to_stream, follow_link=follow_link)
             assert to_path is not None
@@ -719,9 +719,13 @@ class Service:
         """``cp SRC CONTAINER:PATH``: host path ``from_path``, or a tar stream ``from_stream`` unpacked into
         directory ``path`` (``InvalidArgument`` if it is not one). Files get ``owner`` (None: as they are)."""
         from pallet.engine.filesystem.cp import container_root, copy, extract, stat_path
+        from pallet.engine.userns import as_remapped_root
 
         record = self._engine.get(ref)
-        with container_root(self._engine, record, path) as (root_fd, inner):
+        with (
+            as_remapped_root(self._engine.layout.bundle(record.id), owner) as files_owner,
+            container_root(self._engine, record, path) as (root_fd, inner),
+        ):
             if from_stream is not None:
                 if not stat_path(root_fd, inner, follow_link=True).is_dir:
                     raise InvalidArgument(f'destination "{ref}:{path}" must be a directory')
@@ -729,13 +733,13 @@ class Service:
 
                 into = open_in_root(root_fd, inner.lstrip("/") or ".", os.O_PATH | os.O_DIRECTORY)
                 try:
-                    return extract(into, from_stream, owner=owner)
+                    return extract(into, from_stream, owner=files_owner)
                 finally:
                     os.close(into)
             assert from_path is not None
             host = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
             try:
-                return copy(host, from_path, root_fd, inner, follow_link=follow_link, owner=owner)
+                return copy(host, from_path, root_fd, inner, follow_link=follow_link, owner=files_owner)
             finally:
                 os.close(host)
 
@@ -818,10 +822,13 @@ class Service:
         """``export``: the container's root filesystem as a tar stream to ``out``."""
         from pallet.engine.filesystem.export import export_rootfs, mounted_rootfs
         from pallet.engine.layout import snapshot_key
+        from pallet.engine.userns import remap_of_bundle
 
         engine = self._engine
         record = engine.get(ref)
-        with mounted_rootfs(engine.images, snapshot_key(record.id), engine.layout.rootfs(record.id)) as tree:
+        unshifted = remap_of_bundle(engine.layout.bundle(record.id)) is not None
+        rootfs = engine.layout.rootfs(record.id)
+        with mounted_rootfs(engine.images, snapshot_key(record.id), rootfs, unshifted=unshifted) as tree:
             export_rootfs(tree, out)
 
     # --- cleaning up --------------------------------------------------------------------------

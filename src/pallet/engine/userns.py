@@ -47,6 +47,7 @@ __all__ = [
     "DEFAULT_USER",
     "USERNS_MODES",
     "Remap",
+    "as_remapped_root",
     "check_userns_mode",
     "container_remap",
     "give_volume_to_root",
@@ -58,6 +59,7 @@ __all__ = [
     "remap_spec_option",
     "resolve_remap",
     "subordinate_ranges",
+    "unshifted_view",
 ]
 
 #: docker's ``dockremap``, pallet's name
@@ -395,6 +397,92 @@ def let_root_traverse(root: str, container_dir: str, remap: Remap) -> None:
         if path == "/":
             return
         path = os.path.dirname(path)
+
+
+class unshifted_view:  # noqa: N801 - used as a function: ``with unshifted_view(...) as path:``
+    """A read-only view of a snapshot at ``point`` with the owners it has on disk, for the block.
+
+    A remapped container's rootfs shows every owner shifted; ``export`` and
+    ``cp`` out of it want the container's own ids. An overlay of the upper
+    dir over the layers, read-only (no upper: nothing is written, and an
+    upper in use by the container's own overlay is only read); a bind mount
+    read-only. A class, not ``contextlib``: that import costs the run path.
+    """
+
+    __slots__ = ("_mounts", "_point")
+
+    def __init__(self, mounts: Sequence[Mount], point: str) -> None:
+        self._mounts = mounts
+        self._point = point
+
+    def __enter__(self) -> str:
+        from pallet.image import snapshots
+        from pallet.image.snapshots import Mount as SnapshotMount
+
+        views = []
+        for m in self._mounts:
+            if m.type == "overlay":
+                options = dict(o.partition("=")[::2] for o in m.options)
+                lowers = (
+                    [options["upperdir"], *options["lowerdir"].split(":")]
+                    if "upperdir" in options
+                    else [options["lowerdir"]]
+                )
+                views.append(
+                    SnapshotMount(
+                        type="overlay", source="overlay", options=("ro", f"lowerdir={':'.join(lowers)}")
+                    )
+                )
+            else:
+                views.append(m.replace(options=(*(o for o in m.options if o != "rw"), "ro")))
+        os.makedirs(self._point, exist_ok=True)
+        snapshots.unmount(self._point)  # what a killed command left
+        snapshots.mount(views, self._point)
+        return self._point
+
+    def __exit__(self, *exc: object) -> None:
+        from pallet.image import snapshots
+
+        snapshots.unmount(self._point)
+        os.rmdir(self._point)
+
+
+class as_remapped_root:  # noqa: N801 - used as a function: ``with as_remapped_root(...) as owner:``
+    """For the block, this thread writes into the container of ``bundle`` as its root does.
+
+    Not remapped: nothing changes, and ``owner`` is given back as it is.
+    Remapped: the thread's fs ids become the range's first ids (files made
+    through the shifted rootfs then land with the container's ids on disk)
+    and ``owner``, the container ids a copy gets, comes back as host ids.
+    ``cp -a`` (keep each file's ids) into a remapped container is refused.
+    """
+
+    __slots__ = ("_bundle", "_ids", "_owner")
+
+    def __init__(self, bundle: str, owner: tuple[int, int] | None) -> None:
+        self._bundle = bundle
+        self._owner = owner
+        self._ids: object = None
+
+    def __enter__(self) -> tuple[int, int] | None:
+        remap = remap_of_bundle(self._bundle)
+        if remap is None:
+            return self._owner
+        if self._owner is None:
+            raise Unsupported("cp -a into a --userns=remap container is not supported: copy without -a")
+        from pallet.linux.idmap import fs_ids
+
+        ids = fs_ids(remap.uid_start, remap.gid_start)
+        ids.__enter__()
+        self._ids = ids
+        uid, gid = self._owner
+        return remap.uid_start + uid, remap.gid_start + gid
+
+    def __exit__(self, *exc: object) -> None:
+        from pallet.linux.idmap import fs_ids
+
+        if isinstance(self._ids, fs_ids):
+            self._ids.__exit__(*exc)
 
 
 def give_volume_to_root(path: str, remap: Remap) -> None:

@@ -22,7 +22,7 @@ import os
 
 from pallet.errors import SystemError_
 
-__all__ = ["Mapping", "idmapped_clone", "mount_as", "user_namespace_fd"]
+__all__ = ["Mapping", "fs_ids", "idmapped_clone", "mount_as", "user_namespace_fd"]
 
 Mapping = tuple[tuple[int, int, int], ...]
 
@@ -190,3 +190,30 @@ def mount_as(ids: tuple[int, int], source: str, target: str, fstype: str, data: 
     errno = int(answer or b"5")
     if errno:
         raise SystemError_(f"mount {fstype} on {target}", errno)
+
+
+class fs_ids:  # noqa: N801 - used as a function: ``with fs_ids(uid, gid):``
+    """The calling thread's fs uid and gid for the block, its capabilities kept (threads it starts
+    meanwhile get them too); back to 0 after, which gives the fs capabilities back by itself.
+
+    Files it makes through an idmapped mount then map back to the disk's ids,
+    as the container's root's do.
+    """
+
+    __slots__ = ("_gid", "_uid")
+
+    def __init__(self, uid: int, gid: int) -> None:
+        self._uid, self._gid = uid, gid
+
+    def __enter__(self) -> None:
+        _syscall(_SYS_SETFSGID, self._gid)
+        _syscall(_SYS_SETFSUID, self._uid)
+        header = _CapHeader(_CAP_VERSION_3, 0)
+        data = _CapData()
+        _check(_syscall(_SYS_CAPGET, _ctypes.byref(header), _ctypes.byref(data)), "capget")
+        data[0], data[3] = data[1], data[4]  # a non-zero fsuid cleared the fs capabilities
+        _check(_syscall(_SYS_CAPSET, _ctypes.byref(header), _ctypes.byref(data)), "capset")
+
+    def __exit__(self, *exc: object) -> None:
+        _syscall(_SYS_SETFSUID, 0)
+        _syscall(_SYS_SETFSGID, 0)

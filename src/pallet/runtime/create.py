@@ -182,7 +182,7 @@ def create(
         except SystemError_ as e:
             if not rootless or e.errno not in (EACCES, EPERM, EROFS):
                 raise
-            try:  # what was made before the refusal (another hierarchy may have let us)
+            try:  # noqa: SIM105 - contextlib costs pallet-runtime's start; what was made before the refusal
                 cgroups.remove()
             except PalletError:
                 pass

@@ -7,11 +7,13 @@ test fails; the root's config.toml names it.
 
 from __future__ import annotations
 
+import io
 import os
 import pwd
 import shutil
 import signal
 import subprocess
+import tarfile
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -137,6 +139,37 @@ def test_root_in_the_container_is_the_users_subordinate_id_on_the_host(
     remapped_env.ok("restart", "-t", "1", cid)
     assert _host_ids(_pid(remapped_env, cid))[0] == remap.uid_start
     assert remapped_env.ok("exec", cid, "cat", "/made") == "made\n"
+
+
+def test_cp_and_export_of_a_remapped_container_see_the_containers_own_ids(
+    remapped_env: PalletEnv, tmp_path: Path
+) -> None:
+    cid = remapped_env.ok("run", "-d", "busybox", "sh", "-c", "echo made > /made; sleep 300").strip()
+    for _ in range(300):
+        if "made" in remapped_env.ok("exec", cid, "ls", "/"):
+            break
+    exported = subprocess.run(
+        [*remapped_env.argv("export", cid)], capture_output=True, check=True, timeout=120
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(exported)) as tar:
+        owners = {m.name: (m.uid, m.gid) for m in tar.getmembers()}
+    assert owners["bin/busybox"] == (0, 0)
+    assert owners["made"] == (0, 0)
+    source = tmp_path / "in.txt"
+    source.write_text("into\n")
+    remapped_env.ok("cp", str(source), f"{cid}:/in.txt")
+    assert remapped_env.ok("exec", cid, "stat", "-c", "%u:%g %n", "/in.txt") == "0:0 /in.txt\n"
+    remapped_env.ok("cp", f"{cid}:/made", str(tmp_path / "out.txt"))
+    assert (tmp_path / "out.txt").read_text() == "made\n"
+    remapped_env.ok("stop", "-t", "1", cid)
+    remapped_env.ok("cp", str(source), f"{cid}:/in2.txt")
+    remapped_env.ok("start", cid)
+    assert remapped_env.ok("exec", cid, "stat", "-c", "%u:%g", "/in2.txt") == "0:0\n"
+    refused = remapped_env.pallet("cp", "-a", str(source), f"{cid}:/in3.txt")
+    assert refused.returncode != 0
+    assert "cp -a into a --userns=remap container is not supported" in refused.stderr
+    remapped_env.ok("rm", "-f", cid)
+    assert remapped_env.leftovers([cid]) == {}
 
 
 def test_userns_host_opts_a_container_out(remapped_env: PalletEnv) -> None:

@@ -522,7 +522,9 @@ def _mount_for(points: Sequence[Mapping[str, Any]], path: str) -> tuple[str, str
 
 
 @contextmanager
-def container_root(engine: Engine, record: ContainerRecord, path: str) -> Iterator[tuple[int, str]]:
+def container_root(
+    engine: Engine, record: ContainerRecord, path: str, *, unshifted: bool = False
+) -> Iterator[tuple[int, str]]:
     """A root fd and the path in it where the container's ``path`` lives, for the block's duration.
 
     Running (or paused): the container's own view, ``/proc/<pid>/root``, with
@@ -531,8 +533,15 @@ def container_root(engine: Engine, record: ContainerRecord, path: str) -> Iterat
     as written: a symlink leading into a volume is resolved in the root
     filesystem instead); anything else in the root filesystem, mounted for
     the block if the engine has not (the container's lock is held meanwhile).
+    ``unshifted`` (reading): a ``--userns=remap`` container is read as if it
+    were stopped, its root filesystem through a view with the owners as stored.
     """
-    if record.running and record.pid > 0:
+    remapped = False
+    if unshifted:
+        from pallet.engine.userns import remap_of_bundle
+
+        remapped = remap_of_bundle(engine.layout.bundle(record.id)) is not None
+    if record.running and record.pid > 0 and not remapped:
         try:
             fd = os.open(f"/proc/{record.pid}/root", _DIR_PATH)
         except OSError:
@@ -562,7 +571,9 @@ def container_root(engine: Engine, record: ContainerRecord, path: str) -> Iterat
 
     with (
         engine.lock(record.id).held(),
-        mounted_rootfs(engine.images, snapshot_key(record.id), engine.layout.rootfs(record.id)) as rootfs,
+        mounted_rootfs(
+            engine.images, snapshot_key(record.id), engine.layout.rootfs(record.id), unshifted=remapped
+        ) as rootfs,
     ):
         fd = os.open(rootfs, _DIR_PATH)
         try:

@@ -34,10 +34,22 @@ __all__ = ["export_rootfs", "mounted_rootfs"]
 
 
 @contextmanager
-def mounted_rootfs(images: ImageStore, key: str, rootfs: str | os.PathLike[str]) -> Iterator[Path]:
-    """``rootfs`` with snapshot ``key`` mounted on it, for as long as the block runs."""
+def mounted_rootfs(
+    images: ImageStore, key: str, rootfs: str | os.PathLike[str], *, unshifted: bool = False
+) -> Iterator[Path]:
+    """``rootfs`` with snapshot ``key`` mounted on it, for as long as the block runs.
+
+    ``unshifted`` (a ``--userns=remap`` container, whose rootfs shows its owners
+    shifted): a read-only view beside it with the owners as stored instead.
+    """
     from pathlib import Path
 
+    if unshifted:
+        from pallet.engine.userns import unshifted_view
+
+        with unshifted_view(images.snapshots.mounts(key), f"{rootfs}.view.{os.getpid()}") as view:
+            yield Path(view)
+        return
     rootfs = Path(rootfs)
     if _snapshots.is_mounted(rootfs):
         yield rootfs

@@ -24,7 +24,6 @@ import contextlib
 import json
 import os
 import posixpath
-import time
 from dataclasses import dataclass, field, replace
 
 from pallet.build import dockerfile as df
@@ -335,10 +334,8 @@ class _Build:
                 current.pop(key, None)
                 current[key] = val
                 parts.append(f"{key}={val}")
-            kept = [e for e in run.env or () if e.partition("=")[0] not in current]
             ordered = dict((e.partition("=")[0], e.partition("=")[2]) for e in run.env or ())
             ordered.update(current)
-            del kept
             self.meta(
                 state,
                 run.replace(env=tuple(f"{k}={v}" for k, v in ordered.items())),
@@ -952,6 +949,3 @@ def build(
     return BuildResult(
         image_id=str(image.image_id), tags=tuple(tags), cached_steps=runner.cached, run_steps=runner.ran
     )
-
-
-del time

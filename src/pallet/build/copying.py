@@ -316,13 +316,11 @@ def place(
     """Extract the staged sources into the root at ``dest`` (absolute, expanded) by docker's rules."""
     from pallet.engine.filesystem.cp import extract
 
-    several = len(staged.sources) > 1 or (any(kind != _FILE for kind, _, _ in staged.sources) and False)
     dest_is_dir = dest.endswith("/") or len(staged.sources) > 1 or _is_dir(root_fd, dest)
     if len(staged.sources) > 1 and not dest.endswith("/") and not _is_dir(root_fd, dest):
         raise InvalidArgument(
             "When using COPY with more than one source file, the destination must be a directory and end with a /"
         )
-    del several
     dest = posixpath.normpath(dest)
     base_owner = owner if owner is not None else (0, 0)
     targets: dict[int, str] = {}

@@ -27,7 +27,6 @@ __all__ = ["export"]
 def export(build: _Build, image: StageImage, output: Output) -> None:
     from pallet.build.builder import _plain_options
     from pallet.engine.filesystem.cp import extract
-    from pallet.linux.atomicfile import write_atomic
 
     record = build.steps.create(str(image.image_id), _plain_options(image))
     try:
@@ -47,7 +46,6 @@ def export(build: _Build, image: StageImage, output: Output) -> None:
                     os.unlink(temp)
                     raise
             os.replace(temp, output.dest)
-            del write_atomic
             return
         os.makedirs(output.dest, exist_ok=True)
         with tempfile.TemporaryFile() as tar:

@@ -289,3 +289,9 @@ def test_parse_ast_stops_before_the_instructions_own_checks() -> None:
     assert nodes[2].trigger.command == "run"  # type: ignore[attr-defined]
     with pytest.raises(InvalidArgument, match="RUN requires at least one argument"):
         parse("FROM a\nRUN \\\n# c\n")
+
+
+def test_a_bare_double_dash_ends_the_flags() -> None:
+    run = only("RUN --network=none -- echo --not-a-flag")
+    assert run.flags == ("--network=none",)  # type: ignore[attr-defined]
+    assert run.args == ("echo --not-a-flag",)  # type: ignore[attr-defined]

@@ -102,7 +102,7 @@ def extract_flags(line: str) -> tuple[list[str], str]:
             pos += 1
         text = "".join(word)
         if text == "--":
-            return words, line[pos:] if pos < end else ""
+            return words, line[pos:].lstrip() if pos < end else ""
         if blank_ok or text:
             words.append(text)
 

@@ -85,6 +85,7 @@ def add_create_flags(parser: FlagParser) -> None:
     add("--log-opt", action="append", default=[])
     add("-p", "--publish", action="append", default=[])
     add("-P", "--publish-all", action="store_true")
+    add("--expose", action="append", default=[])
     add("-i", "--interactive", action="store_true")
     add("-t", "--tty", action="store_true")
     add("--rm", action="store_true")
@@ -175,6 +176,7 @@ def options_from_args(args: Namespace) -> RunOptions:
         domainname=args.domainname,
         publish=tuple(args.publish),
         publish_all=args.publish_all,
+        expose=tuple(args.expose),
         aliases=tuple(args.network_alias),
         ip=args.ip,
         mac_address=args.mac_address,

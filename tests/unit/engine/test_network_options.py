@@ -206,3 +206,12 @@ def test_two_roots_never_share_a_default_bridge_name(tmp_path: Path) -> None:
     assert first.startswith("pallet-")
     assert len(first) <= 15
     assert default_bridge_name("/var/lib/pallet") == "pallet0"
+
+
+def test_expose_adds_ports_that_publish_all_publishes() -> None:
+    network = NetworkOptions(expose=("80", "53-54/udp"), publish_all=True)
+    assert network.exposed() == ("80/tcp", "53/udp", "54/udp")
+    mappings = port_mappings(network, network.exposed(), set())
+    assert [(m.protocol, m.container_port) for m in mappings] == [("tcp", 80), ("udp", 53), ("udp", 54)]
+    with pytest.raises(InvalidArgument, match="invalid expose"):
+        NetworkOptions(expose=("8080:80",))

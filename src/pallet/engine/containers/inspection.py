@@ -83,6 +83,8 @@ def container_document(
     network = options.network
     exposed: dict[str, object] = {p: {} for p in (image.exposed_ports or () if image is not None else ())}
     requests = network.ports()
+    for key in network.exposed():
+        exposed.setdefault(key, {})
     for request in requests:
         for port in range(request.container_start, request.container_end + 1):
             exposed.setdefault(f"{port}/{request.protocol}", {})

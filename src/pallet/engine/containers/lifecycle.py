@@ -361,7 +361,10 @@ class Engine:
         from pallet.engine.containers.attachments import attachments, port_mappings
 
         networks = self.networks
-        exposed = image_config.exposed_ports or () if image_config is not None else ()
+        exposed = (
+            *(image_config.exposed_ports or () if image_config is not None else ()),
+            *options.network.exposed(),
+        )
         ports = (
             port_mappings(options.network, exposed, networks.held_ports())
             if options.network.ports() or options.network.publish_all

@@ -292,7 +292,8 @@ class NetworkOptions(_Checked):
 
     ``mode``: the ``NetworkMode``. ``publish``: docker's ``-p`` texts (parsed
     with ``syntax.parse_publish`` by ``ports``); ``publish_all``: ``-P``, the
-    image's EXPOSE'd ports on free host ports. ``aliases``, ``ip`` and
+    image's EXPOSE'd ports and ``expose`` (``--expose``: ``80``,
+    ``8000-8002/udp``) on free host ports. ``aliases``, ``ip`` and
     ``mac_address`` are the endpoint's on the network the mode names
     (``aliases`` and ``ip`` on a user network only, as docker).
     ``dns``/``dns_search``/``dns_options`` replace the host's lines of
@@ -305,6 +306,7 @@ class NetworkOptions(_Checked):
     domainname: str = ""
     publish: tuple[str, ...] = ()
     publish_all: bool = False
+    expose: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
     ip: str = ""
     mac_address: str = ""
@@ -321,6 +323,7 @@ class NetworkOptions(_Checked):
                 "(RFC 1123), not starting or ending with - or ."
             )
         self.ports()
+        self.exposed()
         for address in self.dns:
             parse_ip(address)
         for entry in self.extra_hosts:
@@ -350,6 +353,18 @@ class NetworkOptions(_Checked):
     def ports(self) -> tuple[PortRequest, ...]:
         """The ``-p`` requests, parsed."""
         return tuple(parse_publish(text) for text in self.publish)
+
+    def exposed(self) -> tuple[str, ...]:
+        """The ``--expose`` ports as docker's ``ExposedPorts`` keys (``80/tcp``), ranges expanded."""
+        out: list[str] = []
+        for text in self.expose:
+            request = parse_publish(text)
+            if request.host_start or request.host_ip:
+                raise InvalidArgument(f'invalid expose "{text}": want PORT[-PORT][/PROTOCOL]')
+            out += [
+                f"{p}/{request.protocol}" for p in range(request.container_start, request.container_end + 1)
+            ]
+        return tuple(out)
 
 
 class MountOptions(_Checked):

@@ -70,6 +70,16 @@ def take_waiting(shared: MutableMapping[str, Any], container_id: str) -> list[Wa
         return list(shared.get(_KEY, {}).pop(container_id, []))
 
 
+def _hang_up(shim: AttachConnection) -> None:
+    """End our connection to the shim from another thread: a shutdown wakes a blocked read, a close would not."""
+    import socket
+
+    try:
+        shim.sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        return
+
+
 def pump(
     client: Connection,
     shim: AttachConnection,
@@ -103,11 +113,20 @@ def pump(
                 shim.send_stdin(send)
             if detached:
                 done.set()
-                shim.close()  # our end only: the output loop ends, the container runs on
+                _hang_up(shim)  # our end only: the output loop ends, the container runs on
+                return
+
+    def watch_client() -> None:
+        # a quiet container and a client gone: nothing would end the output loop otherwise
+        while not done.wait(1.0):
+            if client.hung_up():
+                done.set()
+                _hang_up(shim)
                 return
 
     if stdin:
         threading.Thread(target=feed_stdin, name="attach stdin", daemon=True).start()
+    threading.Thread(target=watch_client, name="attach watch", daemon=True).start()
     try:
         while True:
             try:

@@ -29,6 +29,23 @@ def upgrade_head(upgrade: bool, content_type: str, headers: dict[str, str]) -> b
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
+def hung_up(sock: socket.socket) -> bool:
+    """Whether the peer closed the connection (or it broke), without reading from it.
+
+    A half-close (the client's stdin is over) is not a hang-up on a unix
+    socket; on TCP it cannot be told apart, so it counts only for answers
+    that take no more input (a log follow, a wait).
+    """
+    import select
+
+    poller = select.poll()
+    poller.register(sock, select.POLLHUP | select.POLLERR | select.POLLRDHUP)
+    try:
+        return bool(poller.poll(0))
+    except OSError:
+        return True
+
+
 class Connection:
     """The client's side after the hijack. Reads go through the HTTP reader (it may hold stdin the
     client sent right behind its request); writes go to the socket."""
@@ -51,6 +68,17 @@ class Connection:
         except (ConnectionError, OSError):
             return False
         return True
+
+    def hung_up(self) -> bool:
+        """The client closed both ends (a half-close is not a hang-up here): see ``hung_up``."""
+        import select
+
+        poller = select.poll()
+        poller.register(self.sock, select.POLLHUP | select.POLLERR)
+        try:
+            return bool(poller.poll(0))
+        except OSError:
+            return True
 
     def close_write(self) -> None:
         """Half-close: the client reads EOF (its output is complete) and may still send."""

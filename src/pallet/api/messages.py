@@ -127,6 +127,7 @@ class Request:
         version: Version,
         open_service: Callable[[], Service],
         shared: MutableMapping[str, Any],
+        client_gone: Callable[[], bool] = lambda: False,
     ) -> None:
         self.method = method
         self.path = path
@@ -138,6 +139,8 @@ class Request:
         self.open_service = open_service
         #: what requests share while the service runs (exec instances, attaches waiting for a start)
         self.shared = shared
+        #: whether the client hung up (a long stream or wait stops its work then)
+        self.client_gone = client_gone
         self._service: Service | None = None
 
     @property

@@ -33,7 +33,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from pallet.api import versions
 from pallet.api.errors import HttpError, error_body, status_of
-from pallet.api.hijack import Connection, upgrade_head
+from pallet.api.hijack import Connection, hung_up, upgrade_head
 from pallet.api.messages import Body, Empty, Hijack, Json, Raw, Request, Response, Stream
 from pallet.errors import InvalidArgument, PalletError, Unavailable
 
@@ -159,6 +159,10 @@ class _Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._dispatch()
 
+    def _client_gone(self) -> bool:
+        """The client closed its end (or the connection broke): nobody reads the answer any more."""
+        return hung_up(self.connection)
+
     def _body(self) -> Body:
         chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
         length_text = self.headers.get("Content-Length")
@@ -195,6 +199,7 @@ class _Handler(BaseHTTPRequestHandler):
                 version=self._api_version,
                 open_service=api.open_service,
                 shared=api.shared,
+                client_gone=self._client_gone,
             )
             response = match.handler(request)
             status = response.status

@@ -80,3 +80,27 @@ def test_sigkill_during_logs_follow_keeps_the_container_and_a_new_service_follow
     again.wait(timeout=30)
     assert int(seen[-1].split()[1]) > before, seen[-3:]
     assert _state(api, "ticker") == "running"
+
+
+def test_a_client_that_goes_away_ends_its_follow_and_attach_and_the_container_runs_on(
+    api: ApiService,
+) -> None:
+    api.need_docker()
+    api.docker_ok("run", "-d", "--name", "quiet", "busybox", "sleep", "300")
+    clients = [_docker_process(api, "logs", "-f", "quiet"), _docker_process(api, "attach", "quiet")]
+    time.sleep(2)  # both requests are being served (the service logs a request once it is over)
+    deadline = time.monotonic() + 30
+    for client in clients:
+        client.kill()
+        client.wait(timeout=30)
+
+    def ended() -> bool:  # the service logs a request when its answer is over
+        lines = api.log().splitlines()
+        return any("/logs?follow=1" in line and " 200 " in line for line in lines) and any(
+            "quiet/attach" in line and " 101 " in line for line in lines
+        )
+
+    while not ended() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert ended(), api.log()
+    assert _state(api, "quiet") == "running"

@@ -12,7 +12,7 @@ import contextlib
 import json
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from pallet.api import attachments
@@ -255,13 +255,14 @@ def wait(request: Request) -> Response:
     container_id = record.id
 
     def result() -> Iterator[bytes]:
-        code = _wait(service, container_id, condition, record.state)
+        code = _wait(service, container_id, condition, record.state, request.client_gone)
         yield json.dumps({"Error": None, "StatusCode": code}).encode() + b"\n"
 
     return Stream(result())
 
 
-def _wait(service: Service, container_id: str, condition: str, state: str) -> int:
+def _wait(service: Service, container_id: str, condition: str, state: str, gone: Callable[[], bool]) -> int:
+    """The exit status once ``condition`` holds; -1 if the client went away first (nobody reads it)."""
     if condition != "not-running" and state in ("created", "creating"):
         # not started yet: wait for the start (or removal) docker's client is about to ask for
         while True:
@@ -271,8 +272,12 @@ def _wait(service: Service, container_id: str, condition: str, state: str) -> in
                 return 0
             if state not in ("created", "creating"):
                 break
+            if gone():
+                return -1
             time.sleep(0.05)
     try:
+        # no timeout: a --rm container's status is read the moment its shim leaves, before the
+        # removal takes it; a client gone meanwhile costs this thread until the container stops
         code = service.wait(container_id)
     except NotFound:
         return 0  # removed meanwhile (--rm): its status went with it
@@ -282,6 +287,8 @@ def _wait(service: Service, container_id: str, condition: str, state: str) -> in
                 service.get(container_id)
             except NotFound:
                 break
+            if gone():
+                return -1
             time.sleep(0.05)
     return code
 
@@ -416,6 +423,7 @@ def logs(request: Request) -> Response:
         tail=tail,
         stdout=stdout,
         stderr=stderr,
+        cancelled=request.client_gone,
     )
 
     def chunks() -> Iterator[bytes]:

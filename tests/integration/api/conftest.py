@@ -195,6 +195,21 @@ class ApiService:
         finally:
             conn.close()
 
+    def raw(self, data: bytes) -> bytes:
+        """Send ``data`` as is on a new connection, then half-close; everything answered until the close."""
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(60)
+        sock.connect(self.socket_path)
+        try:
+            sock.sendall(data)
+            sock.shutdown(socket.SHUT_WR)
+            out = b""
+            while chunk := sock.recv(65536):
+                out += chunk
+            return out
+        finally:
+            sock.close()
+
     def json(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         status, _, data = self.request(method, path, body)
         assert 200 <= status < 300, f"{method} {path}: {status} {data!r}"

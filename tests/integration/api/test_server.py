@@ -21,22 +21,6 @@ DOCKER = "/usr/local/bin/docker"
 _HEADERS = ("Api-Version", "Ostype", "Docker-Experimental", "Builder-Version", "Server")
 
 
-def _raw(api: ApiService, data: bytes) -> bytes:
-    """Send ``data`` as is on a new connection; everything the server answers until it closes."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(30)
-    sock.connect(api.socket_path)
-    try:
-        sock.sendall(data)
-        sock.shutdown(socket.SHUT_WR)
-        out = b""
-        while chunk := sock.recv(65536):
-            out += chunk
-        return out
-    finally:
-        sock.close()
-
-
 def test_ping_answers_ok_with_the_docker_headers(api: ApiService) -> None:
     status, headers, body = api.request("GET", "/_ping")
     assert (status, body) == (200, b"OK")
@@ -105,17 +89,17 @@ def test_a_body_over_the_limit_is_413_and_the_service_serves_on(api: ApiService)
 
 
 def test_garbage_request_lines_get_a_json_error_and_the_service_serves_on(api: ApiService) -> None:
-    answer = _raw(api, b"\x00\x01garbage\r\n\r\n")
+    answer = api.raw(b"\x00\x01garbage\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
     assert b'{"message"' in answer
-    answer = _raw(api, b"GET /_ping HTTP/1.1\r\nContent-Length: -5\r\n\r\n")
+    answer = api.raw(b"GET /_ping HTTP/1.1\r\nContent-Length: -5\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
     assert api.request("GET", "/_ping")[0] == 200
 
 
 def test_keep_alive_serves_several_requests_on_one_connection(api: ApiService) -> None:
     request = b"GET /_ping HTTP/1.1\r\nHost: x\r\n\r\n"
-    answer = _raw(api, request * 3)
+    answer = api.raw(request * 3)
     assert answer.count(b"HTTP/1.1 200 OK") == 3
 
 

@@ -296,7 +296,7 @@ def compare(ours: ImageView, reference: ImageView, *, ignore: Iterable[str] = ()
         for i, ((by_a, empty_a), (by_b, empty_b)) in enumerate(
             zip(ours.history, reference.history, strict=True)
         ):
-            if empty_a != empty_b and "WORKDIR " not in by_b:
+            if empty_a != empty_b and "workdir " not in by_b.lower():
                 problems.append(
                     f"history[{i}] empty_layer: {empty_a} ({by_a!r}) != reference {empty_b} ({by_b!r})"
                 )

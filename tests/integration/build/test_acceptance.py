@@ -308,42 +308,30 @@ def test_sigkilled_builds_leave_a_valid_store_and_nothing_behind(
     rng = random.Random(seed)
     watcher = IdWatcher(build_env)
     try:
-        _kill_builds(build_env, argv, full, rng, seed, watcher)
+        for kill in range(KILLS):
+            where = f"kill {kill} (seed {seed})"
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            try:
+                time.sleep(rng.uniform(0.0, full))
+            finally:
+                proc.kill()
+                proc.wait()
+            after = build_env.pallet("images")
+            assert after.returncode == 0, f"{where}: pallet images failed: {after.stderr}"
+            watcher.scan()
+            left = leftovers(build_env, watcher.ids)
+            assert left == {}, f"{where}: left behind after the next command: {left}"
+            with ImageStore.open(build_env.root) as store:
+                for record in store.list_images():
+                    validate_image(store, str(record.id))
     finally:
         watcher.stop()
     final = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=300)
     assert final.returncode == 0, f"a build after the kills failed: {final.stderr}"
     assert build_env.ok("run", "--rm", "killed:1") == "setting=1\nlib.sh\nmain.sh\n"
     assert leftovers(build_env, watcher.ids) == {}
-
-
-def _kill_builds(
-    env: corpus_kit.PalletLike,
-    argv: list[str],
-    full: float,
-    rng: random.Random,
-    seed: int,
-    watcher: IdWatcher,
-) -> None:
-    build_env = env
-    for kill in range(KILLS):
-        where = f"kill {kill} (seed {seed})"
-        proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        try:
-            time.sleep(rng.uniform(0.0, full))
-        finally:
-            proc.kill()
-            proc.wait()
-        after = build_env.pallet("images")
-        assert after.returncode == 0, f"{where}: pallet images failed: {after.stderr}"
-        watcher.scan()
-        left = leftovers(build_env, watcher.ids)
-        assert left == {}, f"{where}: left behind after the next command: {left}"
-        with ImageStore.open(build_env.root) as store:
-            for record in store.list_images():
-                validate_image(store, str(record.id))
 
 
 def test_failed_build_leaves_nothing_and_tags_nothing(

@@ -74,3 +74,20 @@ def test_docker_events_follows_what_a_daemonless_command_does(api: ApiService) -
     assert seen[:2] == ["create", "start"]
     assert "die" in seen
     assert api.alive()
+
+
+def test_an_events_stream_whose_client_hangs_up_ends_while_nothing_happens(api: ApiService) -> None:
+    import socket
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(30)
+    sock.connect(api.socket_path)
+    sock.sendall(
+        b"GET /v1.47/events?filters=%7B%22type%22%3A%5B%22volume%22%5D%7D HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK")
+    sock.close()  # gone, and no event comes to find that out by writing
+    deadline = time.monotonic() + 60
+    while "GET /v1.47/events?filters" not in api.log() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "GET /v1.47/events?filters" in api.log()  # the request ended: its thread is free

@@ -3,8 +3,8 @@
 The events are what every process recorded (``pallet.engine.events``): this
 service's requests, daemonless ``pallet`` commands and the containers'
 shims. ``since``/``until`` and ``filters`` as docker takes them; without
-``until`` the stream follows until the client goes away (noticed at the
-next event written to it).
+``until`` the stream follows until the client goes away (checked about
+once a second while nothing happens).
 """
 
 from __future__ import annotations
@@ -29,12 +29,13 @@ def events(request: Request) -> Response:
         since=request.arg("since") or None,
         until=request.arg("until") or None,
         filters=event_filters(request.filters()),
+        alive=lambda: not request.client_gone(),
     )
 
     def chunks() -> Iterator[bytes]:
         try:
             for event in stream:
-                if event is not None:  # None: a quiet second
+                if event is not None:  # None: a quiet second, after which the client was still there
                     yield json.dumps(event.to_json()).encode() + b"\n"
         finally:
             close = getattr(stream, "close", None)

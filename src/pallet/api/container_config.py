@@ -7,6 +7,8 @@ become ``-p`` texts. Fields the engine has no use for are ignored, as dockerd
 ignores unknown fields; a field of the wrong JSON type is a 400 naming it
 (``json: cannot unmarshal string into Go struct field HostConfig.Memory of type int64``).
 Zero means "not set" where docker's does (``Memory: 0``, ``PidsLimit: 0``, ``ShmSize: 0``).
+The endpoint settings of the network the mode names (``NetworkingConfig``:
+aliases, address, MAC) go with the network options.
 """
 
 from __future__ import annotations
@@ -116,6 +118,19 @@ def _mount_text(mount: Mapping[str, Any]) -> str:
     return ",".join(f'"{f}"' if "," in f else f for f in fields)
 
 
+def _endpoint(networking: Mapping[str, Any], mode: str) -> Mapping[str, Any]:
+    """The ``NetworkingConfig.EndpointsConfig`` entry of the network the mode names (docker's CLI sends
+    one; an entry for another network is joined after create by ``connect``, which the engine does not
+    take at create)."""
+    endpoints = _get(networking, "NetworkingConfig", "EndpointsConfig", dict, {})
+    found = endpoints.get(mode) or (next(iter(endpoints.values())) if len(endpoints) == 1 else None)
+    if found is None:
+        return {}
+    if not isinstance(found, dict):
+        raise InvalidArgument("json: cannot unmarshal into Go struct field NetworkingConfig.EndpointsConfig")
+    return found
+
+
 def run_options(body: Mapping[str, Any], name: str | None) -> tuple[str, RunOptions]:
     """(the image, the run options) of a ``POST /containers/create`` body; ``InvalidArgument`` if bad."""
     from pallet.engine.spec import options as o
@@ -182,11 +197,24 @@ def run_options(body: Mapping[str, Any], name: str | None) -> tuple[str, RunOpti
         read_only=_get(host, "HostConfig", "ReadonlyRootfs", bool, False),
         sysctls=_string_map(host, "HostConfig", "Sysctls"),
     )
+    mode_text = _get(host, "HostConfig", "NetworkMode", str, "")
+    endpoint = _endpoint(_get(body, "Config", "NetworkingConfig", dict, {}), mode_text)
+    ipam = _get(endpoint, "EndpointSettings", "IPAMConfig", dict, {})
     network = o.NetworkOptions(
-        mode=s.parse_network(_get(host, "HostConfig", "NetworkMode", str, "")),
+        mode=s.parse_network(mode_text),
         hostname=_get(config, "Config", "Hostname", str, ""),
         domainname=_get(config, "Config", "Domainname", str, ""),
         publish=_publish(_get(host, "HostConfig", "PortBindings", dict, {})),
+        publish_all=_get(host, "HostConfig", "PublishAllPorts", bool, False),
+        expose=tuple(_get(config, "Config", "ExposedPorts", dict, {})),
+        aliases=_strings(endpoint, "EndpointSettings", "Aliases"),
+        ip=_get(ipam, "EndpointIPAMConfig", "IPv4Address", str, ""),
+        mac_address=_get(endpoint, "EndpointSettings", "MacAddress", str, "")
+        or _get(config, "Config", "MacAddress", str, ""),
+        dns=_strings(host, "HostConfig", "Dns"),
+        dns_search=_strings(host, "HostConfig", "DnsSearch"),
+        dns_options=_strings(host, "HostConfig", "DnsOptions"),
+        extra_hosts=_strings(host, "HostConfig", "ExtraHosts"),
     )
     anonymous = tuple(
         s.MountSpec(type="volume", target=target) for target in _get(config, "Config", "Volumes", dict, {})

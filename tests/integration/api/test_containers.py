@@ -234,3 +234,13 @@ def test_archive_head_states_the_path_and_exec_inspect_reports_the_exit(api: Api
     assert api.json("GET", f"/exec/{exec_id}/json")["Running"] is False
     assert api.request("POST", f"/exec/{exec_id}/start", {"Detach": True})[0] == 409
     assert api.request("GET", "/exec/nothing/json")[0] == 404
+
+
+def test_network_fields_of_create_reach_the_container(api: ApiService) -> None:
+    out = api.docker_ok(
+        "run", "--rm", "--dns", "127.0.0.9", "--add-host", "foo:127.0.0.7", "busybox",
+        "sh", "-c", "grep nameserver /etc/resolv.conf; grep foo /etc/hosts",
+    )  # fmt: skip
+    assert out.split() == ["nameserver", "127.0.0.9", "127.0.0.7", "foo"]
+    none = api.docker_ok("run", "--rm", "--network", "none", "busybox", "ip", "-o", "link")
+    assert [line.split(":")[1].strip() for line in none.splitlines()] == ["lo"]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pallet.engine.containers.reconcile import process_start_time, reconcile
+from pallet.engine.containers.reconcile import process_start_time, reconcile, settled
 from pallet.engine.containers.records import ContainerRecord, ContainerStore
 from pallet.engine.db import EngineDB
 from pallet.engine.layout import Layout
@@ -205,3 +205,62 @@ def test_an_exit_of_an_earlier_run_does_not_count(
     after = reconcile(engine, record)  # type: ignore[arg-type]
     assert after is not None
     assert (after.state, after.pid, after.restart_count) == ("running", 99, 3)
+
+
+# --- settled: a listing's fast path must agree with reconcile -------------------------------------
+
+
+def test_a_row_its_live_shim_confirms_is_settled(
+    engine: FakeEngine, fake_shim: subprocess.Popen[bytes]
+) -> None:
+    record = insert(
+        engine,
+        shim_pid=fake_shim.pid,
+        shim_start=process_start_time(fake_shim.pid) or 0,
+        pid=99,
+        started_at="2026-01-01T00:00:00Z",
+    )
+    exitfile.write_init(run_dir(engine), exitfile.InitStatus(pid=99, started_at="2026-01-01T00:00:00Z"))
+    assert settled(record, run_dir(engine))
+    assert reconcile(engine, record) == record  # type: ignore[arg-type]
+
+
+def test_a_pending_restart_is_not_settled_while_the_row_says_running(
+    engine: FakeEngine, fake_shim: subprocess.Popen[bytes]
+) -> None:
+    record = insert(
+        engine,
+        shim_pid=fake_shim.pid,
+        shim_start=process_start_time(fake_shim.pid) or 0,
+        pid=99,
+        started_at="2026-01-01T00:00:00Z",
+    )
+    exitfile.write_init(run_dir(engine), exitfile.InitStatus(pid=99, started_at="2026-01-01T00:00:00Z"))
+    exitfile.write_exit(
+        run_dir(engine), exitfile.ExitStatus(exit_code=3, finished_at="2026-01-01T00:00:01Z", restarting=True)
+    )
+    assert not settled(record, run_dir(engine))
+
+
+def test_a_running_row_whose_shim_died_is_not_settled(engine: FakeEngine) -> None:
+    record = insert(engine, shim_pid=4194303, shim_start=5)
+    exitfile.write_exit(run_dir(engine), exitfile.ExitStatus(exit_code=7, finished_at="2026-01-01T00:00:00Z"))
+    assert not settled(record, run_dir(engine))
+    after = reconcile(engine, record)  # type: ignore[arg-type]
+    assert after is not None
+    assert (after.state, after.exit_code) == ("exited", 7)
+
+
+def test_an_exited_row_is_settled_unless_a_shim_pid_file_says_a_start_went_unrecorded(
+    engine: FakeEngine,
+) -> None:
+    record = insert(engine, state="exited", exit_code=0)
+    assert settled(record, run_dir(engine))
+    with open(os.path.join(run_dir(engine), exitfile.SHIM_PID_FILE), "w") as f:
+        f.write("4194303")
+    assert not settled(record, run_dir(engine))
+
+
+@pytest.mark.parametrize("state", ["creating", "removing"])
+def test_an_unfinished_create_or_removal_is_never_settled(engine: FakeEngine, state: str) -> None:
+    assert not settled(insert(engine, state=state), run_dir(engine))

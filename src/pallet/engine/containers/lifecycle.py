@@ -26,7 +26,7 @@ import time
 from pallet.engine import events
 from pallet.engine.containers import names
 from pallet.engine.containers.locks import container_lock, remove_lock_file
-from pallet.engine.containers.reconcile import process_start_time, reconcile, shim_alive
+from pallet.engine.containers.reconcile import process_start_time, reconcile, settled, shim_alive
 from pallet.engine.containers.records import (
     ACTIVE_STATES,
     ContainerRecord,
@@ -201,10 +201,16 @@ class Engine:
     def list_containers(self, *, all: bool = True) -> list[ContainerRecord]:
         """Every container (``all=False``: running ones only), newest first, reconciled.
 
-        A container whose lock another command holds is listed as its row says.
+        One query reads every row; a row its shim's files confirm (``reconcile.settled``) is listed as
+        it is, the others are reconciled under their lock. A container whose lock another command
+        holds is listed as its row says.
         """
         out: list[ContainerRecord] = []
         for record in self.containers.list():
+            if settled(record, self.layout.run_dir(record.id)):
+                if all or record.state in ACTIVE_STATES:
+                    out.append(record)
+                continue
             lock = self.lock(record.id)
             current: ContainerRecord | None = record
             if lock.acquire(blocking=False):

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 
+from pallet.engine.containers.records import ACTIVE_STATES
 from pallet.engine.shim import exitfile
 from pallet.linux.procstat import running_start_time as process_start_time
 
@@ -52,7 +53,7 @@ if TYPE_CHECKING:
         def auto_remove(self, record: ContainerRecord) -> bool: ...
 
 
-__all__ = ["process_start_time", "reconcile", "shim_alive"]
+__all__ = ["process_start_time", "reconcile", "settled", "shim_alive"]
 
 
 def shim_alive(record: ContainerRecord) -> bool:
@@ -81,36 +82,54 @@ def reconcile(engine: Engine, record: ContainerRecord) -> ContainerRecord | None
         engine.reconcile_networks()
         return None
     run_dir = engine.layout.run_dir(record.id)
-    if not shim_alive(record):
+    alive = shim_alive(record)
+    if not alive:
         # the CLI may have died between launching the shim and recording it: the pid file tells
         found = exitfile.read_shim_pid(run_dir)
         start = process_start_time(found) if found else None
         if found and start is not None and _is_shim_of(found, record.id):
             record = engine.containers.update(record.id, shim_pid=found, shim_start=start)
-    if shim_alive(record):
-        init = exitfile.read_init(run_dir)
-        last = exitfile.read_exit(run_dir)
-        state = record.state
-        changes: dict[str, object] = {}
-        if init is not None:
-            changes.update(pid=init.pid, started_at=init.started_at, restart_count=init.restart_count)
-            current_exit = last is not None and last.restart_count == init.restart_count
-            if current_exit and last is not None:
-                changes.update(
-                    exit_code=last.exit_code, finished_at=last.finished_at, oom_killed=last.oom_killed
-                )
-                state = "restarting" if last.restarting else "exited"
-            elif state not in ("running", "paused"):
-                state = "running"
-        elif state not in ("running", "paused"):
-            state = "running"
-        changes["state"] = state
-        if any(getattr(record, k) != v for k, v in changes.items()):
-            record = engine.containers.update(record.id, **changes)
-        return record
-    if record.state in ("running", "paused", "restarting"):
+            alive = shim_alive(record)
+    if alive:
+        changes = _observed(record, run_dir)
+        return engine.containers.update(record.id, **changes) if changes else record
+    if record.state in ACTIVE_STATES:
         return _shim_gone(engine, record, run_dir)
     return record
+
+
+def _observed(record: ContainerRecord, run_dir: str) -> dict[str, object]:
+    """The columns whose values differ from what the files of ``record``'s live shim say (``init.json``:
+    the current run; ``exit.json``: its exit, when it belongs to that run)."""
+    init = exitfile.read_init(run_dir)
+    last = exitfile.read_exit(run_dir) if init is not None else None
+    state = record.state
+    changes: dict[str, object] = {}
+    if init is not None:
+        changes.update(pid=init.pid, started_at=init.started_at, restart_count=init.restart_count)
+        if last is not None and last.restart_count == init.restart_count:
+            changes.update(exit_code=last.exit_code, finished_at=last.finished_at, oom_killed=last.oom_killed)
+            state = "restarting" if last.restarting else "exited"
+        elif state not in ("running", "paused"):
+            state = "running"
+    elif state not in ("running", "paused"):
+        state = "running"
+    changes["state"] = state
+    return {k: v for k, v in changes.items() if getattr(record, k) != v}
+
+
+def settled(record: ContainerRecord, run_dir: str) -> bool:
+    """Whether ``reconcile`` would leave ``record`` as it is, told without the lock and without a write:
+    a listing's fast path. Stopped: no shim runs for it (nor one whose starter died before recording
+    it: ``shim.pid``). Active: its shim runs and its files say what the row says. Anything else
+    (``creating``, ``removing``, a shim gone) is False: the caller reconciles under the lock."""
+    if record.state in ("created", "exited", "dead"):
+        if record.shim_pid > 0 and shim_alive(record):
+            return False
+        return not os.path.exists(os.path.join(run_dir, exitfile.SHIM_PID_FILE))
+    if record.state in ACTIVE_STATES:
+        return shim_alive(record) and not _observed(record, run_dir)
+    return False
 
 
 def _is_shim_of(pid: int, container_id: str) -> bool:

@@ -1,19 +1,18 @@
 """The build's watchdog: when a ``pallet build`` dies (even by SIGKILL), its step containers go at once,
-before any later command looks at the store.
+a moment later.
 
 A build starts this small process before its first step container, detached
 into its own session (it must outlive a killed build, as a shim outlives a
 killed ``pallet run``), and waits for its "ready" byte: by then the watchdog
 has opened the engine and the image store and loaded what removal needs. It
-then waits on a pidfd of the build. When the build exits it takes the image
-store's write lock (``ImageStore.write_lock``) — every other command's store
-open waits on it — and removes the step containers whose owner is gone
+then waits on a pidfd of the build. When the build exits it removes the step
+containers whose owner is gone
 (``containers.remove_abandoned``: a running RUN is killed; its mounts,
-snapshot and cgroup go with it) and the build's unpacked stdin context, then
-lets go. A build that ends normally removed its containers itself and stops
-the watchdog (SIGTERM, by the pid it started). An alarm bounds the cleanup
-(a cleaner stuck behind another process's container lock exits, dropping the
-store lock; the next build's own sweep finishes the job).
+snapshot and cgroup go with it) and the build's unpacked stdin context. A
+command run in the instant after the kill may still see them (the sweep takes
+a few hundred milliseconds); the next one does not. A build that ends normally removed its containers itself and stops
+the watchdog (SIGTERM, by the pid it started). An alarm bounds the cleanup;
+the next build's own sweep finishes what is left.
 
 Usage (internal): ``python -m pallet.build.watchdog`` with ``PALLET_WATCHDOG`` in its environment:
 the JSON list ``[root, run_root, build pid, its start time, ready pipe fd]``.
@@ -103,7 +102,7 @@ def main() -> int:
         fd = -1
     engine = Engine.open(root, run_root, leave_open=True)
     service = Service(engine)
-    images = engine.images  # opened now: the store lock is taken at once when the build dies
+    engine.images  # noqa: B018 - opened now, so the sweep starts at once when the build dies
     with contextlib.suppress(BrokenPipeError):  # the build died while we started: clean up all the same
         os.write(ready, b"1")
     os.close(ready)
@@ -113,15 +112,17 @@ def main() -> int:
         poller.poll()
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the build is gone: finish the cleanup
     signal.alarm(_CLEANUP_LIMIT)
-    with images.write_lock():
-        # a shim the build launched may still be starting a container it was told to: sweep until
-        # no container of a gone build is left (bounded by the alarm)
-        while True:
-            remove_abandoned(service)
-            if not _abandoned_left(engine):
-                break
-            time.sleep(0.1)
-        remove_abandoned_contexts(root)
+    # Not under the store's write lock: a concurrent ``ps`` reconciling one of these containers
+    # holds its lock while it waits for the store, and we would wait for that container's lock.
+    # A shim the build launched may still be starting a container it was told to: sweep until no
+    # container of a gone build is left (bounded by the alarm).
+    while True:
+        remove_abandoned(service)
+        if not _abandoned_left(engine):
+            break
+        time.sleep(0.1)
+    engine.reconcile_networks()  # what a removal racing a starting shim left of its network namespace
+    remove_abandoned_contexts(root)
     # the databases are left to the exit, as the CLI leaves them (Engine.open's leave_open)
     os._exit(0)
 

@@ -231,12 +231,6 @@ class ImageStore:
         """
         return FileLock(self._gc_lock_path).held(shared=True)
 
-    def write_lock(self) -> AbstractContextManager[None]:
-        """Hold the store's write lock (``images.lock``), re-entrant within this store object: other
-        processes' ``open`` and writes wait meanwhile. For a cleaner that must finish before the next
-        command looks (the build's watchdog)."""
-        return self._lock.held()
-
     # --- adding and naming ----------------------------------------------------------------------
 
     def add_image(

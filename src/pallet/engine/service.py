@@ -105,6 +105,7 @@ __all__ = [
     "run_session",
     "status_text",
     "streams",
+    "sweep_owned",
     "volume_filters",
 ]
 
@@ -170,6 +171,20 @@ def engine_paths(root: str | None, run_root: str | None, warn: Callable[[str], N
     paths = rootless.RootlessPaths(root=root or defaults.root, run_root=run_root or defaults.run_root)
     rootless.enter(paths, warn)
     return paths.root, paths.run_root
+
+
+def sweep_owned(root: str, run_root: str) -> None:
+    """Remove what processes that are gone left bound to themselves (a killed build's step containers:
+    ``containers/owned.py``). A front end calls it before each command; when nothing is left over it
+    costs one directory listing."""
+    from pallet.engine.containers import owned
+
+    dead = owned.dead_owners(run_root)
+    if dead:
+        from pallet.engine.containers.lifecycle import Engine
+
+        with Engine.open(root, run_root) as engine:
+            owned.sweep(engine, dead)
 
 
 def run_session(

@@ -900,11 +900,11 @@ def build(
     stdin: BinaryIO | None = None,
 ) -> BuildResult:
     """Run a build (see the module docstring); progress lines to ``out`` (None: quiet)."""
-    from pallet.build.containers import StepContainers, remove_abandoned
+    from pallet.build.containers import StepContainers
     from pallet.build.context import open_context, remove_abandoned_contexts
     from pallet.build.progress import Progress
     from pallet.engine.containers.lifecycle import Engine
-    from pallet.engine.service import Service
+    from pallet.engine.service import Service, sweep_owned
 
     if request.platform:
         check_platform(request.platform)
@@ -916,10 +916,10 @@ def build(
         from pallet.oci.reference import parse
 
         parse(tag)  # a bad tag fails before any work
+    sweep_owned(root, run_root)  # step containers of killed builds
     engine = Engine.open(root, run_root)
     service = Service(engine)
     with service:
-        remove_abandoned(service)
         remove_abandoned_contexts(root)
         step = progress.step("[internal] load build definition from " + (request.dockerfile or "Dockerfile"))
         context = open_context(request.context, dockerfile=request.dockerfile, pallet_root=root, stdin=stdin)

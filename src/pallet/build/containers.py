@@ -4,10 +4,10 @@ A step container is made from the stage's current image through the engine
 (``Service.create``: the same snapshots, spec generation, shim and runtime
 as ``pallet run``), run attached for RUN, committed with the engine's commit
 (``engine.filesystem.commit``: the writable layer as one gzip'd layer), and
-removed. Each carries the label ``pallet.build.owner=<pid-start-random>``:
-a build killed (even by SIGKILL) leaves containers whose owner is gone,
-which ``remove_abandoned`` removes (every build and ``builder prune`` call
-it first).
+removed. Each carries the label ``pallet.build.owner=<pid-start-random>``
+and the build leaves its marker before the first (``engine.containers.owned``):
+a build killed (even by SIGKILL) leaves containers whose owner is gone, which
+the next command removes before it does anything else.
 
 Mount stubs: the runtime makes the targets of the container's mounts
 (``/etc/hosts``, ``/run/secrets/x``, a cache mount's directory, …) in the
@@ -23,6 +23,8 @@ import json
 import os
 import stat
 
+from pallet.engine.containers import owned
+from pallet.engine.containers.owned import OWNER_LABEL
 from pallet.errors import NotFound, PalletError
 from pallet.image import owners
 from pallet.linux.openat2 import open_in_root
@@ -38,38 +40,23 @@ if TYPE_CHECKING:
     from pallet.image.store import ImageRecord
     from pallet.oci.image_spec import ContainerConfig
 
-__all__ = ["OWNER_LABEL", "StepContainers", "remove_abandoned"]
-
-OWNER_LABEL = "pallet.build.owner"
-
-
-def remove_abandoned(service: Service) -> int:
-    """Force-remove the step containers of builds whose process is gone; how many."""
-    removed = 0
-    for record in service.ps(all=True, filters=[f"label={OWNER_LABEL}"]):
-        owner = owners.parse_owner(record.labels.get(OWNER_LABEL, ""))
-        if owner is not None and owners.is_alive(*owner):
-            continue
-        with contextlib.suppress(PalletError):
-            service.remove(record.id, force=True, volumes=True)
-            removed += 1
-    return removed
+__all__ = ["OWNER_LABEL", "StepContainers"]
 
 
 class StepContainers:
     """Makes, runs, commits and removes this build's step containers."""
 
     def __init__(self, engine: Engine, service: Service) -> None:
-        from pallet.build.watchdog import Watchdog
-
         self.engine = engine
         self.service = service
         self.owner = owners.owner_tag()
         self._live: list[str] = []
-        self._watchdog = Watchdog(engine.layout.root, engine.layout.run_root)
+        self._claimed = False
 
     def create(self, image_id: str, options: RunOptions) -> ContainerRecord:
-        self._watchdog.start()  # from the first container on, a killed build is cleaned up at once
+        if not self._claimed:  # from the first container on, a killed build's are swept by the next command
+            owned.claim(self.engine.layout.run_root, self.owner)
+            self._claimed = True
         labels = {**options.labels, OWNER_LABEL: self.owner}
         record = self.service.create(image_id, options.replace(labels=labels))
         self._live.append(record.id)
@@ -132,7 +119,9 @@ class StepContainers:
             with contextlib.suppress(PalletError):
                 self.service.remove(container_id, force=True, volumes=True)
             self._live.remove(container_id)
-        self._watchdog.stop()
+        if self._claimed and not self._live:
+            owned.release(self.engine.layout.run_root, self.owner)
+            self._claimed = False
 
 
 def _missing_paths(root_fd: int, targets: list[str]) -> list[str]:

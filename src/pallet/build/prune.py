@@ -35,13 +35,11 @@ def _tree_size(path: str) -> int:
 
 def prune_cache(root: str, run_root: str, *, all: bool, older_than: float | None) -> PruneReport:
     from pallet.build.cache import BuildCache
-    from pallet.build.containers import remove_abandoned
     from pallet.build.context import remove_abandoned_contexts
     from pallet.build.mounts import cache_mounts_dir
-    from pallet.engine.service import Service
+    from pallet.engine.service import sweep_owned
 
-    with Service.open(root, run_root) as service:
-        remove_abandoned(service)
+    sweep_owned(root, run_root)  # step containers of killed builds
     remove_abandoned_contexts(root)
     from pallet.image.store import ImageStore
 

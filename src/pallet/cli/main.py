@@ -111,12 +111,13 @@ def _run(
         ns = parser.parse_args(args)
     except HelpRequested:  # the command's help is printed on `out`
         return 0, opts.debug
-    from pallet.engine.service import engine_paths
+    from pallet.engine.service import engine_paths, sweep_owned
 
     def warn(line: str) -> None:
         err.write(line + "\n")
 
     root, run_root = engine_paths(opts.root, opts.run_root, warn)
+    sweep_owned(root, run_root)  # a killed build's step containers go before this command looks
     ctx = Context(
         root=root,
         run_root=run_root,

@@ -211,6 +211,7 @@ def _run_prune(ctx: Context, args: Namespace) -> int:
         report = service.prune(all=args.all, volumes=args.volumes, filters=filters)
     sections = [
         ("Deleted Containers", list(report.containers)),
+        ("Deleted Networks", list(report.networks)),
         ("Deleted Volumes", list(report.volumes)),
         (
             "Deleted Images",

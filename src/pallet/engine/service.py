@@ -1013,22 +1013,9 @@ class Service:
     def network_prune(self, filters: PruneFilters | None = None) -> list[Network]:
         """``network prune``: user networks without containers removed (``until``/``label`` filters);
         the networks removed."""
-        from pallet.engine.gc.prune import PruneFilters
+        from pallet.engine.gc.prune import prune_networks
 
-        chosen = filters or PruneFilters()
-
-        def keep(network: Network) -> bool:
-            if not chosen.labels_match(network.labels):
-                return True
-            if chosen.until is not None:
-                import calendar
-                import time
-
-                created = calendar.timegm(time.strptime(network.created, "%Y-%m-%dT%H:%M:%SZ"))
-                return created >= chosen.until
-            return False
-
-        removed = self._engine.networks.prune(keep)
+        removed = prune_networks(self._engine, filters)
         for network in removed:
             self.record_event("network", "destroy", network.id, {"name": network.name, "type": "bridge"})
         return removed

@@ -341,3 +341,16 @@ def test_sigkill_of_run_d_at_any_point_of_network_set_up_leaves_nothing_after_rm
     assert state["nft table"] == with_network["nft table"]
     _remove_network(pallet_env, "ptkill")
     assert _our_state(pallet_env) == before
+
+
+def test_system_prune_removes_unused_user_networks_and_keeps_used_ones(pallet_env: PalletEnv) -> None:
+    _user_network(pallet_env, "ptunused")
+    _user_network(pallet_env, "ptused")
+    pallet_env.ok("run", "-d", "--network", "ptused", "busybox", "sleep", "300")
+    out = pallet_env.ok("system", "prune", "-f")
+    assert "Deleted Networks:\nptunused\n" in out
+    assert "ptused" not in out
+    from pallet.engine.service import Service
+
+    with Service.open(pallet_env.root, pallet_env.run_root) as service:
+        assert sorted(n.name for n in service.network_list()) == ["bridge", "ptused"]

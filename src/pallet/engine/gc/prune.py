@@ -1,4 +1,4 @@
-"""``system prune``: stopped containers, unused anonymous volumes, unused images, then the store's garbage.
+"""``system prune``: stopped containers, unused networks, unused anonymous volumes, unused images, then garbage.
 
 The order is docker's, and it matters: a container's removal releases its
 image and volumes, so they can go in the same run. Last comes the image
@@ -32,9 +32,17 @@ if TYPE_CHECKING:
     from pallet.engine.containers.lifecycle import Engine
     from pallet.engine.volumes import VolumeFilters
     from pallet.image.store import ImageRecord
+    from pallet.network.store import Network
     from pallet.oci.reference import Reference
 
-__all__ = ["PruneFilters", "PruneReport", "prune_containers", "prune_images", "system_prune"]
+__all__ = [
+    "PruneFilters",
+    "PruneReport",
+    "prune_containers",
+    "prune_images",
+    "prune_networks",
+    "system_prune",
+]
 
 #: the states of the containers a prune removes (docker: all but running and paused)
 _STOPPED = frozenset({"created", "exited", "dead"})
@@ -94,6 +102,8 @@ def _has(labels: Mapping[str, str], want: str) -> bool:
 
 class PruneReport(Record):
     containers: tuple[str, ...] = ()
+    #: the names of the networks removed
+    networks: tuple[str, ...] = ()
     volumes: tuple[str, ...] = ()
     untagged: tuple[Reference, ...] = ()
     deleted: tuple[str, ...] = ()
@@ -201,6 +211,22 @@ class _Footprint:
         )
 
 
+def prune_networks(engine: Engine, filters: PruneFilters | None = None) -> list[Network]:
+    """``network prune``: the user networks without containers that ``filters`` accept (labels, and
+    ``until`` on their creation time) removed; those removed. The predefined ones stay."""
+    if not engine.db.version("network"):
+        return []  # no network was ever made on this root
+    import calendar
+
+    chosen = filters or PruneFilters()
+
+    def keep(network: Network) -> bool:
+        created = calendar.timegm(time.strptime(network.created, "%Y-%m-%dT%H:%M:%SZ"))
+        return not (chosen.labels_match(network.labels) and chosen.created_match(created))
+
+    return engine.networks.prune(keep)
+
+
 def system_prune(
     engine: Engine, *, all: bool = False, volumes: bool = False, filters: PruneFilters | None = None
 ) -> PruneReport:
@@ -208,6 +234,7 @@ def system_prune(
     filters = filters or PruneFilters()
     volume_filters = filters.volume_filters() if volumes else None
     containers, containers_freed = prune_containers(engine, filters)
+    networks = prune_networks(engine, filters)
     removed_volumes: list[str] = []
     volumes_freed = 0
     if volume_filters is not None:
@@ -215,6 +242,7 @@ def system_prune(
     images = prune_images(engine, all=all, filters=filters)
     return images.replace(
         containers=tuple(containers),
+        networks=tuple(n.name for n in networks),
         volumes=tuple(removed_volumes),
         reclaimed=images.reclaimed + containers_freed + volumes_freed,
     )

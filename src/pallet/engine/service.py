@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from pallet.engine.containers.listing import ContainerFilters
     from pallet.engine.containers.records import ContainerRecord
     from pallet.engine.containers.session import RunResult, RunSession, Streams
+    from pallet.engine.containers.update import UpdateRequest
     from pallet.engine.events import Event, EventFilters
     from pallet.engine.filesystem.cp import CopyResult, PathInfo
     from pallet.engine.gc.diskusage import DiskUsage, Summary
@@ -87,6 +88,7 @@ __all__ = [
     "Service",
     "Streams",
     "Summary",
+    "UpdateRequest",
     "Usage",
     "Volume",
     "VolumeFilters",
@@ -134,6 +136,7 @@ _TYPES = {
     "Streams": "pallet.engine.containers.session",
     "Summary": "pallet.engine.gc.diskusage",
     "Sample": "pallet.engine.observe.stats",
+    "UpdateRequest": "pallet.engine.containers.update",
     "Usage": "pallet.engine.observe.stats",
     "Volume": "pallet.engine.volumes",
     "VolumeFilters": "pallet.engine.volumes",
@@ -530,6 +533,13 @@ class Service:
 
     def rename(self, ref: str, new_name: str) -> ContainerRecord:
         return self._engine.rename(ref, new_name)
+
+    def update(self, ref: str, request: UpdateRequest) -> ContainerRecord:
+        """``update``: new resource limits (applied at once to a running container) and restart policy;
+        docker's checks and words (``containers/update.py``)."""
+        from pallet.engine.containers.update import update
+
+        return update(self._engine, ref, request)
 
     def remove(self, ref: str, *, force: bool = False, volumes: bool = False) -> str:
         return self._engine.remove(ref, force=force, volumes=volumes)

@@ -20,12 +20,12 @@ if TYPE_CHECKING:
 
     from pallet.engine.containers.records import ContainerRecord
     from pallet.engine.spec.mounts import MountPoint
-    from pallet.engine.spec.options import RunOptions
+    from pallet.engine.spec.options import ResourceOptions, RunOptions
     from pallet.engine.spec.syntax import PortRequest
     from pallet.oci.image_spec import ContainerConfig
     from pallet.oci.runtime_spec import Spec
 
-__all__ = ["container_document", "inspect_container", "status_fields"]
+__all__ = ["container_document", "host_config_resources", "inspect_container", "status_fields", "swap_limit"]
 
 _ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -123,12 +123,7 @@ def container_document(
         "Runtime": record.runtime,
         "Sysctls": dict(security.sysctls) or None,
         "UsernsMode": security.userns,
-        "Memory": resources.memory or 0,
-        "MemorySwap": resources.memory_swap or 0,
-        "NanoCpus": resources.cpus or 0,
-        "CpuShares": resources.cpu_shares or 0,
-        "CpusetCpus": resources.cpuset_cpus,
-        "PidsLimit": resources.pids_limit,
+        **host_config_resources(resources),
         "Ulimits": [{"Name": u.name, "Soft": u.soft, "Hard": u.hard} for u in resources.ulimits] or None,
         "Devices": [
             {
@@ -193,6 +188,30 @@ def status_fields(record: ContainerRecord) -> dict[str, Any]:
         "Error": "",
         "StartedAt": record.started_at or _ZERO_TIME,
         "FinishedAt": record.finished_at or _ZERO_TIME,
+    }
+
+
+def swap_limit(resources: ResourceOptions) -> int:
+    """The swap limit in force, docker's way: as set (-1 unlimited), or twice the memory limit (0: none)."""
+    if resources.memory_swap not in (None, 0):
+        return resources.memory_swap
+    return 2 * resources.memory if resources.memory else 0
+
+
+def host_config_resources(resources: ResourceOptions) -> dict[str, Any]:
+    """The resource fields of docker's ``HostConfig`` (``inspect``) for ``resources``."""
+    return {
+        "Memory": resources.memory or 0,
+        "MemoryReservation": resources.memory_reservation or 0,
+        "MemorySwap": swap_limit(resources),
+        "NanoCpus": resources.cpus or 0,
+        "CpuShares": resources.cpu_shares or 0,
+        "CpuPeriod": resources.cpu_period or 0,
+        "CpuQuota": resources.cpu_quota or 0,
+        "CpusetCpus": resources.cpuset_cpus,
+        "CpusetMems": resources.cpuset_mems,
+        "PidsLimit": resources.pids_limit,
+        "BlkioWeight": resources.blkio_weight or 0,
     }
 
 

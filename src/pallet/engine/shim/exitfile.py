@@ -10,6 +10,9 @@
 - ``stopped-by-user``: a flag the engine creates before it stops a container on
   purpose; the shim then never restarts it (docker's "manually stopped").
 - ``shim.pid``: the shim's pid, written once it serves; removed when it exits.
+- ``restart-policy.json``: ``{"name": "always", "max_retries": 0}``, written by
+  ``update`` while the shim runs; the shim's next exit decision uses it in
+  place of the policy it was started with.
 
 Readers never see a partial file (temp file, fsync, rename); a missing or
 unreadable file reads as ``None``. Standard library only: the shim imports this.
@@ -27,6 +30,7 @@ from pallet.oci.record import Record
 __all__ = [
     "EXIT_FILE",
     "INIT_FILE",
+    "RESTART_POLICY_FILE",
     "SHIM_PID_FILE",
     "STOPPED_BY_USER",
     "ExitStatus",
@@ -35,16 +39,19 @@ __all__ = [
     "mark_stopped_by_user",
     "read_exit",
     "read_init",
+    "read_restart_policy",
     "read_shim_pid",
     "stopped_by_user",
     "write_exit",
     "write_init",
+    "write_restart_policy",
 ]
 
 EXIT_FILE = "exit.json"
 INIT_FILE = "init.json"
 SHIM_PID_FILE = "shim.pid"
 STOPPED_BY_USER = "stopped-by-user"
+RESTART_POLICY_FILE = "restart-policy.json"
 
 
 class ExitStatus(Record):
@@ -137,3 +144,20 @@ def clear_stopped_by_user(run_dir: str) -> None:
 
 def stopped_by_user(run_dir: str) -> bool:
     return os.path.exists(os.path.join(run_dir, STOPPED_BY_USER))
+
+
+def write_restart_policy(run_dir: str, name: str, max_retries: int) -> None:
+    """Tell a running shim its container's new restart policy (``update --restart``)."""
+    doc = {"name": name, "max_retries": max_retries}
+    write_atomic(os.path.join(run_dir, RESTART_POLICY_FILE), dumps(doc).encode())
+
+
+def read_restart_policy(run_dir: str) -> tuple[str, int] | None:
+    """The policy ``write_restart_policy`` left, as (name, max retries); None if none."""
+    doc = _read_json(os.path.join(run_dir, RESTART_POLICY_FILE))
+    if doc is None:
+        return None
+    name, retries = doc.get("name"), doc.get("max_retries", 0)
+    if not isinstance(name, str) or not isinstance(retries, int):
+        return None
+    return name, retries

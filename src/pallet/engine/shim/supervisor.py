@@ -436,10 +436,12 @@ class Supervisor:
         c = self.config
         if c.auto_remove or exitfile.stopped_by_user("."):
             return False
-        if c.restart_name in ("always", "unless-stopped"):
+        # an ``update --restart`` while we run replaces the policy we were started with
+        name, retries = exitfile.read_restart_policy(".") or (c.restart_name, c.restart_max_retries)
+        if name in ("always", "unless-stopped"):
             return True
-        if c.restart_name == "on-failure":
-            return code != 0 and (c.restart_max_retries <= 0 or self.restart_count < c.restart_max_retries)
+        if name == "on-failure":
+            return code != 0 and (retries <= 0 or self.restart_count < retries)
         return False
 
     def _restart(self) -> None:

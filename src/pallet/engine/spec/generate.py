@@ -44,6 +44,7 @@ from pallet.errors import InvalidArgument, SystemError_
 from pallet.oci.record import EMPTY, Record
 from pallet.oci.runtime_spec import (
     ALL_CAPABILITIES,
+    BlockIO,
     Capabilities,
     Cpu,
     Device,
@@ -101,9 +102,11 @@ __all__ = [
     "security_spec_options",
     "user_devices",
     "with_all_devices_allowed",
+    "with_blkio_weight",
     "with_bounding_capabilities",
     "with_capabilities",
     "with_cgroups_path",
+    "with_cpu_cfs",
     "with_cpu_shares",
     "with_cpus",
     "with_cpuset",
@@ -701,6 +704,25 @@ def with_cpus(nano_cpus: int) -> SpecOption:
     return lambda spec: _with_resources(spec, cpu=_cpu(spec).replace(quota=quota, period=_CPU_PERIOD))
 
 
+def with_cpu_cfs(*, period: int | None = None, quota: int | None = None) -> SpecOption:
+    """The CFS period and quota in microseconds, as given (docker's ``--cpu-period``/``--cpu-quota``)."""
+    changes = {k: v for k, v in (("period", period), ("quota", quota)) if v}
+    return lambda spec: _with_resources(spec, cpu=_cpu(spec).replace(**changes))
+
+
+def with_blkio_weight(weight: int) -> SpecOption:
+    """The block I/O weight of the container's cgroup (10 to 1000)."""
+
+    def apply(spec: Spec) -> Spec:
+        resources = _linux(spec).resources
+        block_io = (
+            resources.block_io if resources is not None and resources.block_io is not None else BlockIO()
+        )
+        return _with_resources(spec, block_io=block_io.replace(weight=weight))
+
+    return apply
+
+
 def with_cpu_shares(shares: int) -> SpecOption:
     """The CPU weight relative to other containers (cgroup v1 shares; runtimes convert for v2)."""
     return lambda spec: _with_resources(spec, cpu=_cpu(spec).replace(shares=shares))
@@ -975,8 +997,12 @@ def resource_spec_options(resources: ResourceOptions, host: HostFacts) -> list[S
         out.append(with_memory_swap(memory * 2 if swap in (None, 0) else swap))
     if resources.cpus:
         out.append(with_cpus(resources.cpus))
+    if resources.cpu_period or resources.cpu_quota:
+        out.append(with_cpu_cfs(period=resources.cpu_period, quota=resources.cpu_quota))
     if resources.cpu_shares:
         out.append(with_cpu_shares(resources.cpu_shares))
+    if resources.blkio_weight:
+        out.append(with_blkio_weight(resources.blkio_weight))
     if resources.cpuset_cpus or resources.cpuset_mems:
         out.append(with_cpuset(resources.cpuset_cpus, resources.cpuset_mems))
     if resources.pids_limit and resources.pids_limit > 0:

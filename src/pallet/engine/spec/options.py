@@ -164,9 +164,14 @@ class ResourceOptions(_Checked):
     memory_reservation: int | None = None
     cpus: int | None = None
     cpu_shares: int | None = None
+    #: the CFS period and quota in microseconds (docker's CpuPeriod/CpuQuota; not with ``cpus``)
+    cpu_period: int | None = None
+    cpu_quota: int | None = None
     cpuset_cpus: str = ""
     cpuset_mems: str = ""
     pids_limit: int | None = None
+    #: the block I/O weight, 10 to 1000 (docker's BlkioWeight)
+    blkio_weight: int | None = None
     ulimits: tuple[Ulimit, ...] = ()
     devices: tuple[DeviceMapping, ...] = ()
     shm_size: int | None = None
@@ -196,6 +201,18 @@ class ResourceOptions(_Checked):
                 raise InvalidArgument(
                     f"Range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} CPUs available"
                 )
+        if self.cpus and self.cpu_period:
+            raise InvalidArgument("Conflicting options: Nano CPUs and CPU Period cannot both be set")
+        if self.cpus and self.cpu_quota:
+            raise InvalidArgument("Conflicting options: Nano CPUs and CPU Quota cannot both be set")
+        if self.cpu_period and not 1000 <= self.cpu_period <= 1_000_000:
+            raise InvalidArgument(
+                "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)"
+            )
+        if self.cpu_quota and 0 < self.cpu_quota < 1000:
+            raise InvalidArgument("CPU cfs quota can not be less than 1ms (i.e. 1000)")
+        if self.blkio_weight and not 10 <= self.blkio_weight <= 1000:
+            raise InvalidArgument("Range of blkio weight is from 10 to 1000")
         if self.cpu_shares is not None and self.cpu_shares < 0:
             raise InvalidArgument("invalid CPU shares: must not be negative")
         for text, what in ((self.cpuset_cpus, "cpuset cpus"), (self.cpuset_mems, "cpuset mems")):

@@ -59,6 +59,7 @@ GROUPS: dict[str, tuple[str, dict[str, Command]]] = {
             ("start", "containers:configure_start", "Start one or more stopped containers"),
             ("stop", "containers:configure_stop", "Stop one or more running containers"),
             ("unpause", "containers:configure_unpause", "Unpause all processes within containers"),
+            ("update", "containers:configure_update", "Update configuration of one or more containers"),
             ("wait", "containers:configure_wait", "Wait for containers to stop; print exit codes"),
             (
                 "commit",
@@ -159,7 +160,7 @@ def _promoted(group: str, verbs: str) -> dict[str, Command]:
 #: verbs at the top level, as docker has them
 COMMANDS: dict[str, Command] = {
     **_promoted(
-        "container", "attach create exec kill logs pause rename restart rm run start stop unpause wait"
+        "container", "attach create exec kill logs pause rename restart rm run start stop unpause update wait"
     ),
     **_promoted("container", "commit cp diff export port stats top"),
     **_promoted("image", "history import load save tag"),

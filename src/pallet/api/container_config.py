@@ -20,9 +20,9 @@ from pallet.errors import InvalidArgument
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from pallet.engine.service import RunOptions
+    from pallet.engine.service import RunOptions, UpdateRequest
 
-__all__ = ["run_options"]
+__all__ = ["run_options", "update_request"]
 
 _GO_TYPES = {str: "string", int: "int64", bool: "bool", list: "array", dict: "object"}
 _JSON_NAMES = {str: "string", int: "number", float: "number", bool: "bool", list: "array", dict: "object"}
@@ -182,6 +182,9 @@ def run_options(body: Mapping[str, Any], name: str | None) -> tuple[str, RunOpti
         memory_reservation=_positive(host, "HostConfig", "MemoryReservation"),
         cpus=_positive(host, "HostConfig", "NanoCpus"),
         cpu_shares=_positive(host, "HostConfig", "CpuShares"),
+        cpu_period=_positive(host, "HostConfig", "CpuPeriod"),
+        cpu_quota=_positive(host, "HostConfig", "CpuQuota"),
+        blkio_weight=_positive(host, "HostConfig", "BlkioWeight"),
         cpuset_cpus=_get(host, "HostConfig", "CpusetCpus", str, ""),
         cpuset_mems=_get(host, "HostConfig", "CpusetMems", str, ""),
         pids_limit=pids if pids > 0 else None,
@@ -250,3 +253,30 @@ def run_options(body: Mapping[str, Any], name: str | None) -> tuple[str, RunOpti
         mounts=mounts,
     )
     return image, options
+
+
+def update_request(body: Mapping[str, Any]) -> UpdateRequest:
+    """``POST /containers/{id}/update``'s body (docker's ``UpdateConfig``: the resource fields and
+    ``RestartPolicy``) as the engine's request; a zero or absent field changes nothing, as docker's."""
+    from pallet.engine.service import UpdateRequest
+    from pallet.engine.spec import syntax as s
+
+    struct = "UpdateConfig"
+    policy = _get(body, struct, "RestartPolicy", dict, {})
+    name = _get(policy, "RestartPolicy", "Name", str, "")
+    retries = _get(policy, "RestartPolicy", "MaximumRetryCount", int, 0)
+    pids = body.get("PidsLimit")
+    return UpdateRequest(
+        memory=_get(body, struct, "Memory", int, 0) or None,
+        memory_swap=_get(body, struct, "MemorySwap", int, 0) or None,
+        memory_reservation=_get(body, struct, "MemoryReservation", int, 0) or None,
+        cpus=_get(body, struct, "NanoCpus", int, 0) or None,
+        cpu_shares=_get(body, struct, "CpuShares", int, 0) or None,
+        cpu_period=_get(body, struct, "CpuPeriod", int, 0) or None,
+        cpu_quota=_get(body, struct, "CpuQuota", int, 0) or None,
+        cpuset_cpus=_get(body, struct, "CpusetCpus", str, "") or None,
+        cpuset_mems=_get(body, struct, "CpusetMems", str, "") or None,
+        pids_limit=None if pids is None else _get(body, struct, "PidsLimit", int),
+        blkio_weight=_get(body, struct, "BlkioWeight", int, 0) or None,
+        restart=s.parse_restart(f"{name}:{retries}" if retries else name) if name else None,
+    )

@@ -42,6 +42,7 @@ __all__ = [
     "configure_start",
     "configure_stop",
     "configure_unpause",
+    "configure_update",
     "configure_wait",
 ]
 
@@ -296,6 +297,37 @@ def configure_rename(parser: FlagParser) -> None:
     parser.add_argument("container")
     parser.add_argument("new_name")
     parser.set_defaults(run=_run_rename)
+
+
+def _run_update(ctx: Context, args: Namespace) -> int:
+    from pallet.cli.run_flags import update_request
+
+    try:
+        request = update_request(args)
+    except InvalidArgument as e:
+        raise UsageError(e.message, "update") from None
+    if request == type(request)():
+        raise UsageError("you must provide one or more flags when using this command", "update")
+    with _engine(ctx) as service:
+        return _each(ctx, args.containers, lambda ref: service.update(ref, request))
+
+
+def configure_update(parser: FlagParser) -> None:
+    add = parser.add_argument
+    add("--blkio-weight")
+    add("--cpu-period")
+    add("--cpu-quota")
+    add("-c", "--cpu-shares")
+    add("--cpus")
+    add("--cpuset-cpus")
+    add("--cpuset-mems")
+    add("-m", "--memory")
+    add("--memory-reservation")
+    add("--memory-swap")
+    add("--pids-limit")
+    add("--restart")
+    add("containers", nargs="+")
+    parser.set_defaults(run=_run_update)
 
 
 def _run_wait(ctx: Context, args: Namespace) -> int:

@@ -25,11 +25,12 @@ if TYPE_CHECKING:
     from typing import TypeVar
 
     from pallet.cli.flags import FlagParser, Namespace
+    from pallet.engine.service import UpdateRequest
     from pallet.engine.spec.options import RunOptions
 
     T = TypeVar("T")
 
-__all__ = ["add_create_flags", "options_from_args", "parse_options"]
+__all__ = ["add_create_flags", "options_from_args", "parse_options", "update_request"]
 
 #: ``RunOptions`` field -> the flag that sets it, for errors that name fields
 _FLAGS = {"restart": "--restart", "auto_remove": "--rm"}
@@ -216,3 +217,24 @@ def parse_options(args: Namespace, command: str) -> RunOptions:
         raise
     except InvalidArgument as e:
         raise UsageError(e.message, command) from None
+
+
+def update_request(args: Namespace) -> UpdateRequest:
+    """The flags of ``update`` as the engine's request, each read as ``run`` reads the same flag."""
+    from pallet.engine.service import UpdateRequest
+    from pallet.engine.spec import syntax as s
+
+    return UpdateRequest(
+        memory=_optional("-m, --memory", s.parse_bytes, args.memory),
+        memory_swap=_optional("--memory-swap", _swap, args.memory_swap),
+        memory_reservation=_optional("--memory-reservation", s.parse_bytes, args.memory_reservation),
+        cpus=_optional("--cpus", s.parse_cpus, args.cpus),
+        cpu_shares=_optional("-c, --cpu-shares", _integer, args.cpu_shares),
+        cpu_period=_optional("--cpu-period", _integer, args.cpu_period),
+        cpu_quota=_optional("--cpu-quota", _integer, args.cpu_quota),
+        cpuset_cpus=args.cpuset_cpus,
+        cpuset_mems=args.cpuset_mems,
+        pids_limit=_optional("--pids-limit", _integer, args.pids_limit),
+        blkio_weight=_optional("--blkio-weight", _integer, args.blkio_weight),
+        restart=_optional("--restart", s.parse_restart, args.restart),
+    )

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from pallet.api import attachments
 from pallet.api.coalesce import Coalescer
-from pallet.api.container_config import run_options
+from pallet.api.container_config import run_options, update_request
 from pallet.api.framing import content_type, frame, parse_detach_keys
 from pallet.api.messages import Empty, Hijack, Json, Raw, Request, Response, Stream
 from pallet.api.routing import RouteTable
@@ -220,9 +220,9 @@ def rename(request: Request) -> Response:
 
 @ROUTES.route("POST", "/containers/{name}/update")
 def update(request: Request) -> Response:
-    request.json_object(required=False)
-    request.service.get(request.params["name"])
-    raise Unsupported("changing a container's resources after create is not supported by pallet yet")
+    changes = update_request(request.json_object(required=False))
+    request.service.update(request.params["name"], changes)
+    return Json({"Warnings": []})
 
 
 @ROUTES.route("DELETE", "/containers/{name}")

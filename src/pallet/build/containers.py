@@ -19,6 +19,7 @@ does, so a secret's mount point never lands in a layer.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import stat
@@ -90,7 +91,25 @@ class StepContainers:
         code = self.service.start_attached(record.id, streams(write_stdout=write, write_stderr=write))
         with self.root(record) as fd:
             _remove_stubs(fd, missing)
+        # a parent the image had (/etc) was copied up only to hold mount points: not a change
+        kept = {os.path.dirname(os.path.normpath("/" + t.lstrip("/"))) for t in targets} - set(missing)
+        upper = self._upper(record)
+        if upper is not None:
+            _drop_untouched_dirs(upper, sorted(kept - {"/"}, key=lambda p: p.count("/"), reverse=True))
         return code
+
+    def _upper(self, record: ContainerRecord) -> str | None:
+        """The overlay upper dir of a stopped step container, its root unmounted; None on another driver."""
+        from pallet.engine.layout import snapshot_key
+        from pallet.image import snapshots
+
+        snaps = self.engine.images.snapshots
+        info = snaps.stat(snapshot_key(record.id))
+        if snaps.driver != snapshots.OVERLAY or info is None or info.kind != "active":
+            return None
+        with self.engine.lock(record.id).held():
+            snapshots.unmount(self.engine.layout.rootfs(record.id))
+        return os.path.join(info.location, "upper")
 
     def commit(
         self, record: ContainerRecord, image_id: str, run_config: ContainerConfig, created_by: str
@@ -98,7 +117,7 @@ class StepContainers:
         from pallet.engine.filesystem.commit import commit_snapshot
         from pallet.engine.layout import snapshot_key
 
-        return commit_snapshot(
+        committed = commit_snapshot(
             self.engine.images,
             snapshot_key(record.id),
             image=image_id,
@@ -106,6 +125,31 @@ class StepContainers:
             created_by=created_by,
             message="buildkit.dockerfile.v0",
         )
+        if self._upper(record) is not None and _plain_overlay():
+            self._adopt(record, committed)
+        return committed
+
+    def _adopt(self, record: ContainerRecord, committed: ImageRecord) -> None:
+        """Make the step container's writable layer the new layer's snapshot (the layer was written
+        from exactly these files), so the next step's container does not unpack the layer again."""
+        from pallet.engine.layout import snapshot_key
+        from pallet.errors import AlreadyExists
+        from pallet.image.unpack import record_layer
+
+        images = self.engine.images
+        layers = images.layers(str(committed.id))
+        top = layers[-1]
+        parent = layers[-2].chain_id if len(layers) > 1 else None
+        if images.snapshots.stat(str(top.chain_id)) is not None:
+            return  # unpacked before (the same layer made by an earlier build)
+        with self.engine.lock(record.id).held():
+            try:
+                images.snapshots.commit(
+                    str(top.chain_id), snapshot_key(record.id), onto=str(parent) if parent else None
+                )
+            except (AlreadyExists, NotFound):
+                return
+        record_layer(images.db, top.chain_id, top.diff_id, parent, size=top.uncompressed_size)
 
     def remove(self, record: ContainerRecord) -> None:
         with contextlib.suppress(NotFound):
@@ -122,6 +166,36 @@ class StepContainers:
         if self._claimed and not self._live:
             owned.release(self.engine.layout.run_root, self.owner)
             self._claimed = False
+
+
+def _plain_overlay() -> bool:
+    """Whether overlayfs writes an upper dir as a layer's tar would unpack (no redirect or metacopy
+    xattrs standing for data kept in the lower layers)."""
+    for name in ("redirect_dir", "metacopy"):
+        try:
+            with open(f"/sys/module/overlay/parameters/{name}") as f:
+                if f.read().strip() not in ("N", "off"):
+                    return False
+        except OSError:
+            return False
+    return True
+
+
+def _drop_untouched_dirs(upper: str, paths: list[str]) -> None:
+    """Remove from an overlay upper dir the given dirs where they are only copied up and empty now
+    (not opaque: an opaque one hides the lower dir's entries, a change)."""
+    for path in paths:
+        full = os.path.join(upper, path.lstrip("/"))
+        try:
+            if not stat.S_ISDIR(os.lstat(full).st_mode) or os.listdir(full):
+                continue
+            if os.getxattr(full, "trusted.overlay.opaque", follow_symlinks=False) == b"y":
+                continue
+        except OSError as e:
+            if getattr(e, "errno", None) != errno.ENODATA:
+                continue
+        with contextlib.suppress(OSError):
+            os.rmdir(full)
 
 
 def _missing_paths(root_fd: int, targets: list[str]) -> list[str]:

@@ -375,3 +375,37 @@ def test_add_of_a_url_is_fetched_and_checked(build_env, tmp_path: Path) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def layer_members(env, tmp_path: Path, ref: str) -> list[list[str]]:  # type: ignore[no-untyped-def]
+    """The paths in each of the image's layers, bottom first (read from ``pallet save``)."""
+    out = tmp_path / "saved.tar"
+    env.ok("save", "-o", str(out), ref)
+    with tarfile.open(out) as saved:
+        manifest = json.load(saved.extractfile("manifest.json"))  # type: ignore[arg-type]
+        layers = []
+        for name in manifest[0]["Layers"]:
+            data = saved.extractfile(name).read()  # type: ignore[union-attr]
+            if data[:2] == b"\x1f\x8b":
+                data = gzip.decompress(data)
+            with tarfile.open(fileobj=io.BytesIO(data)) as layer:
+                layers.append([m.name for m in layer.getmembers()])
+    return layers
+
+
+def test_a_run_that_changes_nothing_makes_an_empty_layer_and_later_steps_see_earlier_ones(  # type: ignore[no-untyped-def]
+    build_env, tmp_path: Path
+) -> None:
+    ctx = context(
+        tmp_path,
+        "FROM busybox\nRUN true\nRUN echo x > /x\nCOPY a /app/a\nRUN cat /x /app/a > /y && rm /x\n",
+        {"a": "from a\n"},
+    )
+    done = build(build_env, ctx, "-t", "steps:1")
+    assert done.returncode == 0, done.stderr
+    layers = layer_members(build_env, tmp_path, "steps:1")
+    assert layers[-4] == []  # RUN true: not even the /etc that held the mount points of /etc/hosts & co
+    assert layers[-3] == ["x"]
+    assert sorted(layers[-1]) == [".wh.x", "y"]
+    assert build_env.ok("run", "--rm", "steps:1", "cat", "/y") == "x\nfrom a\n"
+    assert build_env.pallet("run", "--rm", "steps:1", "ls", "/x").returncode != 0

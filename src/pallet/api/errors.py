@@ -16,6 +16,8 @@ __all__ = ["HttpError", "error_body", "status_of"]
 class HttpError(InvalidArgument):
     """A request refused for an HTTP reason, with the status to answer (404 page not found, 413, 405…)."""
 
+    category = InvalidArgument.category  # the status carried is what the client sees
+
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status

@@ -37,6 +37,8 @@ _BAR_WIDTH = 50
 class Cancelled(Unavailable):
     """The client that asked for the work went away."""
 
+    category = Unavailable.category
+
 
 def _human(size: float) -> str:
     """go-units' HumanSize (decimal), as docker's progress bar shows sizes."""

@@ -28,6 +28,10 @@ NOT_USER_ERRORS = {
     "pallet.registry.client.pull._Cancelled": "control flow: stops the other downloads after one failed",
     "pallet.registry.server.serve._Stop": "control flow: a signal ends the server's loop",
     "pallet.engine.shim.supervisor._Relayed": "carries a setup child's report line (a category already) to pass on",
+    "pallet.build.dockerfile.parser._Syntax": "the parser turns it into Dockerfile:LINE, an InvalidArgument",
+    "pallet.build.dockerfile.flags.FlagError": "the parser and builder name the instruction and line around it",
+    "pallet.build.dockerfile.expansion.ExpansionError": "the parser and builder name the instruction and line around it",
+    "pallet.build.dockerfile.words.JsonArrayError": "the parser turns it into Dockerfile:LINE, an InvalidArgument",
 }
 
 

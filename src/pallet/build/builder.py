@@ -87,7 +87,7 @@ class _Stage:
     key: str
     args: dict[str, str] = field(default_factory=dict)
     cmd_set: bool = False
-    workdir_pending: str | None = None
+    workdir_pending: tuple[str, ...] = ()  # WORKDIRs whose directories no step made yet
     workdir_entry: int | None = None  # the pending WORKDIR's history entry
 
 
@@ -240,9 +240,10 @@ class _Build:
         for number, instruction in enumerate(stage.instructions, start=2):
             step = self.progress.step(f"[{prefix}{number}/{total}] {_title(instruction)}")
             self.dispatch(state, instruction, step)
-        if state.workdir_pending is not None:
-            # no later step made the directory: a step of its own does, in place of WORKDIR's empty entry
-            path = state.workdir_pending
+        if state.workdir_pending:
+            # no later step made the directories: a step of its own does, in place of WORKDIR's empty entry
+            path = state.workdir_pending[-1]
+            made = " ".join(state.workdir_pending)
             history = state.image.config.history
             if state.workdir_entry is not None and state.workdir_entry < len(history):
                 kept = history[: state.workdir_entry] + history[state.workdir_entry + 1 :]
@@ -251,7 +252,7 @@ class _Build:
                 )
             step = self.progress.step(f"[{prefix}{total}/{total}] WORKDIR {path}")
             self.fs_step(
-                state=state, step=step, key_text=f"mkdir {path}", action=None, created_by=f"WORKDIR {path}"
+                state=state, step=step, key_text=f"mkdir {made}", action=None, created_by=f"WORKDIR {path}"
             )
             step.done()
         return state
@@ -402,7 +403,7 @@ class _Build:
                 else posixpath.normpath(posixpath.join(run.working_dir or "/", path))
             )
             self.meta(state, run.replace(working_dir=full), f"WORKDIR {full}")
-            state.workdir_pending = full
+            state.workdir_pending = (*state.workdir_pending, full)  # docker makes each one
             state.workdir_entry = len(state.image.config.history) - 1
         elif isinstance(ins, df.Shell):
             self.meta(state, run.replace(shell=ins.shell), f"SHELL [{' '.join(ins.shell)}]")
@@ -469,7 +470,7 @@ class _Build:
         hit = self.lookup(key, step)
         if hit is not None:
             state.image, state.key = hit, key
-            state.workdir_pending = None
+            state.workdir_pending = ()
             self.record(key, hit)
             return
         base = materialize(self.images, state.image)
@@ -479,9 +480,10 @@ class _Build:
             action.options if action is not None and action.options is not None else _plain_options(base),
         )
         try:
-            if state.workdir_pending is not None:
+            if state.workdir_pending:
                 with self.steps.root(record) as root_fd:
-                    _mkdir_p(root_fd, state.workdir_pending)
+                    for path in state.workdir_pending:
+                        _mkdir_p(root_fd, path)
             if action is not None:
                 action.apply(self, record, step)
             committed = self.steps.commit(record, str(base.image_id), config, created_by or key_text)
@@ -489,7 +491,7 @@ class _Build:
             self.steps.remove(record)
         self.ran += 1
         state.image = from_image(self.images, str(committed.id))
-        state.workdir_pending = None
+        state.workdir_pending = ()
         state.key = key
         self.cache.put(key, str(committed.id))
         self.record(key, state.image)

@@ -409,3 +409,17 @@ def test_a_run_that_changes_nothing_makes_an_empty_layer_and_later_steps_see_ear
     assert sorted(layers[-1]) == [".wh.x", "y"]
     assert build_env.ok("run", "--rm", "steps:1", "cat", "/y") == "x\nfrom a\n"
     assert build_env.pallet("run", "--rm", "steps:1", "ls", "/x").returncode != 0
+
+
+def test_every_workdir_is_made_and_has_one_history_entry(build_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ctx = context(
+        tmp_path, "FROM busybox\nWORKDIR /a\nWORKDIR /b\nRUN ls -d /a /b\nWORKDIR /c/d\nWORKDIR /e\n"
+    )
+    done = build(build_env, ctx, "-t", "dirs:1")
+    assert done.returncode == 0, done.stderr
+    assert build_env.ok("run", "--rm", "dirs:1", "ls", "-d", "/a", "/b", "/c/d", "/e") == "/a\n/b\n/c/d\n/e\n"
+
+    def history(ref: str) -> list[str]:
+        return build_env.ok("history", "--no-trunc", "--format", "{{.CreatedBy}}", ref).splitlines()
+
+    assert len(history("dirs:1")) == len(history("busybox")) + 5  # one entry per instruction

@@ -94,7 +94,7 @@ def merge(options: RunOptions, request: UpdateRequest) -> RunOptions:
                 "update the memoryswap at the same time"
             )
         changes["memory"] = request.memory
-        if not request.memory_swap and current.memory_swap in (None, 0):
+        if swap and not request.memory_swap and current.memory_swap in (None, 0):
             changes["memory_swap"] = swap  # the limit in force stays, not twice the new memory
     if request.memory_swap:
         changes["memory_swap"] = request.memory_swap

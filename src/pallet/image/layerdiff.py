@@ -220,11 +220,14 @@ def write_layer(
     compression: str = GZIP,
     level: int | None = None,
     skip: Collection[str] = (),
+    clamp_mtime_ns: int | None = None,
 ) -> LayerResult:
     """Write the layer tar of this diff to ``out`` (compressed as asked); return digests and changes.
 
     ``skip``: paths relative to the root (``etc/hosts``) left out of the layer, as docker leaves out
-    its init layer (the mount points of a container's /etc files)."""
+    its init layer (the mount points of a container's /etc files). ``clamp_mtime_ns``: no entry's
+    mtime is later (``SOURCE_DATE_EPOCH``, as BuildKit's rewrite-timestamp): the same files give
+    the same layer whenever they were written."""
     sink = LayerWriter(out, compression, level=level)
     tar = TarWriter(sink)
     links: dict[tuple[int, int], str] = {}
@@ -236,6 +239,8 @@ def write_layer(
             changes.append(Change(kind=kind, path="/" + rel))
         if entry is None:
             continue
+        if clamp_mtime_ns is not None and entry.mtime_ns > clamp_mtime_ns:
+            entry.mtime_ns = clamp_mtime_ns
         if entry.type != REG or not source:
             tar.add(entry)
             continue

@@ -50,7 +50,11 @@ def _now() -> str:
 
 
 def _write_layer(
-    images: ImageStore, key: str, media_type: str, skip: Collection[str] = ()
+    images: ImageStore,
+    key: str,
+    media_type: str,
+    skip: Collection[str] = (),
+    clamp_mtime_ns: int | None = None,
 ) -> tuple[Descriptor, LayerResult]:
     """Stream the snapshot's diff as a gzip'd layer into the content store (caller holds a lease).
 
@@ -66,7 +70,13 @@ def _write_layer(
                 with open(write_fd, "wb") as out:
                     outcome.append(
                         layerdiff.write_layer(
-                            out, upper, lower=lower, upper_kind=kind, compression=GZIP, skip=skip
+                            out,
+                            upper,
+                            lower=lower,
+                            upper_kind=kind,
+                            compression=GZIP,
+                            skip=skip,
+                            clamp_mtime_ns=clamp_mtime_ns,
                         )
                     )
             except BrokenPipeError:
@@ -105,6 +115,7 @@ def commit_snapshot(
     created_by: str = "",
     ref: str | None = None,
     exclude: Collection[str] = (),
+    clamp_mtime_ns: int | None = None,
 ) -> ImageRecord:
     """Make an image of ``image`` (the container's image) plus snapshot ``key``'s changes; tag it ``ref``.
 
@@ -112,7 +123,8 @@ def commit_snapshot(
     ``--change`` lines are checked before any blob is written. ``exclude``:
     absolute paths left out of the layer (the mount points of the container's
     /etc/hosts, /etc/resolv.conf and /etc/hostname, which docker keeps in an
-    init layer that is never committed).
+    init layer that is never committed). ``clamp_mtime_ns``: the layer's mtimes are no later
+    (``layerdiff.write_layer``).
     """
     parent = images.resolve(image)
     parent_config = images.config(parent.id)
@@ -124,7 +136,9 @@ def commit_snapshot(
     config_type = mediatypes.DOCKER_CONFIG if docker else mediatypes.OCI_CONFIG
     manifest_type = mediatypes.DOCKER_MANIFEST if docker else mediatypes.OCI_MANIFEST
     with images.lease():
-        layer, result = _write_layer(images, key, layer_type, {p.lstrip("/") for p in exclude})
+        layer, result = _write_layer(
+            images, key, layer_type, {p.lstrip("/") for p in exclude}, clamp_mtime_ns
+        )
         created = _now()
         extra = dict(parent_config.extra)
         extra.pop("container_config", None)  # described the parent's build container, not ours

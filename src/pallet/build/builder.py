@@ -486,7 +486,13 @@ class _Build:
                         _mkdir_p(root_fd, path)
             if action is not None:
                 action.apply(self, record, step)
-            committed = self.steps.commit(record, str(base.image_id), config, created_by or key_text)
+            committed = self.steps.commit(
+                record,
+                str(base.image_id),
+                config,
+                created_by or key_text,
+                clamp_mtime_ns=self.epoch * 1_000_000_000 if self.epoch is not None else None,
+            )
         finally:
             self.steps.remove(record)
         self.ran += 1

@@ -112,7 +112,13 @@ class StepContainers:
         return os.path.join(info.location, "upper")
 
     def commit(
-        self, record: ContainerRecord, image_id: str, run_config: ContainerConfig, created_by: str
+        self,
+        record: ContainerRecord,
+        image_id: str,
+        run_config: ContainerConfig,
+        created_by: str,
+        *,
+        clamp_mtime_ns: int | None = None,
     ) -> ImageRecord:
         from pallet.engine.filesystem.commit import commit_snapshot
         from pallet.engine.layout import snapshot_key
@@ -124,8 +130,10 @@ class StepContainers:
             run_config=run_config,
             created_by=created_by,
             message="buildkit.dockerfile.v0",
+            clamp_mtime_ns=clamp_mtime_ns,
         )
-        if self._upper(record) is not None and _plain_overlay():
+        # a clamped layer's mtimes are not the files': its snapshot is unpacked from it instead
+        if clamp_mtime_ns is None and self._upper(record) is not None and _plain_overlay():
             self._adopt(record, committed)
         return committed
 

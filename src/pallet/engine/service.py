@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from pallet.engine.containers.execs import ExecRequest
     from pallet.engine.containers.lifecycle import Engine
     from pallet.engine.containers.listing import ContainerFilters
-    from pallet.engine.containers.records import ContainerRecord
+    from pallet.engine.containers.records import ContainerRecord, DocumentCache
     from pallet.engine.containers.session import RunResult, RunSession, Streams
     from pallet.engine.containers.update import UpdateRequest
     from pallet.engine.events import Event, EventFilters
@@ -71,6 +71,7 @@ __all__ = [
     "ContainerRecord",
     "CopyResult",
     "DiskUsage",
+    "DocumentCache",
     "EngineInfo",
     "Event",
     "EventFilters",
@@ -121,6 +122,7 @@ _TYPES = {
     "CopyResult": "pallet.engine.filesystem.cp",
     "PathInfo": "pallet.engine.filesystem.cp",
     "DiskUsage": "pallet.engine.gc.diskusage",
+    "DocumentCache": "pallet.engine.containers.records",
     "EngineInfo": "pallet.engine.info",
     "Event": "pallet.engine.events",
     "EventFilters": "pallet.engine.events",
@@ -424,6 +426,10 @@ class Service:
     def document(self, record: ContainerRecord) -> dict[str, Any]:
         """What was decided at create (docker's inspect shape: ``Path``, ``Args``, ``Config``, ``Mounts``…)."""
         return self._engine.document(record)
+
+    def cached_document(self, record: ContainerRecord, cache: DocumentCache) -> Mapping[str, Any]:
+        """``document`` through ``cache`` (kept by a long-lived front end): read only, shared."""
+        return cache.read(self._engine.layout.document(record.id))
 
     def inspect(self, ref: str | ContainerRecord) -> dict[str, Any]:
         """``docker inspect`` of container ``ref`` (or of a record just read)."""

@@ -12,7 +12,7 @@ import contextlib
 import json
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pallet.api import attachments
@@ -21,6 +21,7 @@ from pallet.api.container_config import run_options, update_request
 from pallet.api.framing import content_type, frame, parse_detach_keys
 from pallet.api.messages import Empty, Hijack, Json, Raw, Request, Response, Stream
 from pallet.api.routing import RouteTable
+from pallet.engine.service import DocumentCache
 from pallet.errors import FailedPrecondition, InvalidArgument, NotFound, PalletError, Unsupported
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ def create(request: Request) -> Response:
     return Json({"Id": record.id, "Warnings": warnings}, status=201)
 
 
-def _ports(document: dict[str, Any]) -> list[dict[str, Any]]:
+def _ports(document: Mapping[str, Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     bindings = (document.get("HostConfig") or {}).get("PortBindings") or {}
     for port, hosts in bindings.items():
@@ -76,7 +77,7 @@ def _summary(service: Service, record: ContainerRecord, now: float) -> dict[str,
     """One container as ``GET /containers/json`` lists it."""
     from pallet.engine.service import status_text
 
-    document = service.document(record)
+    document = service.cached_document(record, _DOCUMENTS)
     command = " ".join([document.get("Path", ""), *(document.get("Args") or [])]).strip()
     network = (document.get("HostConfig") or {}).get("NetworkMode") or "default"
     networks = (document.get("NetworkSettings") or {}).get("Networks") or {}
@@ -111,6 +112,8 @@ def _summary(service: Service, record: ContainerRecord, now: float) -> dict[str,
 
 #: concurrent identical lists share one reading of the engine (``coalesce.py``)
 _LISTS: Coalescer[bytes] = Coalescer()
+#: each container's container.json read once while it is unchanged (lists come often)
+_DOCUMENTS = DocumentCache()
 
 
 @ROUTES.route("GET", "/containers/json")

@@ -13,6 +13,7 @@ leading ``/``), then a unique id prefix. An unknown reference is
 from __future__ import annotations
 
 import _json
+import os
 
 from pallet.errors import Conflict, InvalidArgument, NotFound
 from pallet.linux.atomicfile import write_atomic
@@ -34,6 +35,7 @@ __all__ = [
     "ACTIVE_STATES",
     "ContainerRecord",
     "ContainerStore",
+    "DocumentCache",
     "dumps_compact",
     "name_conflict",
     "read_document",
@@ -249,3 +251,32 @@ def read_document(path: str) -> dict[str, Any]:
     except FileNotFoundError:
         return {}
     return found if isinstance(found, dict) else {}
+
+
+class DocumentCache:
+    """``container.json`` documents kept while their file is unchanged (same inode, size and mtime;
+    ``write_document`` renames a new file in): a long-lived reader, the API service listing
+    containers, reads each once and then only stats it. What ``read`` returns is shared: read only.
+    Safe across threads (single dict operations under the GIL)."""
+
+    #: entries kept at most; past it the cache starts over (containers come and go)
+    LIMIT = 4096
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[tuple[int, int, int], dict[str, Any]]] = {}
+
+    def read(self, path: str) -> Mapping[str, Any]:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return {}
+        key = (st.st_ino, st.st_size, st.st_mtime_ns)
+        hit = self._entries.get(path)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        # a file replaced between the stat and this read is cached under the old key: the next stat misses
+        document = read_document(path)
+        if len(self._entries) >= self.LIMIT:
+            self._entries.clear()
+        self._entries[path] = (key, document)
+        return document

@@ -179,11 +179,6 @@ def test_build_is_refused_with_dockers_not_implemented(client: Any) -> None:
 # --- networks, volumes, events ---------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="api/container_config.py makes an anonymous volume of every Config.Volumes entry, also those "
-    "HostConfig.Binds mounts (docker-py's volumes= sends both: 'Duplicate mount point')",
-)
 def test_networks_and_volumes_through_the_sdk(client: Any) -> None:
     ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet="10.231.9.0/24")])
     net = client.networks.create("pynet", driver="bridge", ipam=ipam, labels={"suite": "py"})

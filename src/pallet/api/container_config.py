@@ -13,6 +13,7 @@ aliases, address, MAC) go with the network options.
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Mapping
 from typing import Any
 
@@ -219,21 +220,24 @@ def run_options(body: Mapping[str, Any], name: str | None) -> tuple[str, RunOpti
         dns_options=_strings(host, "HostConfig", "DnsOptions"),
         extra_hosts=_strings(host, "HostConfig", "ExtraHosts"),
     )
-    anonymous = tuple(
-        s.MountSpec(type="volume", target=target) for target in _get(config, "Config", "Volumes", dict, {})
-    )
-    mounts = o.MountOptions(
-        specs=(
-            *(s.parse_volume(text) for text in _strings(host, "HostConfig", "Binds")),
-            *(
-                s.parse_mount(_mount_text(m))
-                for m in _get(host, "HostConfig", "Mounts", list, [])
-                if isinstance(m, dict)
-            ),
-            *anonymous,
+    given = (
+        *(s.parse_volume(text) for text in _strings(host, "HostConfig", "Binds")),
+        *(
+            s.parse_mount(_mount_text(m))
+            for m in _get(host, "HostConfig", "Mounts", list, [])
+            if isinstance(m, dict)
         ),
-        tmpfs=_string_map(host, "HostConfig", "Tmpfs"),
     )
+    tmpfs = _string_map(host, "HostConfig", "Tmpfs")
+    # docker makes an anonymous volume only for a Config.Volumes path nothing else mounts (compose
+    # sends the image's VOLUME paths there beside the Binds that cover them)
+    taken = {posixpath.normpath(spec.target) for spec in given} | {posixpath.normpath(t) for t in tmpfs}
+    anonymous = tuple(
+        s.MountSpec(type="volume", target=target)
+        for target in _get(config, "Config", "Volumes", dict, {})
+        if posixpath.normpath(target) not in taken
+    )
+    mounts = o.MountOptions(specs=(*given, *anonymous), tmpfs=tmpfs)
     policy = _get(host, "HostConfig", "RestartPolicy", dict, {})
     policy_name = _get(policy, "RestartPolicy", "Name", str, "") or "no"
     retries = _get(policy, "RestartPolicy", "MaximumRetryCount", int, 0)

@@ -234,6 +234,7 @@ class Networks:
             options = document["Options"]
             assert isinstance(options, dict)
             options.update({
+                "com.docker.network.bridge.name": network.bridge,
                 "com.docker.network.bridge.default_bridge": "true",
                 "com.docker.network.bridge.enable_icc": "true",
                 "com.docker.network.bridge.enable_ip_masquerade": "true",

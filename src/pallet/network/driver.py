@@ -732,6 +732,8 @@ def inspect_network(network: Network, endpoints: Sequence[Endpoint]) -> dict[str
             }
             for e in endpoints
         },
-        "Options": {BRIDGE_NAME_OPTION: network.bridge, **network.options},
+        # only the options the user gave, as docker: a generated bridge name shown here would read to
+        # compose as a changed network (it compares Options with its file's driver_opts)
+        "Options": dict(network.options),
         "Labels": network.labels,
     }

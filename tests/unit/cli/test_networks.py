@@ -362,8 +362,8 @@ def test_inspect_of_any_object_finds_networks(service: FakeService) -> None:
         "--type",
         "network",
         "-f",
-        '{{.Name}} {{index .Options "com.docker.network.bridge.name"}}',
+        "{{.Name}} {{.Driver}}",
         "app",
     )
-    assert (code, out) == (0, "app br-2\n")
+    assert (code, out) == (0, "app bridge\n")
     assert run("inspect", "--type", "network", "ghost")[2] == "Error: No such network: ghost\n"

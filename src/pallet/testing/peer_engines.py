@@ -116,7 +116,7 @@ class PrivateDockerd:
                 stdout=log, stderr=log, start_new_session=True,
             )  # fmt: skip
         try:
-            _wait(lambda: self.docker("version", check=False).returncode == 0, "dockerd serving")
+            _wait(lambda: self.docker("version", check=False).returncode == 0, "dockerd serving", 300)
         except RuntimeError:
             tail = (self.dir / "dockerd.log").read_text(errors="replace")[-2000:]
             self.stop()

@@ -547,8 +547,12 @@ def test_9_pallet_docker_and_podman_each_keep_nat_and_published_ports(net: NetEn
         # all three up at once: each one's published port and outbound NAT
         for engine, port in ports.items():
             wait_for(f"{engine}'s published port answers", lambda port=port: PAGE in host_get(port))
-        assert net.fetch("app", url) == "the outside\n"
-        assert net.fetch("bridge", url) == "the outside\n"
+        for network in ("app", "bridge"):
+            wait_for(
+                f"pallet's {network} reaches the outside",
+                lambda n=network: net.fetch(n, url) == "the outside\n",
+                3,
+            )
         for peer in peers:
             if isinstance(peer, PrivateDockerd):
                 done = peer.docker(

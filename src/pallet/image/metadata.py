@@ -100,10 +100,17 @@ CREATE VIEW layer_usage AS
     GROUP BY l.chain_id;
 """
 
+# the image a build step was made on (docker's Parent): an untagged image with children is an
+# intermediate image, which ``images`` hides without ``-a`` and ``image prune`` takes with its child
+_V2 = """
+ALTER TABLE images ADD COLUMN parent TEXT;
+CREATE INDEX images_parent ON images(parent);
+"""
+
 #: the image layer's schema; append steps, never edit one
 SCHEMA = Schema(
     owner="image",
-    steps=(_V1,),
+    steps=(_V1, _V2),
     legacy=Legacy(
         file="images.db",
         version=1,

@@ -82,6 +82,8 @@ class ImageRecord(Record):
     platform: Platform
     #: the canonical references that name it (repo:tag, repo@digest), sorted
     references: tuple[Reference, ...] = ()
+    #: the image a build step made this one on (docker's Parent), if any
+    parent: Digest | None = None
 
     @property
     def short_id(self) -> str:
@@ -395,6 +397,25 @@ class ImageStore:
             raise NotFound(f'image "{image_id}" not found locally; pull it or check the name')
         return self._record(rows[0])
 
+    def set_parent(self, image: str, parent: str) -> None:
+        """Record that a build step made ``image`` on ``parent`` (kept if one is recorded already)."""
+        with self.db.transaction() as conn:
+            conn.execute(
+                "UPDATE images SET parent = ? WHERE id = ? AND parent IS NULL AND id != ?",
+                (parent, image, parent),
+            )
+
+    def intermediate_ids(self) -> set[str]:
+        """Untagged images that are another image's parent (docker's intermediate images)."""
+        return {
+            str(r[0])
+            for r in self.db.query(
+                """SELECT i.id FROM images i
+                   WHERE EXISTS (SELECT 1 FROM images c WHERE c.parent = i.id)
+                     AND NOT EXISTS (SELECT 1 FROM refs r WHERE r.image_id = i.id)"""
+            )
+        }
+
     def list_images(self) -> list[ImageRecord]:
         """Every image, newest added first (dangling ones included: filter on ``.dangling``)."""
         return [self._record(r) for r in self.db.query("SELECT * FROM images ORDER BY added DESC, id")]
@@ -550,22 +571,31 @@ class ImageStore:
         """
         condition = "" if all else "AND NOT EXISTS (SELECT 1 FROM refs r WHERE r.image_id = i.id)"
         accepted = None if only is None else {str(r.id) for r in self.list_images() if only(r)}
+        deleted: list[Digest] = []
+        untagged: list[Reference] = []
         with self._lock.held(), self.db.transaction() as conn:
-            rows = conn.execute(
-                f"""SELECT i.id FROM images i
-                    WHERE NOT EXISTS (SELECT 1 FROM image_users u WHERE u.image_id = i.id) {condition}"""
-            ).fetchall()
-            ids = tuple(Digest(r[0]) for r in rows if accepted is None or r[0] in accepted)
-            untagged = tuple(
-                parse(r[0], default_tag=False)
-                for r in conn.execute(
-                    f"SELECT name FROM refs WHERE image_id IN ({','.join('?' * len(ids))}) ORDER BY name",
-                    ids,
+            # docker: an image with children goes only with them; its untagged parents follow it
+            while True:
+                rows = conn.execute(
+                    f"""SELECT i.id FROM images i
+                        WHERE NOT EXISTS (SELECT 1 FROM image_users u WHERE u.image_id = i.id)
+                          AND NOT EXISTS (SELECT 1 FROM images c WHERE c.parent = i.id) {condition}"""
+                ).fetchall()
+                ids = tuple(Digest(r[0]) for r in rows if accepted is None or r[0] in accepted)
+                if not ids:
+                    break
+                untagged.extend(
+                    parse(r[0], default_tag=False)
+                    for r in conn.execute(
+                        f"SELECT name FROM refs WHERE image_id IN ({','.join('?' * len(ids))}) ORDER BY name",
+                        ids,
+                    )
                 )
-            )
-            conn.executemany("DELETE FROM images WHERE id = ?", [(i,) for i in ids])
+                conn.executemany("DELETE FROM images WHERE id = ?", [(i,) for i in ids])
+                deleted.extend(ids)
+            ids = tuple(deleted)
         self._collect()
-        return RemoveReport(untagged=untagged, deleted=ids)
+        return RemoveReport(untagged=tuple(untagged), deleted=ids)
 
     def gc(self) -> GcReport:
         """Delete every blob and snapshot no image references; waits for leases to end. Idempotent.
@@ -666,6 +696,7 @@ class ImageStore:
             size=row["size"],
             platform=Platform(architecture=row["architecture"], os=row["os"], variant=row["variant"]),
             references=tuple(parse(r[0], default_tag=False) for r in refs),
+            parent=Digest(row["parent"]) if row["parent"] else None,
         )
 
     def _resolve(self, name: str) -> tuple[ImageRecord, Reference | None]:

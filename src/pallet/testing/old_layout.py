@@ -176,6 +176,23 @@ def write_old_files(
             conn.close()
 
 
+def _old_columns() -> dict[str, set[str]]:
+    """The columns of each table of the old files (a table two files have: its columns in either)."""
+    columns: dict[str, set[str]] = {}
+    for schema in OLD_SCHEMAS.values():
+        conn = sqlite3.connect(":memory:")
+        try:
+            for statement in statements(schema):
+                conn.execute(statement)
+            for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
+                columns.setdefault(table, set()).update(
+                    r[1] for r in conn.execute(f"PRAGMA table_info({table})")
+                )
+        finally:
+            conn.close()
+    return columns
+
+
 def to_old_layout(root: str | os.PathLike[str]) -> None:
     """Move every row of ``<root>/pallet.db`` into the previous layout's three files; remove ``pallet.db``."""
     path = os.path.join(root, "pallet.db")
@@ -183,9 +200,13 @@ def to_old_layout(root: str | os.PathLike[str]) -> None:
     conn.row_factory = sqlite3.Row
     try:
         known = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        old = _old_columns()  # later schema steps added columns the old files never had
         rows = {
             name: {
-                table: [dict(r) for r in conn.execute(f"SELECT * FROM {table}")]
+                table: [
+                    {k: v for k, v in dict(r).items() if k in old[table]}
+                    for r in conn.execute(f"SELECT * FROM {table}")
+                ]
                 for table in tables
                 if table in known and not (name == "engine.db" and table == "settings")
             }

@@ -224,6 +224,9 @@ def _run_ls(ctx: Context, args: Namespace, store: ImageStore) -> int:
     records = sorted(
         store.list_images(), key=lambda r: (_parse_time(r.created) or 0.0, r.added), reverse=True
     )
+    if not args.all:  # docker: a build's intermediate images only with -a
+        hidden = store.intermediate_ids()
+        records = [r for r in records if str(r.id) not in hidden]
     rows = _ls_rows(store, records, filters, args.no_trunc)
     fmt = "{{.ID}}" if args.quiet else args.format
     print_rows(
@@ -237,7 +240,7 @@ def configure_ls(parser: FlagParser) -> None:
         "repository", nargs="?", metavar="REPOSITORY[:TAG]", help="only images of this repository"
     )
     parser.add_argument(
-        "-a", "--all", action="store_true", help="show all images (there are no intermediate ones)"
+        "-a", "--all", action="store_true", help="show all images (default hides intermediate images)"
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="only show image IDs")
     parser.add_argument("--digests", action="store_true", help="show digests")

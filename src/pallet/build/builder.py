@@ -89,6 +89,8 @@ class _Stage:
     cmd_set: bool = False
     workdir_pending: tuple[str, ...] = ()  # WORKDIRs whose directories no step made yet
     workdir_entry: int | None = None  # the pending WORKDIR's history entry
+    #: the last image of this stage that is stored (its base, a step's): the next one's parent
+    stored: str | None = None
 
 
 class _Build:
@@ -223,6 +225,7 @@ class _Build:
             label=label,
             image=image,
             key=step_key("", f"FROM {image.image_id or 'scratch'}"),
+            stored=image.image_id,
         )
         triggers = tuple(image.run.on_build or ())
         if triggers:
@@ -470,10 +473,12 @@ class _Build:
         hit = self.lookup(key, step)
         if hit is not None:
             state.image, state.key = hit, key
+            state.stored = hit.image_id
             state.workdir_pending = ()
             self.record(key, hit)
             return
         base = materialize(self.images, state.image)
+        self._child(str(base.image_id), state)
         config = run_config if run_config is not None else base.run
         record = self.steps.create(
             str(base.image_id),
@@ -496,11 +501,19 @@ class _Build:
         finally:
             self.steps.remove(record)
         self.ran += 1
+        self._child(str(committed.id), state)
         state.image = from_image(self.images, str(committed.id))
         state.workdir_pending = ()
         state.key = key
         self.cache.put(key, str(committed.id))
         self.record(key, state.image)
+
+    def _child(self, image_id: str, state: _Stage) -> None:
+        """``image_id`` is the stage's newest stored image: its parent is the one before (docker's
+        Parent), which makes that one an intermediate image (``pallet images`` shows it with ``-a``)."""
+        if state.stored is not None and state.stored != image_id:
+            self.images.set_parent(image_id, state.stored)
+        state.stored = image_id
 
     def record(self, key: str, image: StageImage) -> None:
         """Remember a step for the inline cache the target image carries (``--cache-from``)."""
@@ -895,6 +908,7 @@ def _finish(build: _Build, stage: _Stage, request: BuildRequest) -> StageImage:
     if build.epoch is not None:
         image = image.with_created(format_time(build.epoch * 1_000_000_000))
     stored = materialize(build.images, image)
+    build._child(str(stored.image_id), stage)
     build.cache.put(key, str(stored.image_id))
     return stored
 

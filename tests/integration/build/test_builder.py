@@ -428,3 +428,23 @@ def test_every_workdir_is_made_and_has_one_history_entry(build_env, tmp_path: Pa
         return build_env.ok("history", "--no-trunc", "--format", "{{.CreatedBy}}", ref).splitlines()
 
     assert len(history("dirs:1")) == len(history("busybox")) + 5  # one entry per instruction
+
+
+def test_intermediate_images_show_only_with_all_and_go_with_their_image(build_env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ctx = context(tmp_path, "FROM busybox\nRUN echo 1 > /one\nENV X=1\nRUN echo 2 > /two\n")
+
+    def listed(*flags: str) -> set[str]:
+        return set(build_env.ok("images", "-q", "--no-trunc", *flags).split())
+
+    before = listed("-a")
+    done = build(build_env, ctx, "-q")
+    assert done.returncode == 0, done.stderr
+    image = done.stdout.strip()
+    made = listed("-a") - before
+    assert image in made
+    assert len(made) >= 3  # the final image and the steps' images under it
+    assert listed() - before == {image}  # as docker: its dangling result shows, the steps do not
+    pruned = build_env.ok("image", "prune", "-f")
+    assert all(i in pruned for i in made)  # the dangling image went, and its untagged parents with it
+    assert listed("-a") == before
+    assert build(build_env, ctx, "-q").returncode == 0  # the cache that named them misses cleanly

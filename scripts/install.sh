@@ -44,11 +44,14 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# Rootless networking (pasta, slirp4netns) opens /dev/net/tun as the user: udev's rule makes it
-# 0666; a machine without udev (a VM, a container) leaves it 0600.
-if [ -c /dev/net/tun ] && [ "$(stat -c %a /dev/net/tun)" != 666 ]; then
-    chmod 0666 /dev/net/tun
-fi
+# Rootless networking (pasta, slirp4netns) opens /dev/net/tun as the user, rootless --userns=remap
+# /dev/fuse (fuse-overlayfs): udev's rules make them 0666; a machine without udev (a VM, a
+# container) leaves them 0600.
+for dev in /dev/net/tun /dev/fuse; do
+    if [ -c "$dev" ] && [ "$(stat -c %a "$dev")" != 666 ]; then
+        chmod 0666 "$dev"
+    fi
+done
 
 # The venv uses Debian's interpreter directly (not a pyenv shim, which adds
 # ~150 ms to every start of a console script).

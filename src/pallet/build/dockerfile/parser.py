@@ -73,7 +73,9 @@ def _node_args(command: str, rest: str, escape: str) -> tuple[list[str], bool]:
         return words.split_whitespace(rest), False
     if command in ("maintainer", "stopsignal", "user", "workdir"):
         return ([rest] if rest else []), False
-    return [], False
+    if command == "onbuild":
+        return [], False
+    return [""], False  # an unknown instruction: BuildKit's parseIgnore, one empty value
 
 
 def _health_args(rest: str) -> tuple[list[str], bool]:

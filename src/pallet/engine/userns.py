@@ -224,9 +224,24 @@ def container_remap(mode: str, root: str) -> Remap | None:
     root_setting = load_config(root).userns_remap if mode != "host" else ""
     if mode == "host" or (mode == "" and not root_setting):
         return None
-    if os.geteuid() != 0:
-        raise Unsupported("--userns=remap is for root mode; rootless containers are remapped already")
+    if os.environ.get("PALLET_ROOTLESS") == "1":
+        return _rootless_remap()
     return resolve_remap(root_setting or "default")
+
+
+def _rootless_remap() -> Remap:
+    """Rootless: container ids 0… are the user's subordinate ids (ids 1… of their namespace)."""
+    counts = []
+    for name in ("uid_map", "gid_map"):
+        try:
+            with open(f"/proc/self/{name}") as f:
+                total = sum(int(line.split()[2]) for line in f if line.strip())
+        except (OSError, ValueError, IndexError):
+            total = 1
+        counts.append(min(total - 1, 65536))
+    if min(counts) < 1:
+        raise FailedPrecondition("--userns=remap: your user namespace maps no subordinate ids")
+    return Remap(user="", uid_start=1, uid_count=counts[0], gid_start=1, gid_count=counts[1])
 
 
 def remap_spec_option(remap: Remap) -> SpecOption:
@@ -303,6 +318,10 @@ def mount_rootfs(mounts: Sequence[Mount], target: str, remap: Remap, scratch: st
     from pallet.linux import idmap
 
     release_scratch(scratch)  # what a process killed in here before left
+    if os.environ.get("PALLET_ROOTLESS") == "1":
+        # a user may not make idmapped mounts of their home's file system: FUSE shifts instead
+        _mount_fuse_overlay(mounts, target, remap)
+        return
     ns = idmap.user_namespace_fd(remap.uid_map, remap.gid_map)
     attached: dict[str, str] = {}
     try:
@@ -335,6 +354,42 @@ def mount_rootfs(mounts: Sequence[Mount], target: str, remap: Remap, scratch: st
         for point in reversed(attached.values()):
             snapshots.unmount(point)
         release_scratch(scratch)
+
+
+def _mount_fuse_overlay(mounts: Sequence[Mount], target: str, remap: Remap) -> None:
+    """fuse-overlayfs with its uid/gid mapping: the disk's ids shown shifted by ``remap``,
+    the container's writes stored unshifted; ``allow_other``, for the container's ids."""
+    import subprocess
+
+    from pallet.engine.runtimes import find_executable
+
+    program = find_executable("fuse-overlayfs")
+    if program is None:
+        raise Unavailable("rootless --userns=remap needs fuse-overlayfs: apt-get install fuse-overlayfs")
+    if not os.access("/dev/fuse", os.R_OK | os.W_OK):
+        raise Unavailable(
+            "rootless --userns=remap needs /dev/fuse open to users (mode 0666, as udev sets it): "
+            "chmod 0666 /dev/fuse"
+        )
+    for m in mounts:
+        kept = [o for o in m.options if o.partition("=")[0] in ("lowerdir", "upperdir", "workdir")]
+        if m.type != "overlay" or not any(o.startswith("lowerdir=") for o in kept):
+            raise Unsupported(f"rootless --userns=remap: cannot shift a {m.type} mount without layers")
+        options = [
+            *kept,
+            f"uidmapping=0:{remap.uid_start}:{remap.uid_count}",
+            f"gidmapping=0:{remap.gid_start}:{remap.gid_count}",
+            "allow_other",
+        ]
+        done = subprocess.run(
+            [program, "-o", ",".join(options), target],
+            capture_output=True,
+            text=True,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+        if done.returncode != 0:
+            raise Unavailable(f"fuse-overlayfs failed: {done.stderr.strip() or done.returncode}")
 
 
 def release_scratch(scratch: str) -> None:

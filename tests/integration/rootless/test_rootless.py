@@ -370,3 +370,24 @@ def test_a_rootless_container_connects_out_through_pasta(
         f"for i in $(seq 50); do wget -qO- http://{outside_server}/greeting && exit 0; sleep 0.1; done; exit 1",
     )  # fmt: skip
     assert out == "hello from outside\n"
+
+
+def test_with_userns_remap_container_root_is_the_users_subordinate_id(user: User, registry: str) -> None:
+    image = f"{registry}/busybox:latest"
+    user.ok("pull", image)
+    os.chmod(user.home, 0o711)  # the container's root (a subordinate id) passes through to the store
+    cid = user.ok(
+        "run", "-d", "--userns=remap", "-v", "shifted:/data", image, "sh", "-c", "echo r > /data/f; sleep 300"
+    ).strip()  # fmt: skip
+    assert user.ok("exec", cid, "id", "-u") == "0\n"
+    pid = int(user.ok("inspect", "-f", "{{.State.Pid}}", cid))
+    assert _status_ids(pid) == (user.subid, user.subid)
+    assert user.ok("exec", cid, "stat", "-c", "%u:%g", "/bin/busybox") == "0:0\n"
+    for _ in range(300):
+        if (user.store / "volumes" / "shifted" / "_data" / "f").exists():
+            break
+        time.sleep(0.1)
+    assert os.stat(user.store / "volumes" / "shifted" / "_data" / "f").st_uid == user.subid
+    user.ok("rm", "-f", cid)
+    user.ok("volume", "rm", "shifted")
+    assert user.ok("ps", "-aq") == ""

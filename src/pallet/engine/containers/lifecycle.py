@@ -487,12 +487,12 @@ class Engine:
             network_namespace=namespace,
             hostname=hostname,
         )
-        if remap is not None:
-            spec = remap_spec_option(remap)(spec)
         if os.environ.get("PALLET_ROOTLESS") == "1":  # rootless.is_rootless() for a process inside
             from pallet.engine.rootless import rootless_spec_option
 
             spec = rootless_spec_option()(spec)
+        if remap is not None:  # after: its ping range is the container's own
+            spec = remap_spec_option(remap)(spec)
         doc = spec.to_json()
         # the runtime resolves a relative root.path against the bundle: keep the bundle movable
         root = doc.get("root")

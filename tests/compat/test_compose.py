@@ -73,13 +73,6 @@ def _page(port: int) -> str:
         return ""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="api/container_config.py makes an anonymous volume of every Config.Volumes entry, also those "
-    "HostConfig.Binds mounts (compose sends both: 'Duplicate mount point'); and a network's inspect shows "
-    "the generated com.docker.network.bridge.name option compose did not ask for, so up --scale wants to "
-    "recreate it",
-)
 def test_compose_up_ps_logs_exec_scale_and_down_leave_nothing_behind(api: ApiService, tmp_path: Path) -> None:
     compose = shutil.which("docker-compose")
     if compose is None:

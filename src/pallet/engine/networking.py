@@ -315,16 +315,21 @@ class Networks:
         aliases: Sequence[str] = (),
         ip: str = "",
         running: bool,
+        ports: Callable[[set[tuple[str, int]]], Sequence[PortMapping]] | None = None,
     ) -> Endpoint:
         """``network connect``: a running container gets its interface now, a stopped one when it
-        starts. ``Conflict`` if it is attached already (docker's words), or its address is taken."""
+        starts. ``Conflict`` if it is attached already (docker's words), or its address is taken.
+        ``ports``: the container's published ports from the ports held now, for the new endpoint
+        when none of its endpoints holds any (they went with the endpoint that held them)."""
         network = self.find(ref)
         driver = self.driver
-        if any(e.network_id == network.id for e in driver.endpoints(container_id)):
+        endpoints = driver.endpoints(container_id)
+        if any(e.network_id == network.id for e in endpoints):
             raise Conflict(f"endpoint with name {name} already exists in network {network.name}")
+        held = () if ports is None or any(e.ports for e in endpoints) else ports(self.held_ports())
         if running:
-            return driver.attach(network, container_id, name=name, aliases=aliases, ip=ip)
-        return driver.allocate(network, container_id, name=name, aliases=aliases, ip=ip)
+            return driver.attach(network, container_id, name=name, aliases=aliases, ip=ip, ports=held)
+        return driver.allocate(network, container_id, name=name, aliases=aliases, ip=ip, ports=held)
 
     def disconnect(self, ref: str, container_id: str, *, name: str, force: bool = False) -> None:
         """``network disconnect``: the container's endpoint on network ``ref`` goes (address, ports,

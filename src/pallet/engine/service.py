@@ -1042,15 +1042,17 @@ class Service:
         """``network connect [--alias] [--ip] NET CTR``: a running container gets the interface now, a
         stopped one at its next start. ``Conflict`` if connected already; ``FailedPrecondition`` for a
         container on the host network, ``none`` or another container's network (docker's refusal)."""
-        from pallet.engine.containers.attachments import check_connectable
+        from pallet.engine.containers.attachments import check_connectable, recorded_ports
 
         engine = self._engine
         record = engine.get(container)
         with engine.lock(record.id).held():
-            check_connectable(engine.document(record), record.name)
+            document = engine.document(record)
+            check_connectable(document, record.name)
             engine.networks.connect(
                 network, record.id, name=record.name, aliases=aliases, ip=ip,
                 running=record.state in ("running", "paused", "restarting"),
+                ports=lambda held: recorded_ports(document, held),
             )  # fmt: skip
         found = engine.networks.find(network)
         self.record_event(

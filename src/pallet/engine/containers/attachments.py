@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from pallet.engine.spec.options import NetworkOptions
     from pallet.network.store import Endpoint, PortMapping
 
-__all__ = ["attachments", "check_connectable", "network_files", "port_mappings"]
+__all__ = ["attachments", "check_connectable", "network_files", "port_mappings", "recorded_ports"]
 
 
 def port_mappings(
@@ -91,6 +91,29 @@ def port_mappings(
                 continue
             add(protocol, "", free(protocol, ""), int(number))
     return out
+
+
+def recorded_ports(document: Mapping[str, Any], held: Collection[tuple[str, int]]) -> list[PortMapping]:
+    """The host ports a container's ``container.json`` asks for (``HostConfig.PortBindings`` and
+    ``PublishAllPorts`` over ``Config.ExposedPorts``), allocated again: for an endpoint made by
+    ``network connect`` when none of the container's endpoints holds them (compose disconnects and
+    reconnects the network a container was created on; docker keeps publishing its ports)."""
+    from pallet.engine.spec.options import NetworkOptions
+
+    host = document.get("HostConfig") or {}
+    publish = []
+    for port, bindings in (host.get("PortBindings") or {}).items():
+        for binding in bindings or [{}]:
+            ip, host_port = binding.get("HostIp") or "", binding.get("HostPort") or ""
+            ip_part = f"[{ip}]" if ":" in ip else ip
+            publish.append(
+                f"{ip_part}:{host_port}:{port}" if ip else f"{host_port}:{port}" if host_port else port
+            )
+    network = NetworkOptions(publish=tuple(publish), publish_all=bool(host.get("PublishAllPorts")))
+    if not publish and not network.publish_all:
+        return []
+    exposed = tuple((document.get("Config") or {}).get("ExposedPorts") or ())
+    return port_mappings(network, exposed, held)
 
 
 def attachments(network: NetworkOptions, ports: Sequence[PortMapping]) -> list[Attachment]:

@@ -559,8 +559,25 @@ class ImageStore:
             if users:  # forced while in use: untag only, as docker does
                 return RemoveReport(untagged=refs)
             conn.execute("DELETE FROM images WHERE id = ?", (record.id,))
+            deleted = [record.id]
+            # docker: its untagged parents (a build's intermediate images) go with it, while
+            # no other image is made on them and no container uses them
+            parent = record.parent
+            while parent is not None:
+                row = conn.execute(
+                    """SELECT i.parent FROM images i WHERE i.id = ?
+                         AND NOT EXISTS (SELECT 1 FROM refs r WHERE r.image_id = i.id)
+                         AND NOT EXISTS (SELECT 1 FROM image_users u WHERE u.image_id = i.id)
+                         AND NOT EXISTS (SELECT 1 FROM images c WHERE c.parent = i.id)""",
+                    (str(parent),),
+                ).fetchone()
+                if row is None:
+                    break
+                conn.execute("DELETE FROM images WHERE id = ?", (str(parent),))
+                deleted.append(parent)
+                parent = Digest(row[0]) if row[0] else None
         self._collect()
-        return RemoveReport(untagged=refs, deleted=(record.id,))
+        return RemoveReport(untagged=refs, deleted=tuple(deleted))
 
     def prune(self, *, all: bool = False, only: Callable[[ImageRecord], bool] | None = None) -> RemoveReport:
         """Delete dangling images no container uses (``all``: every image no container uses).

@@ -447,4 +447,7 @@ def test_intermediate_images_show_only_with_all_and_go_with_their_image(build_en
     pruned = build_env.ok("image", "prune", "-f")
     assert all(i in pruned for i in made)  # the dangling image went, and its untagged parents with it
     assert listed("-a") == before
-    assert build(build_env, ctx, "-q").returncode == 0  # the cache that named them misses cleanly
+    assert build(build_env, ctx, "-q", "-t", "inter:1").returncode == 0  # the cache that named them misses
+    removed = build_env.ok("rmi", "inter:1")
+    assert removed.count("Deleted: ") >= 3  # as docker's rmi: the untagged parents go with the image
+    assert listed("-a") == before

@@ -13,7 +13,16 @@ Mount stubs: the runtime makes the targets of the container's mounts
 (``/etc/hosts``, ``/run/secrets/x``, a cache mount's directory, …) in the
 writable layer when the image lacks them. Those that were not there before
 and are still empty afterwards are removed before the commit, as BuildKit
-does, so a secret's mount point never lands in a layer.
+does, so a secret's mount point never lands in a layer; a directory the image
+had (``/etc``) that overlayfs copied up only to hold them, and that is empty in
+the upper dir now, is dropped from it (docker keeps those in an init layer).
+
+Snapshots: on the overlay driver the layer is written from exactly the files
+of the container's upper dir, so that dir becomes the layer's committed
+snapshot (``_adopt``) instead of being deleted while the next step's
+container unpacks the same layer again. Not where overlayfs may write
+redirect or metacopy xattrs (the upper dir would not stand alone), nor when
+``SOURCE_DATE_EPOCH`` clamps the layer's mtimes (it would not match).
 """
 
 from __future__ import annotations

@@ -411,6 +411,11 @@ class Service:
         """The pallet root this engine works on."""
         return self._engine.layout.root
 
+    @property
+    def run_root(self) -> str:
+        """The run dir of this engine (its containers' runtime state, the build's step containers)."""
+        return self._engine.layout.run_root
+
     def __enter__(self) -> Self:
         return self
 

@@ -159,19 +159,18 @@ class RootfsBuilder:
             if parent is not None and (parent[1] or propagation & f.MS_UNBINDABLE):
                 self.sys.mount("", parent[0], "", f.MS_PRIVATE, "")
         self.sys.mount(self.rootfs, self.rootfs, "", f.MS_BIND | f.MS_REC, "")
-        dev_is_tmpfs = False
+        dev_is_tmpfs = dev_is_bind = False
         for mount in self.spec.mounts:
             self.mount(mount)
-            if (
-                mount.destination.rstrip("/") == "/dev"
-                and mount.type != "bind"
-                and "bind" not in mount.options
-                and "rbind" not in mount.options
-            ):
-                dev_is_tmpfs = True
+            if mount.destination.rstrip("/") == "/dev":
+                is_bind = mount.type == "bind" or "bind" in mount.options or "rbind" in mount.options
+                dev_is_tmpfs, dev_is_bind = not is_bind, is_bind
         if dev_is_tmpfs:
             self.create_default_devices()
-        self.create_devices(linux.devices if linux else ())
+        # a /dev bound from the host is the host's: making nodes there would replace the host's own
+        # (unlink, mknod, chown), so runc makes none then (needsSetupDev); neither do we
+        if not dev_is_bind:
+            self.create_devices(linux.devices if linux else ())
         if dev_is_tmpfs:
             self.create_dev_symlinks()
 

@@ -162,3 +162,31 @@ def test_rootfs_propagation_is_applied_to_the_container_root(runtime: Runtime) -
     assert private.out, private.err
     assert " shared:" not in private.out
     assert " master:" not in private.out
+
+
+def test_a_dev_bound_from_the_host_gets_no_device_nodes(runtime: Runtime, tmp_path: Path) -> None:
+    # a stand-in for the host's /dev: making the config's nodes there would replace the host's own
+    host_dev = tmp_path / "host-dev"
+    host_dev.mkdir()
+    (host_dev / "null").write_text("the host's own\n")
+    config = base_config(runtime.rootfs, "true")
+    config["mounts"] = [m for m in config["mounts"] if m["destination"] != "/dev"]
+    config["mounts"].append(
+        {"destination": "/dev", "type": "bind", "source": str(host_dev), "options": ["rbind"]}
+    )
+    config["linux"]["devices"] = [
+        {
+            "path": "/dev/null",
+            "type": "c",
+            "major": 1,
+            "minor": 3,
+            "fileMode": 0o755,
+            "uid": 65534,
+            "gid": 65534,
+        },
+        {"path": "/dev/mydev", "type": "c", "major": 1, "minor": 3},
+    ]
+    result = runtime.run(config)
+    assert result.rc == 0, result.err
+    assert (host_dev / "null").read_text() == "the host's own\n"
+    assert sorted(p.name for p in host_dev.iterdir()) == ["null"]

@@ -81,7 +81,7 @@ import os
 from _socket import AF_INET, AF_INET6
 
 from pallet.errors import AlreadyExists, InvalidArgument, PalletError
-from pallet.network import ipam, netns, nft, resolver
+from pallet.network import forward_policy, ipam, netns, nft, resolver
 from pallet.network.netlink import Netlink
 from pallet.network.ports import check_free
 from pallet.network.store import Endpoint, Network, NetworkStore, PortMapping
@@ -208,6 +208,7 @@ class Driver:
     ) -> None:
         self.store = NetworkStore(db)
         self.run_dir = run_dir
+        self.tag = tag
         self.table = nft.table_name(tag)
         self.pools = pools
         self._upstreams = upstreams
@@ -323,10 +324,16 @@ class Driver:
         nft.apply(
             nft.compose(nft.table_batch(self.table), nft.network_add_batch(self.table, _rules(network)))
         )
+        self._accept_forwarding(self.store.networks())
         marker = self._set_up_marker(network)
         os.makedirs(os.path.dirname(marker), mode=0o700, exist_ok=True)
         with open(marker, "w"):
             pass
+
+    def _accept_forwarding(self, networks: Iterable[Network]) -> None:
+        """pallet's accept rules in docker's ``DOCKER-USER`` chain exactly for ``networks``' bridges
+        (``forward_policy``: docker's FORWARD policy DROP would drop their traffic otherwise)."""
+        forward_policy.sync(self.tag, {n.bridge: n.internal for n in networks})
 
     def _set_up_marker(self, network: Network) -> str:
         """A file under the run dir that says the network's sysctls and rules are in place."""
@@ -350,6 +357,7 @@ class Driver:
                 nft.apply(nft.network_remove_batch(self.table, _rules(network)))
             else:
                 nft.apply(nft.table_remove_batch(self.table))
+            self._accept_forwarding(others)
             with Netlink.open() as nl:
                 nl.delete_link(network.bridge)
             self.store.remove(network)
@@ -662,6 +670,7 @@ class Driver:
                     [_port_rules(e) for e in up if e.ports],
                 )
             )
+            self._accept_forwarding([n for n in networks if n.bridge in present])
         return done
 
     def network(self, ref: str) -> Network:

@@ -39,6 +39,17 @@ nothing to leak or to restart, and the kernel forwards at full speed
 (docker-proxy copies every byte through user space). ``route_localnet``
 would let neighbours on the bridge reach the host's 127.0.0.0/8 services
 (CVE-2020-8558); the ``guard`` chain drops those packets before routing.
+
+The one exception to "never another table", decided for docker's FORWARD
+policy DROP (set by dockerd when it turns forwarding on; a packet must be
+accepted by every base chain, so pallet's accept alone loses outbound NAT
+and published ports): pallet adds accept rules for its bridges to docker's
+``DOCKER-USER`` chain, the place docker documents for other parties' rules
+and the one podman's netavark uses, each tagged ``pallet:<tag>:<bridge>`` so
+that exactly those are removed again; nothing else of the table is read for
+change or edited. ``forward_policy`` owns it, and writes through
+iptables-nft (a native ``ct`` rule of ``nft`` would make docker's table
+unreadable for iptables-nft).
 """
 
 from __future__ import annotations
@@ -58,6 +69,7 @@ __all__ = [
     "ports_add_batch",
     "ports_remove_batch",
     "rebuild_batch",
+    "run",
     "table_batch",
     "table_name",
     "table_remove_batch",
@@ -330,40 +342,41 @@ def apply(batch: str) -> None:
 
 
 def _run_nft(batch: bytes) -> tuple[int, str]:
-    """``nft -f -`` with ``batch`` on its stdin: its exit status and its stderr.
+    """``nft -f -`` with ``batch`` on its stdin: its exit status and its stderr (stdout with it)."""
+    nft = _nft()
+    code, out, err = run([nft, "-f", "-"], batch)
+    return code, (out + "\n" + err).strip()
 
-    ``posix_spawn`` with two memfds as stdin and stderr rather than
+
+def run(argv: Sequence[str], stdin: bytes) -> tuple[int, str, str]:
+    """``argv`` with ``stdin`` on its stdin: its exit status, stdout and stderr.
+
+    ``posix_spawn`` with memfds as stdin, stdout and stderr rather than
     ``subprocess`` (which imports ``threading``, ``selectors`` and more that
     ``pallet run -p`` would otherwise load): no pipe, so no deadlock whatever
-    the sizes, and the child inherits only those two descriptors' duplicates
+    the sizes, and the child inherits only those descriptors' duplicates
     (pallet opens everything else close-on-exec).
     """
-    stdin = os.memfd_create("pallet-nft-batch", 0)
-    stderr = os.memfd_create("pallet-nft-stderr", 0)
+    fds = [os.memfd_create(f"pallet-{what}", 0) for what in ("stdin", "stdout", "stderr")]
     try:
-        view = memoryview(batch)
+        view = memoryview(stdin)
         while view:
-            view = view[os.write(stdin, view) :]
-        os.lseek(stdin, 0, os.SEEK_SET)
-        nft = _nft()
-        pid = os.posix_spawn(
-            nft,
-            [nft, "-f", "-"],
-            os.environ,
-            file_actions=[
-                (os.POSIX_SPAWN_DUP2, stdin, 0),
-                (os.POSIX_SPAWN_DUP2, stderr, 1),  # nothing is expected there; kept with the errors
-                (os.POSIX_SPAWN_DUP2, stderr, 2),
-                (os.POSIX_SPAWN_CLOSE, stdin),
-                (os.POSIX_SPAWN_CLOSE, stderr),
-            ],
-        )
+            view = view[os.write(fds[0], view) :]
+        os.lseek(fds[0], 0, os.SEEK_SET)
+        actions: list[tuple[int, int] | tuple[int, int, int]] = [
+            (os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(fds)
+        ]
+        actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in fds]
+        pid = os.posix_spawn(argv[0], list(argv), os.environ, file_actions=actions)
         _, status = os.waitpid(pid, 0)
-        os.lseek(stderr, 0, os.SEEK_SET)
-        chunks = []
-        while chunk := os.read(stderr, 65536):
-            chunks.append(chunk)
+        texts = []
+        for fd in fds[1:]:
+            os.lseek(fd, 0, os.SEEK_SET)
+            chunks = []
+            while chunk := os.read(fd, 65536):
+                chunks.append(chunk)
+            texts.append(b"".join(chunks).decode(errors="replace").strip())
     finally:
-        os.close(stdin)
-        os.close(stderr)
-    return os.waitstatus_to_exitcode(status), b"".join(chunks).decode(errors="replace").strip()
+        for fd in fds:
+            os.close(fd)
+    return os.waitstatus_to_exitcode(status), texts[0], texts[1]

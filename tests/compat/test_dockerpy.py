@@ -169,11 +169,25 @@ def test_push_and_pull_through_a_local_registry(client: Any) -> None:
             client.images.pull(target, tag="v1", auth_config={"username": "bob", "password": "wrong"})
 
 
-def test_build_is_refused_with_dockers_not_implemented(client: Any) -> None:
-    dockerfile = io.BytesIO(b"FROM busybox\nRUN true\n")
-    with pytest.raises(docker.errors.APIError) as refused:
-        client.images.build(fileobj=dockerfile, tag="pybuilt:v1")
-    assert refused.value.status_code == 501
+def test_build_from_a_fileobj_and_a_path(client: Any, tmp_path: Any) -> None:
+    image, lines = client.images.build(
+        fileobj=io.BytesIO(b"FROM busybox\nRUN echo built-here\n"), tag="pybuilt:v1"
+    )
+    stream = "".join(line.get("stream", "") for line in lines)
+    assert "Step 2/2 : RUN echo built-here" in stream
+    assert "built-here\n" in stream
+    assert "pybuilt:v1" in image.tags
+    (tmp_path / "Dockerfile").write_text("FROM busybox\nARG WHO\nCOPY greeting /\nLABEL who=$WHO\n")
+    (tmp_path / "greeting").write_text("hello\n")
+    image, _ = client.images.build(path=str(tmp_path), tag="pybuilt:v2", buildargs={"WHO": "py"}, rm=True)
+    assert image.labels == {"who": "py"}
+    out = client.containers.run("pybuilt:v2", ["cat", "/greeting"], remove=True)
+    assert out == b"hello\n"
+    with pytest.raises(docker.errors.BuildError) as failed:
+        client.images.build(fileobj=io.BytesIO(b"FROM busybox\nRUN exit 3\n"), tag="pybroken")
+    assert "exit code: 3" in str(failed.value) or "returned a non-zero code: 3" in str(failed.value)
+    client.images.remove("pybuilt:v1")
+    client.images.remove("pybuilt:v2")
 
 
 # --- networks, volumes, events ---------------------------------------------------------------------

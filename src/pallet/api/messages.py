@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from pallet.api.hijack import Connection
     from pallet.engine.service import Service
 
-__all__ = ["Body", "Empty", "Hijack", "Json", "Raw", "Request", "Response", "Stream"]
+__all__ = ["Body", "Empty", "Hijack", "Json", "Raw", "Request", "Response", "Stream", "WholeBody"]
 
 #: the largest JSON body a request may carry (a create's config is a few KiB); streams have no limit
 JSON_BODY_LIMIT = 4 << 20
@@ -110,6 +110,23 @@ class Body:
     @property
     def done(self) -> bool:
         return self._done
+
+
+class WholeBody:
+    """A request body whose ``read(n)`` returns ``n`` bytes unless the body ends first, as a file's does
+    (chunked bodies arrive in pieces; the archive readers count on whole reads)."""
+
+    def __init__(self, body: Body) -> None:
+        self._body = body
+
+    def read(self, n: int = -1) -> bytes:
+        if n < 0:
+            return b"".join(iter(self._body.read, b""))
+        parts: list[bytes] = []
+        while n > 0 and (data := self._body.read(n)):
+            parts.append(data)
+            n -= len(data)
+        return b"".join(parts)
 
 
 class Request:

@@ -111,10 +111,3 @@ def test_system_df_counts_images_containers_and_volumes(api: ApiService) -> None
     assert doc["BuildCache"] == []
     out = api.docker_ok("system", "df", "--format", "{{.Type}} {{.TotalCount}}")
     assert out.splitlines()[:3] == ["Images 1", "Containers 1", "Local Volumes 1"]
-
-
-def test_build_answers_dockers_not_implemented_until_the_builder_lands(api: ApiService) -> None:
-    status, _, body = api.request("POST", "/build?t=x", b"not a tar", {"Content-Type": "application/x-tar"})
-    assert status == 501
-    assert json.loads(body)["message"].startswith("not implemented")
-    assert api.json("POST", "/build/prune") == {"CachesDeleted": None, "SpaceReclaimed": 0}

@@ -1,31 +1,191 @@
 """``POST /build`` (docker's legacy builder protocol) and ``POST /build/prune``.
 
-pallet's builder (``pallet.build``) has its Dockerfile parser but no build
-entry point yet: ``/build`` answers docker's 501 with that reason, after
-reading the context the client sent, so the connection stays usable. There
-is no build cache, so ``/build/prune`` truly has nothing to remove.
+The body is the build context as a tar (plain, gzip, bzip2, xz or zstd),
+built by ``pallet.build`` as ``pallet build -`` builds a context from stdin.
+The answer is docker's JSON stream: ``{"stream": "Step 1/3 : FROM busybox\\n"}``
+for each instruction, a RUN step's output lines, `` ---> Using cache`` for a
+cached step, then ``{"aux": {"ID": "sha256:…"}}``, ``Successfully built``
+and ``Successfully tagged`` lines. The builder reports in BuildKit's plain
+progress; ``_LegacyLines`` turns those lines into the legacy messages.
+
+As dockerd, a build that fails before its first step answers the error's
+status (a missing Dockerfile, a bad parameter); one that fails later answers
+200 with ``{"errorDetail": {"message": …}, "error": …}`` as the last message.
 """
 
 from __future__ import annotations
 
-from pallet.api.messages import Json, Request, Response
+import json
+import re
+from typing import TYPE_CHECKING, Any
+
+from pallet.api.messages import Json, Request, Response, Stream, WholeBody
+from pallet.api.progress import JsonProgress, messages
 from pallet.api.routing import RouteTable
-from pallet.errors import Unsupported
+from pallet.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from pallet.build.request import BuildRequest
 
 __all__ = ["ROUTES"]
 
 ROUTES = RouteTable()
 
+#: ``#N [stage i/n] INSTRUCTION`` (a stage's prefix is optional), ``#N 0.123 output``, ``#N CACHED``
+_STEP = re.compile(r"#\d+ \[(?:[^\]]* )?(\d+/\d+)\] (.*)")
+_OUTPUT = re.compile(r"#\d+ \d+\.\d+ (.*)")
+_CACHED = re.compile(r"#\d+ CACHED")
+
+
+class _LegacyLines:
+    """A text stream for the builder's plain progress; queues the legacy builder's messages."""
+
+    def __init__(self, progress: JsonProgress, *, quiet: bool) -> None:
+        self._progress = progress
+        self._quiet = quiet
+        self._partial = ""
+
+    def isatty(self) -> bool:
+        return False
+
+    def flush(self) -> None:
+        pass
+
+    def write(self, text: str) -> int:
+        self._partial += text
+        *lines, self._partial = self._partial.split("\n")
+        for line in lines:
+            self._line(line)
+        return len(text)
+
+    def _line(self, line: str) -> None:
+        if self._quiet:
+            return
+        if step := _STEP.fullmatch(line):
+            self._progress.put({"stream": f"Step {step[1]} : {step[2]}\n"})
+        elif output := _OUTPUT.fullmatch(line):
+            self._progress.put({"stream": output[1] + "\n"})
+        elif _CACHED.fullmatch(line):
+            self._progress.put({"stream": " ---> Using cache\n"})
+        # the rest (internal steps, DONE, ERROR, exporting) has no legacy counterpart: an error
+        # reaches the client as the stream's errorDetail
+
+
+def _bool(request: Request, name: str) -> bool:
+    """docker's ``BoolValue``, which the build route reads its flags with: anything but empty, ``0``,
+    ``no``, ``false`` or ``none`` (any case) is true (docker-py sends ``pull=False``)."""
+    return request.arg(name).strip().lower() not in ("", "0", "no", "false", "none")
+
+
+def _json_arg(request: Request, name: str, kind: type) -> Any:
+    raw = request.arg(name)
+    if not raw:
+        return kind()
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise InvalidArgument(f"invalid {name} parameter: {raw!r} is not JSON") from None
+    if value is None:
+        return kind()
+    if not isinstance(value, kind):
+        raise InvalidArgument(f"invalid {name} parameter: {raw!r} is not a JSON {kind.__name__}")
+    return value
+
+
+def _string_map(request: Request, name: str) -> dict[str, str]:
+    """``buildargs`` / ``labels``: a JSON object of strings (a null build arg is left unset, as docker)."""
+    out: dict[str, str] = {}
+    for key, value in _json_arg(request, name, dict).items():
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise InvalidArgument(f"invalid {name} parameter: the value of {key!r} is not a string")
+        out[key] = value
+    return out
+
+
+def build_request(request: Request) -> BuildRequest:
+    """The query's parameters (those docker's CLI and docker-py send) as the builder's request."""
+    from pallet.build.request import BuildRequest
+
+    remote = request.arg("remote")
+    if remote:
+        # dockerd fetches a git or tarball URL itself; pallet builds what the client sends
+        raise InvalidArgument(
+            f"unable to prepare context: remote context {remote!r} is not supported: "
+            "send the context as the request body"
+        )
+    cache_from = _json_arg(request, "cachefrom", list)
+    if not all(isinstance(c, str) for c in cache_from):
+        raise InvalidArgument("invalid cachefrom parameter: a JSON list of image names is required")
+    network = request.arg("networkmode") or "default"
+    return BuildRequest(
+        context="-",
+        dockerfile=request.arg("dockerfile") or None,
+        tags=tuple(t for t in request.args("t") if t),
+        target=request.arg("target") or None,
+        build_args=_string_map(request, "buildargs"),
+        labels=_string_map(request, "labels"),
+        platform=request.arg("platform") or None,
+        quiet=_bool(request, "q"),
+        progress="plain",
+        network="default" if network == "bridge" else network,
+        pull=_bool(request, "pull"),
+        no_cache=_bool(request, "nocache"),
+        cache_from=tuple(cache_from),
+    )
+
+
+def _registry_config(request: Request) -> None:
+    """``X-Registry-Config``: base64 JSON of credentials per registry. The builder pulls with the
+    credentials of the root's ``pallet login`` / docker config; an undecodable header is ignored,
+    as dockerd ignores it ("for a pull it is not an error if no auth was given")."""
+    import base64
+    import binascii
+
+    raw = request.headers.get("x-registry-config", "")
+    if not raw:
+        return
+    try:
+        json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+    except (binascii.Error, ValueError):
+        return
+
 
 @ROUTES.route("POST", "/build")
 def build(request: Request) -> Response:
-    request.body.drain()
-    raise Unsupported(
-        "not implemented: pallet's builder has no build entry point yet (its Dockerfile parser is in "
-        "pallet.build); build images with buildah or docker and load them (docker save | pallet load)"
-    )
+    build_options = build_request(request)
+    _registry_config(request)
+    service = request.service
+    root, run_root = service.root, service.run_root
+    body = WholeBody(request.body)
+    progress = JsonProgress("Building")
+    lines = _LegacyLines(progress, quiet=build_options.quiet)
+
+    def work() -> None:
+        from pallet.build.builder import build as run_build
+        from pallet.oci.reference import parse
+
+        result = run_build(build_options, root=root, run_root=run_root, out=lines, stdin=body)  # type: ignore[arg-type]
+        progress.put({"aux": {"ID": result.image_id}})
+        if build_options.quiet:
+            progress.put({"stream": result.image_id + "\n"})
+            return
+        progress.put({"stream": f"Successfully built {result.image_id.removeprefix('sha256:')[:12]}\n"})
+        for tag in build_options.tags:
+            progress.put({"stream": f"Successfully tagged {parse(tag).familiar_string()}\n"})
+
+    return Stream(messages(progress, work))
 
 
 @ROUTES.route("POST", "/build/prune")
 def prune(request: Request) -> Response:
-    return Json({"CachesDeleted": None, "SpaceReclaimed": 0})
+    """``pallet builder prune``'s work: ``all``, ``filters`` ``until``; docker's ``BuildCachePruneReport``."""
+    from pallet.build.prune import prune_cache
+    from pallet.engine.service import prune_filters
+
+    texts = [f"{key}={value}" for key, values in request.filters().items() for value in values]
+    filters = prune_filters(texts)
+    service = request.service
+    report = prune_cache(service.root, service.run_root, all=request.flag("all"), older_than=filters.until)
+    return Json({"CachesDeleted": list(report.images) or None, "SpaceReclaimed": report.bytes})

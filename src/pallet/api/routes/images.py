@@ -17,7 +17,7 @@ import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from pallet.api.messages import Empty, Json, Request, Response, Stream
+from pallet.api.messages import Empty, Json, Request, Response, Stream, WholeBody
 from pallet.api.progress import JsonProgress, collected, messages
 from pallet.api.routes.volumes import filter_texts
 from pallet.api.routing import RouteTable
@@ -40,23 +40,6 @@ def _store(request: Request) -> ImageStore:
     from pallet.image.store import ImageStore
 
     return ImageStore.open(request.service.root)
-
-
-class _Whole:
-    """A request body whose ``read(n)`` returns ``n`` bytes unless the body ends first, as a file's does
-    (chunked bodies arrive in pieces; the archive readers count on whole reads)."""
-
-    def __init__(self, request: Request) -> None:
-        self._body = request.body
-
-    def read(self, n: int = -1) -> bytes:
-        if n < 0:
-            return b"".join(iter(self._body.read, b""))
-        parts: list[bytes] = []
-        while n > 0 and (data := self._body.read(n)):
-            parts.append(data)
-            n -= len(data)
-        return b"".join(parts)
 
 
 def _resolve(store: ImageStore, name: str) -> ImageRecord:
@@ -432,7 +415,7 @@ def _import(request: Request) -> Response:
     changes = request.args("changes")
     message = request.arg("message") or None
     platform_text = request.arg("platform")
-    body = _Whole(request)
+    body = WholeBody(request.body)
     root = request.service.root
     progress = JsonProgress("Importing")
 
@@ -463,7 +446,7 @@ def _import(request: Request) -> Response:
 @ROUTES.route("POST", "/images/load")
 def load(request: Request) -> Response:
     quiet = request.flag("quiet")
-    body = _Whole(request)
+    body = WholeBody(request.body)
     root = request.service.root
     progress = JsonProgress("Loading layer")
 

@@ -113,6 +113,12 @@ def proxy_signals(engine: Engine, container_id: str) -> Callable[[], None]:
         except PalletError:
             pass  # it exited meanwhile: the stream ends by itself
 
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        # signals reach the main thread only: a worker (the API's build running its RUN steps)
+        # has none to forward, and Python refuses handlers there
+        return lambda: None
     previous = {signum: _signal.signal(signum, forward) for signum in _PROXIED_SIGNALS}
 
     def restore() -> None:

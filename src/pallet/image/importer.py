@@ -18,7 +18,7 @@ from pallet.image.archive import decompressed
 from pallet.image.changes import apply_changes
 from pallet.image.compression import LayerReader
 from pallet.image.platforms import host_platform
-from pallet.image.tarstream import TarReader
+from pallet.image.tarstream import check_header
 from pallet.oci import mediatypes
 from pallet.oci.digest import Digest
 from pallet.oci.image_spec import ContainerConfig, Descriptor, History, ImageConfig, Manifest, RootFS, dumps
@@ -53,12 +53,11 @@ class _Checked:
             if not data:
                 break
             head += data
-        import io
-
         try:
             if len(head) < _BLOCK:
                 raise InvalidArgument("shorter than one tar header")
-            next(iter(TarReader(io.BytesIO(head))), None)
+            # the header block alone: a PAX or GNU long-name header's data lies beyond it
+            check_header(head)
         except InvalidArgument as e:
             raise InvalidArgument(
                 f"{what} is not a tar archive ({e}); give a root filesystem tarball"

@@ -51,6 +51,7 @@ __all__ = [
     "TarEntry",
     "TarReader",
     "TarWriter",
+    "check_header",
 ]
 
 BLOCK = 512
@@ -152,6 +153,21 @@ def _signed_sum(block: bytes) -> int:
     """The checksum as some old tars computed it, with signed chars."""
     total = sum(b - 256 if b >= 0x80 else b for b in block)
     return total - sum(b - 256 if b >= 0x80 else b for b in block[148:156]) + 8 * 32
+
+
+def _check_checksum(block: bytes) -> None:
+    chksum = _num(block[148:156])
+    if chksum != sum(block) - sum(block[148:156]) + 8 * 32 and chksum != _signed_sum(block):
+        raise _corrupt("header checksum mismatch")
+
+
+def check_header(block: bytes) -> None:
+    """``InvalidArgument`` unless ``block`` (one 512-byte block) is a tar header or the end marker:
+    a check of an archive's first block alone, which may be a PAX or GNU header whose data follows."""
+    if len(block) != BLOCK:
+        raise _corrupt("unexpected end of data inside a header")
+    if block != _ZERO_BLOCK:
+        _check_checksum(block)
 
 
 def _str(field: bytes) -> str:
@@ -356,9 +372,7 @@ class TarReader:
                 if second is None or second == _ZERO_BLOCK:
                     return None
                 raise _corrupt("a zero block followed by a non-zero block")
-            chksum = _num(block[148:156])
-            if chksum != sum(block) - sum(block[148:156]) + 8 * 32 and chksum != _signed_sum(block):
-                raise _corrupt("header checksum mismatch")
+            _check_checksum(block)
             kind = chr(block[156])
             size = _num(block[124:136])
             if size < 0:

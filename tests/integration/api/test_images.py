@@ -173,3 +173,19 @@ def test_search_filters_a_registrys_catalog(api: ApiService, tmp_path: Path) -> 
         server.wait(timeout=30)
     assert api.request("GET", "/images/search")[0] == 400
     assert os.path.isdir(tmp_path / "reg")
+
+
+def test_import_of_a_pax_tarball_with_long_names(api: ApiService) -> None:
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        data = b"from a pax tarball\n"
+        info = tarfile.TarInfo("long-" + "n" * 150)  # longer than ustar's name field: a PAX path record first
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    status, _, body = api.request("POST", "/images/create?fromSrc=-&repo=paxed&tag=v1", buffer.getvalue())
+    assert status == 200, body
+    assert b"errorDetail" not in body
+    assert api.json("GET", "/images/paxed:v1/json")["RepoTags"] == ["paxed:v1"]

@@ -3,7 +3,9 @@
 ``open_context`` makes a ``BuildContext`` from docker's arguments: a
 directory path, or ``-`` (a tar, plain or compressed, read from stdin and
 unpacked into a private temp dir under the pallet root, removed by ``close``
-or, if this process is killed, by the next build); ``-f FILE`` (relative to
+or, if this process is killed, by the next build; stdin that is no archive
+is the Dockerfile itself, with an empty context, as docker's ``build - <
+Dockerfile``); ``-f FILE`` (relative to
 the current directory; for a tar context, a path inside the tar), ``-f -``
 (the Dockerfile on stdin, the context then a directory). The ignore file is
 ``<Dockerfile>.dockerignore`` beside the Dockerfile if there is one, else
@@ -16,6 +18,7 @@ of it, and a source naming a path above the root (``../x``) is refused.
 
 from __future__ import annotations
 
+import io
 import os
 import posixpath
 import shutil
@@ -29,7 +32,7 @@ from pallet.linux.openat2 import open_in_root
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import BinaryIO, Self
+    from typing import Any, BinaryIO, Self
 
 __all__ = ["BuildContext", "open_context", "remove_abandoned_contexts"]
 
@@ -136,6 +139,38 @@ def _unpack_stdin(stream: BinaryIO, target: str) -> None:
         os.close(fd)
 
 
+#: bytes enough to tell a tar (its magic at offset 257) or a compressed stream from a Dockerfile
+_SNIFF = 512
+_MAGICS = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")
+
+
+def _is_archive(head: bytes) -> bool:
+    """What docker's CLI asks of stdin before calling it a context: compressed, or a tar header."""
+    return head.startswith(_MAGICS) or head[257:262] == b"ustar"
+
+
+class _Prefixed(io.RawIOBase):
+    """``stream`` with ``head`` (already read from it) in front again."""
+
+    def __init__(self, head: bytes, stream: BinaryIO) -> None:
+        self._head = head
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        if self._head:
+            n = min(len(view), len(self._head))
+            view[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._stream.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+
 def open_context(
     path: str,
     *,
@@ -155,7 +190,16 @@ def open_context(
                 raise InvalidArgument("the build context is '-' but there is no stdin to read it from")
             temp = os.path.join(_temp_root(pallet_root), owners.owner_tag())
             os.mkdir(temp, 0o700)
-            _unpack_stdin(stdin, temp)
+            head = stdin.read(_SNIFF)
+            if _is_archive(head):
+                _unpack_stdin(io.BufferedReader(_Prefixed(head, stdin)), temp)
+            else:
+                # docker's `build - < Dockerfile`: stdin that is no archive is the Dockerfile, and
+                # the context is empty
+                if dockerfile is not None:
+                    raise InvalidArgument("-f cannot name a Dockerfile when stdin is the Dockerfile")
+                with open(os.path.join(temp, "Dockerfile"), "wb") as f:
+                    f.write(head + stdin.read())
             root = temp
         else:
             root = os.path.abspath(path)

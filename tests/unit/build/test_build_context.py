@@ -155,3 +155,16 @@ def test_chown_names_come_from_the_images_files(tmp_path: Path) -> None:
             resolve_owner(fd, "ghost")
     finally:
         os.close(fd)
+
+
+def test_a_dockerfile_on_stdin_is_the_dockerfile_with_an_empty_context(tmp_path: Path) -> None:
+    stdin = io.BytesIO(b"FROM busybox\n" + b"# padding past the sniffed bytes\n" * 40)
+    root = tmp_path / "root"
+    with open_context("-", dockerfile=None, pallet_root=str(root), stdin=stdin) as context:  # type: ignore[arg-type]
+        assert context.dockerfile.startswith("FROM busybox\n")
+        assert context.dockerfile.count("# padding") == 40
+        assert context.tree.matches("*") == ["Dockerfile"]
+        temp = context.root
+    assert not os.path.exists(temp)
+    with pytest.raises(InvalidArgument, match="-f"):
+        open_context("-", dockerfile="other", pallet_root=str(root), stdin=io.BytesIO(b"FROM x\n"))  # type: ignore[arg-type]

@@ -24,10 +24,11 @@ done
 [ "$(id -u)" = 0 ] || { echo "install.sh: run as root (pallet creates namespaces, mounts and cgroups)" >&2; exit 1; }
 
 # Debian packages pallet runs with: the interpreter, busybox-static for the default
-# image, libseccomp (seccomp filters), tini-static (--init); rootless mode: uidmap
-# (newuidmap/newgidmap), fuse-overlayfs (overlay where the kernel's rootless overlay
-# is refused), passt (pasta) and slirp4netns (networking without root).
-pkgs=(python3 python3-venv busybox-static libseccomp2 tini uidmap fuse-overlayfs passt slirp4netns)
+# image, libseccomp (seccomp filters), tini-static (--init), nftables (bridge networks'
+# NAT and published ports); rootless mode: uidmap (newuidmap/newgidmap), fuse-overlayfs
+# (overlay where the kernel's rootless overlay is refused), passt (pasta) and
+# slirp4netns (networking without root).
+pkgs=(python3 python3-venv busybox-static libseccomp2 tini nftables uidmap fuse-overlayfs passt slirp4netns)
 # Only the tests and benchmarks use these: a compiler for Python packages built from
 # source, the peers pallet is measured against and checked with, the runtime-spec schema.
 if [ $dev = 1 ]; then
@@ -103,6 +104,12 @@ ln -sf "$venv/bin/pallet-runtime" /usr/local/bin/pallet-runtime
 [ $demo = 1 ] || exit 0
 
 # The main job: the default busybox image, made locally from Debian's busybox-static
-# (no internet needed), and a container run from it by the engine (shim + pallet-runtime).
+# (no internet needed), an image built on it from a Dockerfile, and a container run from
+# that on the default bridge network by the engine (shim + pallet-runtime).
 "$venv/bin/pallet" image inspect busybox:latest >/dev/null 2>&1 || bash "$top/scripts/make-busybox-image.sh"
-exec "$venv/bin/pallet" run --rm busybox echo "Hello from a pallet container!"
+"$venv/bin/pallet" build -q -t pallet-hello - >/dev/null <<'EOF'
+FROM busybox
+RUN echo "Hello from a pallet container, built by pallet build!" > /greeting
+CMD ["sh", "-c", "cat /greeting; ip -4 -o addr show eth0 | awk '{print \"my address on the bridge: \" $4}'"]
+EOF
+exec "$venv/bin/pallet" run --rm pallet-hello

@@ -177,9 +177,11 @@ def test_build_from_a_fileobj_and_a_path(client: Any, tmp_path: Any) -> None:
     assert "Step 2/2 : RUN echo built-here" in stream
     assert "built-here\n" in stream
     assert "pybuilt:v1" in image.tags
-    (tmp_path / "Dockerfile").write_text("FROM busybox\nARG WHO\nCOPY greeting /\nLABEL who=$WHO\n")
-    (tmp_path / "greeting").write_text("hello\n")
-    image, _ = client.images.build(path=str(tmp_path), tag="pybuilt:v2", buildargs={"WHO": "py"}, rm=True)
+    context = tmp_path / "context"  # not tmp_path itself: the service's root lives there
+    context.mkdir()
+    (context / "Dockerfile").write_text("FROM busybox\nARG WHO\nCOPY greeting /\nLABEL who=$WHO\n")
+    (context / "greeting").write_text("hello\n")
+    image, _ = client.images.build(path=str(context), tag="pybuilt:v2", buildargs={"WHO": "py"}, rm=True)
     assert image.labels == {"who": "py"}
     out = client.containers.run("pybuilt:v2", ["cat", "/greeting"], remove=True)
     assert out == b"hello\n"

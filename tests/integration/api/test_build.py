@@ -37,11 +37,13 @@ def _messages(body: bytes) -> list[dict[str, object]]:
 
 def test_docker_build_with_the_legacy_builder(api: ApiService, tmp_path: Path) -> None:
     api.need_docker()
-    (tmp_path / "Dockerfile").write_text(
+    context = tmp_path / "context"  # not tmp_path itself: the service's root and run dir live there
+    context.mkdir()
+    (context / "Dockerfile").write_text(
         'FROM busybox\nCOPY note.txt /note.txt\nRUN echo made-by-run\nCMD ["cat", "/note.txt"]\n'
     )
-    (tmp_path / "note.txt").write_text("from the context\n")
-    env_args = ("build", "-t", "clibuilt:v1", "-t", "clibuilt:v2", str(tmp_path))
+    (context / "note.txt").write_text("from the context\n")
+    env_args = ("build", "-t", "clibuilt:v1", "-t", "clibuilt:v2", str(context))
     env = {**api.docker_env(), "DOCKER_BUILDKIT": "0"}  # docker's legacy builder protocol, not BuildKit's
     run = subprocess.run(
         [DOCKER, *env_args], env=env, capture_output=True, text=True, timeout=300, check=False
@@ -57,7 +59,7 @@ def test_docker_build_with_the_legacy_builder(api: ApiService, tmp_path: Path) -
     )
     assert " ---> Using cache" in again.stdout
     quiet = subprocess.run(
-        [DOCKER, "build", "-q", str(tmp_path)],
+        [DOCKER, "build", "-q", str(context)],
         env=env,
         capture_output=True,
         text=True,

@@ -311,8 +311,21 @@ class Driver:
         finally:
             if own:
                 nl.close()
-        if os.path.exists(self._set_up_marker(network)):
-            return  # sysctls and rules applied since boot (the run dir is lost with them on reboot)
+        marker = self._set_up_marker(network)
+        try:
+            with open(marker) as f:
+                applied = f.read()
+        except FileNotFoundError:
+            applied = None
+        if applied is not None:
+            # sysctls and rules applied since boot (the run dir is lost with them on reboot); only a
+            # dockerd started (or its FORWARD policy changed) since then needs pallet's accepts again
+            now = forward_policy.target()
+            if applied != now:
+                self._accept_forwarding(self.store.networks())
+                with open(marker, "w") as f:
+                    f.write(now)
+            return
         # 127.0.0.1 publishing: the host's own connections DNAT'd into the bridge keep their source
         _sysctl(f"/proc/sys/net/ipv4/conf/{network.bridge}/route_localnet", "1")
         if not network.internal:
@@ -325,10 +338,9 @@ class Driver:
             nft.compose(nft.table_batch(self.table), nft.network_add_batch(self.table, _rules(network)))
         )
         self._accept_forwarding(self.store.networks())
-        marker = self._set_up_marker(network)
         os.makedirs(os.path.dirname(marker), mode=0o700, exist_ok=True)
-        with open(marker, "w"):
-            pass
+        with open(marker, "w") as f:
+            f.write(forward_policy.target())  # what the accepts were made for
 
     def _accept_forwarding(self, networks: Iterable[Network]) -> None:
         """pallet's accept rules in docker's ``DOCKER-USER`` chain exactly for ``networks``' bridges

@@ -15,8 +15,9 @@ network (an internal one must stay without a way out)::
     -o <bridge> -m conntrack --ctstate DNAT                 published ports
 
 each with the comment ``pallet:<tag>:<bridge>``, and removes exactly the
-rules carrying its own comment prefix whose bridge it no longer wants. Any
-other rule, chain or policy is never touched. pallet's own table still
+rules carrying its own comment whose bridge it no longer wants, and those of
+any root whose bridge no longer exists (a root deleted without ``network
+rm``). Any other rule, chain or policy is never touched. pallet's own table still
 drops what isolation forbids (a packet needs every table's accept).
 
 They are written with ``iptables-nft-restore --noflush`` (one atomic batch)
@@ -25,7 +26,10 @@ table through iptables-nft, and a native ``ct`` expression added by ``nft``
 makes iptables-nft call the whole table "incompatible" and refuse to list
 it — docker's own rule management would break. One read per call; called
 when a network is set up, removed, and at the reconcile (dockerd recreates
-``DOCKER-USER`` on start but keeps its rules), never per container run.
+``DOCKER-USER`` on start but keeps its rules). Per container run only
+``target`` is asked (two nfnetlink round trips, no process): the driver
+syncs again when it differs from what the network was set up with, so a
+dockerd started after pallet is followed.
 Without iptables-nft nothing drives such a table through iptables: nothing
 to do.
 """
@@ -33,19 +37,29 @@ to do.
 from __future__ import annotations
 
 import os
-import re
+import struct
 
-from pallet.errors import Unknown
+from pallet.errors import NotFound, Unknown
+from pallet.network.netlink import Netlink, decode_attrs, encode_attrs
 from pallet.network.nft import run
 
-__all__ = ["apply", "plan", "read", "sync"]
+__all__ = ["apply", "plan", "read", "sync", "target"]
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Collection, Mapping
 
 _DIRS = ("/usr/sbin", "/sbin", "/usr/bin")
 USER_CHAIN = "DOCKER-USER"
+PREFIX = "pallet:"
+
+
+# nfnetlink (linux/netfilter/nfnetlink.h, nf_tables.h)
+_NFGENMSG = struct.Struct("=BBH")  # family, version, resource id
+_GETCHAIN = (10 << 8) | 4  # NFNL_SUBSYS_NFTABLES, NFT_MSG_GETCHAIN
+_NFPROTO_IPV4 = 2
+_CHAIN_TABLE, _CHAIN_NAME, _CHAIN_POLICY = 1, 3, 5
+_NF_DROP = 0
 
 
 def _tool(name: str) -> str:
@@ -66,30 +80,69 @@ def _specs(chain: str, comment: str, bridge: str) -> list[str]:
     ]
 
 
-def plan(saved: str, tag: str, bridges: Mapping[str, bool]) -> str:
+def plan(saved: str, tag: str, bridges: Mapping[str, bool], links: Collection[str]) -> str:
     """The ``iptables-nft-restore --noflush`` batch that makes pallet's rules in ``saved`` (the
     ``filter`` table as ``iptables-nft-save -t filter`` prints it) what ``bridges`` (name ->
-    internal) needs; "" when nothing is to change. Only lines with pallet's comment are deleted."""
-    policies = dict(re.findall(r"^:(\S+) (\S+)", saved, flags=re.MULTILINE))
+    internal) needs; "" when nothing is to change. Only rules with pallet's comment are deleted:
+    this root's that ``bridges`` does not want, and any root's whose bridge is not among ``links``
+    (a root removed without ``network rm``: its bridge is gone, the rule could only ever match a
+    namesake made later)."""
+    # ":CHAIN POLICY [packets:bytes]" lines; no ``re``: the network's set-up is on the run path
+    policies = dict(line[1:].split()[:2] for line in saved.splitlines() if line.startswith(":"))
     if USER_CHAIN in policies:
         chain = USER_CHAIN
     elif policies.get("FORWARD") == "DROP":
         chain = "FORWARD"
     else:
         chain = ""
-    prefix = f"pallet:{tag}:"
-    ours = [line for line in saved.splitlines() if line.startswith("-A ") and f'"{prefix}' in line]
     wanted: list[str] = []
     if chain:
         for bridge, internal in sorted(bridges.items()):
             if not internal:
-                wanted += _specs(chain, prefix + bridge, bridge)
+                wanted += _specs(chain, f"{PREFIX}{tag}:{bridge}", bridge)
+    ours, stale = [], []
+    for line in saved.splitlines():
+        comment = line.partition(f'--comment "{PREFIX}')[2].partition('"')[0]  # "<tag>:<bridge>"
+        if not line.startswith("-A ") or ":" not in comment:
+            continue
+        owner, _, bridge = comment.partition(":")
+        if owner == tag:
+            ours.append(line)
+        elif bridge not in links:
+            stale.append(line)
     deletions = [f"-D {line[3:]}" for line in ours if line not in wanted]
+    deletions += [f"-D {line[3:]}" for line in stale]
     # -I puts each at the top: inserted in reverse, they read in order
     insertions = [f"-I {line[3:]}" for line in reversed(wanted) if line not in ours]
     if not deletions and not insertions:
         return ""
     return "*filter\n" + "".join(f"{line}\n" for line in deletions + insertions) + "COMMIT\n"
+
+
+def target() -> str:
+    """The chain pallet's rules belong in now, asked of the kernel: ``DOCKER-USER`` when it exists,
+    ``FORWARD`` when ``ip filter FORWARD`` drops by policy, else ""."""
+
+    def policy(nl: Netlink, chain: str) -> int | None:
+        """The chain's policy (-1 for a chain without a hook), None when it does not exist."""
+        payload = _NFGENMSG.pack(_NFPROTO_IPV4, 0, 0) + encode_attrs(
+            [(_CHAIN_TABLE, b"filter\0"), (_CHAIN_NAME, chain.encode() + b"\0")]
+        )
+        try:
+            answers = nl.request(_GETCHAIN, 0, payload, f"ip filter chain {chain}")
+        except NotFound:
+            return None
+        for answer in answers:
+            attrs = decode_attrs(answer.payload[_NFGENMSG.size :])
+            if _CHAIN_POLICY in attrs:
+                return int(struct.unpack(">I", attrs[_CHAIN_POLICY])[0])
+            return -1
+        return None
+
+    with Netlink.netfilter() as nl:
+        if policy(nl, USER_CHAIN) is not None:
+            return USER_CHAIN
+        return "FORWARD" if policy(nl, "FORWARD") == _NF_DROP else ""
 
 
 def read() -> str:
@@ -116,7 +169,20 @@ def apply(batch: str) -> None:
 
 
 def sync(tag: str, bridges: Mapping[str, bool]) -> None:
-    """Make pallet's rules in docker's ``filter`` table what ``bridges`` needs. Idempotent."""
-    saved = read()
-    if saved:
-        apply(plan(saved, tag, bridges))
+    """Make pallet's rules in docker's ``filter`` table what ``bridges`` needs. Idempotent.
+
+    Another root (or dockerd) may change the table between the read and the
+    batch, so a refused batch is planned again from a new read, a few times.
+    """
+    for attempt in range(3):
+        saved = read()
+        if not saved:
+            return
+        with Netlink.open() as nl:
+            links = {link.name for link in nl.links()}
+        try:
+            apply(plan(saved, tag, bridges, links))
+            return
+        except Unknown:
+            if attempt == 2:
+                raise

@@ -126,6 +126,7 @@ _ERROR = struct.Struct("=i")
 _U32 = struct.Struct("=I")
 
 _NETLINK_ROUTE = 0
+_NETLINK_NETFILTER = 12
 _SOL_NETLINK = 270
 _NETLINK_CAP_ACK = 10
 _NETLINK_EXT_ACK = 11
@@ -386,6 +387,11 @@ class Netlink:
         with entered(netns):
             return cls(_open_socket())
 
+    @classmethod
+    def netfilter(cls) -> Netlink:
+        """An nfnetlink socket (nftables' own queries, ``forward_policy``) in the caller's namespace."""
+        return cls(_open_socket(_NETLINK_NETFILTER))
+
     def close(self) -> None:
         self._sock.close()
 
@@ -591,8 +597,8 @@ class Netlink:
         self.add_route("::" if ":" in gateway else "0.0.0.0", 0, gateway=gateway, device=device)
 
 
-def _open_socket() -> _socket.socket:
-    sock = _socket.socket(_socket.AF_NETLINK, _socket.SOCK_RAW | _socket.SOCK_CLOEXEC, _NETLINK_ROUTE)
+def _open_socket(protocol: int = _NETLINK_ROUTE) -> _socket.socket:
+    sock = _socket.socket(_socket.AF_NETLINK, _socket.SOCK_RAW | _socket.SOCK_CLOEXEC, protocol)
     try:
         sock.setsockopt(_SOL_NETLINK, _NETLINK_CAP_ACK, 1)
         sock.setsockopt(_SOL_NETLINK, _NETLINK_EXT_ACK, 1)

@@ -120,3 +120,19 @@ def test_a_drop_policy_without_docker_user_gets_the_rules_at_the_top_of_forward(
     env.driver.detach(e)
     env.driver.remove_network(net.id)  # type: ignore[attr-defined]
     assert iptables(host, "-S") == before
+
+
+def test_a_dockerd_started_after_the_network_was_set_up_is_followed_at_the_next_attach(
+    host: str, world: tuple[Env, Outside], tmp_path: Path
+) -> None:
+    env, outside = world
+    net = env.network(dns=False)
+    first = env.driver.attach(net, cid(), name="a")  # type: ignore[arg-type]
+    httpd(env, outside.path, tmp_path, "outside\n", port=8080)
+    assert wget(first.netns, f"http://{outside.ip}:8080/") == "outside\n"
+    dockers_table(host)  # dockerd starts now: pallet's containers lose their way out ...
+    assert wget(first.netns, f"http://{outside.ip}:8080/") == ""
+    second = env.driver.attach(net, cid(), name="b")  # type: ignore[arg-type]
+    # ... until the next container's set-up sees the new policy and adds pallet's accepts
+    assert wget(second.netns, f"http://{outside.ip}:8080/") == "outside\n"
+    assert wget(first.netns, f"http://{outside.ip}:8080/") == "outside\n"

@@ -104,7 +104,8 @@ def test_build_stream_aux_id_parameters_and_errors(api: ApiService) -> None:
     assert status == 200
     last = _messages(body)[-1]
     assert set(last) == {"errorDetail", "error"}
-    assert "7" in str(last["error"])
+    assert last["error"] == "The command '/bin/sh -c exit 7' returned a non-zero code: 7"  # docker's words
+    assert last["errorDetail"] == {"code": 7, "message": last["error"]}
     assert api.request("GET", "/images/broken/json")[0] == 404
 
     # failures before the first step: the error's status

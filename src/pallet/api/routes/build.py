@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from pallet.api.messages import Json, Request, Response, Stream, WholeBody
 from pallet.api.progress import JsonProgress, messages
 from pallet.api.routing import RouteTable
-from pallet.errors import InvalidArgument
+from pallet.errors import InvalidArgument, PalletError
 
 if TYPE_CHECKING:
     from pallet.build.request import BuildRequest
@@ -35,6 +35,9 @@ ROUTES = RouteTable()
 _STEP = re.compile(r"#\d+ \[(?:[^\]]* )?(\d+/\d+)\] (.*)")
 _OUTPUT = re.compile(r"#\d+ \d+\.\d+ (.*)")
 _CACHED = re.compile(r"#\d+ CACHED")
+#: the builder's failed RUN (BuildKit's words), which the legacy builder says as ``The command '…'
+#: returned a non-zero code: N`` with the code in errorDetail (docker-py's BuildError shows it)
+_RUN_FAILED = re.compile(r'[^\n]*: process "(.*)" did not complete successfully: exit code: (\d+)', re.S)
 
 
 class _LegacyLines:
@@ -166,7 +169,16 @@ def build(request: Request) -> Response:
         from pallet.build.builder import build as run_build
         from pallet.oci.reference import parse
 
-        result = run_build(build_options, root=root, run_root=run_root, out=lines, stdin=body)  # type: ignore[arg-type]
+        try:
+            result = run_build(build_options, root=root, run_root=run_root, out=lines, stdin=body)  # type: ignore[arg-type]
+        except PalletError as e:
+            failed = _RUN_FAILED.match(e.message)
+            if failed is None:
+                raise
+            # a RUN step fails after the stream began: docker's legacy message, with the code
+            message = f"The command '{failed[1]}' returned a non-zero code: {failed[2]}"
+            progress.put({"errorDetail": {"code": int(failed[2]), "message": message}, "error": message})
+            return
         progress.put({"aux": {"ID": result.image_id}})
         if build_options.quiet:
             progress.put({"stream": result.image_id + "\n"})

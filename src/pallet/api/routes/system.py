@@ -102,6 +102,7 @@ def info(request: Request) -> Response:
             "Labels": [],
             "Debug": False,
             "Experimental": False,
+            "ExperimentalBuild": False,
             "SystemTime": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
             "IndexServerAddress": "https://index.docker.io/v1/",
             "RegistryConfig": {"IndexConfigs": {}, "InsecureRegistryCIDRs": ["127.0.0.0/8"]},

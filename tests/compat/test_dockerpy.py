@@ -192,6 +192,25 @@ def test_build_from_a_fileobj_and_a_path(client: Any, tmp_path: Any) -> None:
     client.images.remove("pybuilt:v2")
 
 
+def test_build_with_a_dockerfile_outside_the_context(client: Any, tmp_path: Any) -> None:
+    context = tmp_path / "context"
+    context.mkdir()
+    (context / "file.txt").write_text("hello world")
+    (context / ".dockerignore").write_text(".dockerignore\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "Dockerfile").write_text("FROM busybox\nCOPY . /src\nWORKDIR /src\n")
+    # docker-py sends such a Dockerfile inside the context tar as .dockerfile.<random>
+    image, _ = client.images.build(
+        path=str(context), dockerfile=str(elsewhere / "Dockerfile"), tag="pyoutside"
+    )
+    assert "pyoutside:latest" in image.tags
+    listing = client.containers.run("pyoutside", ["ls", "-a"], remove=True).decode().split()
+    assert "file.txt" in listing
+    assert ".dockerignore" not in listing
+    client.images.remove("pyoutside")
+
+
 # --- networks, volumes, events ---------------------------------------------------------------------
 
 

@@ -124,7 +124,8 @@ def build_request(request: Request) -> BuildRequest:
     network = request.arg("networkmode") or "default"
     return BuildRequest(
         context="-",
-        dockerfile=request.arg("dockerfile") or None,
+        # the first value, as Go's FormValue: docker-py sends an outside Dockerfile's name, then its text
+        dockerfile=next(iter(request.args("dockerfile")), "") or None,
         tags=tuple(t for t in request.args("t") if t),
         target=request.arg("target") or None,
         build_args=_string_map(request, "buildargs"),

@@ -8,6 +8,9 @@ everything it made at the end.
 
 import importlib.util
 from pathlib import Path
+from types import ModuleType
+
+import pytest
 
 from pallet.testing.busybox import busybox_root, busybox_store_root
 
@@ -21,4 +24,10 @@ _spec.loader.exec_module(_api_fixtures)
 api = _api_fixtures.api
 ApiService = _api_fixtures.ApiService
 
-__all__ = ["ApiService", "api", "busybox_root", "busybox_store_root"]
+__all__ = ["ApiService", "api", "api_kit", "busybox_root", "busybox_store_root"]
+
+
+@pytest.fixture(scope="session")
+def api_kit() -> ModuleType:
+    """The API tests' fixture module (``ApiService``, ``PalletEnv``), for fixtures of a wider scope."""
+    return _api_fixtures

@@ -211,6 +211,16 @@ def test_build_with_a_dockerfile_outside_the_context(client: Any, tmp_path: Any)
     client.images.remove("pyoutside")
 
 
+def test_build_of_a_gzipped_context_ends_with_successfully_built(client: Any, tmp_path: Any) -> None:
+    context = tmp_path / "context"
+    context.mkdir()
+    (context / "Dockerfile").write_text("FROM busybox\nCOPY . /test\n")
+    lines = list(client.api.build(path=str(context), decode=True, nocache=True, gzip=True))
+    assert "Successfully built" in str(lines[-1].get("stream")), lines
+    image_id = next(line["aux"]["ID"] for line in lines if "aux" in line)
+    client.images.remove(image_id)
+
+
 # --- networks, volumes, events ---------------------------------------------------------------------
 
 

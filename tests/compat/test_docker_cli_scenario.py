@@ -34,11 +34,9 @@ Where the outputs differ because of a pallet bug, the step is listed in
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -50,6 +48,7 @@ from types import ModuleType
 import pytest
 
 from pallet.testing.cli import run_pallet
+from pallet.testing.registry_server import pallet_registry
 
 pytestmark = pytest.mark.root
 
@@ -95,7 +94,8 @@ Docker = Callable[..., "subprocess.CompletedProcess[str]"]
 class Step:
     name: str
     args: tuple[str, ...]
-    #: what of the result is compared: "all", "stdout" (stderr ignored), "progress", "top", "header", "code"
+    #: what of the result is compared: "all", "stdout" (stderr ignored), "progress", "top", "header",
+    #: "untags" (the Untagged lines), "code"
     compare: str = "stdout"
     #: reads a file the step wrote (``cp`` out): its content is the step's stdout
     read: str | None = None
@@ -183,7 +183,7 @@ def _steps(tmp: str, registry: str) -> list[Step]:
         ),
         Step("rm_f", ("rm", "-f", "sc2"), "all"),
         Step("rm_exited", ("rm", "lg", "ln", "wt"), "all"),
-        Step("rmi", ("rmi", "snap:v1", reg), "header"),
+        Step("rmi", ("rmi", "snap:v1", reg), "untags"),
         Step("system_df", ("system", "df"), "header"),
         Step("system_prune", ("system", "prune", "-f"), "code"),
     ]
@@ -223,9 +223,9 @@ def _outcome(step: Step, done: subprocess.CompletedProcess[str], tmp: str, regis
         cmd = header.index("CMD") if "CMD" in header else len(header) - 1
         out = " ".join(header) + "\n" + "\n".join(" ".join(line.split()[cmd:]) for line in lines[1:])
     elif step.compare == "header":
-        out = out.splitlines()[0] if step.name == "system_df" and out else out
-        if step.name == "rmi":  # the untags; which layers each store deletes is its own
-            out = "\n".join(line for line in out.splitlines() if line.startswith("Untagged"))
+        out = out.splitlines()[0] if out else out
+    elif step.compare == "untags":  # which layers each store deletes is its own
+        out = "\n".join(line for line in out.splitlines() if line.startswith("Untagged"))
     elif step.compare == "code":
         out = err = ""
     return Outcome(done.returncode, out, err)
@@ -247,38 +247,6 @@ def run_scenario(docker: Docker, tmp: str, registry: str) -> dict[str, Outcome]:
             s_id = done.stdout.strip()
         results[step.name] = _outcome(step, done, tmp, registry)
     return results
-
-
-@contextlib.contextmanager
-def pallet_registry(argv: list[str], storage: Path) -> Iterator[str]:
-    """``pallet registry serve`` on a free 127.0.0.1 port; its ``host:port``. Stopped by its pid."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [*argv, "registry", "serve", "--addr", f"127.0.0.1:{port}", "--storage", str(storage)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert server.poll() is None, "the registry exited"
-                assert time.monotonic() < deadline, "the registry does not answer"
-                time.sleep(0.05)
-        yield f"127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=30)
 
 
 def _cli(host: str, config: Path) -> Docker:

@@ -4,10 +4,7 @@ and a second pull of the same image completes."""
 from __future__ import annotations
 
 import contextlib
-import socket
 import subprocess
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +13,7 @@ import pytest
 from pallet.errors import NotFound
 from pallet.image.store import ImageStore
 from pallet.testing.images import validate_image
+from pallet.testing.registry_server import pallet_registry
 
 if TYPE_CHECKING:
     from conftest import ApiService
@@ -25,38 +23,6 @@ pytestmark = pytest.mark.root
 #: layers of random bytes (incompressible), so the pull transfers this much per layer
 _LAYER_MB = 20
 _LAYERS = 3
-
-
-@contextlib.contextmanager
-def _registry(api: ApiService, storage: Path) -> Iterator[str]:
-    """``pallet registry serve`` on a free 127.0.0.1 port; its ``host:port``. Stopped by its pid."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        api.env.argv("registry", "serve", "--addr", f"127.0.0.1:{port}", "--storage", str(storage)),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert server.poll() is None, "the registry exited"
-                assert time.monotonic() < deadline, "the registry does not answer"
-                time.sleep(0.05)
-        yield f"127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=30)
 
 
 def _make_layers(api: ApiService, target: str) -> None:
@@ -76,7 +42,7 @@ def test_sigkill_during_pull_leaves_a_valid_store_and_a_second_pull_completes(
     api: ApiService, tmp_path: Path
 ) -> None:
     api.need_docker()
-    with _registry(api, tmp_path / "registry") as host:
+    with pallet_registry(api.env.argv(), tmp_path / "registry") as host:
         target = f"{host}/crash/big:v1"
         _make_layers(api, target)
         api.docker_ok("push", target)

@@ -1,6 +1,6 @@
 """One scripted user scenario with the docker 28 CLI, against pallet's service and against a private dockerd.
 
-The scenario (``SCENARIO``) runs step by step against ``pallet system
+The scenario (``_steps``) runs step by step against ``pallet system
 service`` (every step must succeed there: ``test_the_scenario_against_pallet``)
 and, where ``/usr/sbin/dockerd`` is installed, against a private dockerd
 (``pallet.testing.peer_engines.PrivateDockerd``: private bridge, data-root,
@@ -22,6 +22,8 @@ stdout and stderr between the two after these masks:
   (other blob digests and sizes), and layers finish in any order;
 - ``docker top``: the header and the CMD column only (PIDs, start times and
   CPU times are the host's);
+- the last ``rmi``: its ``Untagged`` lines only (which layers each store
+  deletes, and their ids, are its own);
 - ``system df``: the header only (sizes are each store's own);
 - ``system prune -f``: the exit code only (what is reclaimed is each store's
   own; dockerd also prunes its build cache);

@@ -139,8 +139,11 @@ def _stage_tree_source(
 def _stage_archive(tar: TarWriter, hasher: _Hasher, tree: SourceTree, rel: str, index: int) -> bool:
     """ADD of a local archive: its entries staged under ``index/``; False when it is not an archive."""
     fd = tree.open(rel, os.O_RDONLY)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # Python's open() refuses a directory's fd
+        os.close(fd)
+        return False
     with open(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode) or not looks_like_tar(f):
+        if not looks_like_tar(f):
             return False
         f.seek(0)
         with decompressed(f) as stream:

@@ -168,3 +168,19 @@ def test_a_dockerfile_on_stdin_is_the_dockerfile_with_an_empty_context(tmp_path:
     assert not os.path.exists(temp)
     with pytest.raises(InvalidArgument, match="-f"):
         open_context("-", dockerfile="other", pallet_root=str(root), stdin=io.BytesIO(b"FROM x\n"))  # type: ignore[arg-type]
+
+
+def test_add_of_a_directory_copies_its_contents(tmp_path: Path) -> None:
+    # ADD's archive check must let a directory (the whole context, ".") through as a directory
+    ctx = make(tmp_path, {"Dockerfile": "", "a": "a", "sub/b": "b"})
+    root = tmp_path / "rootfs"
+    root.mkdir()
+    with open_context(str(ctx), dockerfile=None, pallet_root=str(tmp_path / "r")) as context:
+        staged = stage_sources([(context.tree, ".")], heredocs={}, unpack=True, parents=False, excludes=())
+        root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY)
+        try:
+            place(staged, root_fd, "/dest", owner=None, chmod=None, parents=False, mtime_ns=None)
+        finally:
+            os.close(root_fd)
+    assert (root / "dest" / "a").read_text() == "a"
+    assert (root / "dest" / "sub" / "b").read_text() == "b"

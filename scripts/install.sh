@@ -48,9 +48,9 @@ fi
 # Rootless networking (pasta, slirp4netns) opens /dev/net/tun as the user, rootless --userns=remap
 # /dev/fuse (fuse-overlayfs): udev's rules make them 0666; a machine without udev (a VM, a
 # container) leaves them 0600.
-for dev in /dev/net/tun /dev/fuse; do
-    if [ -c "$dev" ] && [ "$(stat -c %a "$dev")" != 666 ]; then
-        chmod 0666 "$dev"
+for node in /dev/net/tun /dev/fuse; do  # not $dev: that is the --dev flag
+    if [ -c "$node" ] && [ "$(stat -c %a "$node")" != 666 ]; then
+        chmod 0666 "$node"
     fi
 done
 

@@ -29,6 +29,7 @@ from pallet.errors import FailedPrecondition, NotFound, PalletError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Any
 
     from pallet.engine.containers.lifecycle import Engine
     from pallet.engine.containers.records import ContainerRecord
@@ -113,13 +114,17 @@ def proxy_signals(engine: Engine, container_id: str) -> Callable[[], None]:
         except PalletError:
             pass  # it exited meanwhile: the stream ends by itself
 
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
+    previous: dict[int, Any] = {}
+    try:
+        for signum in _PROXIED_SIGNALS:
+            previous[signum] = _signal.signal(signum, forward)
+    except ValueError:
         # signals reach the main thread only: a worker (the API's build running its RUN steps)
-        # has none to forward, and Python refuses handlers there
+        # has none to forward, and Python refuses handlers there (asked this way, not through
+        # threading, which the run path does not import)
+        for signum, handler in previous.items():
+            _signal.signal(signum, handler)
         return lambda: None
-    previous = {signum: _signal.signal(signum, forward) for signum in _PROXIED_SIGNALS}
 
     def restore() -> None:
         for signum, handler in previous.items():

@@ -33,6 +33,7 @@ class FakeEngine:
         self.auto = False
         self.volumes_flag = False
         self.networks_reconciled = 0
+        self.events: list[tuple[str, str]] = []
 
     def discard(self, record: ContainerRecord, *, remove_volumes: bool) -> None:
         self.discarded.append((record.id, remove_volumes))
@@ -52,6 +53,9 @@ class FakeEngine:
 
     def reconcile_networks(self) -> None:
         self.networks_reconciled += 1
+
+    def event(self, record: ContainerRecord, action: str, **extra: str) -> None:
+        self.events.append((record.id, action))
 
 
 @pytest.fixture
@@ -152,6 +156,7 @@ def test_exited_auto_remove_container_is_removed(engine: FakeEngine) -> None:
     exitfile.write_exit(run_dir(engine), exitfile.ExitStatus(exit_code=0, finished_at="2026-01-01T00:00:00Z"))
     assert reconcile(engine, record) is None  # type: ignore[arg-type]
     assert engine.discarded == [(CID, True)]
+    assert engine.events == [(CID, "destroy")]  # docker's destroy, whoever removed it
 
 
 def test_shim_found_by_its_pid_file_makes_a_created_row_running(

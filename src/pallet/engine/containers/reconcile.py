@@ -51,6 +51,7 @@ if TYPE_CHECKING:
         def after_exit(self, record: ContainerRecord) -> None: ...
         def reconcile_networks(self) -> None: ...
         def auto_remove(self, record: ContainerRecord) -> bool: ...
+        def event(self, record: ContainerRecord, action: str, **extra: str) -> None: ...
 
 
 __all__ = ["process_start_time", "reconcile", "settled", "shim_alive"]
@@ -176,6 +177,7 @@ def _shim_gone(engine: Engine, record: ContainerRecord, run_dir: str) -> Contain
     engine.after_exit(record)
     if engine.auto_remove(record):
         engine.discard(record, remove_volumes=True)
+        engine.event(record, "destroy")  # as rm's: whoever removes a --rm container says so
         return None
     return record
 

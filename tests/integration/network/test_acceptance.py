@@ -118,10 +118,14 @@ class NetEnv(PalletEnv):  # type: ignore[misc,valid-type]
         return str(self.ok("inspect", "-f", template, container)).strip()
 
     def fetch(self, network: str, url: str, *flags: str) -> str:
-        """What ``wget -qO- url`` prints in a fresh container on ``network`` ("" on failure)."""
+        """What ``wget -qO- url`` prints in a fresh container on ``network`` ("" on failure).
+
+        ``--init``: busybox's ``timeout`` as the container's pid 1 would exec wget as pid 1, which
+        ignores the SIGTERM (a pid namespace's init has no default action), leaving a refused
+        connection to the kernel's two-minute SYN timeout; busybox ``wget -T`` crashes (1.35)."""
         try:
             done = self.pallet(
-                "run", "--rm", "--network", network, *flags, "busybox", "timeout", "10", "wget", "-qO-", url,
+                "run", "--rm", "--init", "--network", network, *flags, "busybox", "timeout", "10", "wget", "-qO-", url,
                 timeout=60,
             )  # fmt: skip
         except subprocess.TimeoutExpired:

@@ -62,8 +62,11 @@ def _exec_as_nobody(rt: Runtime, cid: str, cwd: str, *, runtime_has_dac: bool) -
     setpriv = shutil.which("setpriv")
     if setpriv is None:
         pytest.skip("setpriv (util-linux) is not installed")
+    # stdin a pipe, never the host's /dev/null: crun 1.8 hands the exec's stdio to its user (fchown),
+    # which would make the host's /dev/null nobody's
     done = subprocess.run(
         [setpriv, *WITHOUT_DAC, rt.binary, "--root", str(rt.root), "exec", "--process", str(spec), cid],
+        input="",
         capture_output=True,
         text=True,
         timeout=30,

@@ -151,12 +151,18 @@ def _routes() -> list[ipaddress.IPv4Network]:
     return out
 
 
+# Handed out by this process: a network gets its bridge, and so its route, only when a container
+# attaches, so two networks made one after the other would not see each other in the routes.
+_given: set[ipaddress.IPv4Network] = set()
+
+
 def free_subnet(second: int, avoid: tuple[str, ...] = ()) -> str:
-    """A random /24 of 10.<second>.0.0/16 that no host route (nor ``avoid``) touches."""
+    """A random /24 of 10.<second>.0.0/16 that no host route, ``avoid`` or earlier call touches."""
     taken = _routes() + [ipaddress.IPv4Network(a) for a in avoid]
     for _ in range(200):
         candidate = ipaddress.IPv4Network(f"10.{second}.{secrets.randbelow(254) + 1}.0/24")
-        if not any(candidate.overlaps(r) for r in taken):
+        if candidate not in _given and not any(candidate.overlaps(r) for r in taken):
+            _given.add(candidate)
             return str(candidate)
     raise RuntimeError(f"no free /24 in 10.{second}.0.0/16")
 

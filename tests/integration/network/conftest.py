@@ -28,6 +28,7 @@ from pallet.network import netns, nft, resolver
 from pallet.network.driver import Driver
 from pallet.network.netlink import Netlink
 from pallet.network.store import SCHEMA
+from pallet.testing.hostnet import free_subnet
 
 BUSYBOX = "/usr/bin/busybox"
 NSENTER = "/usr/bin/nsenter"
@@ -138,21 +139,6 @@ def host_state() -> Iterator[HostState]:
 
 
 # --- names, subnets ---------------------------------------------------------------------------
-
-
-def _routes() -> list[ipaddress.IPv4Network]:
-    with Netlink.open() as nl:
-        return [ipaddress.IPv4Network(f"{r.dst}/{r.dst_len}", strict=False) for r in nl.routes() if r.dst_len]
-
-
-def free_subnet(second: int) -> str:
-    """A /24 of 10.<second>.0.0/16 that no host route touches."""
-    routes = _routes()
-    for _ in range(200):
-        candidate = ipaddress.IPv4Network(f"10.{second}.{secrets.randbelow(254) + 1}.0/24")
-        if not any(candidate.overlaps(r) for r in routes):
-            return str(candidate)
-    raise RuntimeError("no free /24 for the test")
 
 
 def free_port() -> int:

@@ -56,6 +56,7 @@ from pallet.engine.spec.syntax import (
     parse_tmpfs,
 )
 from pallet.errors import InvalidArgument, Unsupported
+from pallet.oci.image_spec import Healthcheck as _Healthcheck
 from pallet.oci.record import EMPTY, Record
 
 TYPE_CHECKING = False
@@ -410,8 +411,14 @@ class RunOptions(_Checked):
     security: SecurityOptions = SecurityOptions()
     network: NetworkOptions = NetworkOptions()
     mounts: MountOptions = MountOptions()
+    #: docker's Healthcheck asked for (``--health-*``, ``Config.Healthcheck``); None: the image's
+    healthcheck: _Healthcheck | None = None
 
     def _check(self) -> None:
+        if self.healthcheck is not None:
+            from pallet.engine.healthcheck import check
+
+            check(self.healthcheck)
         if self.restart.name not in RESTART_POLICIES or self.restart.max_retries < 0:
             raise InvalidArgument(
                 f"invalid restart policy format: {self.restart.to_text()} "
@@ -439,6 +446,7 @@ _NESTED: dict[str, type[Record]] = {
     "network": NetworkOptions,
     "mounts": MountOptions,
     "mode": NetworkMode,
+    "healthcheck": _Healthcheck,
 }
 _NESTED_TUPLES: dict[str, type[Record]] = {
     "ulimits": Ulimit,
@@ -470,7 +478,7 @@ def _record_from_json(cls: type[Record], doc: object, what: str) -> Any:
     for name, value in doc.items():
         if name not in cls._fields:
             continue  # written by a newer pallet: ignore, as the spec readers do
-        if name in _NESTED:
+        if name in _NESTED and value is not None:
             value = _record_from_json(_NESTED[name], value, f"{what}.{name}")
         elif name in _NESTED_TUPLES and isinstance(value, list):
             value = tuple(_record_from_json(_NESTED_TUPLES[name], v, f"{what}.{name}") for v in value)

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from pallet.cli.flags import FlagParser, Namespace
     from pallet.engine.service import UpdateRequest
     from pallet.engine.spec.options import RunOptions
+    from pallet.oci.image_spec import Healthcheck
 
     T = TypeVar("T")
 
@@ -52,6 +53,11 @@ def add_create_flags(parser: FlagParser) -> None:
     add("--init", action="store_true")
     add("--stop-signal")
     add("--stop-timeout")
+    add("--health-cmd", default="")
+    for name in _HEALTH_DURATIONS:
+        add(f"--health-{name}")
+    add("--health-retries")
+    add("--no-healthcheck", action="store_true")
     add("-m", "--memory")
     add("--memory-swap")
     add("--memory-reservation")
@@ -121,6 +127,41 @@ def _swap(text: str) -> int:
     from pallet.engine.spec.syntax import parse_bytes
 
     return -1 if text.strip() == "-1" else parse_bytes(text)
+
+
+_HEALTH_DURATIONS = ("interval", "timeout", "start-period", "start-interval")
+
+
+def _healthcheck(args: Namespace) -> Healthcheck | None:
+    """docker's ``--health-*`` and ``--no-healthcheck`` as a ``Healthcheck`` (None: the image's)."""
+    from pallet.engine.healthcheck import parse_duration
+    from pallet.oci.image_spec import Healthcheck
+
+    durations = {}
+    for name in _HEALTH_DURATIONS:
+        value = _optional(
+            f"--health-{name}", parse_duration, getattr(args, f"health_{name.replace('-', '_')}")
+        )
+        if value is not None and value < 0:
+            raise InvalidArgument(f"--health-{name} cannot be negative")
+        durations[name] = value or None
+    retries = _optional("--health-retries", _integer, args.health_retries)
+    if retries is not None and retries < 0:
+        raise InvalidArgument("--health-retries cannot be negative")
+    if args.no_healthcheck:
+        if args.health_cmd or retries or any(durations.values()):
+            raise InvalidArgument("--no-healthcheck conflicts with --health-* options")
+        return Healthcheck(test=("NONE",))
+    if not args.health_cmd and not retries and not any(durations.values()):
+        return None
+    return Healthcheck(
+        test=("CMD-SHELL", args.health_cmd) if args.health_cmd else None,
+        interval=durations["interval"],
+        timeout=durations["timeout"],
+        start_period=durations["start-period"],
+        start_interval=durations["start-interval"],
+        retries=retries or None,
+    )
 
 
 def options_from_args(args: Namespace) -> RunOptions:
@@ -203,6 +244,7 @@ def options_from_args(args: Namespace) -> RunOptions:
             security=security,
             network=network,
             mounts=mounts,
+            healthcheck=_healthcheck(args),
         )
     except o.OptionConflict as e:
         a, b = e.fields

@@ -46,7 +46,7 @@ CPUS = os.cpu_count() or 1
         (lambda: ResourceOptions(shm_size=0), "SHM size"),
         (lambda: ResourceOptions(ulimits=(Ulimit(name="files", soft=1, hard=1),)), "invalid ulimit type"),
         (lambda: ProcessOptions(workdir="rel"), "needs to be an absolute path"),
-        (lambda: ProcessOptions(env=("NOVALUE",)), 'invalid environment entry "NOVALUE"'),
+        (lambda: ProcessOptions(env=("=value",)), 'invalid environment entry "=value"'),
         (lambda: ProcessOptions(stop_timeout=-2), "invalid stop timeout"),
         (lambda: ProcessOptions(stop_signal="SIGFOO"), "invalid signal"),
         (lambda: SecurityOptions(sysctls={"kernel.hostname": "x"}), "is not namespaced"),

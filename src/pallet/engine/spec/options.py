@@ -13,8 +13,12 @@ groups:
 - ``SecurityOptions``: privileged, capabilities, the security options
   (no-new-privileges, seccomp, AppArmor, labels, system paths), read-only
   root, sysctls;
-- ``NetworkOptions``: the ``NetworkMode``, hostname, domain name, ports;
-- ``MountOptions``: volume and mount requests (``MountSpec``), tmpfs mounts.
+- ``NetworkOptions``: the ``NetworkMode``, hostname, domain name, ports,
+  legacy links;
+- ``NamespaceOptions``: the pid, ipc, uts and cgroup namespaces (docker's
+  ``PidMode``, ``IpcMode``, ``UTSMode``, ``CgroupnsMode``);
+- ``MountOptions``: volume and mount requests (``MountSpec``), tmpfs mounts,
+  ``--volumes-from``.
 
 Values are already parsed (``engine.spec.syntax`` reads docker's syntaxes).
 Each record checks itself when it is made, and ``RunOptions`` checks what
@@ -45,15 +49,23 @@ from pallet.engine.spec.syntax import (
     is_cpu_list,
     is_hostname,
     parse_capability,
+    parse_cgroupns_mode,
+    parse_device_cgroup_rule,
     parse_extra_host,
     parse_ip,
+    parse_ipc_mode,
+    parse_link,
+    parse_log_driver,
     parse_mac,
     parse_network,
+    parse_pid_mode,
     parse_publish,
     parse_security_opt,
     parse_signal,
     parse_sysctl,
     parse_tmpfs,
+    parse_uts_mode,
+    parse_volumes_from,
 )
 from pallet.errors import InvalidArgument, Unsupported
 from pallet.oci.image_spec import Healthcheck as _Healthcheck
@@ -67,6 +79,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MIN_MEMORY",
     "MountOptions",
+    "NamespaceOptions",
     "NetworkOptions",
     "OptionConflict",
     "ProcessOptions",
@@ -120,7 +133,9 @@ class ProcessOptions(_Checked):
     ``entrypoint`` None keeps the image's; any tuple (``()`` for
     ``--entrypoint ""``) replaces it and, as in docker, drops the image's
     Cmd. ``cmd`` None or ``()`` keeps the image's Cmd. ``env`` is the final
-    list from the user (env-file entries first: ``syntax.collect_env``);
+    list from the user (env-file entries first: ``syntax.collect_env``); a
+    ``NAME`` without ``=`` (the API passes them through) is kept in the
+    container's config but unsets NAME in its process, as dockerd does;
     ``env_files`` only records the files. ``group_add`` names or numbers
     groups. ``init`` runs docker's init (tini) as PID 1.
     """
@@ -144,9 +159,8 @@ class ProcessOptions(_Checked):
                 f"the working directory '{self.workdir}' is invalid, it needs to be an absolute path"
             )
         for entry in self.env:
-            name, sep, _ = entry.partition("=")
-            if not sep or not name or "\0" in entry:
-                raise InvalidArgument(f'invalid environment entry "{entry}": want NAME=value')
+            if not entry.partition("=")[0] or "\0" in entry:
+                raise InvalidArgument(f'invalid environment entry "{entry}": want NAME=value or NAME')
         if self.stop_signal:
             parse_signal(self.stop_signal)
         if self.stop_timeout is not None and self.stop_timeout < -1:
@@ -175,9 +189,19 @@ class ResourceOptions(_Checked):
     blkio_weight: int | None = None
     ulimits: tuple[Ulimit, ...] = ()
     devices: tuple[DeviceMapping, ...] = ()
+    #: rules added to the device cgroup (docker's ``--device-cgroup-rule``: ``c 7:128 rwm``)
+    device_cgroup_rules: tuple[str, ...] = ()
     shm_size: int | None = None
+    #: the memory cgroup's swappiness, 0 to 100 (cgroup v1 only; None: the kernel's)
+    memory_swappiness: int | None = None
 
     def _check(self) -> None:
+        for rule in self.device_cgroup_rules:
+            parse_device_cgroup_rule(rule)
+        if self.memory_swappiness is not None and not 0 <= self.memory_swappiness <= 100:
+            raise InvalidArgument(
+                f"Invalid value: {self.memory_swappiness}, valid memory swappiness range is 0-100"
+            )
         if self.memory is not None and 0 < self.memory < MIN_MEMORY:
             raise InvalidArgument("Minimum memory limit allowed is 6MB")
         swap = self.memory_swap
@@ -316,7 +340,11 @@ class NetworkOptions(_Checked):
     (``aliases`` and ``ip`` on a user network only, as docker).
     ``dns``/``dns_search``/``dns_options`` replace the host's lines of
     ``/etc/resolv.conf``; ``extra_hosts`` (``name:ip``, ``ip`` may be
-    ``host-gateway``) are added to ``/etc/hosts``.
+    ``host-gateway``) are added to ``/etc/hosts``. ``links`` are docker's
+    legacy links, ``NAME:ALIAS`` (``syntax.parse_link``): the linked
+    container's address under the alias in ``/etc/hosts`` and, on the
+    default bridge, its ``ALIAS_NAME``/``ALIAS_PORT_*``/``ALIAS_ENV_*``
+    variables.
     """
 
     mode: NetworkMode = NetworkMode()
@@ -332,9 +360,26 @@ class NetworkOptions(_Checked):
     dns_search: tuple[str, ...] = ()
     dns_options: tuple[str, ...] = ()
     extra_hosts: tuple[str, ...] = ()
+    links: tuple[str, ...] = ()
+
+    @classmethod
+    def _clean(cls, values: dict[str, Any]) -> dict[str, Any]:
+        if values.get("links"):
+            values["links"] = tuple(parse_link(text) for text in values["links"])
+        return values
 
     def _check(self) -> None:
         kind = self.mode.kind
+        if self.links and kind == "host":
+            raise InvalidArgument(
+                "conflicting options: host type networking can't be used with links. This would result in "
+                "undefined behavior"
+            )
+        if self.links and kind == "container":
+            raise InvalidArgument(
+                "conflicting options: container type network can't be used with links. This would result in "
+                "undefined behavior"
+            )
         if self.hostname and not is_hostname(self.hostname):
             raise InvalidArgument(
                 f'invalid hostname "{self.hostname}": want at most 63 letters, digits, "-" and "." '
@@ -385,16 +430,49 @@ class NetworkOptions(_Checked):
         return tuple(out)
 
 
+class NamespaceOptions(_Checked):
+    """The pid, ipc, uts and cgroup namespaces (docker's ``PidMode``, ``IpcMode``, ``UTSMode``,
+    ``CgroupnsMode``), as ``syntax.parse_*_mode`` read them; "" is docker's default for each: a pid
+    and uts namespace of its own, ``private`` ipc, a private cgroup namespace on cgroup v2 and the
+    host's on v1. ``container:NAME`` joins that running container's namespace."""
+
+    pid: str = ""
+    ipc: str = ""
+    uts: str = ""
+    cgroupns: str = ""
+
+    def _check(self) -> None:
+        parse_pid_mode(self.pid)
+        parse_ipc_mode(self.ipc)
+        parse_uts_mode(self.uts)
+        parse_cgroupns_mode(self.cgroupns)
+
+    @property
+    def ipc_mode(self) -> str:
+        """The ipc mode in force: docker's default is ``private``."""
+        return self.ipc or "private"
+
+    @staticmethod
+    def joined(mode: str) -> str:
+        """The container a ``container:NAME`` mode joins ("" for another mode)."""
+        kind, _, name = mode.partition(":")
+        return name if kind == "container" else ""
+
+
 class MountOptions(_Checked):
-    """The container's mounts: ``specs`` (volumes, binds, tmpfs mounts as requested) and ``tmpfs``
-    (container path -> mount options, docker's ``HostConfig.Tmpfs``)."""
+    """The container's mounts: ``specs`` (volumes, binds, tmpfs mounts as requested), ``tmpfs``
+    (container path -> mount options, docker's ``HostConfig.Tmpfs``) and ``volumes_from``
+    (``CONTAINER[:ro|:rw]``: that container's volumes and binds, at the same paths)."""
 
     specs: tuple[MountSpec, ...] = ()
     tmpfs: Mapping[str, str] = EMPTY
+    volumes_from: tuple[str, ...] = ()
 
     def _check(self) -> None:
         for path, data in self.tmpfs.items():
             parse_tmpfs(f"{path}:{data}" if data else path)
+        for text in self.volumes_from:
+            parse_volumes_from(text)
 
 
 class RunOptions(_Checked):
@@ -405,11 +483,16 @@ class RunOptions(_Checked):
     restart: RestartPolicy = RestartPolicy()
     auto_remove: bool = False
     runtime: str = ""
+    #: "" or ``json-file`` (``syntax.parse_log_driver``)
+    log_driver: str = ""
     log_opts: Mapping[str, str] = EMPTY
+    #: docker's ``Isolation``: on Linux only "" or ``default``
+    isolation: str = ""
     process: ProcessOptions = ProcessOptions()
     resources: ResourceOptions = ResourceOptions()
     security: SecurityOptions = SecurityOptions()
     network: NetworkOptions = NetworkOptions()
+    namespaces: NamespaceOptions = NamespaceOptions()
     mounts: MountOptions = MountOptions()
     #: docker's Healthcheck asked for (``--health-*``, ``Config.Healthcheck``); None: the image's
     healthcheck: _Healthcheck | None = None
@@ -426,6 +509,18 @@ class RunOptions(_Checked):
             )
         if self.auto_remove and self.restart.name != "no":
             raise OptionConflict(("restart", "auto_remove"), "a removed container cannot restart")
+        parse_log_driver(self.log_driver)
+        if self.isolation.lower() not in ("", "default"):
+            raise InvalidArgument(f"invalid isolation: \"{self.isolation}\" - linux only supports 'default'")
+        if self.namespaces.uts == "host" and self.network.hostname:
+            raise InvalidArgument("conflicting options: hostname and the UTS mode")
+        if self.namespaces.ipc == "host":
+            for key in self.security.sysctls:
+                if not key.startswith("net."):
+                    raise InvalidArgument(
+                        f'sysctl "{key}" is not allowed with the host IPC namespace: it would change the '
+                        "host's IPC settings"
+                    )
         if self.network.mode.is_host:
             for key in self.security.sysctls:
                 if key.startswith("net."):
@@ -444,6 +539,7 @@ _NESTED: dict[str, type[Record]] = {
     "resources": ResourceOptions,
     "security": SecurityOptions,
     "network": NetworkOptions,
+    "namespaces": NamespaceOptions,
     "mounts": MountOptions,
     "mode": NetworkMode,
     "healthcheck": _Healthcheck,

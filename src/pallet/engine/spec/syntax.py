@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 __all__ = [
+    "LOG_DRIVERS",
     "NETWORK_KINDS",
     "RESTART_POLICIES",
     "ULIMIT_NAMES",
@@ -38,24 +39,31 @@ __all__ = [
     "PortRequest",
     "RestartPolicy",
     "Ulimit",
+    "check_subpath",
     "collect_env",
     "is_cpu_list",
     "is_hostname",
     "parse_bool",
     "parse_bytes",
     "parse_capability",
+    "parse_cgroupns_mode",
     "parse_cpus",
     "parse_device",
+    "parse_device_cgroup_rule",
     "parse_env",
     "parse_env_file",
     "parse_extra_host",
     "parse_integer",
     "parse_ip",
+    "parse_ipc_mode",
     "parse_label",
+    "parse_link",
+    "parse_log_driver",
     "parse_log_opt",
     "parse_mac",
     "parse_mount",
     "parse_network",
+    "parse_pid_mode",
     "parse_publish",
     "parse_restart",
     "parse_security_opt",
@@ -63,7 +71,9 @@ __all__ = [
     "parse_sysctl",
     "parse_tmpfs",
     "parse_ulimit",
+    "parse_uts_mode",
     "parse_volume",
+    "parse_volumes_from",
 ]
 
 #: restart policy names (docker's)
@@ -146,6 +156,14 @@ _IPC_SYSCTLS = frozenset(
         "kernel.shm_rmid_forced",
     )
 )
+#: docker's log drivers (a name outside these is docker's "no log driver named" error); pallet
+#: writes json-file, and takes "local" (the same logs, read the same way) as json-file
+LOG_DRIVERS = frozenset(
+    (
+        "json-file", "local", "none", "syslog", "journald", "gelf", "fluentd", "awslogs", "splunk",
+        "etwlogs", "gcplogs", "logentries",
+    )
+)  # fmt: skip
 _LOG_OPTS = frozenset(
     ("max-size", "max-file", "compress", "labels", "labels-regex", "env", "env-regex", "tag")
 )
@@ -201,6 +219,8 @@ class MountSpec(Record):
     volume_labels: Mapping[str, str] = EMPTY
     volume_driver: str = ""
     volume_options: Mapping[str, str] = EMPTY
+    #: a path inside the volume mounted instead of its root (docker's ``volume-subpath``)
+    volume_subpath: str = ""
     tmpfs_size: int | None = None
     tmpfs_mode: int | None = None
 
@@ -590,6 +610,91 @@ def parse_network(text: str) -> NetworkMode:
     return NetworkMode(kind="network", name=text)
 
 
+def _container_mode(text: str, what: str, simple: tuple[str, ...]) -> str:
+    """One of the ``simple`` words or ``container:NAME``; docker's ``invalid <what> mode`` otherwise."""
+    if text in simple:
+        return text
+    kind, colon, ref = text.partition(":")
+    if colon and kind == "container" and ref:
+        return text
+    raise InvalidArgument(f"invalid {what} mode: {text}")
+
+
+def parse_pid_mode(text: str) -> str:
+    """``--pid``: "" (a pid namespace of its own), ``host`` or ``container:NAME``."""
+    return _container_mode(text, "PID", ("", "host"))
+
+
+def parse_ipc_mode(text: str) -> str:
+    """``--ipc``: "" (the default, ``private``), ``private``, ``shareable`` (other containers may
+    join it), ``none`` (no /dev/shm), ``host`` or ``container:NAME``."""
+    return _container_mode(text, "IPC", ("", "private", "shareable", "none", "host"))
+
+
+def parse_uts_mode(text: str) -> str:
+    """``--uts``: "" (its own hostname) or ``host``."""
+    if text not in ("", "host"):
+        raise InvalidArgument(f"invalid UTS mode: {text}")
+    return text
+
+
+def parse_cgroupns_mode(text: str) -> str:
+    """``--cgroupns``: "" (the host's default: private on cgroup v2, host on v1), ``private`` or ``host``."""
+    if text not in ("", "private", "host"):
+        raise InvalidArgument(f"invalid cgroup namespace mode: {text}")
+    return text
+
+
+def parse_link(text: str) -> str:
+    """``--link NAME[:ALIAS]`` as ``NAME:ALIAS`` (the alias defaults to the name; a leading ``/`` of
+    the name is dropped, as docker's ParseLink)."""
+    parts = text.split(":")
+    if len(parts) > 2 or not parts[0].strip("/") or (len(parts) == 2 and not parts[1]):
+        raise InvalidArgument(f"bad format for links: {text}")
+    name = parts[0].lstrip("/")
+    alias = parts[1] if len(parts) == 2 else name
+    return f"{name}:{alias.lstrip('/')}"
+
+
+def parse_volumes_from(text: str) -> tuple[str, str]:
+    """``--volumes-from NAME[:ro|:rw]`` -> (container, mode); "" keeps each mount's own mode."""
+    name, colon, mode = text.partition(":")
+    if not name:
+        raise InvalidArgument(f"invalid volumes-from: {text} (want CONTAINER[:ro|:rw])")
+    if colon and mode not in ("ro", "rw"):
+        raise InvalidArgument(f"invalid mode for volumes-from: {mode}")
+    return name, mode
+
+
+def parse_device_cgroup_rule(text: str) -> tuple[str, int | None, int | None, str]:
+    """``--device-cgroup-rule 'c 7:128 rwm'`` -> (type, major, minor, access); ``*`` is None (any)."""
+    fields = text.split()
+    numbers = fields[1].split(":") if len(fields) == 3 else []
+    if (
+        len(fields) != 3
+        or fields[0] not in ("a", "b", "c")
+        or len(numbers) != 2
+        or not all(n == "*" or n.isdigit() for n in numbers)
+        or not _is_device_mode(fields[2])
+    ):
+        raise InvalidArgument(f"invalid device cgroup format '{text}'")
+    major, minor = (None if n == "*" else int(n) for n in numbers)
+    return fields[0], major, minor, fields[2]
+
+
+def parse_log_driver(text: str) -> str:
+    """``--log-driver``: "" and ``json-file`` (what pallet writes); another of docker's drivers is
+    ``Unsupported``, a name docker does not know is docker's own error."""
+    if text in ("", "json-file"):
+        return text
+    if text not in LOG_DRIVERS:
+        raise InvalidArgument(f"logger: no log driver named '{text}' is registered")
+    raise Unsupported(
+        f'log driver "{text}" is not supported by pallet: containers log to json-file '
+        "(leave --log-driver out or use json-file)"
+    )
+
+
 def _port_range(text: str, what: str, whole: str) -> tuple[int, int]:
     first, dash, last = text.partition("-")
     try:
@@ -824,6 +929,9 @@ def parse_mount(text: str) -> MountSpec:
             opt_key, _, opt_value = value.partition("=")
             driver_opts[opt_key] = opt_value
             volume_keys.append(key)
+        elif key == "volume-subpath":
+            fields["volume_subpath"] = check_subpath(value)
+            volume_keys.append(key)
         elif key == "tmpfs-size":
             fields["tmpfs_size"] = parse_bytes(value)
             tmpfs_keys.append(key)
@@ -860,6 +968,14 @@ def parse_mount(text: str) -> MountSpec:
         volume_labels=types.MappingProxyType(labels) if labels else EMPTY,
         volume_options=types.MappingProxyType(driver_opts) if driver_opts else EMPTY,
     )
+
+
+def check_subpath(text: str) -> str:
+    """A volume subpath, cleaned: relative, and never above the volume's root (no ``..`` out of it)."""
+    clean = os.path.normpath(text) if text else ""
+    if not text or text.startswith("/") or clean == ".." or clean.startswith("../"):
+        raise InvalidArgument(f'invalid volume subpath "{text}": must be a relative path within the volume')
+    return clean
 
 
 def _split_csv(text: str) -> list[str]:

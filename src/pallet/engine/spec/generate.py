@@ -69,6 +69,7 @@ if TYPE_CHECKING:
     from pallet.engine.spec.mounts import ResolvedMount
     from pallet.engine.spec.options import (
         MountOptions,
+        NamespaceOptions,
         NetworkOptions,
         ProcessOptions,
         ResourceOptions,
@@ -95,6 +96,7 @@ __all__ = [
     "host_facts",
     "merge_config",
     "mount_spec_options",
+    "namespace_spec_options",
     "network_spec_options",
     "new_spec",
     "resolve_user",
@@ -116,6 +118,7 @@ __all__ = [
     "with_env",
     "with_host_namespace",
     "with_host_network",
+    "with_host_uts",
     "with_hostname",
     "with_hosts_files",
     "with_init",
@@ -123,6 +126,7 @@ __all__ = [
     "with_memory_limit",
     "with_memory_reservation",
     "with_memory_swap",
+    "with_memory_swappiness",
     "with_mounts",
     "with_namespace",
     "with_network_namespace",
@@ -134,6 +138,7 @@ __all__ = [
     "with_rlimits",
     "with_rootfs_propagation",
     "with_seccomp",
+    "with_shm",
     "with_shm_size",
     "with_sysctls",
     "with_terminal",
@@ -247,10 +252,14 @@ def _env_key(entry: str) -> str:
 
 
 def _replace_or_append(base: list[str], overrides: Iterable[str]) -> list[str]:
-    """Docker's ReplaceOrAppendEnvValues: an override replaces the entry with its name, in place."""
+    """Docker's ReplaceOrAppendEnvValues: an override replaces the entry with its name, in place;
+    an override without ``=`` removes it (and is not added)."""
     out = list(base)
     for entry in overrides:
         key = _env_key(entry)
+        if "=" not in entry:
+            out = [e for e in out if _env_key(e) != key]
+            continue
         for i, current in enumerate(out):
             if _env_key(current) == key:
                 out[i] = entry
@@ -260,11 +269,14 @@ def _replace_or_append(base: list[str], overrides: Iterable[str]) -> list[str]:
     return out
 
 
-def container_hostname(network: NetworkOptions, *, container_id: str, host_hostname: str = "") -> str:
-    """The hostname asked for; else the host's on the host network; else the id's first 12 characters."""
+def container_hostname(
+    network: NetworkOptions, *, container_id: str, host_hostname: str = "", host_uts: bool = False
+) -> str:
+    """The hostname asked for; else the host's on the host network or with the host's uts namespace
+    (``host_uts``); else the id's first 12 characters."""
     if network.hostname:
         return network.hostname
-    if network.mode.is_host and host_hostname:
+    if (network.mode.is_host or host_uts) and host_hostname:
         return host_hostname
     return container_id[:12]
 
@@ -275,8 +287,10 @@ def merge_config(
     *,
     hostname: str,
     labels: Mapping[str, str] = EMPTY,
+    linked_env: Iterable[str] = (),
 ) -> ContainerSettings:
-    """The image's config and the user's process options (and ``labels``) merged as docker merges them."""
+    """The image's config and the user's process options (and ``labels``) merged as docker merges them;
+    ``linked_env`` (the variables of legacy links) goes under the user's and the image's entries."""
     if process.entrypoint is not None:
         # any --entrypoint (even "") replaces the image's and drops its Cmd (docker's documented rule)
         entrypoint = () if process.entrypoint == ("",) else process.entrypoint
@@ -299,6 +313,7 @@ def merge_config(
     base = [f"PATH={defaults.DEFAULT_PATH}", f"HOSTNAME={hostname}"]
     if process.tty:
         base.append("TERM=xterm")
+    base += linked_env
     env = tuple(_replace_or_append(base, user_env))
     workdir = process.workdir or ((image.working_dir if image else None) or "/")
     if not workdir.startswith("/"):
@@ -680,6 +695,16 @@ def with_host_network() -> SpecOption:
     return with_host_namespace("network")
 
 
+def with_host_uts() -> SpecOption:
+    """The host's hostname and domain name: no uts namespace, so none set (a runtime refuses a
+    hostname without a uts namespace of its own)."""
+
+    def apply(spec: Spec) -> Spec:
+        return with_host_namespace("uts")(spec).replace(hostname="", domainname="")
+
+    return apply
+
+
 # --- resources
 
 
@@ -696,6 +721,11 @@ def with_memory_reservation(reservation: int) -> SpecOption:
 def with_memory_swap(swap: int) -> SpecOption:
     """Memory plus swap, in bytes (-1: unlimited swap)."""
     return lambda spec: _with_resources(spec, memory=_memory(spec).replace(swap=swap))
+
+
+def with_memory_swappiness(swappiness: int) -> SpecOption:
+    """How eagerly the kernel swaps the container's memory, 0 to 100 (a cgroup v1 setting)."""
+    return lambda spec: _with_resources(spec, memory=_memory(spec).replace(swappiness=swappiness))
 
 
 def with_cpus(nano_cpus: int) -> SpecOption:
@@ -802,6 +832,22 @@ def with_sysctls(sysctls: Mapping[str, str]) -> SpecOption:
 
 
 # --- mounts
+
+
+def with_shm(source: str | None) -> SpecOption:
+    """/dev/shm as the ipc mode wants it: ``source`` (a host directory: the host's /dev/shm, a
+    shareable container's) bound there, or, with None, no /dev/shm at all (``--ipc none``)."""
+
+    def apply(spec: Spec) -> Spec:
+        kept = tuple(m for m in spec.mounts if m.destination != "/dev/shm")
+        if source is None:
+            return spec.replace(mounts=kept)
+        shm = Mount(
+            destination="/dev/shm", type="bind", source=source, options=("rbind", "nosuid", "noexec", "nodev")
+        )
+        return spec.replace(mounts=(*kept, shm))
+
+    return apply
 
 
 def with_shm_size(size: int) -> SpecOption:
@@ -995,6 +1041,8 @@ def resource_spec_options(resources: ResourceOptions, host: HostFacts) -> list[S
     if memory and host.swap_accounting:
         swap = resources.memory_swap
         out.append(with_memory_swap(memory * 2 if swap in (None, 0) else swap))
+    if resources.memory_swappiness is not None and not host.cgroup_v2:  # cgroup v2 has no such knob
+        out.append(with_memory_swappiness(resources.memory_swappiness))
     if resources.cpus:
         out.append(with_cpus(resources.cpus))
     if resources.cpu_period or resources.cpu_quota:
@@ -1054,6 +1102,35 @@ def network_spec_options(network: NetworkOptions, *, hostname: str, namespace: s
     return out
 
 
+def namespace_spec_options(
+    namespaces: NamespaceOptions, host: HostFacts, *, joined: Mapping[str, str] = EMPTY, shm: str = ""
+) -> list[SpecOption]:
+    """docker's pid, ipc, uts and cgroup namespace modes: ``host`` leaves the namespace out (the
+    container shares the host's), ``container:NAME`` joins the namespace at ``joined[kind]`` (the
+    path of that container's, ``/proc/PID/ns/KIND``), the rest get one of their own. /dev/shm
+    follows the ipc mode: none for ``none``, ``shm`` (a host directory: the host's /dev/shm, or the
+    tmpfs of a shareable container, the joined one's or its own) bound for the shared modes. The
+    cgroup namespace defaults to private on cgroup v2 and the host's on v1, as docker's."""
+    out: list[SpecOption] = []
+    for kind, mode in (("pid", namespaces.pid), ("ipc", namespaces.ipc)):
+        if mode == "host":
+            out.append(with_host_namespace(kind))
+        elif namespaces.joined(mode):
+            out.append(with_namespace(kind, joined.get(kind, "")))
+    ipc = namespaces.ipc_mode
+    if ipc == "none":
+        out.append(with_shm(None))
+    elif ipc == "host":
+        out.append(with_shm("/dev/shm"))
+    elif ipc != "private" and shm:
+        out.append(with_shm(shm))
+    if namespaces.uts == "host":
+        out.append(with_host_uts())
+    if namespaces.cgroupns == "private" or (not namespaces.cgroupns and host.cgroup_v2):
+        out.append(with_namespace("cgroup"))
+    return out
+
+
 def mount_spec_options(
     mounts: MountOptions,
     resolved: tuple[ResolvedMount, ...],
@@ -1095,6 +1172,9 @@ def build_spec(
     host: HostFacts | None = None,
     network_namespace: str = "",
     hostname: str = "",
+    joined_namespaces: Mapping[str, str] = EMPTY,
+    shm: str = "",
+    linked_env: Iterable[str] = (),
 ) -> Spec:
     """The config.json of a new container (``root.path`` is ``rootfs`` as given): ``base_spec``
     composed with the spec options ``options`` and the image's config ask for.
@@ -1107,14 +1187,20 @@ def build_spec(
     joins (made by the engine's network driver, or another container's);
     "" for a new one (or none with the host network). ``hostname`` overrides
     the one the options give (a container that joins another's network
-    takes that one's). ``options`` were checked when they were made: nothing is checked again.
+    takes that one's). ``joined_namespaces`` (``pid``/``ipc`` -> path) are the namespaces of the
+    containers a ``container:NAME`` mode joins, ``shm`` the host directory bound at /dev/shm for
+    the ipc modes that share one (``namespace_spec_options``), ``linked_env`` the variables of
+    legacy links. ``options`` were checked when they were made: nothing is checked again.
     """
     host = host or host_facts()
     process, security = options.process, options.security
     hostname = hostname or container_hostname(
-        options.network, container_id=container_id, host_hostname=host.hostname
+        options.network,
+        container_id=container_id,
+        host_hostname=host.hostname,
+        host_uts=options.namespaces.uts == "host",
     )
-    settings = merge_config(image_config, process, hostname=hostname)
+    settings = merge_config(image_config, process, hostname=hostname, linked_env=linked_env)
     uid, gid, additional = resolve_user(rootfs, settings.user, process.group_add)
     caps = capabilities(
         security.cap_add, security.cap_drop, privileged=security.privileged, all_caps=host.capabilities
@@ -1129,22 +1215,30 @@ def build_spec(
     if process.tty:
         steps.append(with_terminal())
     steps += security_spec_options(security, caps, root=uid == 0, host=host)
+    device_rules += [_device_cgroup_rule(text) for text in options.resources.device_cgroup_rules]
     if not security.privileged:
         steps.append(with_devices(devices, device_rules))
     else:  # the host's nodes are there already: keep a --device only where it adds a path
         steps.append(_with_devices_not_taken(devices))
     steps += network_spec_options(options.network, hostname=hostname, namespace=network_namespace)
-    if host.cgroup_v2:
-        # docker's default cgroupns mode: private on cgroup v2, host on v1
-        steps.append(with_namespace("cgroup"))
     steps.append(with_cgroups_path(f"{cgroup_parent.rstrip('/')}/{container_id}"))
     steps += resource_spec_options(options.resources, host)
+    # after the hostname and /dev/shm's size: a shared uts namespace has no hostname, a shared
+    # /dev/shm is another's mount
+    steps += namespace_spec_options(options.namespaces, host, joined=joined_namespaces, shm=shm)
     if security.sysctls:
         steps.append(with_sysctls(security.sysctls))
     steps += mount_spec_options(options.mounts, mounts, hosts_files, read_only=security.read_only)
     if process.init:
         steps.append(with_init(host.init_path))
     return new_spec(rootfs, *steps)
+
+
+def _device_cgroup_rule(text: str) -> DeviceRule:
+    from pallet.engine.spec.syntax import parse_device_cgroup_rule
+
+    kind, major, minor, access = parse_device_cgroup_rule(text)
+    return DeviceRule(allow=True, type=kind, major=major, minor=minor, access=access)
 
 
 def _with_devices_not_taken(devices: list[Device]) -> SpecOption:

@@ -87,13 +87,14 @@ def _pairs(values: Sequence[str], flag: str, command: str) -> dict[str, str]:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class IpamRequest:
     """The addressing asked for on ``network create``: at most one IPv4 and one IPv6 subnet, each
-    with its gateway and (IPv4) address range; empty strings where the engine chooses."""
+    with its gateway and address range; empty strings where the engine chooses."""
 
     subnet: str = ""
     gateway: str = ""
     ip_range: str = ""
     subnet6: str = ""
     gateway6: str = ""
+    ip_range6: str = ""
 
 
 def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
@@ -136,8 +137,6 @@ def ipam_request(subnets: Sequence[str], gateways: Sequence[str], ip_ranges: Seq
             raise InvalidArgument(
                 f"cannot configure multiple ranges ({ranges[index]}, {text}) on the same subnet ({subnets[index]})"
             )
-        if span.version == 6:
-            raise Unsupported(f"--ip-range {text}: pallet gives IPv6 addresses from the whole subnet")
         ranges[index] = text
     found: dict[int, str] = {}
     for text in gateways:
@@ -158,7 +157,21 @@ def ipam_request(subnets: Sequence[str], gateways: Sequence[str], ip_ranges: Seq
         ip_range=ranges.get(v4, ""),
         subnet6=subnets[v6] if v6 >= 0 else "",
         gateway6=found.get(v6, ""),
+        ip_range6=ranges.get(v6, ""),
     )
+
+
+def _create_extras(args: Namespace, request: IpamRequest) -> dict[str, Any]:
+    """The IPv6 range, ``--aux-address`` and ``--ipam-opt`` (docker's CLI always sends the IPAM
+    options, ``{}`` when none: its inspect shows ``{}``, an API request without them null)."""
+    extras: dict[str, Any] = {"ipam_options": _pairs(args.ipam_opt, "--ipam-opt", "network create")}
+    if request.ip_range6:
+        extras["ip_range6"] = request.ip_range6
+    if args.aux_address:
+        if not (request.subnet or request.subnet6):
+            raise InvalidArgument("every aux-address must have a corresponding subnet")
+        extras["aux_addresses"] = _pairs(args.aux_address, "--aux-address", "network create")
+    return extras
 
 
 def _run_create(ctx: Context, args: Namespace, service: Service) -> int:
@@ -177,6 +190,7 @@ def _run_create(ctx: Context, args: Namespace, service: Service) -> int:
         ipv6=args.ipv6,
         subnet6=request.subnet6,
         gateway6=request.gateway6,
+        **_create_extras(args, request),
     )
     ctx.out.write(network.id + "\n")
     return 0
@@ -192,6 +206,10 @@ def configure_create(parser: FlagParser) -> None:
     parser.add_argument(
         "--ip-range", action="append", default=[], help="allocate container addresses from a sub-range"
     )
+    parser.add_argument(
+        "--aux-address", action="append", default=[], help="auxiliary addresses the driver keeps (NAME=IP)"
+    )
+    parser.add_argument("--ipam-opt", action="append", default=[], help="set IPAM driver specific options")
     parser.add_argument("--internal", action="store_true", help="restrict external access to the network")
     parser.add_argument("--ipv6", action="store_true", help="enable IPv6 networking")
     parser.add_argument("--label", action="append", default=[], help="set metadata on a network (KEY=VALUE)")
@@ -398,7 +416,16 @@ def configure_prune(parser: FlagParser) -> None:
 
 
 def _run_connect(ctx: Context, args: Namespace, service: Service) -> int:
-    service.network_connect(args.network, args.container, aliases=args.alias, ip=args.ip)
+    extras: dict[str, Any] = {}  # docker's CLI flags beyond --alias and --ip, passed when given
+    if args.ip6:
+        extras["ip6"] = args.ip6
+    if args.link:
+        extras["links"] = args.link
+    if args.link_local_ip:
+        extras["link_local_ips"] = args.link_local_ip
+    if args.driver_opt:
+        extras["driver_opts"] = _pairs(args.driver_opt, "--driver-opt", "network connect")
+    service.network_connect(args.network, args.container, aliases=args.alias, ip=args.ip, **extras)
     return 0
 
 
@@ -406,7 +433,13 @@ def configure_connect(parser: FlagParser) -> None:
     parser.add_argument("network", metavar="NETWORK")
     parser.add_argument("container", metavar="CONTAINER")
     parser.add_argument("--alias", action="append", default=[], help="add a network-scoped alias")
+    parser.add_argument("--driver-opt", action="append", default=[], help="driver options for the network")
     parser.add_argument("--ip", default="", help="IPv4 address (e.g. 172.30.100.104)")
+    parser.add_argument("--ip6", default="", help="IPv6 address (e.g. 2001:db8::33)")
+    parser.add_argument("--link", action="append", default=[], help="add link to another container")
+    parser.add_argument(
+        "--link-local-ip", action="append", default=[], help="add a link-local address for the container"
+    )
     parser.set_defaults(run=_handler(_run_connect))
 
 

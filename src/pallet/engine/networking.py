@@ -81,9 +81,10 @@ def address_pools(root: str) -> tuple[Pool, ...]:
 
 
 class Attachment:
-    """A container's request for one network: by name or id, with its aliases, address, MAC and ports."""
+    """A container's request for one network: by name or id, with its aliases, addresses (``ip``,
+    ``ip6``, ``link_local_ips``), MAC, ports, and docker's endpoint ``links`` and ``driver_opts``."""
 
-    __slots__ = ("aliases", "ip", "mac", "network", "ports")
+    __slots__ = ("aliases", "driver_opts", "ip", "ip6", "link_local_ips", "links", "mac", "network", "ports")
 
     def __init__(
         self,
@@ -93,12 +94,20 @@ class Attachment:
         ip: str = "",
         mac: str = "",
         ports: Sequence[PortMapping] = (),
+        ip6: str = "",
+        link_local_ips: Sequence[str] = (),
+        links: Sequence[str] = (),
+        driver_opts: Mapping[str, str] | None = None,
     ) -> None:
         self.network = network
         self.aliases = tuple(aliases)
         self.ip = ip
         self.mac = mac
         self.ports = tuple(ports)
+        self.ip6 = ip6
+        self.link_local_ips = tuple(link_local_ips)
+        self.links = tuple(links)
+        self.driver_opts = dict(driver_opts or {})
 
 
 class _HostLock:
@@ -180,11 +189,15 @@ class Networks:
         ipv6: bool = False,
         subnet6: str = "",
         gateway6: str = "",
+        ip_range6: str = "",
+        ipam_options: Mapping[str, str] | None = None,
+        aux_addresses: Mapping[str, str] | None = None,
     ) -> Network:
         """``network create``: a user-defined bridge network (with a resolver of its containers' names),
         its bridge made at once, as docker does. ``AlreadyExists`` for a taken name (the predefined
         ones included), ``InvalidArgument`` for bad addressing, ``NotFound`` for a driver other than
-        ``bridge``; nothing is left on error."""
+        ``bridge``; nothing is left on error. ``ipam_options`` None is docker's null (an API request
+        without them), ``{}`` what its CLI sends."""
         if driver != "bridge":
             raise NotFound(
                 f'could not find plugin {driver} in v1 plugin registry: plugin not found (only the "bridge" driver exists)'
@@ -196,6 +209,7 @@ class Networks:
             return self._create_locked(
                 name, subnet=subnet, gateway=gateway, ip_range=ip_range, internal=internal,
                 labels=labels, options=options, ipv6=ipv6, subnet6=subnet6, gateway6=gateway6,
+                ip_range6=ip_range6, ipam_options=ipam_options, aux_addresses=aux_addresses,
             )  # fmt: skip
 
     def _create_locked(self, name: str, **kwargs: Any) -> Network:
@@ -280,7 +294,8 @@ class Networks:
             network = self.default() if request.network == DEFAULT_NETWORK else self.find(request.network)
             endpoint = driver.allocate(
                 network, container_id, name=name, aliases=request.aliases, ip=request.ip,
-                mac=request.mac, ports=request.ports,
+                mac=request.mac, ports=request.ports, ip6=request.ip6, link_local_ips=request.link_local_ips,
+                links=request.links, driver_opts=request.driver_opts,
             )  # fmt: skip
             out.append(endpoint)
         return out
@@ -316,24 +331,30 @@ class Networks:
         ip: str = "",
         running: bool,
         ports: Callable[[set[tuple[str, int]]], Sequence[PortMapping]] | None = None,
+        request: Attachment | None = None,
     ) -> Endpoint:
         """``network connect``: a running container gets its interface now, a stopped one when it
         starts. ``Conflict`` if it is attached already (docker's words), or its address is taken.
         ``ports``: the container's published ports from the ports held now, for the new endpoint
-        when none of its endpoints holds any (they went with the endpoint that held them)."""
+        when none of its endpoints holds any (they went with the endpoint that held them).
+        ``request``: the endpoint's settings (its ``network`` is ``ref``), instead of ``aliases``/``ip``."""
         network = self.find(ref)
         driver = self.driver
         endpoints = driver.endpoints(container_id)
         if any(e.network_id == network.id for e in endpoints):
             raise Conflict(f"endpoint with name {name} already exists in network {network.name}")
         held = () if ports is None or any(e.ports for e in endpoints) else ports(self.held_ports())
-        if running:
-            return driver.attach(network, container_id, name=name, aliases=aliases, ip=ip, ports=held)
-        return driver.allocate(network, container_id, name=name, aliases=aliases, ip=ip, ports=held)
+        want = request or Attachment(ref, aliases=aliases, ip=ip)
+        make = driver.attach if running else driver.allocate
+        return make(
+            network, container_id, name=name, aliases=want.aliases, ip=want.ip, mac=want.mac, ports=held,
+            ip6=want.ip6, link_local_ips=want.link_local_ips, links=want.links, driver_opts=want.driver_opts,
+        )  # fmt: skip
 
     def disconnect(self, ref: str, container_id: str, *, name: str, force: bool = False) -> None:
         """``network disconnect``: the container's endpoint on network ``ref`` goes (address, ports,
-        interface). ``FailedPrecondition`` if it is not attached to it, unless ``force``."""
+        interface). ``FailedPrecondition`` if it is not attached to it, ``force`` or not (as dockerd:
+        ``force`` only lets a network that is gone pass)."""
         try:
             network = self.find(ref)
         except NotFound:
@@ -344,8 +365,7 @@ class Networks:
             if endpoint.network_id == network.id:
                 self.driver.detach(endpoint)
                 return
-        if not force:
-            raise FailedPrecondition(f"container {name} is not connected to network {network.name}")
+        raise FailedPrecondition(f"container {name} is not connected to network {network.name}")
 
     def ports(self, container_id: str) -> list[PortMapping]:
         """The container's published ports, as allocated (a chosen host port filled in)."""

@@ -999,15 +999,19 @@ class Service:
         ipv6: bool = False,
         subnet6: str = "",
         gateway6: str = "",
+        ip_range6: str = "",
+        ipam_options: Mapping[str, str] | None = None,
+        aux_addresses: Mapping[str, str] | None = None,
     ) -> Network:
         """``network create``: a bridge network and its bridge (``options``: docker's ``-o``, e.g.
         ``com.docker.network.bridge.name``). ``AlreadyExists`` for a taken name, ``Conflict`` for a
         predefined one, ``InvalidArgument`` for a bad CIDR, a subnet overlapping another network or
         a host route, a gateway outside the subnet; ``NotFound`` for another driver. Nothing is made
-        on error."""
+        on error. ``ipam_options``: None shows as docker's null (an API request without them)."""
         network = self._engine.networks.create(
             name, driver=driver, subnet=subnet, gateway=gateway, ip_range=ip_range, internal=internal,
             labels=labels, options=options, ipv6=ipv6, subnet6=subnet6, gateway6=gateway6,
+            ip_range6=ip_range6, ipam_options=ipam_options, aux_addresses=aux_addresses,
         )  # fmt: skip
         self.record_event("network", "create", network.id, {"name": network.name, "type": driver})
         return network
@@ -1042,12 +1046,29 @@ class Service:
         return removed
 
     def network_connect(
-        self, network: str, container: str, *, aliases: Sequence[str] = (), ip: str = ""
+        self,
+        network: str,
+        container: str,
+        *,
+        aliases: Sequence[str] = (),
+        ip: str = "",
+        ip6: str = "",
+        mac: str = "",
+        link_local_ips: Sequence[str] = (),
+        links: Sequence[str] = (),
+        driver_opts: Mapping[str, str] | None = None,
     ) -> None:
-        """``network connect [--alias] [--ip] NET CTR``: a running container gets the interface now, a
-        stopped one at its next start. ``Conflict`` if connected already; ``FailedPrecondition`` for a
-        container on the host network, ``none`` or another container's network (docker's refusal)."""
+        """``network connect [--alias] [--ip] [--ip6] [--link] [--link-local-ip] [--driver-opt] NET CTR``
+        (and the API's ``MacAddress``): a running container gets the interface now, a stopped one at
+        its next start. ``Conflict`` if connected already; ``FailedPrecondition`` for a container on
+        the host network, ``none`` or another container's network (docker's refusal)."""
         from pallet.engine.containers.attachments import check_connectable, recorded_ports
+        from pallet.engine.networking import Attachment
+
+        request = Attachment(
+            network, aliases=aliases, ip=ip, ip6=ip6, mac=mac, link_local_ips=link_local_ips, links=links,
+            driver_opts=driver_opts,
+        )  # fmt: skip
 
         engine = self._engine
         record = engine.get(container)
@@ -1055,7 +1076,7 @@ class Service:
             document = engine.document(record)
             check_connectable(document, record.name)
             engine.networks.connect(
-                network, record.id, name=record.name, aliases=aliases, ip=ip,
+                network, record.id, name=record.name, request=request,
                 running=record.state in ("running", "paused", "restarting"),
                 ports=lambda held: recorded_ports(document, held),
             )  # fmt: skip
@@ -1066,7 +1087,8 @@ class Service:
 
     def network_disconnect(self, network: str, container: str, *, force: bool = False) -> None:
         """``network disconnect [-f] NET CTR``: ``FailedPrecondition`` if the container is not
-        connected to it (``force``: no error, and an unknown container or network is no error)."""
+        connected to it, ``force`` or not, as dockerd (``force``: an unknown container or network is
+        no error)."""
         engine = self._engine
         try:
             record = engine.get(container)

@@ -231,10 +231,15 @@ class Driver:
         ipv6: bool = False,
         subnet6: str = "",
         gateway6: str = "",
+        ip_range6: str = "",
+        ipam_options: Mapping[str, str] | None = None,
+        aux_addresses: Mapping[str, str] | None = None,
     ) -> Network:
         """Record a bridge network; ``bridge`` (or docker's ``-o com.docker.network.bridge.name``)
         names its interface, ``br-<id[:12]>`` by default. ``ipv6`` (or a ``subnet6``) makes it dual
-        stack, on a unique local /64 unless ``subnet6`` is given."""
+        stack, on a unique local /64 unless ``subnet6`` is given. ``aux_addresses`` (docker's
+        ``--aux-address NAME=IP``) are reserved: in a subnet, never given to an endpoint;
+        ``ipam_options`` are kept and shown (None: shown as null)."""
         if not name or "/" in name:
             raise InvalidArgument(f"invalid network name {name!r}")
         options = dict(options or {})
@@ -259,12 +264,24 @@ class Driver:
         )
         v6 = None
         if ipv6 or subnet6 or gateway6:
-            v6 = ipam.make_subnet6(subnet=subnet6, gateway=gateway6, taken=taken)
+            v6 = ipam.make_subnet6(subnet=subnet6, gateway=gateway6, ip_range=ip_range6, taken=taken)
+        aux = dict(aux_addresses or {})
+        for aux_name, text in aux.items():
+            try:
+                address = ipaddress.ip_address(text)
+            except ValueError:
+                raise InvalidArgument(
+                    f"invalid auxiliary address {aux_name}={text!r}: not an IP address"
+                ) from None
+            if not any(s is not None and address in s.subnet for s in (addressing, v6)):
+                raise InvalidArgument(f"no matching subnet for aux-address {text}")
         network = Network(
             id=network_id, name=name, bridge=bridge, subnet=str(addressing.subnet),
             gateway=str(addressing.gateway), ip_range=str(addressing.ip_range), internal=internal, dns=dns,
             mtu=mtu, created=_now(), labels=dict(labels or {}), options=options,
             subnet6=str(v6.subnet) if v6 else "", gateway6=str(v6.gateway) if v6 else "",
+            ip_range6=str(v6.ip_range) if v6 else "",
+            ipam_options=None if ipam_options is None else dict(ipam_options), aux_addresses=aux,
         )  # fmt: skip
         self.store.add(network)
         return network
@@ -413,6 +430,9 @@ class Driver:
         mac: str = "",
         ports: Sequence[PortMapping] = (),
         ip6: str = "",
+        link_local_ips: Sequence[str] = (),
+        links: Sequence[str] = (),
+        driver_opts: Mapping[str, str] | None = None,
     ) -> Endpoint:
         """Connect the container to ``network``: its address, interface, route, ports and names.
 
@@ -422,8 +442,9 @@ class Driver:
         """
         with self._lock():
             endpoint = self.allocate(
-                network, container_id, name=name, aliases=aliases, ip=ip, mac=mac, ports=ports, ip6=ip6
-            )
+                network, container_id, name=name, aliases=aliases, ip=ip, mac=mac, ports=ports, ip6=ip6,
+                link_local_ips=link_local_ips, links=links, driver_opts=driver_opts,
+            )  # fmt: skip
             try:
                 self.create_netns(container_id)
                 self._bring_up(network, endpoint)
@@ -443,16 +464,28 @@ class Driver:
         mac: str = "",
         ports: Sequence[PortMapping] = (),
         ip6: str = "",
+        link_local_ips: Sequence[str] = (),
+        links: Sequence[str] = (),
+        driver_opts: Mapping[str, str] | None = None,
     ) -> Endpoint:
         """Only record the attachment (address, ports), nothing in the kernel: the half of ``attach``
         an engine runs inside the transaction that records the container, before ``resume`` brings
         every recorded endpoint up. Refuses what ``attach`` refuses."""
         for port in ports:
             check_free(port.protocol, port.host_ip, port.host_port)
+        if mac and not _is_mac(mac):
+            raise InvalidArgument(f"invalid MAC address {mac!r}: want six hex octets, 02:42:ac:11:00:02")
+        for address in link_local_ips:
+            _link_local_prefix(address)
+        for link in links:
+            if not link.partition(":")[0]:
+                raise InvalidArgument(f"invalid link {link!r}: want NAME or NAME:ALIAS")
         endpoint_id = _new_id()
         return self.store.allocate(
             network, endpoint_id=endpoint_id, container_id=container_id, name=name, aliases=aliases, ip=ip,
             mac=mac, ports=ports, netns=self.netns_path(container_id), veth=veth_name(endpoint_id), ip6=ip6,
+            link_local_ips=link_local_ips, links=[_link_text(link) for link in links],
+            driver_opts=dict(driver_opts or {}),
         )  # fmt: skip
 
     def _bring_up(self, network: Network, endpoint: Endpoint) -> None:
@@ -492,6 +525,8 @@ class Driver:
                     # the first network with a way out gives the default route; a later ``connect``
                     # keeps it, as docker does
                     inside.default_route(network.gateway, ifname)
+                for address in endpoint.link_local_ips:  # docker's --link-local-ip: added beside the address
+                    inside.add_address(ifname, address, _link_local_prefix(address), nodad=":" in address)
                 if endpoint.ip6:
                     inside.add_address(ifname, endpoint.ip6, network.prefixlen6, nodad=True)
                     if not network.internal and not any(r.dst_len == 0 for r in inside.routes(AF_INET6)):
@@ -703,13 +738,39 @@ def _port_rules(endpoint: Endpoint) -> nft.PortRules:
     return nft.PortRules(id=endpoint.id, ip=endpoint.ip, ports=endpoint.ports)
 
 
+def _link_local_prefix(text: str) -> int:
+    """The prefix length a ``--link-local-ip`` is added with: its link-local network's (169.254.0.0/16,
+    fe80::/64), else the address alone. ``InvalidArgument`` for what is not an address."""
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        raise InvalidArgument(f"invalid link-local IP address {text!r}") from None
+    if address.is_link_local:
+        return 16 if address.version == 4 else 64
+    return address.max_prefixlen
+
+
+def _is_mac(text: str) -> bool:
+    octets = text.split(":")
+    return len(octets) == 6 and all(
+        len(o) == 2 and all(c in "0123456789abcdefABCDEF" for c in o) for o in octets
+    )
+
+
+def _link_text(link: str) -> str:
+    """docker's form of a link: ``NAME:ALIAS`` (``NAME`` alone is ``NAME:NAME``)."""
+    name, _, alias = link.partition(":")
+    return f"{name.lstrip('/')}:{alias or name.lstrip('/')}"
+
+
 def inspect_settings(network: Network, endpoint: Endpoint) -> dict[str, object]:
     """The container's ``NetworkSettings.Networks.<name>`` entry, as docker shows it."""
     return {
-        "IPAMConfig": None,
-        "Links": None,
+        "IPAMConfig": endpoint.ipam_config,
+        "Links": list(endpoint.links) or None,
         "Aliases": list(endpoint.aliases) or None,
         "MacAddress": endpoint.mac,
+        "DriverOpts": endpoint.driver_opts or None,
         "NetworkID": network.id,
         "EndpointID": endpoint.id,
         "Gateway": network.gateway,
@@ -724,12 +785,22 @@ def inspect_settings(network: Network, endpoint: Endpoint) -> dict[str, object]:
 
 def inspect_network(network: Network, endpoints: Sequence[Endpoint]) -> dict[str, object]:
     """``network inspect``'s document for a bridge network, as docker shows it."""
-    config: dict[str, str] = {"Subnet": network.subnet, "Gateway": network.gateway}
-    if network.ip_range != network.subnet:
-        config["IPRange"] = network.ip_range
-    configs = [config]
-    if network.subnet6:
-        configs.append({"Subnet": network.subnet6, "Gateway": network.gateway6})
+    configs: list[dict[str, object]] = []
+    for subnet, ip_range, gateway in (
+        (network.subnet, network.ip_range, network.gateway),
+        (network.subnet6, network.ip_range6 or network.subnet6, network.gateway6),
+    ):
+        if not subnet:
+            continue
+        config: dict[str, object] = {"Subnet": subnet}
+        if ip_range != subnet:
+            config["IPRange"] = ip_range
+        config["Gateway"] = gateway
+        net = ipaddress.ip_network(subnet)
+        aux = {k: v for k, v in network.aux_addresses.items() if ipaddress.ip_address(v) in net}
+        if aux:
+            config["AuxiliaryAddresses"] = aux
+        configs.append(config)
     return {
         "Name": network.name,
         "Id": network.id,
@@ -737,7 +808,7 @@ def inspect_network(network: Network, endpoints: Sequence[Endpoint]) -> dict[str
         "Scope": "local",
         "Driver": "bridge",
         "EnableIPv6": bool(network.subnet6),
-        "IPAM": {"Driver": "default", "Options": {}, "Config": configs},
+        "IPAM": {"Driver": "default", "Options": network.ipam_options, "Config": configs},
         "Internal": network.internal,
         "Attachable": False,
         "Ingress": False,

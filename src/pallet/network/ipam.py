@@ -198,11 +198,11 @@ def make_subnet(
 
 
 def make_subnet6(
-    *, subnet: str = "", gateway: str = "", taken: Iterable[Net] = (), random: bytes = b""
+    *, subnet: str = "", gateway: str = "", ip_range: str = "", taken: Iterable[Net] = (), random: bytes = b""
 ) -> Subnet:
     """The IPv6 addressing of a dual-stack network, validated; without ``subnet``, a /64 of a unique
     local prefix (RFC 4193: ``fd`` and 40 random bits, ``random`` giving them in tests) that overlaps
-    nothing taken."""
+    nothing taken. ``ip_range``: where dynamic addresses come from (the subnet when empty)."""
     busy = [net for net in _routed(taken) if net.version == 6]
     if subnet:
         net = _network(subnet, "IPv6 subnet")
@@ -241,7 +241,14 @@ def make_subnet6(
             )
     else:
         gw = net.network_address + 1
-    return Subnet(subnet=net, gateway=gw, ip_range=net)
+    rng: Net = net
+    if ip_range:
+        if not subnet:
+            raise InvalidArgument("every ip-range or gateway must have a corresponding subnet")
+        rng = _network(ip_range, "IPv6 ip-range")
+        if not isinstance(rng, ipaddress.IPv6Network) or not rng.subnet_of(net):
+            raise InvalidArgument(f"invalid ip-range {ip_range}: it must lie within the subnet {net}")
+    return Subnet(subnet=net, gateway=gw, ip_range=rng)
 
 
 def allocate(addressing: Subnet, used: Iterable[Addr], *, last: Addr | None = None, wanted: str = "") -> Addr:

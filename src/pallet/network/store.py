@@ -96,16 +96,26 @@ CREATE TABLE published_ports (
 CREATE INDEX published_ports_endpoint ON published_ports(endpoint_id);
 """
 
+# what docker's API keeps as given and shows back: a network's IPAM options (NULL: none given, shown
+# as null, as dockerd does for a request without them), its auxiliary addresses (reserved, never
+# given to an endpoint) and IPv6 range; an endpoint's requested IPAMConfig, Links and DriverOpts
+_V2 = """
+ALTER TABLE networks ADD COLUMN ip_range6 TEXT NOT NULL DEFAULT '';
+ALTER TABLE networks ADD COLUMN ipam_options TEXT DEFAULT '{}';
+ALTER TABLE networks ADD COLUMN aux_addresses TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE endpoints ADD COLUMN config TEXT NOT NULL DEFAULT '{}';
+"""
+
 #: the network layer's schema; append steps, never edit one
-SCHEMA = Schema(owner="network", steps=(_V1,))
+SCHEMA = Schema(owner="network", steps=(_V1, _V2))
 
 
 class Network:
     """A network as stored."""
 
     __slots__ = (
-        "bridge", "created", "dns", "gateway", "gateway6", "id", "internal", "ip_range", "labels", "mtu", "name",
-        "options", "subnet", "subnet6",
+        "aux_addresses", "bridge", "created", "dns", "gateway", "gateway6", "id", "internal", "ip_range",
+        "ip_range6", "ipam_options", "labels", "mtu", "name", "options", "subnet", "subnet6",
     )  # fmt: skip
 
     def __init__(
@@ -125,6 +135,9 @@ class Network:
         options: dict[str, str] | None = None,
         subnet6: str = "",
         gateway6: str = "",
+        ip_range6: str = "",
+        ipam_options: dict[str, str] | None = None,
+        aux_addresses: dict[str, str] | None = None,
     ) -> None:
         self.id = id
         self.name = name
@@ -140,6 +153,9 @@ class Network:
         self.options = options or {}
         self.subnet6 = subnet6
         self.gateway6 = gateway6
+        self.ip_range6 = ip_range6  # '': the whole subnet6
+        self.ipam_options = ipam_options  # None: docker's null (none given)
+        self.aux_addresses = aux_addresses or {}
 
     @property
     def prefixlen(self) -> int:
@@ -153,7 +169,11 @@ class Network:
         if not self.subnet6:
             return None
         subnet = ipaddress.ip_network(self.subnet6)
-        return ipam.Subnet(subnet=subnet, gateway=ipaddress.ip_address(self.gateway6), ip_range=subnet)
+        return ipam.Subnet(
+            subnet=subnet,
+            gateway=ipaddress.ip_address(self.gateway6),
+            ip_range=ipaddress.ip_network(self.ip_range6 or self.subnet6),
+        )
 
     def addressing(self) -> ipam.Subnet:
         return ipam.Subnet(
@@ -193,14 +213,23 @@ class PortMapping:
 
 
 class Endpoint:
-    """A container's attachment to a network: its address, MAC, interfaces and published ports."""
+    """A container's attachment to a network: its address, MAC, interfaces and published ports.
+
+    ``ipam_config``: docker's ``EndpointIPAMConfig`` as requested (``IPv4Address``,
+    ``IPv6Address``, ``LinkLocalIPs``), None when nothing was; ``links``: docker's
+    ``NAME:ALIAS`` links on a user network (the alias resolves, for this container
+    only, to that container); ``driver_opts``: kept and shown, the bridge reads none.
+    """
 
     __slots__ = (
         "aliases",
         "container_id",
+        "driver_opts",
         "id",
         "ip",
         "ip6",
+        "ipam_config",
+        "links",
         "mac",
         "name",
         "netns",
@@ -223,6 +252,9 @@ class Endpoint:
         aliases: Sequence[str] = (),
         ports: Sequence[PortMapping] = (),
         ip6: str = "",
+        ipam_config: dict[str, Any] | None = None,
+        links: Sequence[str] = (),
+        driver_opts: dict[str, str] | None = None,
     ) -> None:
         self.id = id
         self.network_id = network_id
@@ -235,6 +267,24 @@ class Endpoint:
         self.aliases = tuple(aliases)
         self.ports = tuple(ports)
         self.ip6 = ip6
+        self.ipam_config = ipam_config
+        self.links = tuple(links)
+        self.driver_opts = driver_opts or {}
+
+    @property
+    def link_local_ips(self) -> list[str]:
+        return [str(a) for a in (self.ipam_config or {}).get("LinkLocalIPs") or ()]
+
+    def config(self) -> dict[str, Any]:
+        """What the ``config`` column keeps (docker's names; empty ones left out)."""
+        out: dict[str, Any] = {}
+        if self.ipam_config is not None:
+            out["IPAMConfig"] = self.ipam_config
+        if self.links:
+            out["Links"] = list(self.links)
+        if self.driver_opts:
+            out["DriverOpts"] = self.driver_opts
+        return out
 
     def __repr__(self) -> str:
         return f"Endpoint({self.container_id[:12]} {self.ip} on {self.network_id[:12]})"
@@ -252,7 +302,7 @@ def _decode(text: str) -> Any:
     return json.loads(text)
 
 
-def _encode(value: dict[str, str] | list[str]) -> str:
+def _encode(value: dict[str, Any] | list[str]) -> str:
     if not value:
         return "{}" if isinstance(value, dict) else "[]"
     import json
@@ -276,7 +326,32 @@ def _network(row: sqlite3.Row) -> Network:
         options=_decode(row["options"]),
         subnet6=row["subnet6"],
         gateway6=row["gateway6"],
+        ip_range6=row["ip_range6"],
+        ipam_options=None if row["ipam_options"] is None else _decode(row["ipam_options"]),
+        aux_addresses=_decode(row["aux_addresses"]),
     )
+
+
+def _endpoint_config(text: str) -> dict[str, Any]:
+    """The ``config`` column as ``Endpoint`` keyword arguments."""
+    config = _decode(text)
+    return {
+        "ipam_config": config.get("IPAMConfig"),
+        "links": config.get("Links") or (),
+        "driver_opts": config.get("DriverOpts") or {},
+    }
+
+
+def ipam_config(ip: str = "", ip6: str = "", link_local_ips: Sequence[str] = ()) -> dict[str, Any] | None:
+    """docker's ``EndpointIPAMConfig`` of a request: the keys given, None when none is."""
+    out: dict[str, Any] = {}
+    if ip:
+        out["IPv4Address"] = ip
+    if ip6:
+        out["IPv6Address"] = ip6
+    if link_local_ips:
+        out["LinkLocalIPs"] = list(link_local_ips)
+    return out or None
 
 
 def mac_for(ip: str) -> str:
@@ -313,12 +388,15 @@ class NetworkStore:
             with self.db.transaction() as conn:
                 conn.execute(
                     "INSERT INTO networks (id, name, driver, bridge, subnet, gateway, ip_range, internal, dns, mtu,"
-                    " created, labels, options, subnet6, gateway6)"
-                    " VALUES (?, ?, 'bridge', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " created, labels, options, subnet6, gateway6, ip_range6, ipam_options, aux_addresses)"
+                    " VALUES (?, ?, 'bridge', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         network.id, network.name, network.bridge, network.subnet, network.gateway,
                         network.ip_range, int(network.internal), int(network.dns), network.mtu, network.created,
                         _encode(network.labels), _encode(network.options), network.subnet6, network.gateway6,
+                        network.ip_range6 if network.ip_range6 != network.subnet6 else "",
+                        None if network.ipam_options is None else _encode(network.ipam_options),
+                        _encode(network.aux_addresses),
                     ),
                 )  # fmt: skip
         except sqlite3.IntegrityError:
@@ -389,6 +467,7 @@ class NetworkStore:
                     netns=row["netns"],
                     ports=ports,
                     ip6=row["ip6"],
+                    **_endpoint_config(row["config"]),
                 )
             )
         return out
@@ -407,6 +486,9 @@ class NetworkStore:
         mac: str = "",
         ports: Sequence[PortMapping] = (),
         ip6: str = "",
+        link_local_ips: Sequence[str] = (),
+        links: Sequence[str] = (),
+        driver_opts: dict[str, str] | None = None,
     ) -> Endpoint:
         """Record a new endpoint holding an address (``ip`` if given; and an IPv6 one, ``ip6`` if given,
         on a dual-stack network) and ``ports``, in one transaction.
@@ -422,6 +504,8 @@ class NetworkStore:
                 raise Conflict(f"endpoint with name {name} already exists in network {network.name}")
             used = [ipaddress.ip_address(r[0]) for r in conn.execute(
                 "SELECT ip FROM endpoints WHERE network_id = ?", (network.id,))]  # fmt: skip
+            reserved = [ipaddress.ip_address(a) for a in network.aux_addresses.values()]
+            used += reserved
             lasts = conn.execute(
                 "SELECT last_ip, last_ip6 FROM networks WHERE id = ?", (network.id,)
             ).fetchone()
@@ -434,6 +518,7 @@ class NetworkStore:
             if addressing6 is not None:
                 used6 = [ipaddress.ip_address(r[0]) for r in conn.execute(
                     "SELECT ip6 FROM endpoints WHERE network_id = ? AND ip6 != ''", (network.id,))]  # fmt: skip
+                used6 += reserved
                 last6 = ipaddress.ip_address(lasts[1]) if lasts[1] else None
                 address6 = str(ipam.allocate(addressing6, used6, last=last6, wanted=ip6))
             elif ip6:
@@ -441,13 +526,14 @@ class NetworkStore:
             endpoint = Endpoint(
                 id=endpoint_id, network_id=network.id, container_id=container_id, name=name, aliases=aliases,
                 ip=address, mac=mac or mac_for(address), veth=veth, netns=netns, ports=ports, ip6=address6,
+                ipam_config=ipam_config(ip, ip6, link_local_ips), links=links, driver_opts=driver_opts,
             )  # fmt: skip
             conn.execute(
-                "INSERT INTO endpoints (id, network_id, container_id, name, aliases, ip, mac, veth, netns, ip6)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO endpoints (id, network_id, container_id, name, aliases, ip, mac, veth, netns, ip6,"
+                " config) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     endpoint.id, network.id, container_id, name, _encode(list(aliases)), address,
-                    endpoint.mac, veth, netns, address6,
+                    endpoint.mac, veth, netns, address6, _encode(endpoint.config()),
                 ),
             )  # fmt: skip
             if not ip:

@@ -186,9 +186,21 @@ def test_create_passes_docker_flags_to_the_engine_and_prints_the_id(service: Fak
                 "driver": "bridge", "subnet": "10.5.0.0/24", "gateway": "10.5.0.9", "ip_range": "10.5.0.128/25",
                 "internal": True, "labels": {"a": "b", "flag": ""},
                 "options": {"com.docker.network.bridge.name": "pt0"}, "ipv6": False, "subnet6": "", "gateway6": "",
+                "ipam_options": {},
             },
         )
     ]  # fmt: skip
+
+
+def test_create_takes_an_ipv6_range_aux_addresses_and_ipam_options(service: FakeService) -> None:
+    code, _, err = run(
+        "network", "create", "--ipv6", "--subnet", "2001:db8::/64", "--ip-range", "2001:db8::/96",
+        "--aux-address", "a=2001:db8::5", "--ipam-opt", "k=v", "v6",
+    )  # fmt: skip
+    assert (code, err) == (0, "")
+    (call,) = service.calls
+    assert (call[2]["subnet6"], call[2]["ip_range6"]) == ("2001:db8::/64", "2001:db8::/96")
+    assert (call[2]["aux_addresses"], call[2]["ipam_options"]) == ({"a": "2001:db8::5"}, {"k": "v"})
 
 
 def test_an_ipv6_subnet_without_ipv6_says_to_add_the_flag(service: FakeService) -> None:
@@ -344,6 +356,21 @@ def test_connect_and_disconnect_pass_their_flags(service: FakeService) -> None:
         ("connect", ("app", "web"), {"aliases": ["db", "store"], "ip": "10.9.2.9"}),
         ("disconnect", ("app", "web"), {"force": True}),
     ]
+
+
+def test_connect_passes_dockers_endpoint_flags(service: FakeService) -> None:
+    code, _, err = run(
+        "network", "connect", "--ip6", "2001:db8::9", "--link", "db:data", "--link-local-ip", "169.254.8.8",
+        "--driver-opt", "k=v", "app", "web",
+    )  # fmt: skip
+    assert (code, err) == (0, "")
+    assert service.calls == [
+        (
+            "connect", ("app", "web"),
+            {"aliases": [], "ip": "", "ip6": "2001:db8::9", "links": ["db:data"], "link_local_ips": ["169.254.8.8"],
+             "driver_opts": {"k": "v"}},
+        )
+    ]  # fmt: skip
 
 
 def test_every_verb_is_in_the_group() -> None:

@@ -2,7 +2,8 @@
 
 docker's JSON onto the engine's network verbs (``Service.network_*``): a
 create's ``IPAM.Config`` gives the subnet, gateway and range of each address
-family; an endpoint config's ``IPAMConfig`` and ``Aliases`` go to connect.
+family (and its auxiliary addresses); an endpoint config's ``IPAMConfig``,
+``Aliases``, ``Links``, ``MacAddress`` and ``DriverOpts`` go to connect.
 """
 
 from __future__ import annotations
@@ -62,8 +63,9 @@ def list_networks(request: Request) -> Response:
     return Json([d for d in documents if _matches(d, filters)])
 
 
-def _ipam(doc: dict[str, Any]) -> dict[str, str]:
-    """The subnets, gateways and range of a create's ``IPAM.Config`` (one IPv4, one IPv6 at most)."""
+def _ipam(doc: dict[str, Any]) -> dict[str, Any]:
+    """The subnets, gateways, ranges and auxiliary addresses of a create's ``IPAM.Config`` (one IPv4,
+    one IPv6 at most), and its ``Options`` (None when absent: docker shows them as null)."""
     import ipaddress
 
     ipam = doc.get("IPAM") or {}
@@ -72,7 +74,13 @@ def _ipam(doc: dict[str, Any]) -> dict[str, str]:
     driver = ipam.get("Driver") or "default"
     if driver != "default":
         raise InvalidArgument(f'IPAM driver "{driver}" not found: pallet has the default one only')
-    out: dict[str, str] = {}
+    options = ipam.get("Options")
+    if options is not None and not isinstance(options, dict):
+        raise InvalidArgument("invalid IPAM.Options: expected an object")
+    out: dict[str, Any] = {
+        "ipam_options": None if options is None else {str(k): str(v) for k, v in options.items()},
+    }
+    aux: dict[str, str] = {}
     for entry in ipam.get("Config") or ():
         if not isinstance(entry, dict):
             raise InvalidArgument("invalid IPAM.Config: expected a list of objects")
@@ -90,10 +98,12 @@ def _ipam(doc: dict[str, Any]) -> dict[str, str]:
             raise InvalidArgument(f"pallet's bridge networks take one IPv{6 if six else 4} subnet")
         out["subnet" + prefix] = subnet
         out["gateway" + prefix] = str(entry.get("Gateway") or "")
-        if entry.get("IPRange"):
-            if six:
-                raise InvalidArgument("pallet gives IPv6 addresses from the whole subnet: no IPRange")
-            out["ip_range"] = str(entry["IPRange"])
+        out["ip_range" + prefix] = str(entry.get("IPRange") or "")
+        given = entry.get("AuxiliaryAddresses") or entry.get("AuxAddress") or {}
+        if not isinstance(given, dict):
+            raise InvalidArgument("invalid IPAM.Config AuxiliaryAddresses: expected an object")
+        aux.update({str(k): str(v) for k, v in given.items()})
+    out["aux_addresses"] = aux
     return out
 
 
@@ -161,16 +171,28 @@ def connect(request: Request) -> Response:
     if not isinstance(endpoint, dict):
         raise InvalidArgument("invalid EndpointConfig: expected an object")
     ipam = endpoint.get("IPAMConfig") or {}
-    aliases = endpoint.get("Aliases") or []
-    if not isinstance(ipam, dict) or not isinstance(aliases, list):
-        raise InvalidArgument("invalid EndpointConfig: IPAMConfig is an object, Aliases a list")
+    if not isinstance(ipam, dict):
+        raise InvalidArgument("invalid EndpointConfig: IPAMConfig is an object")
     request.service.network_connect(
         request.params["name"],
         _container(doc),
-        aliases=[str(a) for a in aliases],
+        aliases=_list(endpoint, "Aliases"),
         ip=str(ipam.get("IPv4Address") or ""),
+        ip6=str(ipam.get("IPv6Address") or ""),
+        link_local_ips=_list(ipam, "LinkLocalIPs"),
+        links=_list(endpoint, "Links"),
+        mac=str(endpoint.get("MacAddress") or ""),
+        driver_opts=_strings(endpoint, "DriverOpts"),
     )
     return Empty(status=200)
+
+
+def _list(doc: dict[str, Any], key: str) -> list[str]:
+    """A list of strings of an endpoint config (absent or null: none)."""
+    value = doc.get(key) or []
+    if not isinstance(value, list):
+        raise InvalidArgument(f"invalid EndpointConfig: {key} is a list")
+    return [str(v) for v in value]
 
 
 @ROUTES.route("POST", "/networks/{name}/disconnect")

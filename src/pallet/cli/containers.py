@@ -397,9 +397,11 @@ def ps_row(
     now: float,
     no_trunc: bool,
     ports: Sequence[tuple[str, str, int]] = (),
+    health: str = "",
 ) -> dict[str, object]:
     """One row of ``ps`` with docker's field names (what ``--format`` templates see); ``ports``: the
-    published ports the container holds (``80/tcp``, host address, host port)."""
+    published ports the container holds (``80/tcp``, host address, host port); ``health``: its
+    healthcheck's status ("" for none)."""
     import json
 
     from pallet.engine.service import human_duration, status_text
@@ -429,7 +431,7 @@ def ps_row(
         "RunningFor": f"{human_duration(now - record.created)} ago",
         "Size": "0B",
         "State": record.state if record.state != "creating" else "created",
-        "Status": status_text(record, now),
+        "Status": status_text(record, now, health),
     }
 
 
@@ -450,7 +452,14 @@ def _run_ps(ctx: Context, args: Namespace) -> int:
             return 0
         now = time.time()
         rows = [
-            ps_row(r, service.document(r), now=now, no_trunc=args.no_trunc, ports=service.ports_of(r))
+            ps_row(
+                r,
+                service.document(r),
+                now=now,
+                no_trunc=args.no_trunc,
+                ports=service.ports_of(r),
+                health=service.health_status(r),
+            )
             for r in records
         ]
     print_rows(ctx.out, rows, args.format, default=_PS_DEFAULT, titles=_PS_TITLES)

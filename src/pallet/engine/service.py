@@ -240,11 +240,12 @@ def volume_filters(values: Iterable[str] = ()) -> VolumeFilters:
     return VolumeFilters(values)
 
 
-def status_text(record: ContainerRecord, now: float) -> str:
-    """Docker's STATUS of ``record`` at ``now``: ``Up 3 minutes (Paused)``, ``Exited (0) 2 seconds ago``…"""
+def status_text(record: ContainerRecord, now: float, health: str = "") -> str:
+    """Docker's STATUS of ``record`` at ``now``: ``Up 3 minutes (Paused)``, ``Exited (0) 2 seconds ago``…;
+    ``health``: its healthcheck's status (``Service.health_status``) for ``Up 3 minutes (healthy)``."""
     from pallet.engine.containers.listing import status_text as text
 
-    return text(record, now)
+    return text(record, now, health)
 
 
 def human_duration(seconds: float) -> str:
@@ -470,6 +471,12 @@ class Service:
 
         parsed = filters if isinstance(filters, ContainerFilters) else ContainerFilters(filters)
         return list_containers(self._engine, all=all, filters=parsed, last=last)
+
+    def health_status(self, record: ContainerRecord) -> str:
+        """The status of the container's healthcheck (starting, healthy, unhealthy; "" for none)."""
+        from pallet.engine.containers.listing import health_status
+
+        return health_status(self._engine, record)
 
     # --- containers: lifecycle ----------------------------------------------------------------
 

@@ -91,7 +91,7 @@ def _summary(service: Service, record: ContainerRecord, now: float) -> dict[str,
         "Ports": _ports(document),
         "Labels": dict(record.labels),
         "State": "created" if record.state == "creating" else record.state,
-        "Status": status_text(record, now),
+        "Status": status_text(record, now, service.health_status(record)),
         "HostConfig": {"NetworkMode": network},
         "NetworkSettings": {"Networks": networks},
         "Mounts": [

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from pallet.engine.containers.records import ContainerRecord
+    from pallet.engine.healthcheck import Health
     from pallet.engine.spec.mounts import MountPoint
     from pallet.engine.spec.options import ResourceOptions, RunOptions
     from pallet.engine.spec.syntax import PortRequest
@@ -97,6 +98,11 @@ def container_document(
         config["StopSignal"] = stop_signal
     if asked.stop_timeout is not None:
         config["StopTimeout"] = asked.stop_timeout
+    from pallet.engine.healthcheck import merge
+
+    healthcheck = merge(options.healthcheck, image.healthcheck if image is not None else None)
+    if healthcheck is not None:  # dockerd merges the image's into the container's Config
+        config["Healthcheck"] = healthcheck.to_json()
     resources, security = options.resources, options.security
     host_config: dict[str, Any] = {
         "Binds": [
@@ -173,10 +179,10 @@ def _port_bindings(requests: Sequence[PortRequest]) -> dict[str, list[dict[str, 
     return out
 
 
-def status_fields(record: ContainerRecord) -> dict[str, Any]:
-    """Docker's ``State`` object for a record."""
+def status_fields(record: ContainerRecord, health: Health | None = None) -> dict[str, Any]:
+    """Docker's ``State`` object for a record (``Health`` when the container has a healthcheck state)."""
     state = record.state if record.state != "creating" else "created"
-    return {
+    fields = {
         "Status": state,
         "Running": state in ("running", "paused", "restarting"),
         "Paused": state == "paused",
@@ -189,6 +195,9 @@ def status_fields(record: ContainerRecord) -> dict[str, Any]:
         "StartedAt": record.started_at or _ZERO_TIME,
         "FinishedAt": record.finished_at or _ZERO_TIME,
     }
+    if health is not None:
+        fields["Health"] = health.to_docker()
+    return fields
 
 
 def swap_limit(resources: ResourceOptions) -> int:
@@ -228,13 +237,16 @@ def inspect_container(
 
     ``networks``: ``NetworkSettings.Networks`` (network name -> docker's
     endpoint settings) of the container's endpoints; ``ports`` the published
-    ports it holds (``80/tcp``, host address, host port) while it runs."""
+    ports it holds (``80/tcp``, host address, host port) while it runs;
+    ``State.Health`` is what its shim's healthcheck last wrote in ``run_dir``."""
+    from pallet.engine.healthcheck import read_health
+
     out: dict[str, Any] = {
         "Id": record.id,
         "Created": document.get("Created") or rfc3339nano(int(record.created * 1e9)),
         "Path": document.get("Path", ""),
         "Args": document.get("Args", []),
-        "State": status_fields(record),
+        "State": status_fields(record, read_health(run_dir) if record.state != "creating" else None),
         "Image": record.image_id,
         "ResolvConfPath": document.get("ResolvConfPath", ""),
         "HostnamePath": document.get("HostnamePath", ""),

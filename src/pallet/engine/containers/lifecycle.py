@@ -628,6 +628,7 @@ class Engine:
         restart = host.get("RestartPolicy", {})
         log_config = host.get("LogConfig", {}).get("Config", {})
         auto_remove = bool(host.get("AutoRemove"))
+        health = _health_settings(cfg.get("Healthcheck"))
         shim_config = ShimConfig(
             id=record.id,
             bundle=self.layout.bundle(record.id),
@@ -649,6 +650,7 @@ class Engine:
             start_on_attach=start_on_attach,
             events_root=self.layout.root,
             event_attributes=events.container_attributes(record.name, record.image, record.labels),
+            **health,
         )
         config_path = self.layout.shim_config(record.id)
         save(shim_config, config_path)
@@ -1065,6 +1067,26 @@ def _quietly(call: Callable[..., object], *args: Any, **kwargs: Any) -> None:
         call(*args, **kwargs)
     except (NotFound, FailedPrecondition):
         return
+
+
+def _health_settings(doc: object) -> dict[str, Any]:
+    """The shim's healthcheck fields for ``Config.Healthcheck`` of ``container.json`` (none: {})."""
+    if not isinstance(doc, dict):
+        return {}
+    from pallet.engine.healthcheck import settings
+    from pallet.oci.image_spec import Healthcheck
+
+    found = settings(Healthcheck.from_json(doc, "Config.Healthcheck"))
+    if found is None:
+        return {}
+    return {
+        "health_argv": found.argv,
+        "health_interval": found.interval,
+        "health_timeout": found.timeout,
+        "health_start_period": found.start_period,
+        "health_start_interval": found.start_interval,
+        "health_retries": found.retries,
+    }
 
 
 def _log_size(value: object) -> int:

@@ -9,7 +9,8 @@ and the Docker API's ``GET /containers/json``), docker's:
   running, removing, paused, exited, dead), ``ancestor`` (the image as named,
   its id or an id prefix), ``before``/``since`` (a container: created
   before/after it), ``volume`` (a volume's name or a mount's destination),
-  ``network`` (the network mode);
+  ``network`` (the network mode), ``health`` (starting, healthy, unhealthy,
+  or none: no healthcheck);
 - several values of one key match if any does, except ``label``, where every
   value must match; different keys must all match;
 - a ``status`` or ``exited`` filter lists stopped containers without ``--all``.
@@ -29,9 +30,19 @@ if TYPE_CHECKING:
     from pallet.engine.containers.lifecycle import Engine
     from pallet.engine.containers.records import ContainerRecord
 
-__all__ = ["FILTER_KEYS", "STATUSES", "ContainerFilters", "human_duration", "list_containers", "status_text"]
+__all__ = [
+    "FILTER_KEYS",
+    "STATUSES",
+    "ContainerFilters",
+    "health_status",
+    "human_duration",
+    "list_containers",
+    "status_text",
+]
 
-FILTER_KEYS = ("id", "name", "label", "exited", "status", "ancestor", "before", "since", "volume", "network")
+FILTER_KEYS = (
+    "id", "name", "label", "exited", "status", "ancestor", "before", "since", "volume", "network", "health",
+)  # fmt: skip
 #: the values docker accepts for ``status=``
 STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
 
@@ -74,13 +85,18 @@ def _seconds(rfc3339: str | None) -> float | None:
         return None
 
 
-def status_text(record: ContainerRecord, now: float) -> str:
-    """Docker's STATUS: ``Up 5 seconds``, ``Up 3 minutes (Paused)``, ``Exited (0) 2 minutes ago``..."""
+def status_text(record: ContainerRecord, now: float, health: str = "") -> str:
+    """Docker's STATUS: ``Up 5 seconds``, ``Up 3 minutes (Paused)``, ``Exited (0) 2 minutes ago``...;
+    ``health`` (the healthcheck's status, "" for none) adds ``(healthy)``, ``(health: starting)``."""
     state = record.state
     if state in ("running", "paused"):
         started = _seconds(record.started_at) or record.created
         text = f"Up {human_duration(now - started)}"
-        return text + " (Paused)" if state == "paused" else text
+        if state == "paused":
+            return text + " (Paused)"
+        from pallet.engine.healthcheck import status_suffix
+
+        return text + status_suffix(health)
     if state in ("exited", "restarting"):
         finished = _seconds(record.finished_at)
         ago = f" {human_duration(now - finished)} ago" if finished is not None else ""
@@ -120,6 +136,11 @@ class ContainerFilters:
                 raise InvalidArgument(
                     f'invalid filter "status={want}": a status is one of {", ".join(STATUSES)}'
                 )
+            if key == "health":
+                from pallet.engine.healthcheck import HEALTH_STATUSES
+
+                if want not in HEALTH_STATUSES:
+                    raise InvalidArgument(f"Unrecognised filter value for health: {want}")
             self.by_key.setdefault(key, []).append(want)
 
     def __bool__(self) -> bool:
@@ -136,9 +157,11 @@ class ContainerFilters:
         *,
         lookup: Callable[[str], ContainerRecord | None],
         document: Callable[[ContainerRecord], Mapping[str, Any]],
+        health: Callable[[ContainerRecord], str] = lambda _: "",
     ) -> bool:
         """Whether ``record`` passes; ``lookup`` finds a ``before``/``since`` container (None: none),
-        ``document`` reads its ``container.json`` (for ``volume`` and ``network``)."""
+        ``document`` reads its ``container.json`` (for ``volume`` and ``network``), ``health`` its
+        healthcheck's status ("" for none)."""
 
         def relative(ref: str, before: bool) -> bool:
             other = lookup(ref)
@@ -168,6 +191,7 @@ class ContainerFilters:
             "since": lambda w: relative(w, False),
             "volume": volume,
             "network": network,
+            "health": lambda w: (health(record) or "none") == w,
         }
         for key, wants in self.by_key.items():
             hits = (checks[key](w) for w in wants)
@@ -211,6 +235,14 @@ def list_containers(
     records = [
         r
         for r in engine.list_containers(all=all or filters.show_stopped)
-        if filters.matches(r, lookup=lookup, document=document)
+        if filters.matches(r, lookup=lookup, document=document, health=lambda r: health_status(engine, r))
     ]
     return records if last is None or last < 0 else records[:last]
+
+
+def health_status(engine: Engine, record: ContainerRecord) -> str:
+    """The status of the container's healthcheck as its shim last wrote it ("" for none)."""
+    from pallet.engine.healthcheck import read_health
+
+    found = read_health(engine.layout.run_dir(record.id)) if record.state != "creating" else None
+    return found.status if found is not None else ""

@@ -61,6 +61,13 @@ class ShimConfig(Record):
     events_root: str = ""
     #: the Actor attributes of those events (name, image, labels), as the engine knew them at start
     event_attributes: Mapping[str, str] = EMPTY
+    #: the healthcheck's command (empty: none) and its settings in nanoseconds (``engine.healthcheck``)
+    health_argv: tuple[str, ...] = ()
+    health_interval: int = 0
+    health_timeout: int = 0
+    health_start_period: int = 0
+    health_start_interval: int = 0
+    health_retries: int = 0
 
 
 def save(config: ShimConfig, path: str) -> None:
@@ -72,6 +79,7 @@ def save(config: ShimConfig, path: str) -> None:
     doc = {name: getattr(config, name) for name in ShimConfig._fields}
     doc["exit_command"] = list(config.exit_command)
     doc["runtime_args"] = list(config.runtime_args)
+    doc["health_argv"] = list(config.health_argv)
     doc["event_attributes"] = dict(config.event_attributes)
     # not fsynced: the file matters only while the container runs, and is written at each start
     write_atomic(path, dumps(doc, indent=2).encode(), durable=False)
@@ -95,7 +103,7 @@ def parse(data: bytes, path: str) -> ShimConfig:
     if not isinstance(doc, dict):
         raise InvalidArgument(f"{path}: not a shim config (a JSON object)")
     values = {k: v for k, v in doc.items() if k in ShimConfig._fields}
-    for name in ("exit_command", "runtime_args"):
+    for name in ("exit_command", "runtime_args", "health_argv"):
         values[name] = tuple(values.get(name) or ())
     attributes = values.get("event_attributes")
     if attributes is not None:

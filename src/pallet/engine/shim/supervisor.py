@@ -11,7 +11,8 @@ costs one sleeping process). It owns:
   here; ``exit.json`` is written atomically, then attach clients see EOF;
 - the restart policy: ``no | always | on-failure[:N] | unless-stopped``, never
   after the engine set ``stopped-by-user``, with docker's back-off (100 ms,
-  doubling, reset after 10 s of running, at most 1 min).
+  doubling, reset after 10 s of running, at most 1 min);
+- the healthcheck, if the container has one (``probes``): probes while it runs.
 
 Caller contract: the process is already detached and a child subreaper, its
 working directory is the container's run dir, and ``SIGCHLD`` wakes the loop
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 
     from pallet.engine.runtimes import Runtime
     from pallet.engine.shim.config import ShimConfig
+    from pallet.engine.shim.probes import HealthMonitor
 
 __all__ = ["ATTACH_SOCKET", "Supervisor", "exit_code_of"]
 
@@ -116,6 +118,40 @@ class Supervisor:
         self.oom_file = ""
         #: with ``start_on_attach``: when to start without a client's request
         self.gate_until: float | None = None
+        self.health = self._health_monitor()
+
+    def _health_monitor(self) -> HealthMonitor | None:
+        """The container's healthcheck, if it has one (its modules are loaded only then)."""
+        c = self.config
+        if not c.health_argv:
+            return None
+        from pallet.engine.healthcheck import Settings
+        from pallet.engine.shim.probes import HealthMonitor
+
+        settings = Settings(
+            argv=c.health_argv,
+            interval=c.health_interval,
+            timeout=c.health_timeout,
+            start_period=c.health_start_period,
+            start_interval=c.health_start_interval,
+            retries=c.health_retries,
+        )
+        return HealthMonitor(
+            settings,
+            self.runtime,
+            container_id=c.id,
+            bundle=c.bundle,
+            run_dir=c.run_dir,
+            event=self._event,
+            close_in_child=self._close_in_child,
+        )
+
+    def _close_in_child(self) -> None:
+        """In a forked helper: let go of what tells the other side of an EOF (attach clients, stdin)."""
+        for client in self.clients:
+            client.sock.close()
+        if self.stdin_fd >= 0 and self.stdin_fd != self.master:
+            os.close(self.stdin_fd)
 
     # -- the life of the shim -------------------------------------------------------------------
 
@@ -164,10 +200,10 @@ class Supervisor:
 
     def _turn(self) -> None:
         timeout = None
-        if self.restart_at is not None:
-            timeout = max(0, int((self.restart_at - time.monotonic()) * 1000) + 1)
-        elif self.gate_until is not None:
-            timeout = max(0, int((self.gate_until - time.monotonic()) * 1000) + 1)
+        health_at = self.health.deadline() if self.health is not None else None
+        due = [t for t in (self.restart_at, self.gate_until, health_at) if t is not None]
+        if due:
+            timeout = max(0, int((min(due) - time.monotonic()) * 1000) + 1)
         handlers = self._handlers()
         poller = select.poll()
         for fd, (mask, _) in handlers.items():
@@ -182,6 +218,9 @@ class Supervisor:
         if self.gate_until is not None and time.monotonic() >= self.gate_until:
             # the client that should have started it is gone (killed)
             self._guarded(lambda _: self._start_requested(), 0)
+        if self.health is not None and not self.finished:
+            health = self.health
+            self._guarded(lambda _: health.on_time(time.monotonic()), 0)
 
     def _guarded(self, handler: Callable[[int], None], events: int) -> None:
         """Run one event handler; an OS error (the run dir removed under us, a full disk) is
@@ -197,6 +236,8 @@ class Supervisor:
             handlers[self.listener.fileno()] = (_POLLIN, self._on_accept)
         for fd in self.outputs:
             handlers[fd] = (_POLLIN, self._on_output_event(fd))
+        if self.health is not None:
+            handlers.update(self.health.handlers())
         if self.stdin_pending and self.stdin_fd >= 0:
             mask, handler = handlers.get(self.stdin_fd, (0, self._on_stdin_writable))
             handlers[self.stdin_fd] = (mask | select.POLLOUT, self._both(handler, self._on_stdin_writable))
@@ -332,6 +373,8 @@ class Supervisor:
             raise _Relayed(line if word == "error" else "error system the shim's setup child died")
         self.init_pid, self.started_at, self.oom_file = int(fields[0]), float(fields[1]), fields[2]
         self.started = True
+        if self.health is not None:
+            self.health.start()
         if self.config.tty:
             self.master = fds[0]
             self.outputs = {self.master: attach.STDOUT}
@@ -374,6 +417,8 @@ class Supervisor:
             ),
         )
         self.oom_file = _oom_file(self.init_pid)
+        if self.health is not None:
+            self.health.start()
 
     def _on_wake(self, events: int) -> None:
         try:
@@ -389,10 +434,14 @@ class Supervisor:
                 return
             if pid == self.init_pid:
                 self._exited(exit_code_of(status))
+            elif self.health is not None:
+                self.health.reaped(pid, status)
 
     def _exited(self, code: int) -> None:
         """The init is gone: drain its output, record the exit, then restart or finish."""
         self.init_pid = 0
+        if self.health is not None:
+            self.health.stop()
         oom = _oom_killed(self.oom_file)  # before the runtime's delete takes the cgroup away
         # the runtime's delete (~10 ms) runs while the output is drained and the clients learn
         # of the exit: a `run --rm` removes the rest of the container meanwhile
@@ -523,6 +572,8 @@ class Supervisor:
         self._shutdown(run_exit_command=False)
 
     def _shutdown(self, *, run_exit_command: bool = True) -> None:
+        if self.health is not None:
+            self.health.stop()
         self._close_clients()
         if self.listener is not None:
             self.listener.close()

@@ -22,6 +22,7 @@ from pallet.errors import InvalidArgument
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pallet.engine.service import RunOptions, UpdateRequest
+    from pallet.oci.image_spec import Healthcheck
 
 __all__ = ["run_options", "update_request"]
 
@@ -117,6 +118,23 @@ def _mount_text(mount: Mapping[str, Any]) -> str:
     if tmpfs.get("Mode"):
         fields.append(f"tmpfs-mode={tmpfs['Mode']:o}")
     return ",".join(f'"{f}"' if "," in f else f for f in fields)
+
+
+def _healthcheck(config: Mapping[str, Any]) -> Healthcheck | None:
+    """``Config.Healthcheck`` (durations in ns; 0 and an empty ``Test`` mean "the image's")."""
+    from pallet.oci.image_spec import Healthcheck
+
+    doc = _get(config, "Config", "Healthcheck", dict, None)
+    if doc is None:
+        return None
+    return Healthcheck(
+        test=_strings(doc, "HealthConfig", "Test") or None,
+        interval=_get(doc, "HealthConfig", "Interval", int, 0) or None,
+        timeout=_get(doc, "HealthConfig", "Timeout", int, 0) or None,
+        start_period=_get(doc, "HealthConfig", "StartPeriod", int, 0) or None,
+        start_interval=_get(doc, "HealthConfig", "StartInterval", int, 0) or None,
+        retries=_get(doc, "HealthConfig", "Retries", int, 0) or None,
+    )
 
 
 def _endpoint(networking: Mapping[str, Any], mode: str) -> Mapping[str, Any]:
@@ -255,6 +273,7 @@ def run_options(body: Mapping[str, Any], name: str | None) -> tuple[str, RunOpti
         security=security,
         network=network,
         mounts=mounts,
+        healthcheck=_healthcheck(config),
     )
     return image, options
 

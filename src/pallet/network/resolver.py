@@ -257,9 +257,11 @@ def serve(
     keep_going: Callable[[], bool],
     tcp: _socket.socket | None = None,
     reverse: Callable[[str], list[str]] | None = None,
+    lookup_from: Callable[[str, str], list[str]] | None = None,
 ) -> None:
     """Answer queries on ``listener`` (UDP) and ``tcp`` (a listening socket) until ``keep_going()``
-    (asked when idle) says False.
+    (asked when idle) says False. ``lookup_from(name, client_address)``, when given, is asked
+    instead of ``lookup``: a name may stand for something else for one container (docker's links).
 
     UDP queries are handled in this loop, forwarded without blocking; each
     TCP connection (what a client retries with after a truncated answer)
@@ -305,7 +307,7 @@ def serve(
         for key, _ in events:
             sock = key.fileobj
             if sock is tcp:
-                _accept(tcp, lookup, upstreams, internal, reverse)
+                _accept(tcp, lookup, upstreams, internal, reverse, lookup_from=lookup_from)
                 continue
             if sock is listener:
                 try:
@@ -316,7 +318,9 @@ def serve(
                 if query is None:
                     continue
                 try:
-                    local = answer(query, lookup, internal=internal, reverse=reverse)
+                    local = answer(
+                        query, _for_client(lookup, lookup_from, client), internal=internal, reverse=reverse
+                    )
                 except Exception:  # noqa: BLE001 - a database hiccup must not end the server
                     local = encode_answer(query, [], RCODE_SERVFAIL, authoritative=False)
                 if local is not None:
@@ -351,22 +355,37 @@ def serve(
                 return
 
 
+def _for_client(
+    lookup: Callable[[str], list[str]],
+    lookup_from: Callable[[str, str], list[str]] | None,
+    client: tuple[str, int],
+) -> Callable[[str], list[str]]:
+    """The lookup for one client's query: ``lookup_from`` with the client's address, if there is one."""
+    if lookup_from is None:
+        return lookup
+    return lambda name: lookup_from(name, client[0])
+
+
 def _accept(
     tcp: _socket.socket,
     lookup: Callable[[str], list[str]],
     upstreams: Sequence[tuple[str, int]],
     internal: bool,
     reverse: Callable[[str], list[str]] | None,
+    *,
+    lookup_from: Callable[[str, str], list[str]] | None = None,
 ) -> None:
     import threading
 
     try:
-        fd, _ = tcp._accept()  # type: ignore[attr-defined]  # _socket's accept: a descriptor and an address
+        fd, client = tcp._accept()  # type: ignore[attr-defined]  # _socket's accept: a descriptor and an address
     except OSError:
         return
     conn = _socket.socket(fileno=fd)
     threading.Thread(
-        target=_serve_tcp, args=(conn, lookup, upstreams, internal, reverse), daemon=True
+        target=_serve_tcp,
+        args=(conn, _for_client(lookup, lookup_from, client), upstreams, internal, reverse),
+        daemon=True,
     ).start()
 
 
@@ -619,12 +638,15 @@ def _main(argv: Sequence[str]) -> int:
     db_lock = threading.Lock()
     network_id = args.network
 
-    def rows() -> list[tuple[str, str, str, str, str]]:
+    def rows() -> list[tuple[str, str, str, str, str, str]]:
         with db_lock:
             return conn.execute(RESOLVE_SQL, (network_id,)).fetchall()
 
     def lookup(name: str) -> list[str]:
         return matching(rows(), name)
+
+    def lookup_from(name: str, client: str) -> list[str]:
+        return matching(rows(), name, client=client)
 
     def reverse(address: str) -> list[str]:
         return [row[2] for row in rows() if address in (row[0], row[1])]
@@ -651,7 +673,7 @@ def _main(argv: Sequence[str]) -> int:
 
     serve(
         listener, lookup, upstreams=upstreams, internal=args.internal, keep_going=keep_going, tcp=tcp,
-        reverse=reverse,
+        reverse=reverse, lookup_from=lookup_from,
     )  # fmt: skip
     os._exit(0)
 

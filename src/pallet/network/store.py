@@ -585,21 +585,36 @@ class NetworkStore:
     def container_ids(self) -> set[str]:
         return {str(r[0]) for r in self.db.query("SELECT DISTINCT container_id FROM endpoints")}
 
-    def resolve(self, network_id: str, name: str) -> list[str]:
-        """The addresses ``name`` stands for on a network: container name, alias, or short/full id."""
+    def resolve(self, network_id: str, name: str, client: str = "") -> list[str]:
+        """The addresses ``name`` stands for on a network: container name, alias, or short/full id
+        (or, asked from address ``client``, a link alias of the client's endpoint)."""
         lowered = name.lower().rstrip(".")
         rows = self.db.query(RESOLVE_SQL, (network_id,))
-        return matching(rows, lowered)
+        return matching(rows, lowered, client=client)
 
 
 #: the rows ``matching`` reads, of one network (its id the one parameter)
-RESOLVE_SQL = "SELECT ip, ip6, name, aliases, container_id FROM endpoints WHERE network_id = ? ORDER BY rowid"
+RESOLVE_SQL = (
+    "SELECT ip, ip6, name, aliases, container_id, config FROM endpoints WHERE network_id = ? ORDER BY rowid"
+)
 
 
-def matching(rows: Iterable[sqlite3.Row | tuple[str, str, str, str, str]], name: str) -> list[str]:
-    """The addresses of the rows (``RESOLVE_SQL``'s) that ``name`` designates, IPv4 and IPv6."""
+def matching(
+    rows: Iterable[sqlite3.Row | tuple[str, str, str, str, str, str]], name: str, *, client: str = ""
+) -> list[str]:
+    """The addresses of the rows (``RESOLVE_SQL``'s) that ``name`` designates, IPv4 and IPv6. For a
+    query from ``client`` (an address), the alias of one of its endpoint's links (docker's
+    ``--link NAME:ALIAS`` on a user network) stands for the linked container's name."""
+    rows = list(rows)
+    if client:
+        for row in rows:
+            if client in (row[0], row[1]) and row[5] != "{}":
+                for link in _decode(row[5]).get("Links") or ():
+                    target, _, alias = link.partition(":")
+                    if alias.lower() == name:
+                        name = target.lower()
     out = []
-    for ip, ip6, cname, aliases, cid in rows:
+    for ip, ip6, cname, aliases, cid, _config in rows:
         if cname.lower() == name or name in (a.lower() for a in _decode(aliases)) or name in (cid[:12], cid):
             out.append(ip)
             if ip6:

@@ -129,3 +129,40 @@ def test_ip6_on_an_ipv4_only_network_is_refused(store: NetworkStore) -> None:
         store.allocate(
             net, endpoint_id="e" * 64, container_id="c" * 64, name="w", netns="/x", veth="v", ip6="fd00::5"
         )
+
+
+def test_a_link_alias_resolves_to_the_linked_container_for_the_linking_container_only(
+    store: NetworkStore,
+) -> None:
+    """docker's ``--link db:data`` on a user network: ``data`` is ``db`` for the container that made
+    the link (asked from its address), nothing for the others; the link is kept as ``NAME:ALIAS``,
+    an address asked for, the MAC and the driver options too."""
+    net = network()
+    store.add(net)
+    app = store.allocate(
+        net, endpoint_id="a" * 64, container_id="c" * 64, name="app", netns="/x", veth="va", links=["db:data"],
+        ip="10.77.0.5", driver_opts={"k": "v"},
+    )  # fmt: skip
+    other = store.allocate(
+        net, endpoint_id="b" * 64, container_id="d" * 64, name="other", netns="/y", veth="vb"
+    )
+    db = store.allocate(net, endpoint_id="e" * 64, container_id="f" * 64, name="db", netns="/z", veth="vc")
+    assert store.resolve(net.id, "data", client=app.ip) == [db.ip]
+    assert store.resolve(net.id, "data", client=other.ip) == []
+    assert store.resolve(net.id, "data") == []
+    (kept,) = [e for e in store.endpoints() if e.id == app.id]
+    assert (kept.links, kept.ipam_config, kept.driver_opts) == (
+        ("db:data",),
+        {"IPv4Address": "10.77.0.5"},
+        {"k": "v"},
+    )
+
+
+def test_auxiliary_addresses_are_never_given(store: NetworkStore) -> None:
+    net = network()
+    net.aux_addresses = {"router": "10.77.0.2"}
+    store.add(net)
+    e = store.allocate(net, endpoint_id="e" * 64, container_id="c" * 64, name="web", netns="/x", veth="v")
+    assert e.ip == "10.77.0.3"
+    assert store.find("app").aux_addresses == {"router": "10.77.0.2"}
+    assert store.find("app").ipam_options is None

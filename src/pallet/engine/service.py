@@ -691,7 +691,9 @@ class Service:
         record = self._engine.get(ref)
         if not record.running:
             raise FailedPrecondition(f"container {record.id} is not running")
-        return top(record.pid, ps_args)
+        listing = top(record.pid, ps_args)
+        self._engine.event(record, "top")
+        return listing
 
     def stats_sample(self, record: ContainerRecord) -> Sample:
         """One reading of the container's counters (CPU time, the host's, memory, I/O, pids); zeros if
@@ -727,19 +729,22 @@ class Service:
         owner: tuple[int, int] | None = None,
     ) -> CopyResult:
         """``cp CONTAINER:PATH DEST``: to host path ``to_path`` (files get ``owner``; None: as in the
-        container), or a tar stream to ``to_stream``."""
+        container), or a tar stream to ``to_stream``. Records docker's ``archive-path`` event."""
         from pallet.engine.filesystem.cp import archive, container_root, copy
 
         record = self._engine.get(ref)
         with container_root(self._engine, record, path, unshifted=True) as (root_fd, inner):
             if to_stream is not None:
-                return archive(root_fd, inner, to_stream, follow_link=follow_link)
-            assert to_path is not None
-            host = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-            try:
-                return copy(root_fd, inner, host, to_path, follow_link=follow_link, owner=owner)
-            finally:
-                os.close(host)
+                result = archive(root_fd, inner, to_stream, follow_link=follow_link)
+            else:
+                assert to_path is not None
+                host = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+                try:
+                    result = copy(root_fd, inner, host, to_path, follow_link=follow_link, owner=owner)
+                finally:
+                    os.close(host)
+        self._engine.event(record, "archive-path")
+        return result
 
     def path_stat(self, ref: str, path: str, *, follow_link: bool = False) -> PathInfo:
         """What ``path`` is in container ``ref`` (docker's archive ``HEAD``); ``NotFound`` if nothing is there."""
@@ -760,7 +765,8 @@ class Service:
         owner: tuple[int, int] | None = None,
     ) -> CopyResult:
         """``cp SRC CONTAINER:PATH``: host path ``from_path``, or a tar stream ``from_stream`` unpacked into
-        directory ``path`` (``InvalidArgument`` if it is not one). Files get ``owner`` (None: as they are)."""
+        directory ``path`` (``InvalidArgument`` if it is not one). Files get ``owner`` (None: as they are).
+        Records docker's ``extract-to-dir`` event."""
         from pallet.engine.filesystem.cp import container_root, copy, extract, stat_path
         from pallet.engine.userns import as_remapped_root
 
@@ -776,15 +782,18 @@ class Service:
 
                 into = open_in_root(root_fd, inner.lstrip("/") or ".", os.O_PATH | os.O_DIRECTORY)
                 try:
-                    return extract(into, from_stream, owner=files_owner)
+                    result = extract(into, from_stream, owner=files_owner)
                 finally:
                     os.close(into)
-            assert from_path is not None
-            host = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-            try:
-                return copy(host, from_path, root_fd, inner, follow_link=follow_link, owner=files_owner)
-            finally:
-                os.close(host)
+            else:
+                assert from_path is not None
+                host = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+                try:
+                    result = copy(host, from_path, root_fd, inner, follow_link=follow_link, owner=files_owner)
+                finally:
+                    os.close(host)
+        self._engine.event(record, "extract-to-dir")
+        return result
 
     def diff(self, ref: str) -> list[str]:
         """``diff``: the container's changes to its image's files, as docker prints them (``C /etc``)."""

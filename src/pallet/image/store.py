@@ -80,7 +80,8 @@ class ImageRecord(Record):
     #: bytes of the layer blobs (compressed as stored)
     size: int
     platform: Platform
-    #: the canonical references that name it (repo:tag, repo@digest), sorted
+    #: the canonical references that name it, sorted: tags (repo:tag) and repo digests (repo@digest,
+    #: the manifest or index a push or pull gave it on a registry: docker's RepoDigests)
     references: tuple[Reference, ...] = ()
     #: the image a build step made this one on (docker's Parent), if any
     parent: Digest | None = None
@@ -90,8 +91,19 @@ class ImageRecord(Record):
         return self.id.short
 
     @property
+    def tags(self) -> tuple[Reference, ...]:
+        """The references that are tags (docker's RepoTags)."""
+        return tuple(r for r in self.references if r.digest is None)
+
+    @property
+    def repo_digests(self) -> tuple[Reference, ...]:
+        """The ``repo@digest`` references (docker's RepoDigests)."""
+        return tuple(r for r in self.references if r.digest is not None)
+
+    @property
     def dangling(self) -> bool:
-        return not self.references
+        """No tag names it (repo digests alone leave an image dangling, as docker's prune sees it)."""
+        return not self.tags
 
 
 class LayerRecord(Record):
@@ -370,6 +382,28 @@ class ImageStore:
             self._set_ref(conn, target, record.id)
         return target
 
+    def add_repo_digest(self, image: str, ref: Reference) -> Reference:
+        """Record that registry repository ``ref`` (``repo@digest``) holds ``image`` (docker's RepoDigests).
+
+        A push records the digest of the manifest it sent, a pull the one its
+        reference resolved to (an index's for a multi-platform image), as
+        dockerd does. ``InvalidArgument`` if the digest is neither the image's
+        manifest nor its index. The reference names the image from then on
+        (``rmi repo@digest``), and goes with the repository's last tag.
+        """
+        record = self.resolve(image)
+        target = self._parse_ref(ref)
+        if target.digest is None:
+            raise InvalidArgument(f"{target.familiar_string()} is not a repo digest (repo@sha256:...)")
+        if target.digest not in (record.manifest_digest, record.index_digest):
+            raise InvalidArgument(
+                f"{target.familiar_string()} does not name image {record.short_id}: "
+                f"its manifest is {record.manifest_digest}"
+            )
+        with self._lock.held(), self.db.transaction() as conn:
+            self._set_ref(conn, target, record.id)
+        return target
+
     def untag(self, ref: str | Reference) -> Reference:
         """Remove the name ``ref``; the image stays (maybe dangling). ``NotFound`` if no such name."""
         target = self._parse_ref(ref)
@@ -530,7 +564,8 @@ class ImageStore:
     def remove_image(self, name: str, *, force: bool = False) -> RemoveReport:
         """``pallet rmi``: untag, and delete the image once nothing names or uses it (docker's rules).
 
-        By name: untags that name; the image goes with its last name unless a
+        By name: untags that name (a repository's last tag takes the
+        repository's repo digests with it); the image goes with its last name unless a
         container uses it (``Conflict`` without ``force``; with ``force`` it is
         untagged and kept). By id: ``Conflict`` if it is used, or named in
         several repositories, unless ``force``.
@@ -538,19 +573,25 @@ class ImageStore:
         record, by_ref = self._resolve(name)
         users = self.users(record.id)
         refs = record.references
-        if by_ref is not None and by_ref in refs and len(refs) > 1:
-            self._unref(by_ref)
-            return RemoveReport(untagged=(by_ref,))
-        if users and not force:
-            if by_ref is not None:
+        if by_ref is not None and by_ref in refs:  # by name: that name (and maybe its repo digests) goes
+            if users and not force and _single_reference(refs):
                 raise Conflict(
                     f'unable to remove repository reference "{name}" (must force) - '
                     f"container {users[0][:12]} is using its referenced image {record.short_id}"
                 )
+            untagged = [by_ref]
+            if by_ref.digest is None and not any(r.name == by_ref.name for r in record.tags if r != by_ref):
+                # docker: the repository's last tag takes the repository's digests with it
+                untagged += [r for r in record.repo_digests if r.name == by_ref.name]
+            if users or len(untagged) < len(refs):
+                self._unref(*untagged)
+                return RemoveReport(untagged=tuple(untagged))
+            refs = tuple(untagged)  # every name: the image goes too, the names in docker's order
+        elif users and not force:
             raise Conflict(
                 f"unable to delete {record.short_id} (must be forced) - image is being used by container {users[0][:12]}"
             )
-        if by_ref is None and not force and len({r.name for r in refs}) > 1:
+        elif not force and len({r.name for r in refs}) > 1:
             raise Conflict(
                 f"unable to delete {record.short_id} (must be forced) - image is referenced in multiple repositories"
             )
@@ -586,7 +627,12 @@ class ImageStore:
         before the store's lock is taken, and an image a container started to
         use meanwhile is kept all the same.
         """
-        condition = "" if all else "AND NOT EXISTS (SELECT 1 FROM refs r WHERE r.image_id = i.id)"
+        # dangling: no tag (an image only repo digests name is dangling, as for docker)
+        condition = (
+            ""
+            if all
+            else "AND NOT EXISTS (SELECT 1 FROM refs r WHERE r.image_id = i.id AND r.tag IS NOT NULL)"
+        )
         accepted = None if only is None else {str(r.id) for r in self.list_images() if only(r)}
         deleted: list[Digest] = []
         untagged: list[Reference] = []
@@ -696,9 +742,9 @@ class ImageStore:
             (str(target), target.name, target.tag, target.digest, image_id, time.time()),
         )
 
-    def _unref(self, target: Reference) -> None:
+    def _unref(self, *targets: Reference) -> None:
         with self._lock.held(), self.db.transaction() as conn:
-            conn.execute("DELETE FROM refs WHERE name = ?", (str(target),))
+            conn.executemany("DELETE FROM refs WHERE name = ?", [(str(t),) for t in targets])
 
     def _record(self, row: sqlite3.Row) -> ImageRecord:
         refs = self.db.query("SELECT name FROM refs WHERE image_id = ? ORDER BY name", (row["id"],))
@@ -798,6 +844,18 @@ class ImageStore:
 
 
 # --- layer streams ----------------------------------------------------------------------------
+
+
+def _single_reference(refs: Sequence[Reference]) -> bool:
+    """docker's "single reference": at most one tag, and every repo digest in that tag's repository.
+
+    Removing such a name would leave an image a container uses dangling, so it needs ``force``.
+    """
+    tags = [r for r in refs if r.digest is None]
+    if len(tags) > 1:
+        return False
+    repositories = {r.name for r in refs}
+    return len(repositories) == 1
 
 
 def _is_hex(text: str) -> bool:

@@ -137,7 +137,7 @@ def test_skopeo_copies_what_pallet_pushed_with_an_identical_rootfs(
     assert "Mounted from skopeo/src" in out  # same registry: blobs are mounted, not sent again
     code, out, err = pallet("--root", root, "push", target)
     assert code == 0, err
-    assert out.count("Layer already exists") == 3  # HEAD finds every blob: nothing is sent twice
+    assert out.count("Layer already exists") == 2  # HEAD finds both layers (the config has no line, as docker)
     copied = tmp_path / "copied"
     skopeo(
         "copy",
@@ -173,7 +173,7 @@ def test_push_of_a_fresh_image_uploads_every_blob_and_skopeo_reads_it(
     assert pallet("--root", root, "tag", source, target)[0] == 0
     code, out, err = pallet("--root", root, "push", target)
     assert code == 0, err
-    assert out.count(": Pushed") == 3
+    assert out.count(": Pushed") == 2  # the layers; as docker, the config blob has no line
     copied = tmp_path / "copied"
     skopeo(
         "copy",

@@ -90,7 +90,7 @@ def test_pallet_round_trip_and_skopeo_in_and_out(
     assert pallet("--root", str(root), "tag", source, target)[0] == 0
     code, out, err = pallet("--root", str(root), "push", target)
     assert code == 0, err
-    assert out.count(": Mounted from skopeo/img") == 3
+    assert out.count(": Mounted from skopeo/img") == 2  # the two layers; as docker, the config blob has no line
     other = tmp_path / "other"
     ImageStore.open(other, snapshot_driver="copy").close()
     code, _, err = pallet("--root", str(other), "pull", "-q", target)
@@ -122,7 +122,7 @@ def test_token_mode_push_of_new_blobs_gets_a_push_scope(
     assert pallet("--root", str(root), "tag", source, target)[0] == 0
     code, out, err = pallet("--root", str(root), "push", target)
     assert code == 0, err
-    assert out.count(": Pushed") == 3
+    assert out.count(": Pushed") == 2  # the two layers; as docker, the config blob has no line
     log = reg.log.read_text()
     assert "scope=repository%3Auploaded%2Fimg%3Apull%2Cpush" in log
 

@@ -1,15 +1,16 @@
 """Progress of a pull or push, for people: bars on a terminal, one line per event otherwise.
 
 Transfers report through ``Progress`` (thread-safe: layers move in parallel):
-``start`` a task (a layer, a config) with its size, ``advance`` it by bytes,
-set its ``status`` (``Already exists``, ``Download complete``, ``Pull
-complete``, ``Pushed``, …), or print a ``message``.
+``start`` a task (a layer) with its size, ``advance`` it by bytes, set its
+``status`` (``Already exists``, ``Download complete``, ``Pull complete``,
+``Pushed``, …), print a ``message`` (docker's daemon sends these lines too), or
+end with the ``result`` (the reference that docker's CLI prints itself).
 
 - ``BarProgress``: one ``rich`` bar per layer with size and speed. ``rich`` is
   imported only here, only when stderr is a terminal (+62 ms; never on ``run``).
 - ``LineProgress``: docker's non-terminal form, ``<short id>: <status>`` per
   event; byte counts are not printed (a log gets no bar noise).
-- ``QuietProgress``: nothing but ``message``s marked ``final`` (``-q``).
+- ``QuietProgress``: nothing but the ``result`` (``-q``).
 """
 
 from __future__ import annotations
@@ -35,8 +36,15 @@ class Progress:
     def status(self, key: str, text: str) -> None:
         """``key`` reached a step (``Verifying Checksum``, ``Pull complete``)."""
 
-    def message(self, text: str, *, final: bool = False) -> None:
-        """A line for the user; ``final`` lines are printed even with ``-q``."""
+    def message(self, text: str) -> None:
+        """A line for the user (``Digest: sha256:…``), not printed with ``-q``."""
+
+    def result(self, text: str, *, quiet_only: bool = False) -> None:
+        """The reference the work ended with: the line docker's CLI prints itself, never its daemon.
+
+        After a pull it is printed always, after a push only with ``-q``
+        (``quiet_only``), as ``docker pull``/``docker push`` do.
+        """
 
     def done(self) -> None:
         """Every transfer is over: the summary lines that follow go below the bars."""
@@ -50,11 +58,10 @@ class QuietProgress(Progress):
         self.out = out
         self._lock = threading.Lock()
 
-    def message(self, text: str, *, final: bool = False) -> None:
-        if final:
-            with self._lock:
-                self.out.write(text + "\n")
-                self.out.flush()
+    def result(self, text: str, *, quiet_only: bool = False) -> None:
+        with self._lock:
+            self.out.write(text + "\n")
+            self.out.flush()
 
 
 class LineProgress(Progress):
@@ -75,8 +82,12 @@ class LineProgress(Progress):
     def status(self, key: str, text: str) -> None:
         self._line(f"{key}: {text}")
 
-    def message(self, text: str, *, final: bool = False) -> None:
+    def message(self, text: str) -> None:
         self._line(text)
+
+    def result(self, text: str, *, quiet_only: bool = False) -> None:
+        if not quiet_only:
+            self._line(text)
 
 
 class BarProgress(Progress):
@@ -136,8 +147,12 @@ class BarProgress(Progress):
         else:
             self._bars.update(task, status=text)
 
-    def message(self, text: str, *, final: bool = False) -> None:
+    def message(self, text: str) -> None:
         self._console.print(text, markup=False, highlight=False)
+
+    def result(self, text: str, *, quiet_only: bool = False) -> None:
+        if not quiet_only:
+            self.message(text)
 
     def done(self) -> None:
         if not self._stopped:
@@ -149,7 +164,7 @@ class BarProgress(Progress):
 
 
 def open_progress(out: TextIO, *, quiet: bool = False) -> Progress:
-    """Bars if ``out`` is a terminal, lines if not, or only final lines with ``quiet``."""
+    """Bars if ``out`` is a terminal, lines if not, or only the result with ``quiet``."""
     if quiet:
         return QuietProgress(out)
     isatty = getattr(out, "isatty", None)

@@ -20,8 +20,12 @@ The pipeline, per layer, in parallel threads:
    finds every snapshot in place.
 
 Layers already in the store are not fetched again; snapshots that exist are
-reused. The whole pull holds the store's lease, so a concurrent gc cannot
-take blobs between their download and ``add_image``.
+reused. An image whose config is in the store already, with every layer
+blob and snapshot, is not looked at layer by layer at all: as dockerd, the
+pull then reports no layer lines. The whole pull holds the store's lease, so
+a concurrent gc cannot take blobs between their download and ``add_image``.
+The image gets the reference's tag and, as docker's RepoDigests,
+``repo@digest`` of what the reference resolved to.
 """
 
 from __future__ import annotations
@@ -269,6 +273,17 @@ class _LayerJob:
             self._unpack(i, blob, before_commit=lambda: self._wait_parent(i))
 
 
+def _have_image(store: ImageStore, manifest: Manifest, chains: tuple[Digest, ...]) -> bool:
+    """The store has this manifest's image (its config) with every layer blob and snapshot: nothing to fetch."""
+    try:
+        store.get(str(manifest.config.digest))
+    except NotFound:
+        return False
+    return all(store.content.has(layer.digest) for layer in manifest.layers) and all(
+        store.snapshots.stat(str(chain)) is not None for chain in chains
+    )
+
+
 def _resolve(
     repository: Repository, reference: Reference, platform: Platform | None
 ) -> tuple[bytes, str, Manifest, bytes | None, Digest]:
@@ -329,7 +344,7 @@ def pull(
         )
     job = _LayerJob(store, repository, manifest.layers, diff_ids, progress)
     with store.lease():
-        if manifest.layers:
+        if manifest.layers and not _have_image(store, manifest, job.chains):
             with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(manifest.layers)))) as pool:
                 futures = [pool.submit(job.run, i) for i in range(len(manifest.layers))]
                 errors: list[BaseException] = []
@@ -346,6 +361,10 @@ def pull(
         image = store.add_image(
             manifest_bytes, config, manifest_media_type=media_type or None, index=index_bytes, ref=name
         )
+        if name.digest is None and digest in (image.manifest_digest, image.index_digest):
+            # docker's RepoDigests: what the tag resolved to (pulled by digest, the name is that already)
+            store.add_repo_digest(str(image.id), name.replace(tag=None, digest=digest))
+            image = store.get(str(image.id))
         store.unpack(image.id)  # finds every snapshot in place: links them
     if sources is not None:
         blobs = [str(d.digest) for d in manifest.layers] + [str(manifest.config.digest)]
@@ -357,7 +376,7 @@ def pull(
         progress.message(f"Status: Downloaded newer image for {name.familiar_string()}")
     else:
         progress.message(f"Status: Image is up to date for {name.familiar_string()}")
-    progress.message(str(name), final=True)
+    progress.result(str(name))
     return PullResult(image=image, digest=digest, reference=name, fresh=fresh)
 
 

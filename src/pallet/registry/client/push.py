@@ -10,16 +10,23 @@ For each blob (layers, then the config) the cheapest way wins:
    ``PUT``) above it. Bodies stream from the content store's file.
 
 The manifest is sent byte for byte as stored, so its digest, and the digest a
-puller sees, is the one ``pallet images --digests`` shows.
+puller sees, is the one ``pallet images --digests`` shows; the store records
+``repo@digest`` as the image's repo digest, as dockerd does.
+
+Progress is dockerd's: each layer is ``Preparing``, then moves (``advance``,
+as its bytes are sent) and ends ``Pushed``, ``Layer already exists`` or
+``Mounted from <repo>``; the config blob is sent without a line of its own.
 """
 
 from __future__ import annotations
 
 import io
+import threading
 
 from pallet.oci.digest import Digest
 from pallet.oci.image_spec import Manifest, parse_manifest
 from pallet.oci.record import Record
+from pallet.registry.client.progress import Progress
 from pallet.registry.client.repository import Registry, Repository
 
 __all__ = ["CHUNK_SIZE", "MONOLITHIC_MAX", "PushResult", "push"]
@@ -34,7 +41,6 @@ if TYPE_CHECKING:
     from pallet.oci.image_spec import Descriptor
     from pallet.oci.reference import Reference
     from pallet.registry.client.credentials import Credentials
-    from pallet.registry.client.progress import Progress
     from pallet.registry.client.sources import BlobSources
     from pallet.registry.client.transport import Transport
 
@@ -53,14 +59,33 @@ class PushResult(Record):
     blobs: tuple[tuple[Digest, str], ...]
 
 
+class _Sent:
+    """How far into a blob an upload got; reports only bytes beyond that (a retry re-sends a body)."""
+
+    def __init__(self, report: Callable[[int], None]) -> None:
+        self._report = report
+        self._lock = threading.Lock()
+        self.reached = 0
+
+    def at(self, position: int) -> None:
+        with self._lock:
+            moved = position - self.reached
+            if moved <= 0:
+                return
+            self.reached = position
+        self._report(moved)
+
+
 class _Slice(io.RawIOBase):
     """``length`` bytes of a file from ``offset``: an upload body that can be reopened for a retry."""
 
-    def __init__(self, path: Path, offset: int, length: int) -> None:
+    def __init__(self, path: Path, offset: int, length: int, sent: _Sent) -> None:
         super().__init__()
         self._f = open(path, "rb")  # noqa: SIM115 - closed by close()
         self._f.seek(offset)
+        self._position = offset
         self._left = length
+        self._sent = sent
 
     def readable(self) -> bool:
         return True
@@ -71,6 +96,8 @@ class _Slice(io.RawIOBase):
         want = self._left if n is None or n < 0 else min(n, self._left)
         data = self._f.read(want)
         self._left -= len(data)
+        self._position += len(data)
+        self._sent.at(self._position)
         return data
 
     def close(self) -> None:
@@ -78,22 +105,28 @@ class _Slice(io.RawIOBase):
         super().close()
 
 
-def _body(path: Path, offset: int, length: int) -> Callable[[], BinaryIO]:
-    return lambda: _Slice(path, offset, length)  # type: ignore[return-value]
+def _body(path: Path, offset: int, length: int, sent: _Sent) -> Callable[[], BinaryIO]:
+    return lambda: _Slice(path, offset, length, sent)  # type: ignore[return-value]
 
 
 def _upload(
-    repository: Repository, path: Path, descriptor: Descriptor, chunk_size: int, monolithic_max: int
+    repository: Repository,
+    path: Path,
+    descriptor: Descriptor,
+    sent: _Sent,
+    *,
+    chunk_size: int,
+    monolithic_max: int,
 ) -> None:
     url = repository.start_upload()
     size = descriptor.size
     if size <= monolithic_max:
-        repository.finish_upload(url, descriptor.digest, _body(path, 0, size), size)
+        repository.finish_upload(url, descriptor.digest, _body(path, 0, size, sent), size)
         return
     offset = 0
     while offset < size:
         length = min(chunk_size, size - offset)
-        url = repository.upload_chunk(url, _body(path, offset, length), offset, length)
+        url = repository.upload_chunk(url, _body(path, offset, length, sent), offset, length)
         offset += length
     repository.finish_upload(url, descriptor.digest)
 
@@ -130,32 +163,41 @@ def push(
                 f"blob {desc.digest} of {image} is not in the content store (a foreign layer?); pull or load the image again"
             )
 
-    def send(desc: Descriptor) -> tuple[Digest, str]:
+    def send(desc: Descriptor, shown: Progress) -> tuple[Digest, str]:
         key = desc.digest.hex[:12]
-        progress.start(key, desc.size, "Preparing")
+        shown.start(key, desc.size, "Preparing")
         if repository.blob_size(desc.digest) is not None:
-            progress.status(key, "Layer already exists")
+            shown.status(key, "Layer already exists")
             return desc.digest, "exists"
         if sources is not None:
             for source in sources.other_repositories(desc.digest, target.domain, target.path)[:3]:
                 if repository.mount(desc.digest, source):
-                    progress.status(key, f"Mounted from {source}")
+                    shown.status(key, f"Mounted from {source}")
                     return desc.digest, "mounted"
-        progress.status(key, "Pushing")
-        _upload(repository, store.content.path(desc.digest), desc, chunk_size, monolithic_max)
-        progress.advance(key, desc.size)
-        progress.status(key, "Pushed")
+        sent = _Sent(lambda n: shown.advance(key, n))
+        _upload(
+            repository,
+            store.content.path(desc.digest),
+            desc,
+            sent,
+            chunk_size=chunk_size,
+            monolithic_max=monolithic_max,
+        )
+        shown.status(key, "Pushed")
         return desc.digest, "uploaded"
 
-    # one thread makes the first request alone, so the auth challenge is learnt once, not per thread
-    outcomes = [send(blobs[-1])]
+    # the config first, alone, so the auth challenge is learnt once, not per thread; as dockerd, it
+    # has no progress line of its own (``Progress()`` reports nothing)
+    outcomes = [send(blobs[-1], Progress())]
     with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(blobs)))) as pool:
-        outcomes += list(pool.map(send, blobs[:-1]))
+        outcomes += list(pool.map(lambda desc: send(desc, progress), blobs[:-1]))
     tag = target.digest or target.tag or "latest"
     digest = repository.put_manifest(str(tag), manifest_bytes, record.manifest_media_type)
+    if digest == record.manifest_digest:  # what the registry holds is the stored manifest, byte for byte
+        store.add_repo_digest(str(record.id), target.replace(tag=None, digest=digest))
     progress.done()
     if sources is not None:
         sources.note([str(d.digest) for d in blobs], target.domain, target.path)
     progress.message(f"{target.tag or target.digest}: digest: {digest} size: {len(manifest_bytes)}")
-    progress.message(str(target.canonical()), final=True)
+    progress.result(str(target.canonical()), quiet_only=True)
     return PushResult(digest=digest, size=len(manifest_bytes), reference=target, blobs=tuple(outcomes))

@@ -109,7 +109,7 @@ class JsonProgress(Progress):
     def status(self, key: str, text: str) -> None:
         self.put({"status": text, "progressDetail": {}, "id": key})
 
-    def message(self, text: str, *, final: bool = False) -> None:
+    def message(self, text: str) -> None:
         tag, sep, rest = text.partition(": ")
         if sep and rest.startswith("Pulling from "):  # docker: the tag is the message's id
             self.put({"status": rest, "id": tag})

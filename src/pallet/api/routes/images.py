@@ -584,7 +584,7 @@ def push(request: Request) -> Response:
                             sources=blob_sources,
                         )
                         label = ref.tag or str(ref.digest)
-                        progress.put({"status": f"{label}: digest: {result.digest} size: {result.size}"})
+                        # after push's own "<tag>: digest: … size: …" line, as dockerd
                         progress.put(
                             {
                                 "progressDetail": {},

@@ -4,7 +4,8 @@
 #
 #   1. `docker run --rm busybox true` (each engine's default network; then both with --network none)
 #   2. `docker ps` with N (50) running containers, and C (100) concurrent `GET /containers/json`:
-#      p50 and p99 latency
+#      p50 and p99 latency; and `docker ps` against an engine that answers from memory (the floor
+#      the CLI's own start and work set for any engine)
 #   3. RSS of the idle service vs idle dockerd + its containerd
 #
 # Prints medians and ratios pallet/dockerd and a SUMMARY line. Targets (issue 12): run <= 0.4x,
@@ -45,8 +46,10 @@ DD="$DOCKER -H unix://$work/docker.sock"
 bridge=pbapi$$
 service_pid=""
 dockerd_pid=""
+floor_pid=""
 cleanup() {
     set +e
+    [ -n "$floor_pid" ] && kill "$floor_pid" 2>/dev/null
     $PL ps -a -q --no-trunc 2>/dev/null | xargs -r $PL rm -f >/dev/null 2>&1
     if [ -n "$service_pid" ]; then kill "$service_pid" 2>/dev/null; wait "$service_pid" 2>/dev/null; fi
     local z
@@ -139,10 +142,49 @@ for _ in $(seq "$N"); do $PD run -d busybox sleep 600 >/dev/null; done
 if [ $with_docker = 1 ]; then for _ in $(seq "$N"); do $DD run -d busybox sleep 600 >/dev/null; done; fi
 [ "$($PD ps -q | wc -l)" -ge "$N" ] || die "pallet lists fewer than $N containers"
 
+# The floor: `docker ps` against an engine that answers instantly (each request forwarded to
+# pallet once, then served from memory), so only the CLI's own work is left; no engine can go below it.
+"$PY" - "$work/floor.sock" "$work/pallet.sock" <<'PYEOF' &
+import http.client, socket, socketserver, sys
+from http.server import BaseHTTPRequestHandler
+listen, upstream = sys.argv[1], sys.argv[2]
+cache = {}
+class Upstream(http.client.HTTPConnection):
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(upstream)
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *args): pass
+    def serve(self):
+        key = (self.command, self.path)
+        if key not in cache:
+            conn = Upstream("localhost")
+            conn.request(self.command, self.path, headers={"Host": "docker"})
+            r = conn.getresponse()
+            skip = ("content-length", "transfer-encoding", "connection")
+            cache[key] = (r.status, [(k, v) for k, v in r.getheaders() if k.lower() not in skip], r.read())
+            conn.close()
+        status, headers, body = cache[key]
+        self.send_response_only(status)
+        for k, v in headers: self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD": self.wfile.write(body)
+    do_GET = do_HEAD = serve
+class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+Server(listen, Handler).serve_forever()
+PYEOF
+floor_pid=$!
+FD="$DOCKER -H unix://$work/floor.sock"
+wait_for "$FD" || die "the floor server did not come up"
+
 log "timing docker ps with $N containers ($ROUNDS rounds of $RUNS runs each)"
-cases=(-n pallet "$PD ps")
+cases=(-n pallet "$PD ps" -n floor "$FD ps")
 [ $with_docker = 1 ] && cases+=(-n dockerd "$DD ps")
 rounds ps "${cases[@]}"
+kill "$floor_pid"; wait "$floor_pid" 2>/dev/null || true; floor_pid=""
 
 # C requests at once, each on its own connection; ROUNDS rounds, the engines taking turns
 concurrent() {  # SOCKET: one latency (ms) per line
@@ -192,13 +234,16 @@ run_p=$(pct "$work/run" pallet); run_d=$(d pct "$work/run" dockerd)
 none_p=$(pct "$work/run" pallet-none); none_d=$(d pct "$work/run" dockerd-none)
 ps50_p=$(pct "$work/ps" pallet 50); ps50_d=$(d pct "$work/ps" dockerd 50)
 ps99_p=$(pct "$work/ps" pallet 99); ps99_d=$(d pct "$work/ps" dockerd 99)
+fl50=$(pct "$work/ps" floor 50); fl99=$(pct "$work/ps" floor 99)
 c50_p=$(cpct "$work/conc.pallet" 50); c50_d=$(d cpct "$work/conc.dockerd" 50)
 c99_p=$(cpct "$work/conc.pallet" 99); c99_d=$(d cpct "$work/conc.dockerd" 99)
 row "docker run --rm busybox true (median ms)" "$run_p" "$run_d"
 row "docker run --rm --network none ... (median ms)" "$none_p" "$none_d"
 row "docker ps, $N containers: p50 ms" "$ps50_p" "$ps50_d"
 row "docker ps, $N containers: p99 ms" "$ps99_p" "$ps99_d"
+row "docker ps, instant engine (CLI floor): p50 ms" "$fl50" "$ps50_d"
+row "docker ps, instant engine (CLI floor): p99 ms" "$fl99" "$ps99_d"
 row "$C concurrent GET /containers/json: p50 ms" "$c50_p" "$c50_d"
 row "$C concurrent GET /containers/json: p99 ms" "$c99_p" "$c99_d"
 row "idle RSS KiB (service | dockerd+containerd)" "$rss_pallet" "$rss_docker"
-echo "SUMMARY run=$(ratio "$run_p" "$run_d")x run-none=$(ratio "$none_p" "$none_d")x ps-p50=$(ratio "$ps50_p" "$ps50_d")x ps-p99=$(ratio "$ps99_p" "$ps99_d")x list-p50=$(ratio "$c50_p" "$c50_d")x list-p99=$(ratio "$c99_p" "$c99_d")x rss=$(ratio "$rss_pallet" "$rss_docker")x (targets: run<=0.4 ps,list<=0.5 rss<=0.5)"
+echo "SUMMARY run=$(ratio "$run_p" "$run_d")x run-none=$(ratio "$none_p" "$none_d")x ps-p50=$(ratio "$ps50_p" "$ps50_d")x ps-p99=$(ratio "$ps99_p" "$ps99_d")x ps-floor-p50=$(ratio "$fl50" "$ps50_d")x list-p50=$(ratio "$c50_p" "$c50_d")x list-p99=$(ratio "$c99_p" "$c99_d")x rss=$(ratio "$rss_pallet" "$rss_docker")x (targets: run<=0.4 ps,list<=0.5 rss<=0.5)"

@@ -203,6 +203,37 @@ def test_prune_removes_dangling_images_and_prune_all_unused_ones(store: ImageSto
     assert [i.id for i in store.list_images()] == [used.id]
 
 
+def test_an_image_only_repo_digests_name_is_dangling_and_pruned(store: ImageStore) -> None:
+    image = random_image(seed=16)
+    add_to_store(store, image, "registry.example/app:v1")
+    digest = store.add_repo_digest(image.id, parse(f"registry.example/app@{image.manifest_digest}"))
+    assert not store.get(image.id).dangling
+    assert store.prune().deleted == ()
+    store.untag("registry.example/app:v1")
+    assert store.get(image.id).dangling  # docker: no tag, only a digest
+    report = store.prune()
+    assert report.deleted == (image.id,)
+    assert report.untagged == (digest,)
+
+
+def test_a_used_images_last_tag_and_its_repo_digests_are_one_reference(store: ImageStore) -> None:
+    image = random_image(seed=17)
+    add_to_store(store, image, "registry.example/app:v1")
+    digest = store.add_repo_digest(image.id, parse(f"registry.example/app@{image.manifest_digest}"))
+    store.set_in_use(image.id, "c0ffee")
+    # docker's "single reference": untagging would leave the container's image dangling
+    with pytest.raises(Conflict, match="container c0ffee is using its referenced image"):
+        store.remove_image("registry.example/app:v1")
+    store.tag(image.id, "other:v1")
+    report = store.remove_image("registry.example/app:v1")  # another repository names it: no conflict
+    assert [r.familiar_string() for r in report.untagged] == ["registry.example/app:v1", str(digest)]
+    assert report.deleted == ()
+    report = store.remove_image("other:v1", force=True)
+    assert report.untagged == (parse("other:v1"),)
+    assert report.deleted == ()
+    assert store.get(image.id).dangling
+
+
 def test_gc_removes_unreferenced_blobs_but_not_while_a_lease_is_held(store: ImageStore) -> None:
     image = random_image(seed=16)
     add_to_store(store, image, "app")

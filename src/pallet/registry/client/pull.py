@@ -21,8 +21,8 @@ The pipeline, per layer, in parallel threads:
 
 Layers already in the store are not fetched again; snapshots that exist are
 reused. An image whose config is in the store already, with every layer
-blob and snapshot, is not looked at layer by layer at all: as dockerd, the
-pull then reports no layer lines. The whole pull holds the store's lease, so
+blob, is not looked at layer by layer at all: as dockerd, the pull then
+reports no layer lines (``ImageStore.unpack`` unpacks what is not yet). The whole pull holds the store's lease, so
 a concurrent gc cannot take blobs between their download and ``add_image``.
 The image gets the reference's tag and, as docker's RepoDigests,
 ``repo@digest`` of what the reference resolved to.
@@ -273,15 +273,16 @@ class _LayerJob:
             self._unpack(i, blob, before_commit=lambda: self._wait_parent(i))
 
 
-def _have_image(store: ImageStore, manifest: Manifest, chains: tuple[Digest, ...]) -> bool:
-    """The store has this manifest's image (its config) with every layer blob and snapshot: nothing to fetch."""
+def _have_image(store: ImageStore, manifest: Manifest) -> bool:
+    """The store has this manifest's image (its config) and every layer blob: nothing to fetch.
+
+    Layers not unpacked yet are unpacked by ``store.unpack`` after ``add_image``, without a line.
+    """
     try:
         store.get(str(manifest.config.digest))
     except NotFound:
         return False
-    return all(store.content.has(layer.digest) for layer in manifest.layers) and all(
-        store.snapshots.stat(str(chain)) is not None for chain in chains
-    )
+    return all(store.content.has(layer.digest) for layer in manifest.layers)
 
 
 def _resolve(
@@ -344,7 +345,7 @@ def pull(
         )
     job = _LayerJob(store, repository, manifest.layers, diff_ids, progress)
     with store.lease():
-        if manifest.layers and not _have_image(store, manifest, job.chains):
+        if manifest.layers and not _have_image(store, manifest):
             with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(manifest.layers)))) as pool:
                 futures = [pool.submit(job.run, i) for i in range(len(manifest.layers))]
                 errors: list[BaseException] = []

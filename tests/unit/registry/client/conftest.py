@@ -75,12 +75,23 @@ def seed_image(
 class RecordingProgress(Progress):
     def __init__(self) -> None:
         self.events: list[tuple[str, str]] = []
+        #: bytes ``advance``d per key
+        self.moved: dict[str, int] = {}
+
+    def start(self, key: str, total: int, status: str) -> None:
+        self.events.append((key, status))
+
+    def advance(self, key: str, n: int) -> None:
+        self.moved[key] = self.moved.get(key, 0) + n
 
     def status(self, key: str, text: str) -> None:
         self.events.append((key, text))
 
-    def message(self, text: str, *, final: bool = False) -> None:
+    def message(self, text: str) -> None:
         self.events.append(("", text))
+
+    def result(self, text: str, *, quiet_only: bool = False) -> None:
+        self.events.append(("result", text))
 
 
 @pytest.fixture

@@ -65,6 +65,7 @@ def add_create_flags(parser: FlagParser) -> None:
     add("-c", "--cpu-shares")
     add("--cpuset-cpus", default="")
     add("--cpuset-mems", default="")
+    add("--memory-swappiness")
     add("--pids-limit")
     add("--ulimit", action="append", default=[])
     add("--cap-add", action="append", default=[])
@@ -73,12 +74,18 @@ def add_create_flags(parser: FlagParser) -> None:
     add("--privileged", action="store_true")
     add("--userns", default="")
     add("--device", action="append", default=[])
+    add("--device-cgroup-rule", action="append", default=[])
     add("--group-add", action="append", default=[])
     add("--shm-size")
     add("--sysctl", action="append", default=[])
     add("--tmpfs", action="append", default=[])
     add("--restart")
     add("--runtime", default="")
+    add("--pid", default="")
+    add("--ipc", default="")
+    add("--uts", default="")
+    add("--cgroupns", default="")
+    add("--isolation", default="")
     add("--network", "--net", dest="network")
     add("--network-alias", "--net-alias", dest="network_alias", action="append", default=[])
     add("--ip", default="")
@@ -87,8 +94,11 @@ def add_create_flags(parser: FlagParser) -> None:
     add("--dns-search", action="append", default=[])
     add("--dns-option", "--dns-opt", dest="dns_option", action="append", default=[])
     add("--add-host", action="append", default=[])
+    add("--link", action="append", default=[])
     add("-v", "--volume", action="append", default=[])
     add("--mount", action="append", default=[])
+    add("--volumes-from", action="append", default=[])
+    add("--log-driver", default="")
     add("--log-opt", action="append", default=[])
     add("-p", "--publish", action="append", default=[])
     add("-P", "--publish-all", action="store_true")
@@ -121,6 +131,12 @@ def _integer(text: str) -> int:
     if not body.lstrip("-").isdigit():
         raise InvalidArgument(f'strconv.ParseInt: parsing "{text}": invalid syntax')
     return int(body)
+
+
+def _swappiness(text: str | None) -> int | None:
+    """``--memory-swappiness``: 0 to 100; -1 (docker's default) leaves the kernel's."""
+    value = _optional("--memory-swappiness", _integer, text)
+    return None if value == -1 else value
 
 
 def _swap(text: str) -> int:
@@ -194,7 +210,15 @@ def options_from_args(args: Namespace) -> RunOptions:
         pids_limit=_optional("--pids-limit", _integer, args.pids_limit),
         ulimits=_each("--ulimit", s.parse_ulimit, args.ulimit),
         devices=_each("--device", s.parse_device, args.device),
+        device_cgroup_rules=tuple(args.device_cgroup_rule),
         shm_size=_optional("--shm-size", s.parse_bytes, args.shm_size),
+        memory_swappiness=_swappiness(args.memory_swappiness),
+    )
+    namespaces = o.NamespaceOptions(
+        pid=_flag("--pid", s.parse_pid_mode, args.pid),
+        ipc=_flag("--ipc", s.parse_ipc_mode, args.ipc),
+        uts=_flag("--uts", s.parse_uts_mode, args.uts),
+        cgroupns=_flag("--cgroupns", s.parse_cgroupns_mode, args.cgroupns),
     )
     security = o.security_options(
         args.security_opt,
@@ -226,10 +250,12 @@ def options_from_args(args: Namespace) -> RunOptions:
         dns_search=tuple(args.dns_search),
         dns_options=tuple(args.dns_option),
         extra_hosts=tuple(args.add_host),
+        links=_each("--link", s.parse_link, args.link),
     )
     mounts = o.MountOptions(
         specs=(*(s.parse_volume(t) for t in args.volume), *(s.parse_mount(t) for t in args.mount)),
         tmpfs=dict(_each("--tmpfs", s.parse_tmpfs, args.tmpfs)),
+        volumes_from=tuple(args.volumes_from),
     )
     try:
         return o.RunOptions(
@@ -238,11 +264,14 @@ def options_from_args(args: Namespace) -> RunOptions:
             restart=_flag("--restart", s.parse_restart, args.restart) if args.restart else s.RestartPolicy(),
             auto_remove=args.rm,
             runtime=args.runtime,
+            log_driver=args.log_driver,
             log_opts=dict(_each("--log-opt", s.parse_log_opt, args.log_opt)),
+            isolation=args.isolation,
             process=process,
             resources=resources,
             security=security,
             network=network,
+            namespaces=namespaces,
             mounts=mounts,
             healthcheck=_healthcheck(args),
         )

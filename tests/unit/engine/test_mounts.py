@@ -32,6 +32,7 @@ class Req(Record):
     volume_labels: Mapping[str, str] = EMPTY
     volume_driver: str = ""
     volume_options: Mapping[str, str] = EMPTY
+    volume_subpath: str = ""
 
 
 CID = "c" * 64

@@ -108,7 +108,7 @@ def container_document(
         "Binds": [
             f"{m.source}:{m.destination}" + ("" if m.rw else ":ro") for m in mounts if m.type == "bind"
         ],
-        "LogConfig": {"Type": "json-file", "Config": dict(options.log_opts)},
+        "LogConfig": {"Type": options.log_driver or "json-file", "Config": dict(options.log_opts)},
         "NetworkMode": options.network.mode.to_text(),
         "PortBindings": _port_bindings(requests),
         "PublishAllPorts": network.publish_all,
@@ -129,6 +129,11 @@ def container_document(
         "Runtime": record.runtime,
         "Sysctls": dict(security.sysctls) or None,
         "UsernsMode": security.userns,
+        **_namespace_modes(options, spec),
+        "Isolation": options.isolation,
+        "VolumesFrom": list(options.mounts.volumes_from) or None,
+        "Links": None,
+        "DeviceCgroupRules": list(resources.device_cgroup_rules) or None,
         **host_config_resources(resources),
         "Ulimits": [{"Name": u.name, "Soft": u.soft, "Hard": u.hard} for u in resources.ulimits] or None,
         "Devices": [
@@ -221,6 +226,20 @@ def host_config_resources(resources: ResourceOptions) -> dict[str, Any]:
         "CpusetMems": resources.cpuset_mems,
         "PidsLimit": resources.pids_limit,
         "BlkioWeight": resources.blkio_weight or 0,
+        "MemorySwappiness": resources.memory_swappiness,
+    }
+
+
+def _namespace_modes(options: RunOptions, spec: Spec) -> dict[str, str]:
+    """docker's ``PidMode``, ``IpcMode`` (``private`` by default), ``UTSMode`` and ``CgroupnsMode`` (the
+    one in force: ``private`` where the spec has a cgroup namespace, else ``host``)."""
+    namespaces = options.namespaces
+    own = {n.type for n in spec.linux.namespaces} if spec.linux is not None else set()
+    return {
+        "PidMode": namespaces.pid,
+        "IpcMode": namespaces.ipc_mode,
+        "UTSMode": namespaces.uts,
+        "CgroupnsMode": "private" if "cgroup" in own else "host",
     }
 
 

@@ -24,7 +24,7 @@ import os
 import time
 
 from pallet.engine import events
-from pallet.engine.containers import names
+from pallet.engine.containers import names, sharing
 from pallet.engine.containers.locks import container_lock, remove_lock_file
 from pallet.engine.containers.reconcile import process_start_time, reconcile, settled, shim_alive
 from pallet.engine.containers.records import (
@@ -280,6 +280,8 @@ class Engine:
                 f"Unable to find image '{familiar}' locally; pull it, load it or import it first"
             ) from None
         runtime = self.runtime(options.runtime)
+        if options.resources.memory_swappiness is not None:
+            options = _swappiness_in_force(options, warn)
         image_config = self.images.config(image_record.id).config
         labels = dict(image_config.labels) if image_config is not None else {}
         labels.update(options.labels)
@@ -319,6 +321,12 @@ class Engine:
                 record = record.replace(name=names.generate_name(self.containers.name_taken))
         with self.lock(container_id).held():
             try:
+                shared = None
+                if sharing.needed(options):
+                    shared = sharing.resolve(
+                        self, options, container_id=container_id, name=record.name,
+                        running=start_with is not None, warn=warn or (lambda _: None),
+                    )  # fmt: skip
                 document = self._make_bundle(
                     record,
                     image_record.id,
@@ -326,6 +334,7 @@ class Engine:
                     warn or (lambda _: None),
                     endpoints=endpoints,
                     joined=joined,
+                    shared=shared,
                 )
                 if start_with is None:
                     write_document(self.layout.document(container_id), document)
@@ -420,8 +429,13 @@ class Engine:
         *,
         endpoints: list[Endpoint] | None = None,
         joined: ContainerRecord | None = None,
+        shared: sharing.Shared | None = None,
     ) -> dict[str, Any]:
-        """Snapshot + rootfs mount + volumes + /etc files + config.json; returns the container document."""
+        """Snapshot + rootfs mount + volumes + /etc files + config.json; returns the container document.
+
+        ``shared``: what the options take from other containers (``sharing.resolve``)."""
+        if shared is not None:
+            options = shared.options  # with the --volumes-from mounts
         from pallet.engine.spec.generate import build_spec, container_hostname
         from pallet.engine.userns import (
             container_remap,
@@ -474,9 +488,16 @@ class Engine:
             hostname = str(self.document(joined).get("Config", {}).get("Hostname") or joined.id[:12])
         else:
             hostname = container_hostname(
-                options.network, container_id=record.id, host_hostname=os.uname().nodename
+                options.network,
+                container_id=record.id,
+                host_hostname=os.uname().nodename,
+                host_uts=options.namespaces.uts == "host",
             )
         namespace, hosts_files = self._network_files(record, options, endpoints or [], joined, hostname)
+        if shared is not None:
+            sharing.append_hosts(hosts_files.get("/etc/hosts", ""), shared.links)
+            if options.namespaces.ipc == "shareable":
+                sharing.mount_shm(shared.shm, options.resources.shm_size or 64 * 1024 * 1024)
         spec = build_spec(
             container_id=record.id,
             image_config=config.config,
@@ -486,6 +507,9 @@ class Engine:
             hosts_files=hosts_files,
             network_namespace=namespace,
             hostname=hostname,
+            joined_namespaces=shared.joined if shared is not None else {},
+            shm=shared.shm if shared is not None else "",
+            linked_env=shared.linked_env if shared is not None else (),
         )
         if os.environ.get("PALLET_ROOTLESS") == "1":  # rootless.is_rootless() for a process inside
             from pallet.engine.rootless import rootless_spec_option
@@ -514,7 +538,7 @@ class Engine:
             f.write(dumps_compact(doc))  # compact, and without importing json
         from pallet.engine.containers.inspection import container_document
 
-        return container_document(
+        document = container_document(
             record=record,
             options=options,
             image_config=config.config,
@@ -524,6 +548,9 @@ class Engine:
             log_path=self.layout.log_path(record.id),
             hosts_files=hosts_files if joined is None else {},
         )
+        if shared is not None:
+            sharing.record(document, shared, parent=record.name)
+        return document
 
     # --- start ------------------------------------------------------------------------------
 
@@ -577,6 +604,8 @@ class Engine:
             if _runtime_has_state(runtime, record.id):  # what a killed shim left
                 _quietly(runtime.delete, record.id, force=True)
             remove_tree(self.layout.run_dir(record.id), ignore_errors=True)
+            if _takes_from_others(doc):
+                sharing.before_start(self, record, doc)
             self._network_up(record, doc)
             pending = self._launch_shim(
                 record, doc, shim=shim, exit_command=exit_command, start_on_attach=start_on_attach
@@ -940,6 +969,7 @@ class Engine:
             self.networks.release(record.id)
         if self._may_use_volumes(record):
             self.volumes.release(record.id, remove_anonymous=remove_volumes)
+        sharing.release(self, record.id)  # a shareable /dev/shm, mounted in the directory
         remove_tree(container_dir, ignore_errors=True)
         # the rest is the shim's until it exits (the runtime's state, the run dir's files)
         self._await_shim_exit(record)
@@ -1019,6 +1049,27 @@ class Engine:
         """Whether the container was created with ``--rm``."""
         host: Mapping[str, Any] = self.document(record).get("HostConfig", {})
         return bool(host.get("AutoRemove"))
+
+
+def _takes_from_others(doc: Mapping[str, Any]) -> bool:
+    """Whether a start must check or refresh what the container takes from others (``sharing``)."""
+    host = doc.get("HostConfig") or {}
+    ipc, pid = str(host.get("IpcMode") or ""), str(host.get("PidMode") or "")
+    return bool(doc.get("PalletLinks")) or ipc == "shareable" or "container:" in (ipc[:10], pid[:10])
+
+
+def _swappiness_in_force(options: RunOptions, warn: Callable[[str], None] | None) -> RunOptions:
+    """The options without a swappiness where cgroup v2 has none: docker's warning, and it is dropped."""
+    from pallet.engine.spec.generate import host_facts
+
+    if not host_facts().cgroup_v2:
+        return options
+    if warn is not None:
+        warn(
+            "Your kernel does not support memory swappiness capabilities or the cgroup is not mounted. "
+            "Memory swappiness discarded."
+        )
+    return options.replace(resources=options.resources.replace(memory_swappiness=None))
 
 
 def _network_mode(doc: Mapping[str, Any]) -> NetworkMode:

@@ -11,7 +11,10 @@ object with the fields of ``MountRequest``) and returns a ``MountPlan``: the
   (default ``rprivate``).
 - ``volume``: a named volume is created on first use, an empty source makes
   an anonymous volume; a volume that is still empty is seeded with what the
-  image has at the destination (unless ``volume_nocopy``).
+  image has at the destination (unless ``volume_nocopy``). ``volume_subpath``
+  mounts that path of the volume instead of its root (it must exist; it is
+  resolved inside the volume, so a symlink cannot lead out of it), and is
+  never seeded.
 - ``tmpfs``: ``noexec,nosuid,nodev`` plus ``size=``/``mode=`` as given.
 - Every ``VOLUME`` of the image not covered by a request becomes an
   anonymous volume, seeded the same way.
@@ -70,6 +73,8 @@ if TYPE_CHECKING:
         def volume_driver(self) -> str: ...
         @property
         def volume_options(self) -> Mapping[str, str]: ...
+        @property
+        def volume_subpath(self) -> str: ...
 
 
 __all__ = ["MountPlan", "MountPoint", "ResolvedMount", "clean_destination", "resolve_mounts"]
@@ -311,9 +316,11 @@ def resolve_mounts(
                 options=request.volume_options,
             )
             name = _use(volumes, volume.name, container_id, used)
-            if rootfs is not None and not request.volume_nocopy:
+            subpath = request.volume_subpath
+            if rootfs is not None and not request.volume_nocopy and not subpath:
                 _seed(volumes, name, rootfs, destination)
-            planned.append(_volume_mount(volumes, name, destination, request.read_only))
+            source = _subpath_source(volumes.data_path(name), name, subpath) if subpath else ""
+            planned.append(_volume_mount(volumes, name, destination, request.read_only, source))
     taken = set(destinations)
     for destination in extra:
         if destination in taken:
@@ -339,10 +346,33 @@ def _use(volumes: VolumeStore, name: str, container_id: str, used: list[str]) ->
     return name
 
 
+def _subpath_source(data: str, name: str, subpath: str) -> str:
+    """The host path of ``subpath`` in the volume whose data is at ``data``, resolved inside it."""
+    root_fd = os.open(data, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fd = open_in_root(root_fd, subpath, os.O_PATH)
+    except OSError as e:
+        raise InvalidArgument(
+            f'cannot mount subpath "{subpath}" of volume "{name}": {os.strerror(e.errno or 0).lower()}'
+        ) from None
+    finally:
+        os.close(root_fd)
+    try:
+        resolved = os.readlink(f"/proc/self/fd/{fd}")
+    finally:
+        os.close(fd)
+    if resolved != data and not resolved.startswith(data.rstrip("/") + "/"):
+        raise InvalidArgument(
+            f'cannot mount subpath "{subpath}" of volume "{name}": it leads out of the volume'
+        )
+    return resolved
+
+
 def _volume_mount(
-    volumes: VolumeStore, name: str, destination: str, read_only: bool
+    volumes: VolumeStore, name: str, destination: str, read_only: bool, source: str = ""
 ) -> tuple[ResolvedMount, MountPoint]:
-    source = volumes.data_path(name)
+    """A volume's bind mount: its data, or ``source`` (a path inside it, for a subpath)."""
+    source = source or volumes.data_path(name)
     return (
         ResolvedMount(
             type=BIND,

@@ -26,6 +26,7 @@ MODULES = (
     "build",
     "diskusage",
     "swarm",
+    "distribution",
 )
 
 

@@ -80,6 +80,13 @@ class Connection:
         except OSError:
             return True
 
+    def shutdown(self) -> None:
+        """End the connection both ways (a detach): the client reads EOF and can send no more."""
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            return
+
     def close_write(self) -> None:
         """Half-close: the client reads EOF (its output is complete) and may still send."""
         try:

@@ -3,9 +3,13 @@
 An exec instance lives in the service's memory (``Request.shared``) from
 create until the service stops, as docker keeps them until the container
 goes. Its process runs through ``Service.exec`` with the service's own ends:
-pipes without a tty (copied to the client as docker's frames), a pty with
-one (the runtime keeps its own pty for the process and follows this one's
-size; a resize sets it and tells the runtime with SIGWINCH).
+pipes without a tty, a pty with one (the runtime keeps its own pty for the
+process and follows this one's size; a resize sets it and tells the runtime
+with SIGWINCH). As dockerd, the *start* request's ``Tty`` decides the
+stream's framing: raw bytes with it, docker's frames without (a tty
+process's output is then all stdout frames: docker-py starts that way).
+The detach keys (``DetachKeys`` of the create, ctrl-p ctrl-q by default)
+end the client's connection; the process runs on.
 """
 
 from __future__ import annotations
@@ -100,7 +104,7 @@ def _instance(request: Request) -> _Exec:
 def create(request: Request) -> Response:
     from pallet.engine.service import exec_request
 
-    body = request.json_object()
+    body = _fold(request.json_object())
     cmd = body.get("Cmd")
     if isinstance(cmd, str):
         cmd = [cmd]
@@ -145,6 +149,20 @@ def create(request: Request) -> Response:
     return Json({"Id": instance.id}, status=201)
 
 
+def _fold(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` with its keys in docker's case: Go's JSON decoder matches field names case-insensitively
+    (docker-py sends ``detachKeys``)."""
+    names = ("Cmd", "Env", "User", "WorkingDir", "DetachKeys", "Tty", "AttachStdin", "AttachStdout",
+             "AttachStderr", "Privileged", "Detach", "ConsoleSize")  # fmt: skip
+    canonical = {name.lower(): name for name in names}
+    out: dict[str, Any] = {}
+    for key, value in body.items():
+        name = canonical.get(key.lower(), key)
+        if name not in out or key == name:  # an exact match wins, as in Go
+            out[name] = value
+    return out
+
+
 @ROUTES.route("GET", "/exec/{id}/json")
 def inspect(request: Request) -> Response:
     return Json(_instance(request).to_json())
@@ -153,9 +171,10 @@ def inspect(request: Request) -> Response:
 @ROUTES.route("POST", "/exec/{id}/start")
 def start(request: Request) -> Response:
     instance = _instance(request)
-    body = request.json_object(required=False)
+    body = _fold(request.json_object(required=False))
     detach = bool(body.get("Detach"))
     size = body.get("ConsoleSize")
+    raw = body.get("Tty") is True  # the stream's framing, whatever the process has
     with _LOCK:
         if instance.started:
             raise Conflict(f"Exec command {instance.id} has already run")
@@ -173,11 +192,11 @@ def start(request: Request) -> Response:
     def run(client: Connection) -> None:
         if instance.request.tty:
             rows_cols = (size[0], size[1]) if isinstance(size, list) and len(size) == 2 else None
-            _run_tty(service, instance, client, rows_cols)
+            _run_tty(service, instance, client, rows_cols, raw=raw)
         else:
-            _run_pipes(service, instance, client)
+            _run_pipes(service, instance, client, raw=raw)
 
-    return Hijack(run, content_type(instance.request.tty, request.version))
+    return Hijack(run, content_type(raw, request.version))
 
 
 def _finish(instance: _Exec, code: int) -> None:
@@ -211,6 +230,8 @@ def _copy_out(fd: int, client: Connection, stream: int | None) -> None:
 
 
 def _copy_in(client: Connection, fd: int, keys: bytes, *, close_at_eof: bool) -> None:
+    """Copy the client's stdin to ``fd`` until its EOF; the detach keys end the connection (docker:
+    the client reads EOF, the process runs on)."""
     matcher = DetachMatcher(keys)
     try:
         while data := client.recv():
@@ -218,6 +239,7 @@ def _copy_in(client: Connection, fd: int, keys: bytes, *, close_at_eof: bool) ->
             if send:
                 os.write(fd, send)
             if detached:
+                client.shutdown()
                 return
     except OSError:
         return
@@ -226,7 +248,7 @@ def _copy_in(client: Connection, fd: int, keys: bytes, *, close_at_eof: bool) ->
             os.close(fd)
 
 
-def _run_pipes(service: Service, instance: _Exec, client: Connection) -> None:
+def _run_pipes(service: Service, instance: _Exec, client: Connection, *, raw: bool) -> None:
     null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
     out_r, out_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
@@ -234,8 +256,8 @@ def _run_pipes(service: Service, instance: _Exec, client: Connection) -> None:
     if instance.stdin:
         in_r, in_w = os.pipe2(os.O_CLOEXEC)
     readers = [
-        threading.Thread(target=_copy_out, args=(out_r, client, 1), daemon=True),
-        threading.Thread(target=_copy_out, args=(err_r, client, 2), daemon=True),
+        threading.Thread(target=_copy_out, args=(out_r, client, None if raw else 1), daemon=True),
+        threading.Thread(target=_copy_out, args=(err_r, client, None if raw else 2), daemon=True),
     ]
     for thread in readers:
         thread.start()
@@ -259,7 +281,8 @@ def _run_pipes(service: Service, instance: _Exec, client: Connection) -> None:
             ),
         )
     except PalletError as e:
-        client.send(frame(2, f"{e.message}\n".encode()))
+        text = f"{e.message}\n".encode()
+        client.send(text if raw else frame(2, text))
     finally:
         _finish(instance, code)
         for fd in (out_w, err_w, null, in_r):
@@ -280,7 +303,9 @@ def _set_size(fd: int, rows: int, cols: int) -> None:
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 
-def _run_tty(service: Service, instance: _Exec, client: Connection, size: tuple[int, int] | None) -> None:
+def _run_tty(
+    service: Service, instance: _Exec, client: Connection, size: tuple[int, int] | None, *, raw: bool
+) -> None:
     master, slave = os.openpty()
     os.set_inheritable(master, False)
     os.set_inheritable(slave, False)
@@ -288,7 +313,7 @@ def _run_tty(service: Service, instance: _Exec, client: Connection, size: tuple[
         _set_size(master, size[0], size[1])
     instance.pty_master = master
     instance.pty_slave_path = os.ttyname(slave)
-    reader = threading.Thread(target=_copy_out, args=(master, client, None), daemon=True)
+    reader = threading.Thread(target=_copy_out, args=(master, client, None if raw else 1), daemon=True)
     reader.start()
     dup = os.dup(master)  # the stdin copier's own: closing it never races the reader's
     threading.Thread(
@@ -299,7 +324,8 @@ def _run_tty(service: Service, instance: _Exec, client: Connection, size: tuple[
     try:
         code = service.exec(instance.container_id, instance.request, stdio=(slave, slave, slave))
     except PalletError as e:
-        client.send(f"{e.message}\r\n".encode())
+        text = f"{e.message}\r\n".encode()
+        client.send(text if raw else frame(1, text))
     finally:
         _finish(instance, code)
         os.close(slave)

@@ -411,6 +411,16 @@ def findings_for(
                 "is an unprivileged id on the host",
             )
         )
+    namespaces = options.namespaces
+    for kind, mode in (
+        ("pid", namespaces.pid),
+        ("ipc", namespaces.ipc),
+        ("uts", namespaces.uts),
+        ("cgroup", namespaces.cgroupns),
+    ):
+        if mode == "host":  # asked for: the same words as a config.json without the namespace
+            setting, severity, escape = _HOST_NAMESPACES[kind]
+            out.append(Finding(severity=severity, setting=setting, escape=escape, fix=f"drop {setting}"))
     if options.network.mode.is_host:
         out.append(
             Finding(

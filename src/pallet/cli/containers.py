@@ -276,12 +276,15 @@ def configure_unpause(parser: FlagParser) -> None:
 def _run_rm(ctx: Context, args: Namespace) -> int:
     with _engine(ctx) as service:
         return _each(
-            ctx, args.containers, lambda ref: service.remove(ref, force=args.force, volumes=args.volumes)
+            ctx,
+            args.containers,
+            lambda ref: service.remove(ref, force=args.force, volumes=args.volumes, link=args.link),
         )
 
 
 def configure_rm(parser: FlagParser) -> None:
     parser.add_argument("-f", "--force", action="store_true")
+    parser.add_argument("-l", "--link", action="store_true")
     parser.add_argument("-v", "--volumes", action="store_true")
     parser.add_argument("containers", nargs="+")
     parser.set_defaults(run=_run_rm)

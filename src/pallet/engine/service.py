@@ -559,7 +559,14 @@ class Service:
 
         return update(self._engine, ref, request)
 
-    def remove(self, ref: str, *, force: bool = False, volumes: bool = False) -> str:
+    def remove(self, ref: str, *, force: bool = False, volumes: bool = False, link: bool = False) -> str:
+        """Remove container ``ref``; its id. With ``link`` (docker's ``rm --link``) ``ref`` is a legacy
+        link, ``PARENT/ALIAS``: only the link goes, both containers stay (``ref`` is returned)."""
+        if link:
+            from pallet.engine.containers.sharing import remove_link
+
+            remove_link(self._engine, ref)
+            return ref
         return self._engine.remove(ref, force=force, volumes=volumes)
 
     def wait(self, ref: str, *, timeout: float | None = None) -> int:

@@ -228,9 +228,14 @@ def update(request: Request) -> Response:
     return Json({"Warnings": []})
 
 
-@ROUTES.route("DELETE", "/containers/{name}")
+@ROUTES.route("DELETE", "/containers/{name*}")  # a legacy link's name is PARENT/ALIAS
 def remove(request: Request) -> Response:
-    request.service.remove(request.params["name"], force=request.flag("force"), volumes=request.flag("v"))
+    request.service.remove(
+        request.params["name"],
+        force=request.flag("force"),
+        volumes=request.flag("v"),
+        link=request.flag("link"),
+    )
     return Empty(204)
 
 

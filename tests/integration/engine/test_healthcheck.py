@@ -60,6 +60,9 @@ def test_passing_probe_makes_the_container_healthy_in_inspect_ps_and_events(pall
     events = pallet_env.ok("events", "--since", "0", "--until", until, "--filter", "event=health_status",
                            "--format", "{{.Action}}")  # fmt: skip
     assert "health_status: healthy" in events.splitlines()
+    probes = pallet_env.ok("events", "--since", "0", "--until", until, "--filter", "event=exec_die",
+                           "--format", "{{.Actor.Attributes.exitCode}}")  # fmt: skip
+    assert "0" in probes.split()  # each probe is an exec, as dockerd records them
 
 
 def test_failing_probe_makes_the_container_unhealthy_with_its_output(pallet_env: PalletEnv) -> None:

@@ -12,7 +12,9 @@ One probe at a time, driven by the supervisor's poll loop (no thread):
    and counts as a failure: exit code -1, ``Health check exceeded timeout (…)``;
    a probe the runtime could not start is -1 with the runtime's words;
 4. ``healthcheck.record_probe`` gives the new state, written to ``health.json``
-   in the run dir; a change of status is a ``health_status: …`` event;
+   in the run dir; a change of status is a ``health_status: …`` event (and
+   each probe is an ``exec_create``/``exec_start``/``exec_die``, as dockerd
+   records its probes);
 5. the next probe is one interval after this one ended (the start interval
    while starting within the start period).
 
@@ -61,9 +63,9 @@ _POLLIN = 0x001 | 0x002  # POLLIN | POLLPRI
 class _Probe:
     """One probe in flight."""
 
-    __slots__ = ("deadline", "out_r", "output", "pid", "pid_file", "start", "starter", "status")
+    __slots__ = ("deadline", "exec_id", "out_r", "output", "pid", "pid_file", "start", "starter", "status")
 
-    def __init__(self, starter: int, out_r: int, pid_file: str, deadline: float) -> None:
+    def __init__(self, starter: int, out_r: int, pid_file: str, deadline: float, exec_id: str) -> None:
         self.starter = starter  # 0 once reaped
         self.out_r = out_r  # -1 once closed
         self.pid_file = pid_file
@@ -72,6 +74,7 @@ class _Probe:
         self.pid = 0  # the probe's host pid, once the starter told it
         self.output = b""
         self.status: int | None = None  # the probe's wait status once reaped
+        self.exec_id = exec_id
 
 
 class HealthMonitor:
@@ -83,10 +86,10 @@ class HealthMonitor:
         container_id: str,
         bundle: str,
         run_dir: str,
-        event: Callable[[str], None],
+        event: Callable[..., None],
         close_in_child: Callable[[], None],
     ) -> None:
-        """``event``: records a container event (its action); ``close_in_child``: closes, in a forked
+        """``event``: records a container event (its action, extra attributes as keywords); ``close_in_child``: closes, in a forked
         starter, the shim's fds that must not be held a moment longer (attach clients, stdin)."""
         self.settings = settings
         self.runtime = runtime
@@ -192,7 +195,11 @@ class HealthMonitor:
         os.close(out_w)
         os.set_blocking(out_r, False)
         self.early = {}
-        self.probe = _Probe(starter, out_r, pid_file, time.monotonic() + self.settings.timeout / 1e9)
+        exec_id = os.urandom(32).hex()
+        self.probe = _Probe(starter, out_r, pid_file, time.monotonic() + self.settings.timeout / 1e9, exec_id)
+        command = " ".join(self.settings.argv)
+        self.event(f"exec_create: {command}", execID=exec_id)
+        self.event(f"exec_start: {command}", execID=exec_id)
 
     def _start_in_child(self, out_r: int, out_w: int, pid_file: str) -> None:
         """In the starter: ``exec --detach`` of the probe; exit 0 once it runs, else 1 (why on the pipe)."""
@@ -254,6 +261,8 @@ class HealthMonitor:
     def _finish(self, probe: _Probe, code: int, output: bytes | None = None) -> None:
         self._read_output(probe)
         self._end_probe()
+        if probe.status is not None:
+            self.event("exec_die", execID=probe.exec_id, exitCode=str(code))
         text = (probe.output if output is None else output).decode("utf-8", "replace")
         self._record(probe.start, code, text)
 

@@ -6,9 +6,11 @@ through the same syntax parsers the CLI's flags use (``engine/spec/syntax.py``):
 become ``-p`` texts. Fields the engine has no use for are ignored, as dockerd
 ignores unknown fields; a field of the wrong JSON type is a 400 naming it
 (``json: cannot unmarshal string into Go struct field HostConfig.Memory of type int64``).
-Zero means "not set" where docker's does (``Memory: 0``, ``PidsLimit: 0``, ``ShmSize: 0``).
-The endpoint settings of the network the mode names (``NetworkingConfig``:
-aliases, address, MAC) go with the network options.
+Zero means "not set" where docker's does (``Memory: 0``, ``PidsLimit: 0``, ``ShmSize: 0``;
+``MemorySwappiness: -1``). The endpoint settings of the network the mode names
+(``NetworkingConfig``: aliases, address, MAC) go with the network options.
+``Config.Runtime`` (where docker-py's ``create_container(runtime=)`` puts it)
+is ignored, as dockerd ignores it: the runtime is ``HostConfig.Runtime``.
 """
 
 from __future__ import annotations
@@ -95,8 +97,9 @@ def _publish(bindings: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _mount_text(mount: Mapping[str, Any]) -> str:
-    """A ``HostConfig.Mounts`` entry as ``--mount`` fields (one parser for both)."""
+def _mount_text(mount: Mapping[str, Any], version: tuple[int, int]) -> str:
+    """A ``HostConfig.Mounts`` entry as ``--mount`` fields (one parser for both); a volume subpath
+    needs API 1.45."""
     fields = [f"type={_get(mount, 'Mount', 'Type', str, 'volume')}"]
     source = _get(mount, "Mount", "Source", str, "")
     if source:
@@ -112,6 +115,13 @@ def _mount_text(mount: Mapping[str, Any]) -> str:
         fields.append("volume-nocopy")
     for key, value in (volume.get("Labels") or {}).items():
         fields.append(f"volume-label={key}={value}")
+    subpath = _get(volume, "VolumeOptions", "Subpath", str, "")
+    if subpath:
+        if version < (1, 45):
+            raise InvalidArgument(
+                "Mount.VolumeOptions.Subpath is only supported in API version 1.45 and above"
+            )
+        fields.append(f"volume-subpath={subpath}")
     tmpfs = _get(mount, "Mount", "TmpfsOptions", dict, {})
     if tmpfs.get("SizeBytes"):
         fields.append(f"tmpfs-size={tmpfs['SizeBytes']}")
@@ -150,8 +160,11 @@ def _endpoint(networking: Mapping[str, Any], mode: str) -> Mapping[str, Any]:
     return found
 
 
-def run_options(body: Mapping[str, Any], name: str | None) -> tuple[str, RunOptions]:
-    """(the image, the run options) of a ``POST /containers/create`` body; ``InvalidArgument`` if bad."""
+def run_options(
+    body: Mapping[str, Any], name: str | None, version: tuple[int, int] = (1, 47)
+) -> tuple[str, RunOptions]:
+    """(the image, the run options) of a ``POST /containers/create`` body at API ``version``;
+    ``InvalidArgument`` if bad."""
     from pallet.engine.spec import options as o
     from pallet.engine.spec import syntax as s
 
@@ -195,6 +208,7 @@ def run_options(body: Mapping[str, Any], name: str | None) -> tuple[str, RunOpti
     )
     pids = _get(host, "HostConfig", "PidsLimit", int, 0)
     swap = _get(host, "HostConfig", "MemorySwap", int, 0)
+    swappiness = _get(host, "HostConfig", "MemorySwappiness", int, None)
     resources = o.ResourceOptions(
         memory=_positive(host, "HostConfig", "Memory"),
         memory_swap=swap if swap else None,
@@ -209,7 +223,15 @@ def run_options(body: Mapping[str, Any], name: str | None) -> tuple[str, RunOpti
         pids_limit=pids if pids > 0 else None,
         ulimits=ulimits,
         devices=devices,
+        device_cgroup_rules=_strings(host, "HostConfig", "DeviceCgroupRules"),
         shm_size=_positive(host, "HostConfig", "ShmSize"),
+        memory_swappiness=swappiness if swappiness != -1 else None,
+    )
+    namespaces = o.NamespaceOptions(
+        pid=s.parse_pid_mode(_get(host, "HostConfig", "PidMode", str, "")),
+        ipc=s.parse_ipc_mode(_get(host, "HostConfig", "IpcMode", str, "")),
+        uts=s.parse_uts_mode(_get(host, "HostConfig", "UTSMode", str, "")),
+        cgroupns=s.parse_cgroupns_mode(_get(host, "HostConfig", "CgroupnsMode", str, "")),
     )
     security = o.security_options(
         _strings(host, "HostConfig", "SecurityOpt"),
@@ -237,11 +259,12 @@ def run_options(body: Mapping[str, Any], name: str | None) -> tuple[str, RunOpti
         dns_search=_strings(host, "HostConfig", "DnsSearch"),
         dns_options=_strings(host, "HostConfig", "DnsOptions"),
         extra_hosts=_strings(host, "HostConfig", "ExtraHosts"),
+        links=tuple(s.parse_link(text) for text in _strings(host, "HostConfig", "Links")),
     )
     given = (
         *(s.parse_volume(text) for text in _strings(host, "HostConfig", "Binds")),
         *(
-            s.parse_mount(_mount_text(m))
+            s.parse_mount(_mount_text(m, version))
             for m in _get(host, "HostConfig", "Mounts", list, [])
             if isinstance(m, dict)
         ),
@@ -255,7 +278,9 @@ def run_options(body: Mapping[str, Any], name: str | None) -> tuple[str, RunOpti
         for target in _get(config, "Config", "Volumes", dict, {})
         if posixpath.normpath(target) not in taken
     )
-    mounts = o.MountOptions(specs=(*given, *anonymous), tmpfs=tmpfs)
+    mounts = o.MountOptions(
+        specs=(*given, *anonymous), tmpfs=tmpfs, volumes_from=_strings(host, "HostConfig", "VolumesFrom")
+    )
     policy = _get(host, "HostConfig", "RestartPolicy", dict, {})
     policy_name = _get(policy, "RestartPolicy", "Name", str, "") or "no"
     retries = _get(policy, "RestartPolicy", "MaximumRetryCount", int, 0)
@@ -267,11 +292,14 @@ def run_options(body: Mapping[str, Any], name: str | None) -> tuple[str, RunOpti
         restart=restart,
         auto_remove=_get(host, "HostConfig", "AutoRemove", bool, False),
         runtime=_get(host, "HostConfig", "Runtime", str, ""),
+        log_driver=_get(log_config, "LogConfig", "Type", str, ""),
         log_opts=_string_map(log_config, "LogConfig", "Config"),
+        isolation=_get(host, "HostConfig", "Isolation", str, ""),
         process=process,
         resources=resources,
         security=security,
         network=network,
+        namespaces=namespaces,
         mounts=mounts,
         healthcheck=_healthcheck(config),
     )

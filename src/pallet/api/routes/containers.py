@@ -51,7 +51,7 @@ def _iso(epoch: float | None) -> str:
 @ROUTES.route("POST", "/containers/create")
 def create(request: Request) -> Response:
     body = request.json_object()
-    image, options = run_options(body, request.arg("name") or None)
+    image, options = run_options(body, request.arg("name") or None, request.version)
     warnings: list[str] = []
     record = request.service.create(image, options, warn=warnings.append)
     return Json({"Id": record.id, "Warnings": warnings}, status=201)

@@ -36,7 +36,7 @@ from pallet.oci.image_spec import ContainerConfig, Healthcheck
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
     from typing import BinaryIO, TextIO
 
     from pallet.build.containers import StepContainers
@@ -91,6 +91,9 @@ class _Stage:
     workdir_entry: int | None = None  # the pending WORKDIR's history entry
     #: the last image of this stage that is stored (its base, a step's): the next one's parent
     stored: str | None = None
+    #: legacy builds: the keys of the metadata steps since the last filesystem step, cached (as a
+    #: marker) under the image the next one makes
+    meta_keys: list[str] = field(default_factory=list)
 
 
 class _Build:
@@ -121,6 +124,7 @@ class _Build:
         self.epoch = _source_date_epoch(request.build_args)
         self.inline_cache = self._inline_cache()
         self.inline_records: list[dict[str, object]] = []
+        self.step: Step | None = None  # the step being dispatched
         for arg in self.dockerfile.global_args:
             for decl in arg.decls:
                 self.global_args[decl.name] = self._arg_value(decl, self.global_args, self.global_args)
@@ -311,8 +315,28 @@ class _Build:
     def meta(self, state: _Stage, run: ContainerConfig, created_by: str, key_text: str | None = None) -> None:
         state.image = state.image.with_run(run, created_by, self.now())
         state.key = step_key(state.key, key_text or created_by)
+        if self.request.legacy:
+            # docker's legacy builder makes an image of every step and finds it in its cache:
+            # ``Using cache`` for an ENV too. Its marker is written with the next step's image.
+            if self.step is not None and not self.request.no_cache and self._meta_cached(state.key):
+                self.step.cached()
+                self.cached += 1
+            state.meta_keys.append(state.key)
+            self.record(state.key, state.image)
+
+    def _meta_cached(self, key: str) -> bool:
+        if key in self.inline_cache:
+            return True
+        return not self.request.cache_from and self.cache.get(self.images, key) is not None
+
+    def _mark_meta(self, state: _Stage, image_id: str) -> None:
+        """The metadata steps before this image are cached with it (legacy builds)."""
+        for key in state.meta_keys:
+            self.cache.put(key, image_id)
+        state.meta_keys.clear()
 
     def dispatch(self, state: _Stage, instruction: df.Instruction, step: Step) -> None:
+        self.step = step
         try:
             self._dispatch(state, instruction, step)
         except PalletError as e:
@@ -320,6 +344,8 @@ class _Build:
             raise
         else:
             step.done()
+        finally:
+            self.step = None
 
     def _dispatch(self, state: _Stage, ins: df.Instruction, step: Step) -> None:
         env = self._scope(state)
@@ -446,7 +472,9 @@ class _Build:
     def lookup(self, key: str, step: Step) -> StageImage | None:
         if self.request.no_cache:
             return None
-        found = self.cache.get(self.images, key)
+        # the legacy builder with cache_from trusts only those images' steps
+        legacy_sources = self.request.legacy and self.request.cache_from
+        found = None if legacy_sources else self.cache.get(self.images, key)
         if found is not None:
             step.cached()
             self.cached += 1
@@ -476,6 +504,8 @@ class _Build:
             state.stored = hit.image_id
             state.workdir_pending = ()
             self.record(key, hit)
+            if hit.image_id is not None:
+                self._mark_meta(state, str(hit.image_id))
             return
         base = materialize(self.images, state.image)
         self._child(str(base.image_id), state)
@@ -506,6 +536,7 @@ class _Build:
         state.workdir_pending = ()
         state.key = key
         self.cache.put(key, str(committed.id))
+        self._mark_meta(state, str(committed.id))
         self.record(key, state.image)
 
     def _child(self, image_id: str, state: _Stage) -> None:
@@ -768,11 +799,12 @@ class _RunAction(_Action):
             network=network,
             binds=self.binds,
             tmpfs=self.tmpfs,
+            extra_hosts=build.request.extra_hosts,
         )
 
     def apply(self, build: _Build, record: object, step: Step) -> None:
         try:
-            code = build.steps.run(record, step.output)  # type: ignore[arg-type]
+            code = build.steps.run(record, step.output, step.output_stderr)  # type: ignore[arg-type]
         finally:
             self.cleanup()
         step.flush()
@@ -895,6 +927,7 @@ def _finish(build: _Build, stage: _Stage, request: BuildRequest) -> StageImage:
     if not request.no_cache:
         found = build.cache.get(build.images, key)
         if found is not None:
+            build._mark_meta(stage, found)
             return from_image(build.images, found)
     image = stage.image
     extra = {k: v for k, v in image.config.extra.items() if k != CACHE_KEY}
@@ -910,6 +943,7 @@ def _finish(build: _Build, stage: _Stage, request: BuildRequest) -> StageImage:
     stored = materialize(build.images, image)
     build._child(str(stored.image_id), stage)
     build.cache.put(key, str(stored.image_id))
+    build._mark_meta(stage, str(stored.image_id))
     return stored
 
 
@@ -920,8 +954,10 @@ def build(
     run_root: str,
     out: TextIO | None,
     stdin: BinaryIO | None = None,
+    stderr: Callable[[str], None] | None = None,
 ) -> BuildResult:
-    """Run a build (see the module docstring); progress lines to ``out`` (None: quiet)."""
+    """Run a build (see the module docstring); progress lines to ``out`` (None: quiet); what a RUN
+    writes to its stderr to ``stderr`` when given (as written), else into the progress."""
     from pallet.build.containers import StepContainers
     from pallet.build.context import open_context, remove_abandoned_contexts
     from pallet.build.progress import Progress
@@ -930,10 +966,15 @@ def build(
 
     if request.platform:
         check_platform(request.platform)
+    if request.extra_hosts:
+        from pallet.engine.spec.syntax import parse_extra_host
+
+        for entry in request.extra_hosts:  # a bad one fails before any work
+            parse_extra_host(entry)
     tty = request.progress == "tty" or (
         request.progress == "auto" and out is not None and getattr(out, "isatty", lambda: False)()
     )
-    progress = Progress(out, tty=tty)
+    progress = Progress(out, tty=tty, stderr=stderr)
     for tag in request.tags:
         from pallet.oci.reference import parse
 

@@ -90,14 +90,22 @@ class StepContainers:
             m["destination"] for m in mounts if isinstance(m, dict) and isinstance(m.get("destination"), str)
         ]
 
-    def run(self, record: ContainerRecord, write: Callable[[bytes], None]) -> int:
-        """Run a created step container to its end, its output to ``write``; its exit status."""
+    def run(
+        self,
+        record: ContainerRecord,
+        write: Callable[[bytes], None],
+        write_stderr: Callable[[bytes], None] | None = None,
+    ) -> int:
+        """Run a created step container to its end, its output to ``write`` (its stderr to
+        ``write_stderr`` when given); its exit status."""
         from pallet.engine.service import streams
 
         targets = self.mount_targets(record)
         with self.root(record) as fd:
             missing = _missing_paths(fd, targets)
-        code = self.service.start_attached(record.id, streams(write_stdout=write, write_stderr=write))
+        code = self.service.start_attached(
+            record.id, streams(write_stdout=write, write_stderr=write_stderr or write)
+        )
         with self.root(record) as fd:
             _remove_stubs(fd, missing)
         # a parent the image had (/etc) was copied up only to hold mount points: not a change
@@ -263,8 +271,10 @@ def options_for(
     binds: list[tuple[str, str, bool]] = (),  # type: ignore[assignment]
     tmpfs: Mapping[str, str] | None = None,
     hostname: str = "",
+    extra_hosts: tuple[str, ...] = (),
 ) -> RunOptions:
-    """The run options of a step container (docker's RUN: the stage's env, workdir, user; no entrypoint)."""
+    """The run options of a step container (docker's RUN: the stage's env, workdir, user; no entrypoint;
+    ``extra_hosts``: docker's ``--add-host NAME:IP`` lines of its /etc/hosts)."""
     from pallet.engine.service import RunOptions
     from pallet.engine.spec.options import MountOptions, NetworkOptions, ProcessOptions
     from pallet.engine.spec.syntax import MountSpec, parse_network
@@ -278,7 +288,7 @@ def options_for(
             workdir=workdir,
             user=user,
         ),
-        network=NetworkOptions(mode=mode, hostname=hostname),
+        network=NetworkOptions(mode=mode, hostname=hostname, extra_hosts=extra_hosts),
         mounts=MountOptions(
             specs=tuple(
                 MountSpec(type="bind", source=src, target=dst, read_only=ro) for src, dst, ro in binds

@@ -16,6 +16,7 @@ import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import TextIO
 
 __all__ = ["Progress", "Step"]
@@ -52,6 +53,18 @@ class Step:
             self._shown += 1
         else:
             self._progress.line(f"#{self.number} {time.monotonic() - self.started:.3f} {text}")
+
+    def output_stderr(self, data: bytes) -> None:
+        """What the step wrote to its stderr: to the progress's ``stderr`` sink as written, when it
+        has one (docker's legacy builder marks it), else as ``output``."""
+        sink = self._progress.stderr
+        if sink is None:
+            self.output(data)
+            return
+        self.flush()
+        text = data.decode("utf-8", "replace")
+        self.tail = [*self.tail, *text.splitlines()][-20:]
+        sink(text)
 
     def flush(self) -> None:
         if self._partial:
@@ -101,10 +114,13 @@ class Step:
 class Progress:
     """Numbers the steps and writes their lines to ``out`` (None: quiet)."""
 
-    def __init__(self, out: TextIO | None, *, tty: bool = False) -> None:
+    def __init__(
+        self, out: TextIO | None, *, tty: bool = False, stderr: Callable[[str], None] | None = None
+    ) -> None:
         self._out = out
         self._next = 0
         self.tty = tty and out is not None
+        self.stderr = stderr
 
     def step(self, title: str) -> Step:
         self._next += 1

@@ -37,6 +37,10 @@ class BuildRequest:
     no_cache: bool = False
     cache_from: tuple[str, ...] = ()
     secrets: Mapping[str, str] = field(default_factory=dict)  # id -> file
+    extra_hosts: tuple[str, ...] = ()  # docker's --add-host NAME:IP, in every RUN's /etc/hosts
+    #: docker's legacy builder (the API's /build): every step, metadata ones too, is a cache hit or
+    #: not, and with ``cache_from`` only what those images were built from is (no local cache)
+    legacy: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -47,3 +47,19 @@ def test_quiet_prints_nothing() -> None:
     step.output(b"y\n")
     step.done()
     assert step.tail == ["y"]
+
+
+def test_stderr_goes_to_the_sink_as_written_after_the_pending_stdout() -> None:
+    """The API's legacy stream marks a RUN's stderr: the sink gets each write whole, after the stdout
+    written before it; without a sink stderr is output like stdout; an error's tail has both."""
+    out, sunk = io.StringIO(), []
+    progress = Progress(out, stderr=sunk.append)
+    step = progress.step("[1/1] RUN x")
+    step.output(b"partial")
+    step.output_stderr(b"warn\n")
+    assert out.getvalue().splitlines()[-1].endswith(" partial")
+    assert sunk == ["warn\n"]
+    assert step.tail[-2:] == ["partial", "warn"]
+    plain = io.StringIO()
+    Progress(plain).step("[1/1] RUN y").output_stderr(b"warn\n")
+    assert plain.getvalue().splitlines()[-1].endswith(" warn")

@@ -51,6 +51,11 @@ class _LegacyLines:
     def isatty(self) -> bool:
         return False
 
+    def stderr(self, text: str) -> None:
+        """A RUN's stderr, as the legacy builder sends it: as written, in red (docker-py shows it)."""
+        if not self._quiet:
+            self._progress.put({"stream": f"\x1b[91m{text}\x1b[0m"})
+
     def flush(self) -> None:
         pass
 
@@ -107,6 +112,29 @@ def _string_map(request: Request, name: str) -> dict[str, str]:
     return out
 
 
+#: what docker's platform parser knows (containerd's platforms): an OS, or an architecture on linux
+_OSES = frozenset(
+    ("aix", "android", "darwin", "dragonfly", "freebsd", "illumos", "ios", "js", "linux", "netbsd", "openbsd",
+     "plan9", "solaris", "wasip1", "windows")
+)  # fmt: skip
+_ARCHES = frozenset(
+    ("386", "amd64", "arm", "arm64", "loong64", "mips", "mips64", "mips64le", "mipsle", "ppc64", "ppc64le",
+     "riscv64", "s390x", "wasm", "x86_64", "aarch64", "armhf", "armel", "i386")
+)  # fmt: skip
+
+
+def _platform(text: str) -> str | None:
+    """The ``platform`` parameter: docker's words for one its parser cannot read (``foobar``); one it
+    reads but pallet does not build for is the builder's ``Unsupported``."""
+    if not text:
+        return None
+    parts = text.strip().lower().split("/")
+    known = parts[0] in _OSES if len(parts) > 1 else parts[0] in _OSES | _ARCHES
+    if not known or len(parts) > 3 or (len(parts) > 1 and parts[1] not in _ARCHES):
+        raise InvalidArgument(f'"{text}": unknown operating system or architecture: invalid argument')
+    return text
+
+
 def build_request(request: Request) -> BuildRequest:
     """The query's parameters (those docker's CLI and docker-py send) as the builder's request."""
     from pallet.build.request import BuildRequest
@@ -122,6 +150,9 @@ def build_request(request: Request) -> BuildRequest:
     if not all(isinstance(c, str) for c in cache_from):
         raise InvalidArgument("invalid cachefrom parameter: a JSON list of image names is required")
     network = request.arg("networkmode") or "default"
+    if _bool(request, "squash"):
+        # dockerd without experimental features (pallet has none: /info ExperimentalBuild false)
+        raise InvalidArgument("squash is only supported with experimental mode")
     return BuildRequest(
         context="-",
         # the first value, as Go's FormValue: docker-py sends an outside Dockerfile's name, then its text
@@ -130,13 +161,16 @@ def build_request(request: Request) -> BuildRequest:
         target=request.arg("target") or None,
         build_args=_string_map(request, "buildargs"),
         labels=_string_map(request, "labels"),
-        platform=request.arg("platform") or None,
+        platform=_platform(request.arg("platform")),
         quiet=_bool(request, "q"),
         progress="plain",
         network="default" if network == "bridge" else network,
         pull=_bool(request, "pull"),
         no_cache=_bool(request, "nocache"),
         cache_from=tuple(cache_from),
+        # docker's NAME:IP (or NAME=IP), one a parameter
+        extra_hosts=tuple(h for h in request.args("extrahosts") if h),
+        legacy=True,
     )
 
 
@@ -171,7 +205,14 @@ def build(request: Request) -> Response:
         from pallet.oci.reference import parse
 
         try:
-            result = run_build(build_options, root=root, run_root=run_root, out=lines, stdin=body)  # type: ignore[arg-type]
+            result = run_build(
+                build_options,
+                root=root,
+                run_root=run_root,
+                out=lines,  # type: ignore[arg-type]
+                stdin=body,  # type: ignore[arg-type]
+                stderr=lines.stderr,
+            )
         except PalletError as e:
             failed = _RUN_FAILED.match(e.message)
             if failed is None:

@@ -73,7 +73,8 @@ def container_document(
         "Tty": asked.tty,
         "OpenStdin": asked.interactive,
         "StdinOnce": asked.interactive,
-        "Env": list(process.env) if process is not None else [],
+        # a name without a value is unset in the process, but stays in the config (dockerd's)
+        "Env": [*(process.env if process is not None else ()), *(e for e in asked.env if "=" not in e)],
         "Cmd": cmd,
         "Image": record.image,
         "Volumes": volumes or None,

@@ -71,6 +71,7 @@ class JsonProgress(Progress):
         self._cancelled = threading.Event()
         self._lock = threading.Lock()
         self._sizes: dict[str, list[int]] = {}  # key -> [current, total, last reported]
+        self._phases: dict[str, str] = {}  # key -> the status of its byte counts, if not ``moving``
 
     def cancel(self) -> None:
         self._cancelled.set()
@@ -99,7 +100,7 @@ class JsonProgress(Progress):
             size[2] = current
         self.put(
             {
-                "status": self.moving,
+                "status": self._phases.get(key, self.moving),
                 "progressDetail": {"current": current, "total": total},
                 "progress": _bar(current, total),
                 "id": key,
@@ -108,6 +109,12 @@ class JsonProgress(Progress):
 
     def status(self, key: str, text: str) -> None:
         self.put({"status": text, "progressDetail": {}, "id": key})
+
+    def phase(self, key: str, text: str) -> None:
+        # dockerd sends "Downloading"/"Extracting"/"Pushing" only with byte counts (``advance``)
+        with self._lock:
+            self._phases[key] = text
+        self._check()
 
     def message(self, text: str) -> None:
         tag, sep, rest = text.partition(": ")

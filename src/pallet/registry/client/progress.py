@@ -2,9 +2,12 @@
 
 Transfers report through ``Progress`` (thread-safe: layers move in parallel):
 ``start`` a task (a layer) with its size, ``advance`` it by bytes, set its
-``status`` (``Already exists``, ``Download complete``, ``Pull complete``,
-``Pushed``, …), print a ``message`` (docker's daemon sends these lines too), or
-end with the ``result`` (the reference that docker's CLI prints itself).
+``status`` (``Already exists``, ``Verifying Checksum``, ``Download complete``,
+``Pull complete``, ``Pushed``, …) or its ``phase`` (``Downloading``,
+``Extracting``, ``Pushing``: what its bytes are doing, which dockerd reports
+only with byte counts, so a line printer shows no line for it), print a
+``message`` (docker's daemon sends these lines too), or end with the
+``result`` (the reference that docker's CLI prints itself).
 
 - ``BarProgress``: one ``rich`` bar per layer with size and speed. ``rich`` is
   imported only here, only when stderr is a terminal (+62 ms; never on ``run``).
@@ -35,6 +38,10 @@ class Progress:
 
     def status(self, key: str, text: str) -> None:
         """``key`` reached a step (``Verifying Checksum``, ``Pull complete``)."""
+
+    def phase(self, key: str, text: str) -> None:
+        """``key``'s bytes now move as ``text`` (``Downloading``, ``Extracting``, ``Pushing``): a bar's label,
+        and the status of the byte counts that follow; no line of its own."""
 
     def message(self, text: str) -> None:
         """A line for the user (``Digest: sha256:…``), not printed with ``-q``."""
@@ -146,6 +153,9 @@ class BarProgress(Progress):
             self._bars.update(task, status=text, completed=total)
         else:
             self._bars.update(task, status=text)
+
+    def phase(self, key: str, text: str) -> None:
+        self.status(key, text)
 
     def message(self, text: str) -> None:
         self._console.print(text, markup=False, highlight=False)

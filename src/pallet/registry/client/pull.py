@@ -171,8 +171,7 @@ class _LayerJob:
         if self.store.content.has(desc.digest):
             if need_unpack:
                 self._unpack_stored(i, key)
-            else:
-                self.progress.status(key, "Already exists")
+            self.progress.status(key, "Already exists")
             self.committed[i].set()
             return
         self.progress.start(key, desc.size, "Pulling fs layer")
@@ -183,11 +182,12 @@ class _LayerJob:
                 if need_unpack:
                     self._unpack_stored(i, key)
                 self.committed[i].set()
+                self.progress.status(key, "Pull complete")
                 return
             if partial.resumed:
                 self.progress.advance(key, partial.resumed)
             self.downloaded += 1
-            self.progress.status(key, "Downloading")
+            self.progress.phase(key, "Downloading")
             if need_unpack and (self.independent or i == 0 or self.committed[i - 1].is_set()):
                 self._stream(i, key, partial)
             else:
@@ -201,7 +201,8 @@ class _LayerJob:
         self.progress.status(key, "Pull complete")
 
     def _download(self, key: str, partial: downloads.PartialBlob) -> None:
-        downloads.complete(self.repository, partial, self._advance(key))
+        downloads.complete(self.repository, partial, self._advance(key))  # verified as it is stored
+        self.progress.status(key, "Verifying Checksum")
         self.progress.status(key, "Download complete")
 
     def _unpack(self, i: int, stream: Readable, **hooks: Callable[..., None]) -> None:
@@ -239,6 +240,7 @@ class _LayerJob:
             while reader.read(downloads.CHUNK):  # never after finish(), which reads to the end
                 unread = True
             digest = None if unread or partial.hashing else Digest.parse(stats.digest)
+            self.progress.status(key, "Verifying Checksum")
             partial.commit(digest)  # verified: a mismatch is DigestMismatch, and nothing is stored
             # unlock before waiting for the parent: a worker for the same blob may be that parent
             partial.close()
@@ -267,7 +269,7 @@ class _LayerJob:
         desc = self.layers[i]
         if not self.independent:
             self._wait_parent(i)  # the copy driver starts from a copy of the parent's tree
-        self.progress.status(key, "Extracting")
+        self.progress.phase(key, "Extracting")
         # blobs of another algorithm than sha256 are verified as read, by the content store
         with self.store.content.open(desc.digest, verify=desc.digest.algorithm != "sha256") as blob:
             self._unpack(i, blob, before_commit=lambda: self._wait_parent(i))

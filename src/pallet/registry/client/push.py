@@ -174,6 +174,7 @@ def push(
                 if repository.mount(desc.digest, source):
                     shown.status(key, f"Mounted from {source}")
                     return desc.digest, "mounted"
+        shown.phase(key, "Pushing")
         sent = _Sent(lambda n: shown.advance(key, n))
         _upload(
             repository,

@@ -253,6 +253,10 @@ def run_options(
         expose=tuple(_get(config, "Config", "ExposedPorts", dict, {})),
         aliases=_strings(endpoint, "EndpointSettings", "Aliases"),
         ip=_get(ipam, "EndpointIPAMConfig", "IPv4Address", str, ""),
+        ip6=_get(ipam, "EndpointIPAMConfig", "IPv6Address", str, ""),
+        link_local_ips=_strings(ipam, "EndpointIPAMConfig", "LinkLocalIPs"),
+        endpoint_links=_strings(endpoint, "EndpointSettings", "Links"),
+        driver_opts=_string_map(endpoint, "EndpointSettings", "DriverOpts"),
         mac_address=_get(endpoint, "EndpointSettings", "MacAddress", str, "")
         or _get(config, "Config", "MacAddress", str, ""),
         dns=_strings(host, "HostConfig", "Dns"),

@@ -124,7 +124,12 @@ def attachments(network: NetworkOptions, ports: Sequence[PortMapping]) -> list[A
     name = network.mode.network_name
     if not name:
         return []
-    return [Attachment(name, aliases=network.aliases, ip=network.ip, mac=network.mac_address, ports=ports)]
+    return [
+        Attachment(
+            name, aliases=network.aliases, ip=network.ip, mac=network.mac_address, ports=ports, ip6=network.ip6,
+            link_local_ips=network.link_local_ips, links=network.endpoint_links, driver_opts=network.driver_opts,
+        )
+    ]  # fmt: skip
 
 
 def network_files(

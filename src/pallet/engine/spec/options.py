@@ -361,11 +361,19 @@ class NetworkOptions(_Checked):
     dns_options: tuple[str, ...] = ()
     extra_hosts: tuple[str, ...] = ()
     links: tuple[str, ...] = ()
+    #: the endpoint's on the network the mode names, docker's EndpointSettings (``--ip6``,
+    #: ``--link-local-ip``, its ``Links`` and ``DriverOpts``): kept, shown by inspect
+    ip6: str = ""
+    link_local_ips: tuple[str, ...] = ()
+    endpoint_links: tuple[str, ...] = ()
+    driver_opts: Mapping[str, str] = EMPTY
 
     @classmethod
     def _clean(cls, values: dict[str, Any]) -> dict[str, Any]:
         if values.get("links"):
             values["links"] = tuple(parse_link(text) for text in values["links"])
+        if values.get("driver_opts"):
+            values["driver_opts"] = types.MappingProxyType(dict(values["driver_opts"]))
         return values
 
     def _check(self) -> None:
@@ -391,8 +399,9 @@ class NetworkOptions(_Checked):
             parse_ip(address)
         for entry in self.extra_hosts:
             parse_extra_host(entry)
-        if self.ip:
-            parse_ip(self.ip)
+        for address in (self.ip, self.ip6, *self.link_local_ips):
+            if address:
+                parse_ip(address)
         if self.mac_address:
             parse_mac(self.mac_address)
         if kind == "container":

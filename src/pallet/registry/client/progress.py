@@ -158,7 +158,9 @@ class BarProgress(Progress):
         self.status(key, text)
 
     def message(self, text: str) -> None:
-        self._console.print(text, markup=False, highlight=False)
+        self._console.print(
+            text, markup=False, highlight=False, soft_wrap=True
+        )  # a long digest line stays one line
 
     def result(self, text: str, *, quiet_only: bool = False) -> None:
         if not quiet_only:

@@ -158,9 +158,8 @@ class BarProgress(Progress):
         self.status(key, text)
 
     def message(self, text: str) -> None:
-        self._console.print(
-            text, markup=False, highlight=False, soft_wrap=True
-        )  # a long digest line stays one line
+        # soft_wrap: a long digest line stays one line, as docker prints it
+        self._console.print(text, markup=False, highlight=False, soft_wrap=True)
 
     def result(self, text: str, *, quiet_only: bool = False) -> None:
         if not quiet_only:

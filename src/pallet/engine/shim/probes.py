@@ -63,11 +63,16 @@ _POLLIN = 0x001 | 0x002  # POLLIN | POLLPRI
 class _Probe:
     """One probe in flight."""
 
-    __slots__ = ("deadline", "exec_id", "out_r", "output", "pid", "pid_file", "start", "starter", "status")
+    __slots__ = (
+        "deadline", "err_r", "exec_id", "out_r", "output", "pid", "pid_file", "start", "starter", "status",
+    )  # fmt: skip
 
-    def __init__(self, starter: int, out_r: int, pid_file: str, deadline: float, exec_id: str) -> None:
+    def __init__(
+        self, starter: int, out_r: int, err_r: int, pid_file: str, *, deadline: float, exec_id: str
+    ) -> None:
         self.starter = starter  # 0 once reaped
         self.out_r = out_r  # -1 once closed
+        self.err_r = err_r  # the starter's error message, if it fails; -1 once closed
         self.pid_file = pid_file
         self.deadline = deadline
         self.start = rfc3339nano(time.time_ns())
@@ -156,7 +161,7 @@ class HealthMonitor:
         if pid == probe.starter:
             probe.starter = 0
             if os.waitstatus_to_exitcode(status) != 0:  # the runtime refused: its words are the output
-                self._finish(probe, -1)
+                self._finish(probe, -1, _read_all(probe.err_r))
                 return
             probe.pid = _read_pid(probe.pid_file)
             if probe.pid in self.early:
@@ -183,26 +188,30 @@ class HealthMonitor:
         self.count += 1
         pid_file = os.path.join(self.run_dir, f"health-{os.getpid()}-{self.count}.pid")
         out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
         try:
             starter = os.fork()
         except OSError as e:
-            os.close(out_r)
-            os.close(out_w)
+            for fd in (out_r, out_w, err_r, err_w):
+                os.close(fd)
             self._record(rfc3339nano(time.time_ns()), -1, f"fork the health probe: {e.strerror}")
             return
         if starter == 0:  # pragma: no cover - the child, covered by every healthcheck test
-            self._start_in_child(out_r, out_w, pid_file)
+            os.close(err_r)
+            self._start_in_child(out_r, out_w, err_w, pid_file)
         os.close(out_w)
+        os.close(err_w)
         os.set_blocking(out_r, False)
         self.early = {}
         exec_id = os.urandom(32).hex()
-        self.probe = _Probe(starter, out_r, pid_file, time.monotonic() + self.settings.timeout / 1e9, exec_id)
+        deadline = time.monotonic() + self.settings.timeout / 1e9
+        self.probe = _Probe(starter, out_r, err_r, pid_file, deadline=deadline, exec_id=exec_id)
         command = " ".join(self.settings.argv)
         self.event(f"exec_create: {command}", execID=exec_id)
         self.event(f"exec_start: {command}", execID=exec_id)
 
-    def _start_in_child(self, out_r: int, out_w: int, pid_file: str) -> None:
-        """In the starter: ``exec --detach`` of the probe; exit 0 once it runs, else 1 (why on the pipe)."""
+    def _start_in_child(self, out_r: int, out_w: int, err_w: int, pid_file: str) -> None:
+        """In the starter: ``exec --detach`` of the probe; exit 0 once it runs, else 1 (why on ``err_w``)."""
         code = 1
         try:
             os.close(out_r)
@@ -215,9 +224,9 @@ class HealthMonitor:
             )
             code = 0
         except PalletError as e:
-            os.write(out_w, e.message.encode("utf-8", "replace"))
+            os.write(err_w, e.message.encode("utf-8", "replace"))
         except BaseException as e:  # noqa: BLE001 - the child must end here, whatever happened
-            os.write(out_w, f"{type(e).__name__}: {e}".encode("utf-8", "replace"))
+            os.write(err_w, f"{type(e).__name__}: {e}".encode("utf-8", "replace"))
         finally:
             os._exit(code)
 
@@ -282,9 +291,10 @@ class HealthMonitor:
         probe, self.probe = self.probe, None
         if probe is None:
             return
-        if probe.out_r >= 0:
-            os.close(probe.out_r)
-            probe.out_r = -1
+        for fd in (probe.out_r, probe.err_r):
+            if fd >= 0:
+                os.close(fd)
+        probe.out_r = probe.err_r = -1
         if probe.status is None and probe.pid > 0:
             _kill(probe.pid)
         if probe.starter:
@@ -310,6 +320,17 @@ class HealthMonitor:
 def _exit_code(status: int) -> int:
     code = os.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code
+
+
+def _read_all(fd: int) -> bytes:
+    """What a pipe holds up to its EOF (its writer is gone)."""
+    data = b""
+    try:
+        while chunk := os.read(fd, 65536):
+            data += chunk
+    except OSError:
+        pass
+    return data
 
 
 def _read_pid(path: str) -> int:

@@ -149,3 +149,16 @@ def test_bad_health_flags_are_refused_in_dockers_words(pallet_env: PalletEnv) ->
     done = pallet_env.pallet("ps", "--filter", "health=sick")
     assert done.returncode != 0
     assert "health" in done.stderr
+
+
+def test_a_shell_form_check_runs_in_the_images_shell(pallet_env: PalletEnv, tmp_path: Any) -> None:
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Dockerfile").write_text(
+        'FROM busybox\nSHELL ["/bin/echo", "via-shell"]\nHEALTHCHECK --interval=1s --retries=1 CMD hello\n'
+    )
+    pallet_env.ok("build", "-q", "-t", "hc-shell", str(context))
+    cid = pallet_env.ok("run", "-d", "hc-shell", "sleep", "600").strip()
+    assert json.loads(pallet_env.ok("inspect", cid))[0]["Config"]["Shell"] == ["/bin/echo", "via-shell"]
+    health = _health_becomes(pallet_env, cid, "healthy")
+    assert health["Log"][-1]["Output"] == "via-shell hello\n"

@@ -104,6 +104,8 @@ def container_document(
     healthcheck = merge(options.healthcheck, image.healthcheck if image is not None else None)
     if healthcheck is not None:  # dockerd merges the image's into the container's Config
         config["Healthcheck"] = healthcheck.to_json()
+    if image is not None and image.shell:  # SHELL: what a CMD-SHELL healthcheck runs in
+        config["Shell"] = list(image.shell)
     resources, security = options.resources, options.security
     host_config: dict[str, Any] = {
         "Binds": [

@@ -657,7 +657,7 @@ class Engine:
         restart = host.get("RestartPolicy", {})
         log_config = host.get("LogConfig", {}).get("Config", {})
         auto_remove = bool(host.get("AutoRemove"))
-        health = _health_settings(cfg.get("Healthcheck"))
+        health = _health_settings(cfg.get("Healthcheck"), cfg.get("Shell"))
         shim_config = ShimConfig(
             id=record.id,
             bundle=self.layout.bundle(record.id),
@@ -1120,14 +1120,19 @@ def _quietly(call: Callable[..., object], *args: Any, **kwargs: Any) -> None:
         return
 
 
-def _health_settings(doc: object) -> dict[str, Any]:
-    """The shim's healthcheck fields for ``Config.Healthcheck`` of ``container.json`` (none: {})."""
+def _health_settings(doc: object, shell: object) -> dict[str, Any]:
+    """The shim's healthcheck fields for ``Config.Healthcheck`` of ``container.json`` (none: {});
+    ``shell``: ``Config.Shell``, the image's SHELL, which runs a ``CMD-SHELL`` test."""
     if not isinstance(doc, dict):
         return {}
     from pallet.engine.healthcheck import settings
     from pallet.oci.image_spec import Healthcheck
 
-    found = settings(Healthcheck.from_json(doc, "Config.Healthcheck"))
+    hc = Healthcheck.from_json(doc, "Config.Healthcheck")
+    if isinstance(shell, list) and shell and all(isinstance(s, str) for s in shell):
+        found = settings(hc, tuple(shell))
+    else:
+        found = settings(hc)
     if found is None:
         return {}
     return {

@@ -878,7 +878,7 @@ class Service:
                 engine.unpause(record.id)
 
     def export(self, ref: str, out: BinaryIO) -> None:
-        """``export``: the container's root filesystem as a tar stream to ``out``."""
+        """``export``: the container's root filesystem as a tar stream to ``out``; records docker's ``export`` event."""
         from pallet.engine.filesystem.export import export_rootfs, mounted_rootfs
         from pallet.engine.layout import snapshot_key
         from pallet.engine.userns import remap_of_bundle
@@ -889,6 +889,7 @@ class Service:
         rootfs = engine.layout.rootfs(record.id)
         with mounted_rootfs(engine.images, snapshot_key(record.id), rootfs, unshifted=unshifted) as tree:
             export_rootfs(tree, out)
+        engine.event(record, "export")
 
     # --- cleaning up --------------------------------------------------------------------------
 

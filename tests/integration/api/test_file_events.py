@@ -1,4 +1,5 @@
-"""docker's container events of ``cp`` and ``top`` (``extract-to-dir``, ``archive-path``, ``top``), both doors."""
+"""docker's container events of ``cp``, ``top`` and ``export`` (``extract-to-dir``, ``archive-path``, ``top``,
+``export``), through both front doors."""
 
 from __future__ import annotations
 
@@ -16,10 +17,10 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.root
 
-_ACTIONS = ("extract-to-dir", "archive-path", "top")
+_ACTIONS = ("extract-to-dir", "archive-path", "top", "export")
 
 
-def test_cp_and_top_record_docker_events_that_pallet_events_and_docker_events_show(
+def test_cp_top_and_export_record_docker_events_that_pallet_events_and_docker_events_show(
     api: ApiService, tmp_path: Path
 ) -> None:
     require_host_path("/usr/local/bin/docker", "the docker CLI")
@@ -30,11 +31,13 @@ def test_cp_and_top_record_docker_events_that_pallet_events_and_docker_events_sh
     env.ok("cp", str(tmp_path / "in.txt"), "fe:/tmp/in.txt")
     env.ok("cp", "fe:/tmp/in.txt", str(tmp_path / "back.txt"))
     env.ok("top", "fe")
+    env.ok("export", "-o", str(tmp_path / "fe.tar"), "fe")
     assert env.pallet("cp", "fe:/no/such/file", str(tmp_path / "none")).returncode != 0  # no event
     want = list(_ACTIONS)
     api.docker_ok("cp", str(tmp_path / "in.txt"), "fe:/tmp/")
     api.docker_ok("cp", "fe:/tmp/in.txt", str(tmp_path / "back2.txt"))
     api.docker_ok("top", "fe")
+    api.docker_ok("export", "-o", str(tmp_path / "fe2.tar"), "fe")
     want += _ACTIONS
     until = str(time.time() + 1)
     window = ("--since", since, "--until", until, "--filter", "container=fe")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pallet.engine.spec.options import (
     MountOptions,
+    NamespaceOptions,
     NetworkOptions,
     ProcessOptions,
     ResourceOptions,
@@ -30,6 +31,7 @@ _GROUPS: dict[str, Any] = {
     "resources": ResourceOptions,
     "security": SecurityOptions,
     "network": NetworkOptions,
+    "namespaces": NamespaceOptions,
     "mounts": MountOptions,
 }
 

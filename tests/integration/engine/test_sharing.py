@@ -14,7 +14,6 @@ import os
 import shutil
 
 import pytest
-
 from tests.integration.engine.conftest import PalletEnv
 
 pytestmark = pytest.mark.timeout(300)
@@ -37,7 +36,9 @@ def _host_config(env: PalletEnv, name: str) -> dict[str, object]:
 def test_pid_host_sees_the_hosts_init(pallet_env: PalletEnv) -> None:
     with open("/proc/1/comm") as f:
         host_init = f.read().strip()
-    out = pallet_env.ok("run", "--name", "pid1", "--network", "none", "--pid", "host", "busybox", "cat", "/proc/1/comm")
+    out = pallet_env.ok(
+        "run", "--name", "pid1", "--network", "none", "--pid", "host", "busybox", "cat", "/proc/1/comm"
+    )
     assert out.strip() == host_init
     assert _host_config(pallet_env, "pid1")["PidMode"] == "host"
     own = pallet_env.ok("run", "--rm", "--network", "none", "busybox", "cat", "/proc/1/comm")
@@ -46,14 +47,19 @@ def test_pid_host_sees_the_hosts_init(pallet_env: PalletEnv) -> None:
 
 def test_pid_container_sees_the_other_containers_processes(pallet_env: PalletEnv) -> None:
     pallet_env.ok("run", "-d", "--name", "target", "--network", "none", "busybox", "sleep", "317")
-    out = pallet_env.ok("run", "--rm", "--network", "none", "--pid", "container:target", "busybox", "ps", "-o", "args")
+    out = pallet_env.ok(
+        "run", "--rm", "--network", "none", "--pid", "container:target", "busybox", "ps", "-o", "args"
+    )
     assert "sleep 317" in out
-    pallet_env.ok("create", "--name", "joiner", "--network", "none", "--pid", "container:target", "busybox", "true")
+    pallet_env.ok(
+        "create", "--name", "joiner", "--network", "none", "--pid", "container:target", "busybox", "true"
+    )
     assert _host_config(pallet_env, "joiner")["PidMode"] == "container:target"
     pallet_env.ok("stop", "-t", "0", "target")
     done = pallet_env.pallet("start", "joiner")
     assert done.returncode != 0
-    assert "failed to join PID namespace" in done.stderr and "is not running" in done.stderr
+    assert "failed to join PID namespace" in done.stderr
+    assert "is not running" in done.stderr
 
 
 def test_ipc_shareable_is_joined_with_its_dev_shm(pallet_env: PalletEnv) -> None:
@@ -74,18 +80,24 @@ def test_ipc_shareable_is_joined_with_its_dev_shm(pallet_env: PalletEnv) -> None
     # a private one cannot be joined (docker's words)
     pallet_env.ok("run", "-d", "--name", "private", "--network", "none", "busybox", "sleep", "300")
     assert _host_config(pallet_env, "private")["IpcMode"] == "private"
-    done = pallet_env.pallet("run", "--rm", "--network", "none", "--ipc", "container:private", "busybox", "true")
-    assert done.returncode != 0 and "non-shareable IPC" in done.stderr
+    done = pallet_env.pallet(
+        "run", "--rm", "--network", "none", "--ipc", "container:private", "busybox", "true"
+    )
+    assert done.returncode != 0
+    assert "non-shareable IPC" in done.stderr
     # the donor's /dev/shm is a mount of the engine's until the donor goes
     pallet_env.ok("rm", "-f", "donor")
-    assert not any("/shm " in line for line in open("/proc/self/mountinfo") if str(pallet_env.root) in line)
+    with open("/proc/self/mountinfo") as f:
+        assert not any("/shm " in line for line in f if str(pallet_env.root) in line)
 
 
 def test_ipc_none_has_no_dev_shm_and_ipc_host_shares_the_hosts(pallet_env: PalletEnv) -> None:
     done = pallet_env.pallet("run", "--rm", "--network", "none", "--ipc", "none", "busybox", "ls", "/dev/shm")
     assert done.returncode != 0
     host_ns = os.readlink("/proc/self/ns/ipc")
-    out = pallet_env.ok("run", "--rm", "--network", "none", "--ipc", "host", "busybox", "readlink", "/proc/self/ns/ipc")
+    out = pallet_env.ok(
+        "run", "--rm", "--network", "none", "--ipc", "host", "busybox", "readlink", "/proc/self/ns/ipc"
+    )
     assert out.strip() == host_ns
 
 
@@ -94,7 +106,8 @@ def test_uts_host_has_the_hosts_hostname(pallet_env: PalletEnv) -> None:
     assert out.strip() == os.uname().nodename
     assert _host_config(pallet_env, "uts1")["UTSMode"] == "host"
     done = pallet_env.pallet("run", "--rm", "--uts", "host", "--hostname", "x", "busybox", "true")
-    assert done.returncode == 125 and "conflicting options: hostname and the UTS mode" in done.stderr
+    assert done.returncode == 125
+    assert "conflicting options: hostname and the UTS mode" in done.stderr
 
 
 def test_cgroupns_modes(pallet_env: PalletEnv) -> None:
@@ -109,11 +122,14 @@ def test_cgroupns_modes(pallet_env: PalletEnv) -> None:
     )  # fmt: skip
     assert shared.strip() == host_ns
     done = pallet_env.pallet("run", "--rm", "--cgroupns", "both", "busybox", "true")
-    assert done.returncode == 125 and "invalid cgroup namespace mode: both" in done.stderr
+    assert done.returncode == 125
+    assert "invalid cgroup namespace mode: both" in done.stderr
 
 
 def test_host_namespaces_are_warned_about_and_audited(pallet_env: PalletEnv) -> None:
-    done = pallet_env.pallet("create", "--name", "warned", "--pid", "host", "--ipc", "host", "--uts", "host", "busybox")
+    done = pallet_env.pallet(
+        "create", "--name", "warned", "--pid", "host", "--ipc", "host", "--uts", "host", "busybox"
+    )
     assert done.returncode == 0, done.stderr
     for setting in ("--pid host (high)", "--ipc host (medium)", "--uts host (low)"):
         assert setting in done.stderr
@@ -127,25 +143,33 @@ def test_volumes_from_mounts_the_other_containers_volumes(pallet_env: PalletEnv)
         "run", "--name", "data", "--network", "none", "-v", "store:/data", "busybox",
         "sh", "-c", "echo kept > /data/file",
     )  # fmt: skip
-    out = pallet_env.ok("run", "--rm", "--network", "none", "--volumes-from", "data", "busybox", "cat", "/data/file")
+    out = pallet_env.ok(
+        "run", "--rm", "--network", "none", "--volumes-from", "data", "busybox", "cat", "/data/file"
+    )
     assert out.strip() == "kept"
     done = pallet_env.pallet(
         "run", "--name", "reader", "--network", "none", "--volumes-from", "data:ro", "busybox",
         "sh", "-c", "echo no > /data/file",
     )  # fmt: skip
-    assert done.returncode != 0 and "Read-only file system" in done.stderr
+    assert done.returncode != 0
+    assert "Read-only file system" in done.stderr
     assert _host_config(pallet_env, "reader")["VolumesFrom"] == ["data:ro"]
     # the volume is in use by the reader too
     assert pallet_env.pallet("volume", "rm", "store").returncode != 0
     done = pallet_env.pallet("run", "--rm", "--volumes-from", "nosuch", "busybox", "true")
-    assert done.returncode != 0 and "No such container: nosuch" in done.stderr
+    assert done.returncode != 0
+    assert "No such container: nosuch" in done.stderr
 
 
 def test_links_give_hosts_entries_and_variables_and_rm_link_takes_them(pallet_env: PalletEnv) -> None:
-    pallet_env.ok("run", "-d", "--name", "db", "-e", "SECRET=s", "--expose", "5432", "busybox", "sleep", "300")
+    pallet_env.ok(
+        "run", "-d", "--name", "db", "-e", "SECRET=s", "--expose", "5432", "busybox", "sleep", "300"
+    )
     address = pallet_env.ok("inspect", "-f", "{{.NetworkSettings.IPAddress}}", "db").strip()
     assert address
-    pallet_env.ok("create", "--name", "app", "--link", "db:mydb", "busybox", "sh", "-c", "env; cat /etc/hosts")
+    pallet_env.ok(
+        "create", "--name", "app", "--link", "db:mydb", "busybox", "sh", "-c", "env; cat /etc/hosts"
+    )
     pallet_env.ok("start", "-a", "app")
     out = pallet_env.ok("logs", "app")
     assert "MYDB_NAME=/app/mydb" in out
@@ -161,14 +185,17 @@ def test_links_give_hosts_entries_and_variables_and_rm_link_takes_them(pallet_en
     pallet_env.ok("start", "-a", "app")
     assert pallet_env.ok("logs", "app").count("MYDB_NAME") == 1  # only the first run's
     done = pallet_env.pallet("rm", "--link", "app/nosuch")
-    assert done.returncode != 0 and "No such container" in done.stderr
+    assert done.returncode != 0
+    assert "No such container" in done.stderr
     done = pallet_env.pallet("run", "--rm", "--link", "nosuch:x", "busybox", "true")
-    assert done.returncode != 0 and "could not get container for nosuch" in done.stderr
+    assert done.returncode != 0
+    assert "could not get container for nosuch" in done.stderr
     pallet_env.ok("stop", "-t", "0", "db")
     done = pallet_env.pallet("create", "--name", "late", "--link", "db", "busybox", "true")
     assert done.returncode == 0, done.stderr
     done = pallet_env.pallet("start", "late")
-    assert done.returncode != 0 and "Cannot link to a non running container: /db AS /late/db" in done.stderr
+    assert done.returncode != 0
+    assert "Cannot link to a non running container: /db AS /late/db" in done.stderr
 
 
 def test_device_cgroup_rule_and_swappiness_reach_the_spec(pallet_env: PalletEnv) -> None:
@@ -189,11 +216,14 @@ def test_device_cgroup_rule_and_swappiness_reach_the_spec(pallet_env: PalletEnv)
     assert {"allow": True, "type": "b", "access": "r"} in rules
     swappiness = spec["linux"]["resources"].get("memory", {}).get("swappiness")
     if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):  # cgroup v2: docker's warning, dropped
-        assert host["MemorySwappiness"] is None and swappiness is None
+        assert host["MemorySwappiness"] is None
+        assert swappiness is None
     else:
-        assert host["MemorySwappiness"] == 40 and swappiness == 40
+        assert host["MemorySwappiness"] == 40
+        assert swappiness == 40
     done = pallet_env.pallet("create", "--device-cgroup-rule", "x 1:2 rwm", "busybox")
-    assert done.returncode == 125 and "invalid device cgroup format 'x 1:2 rwm'" in done.stderr
+    assert done.returncode == 125
+    assert "invalid device cgroup format 'x 1:2 rwm'" in done.stderr
 
 
 def test_volume_subpath_mounts_a_directory_of_the_volume(pallet_env: PalletEnv) -> None:
@@ -208,9 +238,15 @@ def test_volume_subpath_mounts_a_directory_of_the_volume(pallet_env: PalletEnv) 
     assert out.strip() == "inside"
     for subpath, words in (("missing", "no such file"), ("../x", "relative path within the volume")):
         done = pallet_env.pallet(
-            "run", "--rm", "--mount", f"type=volume,src=vol,dst=/m,volume-subpath={subpath}", "busybox", "true"
+            "run",
+            "--rm",
+            "--mount",
+            f"type=volume,src=vol,dst=/m,volume-subpath={subpath}",
+            "busybox",
+            "true",
         )
-        assert done.returncode != 0 and words in done.stderr, done.stderr
+        assert done.returncode != 0
+        assert words in done.stderr
     # a symlink inside the volume is resolved inside it: "out" -> "/" is the volume's own root
     out = pallet_env.ok(
         "run", "--rm", "--network", "none", "--mount", "type=volume,src=vol,dst=/m,volume-subpath=out",
@@ -222,7 +258,9 @@ def test_volume_subpath_mounts_a_directory_of_the_volume(pallet_env: PalletEnv) 
 def test_env_name_without_value_unsets_it(pallet_env: PalletEnv) -> None:
     os.environ["PALLET_TEST_FROM_HOST"] = "host-value"
     try:
-        out = pallet_env.ok("run", "--rm", "-e", "PALLET_TEST_FROM_HOST", "-e", "PALLET_NOT_SET_ANYWHERE", "busybox", "env")
+        out = pallet_env.ok(
+            "run", "--rm", "-e", "PALLET_TEST_FROM_HOST", "-e", "PALLET_NOT_SET_ANYWHERE", "busybox", "env"
+        )
     finally:
         del os.environ["PALLET_TEST_FROM_HOST"]
     assert "PALLET_TEST_FROM_HOST=host-value" in out
@@ -230,14 +268,28 @@ def test_env_name_without_value_unsets_it(pallet_env: PalletEnv) -> None:
 
 
 @pytest.mark.parametrize("runtime", ["runc", "crun"])
-def test_shared_namespaces_under_other_runtimes(pallet_env: PalletEnv, runtime: str, request: pytest.FixtureRequest) -> None:
+def test_shared_namespaces_under_other_runtimes(
+    pallet_env: PalletEnv, runtime: str, request: pytest.FixtureRequest
+) -> None:
     if shutil.which(runtime) is None:
         pytest.skip(f"{runtime} is not installed")
     if runtime == "crun":
         request.getfixturevalue("crun_ready")
     with open("/proc/1/comm") as f:
         host_init = f.read().strip()
-    out = pallet_env.ok("run", "--rm", "--runtime", runtime, "--network", "none", "--pid", "host", "busybox", "cat", "/proc/1/comm")
+    out = pallet_env.ok(
+        "run",
+        "--rm",
+        "--runtime",
+        runtime,
+        "--network",
+        "none",
+        "--pid",
+        "host",
+        "busybox",
+        "cat",
+        "/proc/1/comm",
+    )
     assert out.strip() == host_init
     pallet_env.ok(
         "run", "-d", "--name", "donor", "--runtime", runtime, "--network", "none", "--ipc", "shareable",

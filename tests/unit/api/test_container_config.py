@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pallet.api.container_config import run_options
+from pallet.errors import InvalidArgument
 
 
 def _targets(body: dict[str, object]) -> list[tuple[str, str, str]]:
@@ -29,3 +32,73 @@ def test_config_volumes_that_binds_or_mounts_cover_make_no_anonymous_volume() ->
 
 def test_config_volumes_alone_are_anonymous_volumes() -> None:
     assert _targets({"Image": "busybox", "Volumes": {"/a": {}}}) == [("volume", "", "/a")]
+
+
+def test_host_config_sharing_fields_reach_the_options() -> None:
+    _, options = run_options(
+        {
+            "Image": "busybox",
+            "Env": ["Foo", "Other=one", "Blank="],
+            "Runtime": "runc",  # docker-py puts it here; dockerd reads only HostConfig.Runtime
+            "HostConfig": {
+                "PidMode": "host",
+                "IpcMode": "container:db",
+                "UTSMode": "host",
+                "CgroupnsMode": "private",
+                "VolumesFrom": ["data:ro"],
+                "Links": ["db:alias"],
+                "DeviceCgroupRules": ["c 7:128 rwm"],
+                "MemorySwappiness": 40,
+                "Isolation": "default",
+                "LogConfig": {"Type": "json-file", "Config": {}},
+                "Mounts": [
+                    {"Type": "volume", "Source": "vol", "Target": "/m", "VolumeOptions": {"Subpath": "sub"}}
+                ],
+            },
+        },
+        None,
+    )
+    assert options.process.env == ("Foo", "Other=one", "Blank=")
+    assert options.runtime == ""
+    ns = options.namespaces
+    assert (ns.pid, ns.ipc, ns.uts, ns.cgroupns) == ("host", "container:db", "host", "private")
+    assert options.mounts.volumes_from == ("data:ro",)
+    assert options.network.links == ("db:alias",)
+    assert options.resources.device_cgroup_rules == ("c 7:128 rwm",)
+    assert options.resources.memory_swappiness == 40
+    assert options.isolation == "default"
+    assert options.log_driver == "json-file"
+    assert options.mounts.specs[0].volume_subpath == "sub"
+
+
+def test_memory_swappiness_minus_one_is_unset() -> None:
+    _, options = run_options({"Image": "busybox", "HostConfig": {"MemorySwappiness": -1}}, None)
+    assert options.resources.memory_swappiness is None
+
+
+@pytest.mark.parametrize(
+    ("host", "version", "error"),
+    [
+        ({"PidMode": "invalid"}, (1, 47), "invalid PID mode: invalid"),
+        ({"IpcMode": "container:"}, (1, 47), "invalid IPC mode: container:"),
+        ({"UTSMode": "invalid"}, (1, 47), "invalid UTS mode: invalid"),
+        ({"LogConfig": {"Type": "asdf"}}, (1, 47), "logger: no log driver named 'asdf' is registered"),
+        ({"Isolation": "hyperv"}, (1, 47), "invalid isolation"),
+        ({"MemorySwappiness": 200}, (1, 47), "valid memory swappiness range is 0-100"),
+        (
+            {
+                "Mounts": [
+                    {"Type": "volume", "Source": "vol", "Target": "/m", "VolumeOptions": {"Subpath": "s"}}
+                ]
+            },
+            (1, 44),
+            "Subpath is only supported in API version 1.45 and above",
+        ),
+    ],
+)
+def test_bad_sharing_fields_are_dockers_errors(
+    host: dict[str, object], version: tuple[int, int], error: str
+) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        run_options({"Image": "busybox", "HostConfig": host}, None, version)
+    assert error in str(caught.value)

@@ -128,3 +128,39 @@ def test_flags_after_the_image_belong_to_the_command() -> None:
     options = parse_run("busybox", "ls", "-l", "--name", "x")
     assert options.process.cmd == ("ls", "-l", "--name", "x")
     assert options.name is None
+
+
+def test_sharing_flags_make_their_options() -> None:
+    options = parse_run(
+        "--pid", "container:db", "--ipc", "shareable", "--uts", "host", "--cgroupns", "private",
+        "--volumes-from", "data:ro", "--volumes-from", "logs", "--link", "db:alias", "--link", "/cache",
+        "--device-cgroup-rule", "c 7:128 rwm", "--memory-swappiness", "30", "--isolation", "default",
+        "--log-driver", "json-file", "busybox",
+    )  # fmt: skip
+    ns = options.namespaces
+    assert (ns.pid, ns.ipc, ns.uts, ns.cgroupns) == ("container:db", "shareable", "host", "private")
+    assert options.mounts.volumes_from == ("data:ro", "logs")
+    assert options.network.links == ("db:alias", "cache:cache")
+    assert options.resources.device_cgroup_rules == ("c 7:128 rwm",)
+    assert options.resources.memory_swappiness == 30
+    assert parse_run("--memory-swappiness", "-1", "busybox").resources.memory_swappiness is None
+    assert (options.isolation, options.log_driver) == ("default", "json-file")
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--pid", "private"], 'invalid argument "private" for "--pid" flag: invalid PID mode: private'),
+        (["--ipc", "container:"], 'invalid argument "container:" for "--ipc" flag: invalid IPC mode'),
+        (["--uts", "mine"], 'invalid argument "mine" for "--uts" flag: invalid UTS mode: mine'),
+        (["--link", "a:b:c"], 'invalid argument "a:b:c" for "--link" flag: bad format for links: a:b:c'),
+        (["--log-driver", "asdf"], "logger: no log driver named 'asdf' is registered"),
+        (["--uts", "host", "--hostname", "box"], "conflicting options: hostname and the UTS mode"),
+        (["--memory-swappiness", "101"], "valid memory swappiness range is 0-100"),
+    ],
+)
+def test_bad_sharing_flags_are_usage_errors(tmp_path: Path, args: list[str], words: str) -> None:
+    code, _, err = run_cli(tmp_path, "create", *args, "busybox")
+    assert code == 125
+    assert words in err
+    assert not (tmp_path / "root").exists()

@@ -4,6 +4,7 @@ in red, ``Using cache`` for every cached step (ENV too) with ``cachefrom`` trust
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import tarfile
@@ -97,6 +98,18 @@ def test_squash_and_an_unreadable_platform_are_dockerds_errors(api: ApiService) 
     status, _, body = api.request("POST", "/v1.47/build?platform=foobar", _dockerfile("FROM busybox\n"))
     assert status == 400
     assert "unknown operating system or architecture" in json.loads(body)["message"]
+    # docker-py sends its credentials per registry in X-Registry-Config: accepted, as dockerd does
+    config = base64.urlsafe_b64encode(
+        json.dumps({"127.0.0.1:5000": {"username": "u", "password": "p"}}).encode()
+    )
+    status, _, body = api.request(
+        "POST",
+        "/v1.47/build?t=withconfig",
+        _dockerfile("FROM busybox\n"),
+        {"X-Registry-Config": config.decode()},
+    )
+    assert status == 200
+    assert "Successfully tagged withconfig:latest" in str(json.loads(body.splitlines()[-1])["stream"])
     info = api.json("GET", "/v1.47/info")
     assert (
         info["ExperimentalBuild"] is False

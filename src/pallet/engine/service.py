@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import os
 
-from pallet.errors import InvalidArgument, NotFound
+from pallet.errors import InvalidArgument, NotFound, Unsupported
 
 #: where a root engine keeps its store and run dir unless told otherwise
 DEFAULT_ROOT = "/var/lib/pallet"
@@ -603,6 +603,8 @@ class Service:
 
         engine = self._engine
         record = engine.get(ref)
+        if (engine.document(record).get("HostConfig") or {}).get("LogConfig", {}).get("Type") == "none":
+            raise Unsupported("configured logging driver does not support reading")
         now = time.time_ns()
         since_ns = parse_time_filter(since, now, "since") if since else None
         until_ns = parse_time_filter(until, now, "until") if until else None

@@ -301,3 +301,27 @@ def test_shared_namespaces_under_other_runtimes(
         "busybox", "sh", "-c", "readlink /proc/self/ns/ipc; hostname",
     )  # fmt: skip
     assert out.split() == [donor_ns, os.uname().nodename]
+
+
+def test_log_driver_none_keeps_no_log(pallet_env: PalletEnv) -> None:
+    out = pallet_env.ok(
+        "run", "--name", "quiet", "--network", "none", "--log-driver", "none", "busybox", "echo", "hi"
+    )
+    assert out == "hi\n"  # an attached run still streams
+    doc = _inspect(pallet_env, "quiet")
+    host = doc["HostConfig"]
+    assert isinstance(host, dict)
+    assert host["LogConfig"] == {"Type": "none", "Config": {}}
+    assert doc["LogPath"] == ""
+    done = pallet_env.pallet("logs", "quiet")
+    assert done.returncode != 0
+    assert "configured logging driver does not support reading" in done.stderr
+    assert not list(pallet_env.root.glob("containers/*/*.log*"))
+    done = pallet_env.pallet(
+        "run", "--rm", "--log-driver", "none", "--log-opt", "max-size=1m", "busybox", "true"
+    )
+    assert done.returncode == 125
+    assert "unknown log opt 'max-size' for none log driver" in done.stderr
+    done = pallet_env.pallet("run", "--rm", "--log-driver", "syslog", "busybox", "true")
+    assert done.returncode != 0
+    assert 'log driver "syslog" is not supported by pallet' in done.stderr

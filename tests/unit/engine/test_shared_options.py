@@ -105,6 +105,7 @@ def test_modes_and_links_parse_as_docker_writes_them() -> None:
     assert parse_device_cgroup_rule("c 7:128 rwm") == ("c", 7, 128, "rwm")
     assert parse_device_cgroup_rule("b *:* r") == ("b", None, None, "r")
     assert parse_log_driver("json-file") == "json-file"
+    assert parse_log_driver("none") == "none"
     with pytest.raises(Unsupported, match='log driver "syslog" is not supported by pallet'):
         parse_log_driver("syslog")
     spec = parse_mount("type=volume,src=data,dst=/m,volume-subpath=sub/dir/")
@@ -137,6 +138,10 @@ def test_modes_and_links_parse_as_docker_writes_them() -> None:
         (lambda: run_options(device_cgroup_rules=("z 1:1 r",)), "invalid device cgroup format"),
         (lambda: run_options(volumes_from=("web:x",)), "invalid mode for volumes-from: x"),
         (lambda: run_options(pid="container"), "invalid PID mode: container"),
+        (
+            lambda: run_options(log_driver="none", log_opts={"max-size": "1m"}),
+            "unknown log opt 'max-size' for none",
+        ),
     ],
 )
 def test_options_that_cannot_go_together_are_refused(make: Any, error: str) -> None:

@@ -157,7 +157,7 @@ def container_document(
         "Image": record.image_id,
         "Driver": driver,
         "Platform": "linux",
-        "LogPath": log_path,
+        "LogPath": log_path if options.log_driver != "none" else "",
         "Config": config,
         "HostConfig": host_config,
         "Mounts": [m.to_inspect() for m in mounts],

@@ -656,6 +656,7 @@ class Engine:
         os.makedirs(run_dir, exist_ok=True)
         restart = host.get("RestartPolicy", {})
         log_config = host.get("LogConfig", {}).get("Config", {})
+        log_driver = host.get("LogConfig", {}).get("Type")
         auto_remove = bool(host.get("AutoRemove"))
         health = _health_settings(cfg.get("Healthcheck"), cfg.get("Shell"))
         shim_config = ShimConfig(
@@ -666,7 +667,8 @@ class Engine:
             runtime_root=runtime.root,
             runtime_args=create_args(runtime, self.layout.bundle(record.id)),
             run_dir=run_dir,
-            log_path=self.layout.log_path(record.id),
+            # the "none" driver keeps nothing: the shim writes (never rotates) its records into /dev/null
+            log_path=self.layout.log_path(record.id) if log_driver != "none" else os.devnull,
             log_max_size=_log_size(log_config.get("max-size")),
             log_max_file=int(log_config.get("max-file") or 1),
             tty=bool(cfg.get("Tty")),

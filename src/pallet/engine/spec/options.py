@@ -492,7 +492,7 @@ class RunOptions(_Checked):
     restart: RestartPolicy = RestartPolicy()
     auto_remove: bool = False
     runtime: str = ""
-    #: "" or ``json-file`` (``syntax.parse_log_driver``)
+    #: "" or ``json-file``, or ``none`` (no log kept; ``syntax.parse_log_driver``)
     log_driver: str = ""
     log_opts: Mapping[str, str] = EMPTY
     #: docker's ``Isolation``: on Linux only "" or ``default``
@@ -519,6 +519,8 @@ class RunOptions(_Checked):
         if self.auto_remove and self.restart.name != "no":
             raise OptionConflict(("restart", "auto_remove"), "a removed container cannot restart")
         parse_log_driver(self.log_driver)
+        if self.log_driver == "none" and self.log_opts:
+            raise InvalidArgument(f"unknown log opt '{next(iter(self.log_opts))}' for none log driver")
         if self.isolation.lower() not in ("", "default"):
             raise InvalidArgument(f"invalid isolation: \"{self.isolation}\" - linux only supports 'default'")
         if self.namespaces.uts == "host" and self.network.hostname:

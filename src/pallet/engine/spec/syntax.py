@@ -157,7 +157,7 @@ _IPC_SYSCTLS = frozenset(
     )
 )
 #: docker's log drivers (a name outside these is docker's "no log driver named" error); pallet
-#: writes json-file, and takes "local" (the same logs, read the same way) as json-file
+#: has json-file and none
 LOG_DRIVERS = frozenset(
     (
         "json-file", "local", "none", "syslog", "journald", "gelf", "fluentd", "awslogs", "splunk",
@@ -683,15 +683,15 @@ def parse_device_cgroup_rule(text: str) -> tuple[str, int | None, int | None, st
 
 
 def parse_log_driver(text: str) -> str:
-    """``--log-driver``: "" and ``json-file`` (what pallet writes); another of docker's drivers is
-    ``Unsupported``, a name docker does not know is docker's own error."""
-    if text in ("", "json-file"):
+    """``--log-driver``: "" and ``json-file`` (what pallet writes) or ``none`` (nothing kept);
+    another of docker's drivers is ``Unsupported``, a name docker does not know is docker's own error."""
+    if text in ("", "json-file", "none"):
         return text
     if text not in LOG_DRIVERS:
         raise InvalidArgument(f"logger: no log driver named '{text}' is registered")
     raise Unsupported(
         f'log driver "{text}" is not supported by pallet: containers log to json-file '
-        "(leave --log-driver out or use json-file)"
+        "(leave --log-driver out, or use json-file or none)"
     )
 
 

@@ -41,7 +41,7 @@ from pallet.engine.healthcheck import (
     write_health,
 )
 from pallet.engine.shim.logfile import rfc3339nano
-from pallet.errors import PalletError
+from pallet.errors import FailedPrecondition, PalletError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -238,7 +238,7 @@ class HealthMonitor:
             spec = loads(f.read())
         process = spec.get("process") if isinstance(spec, dict) else None
         if not isinstance(process, dict):
-            raise PalletError("the container's config.json has no process")
+            raise FailedPrecondition("the container's config.json has no process")
         process = dict(process)
         process["args"] = list(self.settings.argv)
         process["terminal"] = False

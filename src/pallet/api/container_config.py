@@ -283,7 +283,10 @@ def run_options(
         if posixpath.normpath(target) not in taken
     )
     mounts = o.MountOptions(
-        specs=(*given, *anonymous), tmpfs=tmpfs, volumes_from=_strings(host, "HostConfig", "VolumesFrom")
+        specs=(*given, *anonymous),
+        tmpfs=tmpfs,
+        volumes_from=_strings(host, "HostConfig", "VolumesFrom"),
+        volume_driver=_get(host, "HostConfig", "VolumeDriver", str, ""),
     )
     policy = _get(host, "HostConfig", "RestartPolicy", dict, {})
     policy_name = _get(policy, "RestartPolicy", "Name", str, "") or "no"

@@ -98,6 +98,7 @@ def add_create_flags(parser: FlagParser) -> None:
     add("-v", "--volume", action="append", default=[])
     add("--mount", action="append", default=[])
     add("--volumes-from", action="append", default=[])
+    add("--volume-driver", default="")
     add("--log-driver", default="")
     add("--log-opt", action="append", default=[])
     add("-p", "--publish", action="append", default=[])
@@ -256,6 +257,7 @@ def options_from_args(args: Namespace) -> RunOptions:
         specs=(*(s.parse_volume(t) for t in args.volume), *(s.parse_mount(t) for t in args.mount)),
         tmpfs=dict(_each("--tmpfs", s.parse_tmpfs, args.tmpfs)),
         volumes_from=tuple(args.volumes_from),
+        volume_driver=args.volume_driver,
     )
     try:
         return o.RunOptions(

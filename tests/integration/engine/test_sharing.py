@@ -325,3 +325,15 @@ def test_log_driver_none_keeps_no_log(pallet_env: PalletEnv) -> None:
     done = pallet_env.pallet("run", "--rm", "--log-driver", "syslog", "busybox", "true")
     assert done.returncode != 0
     assert 'log driver "syslog" is not supported by pallet' in done.stderr
+
+
+def test_volume_driver_is_shown_and_checked_when_a_volume_is_made(pallet_env: PalletEnv) -> None:
+    pallet_env.ok("create", "--name", "drv", "--volume-driver", "foo", "busybox", "true")
+    assert _host_config(pallet_env, "drv")["VolumeDriver"] == "foo"
+    done = pallet_env.pallet(
+        "create", "--name", "drv2", "--volume-driver", "foo", "-v", "named:/x", "busybox"
+    )
+    assert done.returncode != 0
+    assert 'error looking up volume plugin foo: plugin "foo" not found' in done.stderr
+    assert pallet_env.ok("ps", "-a", "--format", "{{.Names}}").split() == ["drv"]
+    assert pallet_env.ok("volume", "ls", "-q") == ""

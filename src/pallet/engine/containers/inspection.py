@@ -135,6 +135,7 @@ def container_document(
         **_namespace_modes(options, spec),
         "Isolation": options.isolation,
         "VolumesFrom": list(options.mounts.volumes_from) or None,
+        "VolumeDriver": options.mounts.volume_driver,
         "Links": None,
         "DeviceCgroupRules": list(resources.device_cgroup_rules) or None,
         **host_config_resources(resources),

@@ -470,8 +470,14 @@ class Engine:
         if options.mounts.specs or image_volumes:  # else neither the mounts module nor the volume store
             from pallet.engine.spec.mounts import resolve_mounts
 
+            driver = options.mounts.volume_driver
             plan = resolve_mounts(
-                options.mounts.specs,
+                tuple(
+                    m.replace(volume_driver=driver)
+                    if driver and m.type == "volume" and not m.volume_driver
+                    else m
+                    for m in options.mounts.specs
+                ),
                 volumes=self.volumes,
                 container_id=record.id,
                 image_volumes=image_volumes or (),

@@ -470,12 +470,15 @@ class NamespaceOptions(_Checked):
 
 class MountOptions(_Checked):
     """The container's mounts: ``specs`` (volumes, binds, tmpfs mounts as requested), ``tmpfs``
-    (container path -> mount options, docker's ``HostConfig.Tmpfs``) and ``volumes_from``
-    (``CONTAINER[:ro|:rw]``: that container's volumes and binds, at the same paths)."""
+    (container path -> mount options, docker's ``HostConfig.Tmpfs``), ``volumes_from``
+    (``CONTAINER[:ro|:rw]``: that container's volumes and binds, at the same paths) and
+    ``volume_driver`` (docker's ``--volume-driver``: the driver of the volumes ``specs`` make that
+    name none; checked when a volume is made, as docker does)."""
 
     specs: tuple[MountSpec, ...] = ()
     tmpfs: Mapping[str, str] = EMPTY
     volumes_from: tuple[str, ...] = ()
+    volume_driver: str = ""
 
     def _check(self) -> None:
         for path, data in self.tmpfs.items():

@@ -52,7 +52,17 @@ def test_pid_container_sees_the_other_containers_processes(pallet_env: PalletEnv
     )
     assert "sleep 317" in out
     pallet_env.ok(
-        "create", "--name", "joiner", "--network", "none", "--pid", "container:target", "busybox", "true"
+        "create",
+        "--name",
+        "joiner",
+        "--network",
+        "none",
+        "--pid",
+        "container:target",
+        "busybox",
+        "ps",
+        "-o",
+        "args",
     )
     assert _host_config(pallet_env, "joiner")["PidMode"] == "container:target"
     pallet_env.ok("stop", "-t", "0", "target")
@@ -60,6 +70,9 @@ def test_pid_container_sees_the_other_containers_processes(pallet_env: PalletEnv
     assert done.returncode != 0
     assert "failed to join PID namespace" in done.stderr
     assert "is not running" in done.stderr
+    # started again, the target has a new init: the joiner's next start joins that one
+    pallet_env.ok("start", "target")
+    assert "sleep 317" in pallet_env.ok("start", "-a", "joiner")
 
 
 def test_ipc_shareable_is_joined_with_its_dev_shm(pallet_env: PalletEnv) -> None:

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from pallet.engine.service import ContainerRecord, RunOptions, Service
     from pallet.image.store import ImageRecord
+    from pallet.oci.image_spec import Healthcheck
 
 __all__ = [
     "Client",
@@ -124,7 +125,7 @@ def run_options(**kwargs: Any) -> RunOptions:
         "labels", "read_only", "init", "stop_signal", "stop_timeout", "mem_limit", "memswap_limit",
         "nano_cpus", "cpu_shares", "cpuset_cpus", "pids_limit", "cap_add", "cap_drop", "security_opt",
         "privileged", "shm_size", "sysctls", "tmpfs", "restart_policy", "runtime", "network_mode",
-        "volumes", "tty", "stdin_open", "auto_remove", "group_add",
+        "volumes", "tty", "stdin_open", "auto_remove", "group_add", "healthcheck",
     }  # fmt: skip
     unknown = sorted(set(kwargs) - known)
     if unknown:
@@ -179,6 +180,27 @@ def run_options(**kwargs: Any) -> RunOptions:
         mounts=o.MountOptions(
             specs=_volume_specs(kwargs.get("volumes")), tmpfs=dict(kwargs.get("tmpfs") or {})
         ),
+        healthcheck=_healthcheck(kwargs.get("healthcheck")),
+    )
+
+
+def _healthcheck(value: Mapping[str, Any] | None) -> Healthcheck | None:
+    """The SDK's ``healthcheck`` dict (``test``: a shell command or docker's list; durations in ns)."""
+    if value is None:
+        return None
+    from pallet.oci.image_spec import Healthcheck
+
+    def get(*names: str) -> Any:  # the SDK takes snake_case or docker's own keys
+        return next((value[n] for n in names if value.get(n) is not None), None)
+
+    test = get("test", "Test")
+    return Healthcheck(
+        test=("CMD-SHELL", test) if isinstance(test, str) else tuple(test) if test else None,
+        interval=get("interval", "Interval"),
+        timeout=get("timeout", "Timeout"),
+        start_period=get("start_period", "StartPeriod"),
+        start_interval=get("start_interval", "StartInterval"),
+        retries=get("retries", "Retries"),
     )
 
 
@@ -207,6 +229,11 @@ class Container:
     @property
     def status(self) -> str:
         return str(self.attrs["State"]["Status"])
+
+    @property
+    def health(self) -> str:
+        """The healthcheck's status (``starting``, ``healthy``, ``unhealthy``), ``unknown`` without one."""
+        return str((self.attrs["State"].get("Health") or {}).get("Status") or "unknown")
 
     @property
     def labels(self) -> dict[str, str]:

@@ -162,3 +162,21 @@ def test_a_shell_form_check_runs_in_the_images_shell(pallet_env: PalletEnv, tmp_
     assert json.loads(pallet_env.ok("inspect", cid))[0]["Config"]["Shell"] == ["/bin/echo", "via-shell"]
     health = _health_becomes(pallet_env, cid, "healthy")
     assert health["Log"][-1]["Output"] == "via-shell hello\n"
+
+
+def test_the_library_takes_the_sdks_healthcheck_and_shows_health(pallet_env: PalletEnv) -> None:
+    import pallet
+
+    client = pallet.Client(root=pallet_env.root, run_root=pallet_env.run_root)
+    container = client.containers.run(
+        "busybox", ["sleep", "600"], detach=True,
+        healthcheck={"test": "exit 0", "interval": 1_000_000_000, "retries": 1},
+    )  # fmt: skip
+
+    def healthy() -> bool:
+        container.reload()
+        return container.health == "healthy"
+
+    _poll("healthy", healthy)
+    assert container.attrs["Config"]["Healthcheck"]["Test"] == ["CMD-SHELL", "exit 0"]
+    assert client.containers.run("busybox", ["sleep", "600"], detach=True).health == "unknown"

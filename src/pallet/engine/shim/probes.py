@@ -187,15 +187,17 @@ class HealthMonitor:
     def _launch(self) -> None:
         self.count += 1
         pid_file = os.path.join(self.run_dir, f"health-{os.getpid()}-{self.count}.pid")
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
+        fds: list[int] = []
         try:
+            fds += os.pipe()
+            fds += os.pipe()
             starter = os.fork()
-        except OSError as e:
-            for fd in (out_r, out_w, err_r, err_w):
+        except OSError as e:  # out of fds or processes: a failed probe, and the next one in its time
+            for fd in fds:
                 os.close(fd)
-            self._record(rfc3339nano(time.time_ns()), -1, f"fork the health probe: {e.strerror}")
+            self._record(rfc3339nano(time.time_ns()), -1, f"start the health probe: {e.strerror}")
             return
+        out_r, out_w, err_r, err_w = fds
         if starter == 0:  # pragma: no cover - the child, covered by every healthcheck test
             os.close(err_r)
             self._start_in_child(out_r, out_w, err_w, pid_file)
@@ -207,8 +209,8 @@ class HealthMonitor:
         deadline = time.monotonic() + self.settings.timeout / 1e9
         self.probe = _Probe(starter, out_r, err_r, pid_file, deadline=deadline, exec_id=exec_id)
         command = " ".join(self.settings.argv)
-        self.event(f"exec_create: {command}", execID=exec_id)
-        self.event(f"exec_start: {command}", execID=exec_id)
+        self._emit(f"exec_create: {command}", execID=exec_id)
+        self._emit(f"exec_start: {command}", execID=exec_id)
 
     def _start_in_child(self, out_r: int, out_w: int, err_w: int, pid_file: str) -> None:
         """In the starter: ``exec --detach`` of the probe; exit 0 once it runs, else 1 (why on ``err_w``)."""
@@ -271,7 +273,7 @@ class HealthMonitor:
         self._read_output(probe)
         self._end_probe()
         if probe.status is not None:
-            self.event("exec_die", execID=probe.exec_id, exitCode=str(code))
+            self._emit("exec_die", execID=probe.exec_id, exitCode=str(code))
         text = (probe.output if output is None else output).decode("utf-8", "replace")
         self._record(probe.start, code, text)
 
@@ -281,10 +283,10 @@ class HealthMonitor:
         result = ProbeResult(start=start, end=rfc3339nano(time.time_ns()), exit_code=code, output=output)
         in_start_period = time.monotonic() - self.started_at < s.start_period / 1e9
         self.health = record_probe(self.health, result, retries=s.retries, in_start_period=in_start_period)
+        self.next_at = time.monotonic() + self._interval() / 1e9
         self._write()
         if self.health.status != before:
-            self.event(f"health_status: {self.health.status}")
-        self.next_at = time.monotonic() + self._interval() / 1e9
+            self._emit(f"health_status: {self.health.status}")
 
     def _end_probe(self) -> None:
         """Forget the probe in flight: kill what of it still runs, close its pipe."""
@@ -309,6 +311,13 @@ class HealthMonitor:
         if pid > 0:
             _kill(pid)
         _unlink(pid_file)
+
+    def _emit(self, action: str, **extra: str) -> None:
+        """Record an event; a failure to (a full disk) costs the event, never the probing."""
+        try:
+            self.event(action, **extra)
+        except OSError as e:
+            os.write(2, f"pallet-shim {self.container_id}: event {action}: {e.strerror}\n".encode())
 
     def _write(self) -> None:
         try:

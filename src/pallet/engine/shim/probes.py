@@ -94,8 +94,9 @@ class HealthMonitor:
         event: Callable[..., None],
         close_in_child: Callable[[], None],
     ) -> None:
-        """``event``: records a container event (its action, extra attributes as keywords); ``close_in_child``: closes, in a forked
-        starter, the shim's fds that must not be held a moment longer (attach clients, stdin)."""
+        """``event`` records a container event (its action, extra attributes as keywords);
+        ``close_in_child`` closes, in a forked starter, the shim's fds that must not be held a
+        moment longer (attach clients, stdin)."""
         self.settings = settings
         self.runtime = runtime
         self.container_id = container_id

@@ -137,7 +137,8 @@ def test_skopeo_copies_what_pallet_pushed_with_an_identical_rootfs(
     assert "Mounted from skopeo/src" in out  # same registry: blobs are mounted, not sent again
     code, out, err = pallet("--root", root, "push", target)
     assert code == 0, err
-    assert out.count("Layer already exists") == 2  # HEAD finds both layers (the config has no line, as docker)
+    # HEAD finds both layers (the config has no line, as docker)
+    assert out.count("Layer already exists") == 2
     copied = tmp_path / "copied"
     skopeo(
         "copy",

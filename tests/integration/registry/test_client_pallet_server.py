@@ -90,7 +90,8 @@ def test_pallet_round_trip_and_skopeo_in_and_out(
     assert pallet("--root", str(root), "tag", source, target)[0] == 0
     code, out, err = pallet("--root", str(root), "push", target)
     assert code == 0, err
-    assert out.count(": Mounted from skopeo/img") == 2  # the two layers; as docker, the config blob has no line
+    # the two layers; as docker, the config blob has no line
+    assert out.count(": Mounted from skopeo/img") == 2
     other = tmp_path / "other"
     ImageStore.open(other, snapshot_driver="copy").close()
     code, _, err = pallet("--root", str(other), "pull", "-q", target)

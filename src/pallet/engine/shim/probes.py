@@ -41,6 +41,7 @@ from pallet.engine.healthcheck import (
     write_health,
 )
 from pallet.engine.shim.logfile import rfc3339nano
+from pallet.engine.shim.supervisor import exit_code_of
 from pallet.errors import FailedPrecondition, PalletError
 
 TYPE_CHECKING = False
@@ -175,7 +176,7 @@ class HealthMonitor:
         elif probe.pid == 0:
             self.early[pid] = status
         if probe.status is not None:
-            self._finish(probe, _exit_code(probe.status))
+            self._finish(probe, exit_code_of(probe.status))
 
     # -- a probe -------------------------------------------------------------------------------
 
@@ -325,11 +326,6 @@ class HealthMonitor:
             write_health(self.run_dir, self.health)
         except OSError as e:  # the run dir is gone (the container removed): nobody will read it
             os.write(2, f"pallet-shim {self.container_id}: health: {e.strerror}\n".encode())
-
-
-def _exit_code(status: int) -> int:
-    code = os.waitstatus_to_exitcode(status)
-    return 128 - code if code < 0 else code
 
 
 def _read_all(fd: int) -> bytes:

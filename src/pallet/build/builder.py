@@ -296,7 +296,8 @@ class _Build:
                 self.images,
                 reference,
                 transport=transport,
-                credentials=credentials.lookup(reference.domain),
+                credentials=self.request.registry_auth.get(reference.domain)
+                or credentials.lookup(reference.domain),
                 progress=open_progress(sink, quiet=True),  # type: ignore[arg-type]
                 sources=sources,
             )

@@ -7,6 +7,10 @@ from dataclasses import dataclass, field
 
 from pallet.errors import InvalidArgument, Unsupported
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pallet.registry.client.credentials import Credentials
+
 __all__ = ["SUPPORTED_PLATFORM", "BuildRequest", "BuildResult", "Output", "check_platform", "parse_output"]
 
 SUPPORTED_PLATFORM = "linux/amd64"
@@ -41,6 +45,9 @@ class BuildRequest:
     #: docker's legacy builder (the API's /build): every step, metadata ones too, is a cache hit or
     #: not, and with ``cache_from`` only what those images were built from is (no local cache)
     legacy: bool = False
+    #: credentials per registry (``host[:port]``) for the base images a build pulls (the API's
+    #: ``X-Registry-Config``); a registry without any here uses the root's ``pallet login``
+    registry_auth: Mapping[str, Credentials] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from pallet.testing.host import require_host_path
+from pallet.testing.registry import FakeRegistry
+
 if TYPE_CHECKING:
     from conftest import ApiService
 
@@ -114,3 +117,28 @@ def test_squash_and_an_unreadable_platform_are_dockerds_errors(api: ApiService) 
     assert (
         info["ExperimentalBuild"] is False
     )  # so docker-py's experimental-only build tests skip, as on dockerd
+
+
+def test_a_base_image_is_pulled_with_the_credentials_of_x_registry_config(api: ApiService) -> None:
+    """docker-py's build sends its logins in X-Registry-Config: a FROM on a registry that wants them
+    pulls with them; without them the pull is refused and the build says so."""
+    require_host_path("/usr/local/bin/docker", "the docker CLI")
+    with FakeRegistry(auth="basic", users={"alice": "s3cret"}) as registry:
+        target = f"{registry.host}/team/base:v1"
+        api.docker_ok("login", "-u", "alice", "-p", "s3cret", registry.host)
+        api.docker_ok("tag", "busybox", target)
+        api.docker_ok("push", target)
+        api.docker_ok("logout", registry.host)
+        api.docker_ok("rmi", target)
+        dockerfile = _dockerfile(f"FROM {target}\nRUN true\n")
+        status, _, body = api.request("POST", "/v1.47/build?t=fromauth", dockerfile, timeout=300)
+        assert status != 200 or b"errorDetail" in body
+        assert b"authentication required" in body
+        config = {f"http://{registry.host}": {"username": "alice", "password": "s3cret"}}
+        header = base64.urlsafe_b64encode(json.dumps(config).encode()).decode()
+        status, _, body = api.request(
+            "POST", "/v1.47/build?t=fromauth", dockerfile, {"X-Registry-Config": header}, timeout=300
+        )
+        assert status == 200
+        assert b"errorDetail" not in body, body
+        assert "Successfully tagged fromauth:latest" in body.decode()

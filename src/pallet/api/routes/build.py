@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from pallet.api.messages import Json, Request, Response, Stream, WholeBody
@@ -26,6 +27,7 @@ from pallet.errors import InvalidArgument, PalletError
 
 if TYPE_CHECKING:
     from pallet.build.request import BuildRequest
+    from pallet.registry.client.credentials import Credentials
 
 __all__ = ["ROUTES"]
 
@@ -174,26 +176,48 @@ def build_request(request: Request) -> BuildRequest:
     )
 
 
-def _registry_config(request: Request) -> None:
-    """``X-Registry-Config``: base64 JSON of credentials per registry. The builder pulls with the
-    credentials of the root's ``pallet login`` / docker config; an undecodable header is ignored,
-    as dockerd ignores it ("for a pull it is not an error if no auth was given")."""
+def _registry_config(request: Request) -> dict[str, Credentials]:
+    """``X-Registry-Config``: base64url JSON of docker's AuthConfig per registry, which the builder
+    pulls base images with (a registry not in it: the service's own credentials). An undecodable
+    header, or an entry without credentials, is ignored, as dockerd ignores it ("for a pull it is
+    not an error if no auth was given")."""
     import base64
     import binascii
 
+    from pallet.registry.client import hosts
+    from pallet.registry.client.credentials import Credentials
+
     raw = request.headers.get("x-registry-config", "")
     if not raw:
-        return
+        return {}
     try:
-        json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        doc = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
     except (binascii.Error, ValueError):
-        return
+        return {}
+    out: dict[str, Credentials] = {}
+    for registry, entry in doc.items() if isinstance(doc, dict) else ():
+        if not isinstance(entry, dict):
+            continue
+        username, password = str(entry.get("username") or ""), str(entry.get("password") or "")
+        if not username and entry.get("auth"):  # docker's "auth": base64 of user:password
+            try:
+                username, _, password = base64.b64decode(str(entry["auth"])).decode().partition(":")
+            except (binascii.Error, ValueError):
+                continue
+        found = Credentials(
+            username=username, password=password, identity_token=str(entry.get("identitytoken") or "")
+        )
+        if found.username or found.password or found.identity_token:
+            try:
+                out[hosts.normalize(str(registry))] = found
+            except PalletError:
+                continue
+    return out
 
 
 @ROUTES.route("POST", "/build")
 def build(request: Request) -> Response:
-    build_options = build_request(request)
-    _registry_config(request)
+    build_options = replace(build_request(request), registry_auth=_registry_config(request))
     service = request.service
     root, run_root = service.root, service.run_root
     body = WholeBody(request.body)

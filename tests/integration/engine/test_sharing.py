@@ -118,6 +118,9 @@ def test_uts_host_has_the_hosts_hostname(pallet_env: PalletEnv) -> None:
     out = pallet_env.ok("run", "--name", "uts1", "--network", "none", "--uts", "host", "busybox", "hostname")
     assert out.strip() == os.uname().nodename
     assert _host_config(pallet_env, "uts1")["UTSMode"] == "host"
+    config = _inspect(pallet_env, "uts1")["Config"]
+    assert isinstance(config, dict)
+    assert config["Hostname"] == os.uname().nodename
     done = pallet_env.pallet("run", "--rm", "--uts", "host", "--hostname", "x", "busybox", "true")
     assert done.returncode == 125
     assert "conflicting options: hostname and the UTS mode" in done.stderr

@@ -151,7 +151,7 @@ _HEALTH_DURATIONS = ("interval", "timeout", "start-period", "start-interval")
 
 def _healthcheck(args: Namespace) -> Healthcheck | None:
     """docker's ``--health-*`` and ``--no-healthcheck`` as a ``Healthcheck`` (None: the image's)."""
-    from pallet.engine.healthcheck import parse_duration
+    from pallet.engine.durations import parse_duration
     from pallet.oci.image_spec import Healthcheck
 
     durations = {}

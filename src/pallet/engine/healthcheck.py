@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 
+from pallet.engine.durations import format_duration
 from pallet.errors import InvalidArgument, PalletError
 from pallet.linux.atomicfile import write_atomic
 from pallet.oci.jsonfast import dumps, loads
@@ -42,9 +43,7 @@ __all__ = [
     "ProbeResult",
     "Settings",
     "check",
-    "format_duration",
     "merge",
-    "parse_duration",
     "read_health",
     "record_probe",
     "settings",
@@ -67,10 +66,6 @@ DEFAULT_TIMEOUT = 30 * _SECOND
 DEFAULT_START_INTERVAL = 5 * _SECOND
 DEFAULT_RETRIES = 3
 
-_UNITS = (("ns", 1), ("us", 1_000), ("µs", 1_000), ("ms", 1_000_000), ("s", _SECOND), ("m", 60 * _SECOND),
-          ("h", 3600 * _SECOND))  # fmt: skip
-
-
 # --- configuration ------------------------------------------------------------------------------
 
 
@@ -83,52 +78,6 @@ class Settings(Record):
     start_period: int = 0
     start_interval: int = DEFAULT_START_INTERVAL
     retries: int = DEFAULT_RETRIES
-
-
-def parse_duration(text: str) -> int:
-    """A Go duration (``30s``, ``1m30s``, ``500ms``, ``0``) in nanoseconds; ``InvalidArgument`` if bad."""
-    body = text.strip()
-    if body in ("0", "+0", "-0"):
-        return 0
-    sign = -1 if body.startswith("-") else 1
-    rest = body.lstrip("+-")
-    total = 0.0
-    if not rest:
-        raise InvalidArgument(f'time: invalid duration "{text}"')
-    while rest:
-        i = 0
-        while i < len(rest) and (rest[i].isdigit() or rest[i] == "."):
-            i += 1
-        number, rest = rest[:i], rest[i:]
-        unit = next((u for u in sorted(_UNITS, key=lambda u: -len(u[0])) if rest.startswith(u[0])), None)
-        if not number or number == "." or number.count(".") > 1 or unit is None:
-            raise InvalidArgument(f'time: invalid duration "{text}"')
-        total += float(number) * unit[1]
-        rest = rest[len(unit[0]) :]
-    return sign * int(total)
-
-
-def format_duration(ns: int) -> str:
-    """Go's ``Duration.String()``: ``1s``, ``1.5s``, ``500ms``, ``1m30s``, ``0s``."""
-    if ns == 0:
-        return "0s"
-    sign, ns = ("-" if ns < 0 else ""), abs(ns)
-    if ns < _SECOND:
-        for unit, size in (("ms", 1_000_000), ("µs", 1_000), ("ns", 1)):
-            if ns >= size:
-                return sign + _decimal(ns, size) + unit
-    hours, ns = divmod(ns, 3600 * _SECOND)
-    minutes, ns = divmod(ns, 60 * _SECOND)
-    text = (f"{hours}h" if hours else "") + (f"{minutes}m" if hours or minutes else "")
-    return sign + text + _decimal(ns, _SECOND) + "s"
-
-
-def _decimal(value: int, unit: int) -> str:
-    whole, fraction = divmod(value, unit)
-    if not fraction:
-        return str(whole)
-    digits = len(str(unit)) - 1
-    return f"{whole}.{str(fraction).rjust(digits, '0').rstrip('0')}"
 
 
 def check(hc: Healthcheck) -> None:

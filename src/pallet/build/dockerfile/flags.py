@@ -8,10 +8,11 @@ Errors are ``FlagError`` with docker's words; the parser adds the line.
 
 from __future__ import annotations
 
-import re
 from enum import Enum
 
 from pallet.build.dockerfile.instructions import Mount
+from pallet.engine import durations
+from pallet.errors import InvalidArgument
 
 __all__ = ["FlagError", "FlagKind", "parse_duration", "parse_flags", "parse_mount"]
 
@@ -78,32 +79,12 @@ def parse_flags(command: str, words: tuple[str, ...]) -> dict[str, str | list[st
     return values
 
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_UNIT_NS = {
-    "ns": 1,
-    "us": 1_000,
-    "µs": 1_000,
-    "ms": 1_000_000,
-    "s": 10**9,
-    "m": 60 * 10**9,
-    "h": 3600 * 10**9,
-}
-
-
 def parse_duration(text: str) -> int:
-    """A Go duration (``30s``, ``1m30s``, ``500ms``) in nanoseconds; ``0`` alone is allowed."""
-    if text == "0":
-        return 0
-    pos, total = 0, 0.0
-    while pos < len(text):
-        match = _DURATION_PART.match(text, pos)
-        if match is None:
-            raise FlagError(f"time: invalid duration {text!r}")
-        total += float(match.group(1)) * _UNIT_NS[match.group(2)]
-        pos = match.end()
-    if not text:
-        raise FlagError('time: invalid duration ""')
-    return int(total)
+    """A Go duration (``30s``, ``1m30s``, ``500ms``) in nanoseconds, as BuildKit reads HEALTHCHECK's."""
+    try:
+        return durations.parse_duration(text)
+    except InvalidArgument as error:
+        raise FlagError(str(error)) from None
 
 
 _MOUNT_TYPES = ("bind", "cache", "tmpfs", "secret", "ssh")

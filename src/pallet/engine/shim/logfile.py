@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import time
 
+from pallet.engine.durations import parse_duration
 from pallet.errors import InvalidArgument
 from pallet.oci.jsonfast import dumps, loads
 from pallet.oci.record import Record
@@ -208,29 +209,6 @@ def parse_rfc3339(text: str, *, local_if_no_zone: bool = False) -> int:
     return (seconds - offset) * _NS + fraction
 
 
-_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": _NS, "m": 60 * _NS, "h": 3600 * _NS}
-
-
-def _parse_duration(text: str) -> int:
-    """Go's ``time.ParseDuration`` (``1h30m``, ``1.5s``, ``42m``) in ns; ValueError if not one."""
-    pos, total = 0, 0.0
-    if not text:
-        raise ValueError(text)
-    while pos < len(text):
-        start = pos
-        while pos < len(text) and (text[pos].isdigit() or text[pos] == "."):
-            pos += 1
-        number = text[start:pos]
-        unit_start = pos
-        while pos < len(text) and not (text[pos].isdigit() or text[pos] == "."):
-            pos += 1
-        unit = text[unit_start:pos]
-        if not number or number == "." or unit not in _UNITS:
-            raise ValueError(text)
-        total += float(number) * _UNITS[unit]
-    return int(total)
-
-
 def parse_time_filter(value: str, now_ns: int, flag: str = "since") -> int:
     """A ``--since``/``--until`` value as ns since the epoch, as the docker CLI reads it.
 
@@ -239,10 +217,11 @@ def parse_time_filter(value: str, now_ns: int, flag: str = "since") -> int:
     (``10m``, ``1h30m``) counted back from ``now_ns``.
     """
     text = value.strip()
-    try:
-        return now_ns - _parse_duration(text)
-    except ValueError:
-        pass
+    if text != "0":  # the docker CLI reads a bare 0 as the unix time, not a duration
+        try:
+            return now_ns - parse_duration(text)
+        except InvalidArgument:
+            pass
     seconds, dot, fraction = text.partition(".")
     if seconds.isdigit() and (not dot or (fraction.isdigit() and len(fraction) <= 9)):
         return int(seconds) * _NS + (int(fraction.ljust(9, "0")) if dot else 0)

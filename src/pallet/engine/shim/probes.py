@@ -30,13 +30,13 @@ from __future__ import annotations
 import os
 import time
 
+from pallet.engine.durations import format_duration
 from pallet.engine.healthcheck import (
     MAX_OUTPUT,
     STARTING,
     UNHEALTHY,
     Health,
     ProbeResult,
-    format_duration,
     record_probe,
     write_health,
 )

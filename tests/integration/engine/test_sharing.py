@@ -207,11 +207,17 @@ def test_links_give_hosts_entries_and_variables_and_rm_link_takes_them(pallet_en
     assert done.returncode != 0
     assert "could not get container for nosuch" in done.stderr
     pallet_env.ok("stop", "-t", "0", "db")
-    done = pallet_env.pallet("create", "--name", "late", "--link", "db", "busybox", "true")
+    done = pallet_env.pallet(
+        "create", "--name", "late", "--link", "db", "--link", "app:other", "busybox", "true"
+    )
     assert done.returncode == 0, done.stderr
     done = pallet_env.pallet("start", "late")
     assert done.returncode != 0
     assert "Cannot link to a non running container: /db AS /late/db" in done.stderr
+    # a link to a container removed since goes with it, as docker's
+    pallet_env.ok("rm", "db", "app")
+    pallet_env.ok("start", "late")
+    assert _host_config(pallet_env, "late")["Links"] is None
 
 
 def test_device_cgroup_rule_and_swappiness_reach_the_spec(pallet_env: PalletEnv) -> None:

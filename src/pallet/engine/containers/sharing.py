@@ -357,14 +357,17 @@ def append_hosts(hosts_path: str, links: Sequence[Link]) -> None:
 
 
 def before_start(engine: Engine, record_: ContainerRecord, doc: Mapping[str, Any]) -> None:
-    """Before a start: the linked containers must run (docker's words), a shareable /dev/shm is
-    mounted, and the namespaces of the containers joined are those of their current inits."""
-    for link in doc.get("PalletLinks") or ():
+    """Before a start: the linked containers must run (docker's words; a link to one removed since
+    went with it, as docker's), a shareable /dev/shm is mounted, and the namespaces of the
+    containers joined are those of their current inits."""
+    current = dict(doc)  # what _drop_link writes back, one link less each time
+    for link in list(doc.get("PalletLinks") or ()):
         try:
             child = engine.get(str(link["ChildId"]))
         except NotFound:
-            child = None
-        if child is None or child.state not in ("running", "paused"):
+            _drop_link(engine, record_, current, link)
+            continue
+        if child.state not in ("running", "paused"):
             raise _not_linkable(
                 Link(
                     child_id=str(link["ChildId"]), child_name=str(link["ChildName"]), alias=str(link["Alias"])
@@ -410,8 +413,6 @@ def _set_namespace_paths(config_path: str, paths: Mapping[str, str]) -> None:
 def remove_link(engine: Engine, name: str) -> None:
     """Take the legacy link ``/parent/alias`` away from its parent (docker's ``rm --link``): its
     ``HostConfig.Links`` entry, its ``/etc/hosts`` line, and its variables from the next start."""
-    from pallet.engine.containers.records import write_document
-
     full = "/" + name.strip("/")
     parent_name, _, alias = full.rpartition("/")
     if not parent_name:
@@ -425,16 +426,24 @@ def remove_link(engine: Engine, name: str) -> None:
         links = [link for link in doc.get("PalletLinks") or () if link.get("Alias") == alias]
         if not links:
             raise NotFound(f"No such container: {name}")
-        link = links[0]
-        doc["PalletLinks"] = [other for other in doc["PalletLinks"] if other is not link]
-        entry = f"/{link['ChildName']}:/{parent.name}/{alias}"
-        remaining = [e for e in doc["HostConfig"].get("Links") or () if e != entry]
-        doc["HostConfig"]["Links"] = remaining or None
-        _forget_env(os.path.join(engine.layout.bundle(parent.id), "config.json"), link.get("Env") or ())
-        hosts = str(doc.get("HostsPath") or "")
-        if link.get("Hosts") and hosts:
-            _drop_line(hosts, str(link["Hosts"]))
-        write_document(engine.layout.document(parent.id), doc)
+        _drop_link(engine, parent, doc, links[0])
+
+
+def _drop_link(engine: Engine, parent: ContainerRecord, doc: dict[str, Any], link: Mapping[str, Any]) -> None:
+    """Take ``link`` out of ``parent``'s document (written back), config.json and /etc/hosts; the
+    caller holds the parent's lock."""
+    from pallet.engine.containers.records import write_document
+
+    doc["PalletLinks"] = [other for other in doc.get("PalletLinks") or () if other != link]
+    entry = f"/{link['ChildName']}:/{parent.name}/{link['Alias']}"
+    host = dict(doc.get("HostConfig") or {})
+    host["Links"] = [e for e in host.get("Links") or () if e != entry] or None
+    doc["HostConfig"] = host
+    _forget_env(os.path.join(engine.layout.bundle(parent.id), "config.json"), link.get("Env") or ())
+    hosts = str(doc.get("HostsPath") or "")
+    if link.get("Hosts") and hosts:
+        _drop_line(hosts, str(link["Hosts"]))
+    write_document(engine.layout.document(parent.id), doc)
 
 
 def _forget_env(config_path: str, env: Sequence[str]) -> None:

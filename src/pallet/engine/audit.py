@@ -88,7 +88,12 @@ def audit_container(engine: Engine, record: ContainerRecord) -> Audit:
 
     document = engine.document(record)
     options = options_from_json(document.get("PalletOptions", {}))
-    found = findings_for(options, engine_paths=(engine.layout.root, engine.layout.run_root))
+    private = _private_namespaces(engine)
+    found = findings_for(
+        options,
+        engine_paths=(engine.layout.root, engine.layout.run_root),
+        private_cgroupns="cgroup" in private,
+    )
     try:
         with open(os.path.join(engine.layout.bundle(record.id), "config.json"), "rb") as f:
             spec = load_spec(f.read())
@@ -96,11 +101,7 @@ def audit_container(engine: Engine, record: ContainerRecord) -> Audit:
         spec = None  # not created by the runtime yet: the options are all there is
     if spec is not None:
         named = {f.setting for f in found}  # --userns host is in the options too
-        found += [
-            f
-            for f in spec_findings(spec, private_by_default=_private_namespaces(engine))
-            if f.setting not in named
-        ]
+        found += [f for f in spec_findings(spec, private_by_default=private) if f.setting not in named]
     found.sort(key=lambda f: f.rank)
     return Audit(kind="container", id=record.id, name=record.name, findings=tuple(found))
 

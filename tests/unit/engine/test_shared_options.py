@@ -248,3 +248,14 @@ def test_link_variables_are_dockers() -> None:
     assert "MY_DB_NAME=/app/my-db" in env
     assert "MY_DB_ENV_SECRET=s" in env
     assert not any("_ENV_PATH" in e or "_ENV_HOME" in e or "BARE" in e for e in env)
+
+
+def test_host_namespaces_are_findings_with_their_severity() -> None:
+    from pallet.engine.spec.findings import findings_for
+
+    found = {f.setting: f.severity for f in findings_for(run_options(pid="host", ipc="host", uts="host"))}
+    assert found == {"--pid host": "high", "--ipc host": "medium", "--uts host": "low"}
+    assert not findings_for(run_options(pid="container:db", ipc="shareable"))
+    assert [f.setting for f in findings_for(run_options(cgroupns="host"))] == ["--cgroupns host"]
+    # where the default container shares the host's cgroup namespace (cgroup v1), asking for it gives nothing away
+    assert not findings_for(run_options(cgroupns="host"), private_cgroupns=False)

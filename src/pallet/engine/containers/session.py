@@ -358,8 +358,17 @@ def create(
     from pallet.engine.spec.security import warnings_for
 
     if warn is not None:
+        if options.namespaces.cgroupns == "host":
+            from pallet.engine.spec.generate import host_facts
+
+            private = host_facts().cgroup_v2  # docker's default: private on cgroup v2 only
+        else:
+            private = True
         for warning in warnings_for(
-            options, options.mounts, engine_paths=(engine.layout.root, engine.layout.run_root)
+            options,
+            options.mounts,
+            engine_paths=(engine.layout.root, engine.layout.run_root),
+            private_cgroupns=private,
         ):
             warn(warning)
     return engine.create(

@@ -329,13 +329,16 @@ def findings_for(
     *,
     engine_paths: Iterable[str] = (),
     device_kind: Callable[[str], str] = _device_kind,
+    private_cgroupns: bool = True,
 ) -> list[Finding]:
     """Every finding of ``options``, most severe first (empty for a default container).
 
     ``mounts`` defaults to ``options.mounts`` (a ``MountOptions`` is read as
     its specs); ``engine_paths`` adds this engine's root and run directories
     when they are not the defaults; ``device_kind`` tells ``block``,
-    ``memory`` and ``char`` devices apart (default: ``stat`` of the host path).
+    ``memory`` and ``char`` devices apart (default: ``stat`` of the host path);
+    ``private_cgroupns``: a default container has a cgroup namespace of its own here (cgroup v2),
+    so ``--cgroupns host`` gives something away.
     """
     out: list[Finding] = []
     security = options.security
@@ -418,7 +421,7 @@ def findings_for(
         ("uts", namespaces.uts),
         ("cgroup", namespaces.cgroupns),
     ):
-        if mode == "host":  # asked for: the same words as a config.json without the namespace
+        if mode == "host" and (kind != "cgroup" or private_cgroupns):  # the words of spec_findings
             setting, severity, escape = _HOST_NAMESPACES[kind]
             out.append(Finding(severity=severity, setting=setting, escape=escape, fix=f"drop {setting}"))
     if options.network.mode.is_host:

@@ -31,10 +31,13 @@ def warnings_for(
     mounts: Iterable[MountSpec] | MountOptions | None = None,
     *,
     engine_paths: Iterable[str] = (),
+    private_cgroupns: bool = True,
 ) -> list[str]:
     """One line per isolation the options give away, most severe first (empty for the defaults).
 
     ``mounts`` defaults to ``options.mounts.specs``; ``engine_paths`` adds
-    this engine's root and run directories when they are not the defaults.
+    this engine's root and run directories when they are not the defaults; ``private_cgroupns``
+    whether a default container has a cgroup namespace of its own here.
     """
-    return [f.warning() for f in findings_for(options, mounts, engine_paths=engine_paths)]
+    found = findings_for(options, mounts, engine_paths=engine_paths, private_cgroupns=private_cgroupns)
+    return [f.warning() for f in found]

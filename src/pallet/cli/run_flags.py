@@ -237,8 +237,10 @@ def options_from_args(args: Namespace) -> RunOptions:
         _flag("--ip", s.parse_ip, args.ip)
     if args.mac_address:
         _flag("--mac-address", s.parse_mac, args.mac_address)
+    mode = s.parse_network(args.network or "")
+    links = _each("--link", s.parse_link, args.link)
     network = o.NetworkOptions(
-        mode=s.parse_network(args.network or ""),
+        mode=mode,
         hostname=args.hostname,
         domainname=args.domainname,
         publish=tuple(args.publish),
@@ -251,7 +253,9 @@ def options_from_args(args: Namespace) -> RunOptions:
         dns_search=tuple(args.dns_search),
         dns_options=tuple(args.dns_option),
         extra_hosts=tuple(args.add_host),
-        links=_each("--link", s.parse_link, args.link),
+        links=links,
+        # docker's CLI: on a user network the links are the endpoint's (its resolver answers them)
+        endpoint_links=links if mode.kind == "network" else (),
     )
     mounts = o.MountOptions(
         specs=(*(s.parse_volume(t) for t in args.volume), *(s.parse_mount(t) for t in args.mount)),

@@ -359,3 +359,43 @@ def test_volume_driver_is_shown_and_checked_when_a_volume_is_made(pallet_env: Pa
     assert 'error looking up volume plugin foo: plugin "foo" not found' in done.stderr
     assert pallet_env.ok("ps", "-a", "--format", "{{.Names}}").split() == ["drv"]
     assert pallet_env.ok("volume", "ls", "-q") == ""
+
+
+def test_links_on_a_user_network_are_the_endpoints(pallet_env: PalletEnv) -> None:
+    pallet_env.ok("network", "create", "linknet")
+    pallet_env.ok("run", "-d", "--name", "db", "--network", "linknet", "busybox", "sleep", "300")
+    pallet_env.ok("create", "--name", "app", "--network", "linknet", "--link", "db:alias", "busybox", "true")
+    doc = _inspect(pallet_env, "app")
+    host, settings = doc["HostConfig"], doc["NetworkSettings"]
+    assert isinstance(host, dict)
+    assert isinstance(settings, dict)
+    assert host["Links"] is None  # dockerd's: the legacy links are the default bridge's
+    assert settings["Networks"]["linknet"]["Links"] == ["db:alias"]
+    out = pallet_env.ok(
+        "run",
+        "--rm",
+        "--network",
+        "linknet",
+        "--link",
+        "db:alias",
+        "busybox",
+        "sh",
+        "-c",
+        "env; cat /etc/hosts",
+    )
+    assert "ALIAS_NAME" not in out
+    pallet_env.ok(
+        "run",
+        "--rm",
+        "--network",
+        "linknet",
+        "--link",
+        "db:alias",
+        "busybox",
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "5",
+        "alias",
+    )

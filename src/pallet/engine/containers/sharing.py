@@ -14,8 +14,9 @@
 - ``--link NAME:ALIAS``: docker's legacy links. On the default bridge the
   linked container's address under the alias, its hostname and name in
   ``/etc/hosts`` and docker's variables (``ALIAS_NAME``, ``ALIAS_PORT_*``,
-  ``ALIAS_ENV_*``) in the process's environment; on a user network the
-  ``/etc/hosts`` line only. ``HostConfig.Links`` shows
+  ``ALIAS_ENV_*``) in the process's environment; with ``none`` the link is
+  only recorded; on a user network they are the endpoint's links (the
+  network's resolver answers the alias), not this module's. ``HostConfig.Links`` shows
   ``/child:/parent/alias``; ``remove_link`` (``DELETE
   /containers/parent/alias?link=1``) takes one away.
 
@@ -146,7 +147,14 @@ def resolve(
     if options.mounts.volumes_from:
         specs = _volumes_from(engine, options.mounts.volumes_from, options.mounts.specs, warn)
         options = options.replace(mounts=options.mounts.replace(specs=specs))
-    links = tuple(_link(engine, options, text, parent=name) for text in options.network.links)
+    # on a user network dockerd leaves HostConfig.Links alone: the endpoint's links (which docker's
+    # CLI copies them into) make the aliases there
+    user_network = options.network.mode.kind == "network"
+    links = (
+        ()
+        if user_network
+        else tuple(_link(engine, options, text, parent=name) for text in options.network.links)
+    )
     if running:
         for link in links:
             if engine.get(link.child_id).state not in ("running", "paused"):

@@ -23,6 +23,15 @@ Contracts:
   it reaps the init, exactly once per exit, whether or not any pallet
   command runs at that moment; the shim imports this module, so it keeps to
   the standard library and ``pallet.oci.jsonfast`` at import time.
+- A running container's network ``connect`` and volume ``mount`` events come
+  before its ``start``, their ``disconnect`` and ``unmount`` after its
+  ``die``, as dockerd records them. The engine writes what they name
+  (``Attachments``) to ``events.json`` in the container's run dir when it
+  starts it, and again when it renames it or connects it to a network or
+  disconnects it while it runs; the shim reads that file at each exit and
+  restart, so a ``die`` carries the container's name of the moment.
+- A prune records docker's ``prune`` action (Actor without an ID,
+  ``reclaimed`` bytes) after the removals it made (``prune_event``).
 """
 
 from __future__ import annotations
@@ -38,18 +47,27 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 __all__ = [
+    "ATTACHMENTS_FILE",
     "EVENTS_FILE",
     "ROTATE_BYTES",
     "TYPES",
+    "Attachments",
     "Event",
     "EventFilters",
     "append",
     "container_attributes",
     "events_path",
+    "prune_event",
+    "read_attachments",
     "read_events",
+    "record_attached",
+    "record_detached",
+    "write_attachments",
 ]
 
 EVENTS_FILE = "events.jsonl"
+#: in a container's run dir: what its events name while it runs (``Attachments``)
+ATTACHMENTS_FILE = "events.json"
 _LOCK_FILE = "events.lock"
 #: past this size the file is rotated (one older generation is kept)
 ROTATE_BYTES = 4 << 20
@@ -88,7 +106,8 @@ class Event:
         doc: dict[str, object] = {}
         if self.type in ("container", "image"):
             doc["status"] = self.action
-            doc["id"] = self.actor_id
+            if self.actor_id:  # docker's omitempty: a prune's Actor has no ID
+                doc["id"] = self.actor_id
             if self.type == "container" and "image" in self.attributes:
                 doc["from"] = self.attributes["image"]
         doc["Type"] = self.type
@@ -121,6 +140,101 @@ class Event:
 def container_attributes(name: str, image: str, labels: Mapping[str, str]) -> dict[str, str]:
     """A container event's Actor attributes as docker gives them: its labels, ``image`` and ``name``."""
     return {**labels, "image": image, "name": name}
+
+
+def prune_event(root: str, type: str, reclaimed: int) -> bool:
+    """Record docker's ``prune`` of ``type`` objects, after the removals, with the bytes it freed."""
+    return append(root, type, "prune", "", {"reclaimed": str(reclaimed)})
+
+
+class Attachments:
+    """What a running container's events name: its Actor attributes (``container_attributes``), the
+    networks it is on (id, name, type) and the volumes it mounts (name, destination, driver,
+    propagation, read-write)."""
+
+    __slots__ = ("attributes", "networks", "volumes")
+
+    def __init__(
+        self,
+        attributes: Mapping[str, str],
+        networks: Iterable[tuple[str, str, str]] = (),
+        volumes: Iterable[tuple[str, str, str, str, bool]] = (),
+    ) -> None:
+        self.attributes = dict(attributes)
+        self.networks = tuple(networks)
+        self.volumes = tuple(volumes)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "attributes": self.attributes,
+            "networks": [list(n) for n in self.networks],
+            "volumes": [list(v) for v in self.volumes],
+        }
+
+    @classmethod
+    def from_json(cls, doc: object) -> Attachments | None:
+        """The attachments of ``write_attachments``'s JSON; None for anything else."""
+        if not isinstance(doc, dict) or not isinstance(doc.get("attributes"), dict):
+            return None
+        networks = [
+            (str(n[0]), str(n[1]), str(n[2]))
+            for n in doc.get("networks") or ()
+            if isinstance(n, list) and len(n) == 3
+        ]
+        volumes = [
+            (str(v[0]), str(v[1]), str(v[2]), str(v[3]), v[4] is True)
+            for v in doc.get("volumes") or ()
+            if isinstance(v, list) and len(v) == 5
+        ]
+        return cls({str(k): str(v) for k, v in doc["attributes"].items()}, networks, volumes)
+
+
+def write_attachments(run_dir: str, attachments: Attachments) -> None:
+    """Replace the container's ``events.json`` atomically (not fsynced: it lives as long as the run dir)."""
+    from pallet.linux.atomicfile import write_atomic
+
+    write_atomic(
+        os.path.join(run_dir, ATTACHMENTS_FILE), dumps(attachments.to_json()).encode(), durable=False
+    )
+
+
+def read_attachments(run_dir: str) -> Attachments | None:
+    """The container's ``events.json``; None if there is none (a container started before it was written)."""
+    try:  # no file object: the shim reads it (as ``shim.config.load``)
+        fd = os.open(os.path.join(run_dir, ATTACHMENTS_FILE), os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            data = os.read(fd, 1 << 20)
+        finally:
+            os.close(fd)
+        return Attachments.from_json(loads(data))
+    except (OSError, InvalidArgument):
+        return None
+
+
+def record_attached(root: str, container_id: str, attachments: Attachments) -> None:
+    """Before a container's ``start``: ``connect`` of each network, then ``mount`` of each volume."""
+    for network_id, name, kind in attachments.networks:
+        append(
+            root, "network", "connect", network_id, {"container": container_id, "name": name, "type": kind}
+        )
+    for name, destination, driver, propagation, rw in attachments.volumes:
+        attributes = {
+            "container": container_id,
+            "destination": destination,
+            "driver": driver,
+            "propagation": propagation,
+            "read/write": "true" if rw else "false",
+        }
+        append(root, "volume", "mount", name, attributes)
+
+
+def record_detached(root: str, container_id: str, attachments: Attachments) -> None:
+    """After a container's ``die``: ``disconnect`` of each network, then ``unmount`` of each volume."""
+    for network_id, name, kind in attachments.networks:
+        attributes = {"container": container_id, "name": name, "type": kind}
+        append(root, "network", "disconnect", network_id, attributes)
+    for name, _, driver, _, _ in attachments.volumes:
+        append(root, "volume", "unmount", name, {"container": container_id, "driver": driver})
 
 
 def append(

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 
     from pallet.engine.networking import Networks
     from pallet.engine.runtimes import Runtime
-    from pallet.engine.shim.launch import PendingShim, ShimStarted
+    from pallet.engine.shim.launch import PendingShim
     from pallet.engine.spec.mounts import MountPoint, ResolvedMount
     from pallet.engine.spec.options import RunOptions
     from pallet.engine.spec.syntax import NetworkMode
@@ -351,7 +351,7 @@ class Engine:
                 self.networks.resume(container_id)
             pending = self._launch_shim(record, document, shim=start_with, exit_command=exit_command)
             write_document(self.layout.document(container_id), document)
-            return self._started(record, pending.result())
+            return self._started(record, pending)
 
     def _joined(self, ref: str) -> ContainerRecord:
         """The running container whose network ``container:REF`` joins; docker's words otherwise."""
@@ -616,7 +616,7 @@ class Engine:
             pending = self._launch_shim(
                 record, doc, shim=shim, exit_command=exit_command, start_on_attach=start_on_attach
             )
-            return self._started(record, pending.result())
+            return self._started(record, pending)
 
     def _network_up(self, record: ContainerRecord, doc: Mapping[str, Any]) -> None:
         """Before a start: the container's namespace and endpoints (a bridge mode), or the namespace
@@ -691,6 +691,10 @@ class Engine:
         )
         config_path = self.layout.shim_config(record.id)
         save(shim_config, config_path)
+        # docker's connect and mount events precede the start; the shim records their end after the die
+        attached = self.attachments(record, doc)
+        events.write_attachments(run_dir, attached)
+        events.record_attached(self.layout.root, record.id, attached)
         if shim is None or shim.config_path != config_path:
             shim = prelaunch(config_path, run_root=self.layout.run_root)
         shim.release()
@@ -701,7 +705,39 @@ class Engine:
         attributes = events.container_attributes(record.name, record.image, record.labels)
         events.append(self.layout.root, "container", action, record.id, {**attributes, **extra})
 
-    def _started(self, record: ContainerRecord, started: ShimStarted) -> ContainerRecord:
+    def attachments(self, record: ContainerRecord, doc: Mapping[str, Any]) -> events.Attachments:
+        """What the events of the container's run name: its attributes, the networks of its
+        endpoints (a bridge mode) and its volumes (``doc``: its ``container.json``)."""
+        networks = []
+        if _network_mode(doc).on_bridge and self.db.version("network"):
+            for endpoint in self.networks.endpoints(record.id):
+                network = self.networks.find(endpoint.network_id)
+                networks.append((network.id, network.name, "bridge"))
+        volumes = [
+            (str(m.get("Name")), str(m.get("Destination")), str(m.get("Driver") or "local"),
+             str(m.get("Propagation") or ""), bool(m.get("RW")))
+            for m in doc.get("Mounts") or ()
+            if m.get("Type") == "volume"
+        ]  # fmt: skip
+        attributes = events.container_attributes(record.name, record.image, record.labels)
+        return events.Attachments(attributes, networks, volumes)
+
+    def refresh_attachments(self, record: ContainerRecord) -> None:
+        """After a rename or a network connect/disconnect: the running container's ``events.json``
+        rewritten, so its shim's next events name it as it is now. The caller holds its lock."""
+        run_dir = self.layout.run_dir(record.id)
+        if os.path.exists(os.path.join(run_dir, events.ATTACHMENTS_FILE)):
+            events.write_attachments(run_dir, self.attachments(record, self.document(record)))
+
+    def _started(self, record: ContainerRecord, pending: PendingShim) -> ContainerRecord:
+        try:
+            started = pending.result()
+        except BaseException:
+            # no start after the connect and mount events: their end, as dockerd's cleanup records it
+            attached = events.read_attachments(self.layout.run_dir(record.id))
+            if attached is not None:
+                events.record_detached(self.layout.root, record.id, attached)
+            raise
         self.event(record, "start")
         return self.containers.update(
             record.id,
@@ -886,7 +922,8 @@ class Engine:
             if doc:
                 doc["Name"] = "/" + bare
                 write_document(self.layout.document(record.id), doc)
-        renamed = self.containers.by_id(record.id)
+            renamed = self.containers.by_id(record.id)
+            self.refresh_attachments(renamed)
         self.event(renamed, "rename", oldName="/" + record.name)
         return renamed
 

@@ -464,6 +464,7 @@ class Supervisor:
         if oom:
             self._event("oom")
         self._event("die", exitCode=str(code), execDuration=str(int(time.monotonic() - self.started_at)))
+        self._attachment_events(attached=False)
         self._close_stdio()
         self._close_clients()
         _reap(deleting)
@@ -476,10 +477,25 @@ class Supervisor:
             self.finished = True
 
     def _event(self, action: str, **extra: str) -> None:
-        """Append a container event with the attributes the engine handed over (``events.append``)."""
+        """Append a container event with its attributes of the moment (``events.json``, which the engine
+        rewrites on a rename), else those the engine handed over at the start (``events.append``)."""
         c = self.config
         if c.events_root:
-            event_log.append(c.events_root, "container", action, c.id, {**c.event_attributes, **extra})
+            current = event_log.read_attachments(".")
+            attributes = current.attributes if current is not None else c.event_attributes
+            event_log.append(c.events_root, "container", action, c.id, {**attributes, **extra})
+
+    def _attachment_events(self, *, attached: bool) -> None:
+        """The networks' ``connect`` and volumes' ``mount`` before a restart, or their ``disconnect``
+        and ``unmount`` after an exit, as the engine last wrote them (``events.json``)."""
+        c = self.config
+        current = event_log.read_attachments(".") if c.events_root else None
+        if current is None:
+            return
+        if attached:
+            event_log.record_attached(c.events_root, c.id, current)
+        else:
+            event_log.record_detached(c.events_root, c.id, current)
 
     def _should_restart(self, code: int) -> bool:
         c = self.config
@@ -502,6 +518,7 @@ class Supervisor:
             self.finished = True
             return
         self.restart_count += 1
+        self._attachment_events(attached=True)
         try:
             self._create(start=True)
             self._running()

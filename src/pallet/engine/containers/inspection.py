@@ -64,10 +64,7 @@ def container_document(
     labels.update(options.labels)
     volumes: dict[str, object] = {v: {} for v in (image.volumes or ())} if image is not None else {}
     config: dict[str, Any] = {
-        # with the host's uts namespace the spec names no hostname: the one its HOSTNAME says
-        "Hostname": spec.hostname
-        or _hostname_of(process.env if process is not None else ())
-        or record.id[:12],
+        "Hostname": spec.hostname or record.id[:12],
         "Domainname": options.network.domainname,
         "User": asked.user or (image.user if image is not None and image.user else ""),
         "AttachStdin": asked.interactive,
@@ -235,10 +232,6 @@ def host_config_resources(resources: ResourceOptions) -> dict[str, Any]:
         "BlkioWeight": resources.blkio_weight or 0,
         "MemorySwappiness": resources.memory_swappiness,
     }
-
-
-def _hostname_of(env: Sequence[str]) -> str:
-    return next((e.partition("=")[2] for e in env if e.startswith("HOSTNAME=")), "")
 
 
 def _namespace_modes(options: RunOptions, spec: Spec) -> dict[str, str]:

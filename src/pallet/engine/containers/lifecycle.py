@@ -494,10 +494,7 @@ class Engine:
             hostname = str(self.document(joined).get("Config", {}).get("Hostname") or joined.id[:12])
         else:
             hostname = container_hostname(
-                options.network,
-                container_id=record.id,
-                host_hostname=os.uname().nodename,
-                host_uts=options.namespaces.uts == "host",
+                options.network, container_id=record.id, host_hostname=os.uname().nodename
             )
         namespace, hosts_files = self._network_files(record, options, endpoints or [], joined, hostname)
         if shared is not None:

@@ -143,7 +143,10 @@ def resolve(
     elif ns.ipc == "host":
         shm = "/dev/shm"
     elif ns.joined(ns.ipc):
-        shm = _donor_shm(engine, _other(engine, ns.joined(ns.ipc)))
+        donor = _other(engine, ns.joined(ns.ipc))
+        shm = str(engine.document(donor).get("ShmPath") or "")
+        if not shm and running:  # a create is made, as dockerd's; its start is refused
+            raise _non_shareable(donor)
     if options.mounts.volumes_from:
         specs = _volumes_from(engine, options.mounts.volumes_from, options.mounts.specs, warn)
         options = options.replace(mounts=options.mounts.replace(specs=specs))
@@ -175,15 +178,13 @@ def _not_running(kind: str, target: ContainerRecord) -> FailedPrecondition:
     )
 
 
-def _donor_shm(engine: Engine, donor: ContainerRecord) -> str:
-    """The /dev/shm a container joining ``donor``'s ipc namespace binds: the donor's own (it is
-    shareable, or shares one itself), docker's words otherwise."""
-    shm = str(engine.document(donor).get("ShmPath") or "")
-    if not shm:
-        raise InvalidArgument(
-            f"container {donor.id}: non-shareable IPC (hint: use IpcMode:shareable for the donor container)"
-        )
-    return shm
+def _non_shareable(donor: ContainerRecord) -> InvalidArgument:
+    """dockerd's refusal to join the ipc namespace of a container whose /dev/shm is its own (a
+    shareable donor, or one sharing another's, has a ``ShmPath``)."""
+    return InvalidArgument(
+        f"can't join IPC of container {donor.id}: non-shareable IPC (hint: use IpcMode:shareable for the "
+        "donor container)"
+    )
 
 
 def _volumes_from(
@@ -328,7 +329,7 @@ def link_env(
         name, sep, value = str(entry).partition("=")
         if sep and name not in _NOT_LINKED:
             out.append(f"{prefix}_ENV_{name}={value}")
-    return tuple(out)
+    return tuple(dict.fromkeys(out))  # a run's _ADDR and _PROTO are its first port's too
 
 
 def mount_shm(path: str, size: int) -> None:
@@ -393,6 +394,8 @@ def before_start(engine: Engine, record_: ContainerRecord, doc: Mapping[str, Any
             target = _other(engine, mode.partition(":")[2])
             if target.state not in ("running", "paused") or target.pid <= 0:
                 raise _not_running(kind, target)
+            if kind == "ipc" and not engine.document(target).get("ShmPath"):
+                raise _non_shareable(target)
             paths[kind] = f"/proc/{target.pid}/ns/{kind}"
     if paths:
         _set_namespace_paths(os.path.join(engine.layout.bundle(record_.id), "config.json"), paths)

@@ -269,14 +269,13 @@ def _replace_or_append(base: list[str], overrides: Iterable[str]) -> list[str]:
     return out
 
 
-def container_hostname(
-    network: NetworkOptions, *, container_id: str, host_hostname: str = "", host_uts: bool = False
-) -> str:
-    """The hostname asked for; else the host's on the host network or with the host's uts namespace
-    (``host_uts``); else the id's first 12 characters."""
+def container_hostname(network: NetworkOptions, *, container_id: str, host_hostname: str = "") -> str:
+    """The hostname asked for; else the host's on the host network; else the id's first 12
+    characters (with ``--uts host`` too, as dockerd: HOSTNAME and /etc/hostname say the id while
+    the kernel's hostname is the host's)."""
     if network.hostname:
         return network.hostname
-    if (network.mode.is_host or host_uts) and host_hostname:
+    if network.mode.is_host and host_hostname:
         return host_hostname
     return container_id[:12]
 
@@ -1195,10 +1194,7 @@ def build_spec(
     host = host or host_facts()
     process, security = options.process, options.security
     hostname = hostname or container_hostname(
-        options.network,
-        container_id=container_id,
-        host_hostname=host.hostname,
-        host_uts=options.namespaces.uts == "host",
+        options.network, container_id=container_id, host_hostname=host.hostname
     )
     settings = merge_config(image_config, process, hostname=hostname, linked_env=linked_env)
     uid, gid, additional = resolve_user(rootfs, settings.user, process.group_add)

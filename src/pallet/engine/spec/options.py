@@ -523,7 +523,7 @@ class RunOptions(_Checked):
             raise OptionConflict(("restart", "auto_remove"), "a removed container cannot restart")
         parse_log_driver(self.log_driver)
         if self.log_driver == "none" and self.log_opts:
-            raise InvalidArgument(f"unknown log opt '{next(iter(self.log_opts))}' for none log driver")
+            raise InvalidArgument("invalid logging opts for driver none")
         if self.isolation.lower() not in ("", "default"):
             raise InvalidArgument(f"invalid isolation: \"{self.isolation}\" - linux only supports 'default'")
         if self.namespaces.uts == "host" and self.network.hostname:

@@ -662,7 +662,7 @@ def parse_volumes_from(text: str) -> tuple[str, str]:
     if not name:
         raise InvalidArgument(f"invalid volumes-from: {text} (want CONTAINER[:ro|:rw])")
     if colon and mode not in ("ro", "rw"):
-        raise InvalidArgument(f"invalid mode for volumes-from: {mode}")
+        raise InvalidArgument(f"invalid mode: {mode}")
     return name, mode
 
 

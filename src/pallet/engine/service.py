@@ -905,7 +905,7 @@ class Service:
         """``image prune [-a]``."""
         from pallet.engine.gc.prune import prune_images
 
-        return self._image_events(prune_images(self._engine, all=all, filters=filters))
+        return prune_images(self._engine, all=all, filters=filters)
 
     def prune(
         self, *, all: bool = False, volumes: bool = False, filters: PruneFilters | None = None
@@ -913,15 +913,7 @@ class Service:
         """``system prune [-a] [--volumes]``."""
         from pallet.engine.gc.prune import system_prune
 
-        return self._image_events(system_prune(self._engine, all=all, volumes=volumes, filters=filters))
-
-    def _image_events(self, report: PruneReport) -> PruneReport:
-        """Record the untag and delete events of what a prune removed; ``report`` unchanged."""
-        for ref in report.untagged:
-            self.record_event("image", "untag", ref.familiar_string(), {"name": ref.familiar_string()})
-        for digest in report.deleted:
-            self.record_event("image", "delete", str(digest), {"name": str(digest)})
-        return report
+        return system_prune(self._engine, all=all, volumes=volumes, filters=filters)
 
     def audit(self, refs: Sequence[str] = (), *, all: bool = False) -> list[Audit]:
         """``audit``: the findings of containers ``refs`` (none named: the running ones, every one
@@ -1066,10 +1058,7 @@ class Service:
         the networks removed."""
         from pallet.engine.gc.prune import prune_networks
 
-        removed = prune_networks(self._engine, filters)
-        for network in removed:
-            self.record_event("network", "destroy", network.id, {"name": network.name, "type": "bridge"})
-        return removed
+        return prune_networks(self._engine, filters)
 
     def network_connect(
         self,

@@ -396,6 +396,7 @@ class VolumeStore:
                 doomed.append(self._unlink(conn, volume.name))
                 removed.append(volume.name)
         self._delete(doomed)
+        events.prune_event(self.root, "volume", freed)
         return removed, freed
 
     def _unlink(self, conn: sqlite3.Connection, name: str) -> str:

@@ -13,12 +13,17 @@ duration: things created before it) and ``label=KEY[=VALUE]`` /
 ``label!=KEY[=VALUE]``, on container labels, image config labels and volume
 labels. Volumes have no creation filter in docker: ``until`` with volumes is
 refused before anything is removed.
+
+Each prune records docker's events: what it removes (a container's
+``destroy``, an image's ``untag`` and ``delete``, a network's ``destroy``, a
+volume's ``destroy``), then the kind's ``prune`` with the bytes reclaimed.
 """
 
 from __future__ import annotations
 
 import time
 
+from pallet.engine import events
 from pallet.engine.gc.diskusage import image_layers, layer_size, writable_size
 from pallet.engine.layout import snapshot_key
 from pallet.errors import Conflict, InvalidArgument, NotFound
@@ -134,6 +139,7 @@ def prune_containers(engine: Engine, filters: PruneFilters | None = None) -> tup
             continue
         removed.append(record.id)
         freed += size
+    events.prune_event(engine.layout.root, "container", freed)
     return removed, freed
 
 
@@ -170,10 +176,17 @@ def prune_images(engine: Engine, *, all: bool, filters: PruneFilters | None = No
     before = _Footprint.measure(engine)
     report = store.prune(all=all, only=only)
     store.gc()
+    root = engine.layout.root
+    for ref in report.untagged:
+        events.append(root, "image", "untag", ref.familiar_string(), {"name": ref.familiar_string()})
+    for digest in report.deleted:
+        events.append(root, "image", "delete", str(digest), {"name": str(digest)})
+    reclaimed = before.freed(engine)
+    events.prune_event(root, "image", reclaimed)
     return PruneReport(
         untagged=report.untagged,
         deleted=tuple(str(d) for d in report.deleted),
-        reclaimed=before.freed(engine),
+        reclaimed=reclaimed,
     )
 
 
@@ -215,6 +228,7 @@ def prune_networks(engine: Engine, filters: PruneFilters | None = None) -> list[
     """``network prune``: the user networks without containers that ``filters`` accept (labels, and
     ``until`` on their creation time) removed; those removed. The predefined ones stay."""
     if not engine.db.version("network"):
+        events.prune_event(engine.layout.root, "network", 0)
         return []  # no network was ever made on this root
     import calendar
 
@@ -224,7 +238,13 @@ def prune_networks(engine: Engine, filters: PruneFilters | None = None) -> list[
         created = calendar.timegm(time.strptime(network.created, "%Y-%m-%dT%H:%M:%SZ"))
         return not (chosen.labels_match(network.labels) and chosen.created_match(created))
 
-    return engine.networks.prune(keep)
+    removed = engine.networks.prune(keep)
+    for network in removed:
+        events.append(
+            engine.layout.root, "network", "destroy", network.id, {"name": network.name, "type": "bridge"}
+        )
+    events.prune_event(engine.layout.root, "network", 0)  # docker's: a bridge frees no bytes
+    return removed
 
 
 def system_prune(

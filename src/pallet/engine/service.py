@@ -1087,18 +1087,20 @@ class Service:
 
         engine = self._engine
         record = engine.get(container)
+        running = record.state in ("running", "paused", "restarting")
         with engine.lock(record.id).held():
             document = engine.document(record)
             check_connectable(document, record.name)
             engine.networks.connect(
-                network, record.id, name=record.name, request=request,
-                running=record.state in ("running", "paused", "restarting"),
+                network, record.id, name=record.name, request=request, running=running,
                 ports=lambda held: recorded_ports(document, held),
             )  # fmt: skip
-        found = engine.networks.find(network)
-        self.record_event(
-            "network", "connect", found.id, {"container": record.id, "name": found.name, "type": "bridge"}
-        )
+            engine.refresh_attachments(record)  # its disconnect follows its die
+        if running:  # as dockerd: a stopped container's connect is recorded when it starts
+            found = engine.networks.find(network)
+            self.record_event(
+                "network", "connect", found.id, {"container": record.id, "name": found.name, "type": "bridge"}
+            )
 
     def network_disconnect(self, network: str, container: str, *, force: bool = False) -> None:
         """``network disconnect [-f] NET CTR``: ``FailedPrecondition`` if the container is not
@@ -1113,6 +1115,7 @@ class Service:
             raise
         with engine.lock(record.id).held():
             engine.networks.disconnect(network, record.id, name=record.name, force=force)
+            engine.refresh_attachments(record)
         try:
             found = engine.networks.find(network)
         except NotFound:

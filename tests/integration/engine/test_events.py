@@ -91,7 +91,7 @@ def test_exec_and_volume_events_are_recorded(pallet_env: PalletEnv) -> None:
     assert execs[2]["Actor"]["Attributes"]["exitCode"] == "5"  # type: ignore[index]
     pallet_env.ok("rm", "-f", "ex")
     pallet_env.ok("volume", "rm", "evdata")
-    assert actions(pallet_env, "type=volume", "volume=evdata") == ["create", "destroy"]
+    assert actions(pallet_env, "type=volume", "volume=evdata") == ["create", "mount", "unmount", "destroy"]
 
 
 def test_events_follows_what_other_processes_do(pallet_env: PalletEnv) -> None:
@@ -141,3 +141,120 @@ def test_daemonless_image_commands_record_image_events(pallet_env: PalletEnv, tm
     assert found[0]["Actor"]["Attributes"]["name"] == "evcopy:v1"  # type: ignore[index]
     assert found[3]["Actor"]["ID"] == "evcopy:v1"
     assert found[4]["Actor"]["ID"] == image_id
+
+
+def of_container(env: PalletEnv, cid: str) -> list[dict[str, object]]:
+    """The events of container ``cid``: its own, and its networks' and volumes' that name it."""
+    return [
+        e
+        for e in recorded(env)
+        if (e["Actor"]["ID"] if e["Type"] == "container" else e["Actor"]["Attributes"].get("container"))  # type: ignore[index, union-attr]
+        == cid
+    ]
+
+
+def wait_for_container(env: PalletEnv, cid: str, last: str, count: int = 1) -> list[dict[str, object]]:
+    """``of_container`` once its newest event is ``last`` ("type action"), the ``count``-th of its kind
+    (a bounded wait, not a timing check)."""
+    deadline = time.monotonic() + 60
+    while True:
+        found = of_container(env, cid)
+        seen = kinds(found)
+        if (seen[-1:] == [last] and seen.count(last) >= count) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
+
+
+def kinds(found: list[dict[str, object]]) -> list[str]:
+    return [f"{e['Type']} {e['Action']}" for e in found]
+
+
+def test_a_run_on_a_network_with_a_volume_is_recorded_in_dockerds_order(pallet_env: PalletEnv) -> None:
+    net_id = pallet_env.ok("network", "create", "evnet").strip()
+    pallet_env.ok("volume", "create", "evvol")
+    cid = pallet_env.ok(
+        "run", "-d", "--name", "evr", "--network", "evnet", "-v", "evvol:/data:ro", "busybox", "sleep", "60"
+    ).strip()
+    pallet_env.ok("stop", "-t", "1", "evr")
+    pallet_env.ok("rm", "evr")
+    found = wait_for_container(pallet_env, cid, "container destroy")
+    # dockerd's order: connect and mount before the start; disconnect and unmount after the die
+    assert kinds(found) == [
+        "container create",
+        "network connect",
+        "volume mount",
+        "container start",
+        "container kill",
+        "container kill",
+        "container die",
+        "network disconnect",
+        "volume unmount",
+        "container stop",
+        "container destroy",
+    ]
+    connect, mount, disconnect, unmount = found[1], found[2], found[7], found[8]
+    assert connect["Actor"] == {
+        "ID": net_id,
+        "Attributes": {"container": cid, "name": "evnet", "type": "bridge"},
+    }
+    assert disconnect["Actor"] == connect["Actor"]
+    assert mount["Actor"] == {
+        "ID": "evvol",
+        "Attributes": {
+            "container": cid,
+            "destination": "/data",
+            "driver": "local",
+            "propagation": "",
+            "read/write": "false",
+        },
+    }
+    assert unmount["Actor"] == {"ID": "evvol", "Attributes": {"container": cid, "driver": "local"}}
+
+
+def test_an_exit_nobody_watches_ends_its_attachments_under_its_new_name(pallet_env: PalletEnv) -> None:
+    pallet_env.ok("volume", "create", "evown")
+    cid = pallet_env.ok(
+        "run", "-d", "--name", "before", "-v", "evown:/data", "-v", "/anon", "busybox",
+        "sh", "-c", "until [ -e /data/go ]; do sleep 0.1; done; exit 3",
+    ).strip()  # fmt: skip
+    pallet_env.ok("rename", "before", "after")
+    pallet_env.ok("exec", "after", "touch", "/data/go")
+    # no pallet command touches the container when it exits: its shim records the die, then the rest
+    found = wait_for_container(pallet_env, cid, "volume unmount", count=2)
+    assert kinds(found)[-4:] == ["container die", "network disconnect", "volume unmount", "volume unmount"]
+    die = found[-4]
+    assert die["Actor"]["Attributes"]["name"] == "after"  # type: ignore[index]
+    assert die["Actor"]["Attributes"]["exitCode"] == "3"  # type: ignore[index]
+    mounted = sorted(str(e["Actor"]["ID"]) for e in found if e["Action"] == "mount")  # type: ignore[index]
+    unmounted = sorted(str(e["Actor"]["ID"]) for e in found if e["Action"] == "unmount")  # type: ignore[index]
+    assert mounted == unmounted
+    assert len(mounted) == 2
+    assert "evown" in mounted
+    assert found[1]["Actor"]["Attributes"]["name"] == "bridge"  # type: ignore[index]
+    pallet_env.ok("rm", "-v", "after")
+
+
+def test_prunes_record_dockers_prune_events_after_their_removals(pallet_env: PalletEnv) -> None:
+    cid = pallet_env.ok("create", "--name", "evpr", "busybox", "true").strip()
+    pallet_env.ok("network", "create", "evprnet")
+    pallet_env.ok("volume", "create", "evprvol")
+    pallet_env.ok("container", "prune", "-f")
+    pallet_env.ok("network", "prune", "-f")
+    pallet_env.ok("volume", "prune", "-a", "-f")
+    pallet_env.ok("image", "prune", "-f")
+    found = [e for e in recorded(pallet_env) if e["Action"] in ("prune", "destroy")]
+    assert [(e["Type"], e["Action"], e["Actor"]["ID"]) for e in found] == [  # type: ignore[index]
+        ("container", "destroy", cid),
+        ("container", "prune", ""),
+        ("network", "destroy", found[2]["Actor"]["ID"]),  # type: ignore[index]
+        ("network", "prune", ""),
+        ("volume", "destroy", "evprvol"),
+        ("volume", "prune", ""),
+        ("image", "prune", ""),
+    ]
+    assert found[2]["Actor"]["Attributes"]["name"] == "evprnet"  # type: ignore[index]
+    for prune in found[1::2] + found[-1:]:
+        assert prune["Actor"]["Attributes"] == {"reclaimed": "0"}  # type: ignore[index]
+    # docker's JSON: a prune's Actor has no ID, so no "id" (nor "from") on a container's
+    assert "id" not in found[1]
+    assert found[1]["status"] == "prune"

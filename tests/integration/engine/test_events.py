@@ -258,3 +258,16 @@ def test_prunes_record_dockers_prune_events_after_their_removals(pallet_env: Pal
     # docker's JSON: a prune's Actor has no ID, so no "id" (nor "from") on a container's
     assert "id" not in found[1]
     assert found[1]["status"] == "prune"
+
+
+def test_a_restart_by_policy_connects_and_mounts_again_before_its_start(pallet_env: PalletEnv) -> None:
+    cid = pallet_env.ok(
+        "run", "-d", "--restart", "on-failure:1", "-v", "/anon", "busybox", "sh", "-c", "exit 1"
+    ).strip()
+    # the shim restarts it once, with no pallet command running: every event here is the shim's
+    found = wait_for_container(pallet_env, cid, "volume unmount", count=2)
+    run = ["network connect", "volume mount", "container start"]
+    end = ["container die", "network disconnect", "volume unmount"]
+    assert kinds(found) == ["container create", *run, *end, *run, *end]
+    assert {e["Actor"]["ID"] for e in found if e["Type"] == "volume"} == {found[2]["Actor"]["ID"]}  # type: ignore[index]
+    pallet_env.ok("rm", "-v", cid)

@@ -105,3 +105,52 @@ def test_an_events_stream_whose_client_hangs_up_ends_while_nothing_happens(api: 
     while "GET /v1.47/events?filters" not in api.log() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert "GET /v1.47/events?filters" in api.log()  # the request ended: its thread is free
+
+
+def test_docker_events_show_attachments_in_dockerds_order_and_prunes(api: ApiService) -> None:
+    need_docker()
+    api.docker_ok("network", "create", "evapinet")
+    cid = api.docker_ok(
+        "run", "-d", "--name", "evapi", "--network", "evapinet", "-v", "evapivol:/data", "busybox", "true"
+    ).strip()  # fmt: skip
+    # it exits on its own: the disconnect and unmount come from its shim, after its die
+    deadline = time.monotonic() + 60
+    while True:
+        lines = api.docker_ok(
+            "events", "--since", "0", "--until", str(time.time()), "--filter", "event=connect",
+            "--filter", "event=mount", "--filter", "event=start", "--filter", "event=die",
+            "--filter", "event=disconnect", "--filter", "event=unmount", "--format", "{{json .}}",
+        ).splitlines()  # fmt: skip
+        out = [
+            " ".join(
+                (d["Type"], d["Action"], d["Actor"]["Attributes"].get("container", d["Actor"]["ID"][:12]))
+            )
+            for d in map(json.loads, lines)
+        ]
+        if out[-1:] == [f"volume unmount {cid}"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert out == [
+        f"network connect {cid}",
+        f"volume mount {cid}",
+        f"container start {cid[:12]}",
+        f"container die {cid[:12]}",
+        f"network disconnect {cid}",
+        f"volume unmount {cid}",
+    ]
+    api.docker_ok("rm", "evapi")
+    assert "Total reclaimed space" in api.docker_ok("container", "prune", "-f")
+    api.docker_ok("network", "prune", "-f")
+    api.docker_ok("volume", "prune", "-a", "-f")
+    pruned = api.docker_ok(
+        "events", "--since", "0", "--until", str(time.time()), "--filter", "event=prune",
+        "--format", "{{json .}}",
+    ).splitlines()  # fmt: skip
+    docs = [json.loads(line) for line in pruned]
+    assert [(d["Type"], d["Actor"]["Attributes"]) for d in docs] == [
+        ("container", {"reclaimed": "0"}),
+        ("network", {"reclaimed": "0"}),
+        ("volume", {"reclaimed": "0"}),
+    ]
+    assert "id" not in docs[0]
+    assert docs[0]["status"] == "prune"

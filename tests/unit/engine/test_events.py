@@ -129,3 +129,63 @@ def test_follow_starts_at_the_end_and_sees_what_is_appended(tmp_path: Path) -> N
         writer.join()
     assert first.actor_id == "after"
     assert list(stream) in ([], [None])  # alive() turned false: the stream ends
+
+
+def test_a_prune_event_has_no_id_as_dockers_omitempty() -> None:
+    doc = Event("container", "prune", "", {"reclaimed": "42"}, 1).to_json()
+    assert "id" not in doc
+    assert "from" not in doc
+    assert doc["status"] == "prune"
+    assert doc["Actor"] == {"ID": "", "Attributes": {"reclaimed": "42"}}
+
+
+def test_attachments_round_trip_through_the_run_dir_file(tmp_path: Path) -> None:
+    attached = events.Attachments(
+        {"name": "web", "image": "busybox"},
+        [("n" * 64, "front", "bridge")],
+        [("data", "/data", "local", "", False), ("a" * 64, "/anon", "local", "", True)],
+    )
+    events.write_attachments(str(tmp_path), attached)
+    back = events.read_attachments(str(tmp_path))
+    assert back is not None
+    assert (back.attributes, back.networks, back.volumes) == (
+        attached.attributes,
+        attached.networks,
+        attached.volumes,
+    )
+
+
+def test_a_missing_or_foreign_attachments_file_reads_as_none(tmp_path: Path) -> None:
+    assert events.read_attachments(str(tmp_path)) is None
+    (tmp_path / events.ATTACHMENTS_FILE).write_text("[1, 2]")
+    assert events.read_attachments(str(tmp_path)) is None
+    (tmp_path / events.ATTACHMENTS_FILE).write_text("not json")
+    assert events.read_attachments(str(tmp_path)) is None
+
+
+def test_attach_and_detach_events_are_dockers_in_its_order(tmp_path: Path) -> None:
+    cid = "c" * 64
+    attached = events.Attachments(
+        {}, [("n" * 64, "front", "bridge")], [("data", "/data", "local", "", False)]
+    )
+    events.record_attached(str(tmp_path), cid, attached)
+    events.record_detached(str(tmp_path), cid, attached)
+    found = [(e.type, e.action, e.actor_id, e.attributes) for e in recorded(tmp_path, since_ns=0)]
+    network = {"container": cid, "name": "front", "type": "bridge"}
+    assert found == [
+        ("network", "connect", "n" * 64, network),
+        (
+            "volume",
+            "mount",
+            "data",
+            {
+                "container": cid,
+                "destination": "/data",
+                "driver": "local",
+                "propagation": "",
+                "read/write": "false",
+            },
+        ),
+        ("network", "disconnect", "n" * 64, network),
+        ("volume", "unmount", "data", {"container": cid, "driver": "local"}),
+    ]

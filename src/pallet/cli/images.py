@@ -309,6 +309,7 @@ def _run_rm(ctx: Context, args: Namespace, store: ImageStore) -> int:
             record_event(ctx.root, "image", "untag", ref.familiar_string(), {"name": ref.familiar_string()})
         for digest in report.deleted:
             ctx.out.write(f"Deleted: {digest}\n")
+            ctx.out.writelines(f"Deleted: {layer}\n" for layer in report.layers_of(digest))
             record_event(ctx.root, "image", "delete", str(digest), {"name": str(digest)})
     return 1 if failed else 0
 

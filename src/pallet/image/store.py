@@ -53,7 +53,7 @@ __all__ = [
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import sqlite3
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
     from contextlib import AbstractContextManager
     from pathlib import Path
     from typing import Self
@@ -132,10 +132,15 @@ class HistoryEntry(Record):
 
 
 class RemoveReport(Record):
-    """What a removal did, in docker's terms: references untagged, images deleted."""
+    """What a removal did, in docker's terms: references untagged, images deleted, and for a deleted
+    image the layers (chain ids, top first) that went with it because no other image has them."""
 
     untagged: tuple[Reference, ...] = ()
     deleted: tuple[Digest, ...] = ()
+    layers: tuple[tuple[Digest, tuple[Digest, ...]], ...] = ()
+
+    def layers_of(self, image: Digest) -> tuple[Digest, ...]:
+        return next((chains for owner, chains in self.layers if owner == image), ())
 
 
 class GcReport(Record):
@@ -599,6 +604,7 @@ class ImageStore:
             conn.execute("DELETE FROM refs WHERE image_id = ?", (record.id,))
             if users:  # forced while in use: untag only, as docker does
                 return RemoveReport(untagged=refs)
+            chains = {record.id: _chains(conn, record.id)}
             conn.execute("DELETE FROM images WHERE id = ?", (record.id,))
             deleted = [record.id]
             # docker: its untagged parents (a build's intermediate images) go with it, while
@@ -614,11 +620,13 @@ class ImageStore:
                 ).fetchone()
                 if row is None:
                     break
+                chains[parent] = _chains(conn, parent)
                 conn.execute("DELETE FROM images WHERE id = ?", (str(parent),))
                 deleted.append(parent)
                 parent = Digest(row[0]) if row[0] else None
+            kept = {r[0] for r in conn.execute("SELECT DISTINCT chain_id FROM image_layers")}
         self._collect()
-        return RemoveReport(untagged=refs, deleted=tuple(deleted))
+        return RemoveReport(untagged=refs, deleted=tuple(deleted), layers=_released(deleted, chains, kept))
 
     def prune(self, *, all: bool = False, only: Callable[[ImageRecord], bool] | None = None) -> RemoveReport:
         """Delete dangling images no container uses (``all``: every image no container uses).
@@ -844,6 +852,26 @@ class ImageStore:
 
 
 # --- layer streams ----------------------------------------------------------------------------
+
+
+def _chains(conn: sqlite3.Connection, image: Digest) -> tuple[Digest, ...]:
+    rows = conn.execute(
+        "SELECT chain_id FROM image_layers WHERE image_id = ? ORDER BY position DESC", (str(image),)
+    )
+    return tuple(Digest(r[0]) for r in rows)
+
+
+def _released(
+    deleted: Sequence[Digest], chains: Mapping[Digest, tuple[Digest, ...]], kept: set[str]
+) -> tuple[tuple[Digest, tuple[Digest, ...]], ...]:
+    """Each deleted image's layers no remaining image has, top first; a layer that several deleted
+    images share goes with the last of them (docker: the release that drops its last reference)."""
+    last = {chain: image for image in deleted for chain in chains.get(image, ()) if str(chain) not in kept}
+    return tuple(
+        (image, tuple(c for c in chains.get(image, ()) if last.get(c) == image))
+        for image in deleted
+        if any(last.get(c) == image for c in chains.get(image, ()))
+    )
 
 
 def _single_reference(refs: Sequence[Reference]) -> bool:

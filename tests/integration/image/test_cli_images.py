@@ -190,8 +190,14 @@ def test_rmi_of_one_of_two_names_only_untags(busybox_root: Path) -> None:
 
 def test_rmi_of_the_last_name_deletes_the_image_and_its_blobs(busybox_root: Path) -> None:
     image_id = busybox_id(busybox_root)
+    with ImageStore.open(busybox_root) as store:
+        (layer,) = [str(layer.chain_id) for layer in store.layers("busybox")]
     result = run_pallet(busybox_root, "image", "rm", "busybox")
-    assert (result.code, result.out) == (0, f"Untagged: busybox:latest\nDeleted: {image_id}\n")
+    # docker's lines: the image, then each layer no other image has (its chain id)
+    assert (result.code, result.out) == (
+        0,
+        f"Untagged: busybox:latest\nDeleted: {image_id}\nDeleted: {layer}\n",
+    )
     assert run_pallet(busybox_root, "images", "-q").out == ""
     assert store_fingerprint(busybox_root) == ([], set())
 

@@ -190,6 +190,19 @@ def test_shared_layer_blobs_survive_removal_of_one_image(store: ImageStore) -> N
     assert base.id not in left
 
 
+def test_a_removal_reports_the_layers_no_other_image_has_top_first(store: ImageStore) -> None:
+    base = random_image(seed=21, layers=2)
+    add_to_store(store, base, "base")
+    derived = random_image(seed=22, layers=2, base=base)
+    add_to_store(store, derived, "derived")
+    chains = [layer.chain_id for layer in store.layers("derived")]
+    report = store.remove_image("derived")
+    assert report.layers == ((derived.id, (chains[3], chains[2])),)  # base's two stay with base
+    report = store.remove_image("base")
+    assert report.layers_of(base.id) == (chains[1], chains[0])
+    assert report.layers_of(derived.id) == ()
+
+
 def test_prune_removes_dangling_images_and_prune_all_unused_ones(store: ImageStore) -> None:
     tagged, dangling, used = random_image(seed=13), random_image(seed=14), random_image(seed=15)
     add_to_store(store, tagged, "tagged")

@@ -275,6 +275,7 @@ def remove(request: Request) -> Response:
         _event(request, "untag", ref.familiar_string())
     for digest in report.deleted:
         out.append({"Deleted": str(digest)})
+        out.extend({"Deleted": str(layer)} for layer in report.layers_of(digest))
         _event(request, "delete", str(digest))
     return Json(out)
 

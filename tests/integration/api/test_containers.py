@@ -219,12 +219,23 @@ def test_stats_documents_carry_precpu_and_one_shot_does_not(api: ApiService) -> 
 def test_archive_head_states_the_path_and_exec_inspect_reports_the_exit(api: ApiService) -> None:
     import base64
 
-    cid = api.docker_ok("run", "-d", "busybox", "sleep", "300").strip()
+    cid = api.docker_ok(
+        "run", "-d", "busybox", "sh", "-c", "touch -d '2001-02-03 04:05:06' /tmp/t; sleep 300"
+    )
+    cid = cid.strip()
     status, headers, _ = api.request("HEAD", f"/containers/{cid}/archive?path=/etc")
     assert status == 200
     stat = json.loads(base64.b64decode(headers["X-Docker-Container-Path-Stat"]))
     assert stat["name"] == "etc"
     assert stat["mode"] & (1 << 31)  # Go's os.ModeDir
+    deadline = time.monotonic() + 30
+    while True:  # the file's time, as docker's PathStat gives it
+        status, headers, _ = api.request("HEAD", f"/containers/{cid}/archive?path=/tmp/t")
+        if status == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    stat = json.loads(base64.b64decode(headers["X-Docker-Container-Path-Stat"]))
+    assert stat["mtime"].startswith("2001-02-03T04:05:06")
     assert api.request("HEAD", f"/containers/{cid}/archive?path=/nothing")[0] == 404
     exec_id = api.json(
         "POST", f"/containers/{cid}/exec", {"Cmd": ["sh", "-c", "exit 9"], "AttachStdout": True}

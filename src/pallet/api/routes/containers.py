@@ -585,7 +585,7 @@ def _stat_header(request: Request, path: str) -> dict[str, str]:
         "name": info.name,
         "size": info.size,
         "mode": mode,
-        "mtime": "0001-01-01T00:00:00Z",
+        "mtime": _iso(info.mtime_ns / 1e9),
         "linkTarget": info.link_target,
     }
     return {"X-Docker-Container-Path-Stat": base64.b64encode(json.dumps(doc).encode()).decode()}

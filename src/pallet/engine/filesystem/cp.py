@@ -78,6 +78,7 @@ class PathInfo(Record):
     mode: int
     size: int
     link_target: str = ""
+    mtime_ns: int = 0
 
     @property
     def is_dir(self) -> bool:
@@ -124,7 +125,11 @@ def stat_path(root_fd: int, path: str, *, follow_link: bool = False) -> PathInfo
         if stat.S_ISLNK(st.st_mode):
             target = os.readlink("", dir_fd=fd)  # readlinkat(fd, ""): the O_PATH link itself
         return PathInfo(
-            name=posixpath.basename(path) or "/", mode=st.st_mode, size=st.st_size, link_target=target
+            name=posixpath.basename(path) or "/",
+            mode=st.st_mode,
+            size=st.st_size,
+            link_target=target,
+            mtime_ns=st.st_mtime_ns,
         )
     finally:
         os.close(fd)

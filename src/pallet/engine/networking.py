@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 
-from pallet.errors import Conflict, FailedPrecondition, NotFound
+from pallet.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -82,9 +82,12 @@ def address_pools(root: str) -> tuple[Pool, ...]:
 
 class Attachment:
     """A container's request for one network: by name or id, with its aliases, addresses (``ip``,
-    ``ip6``, ``link_local_ips``), MAC, ports, and docker's endpoint ``links`` and ``driver_opts``."""
+    ``ip6``, ``link_local_ips``), MAC, ports, and docker's endpoint ``links``, ``driver_opts`` and
+    ``gw_priority`` (the endpoint with the highest gives the default route)."""
 
-    __slots__ = ("aliases", "driver_opts", "ip", "ip6", "link_local_ips", "links", "mac", "network", "ports")
+    __slots__ = (
+        "aliases", "driver_opts", "gw_priority", "ip", "ip6", "link_local_ips", "links", "mac", "network", "ports",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -98,6 +101,7 @@ class Attachment:
         link_local_ips: Sequence[str] = (),
         links: Sequence[str] = (),
         driver_opts: Mapping[str, str] | None = None,
+        gw_priority: int = 0,
     ) -> None:
         self.network = network
         self.aliases = tuple(aliases)
@@ -108,6 +112,7 @@ class Attachment:
         self.link_local_ips = tuple(link_local_ips)
         self.links = tuple(links)
         self.driver_opts = dict(driver_opts or {})
+        self.gw_priority = gw_priority
 
 
 class _HostLock:
@@ -284,10 +289,24 @@ class Networks:
         """The container's network namespace file (named in its config.json; made by ``resume``)."""
         return os.path.join(self.run_dir, "netns", container_id)
 
+    def check_attachments(self, attachments: Sequence[Attachment]) -> list[Network]:
+        """The networks of a create's requests, found (the default one made) before its transaction:
+        ``NotFound`` in docker's words for an unknown one, ``InvalidArgument`` for one asked twice
+        (by name and id, say) — before anything is recorded."""
+        out: list[Network] = []
+        for request in attachments:
+            network = self.find(request.network)
+            if any(n.id == network.id for n in out):
+                raise InvalidArgument(f'network "{request.network}" is specified multiple times')
+            out.append(network)
+        return out
+
     def allocate(self, container_id: str, name: str, attachments: Sequence[Attachment]) -> list[Endpoint]:
-        """Record the container's endpoints (addresses, ports): nothing in the kernel. Call it inside
-        the transaction that records the container. ``Conflict`` for an address or a host port taken
-        (by another container or a program of the host), ``NotFound`` for an unknown network."""
+        """Record the container's endpoints (addresses, ports), in the order asked (its interfaces
+        eth0, eth1... follow it): nothing in the kernel. Call it inside the transaction that records
+        the container, so a refusal of any of them leaves none. ``Conflict`` for an address or a host
+        port taken (by another container or a program of the host), ``NotFound`` for an unknown
+        network."""
         driver = self.driver
         out = []
         for request in attachments:
@@ -295,7 +314,7 @@ class Networks:
             endpoint = driver.allocate(
                 network, container_id, name=name, aliases=request.aliases, ip=request.ip,
                 mac=request.mac, ports=request.ports, ip6=request.ip6, link_local_ips=request.link_local_ips,
-                links=request.links, driver_opts=request.driver_opts,
+                links=request.links, driver_opts=request.driver_opts, gw_priority=request.gw_priority,
             )  # fmt: skip
             out.append(endpoint)
         return out
@@ -349,6 +368,7 @@ class Networks:
         return make(
             network, container_id, name=name, aliases=want.aliases, ip=want.ip, mac=want.mac, ports=held,
             ip6=want.ip6, link_local_ips=want.link_local_ips, links=want.links, driver_opts=want.driver_opts,
+            gw_priority=want.gw_priority,
         )  # fmt: skip
 
     def disconnect(self, ref: str, container_id: str, *, name: str, force: bool = False) -> None:

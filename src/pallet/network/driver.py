@@ -91,6 +91,7 @@ __all__ = [
     "Driver",
     "Reconciled",
     "bridge_mac",
+    "gateway_endpoint",
     "inspect_network",
     "inspect_settings",
     "root_tag",
@@ -433,6 +434,7 @@ class Driver:
         link_local_ips: Sequence[str] = (),
         links: Sequence[str] = (),
         driver_opts: Mapping[str, str] | None = None,
+        gw_priority: int = 0,
     ) -> Endpoint:
         """Connect the container to ``network``: its address, interface, route, ports and names.
 
@@ -443,7 +445,7 @@ class Driver:
         with self._lock():
             endpoint = self.allocate(
                 network, container_id, name=name, aliases=aliases, ip=ip, mac=mac, ports=ports, ip6=ip6,
-                link_local_ips=link_local_ips, links=links, driver_opts=driver_opts,
+                link_local_ips=link_local_ips, links=links, driver_opts=driver_opts, gw_priority=gw_priority,
             )  # fmt: skip
             try:
                 self.create_netns(container_id)
@@ -467,6 +469,7 @@ class Driver:
         link_local_ips: Sequence[str] = (),
         links: Sequence[str] = (),
         driver_opts: Mapping[str, str] | None = None,
+        gw_priority: int = 0,
     ) -> Endpoint:
         """Only record the attachment (address, ports), nothing in the kernel: the half of ``attach``
         an engine runs inside the transaction that records the container, before ``resume`` brings
@@ -485,23 +488,28 @@ class Driver:
             network, endpoint_id=endpoint_id, container_id=container_id, name=name, aliases=aliases, ip=ip,
             mac=mac, ports=ports, netns=self.netns_path(container_id), veth=veth_name(endpoint_id), ip6=ip6,
             link_local_ips=link_local_ips, links=[_link_text(link) for link in links],
-            driver_opts=dict(driver_opts or {}),
+            driver_opts=dict(driver_opts or {}), gw_priority=gw_priority,
         )  # fmt: skip
 
-    def _bring_up(self, network: Network, endpoint: Endpoint) -> None:
-        """The kernel side of a recorded endpoint: network, veth, ports, resolver. Caller holds the lock."""
+    def _bring_up(self, network: Network, endpoint: Endpoint, route: bool | None = None) -> None:
+        """The kernel side of a recorded endpoint: network, veth, ports, resolver. Caller holds the lock.
+        ``route``: ``plumb``'s."""
         with Netlink.open() as nl:
             self.ensure_network(network, nl)
-            self.plumb(network, endpoint, nl)
+            self.plumb(network, endpoint, nl, route=route)
         if endpoint.ports:
             rules = _port_rules(endpoint)
             nft.apply(nft.ports_remove_batch(self.table, rules) + nft.ports_add_batch(self.table, rules))
         if network.dns:
             self._ensure_resolver(network)
 
-    def plumb(self, network: Network, endpoint: Endpoint, nl: Netlink | None = None) -> str:
+    def plumb(
+        self, network: Network, endpoint: Endpoint, nl: Netlink | None = None, *, route: bool | None = None
+    ) -> str:
         """The kernel side of an endpoint: veth pair, address, default route. Idempotent (the pair is
-        made again). Returns the interface's name in the container (eth0, eth1, ...)."""
+        made again). Returns the interface's name in the container (eth0, eth1, ...). ``route``: the
+        endpoint gives the default routes (True), does not (False), or does if there are none yet (None,
+        a ``connect``: a later network keeps the route the container has, as docker)."""
         own = nl is None
         nl = nl or Netlink.open()
         try:
@@ -521,15 +529,19 @@ class Driver:
                 inside.set_link("lo", up=True)
                 inside.set_link(ifname, up=True)
                 inside.add_address(ifname, endpoint.ip, network.prefixlen)
-                if not network.internal and not any(r.dst_len == 0 for r in inside.routes()):
-                    # the first network with a way out gives the default route; a later ``connect``
-                    # keeps it, as docker does
+                if route is None:
+                    route = not any(r.dst_len == 0 for r in inside.routes())
+                if route and not network.internal:
                     inside.default_route(network.gateway, ifname)
                 for address in endpoint.link_local_ips:  # docker's --link-local-ip: added beside the address
                     inside.add_address(ifname, address, _link_local_prefix(address), nodad=":" in address)
                 if endpoint.ip6:
                     inside.add_address(ifname, endpoint.ip6, network.prefixlen6, nodad=True)
-                    if not network.internal and not any(r.dst_len == 0 for r in inside.routes(AF_INET6)):
+                    if (
+                        route
+                        and not network.internal
+                        and not any(r.dst_len == 0 for r in inside.routes(AF_INET6))
+                    ):
                         inside.default_route(network.gateway6, ifname)
             return ifname
         finally:
@@ -621,8 +633,11 @@ class Driver:
         with self._lock():
             self.create_netns(container_id)
             endpoints = self.store.endpoints(container_id=container_id)
-            for endpoint in endpoints:
-                self._bring_up(self.store.find(endpoint.network_id), endpoint)
+            networks = [self.store.find(endpoint.network_id) for endpoint in endpoints]
+            gateway = gateway_endpoint(endpoints, networks)
+            for network, endpoint in zip(networks, endpoints, strict=True):
+                # interfaces eth0, eth1... in the order the endpoints were recorded
+                self._bring_up(network, endpoint, route=endpoint is gateway)
         return endpoints
 
     def _lock(self) -> _RootLock:
@@ -725,6 +740,22 @@ class Driver:
 
     def endpoints(self, container_id: str) -> list[Endpoint]:
         return self.store.endpoints(container_id=container_id)
+
+
+def gateway_endpoint(endpoints: Sequence[Endpoint], networks: Sequence[Network]) -> Endpoint | None:
+    """The endpoint that gives a container its default routes, by libnetwork's ordering of a
+    sandbox's endpoints (``Endpoint.Less``): the highest ``gw-priority``, then one not on an
+    ``--internal`` network, then one with both an IPv4 and an IPv6 gateway, then the network's name
+    (the least). None when every network is internal (no way out)."""
+    best: tuple[tuple[int, int, str], Endpoint] | None = None
+    for endpoint, network in zip(endpoints, networks, strict=True):
+        if network.internal:
+            continue
+        gateways = 1 + bool(endpoint.ip6 and network.gateway6)
+        key = (-endpoint.gw_priority, -gateways, network.name)
+        if best is None or key < best[0]:
+            best = (key, endpoint)
+    return None if best is None else best[1]
 
 
 def _rules(network: Network) -> nft.NetworkRules:

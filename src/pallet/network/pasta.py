@@ -101,7 +101,7 @@ class PastaDriver(Driver):
     def _pid_file(self, container_id: str) -> str:
         return self.netns_path(container_id) + ".pasta.pid"
 
-    def _bring_up(self, network: Network, endpoint: Endpoint) -> None:
+    def _bring_up(self, network: Network, endpoint: Endpoint, route: bool | None = None) -> None:
         import subprocess
 
         # the ports were checked free when allocated; pasta binds them with SO_REUSEADDR, so a

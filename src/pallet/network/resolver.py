@@ -14,7 +14,9 @@ since it forwards from the host's namespace).
 What it answers (``answer``):
 
 - A / AAAA for a container name, a ``--network-alias`` or a 12-hex short id
-  (or the full id) of a container attached to *this* network, read from the
+  (or the full id) of a container attached to *this* network, or to another
+  network the asking container is on (its address there, as docker's
+  embedded server answers a container on several networks), read from the
   database on every query: a container whose endpoint row is gone is never
   answered, however recently it was removed. A known name without an
   address of the asked family gets an empty NOERROR (not forwarded).
@@ -629,7 +631,7 @@ def _main(argv: Sequence[str]) -> int:
     import sqlite3
     import threading
 
-    from pallet.network.store import RESOLVE_SQL, matching
+    from pallet.network.store import PEER_NETWORKS_SQL, RESOLVE_SQL, matching
 
     # one connection for the loop and the TCP threads, used under a lock
     conn = sqlite3.connect(
@@ -638,15 +640,24 @@ def _main(argv: Sequence[str]) -> int:
     db_lock = threading.Lock()
     network_id = args.network
 
-    def rows() -> list[tuple[str, str, str, str, str, str]]:
+    def rows(network: str = network_id) -> list[tuple[str, str, str, str, str, str]]:
         with db_lock:
-            return conn.execute(RESOLVE_SQL, (network_id,)).fetchall()
+            return conn.execute(RESOLVE_SQL, (network,)).fetchall()
 
     def lookup(name: str) -> list[str]:
         return matching(rows(), name)
 
     def lookup_from(name: str, client: str) -> list[str]:
-        return matching(rows(), name, client=client)
+        found = matching(rows(), name, client=client)
+        if found:
+            return found
+        with db_lock:  # the client's container's other networks: their names too (store.resolve's rule)
+            others = conn.execute(PEER_NETWORKS_SQL, (network_id, client, client, network_id)).fetchall()
+        for (other,) in others:
+            found = matching(rows(other), name)
+            if found:
+                return found
+        return []
 
     def reverse(address: str) -> list[str]:
         return [row[2] for row in rows() if address in (row[0], row[1])]

@@ -225,6 +225,7 @@ class Endpoint:
         "aliases",
         "container_id",
         "driver_opts",
+        "gw_priority",
         "id",
         "ip",
         "ip6",
@@ -255,6 +256,7 @@ class Endpoint:
         ipam_config: dict[str, Any] | None = None,
         links: Sequence[str] = (),
         driver_opts: dict[str, str] | None = None,
+        gw_priority: int = 0,
     ) -> None:
         self.id = id
         self.network_id = network_id
@@ -270,6 +272,8 @@ class Endpoint:
         self.ipam_config = ipam_config
         self.links = tuple(links)
         self.driver_opts = driver_opts or {}
+        #: docker's ``gw-priority``: the endpoint with the highest gives the default route
+        self.gw_priority = gw_priority
 
     @property
     def link_local_ips(self) -> list[str]:
@@ -284,6 +288,8 @@ class Endpoint:
             out["Links"] = list(self.links)
         if self.driver_opts:
             out["DriverOpts"] = self.driver_opts
+        if self.gw_priority:
+            out["GwPriority"] = self.gw_priority
         return out
 
     def __repr__(self) -> str:
@@ -339,6 +345,7 @@ def _endpoint_config(text: str) -> dict[str, Any]:
         "ipam_config": config.get("IPAMConfig"),
         "links": config.get("Links") or (),
         "driver_opts": config.get("DriverOpts") or {},
+        "gw_priority": int(config.get("GwPriority") or 0),
     }
 
 
@@ -489,6 +496,7 @@ class NetworkStore:
         link_local_ips: Sequence[str] = (),
         links: Sequence[str] = (),
         driver_opts: dict[str, str] | None = None,
+        gw_priority: int = 0,
     ) -> Endpoint:
         """Record a new endpoint holding an address (``ip`` if given; and an IPv6 one, ``ip6`` if given,
         on a dual-stack network) and ``ports``, in one transaction.
@@ -527,6 +535,7 @@ class NetworkStore:
                 id=endpoint_id, network_id=network.id, container_id=container_id, name=name, aliases=aliases,
                 ip=address, mac=mac or mac_for(address), veth=veth, netns=netns, ports=ports, ip6=address6,
                 ipam_config=ipam_config(ip, ip6, link_local_ips), links=links, driver_opts=driver_opts,
+                gw_priority=gw_priority,
             )  # fmt: skip
             conn.execute(
                 "INSERT INTO endpoints (id, network_id, container_id, name, aliases, ip, mac, veth, netns, ip6,"
@@ -589,13 +598,26 @@ class NetworkStore:
         """The addresses ``name`` stands for on a network: container name, alias, or short/full id
         (or, asked from address ``client``, a link alias of the client's endpoint)."""
         lowered = name.lower().rstrip(".")
-        rows = self.db.query(RESOLVE_SQL, (network_id,))
-        return matching(rows, lowered, client=client)
+        found = matching(self.db.query(RESOLVE_SQL, (network_id,)), lowered, client=client)
+        if found or not client:
+            return found
+        for (other,) in self.db.query(PEER_NETWORKS_SQL, (network_id, client, client, network_id)):
+            found = matching(self.db.query(RESOLVE_SQL, (other,)), lowered)
+            if found:
+                return found
+        return []
 
 
 #: the rows ``matching`` reads, of one network (its id the one parameter)
 RESOLVE_SQL = (
     "SELECT ip, ip6, name, aliases, container_id, config FROM endpoints WHERE network_id = ? ORDER BY rowid"
+)
+#: the other networks of the container whose address on a network asked (network id, client address
+#: twice, network id): as docker's embedded server, a resolver answers a container the names of every
+#: network it is on, each network's own address (the asked network's first, then in attach order)
+PEER_NETWORKS_SQL = (
+    "SELECT o.network_id FROM endpoints c JOIN endpoints o ON o.container_id = c.container_id"
+    " WHERE c.network_id = ? AND (c.ip = ? OR c.ip6 = ?) AND o.network_id != ? ORDER BY o.rowid"
 )
 
 

@@ -117,19 +117,34 @@ def recorded_ports(document: Mapping[str, Any], held: Collection[tuple[str, int]
 
 
 def attachments(network: NetworkOptions, ports: Sequence[PortMapping]) -> list[Attachment]:
-    """The networks the container joins at create: one request for the network the mode names
-    (with the endpoint's aliases, address, MAC and ports), none for ``none``, ``host``, ``container:``."""
+    """The networks the container joins at create, in order: the network the mode names (with the
+    endpoint's aliases, addresses, MAC and the published ports), then ``network.networks`` (each with
+    its own settings); none for ``none``, ``host``, ``container:``."""
     from pallet.engine.networking import Attachment
 
     name = network.mode.network_name
     if not name:
         return []
-    return [
+    first = Attachment(
+        name, aliases=network.aliases, ip=network.ip, mac=network.mac_address, ports=ports, ip6=network.ip6,
+        link_local_ips=network.link_local_ips, links=network.endpoint_links, driver_opts=network.driver_opts,
+        gw_priority=network.gw_priority,
+    )  # fmt: skip
+    more = [
         Attachment(
-            name, aliases=network.aliases, ip=network.ip, mac=network.mac_address, ports=ports, ip6=network.ip6,
-            link_local_ips=network.link_local_ips, links=network.endpoint_links, driver_opts=network.driver_opts,
+            extra.network,
+            aliases=extra.aliases,
+            ip=extra.ip,
+            mac=extra.mac_address,
+            ip6=extra.ip6,
+            link_local_ips=extra.link_local_ips,
+            links=extra.links,
+            driver_opts=extra.driver_opts,
+            gw_priority=extra.gw_priority,
         )
-    ]  # fmt: skip
+        for extra in network.networks
+    ]
+    return [first, *more]
 
 
 def network_files(
@@ -145,7 +160,8 @@ def network_files(
     """Write the container's ``/etc/hostname``, ``/etc/hosts`` and ``/etc/resolv.conf`` into
     ``directory``; the mapping ``build_spec(hosts_files=...)`` wants. ``resolver``: the address of
     the user network's resolver ("" on the default bridge); ``host_gateway``: what ``host-gateway``
-    in ``--add-host`` stands for (the default network's gateway, an address of the host)."""
+    in ``--add-host`` stands for (the default network's gateway, an address of the host). The
+    container's name has a line for its address on each of its networks, as docker's hosts file."""
     from pallet.engine.spec.hostsfiles import write_network_files
     from pallet.engine.spec.syntax import parse_extra_host
 
@@ -155,7 +171,7 @@ def network_files(
         extra.append((name, host_gateway if address == "host-gateway" else address))
     return write_network_files(
         directory, hostname=hostname, network=network.mode, domainname=network.domainname,
-        addresses=[e.ip for e in endpoints[:1]], extra_hosts=extra, resolver=resolver, dns=network.dns,
+        addresses=[e.ip for e in endpoints], extra_hosts=extra, resolver=resolver, dns=network.dns,
         dns_search=network.dns_search, dns_options=network.dns_options, durable=durable,
     )  # fmt: skip
 

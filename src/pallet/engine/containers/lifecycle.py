@@ -299,8 +299,10 @@ class Engine:
         )
         mode = options.network.mode
         joined = self._joined(mode.name) if mode.kind == "container" else None
-        if mode.on_bridge:
-            self.networks.find(mode.network_name)  # made (the default one) or found before the insert
+        if mode.on_bridge:  # found (the default one made) before the insert: an unknown one leaves nothing
+            from pallet.engine.containers.attachments import attachments
+
+            self.networks.check_attachments(attachments(options.network, ()))
         elif mode.is_host and (options.network.publish or options.network.publish_all) and warn:
             warn("WARNING: Published ports are discarded when using host network mode")
         endpoints: list[Endpoint] = []
@@ -371,8 +373,8 @@ class Engine:
     def _allocate(
         self, record: ContainerRecord, options: RunOptions, image_config: ContainerConfig | None
     ) -> list[Endpoint]:
-        """The container's endpoint on the network its mode names, with its published ports; the
-        caller's transaction records it with the container."""
+        """The container's endpoints: on the network its mode names, with its published ports, then
+        on its other networks; the caller's transaction records them with the container."""
         from pallet.engine.containers.attachments import attachments, port_mappings
 
         networks = self.networks
@@ -409,9 +411,11 @@ class Engine:
         namespace = ""
         if network.mode.on_bridge:
             namespace = self.networks.netns_path(record.id)
-            if endpoints:
-                attached = self.networks.find(endpoints[0].network_id)
-                resolver = attached.gateway if attached.dns else ""
+            for endpoint in endpoints:  # the first user network's resolver answers for all of them
+                attached = self.networks.find(endpoint.network_id)
+                if attached.dns:
+                    resolver = attached.gateway
+                    break
         if any(h.endswith("host-gateway") for h in network.extra_hosts):
             host_gateway = self.networks.default().gateway
         files = network_files(

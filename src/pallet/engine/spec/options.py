@@ -78,6 +78,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MIN_MEMORY",
+    "EndpointOptions",
     "MountOptions",
     "NamespaceOptions",
     "NetworkOptions",
@@ -329,6 +330,43 @@ def security_options(security_opt: Iterable[str] = (), **fields: Any) -> Securit
     return SecurityOptions(**fields)
 
 
+class EndpointOptions(_Checked):
+    """One more network the container joins at create, after the one its mode names (docker's
+    CLI: a second ``--network``; the API: another ``EndpointsConfig`` entry), with the endpoint's
+    settings, docker's ``EndpointSettings``: ``network`` (a user network's name or id), ``aliases``,
+    ``ip``, ``ip6``, ``link_local_ips``, ``mac_address``, ``links`` (``NAME:ALIAS``, answered by the
+    network's resolver), ``driver_opts`` and ``gw_priority`` (the highest gives the default route)."""
+
+    network: str = ""
+    aliases: tuple[str, ...] = ()
+    ip: str = ""
+    ip6: str = ""
+    link_local_ips: tuple[str, ...] = ()
+    mac_address: str = ""
+    links: tuple[str, ...] = ()
+    driver_opts: Mapping[str, str] = EMPTY
+    gw_priority: int = 0
+
+    @classmethod
+    def _clean(cls, values: dict[str, Any]) -> dict[str, Any]:
+        if values.get("driver_opts"):
+            values["driver_opts"] = types.MappingProxyType(dict(values["driver_opts"]))
+        return values
+
+    def _check(self) -> None:
+        if not self.network.strip():
+            raise InvalidArgument("no name set for network")
+        if parse_network(self.network).kind != "network":
+            raise InvalidArgument(
+                "conflicting options: cannot attach both user-defined and non-user-defined network-modes"
+            )
+        for address in (self.ip, self.ip6, *self.link_local_ips):
+            if address:
+                parse_ip(address)
+        if self.mac_address:
+            parse_mac(self.mac_address)
+
+
 class NetworkOptions(_Checked):
     """The container's network (docker's ``HostConfig`` network fields and ``NetworkingConfig``).
 
@@ -344,7 +382,9 @@ class NetworkOptions(_Checked):
     legacy links, ``NAME:ALIAS`` (``syntax.parse_link``): the linked
     container's address under the alias in ``/etc/hosts`` and, on the
     default bridge, its ``ALIAS_NAME``/``ALIAS_PORT_*``/``ALIAS_ENV_*``
-    variables.
+    variables. ``networks``: the other user networks joined at create, in
+    order (the mode's network is the first, ``eth0``); the published ports
+    go with the first endpoint.
     """
 
     mode: NetworkMode = NetworkMode()
@@ -367,6 +407,8 @@ class NetworkOptions(_Checked):
     link_local_ips: tuple[str, ...] = ()
     endpoint_links: tuple[str, ...] = ()
     driver_opts: Mapping[str, str] = EMPTY
+    gw_priority: int = 0
+    networks: tuple[EndpointOptions, ...] = ()
 
     @classmethod
     def _clean(cls, values: dict[str, Any]) -> dict[str, Any]:
@@ -421,6 +463,15 @@ class NetworkOptions(_Checked):
             raise InvalidArgument("network-scoped aliases are only supported for user-defined networks")
         if self.ip and kind != "network":
             raise InvalidArgument("user specified IP address is supported on user defined networks only")
+        if self.networks and not self.mode.on_bridge:
+            raise InvalidArgument(
+                "conflicting options: cannot attach both user-defined and non-user-defined network-modes"
+            )
+        named = [self.mode.network_name]
+        for endpoint in self.networks:
+            if endpoint.network in named:
+                raise InvalidArgument(f'network "{endpoint.network}" is specified multiple times')
+            named.append(endpoint.network)
 
     def ports(self) -> tuple[PortRequest, ...]:
         """The ``-p`` requests, parsed."""
@@ -562,6 +613,7 @@ _NESTED_TUPLES: dict[str, type[Record]] = {
     "ulimits": Ulimit,
     "devices": DeviceMapping,
     "specs": MountSpec,
+    "networks": EndpointOptions,
 }
 
 

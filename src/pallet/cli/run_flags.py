@@ -22,11 +22,11 @@ from pallet.errors import InvalidArgument
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
-    from typing import TypeVar
+    from typing import Any, TypeVar
 
     from pallet.cli.flags import FlagParser, Namespace
     from pallet.engine.service import UpdateRequest
-    from pallet.engine.spec.options import RunOptions
+    from pallet.engine.spec.options import EndpointOptions, RunOptions
     from pallet.oci.image_spec import Healthcheck
 
     T = TypeVar("T")
@@ -86,9 +86,11 @@ def add_create_flags(parser: FlagParser) -> None:
     add("--uts", default="")
     add("--cgroupns", default="")
     add("--isolation", default="")
-    add("--network", "--net", dest="network")
+    add("--network", "--net", dest="network", action="append", default=[])
     add("--network-alias", "--net-alias", dest="network_alias", action="append", default=[])
     add("--ip", default="")
+    add("--ip6", default="")
+    add("--link-local-ip", action="append", default=[])
     add("--mac-address", default="")
     add("--dns", action="append", default=[])
     add("--dns-search", action="append", default=[])
@@ -181,6 +183,120 @@ def _healthcheck(args: Namespace) -> Healthcheck | None:
     )
 
 
+def _is_word(char: str) -> bool:
+    return char.isalnum() or char == "_"
+
+
+def _network_flag(text: str) -> dict[str, Any]:
+    """One ``--network``: a network's name, or docker's advanced syntax (a text with ``WORD=WORD`` in
+    it, as its CLI decides): ``name=NET,alias=A,ip=IP,ip6=IP,mac-address=MAC,link-local-ip=IP,
+    driver-opt=K=V,gw-priority=N``, comma-separated, case-folded as docker's CLI folds them. The
+    ``EndpointOptions`` fields; ``InvalidArgument`` in docker's words."""
+    from pallet.engine.spec.syntax import parse_ip
+
+    advanced = any(
+        c == "=" and 0 < i < len(text) - 1 and _is_word(text[i - 1]) and _is_word(text[i + 1])
+        for i, c in enumerate(text)
+    )
+    if not advanced:
+        return {"network": text}
+    fields: dict[str, Any] = {"network": ""}
+    aliases: list[str] = []
+    link_local: list[str] = []
+    driver_opts: dict[str, str] = {}
+    for field in text.split(","):
+        key, equals, value = field.lower().partition("=")
+        key, value = key.strip(), value.strip()
+        if not equals or not key:
+            raise InvalidArgument(f"invalid field {field}")
+        if key in ("ip", "ip6", "link-local-ip"):
+            try:
+                address = parse_ip(value)
+            except InvalidArgument:
+                raise InvalidArgument(f'ParseAddr("{value}"): unable to parse IP') from None
+            if key == "link-local-ip":
+                link_local.append(address)
+            else:
+                fields[key] = address
+        elif key == "name":
+            fields["network"] = value
+        elif key == "alias":
+            aliases.append(value)
+        elif key == "mac-address":
+            fields["mac_address"] = value
+        elif key == "driver-opt":
+            name, equals, option = value.partition("=")
+            if not equals or not name.strip():
+                raise InvalidArgument("invalid key value pair format in driver options")
+            driver_opts[name.strip()] = option.strip()
+        elif key == "gw-priority":
+            if not value.lstrip("+-").isdigit():
+                raise InvalidArgument(f"invalid gw-priority ({value}): invalid syntax")
+            fields["gw_priority"] = int(value)
+        else:
+            raise InvalidArgument(f"invalid field key {key}")
+    if not fields["network"]:
+        raise InvalidArgument("network name/id is not specified")
+    return {
+        **fields,
+        "aliases": tuple(aliases),
+        "link_local_ips": tuple(link_local),
+        "driver_opts": driver_opts,
+    }
+
+
+#: docker's words when a legacy flag and the first ``--network``'s own field both set one thing
+_LEGACY_CONFLICTS = (
+    ("aliases", "network_alias", "--network-alias and per-network alias"),
+    ("links", "link", "--link and per-network links"),
+    ("ip", "ip", "--ip and per-network IPv4 address"),
+    ("ip6", "ip6", "--ip6 and per-network IPv6 address"),
+    ("mac_address", "mac_address", "--mac-address and per-network MAC address"),
+    ("link_local_ips", "link_local_ip", "--link-local-ip and per-network link-local IP addresses"),
+)
+
+
+def _networks(args: Namespace, links: tuple[str, ...]) -> tuple[dict[str, Any], tuple[EndpointOptions, ...]]:
+    """The ``--network`` flags, in order (docker's CLI's ``parseNetworkOpts``): the first's fields (it
+    may name a mode: ``default`` when none is given), the others' endpoints. The first takes ``--network-alias``, ``--ip``, ``--ip6``,
+    ``--mac-address``, ``--link-local-ip`` and, on a user network, ``--link``."""
+    from pallet.engine.spec.options import EndpointOptions
+    from pallet.engine.spec.syntax import parse_network
+
+    requests = [_flag("--network", _network_flag, text) for text in args.network] or [{"network": "default"}]
+    first = requests[0]
+    user_defined = parse_network(first["network"]).kind == "network"
+    legacy = {
+        "network_alias": tuple(args.network_alias), "link": links if user_defined else (), "ip": args.ip,
+        "ip6": args.ip6, "mac_address": args.mac_address, "link_local_ip": tuple(args.link_local_ip),
+    }  # fmt: skip
+    for field, flag, words in _LEGACY_CONFLICTS:
+        if first.get(field) and legacy[flag]:
+            raise InvalidArgument(f"conflicting options: cannot specify both {words}")
+        if legacy[flag]:
+            first[field] = legacy[flag]
+    kinds, seen, out = set(), set(), []
+    for request in requests:
+        target = request["network"]
+        if not target.strip():
+            raise InvalidArgument("no name set for network")
+        user = parse_network(target).kind == "network"
+        kinds.add(user)
+        if not user and request.get("aliases"):
+            raise InvalidArgument("network-scoped aliases are only supported for user-defined networks")
+        if not user and request.get("links"):
+            raise InvalidArgument("links are only supported for user-defined networks")
+        if target in seen:
+            raise InvalidArgument(f'network "{target}" is specified multiple times')
+        seen.add(target)
+        out.append(request)
+    if len(kinds) > 1:
+        raise InvalidArgument(
+            "conflicting options: cannot attach both user-defined and non-user-defined network-modes"
+        )
+    return out[0], tuple(EndpointOptions(**request) for request in out[1:])
+
+
 def options_from_args(args: Namespace) -> RunOptions:
     """``RunOptions`` from the flags of ``run``/``create``; bad values are ``InvalidArgument`` in docker's words."""
     from pallet.engine.spec import options as o
@@ -233,29 +349,36 @@ def options_from_args(args: Namespace) -> RunOptions:
     _each("-p, --publish", s.parse_publish, args.publish)
     _each("--dns", s.parse_ip, args.dns)
     _each("--add-host", s.parse_extra_host, args.add_host)
-    if args.ip:
-        _flag("--ip", s.parse_ip, args.ip)
+    for flag, text in (("--ip", args.ip), ("--ip6", args.ip6)):
+        if text:
+            _flag(flag, s.parse_ip, text)
+    _each("--link-local-ip", s.parse_ip, args.link_local_ip)
     if args.mac_address:
         _flag("--mac-address", s.parse_mac, args.mac_address)
-    mode = s.parse_network(args.network or "")
     links = _each("--link", s.parse_link, args.link)
+    first, more = _networks(args, links)
     network = o.NetworkOptions(
-        mode=mode,
+        mode=s.parse_network(first["network"]),
         hostname=args.hostname,
         domainname=args.domainname,
         publish=tuple(args.publish),
         publish_all=args.publish_all,
         expose=tuple(args.expose),
-        aliases=tuple(args.network_alias),
-        ip=args.ip,
-        mac_address=args.mac_address,
+        aliases=tuple(first.get("aliases", ())),
+        ip=first.get("ip", ""),
+        ip6=first.get("ip6", ""),
+        link_local_ips=tuple(first.get("link_local_ips", ())),
+        mac_address=first.get("mac_address", ""),
         dns=tuple(args.dns),
         dns_search=tuple(args.dns_search),
         dns_options=tuple(args.dns_option),
         extra_hosts=tuple(args.add_host),
         links=links,
         # docker's CLI: on a user network the links are the endpoint's (its resolver answers them)
-        endpoint_links=links if mode.kind == "network" else (),
+        endpoint_links=tuple(first.get("links", ())),
+        driver_opts=first.get("driver_opts", {}),
+        gw_priority=first.get("gw_priority", 0),
+        networks=more,
     )
     mounts = o.MountOptions(
         specs=(*(s.parse_volume(t) for t in args.volume), *(s.parse_mount(t) for t in args.mount)),

@@ -640,7 +640,7 @@ def _record_from_json(cls: type[Record], doc: object, what: str) -> Any:
     for name, value in doc.items():
         if name not in cls._fields:
             continue  # written by a newer pallet: ignore, as the spec readers do
-        if name in _NESTED and value is not None:
+        if name in _NESTED and value is not None and cls is not EndpointOptions:  # its ``network`` is a name
             value = _record_from_json(_NESTED[name], value, f"{what}.{name}")
         elif name in _NESTED_TUPLES and isinstance(value, list):
             value = tuple(_record_from_json(_NESTED_TUPLES[name], v, f"{what}.{name}") for v in value)

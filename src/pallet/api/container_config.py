@@ -8,7 +8,8 @@ ignores unknown fields; a field of the wrong JSON type is a 400 naming it
 (``json: cannot unmarshal string into Go struct field HostConfig.Memory of type int64``).
 Zero means "not set" where docker's does (``Memory: 0``, ``PidsLimit: 0``, ``ShmSize: 0``;
 ``MemorySwappiness: -1``). The endpoint settings of the network the mode names
-(``NetworkingConfig``: aliases, address, MAC) go with the network options.
+(``NetworkingConfig``: aliases, address, MAC) go with the network options; every other
+``EndpointsConfig`` entry is one more network joined at create (API 1.44 and newer).
 ``Config.Runtime`` (where docker-py's ``create_container(runtime=)`` puts it)
 is ignored, as dockerd ignores it: the runtime is ``HostConfig.Runtime``.
 """
@@ -147,17 +148,53 @@ def _healthcheck(config: Mapping[str, Any]) -> Healthcheck | None:
     )
 
 
-def _endpoint(networking: Mapping[str, Any], mode: str) -> Mapping[str, Any]:
-    """The ``NetworkingConfig.EndpointsConfig`` entry of the network the mode names (docker's CLI sends
-    one; an entry for another network is joined after create by ``connect``, which the engine does not
-    take at create)."""
-    endpoints = _get(networking, "NetworkingConfig", "EndpointsConfig", dict, {})
-    found = endpoints.get(mode) or (next(iter(endpoints.values())) if len(endpoints) == 1 else None)
-    if found is None:
-        return {}
-    if not isinstance(found, dict):
-        raise InvalidArgument("json: cannot unmarshal into Go struct field NetworkingConfig.EndpointsConfig")
-    return found
+def _endpoints(
+    networking: Mapping[str, Any], mode: str, version: tuple[int, int]
+) -> tuple[Mapping[str, Any], list[tuple[str, Mapping[str, Any]]]]:
+    """The ``NetworkingConfig.EndpointsConfig`` entry of the network the mode names (a lone entry is
+    taken as its, whatever its key), and the other entries in order (network, settings): the
+    networks joined at create besides the mode's. Before API 1.44 more than one entry is docker's 400."""
+    endpoints = dict(_get(networking, "NetworkingConfig", "EndpointsConfig", dict, {}))
+    if mode in ("", "default") and "default" in endpoints:  # dockerd's name of the default network
+        endpoints["bridge"] = endpoints.pop("default")
+        mode = "bridge"
+    if version < (1, 44) and len(endpoints) > 1:
+        raise InvalidArgument(
+            f"Container cannot be created with multiple network endpoints: {', '.join(endpoints)}"
+        )
+    for value in endpoints.values():
+        if value is not None and not isinstance(value, dict):
+            raise InvalidArgument(
+                "json: cannot unmarshal into Go struct field NetworkingConfig.EndpointsConfig"
+            )
+    key = mode or "bridge"
+    if key not in endpoints:
+        key = next(iter(endpoints)) if len(endpoints) == 1 else ""
+    others = [(name, value or {}) for name, value in endpoints.items() if name != key]
+    return endpoints.get(key) or {}, others
+
+
+def _more_networks(entries: list[tuple[str, Mapping[str, Any]]]) -> tuple[Any, ...]:
+    """The other ``EndpointsConfig`` entries as the engine's ``EndpointOptions`` (``GwPriority`` is
+    API 1.48's: dockerd zeroes it before, as here)."""
+    from pallet.engine.spec.options import EndpointOptions
+
+    out = []
+    for name, endpoint in entries:
+        ipam = _get(endpoint, "EndpointSettings", "IPAMConfig", dict, {})
+        out.append(
+            EndpointOptions(
+                network=name,
+                aliases=_strings(endpoint, "EndpointSettings", "Aliases"),
+                ip=_get(ipam, "EndpointIPAMConfig", "IPv4Address", str, ""),
+                ip6=_get(ipam, "EndpointIPAMConfig", "IPv6Address", str, ""),
+                link_local_ips=_strings(ipam, "EndpointIPAMConfig", "LinkLocalIPs"),
+                links=_strings(endpoint, "EndpointSettings", "Links"),
+                driver_opts=_string_map(endpoint, "EndpointSettings", "DriverOpts"),
+                mac_address=_get(endpoint, "EndpointSettings", "MacAddress", str, ""),
+            )
+        )
+    return tuple(out)
 
 
 def run_options(
@@ -242,10 +279,11 @@ def run_options(
         sysctls=_string_map(host, "HostConfig", "Sysctls"),
     )
     mode_text = _get(host, "HostConfig", "NetworkMode", str, "")
-    endpoint = _endpoint(_get(body, "Config", "NetworkingConfig", dict, {}), mode_text)
+    endpoint, others = _endpoints(_get(body, "Config", "NetworkingConfig", dict, {}), mode_text, version)
     ipam = _get(endpoint, "EndpointSettings", "IPAMConfig", dict, {})
+    mode = s.parse_network(mode_text)
     network = o.NetworkOptions(
-        mode=s.parse_network(mode_text),
+        mode=mode,
         hostname=_get(config, "Config", "Hostname", str, ""),
         domainname=_get(config, "Config", "Domainname", str, ""),
         publish=_publish(_get(host, "HostConfig", "PortBindings", dict, {})),
@@ -264,6 +302,8 @@ def run_options(
         dns_options=_strings(host, "HostConfig", "DnsOptions"),
         extra_hosts=_strings(host, "HostConfig", "ExtraHosts"),
         links=tuple(s.parse_link(text) for text in _strings(host, "HostConfig", "Links")),
+        # with a mode of no endpoints (host, none, container:) the other entries have no use, as dockerd
+        networks=_more_networks(others) if mode.on_bridge else (),
     )
     given = (
         *(s.parse_volume(text) for text in _strings(host, "HostConfig", "Binds")),

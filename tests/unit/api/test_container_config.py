@@ -102,3 +102,45 @@ def test_bad_sharing_fields_are_dockers_errors(
     with pytest.raises(InvalidArgument) as caught:
         run_options({"Image": "busybox", "HostConfig": host}, None, version)
     assert error in str(caught.value)
+
+
+def _networking(endpoints: dict[str, object], mode: str = "front") -> dict[str, object]:
+    return {
+        "Image": "busybox",
+        "HostConfig": {"NetworkMode": mode},
+        "NetworkingConfig": {"EndpointsConfig": endpoints},
+    }
+
+
+def test_every_endpoints_config_entry_is_a_network_joined_at_create() -> None:
+    from pallet.engine.spec.options import EndpointOptions
+
+    body = _networking({
+        "front": {"Aliases": ["web"]},
+        "back": {"Aliases": ["api"], "IPAMConfig": {"IPv4Address": "10.7.0.9", "LinkLocalIPs": ["169.254.7.9"]},
+                 "DriverOpts": {"k": "v"}, "MacAddress": "02:42:0a:07:00:09", "Links": ["db:data"]},
+        "side": None,
+    })  # fmt: skip
+    _, options = run_options(body, None, (1, 44))
+    network = options.network
+    assert network.mode.name == "front"
+    assert network.aliases == ("web",)
+    assert network.networks == (
+        EndpointOptions(
+            network="back", aliases=("api",), ip="10.7.0.9", link_local_ips=("169.254.7.9",),
+            driver_opts={"k": "v"}, mac_address="02:42:0a:07:00:09", links=("db:data",),
+        ),
+        EndpointOptions(network="side"),
+    )  # fmt: skip
+
+
+def test_a_lone_entry_keyed_otherwise_is_the_mode_networks() -> None:
+    _, options = run_options(_networking({"front-id": {"Aliases": ["web"]}}), None)
+    assert options.network.aliases == ("web",)
+    assert options.network.networks == ()
+
+
+def test_several_endpoints_before_api_1_44_are_dockers_400() -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        run_options(_networking({"front": {}, "back": {}}), None, (1, 43))
+    assert caught.value.message == "Container cannot be created with multiple network endpoints: front, back"

@@ -52,4 +52,7 @@ def prune_cache(root: str, run_root: str, *, all: bool, older_than: float | None
             path = os.path.join(mounts, name)
             freed += _tree_size(path)
             shutil.rmtree(path, ignore_errors=True)
+    from pallet.engine.events import prune_event
+
+    prune_event(root, "builder", freed)  # dockerd's builder prune event, from the CLI and the API alike
     return PruneReport(entries=result.entries, images=result.images, bytes=freed)

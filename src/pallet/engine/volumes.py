@@ -354,6 +354,7 @@ class VolumeStore:
                     if row is not None and row[0] and row[1] == 0:
                         doomed.append(self._unlink(conn, name))
                         removed.append(name)
+        self._destroyed(removed)
         self._delete(doomed)
         return removed
 
@@ -381,6 +382,7 @@ class VolumeStore:
                     "remove the container(s) first (pallet rm)"
                 )
             doomed = self._unlink(conn, name)
+        self._destroyed([name])
         self._delete([doomed])
 
     def prune(self, *, all: bool = False, filters: VolumeFilters | None = None) -> tuple[list[str], int]:
@@ -395,6 +397,7 @@ class VolumeStore:
                 freed += disk_usage(volume.mountpoint)
                 doomed.append(self._unlink(conn, volume.name))
                 removed.append(volume.name)
+        self._destroyed(removed)
         self._delete(doomed)
         events.prune_event(self.root, "volume", freed)
         return removed, freed
@@ -402,13 +405,17 @@ class VolumeStore:
     def _unlink(self, conn: sqlite3.Connection, name: str) -> str:
         """Inside a transaction: drop the row and move the directory to the trash; returns the trash path."""
         conn.execute("DELETE FROM volumes WHERE name = ?", (name,))
-        events.append(self.root, "volume", "destroy", name, {"driver": LOCAL})
         target = os.path.join(self.trash, owners.owner_tag())
         try:  # noqa: SIM105 - contextlib.suppress would import contextlib on ``pallet run``
             os.rename(os.path.join(self.dir, name), target)
         except FileNotFoundError:
             pass
         return target
+
+    def _destroyed(self, names: list[str]) -> None:
+        """docker's ``destroy`` events, once the removals are committed."""
+        for name in names:
+            events.append(self.root, "volume", "destroy", name, {"driver": LOCAL})
 
     def _delete(self, paths: list[str]) -> None:
         if not paths:

@@ -313,6 +313,9 @@ def test_builder_prune_empties_the_cache(build_env, tmp_path: Path) -> None:  # 
     pruned = build_env.pallet("builder", "prune", "-a", "-f")
     assert pruned.returncode == 0, pruned.stderr
     assert "Total:" in pruned.stdout
+    until = str(int(time.time()) + 5)
+    events = build_env.pallet("events", "--since", "0", "--until", until, "--filter", "type=builder")
+    assert events.stdout.split()[1:3] == ["builder", "prune"], events.stdout  # as dockerd records it
     assert "CACHED" not in build(build_env, ctx, "-t", "seed").stderr
     # the cache is gone again, but a pallet-built image carries its steps: --cache-from uses them
     assert build_env.pallet("builder", "prune", "-a", "-f").returncode == 0

@@ -71,6 +71,14 @@ def test_a_container_life_is_recorded_in_order_with_its_attributes(pallet_env: P
     assert rename["Actor"]["Attributes"]["name"] == "ev2"  # type: ignore[index]
 
 
+def test_a_foreground_run_records_attach_between_create_and_start(pallet_env: PalletEnv) -> None:
+    pallet_env.ok("run", "--name", "fg", "busybox", "true")
+    cid = pallet_env.ok("inspect", "-f", "{{.Id}}", "fg").strip()
+    pallet_env.ok("rm", "fg")
+    found = wait_for(pallet_env, "destroy", f"container={cid}")
+    assert [e["Action"] for e in found] == ["create", "attach", "start", "die", "destroy"]  # dockerd's order
+
+
 def test_an_exit_nobody_watches_is_recorded_by_the_shim(pallet_env: PalletEnv) -> None:
     cid = pallet_env.ok("run", "-d", "busybox", "sh", "-c", "sleep 0.5; exit 3").strip()
     # no pallet command touches the container: the die event comes from its shim
@@ -115,7 +123,7 @@ def test_events_follows_what_other_processes_do(pallet_env: PalletEnv) -> None:
     finally:
         follower.kill()
         follower.wait()
-    assert lines[:2] == ["create live", "start live"]
+    assert lines[:3] == ["create live", "attach live", "start live"]
     assert "die live" in lines
     assert lines[-1] == "destroy live"
 

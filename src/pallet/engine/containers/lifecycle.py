@@ -347,6 +347,8 @@ class Engine:
             self.event(record, "create")
             if start_with is None:
                 return record
+            if start_with.attached:  # a foreground run: dockerd's attach comes between create and start
+                self.event(record, "attach")
             # "created" is recorded first: a caller killed from here on leaves a container that
             # reconcile adopts (its shim runs it), never one it discards
             if mode.on_bridge:

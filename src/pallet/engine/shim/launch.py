@@ -262,6 +262,11 @@ class PendingShim:
             f"pallet-shim for {config.id} exited without reporting; see {config.run_dir}/{SHIM_LOG}"
         )
 
+    @property
+    def attached(self) -> bool:
+        """Whether a client streams the container (prelaunched with one, not yet handed over)."""
+        return self._client is not None
+
     def greet(self, *, stdin: bool = False, size: tuple[int, int] | None = None) -> None:
         """Say what the attach client wants (before ``go``: the shim reads it before it starts).
 

@@ -15,6 +15,7 @@ namespace files, its nftables table, its resolver processes.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import signal
@@ -354,3 +355,149 @@ def test_system_prune_removes_unused_user_networks_and_keeps_used_ones(pallet_en
 
     with Service.open(pallet_env.root, pallet_env.run_root) as service:
         assert sorted(n.name for n in service.network_list()) == ["bridge", "ptused"]
+
+
+# --- a container on several networks from its create (run --network A --network B) ---------------
+
+
+def _network(env: PalletEnv, name: str) -> dict[str, object]:
+    document = json.loads(env.ok("network", "inspect", name))[0]
+    assert isinstance(document, dict)
+    return document
+
+
+def _subnet(env: PalletEnv, name: str) -> ipaddress.IPv4Network:
+    config = _network(env, name)["IPAM"]["Config"]  # type: ignore[index]
+    return ipaddress.ip_network(config[0]["Subnet"])  # type: ignore[index]
+
+
+def _gateway(env: PalletEnv, name: str) -> str:
+    return str(_network(env, name)["IPAM"]["Config"][0]["Gateway"])  # type: ignore[index]
+
+
+def _httpd(env: PalletEnv, name: str, network: str) -> str:
+    cid = env.ok(
+        "run", "-d", "--name", name, "--network", network, "busybox", "httpd", "-f", "-p", "80", "-h", "/etc"
+    ).strip()  # fmt: skip
+    _wait_serving(env, cid)
+    return cid
+
+
+def _interfaces(text: str) -> dict[str, str]:
+    """``ip -o -4 addr`` lines as interface -> address."""
+    out = {}
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) > 3 and words[2] == "inet":
+            out[words[1]] = words[3].split("/")[0]
+    return out
+
+
+def test_a_container_on_two_user_networks_reaches_a_container_on_each_by_name(pallet_env: PalletEnv) -> None:
+    pallet_env.ok("run", "--rm", "busybox", "true")  # the default network, as every root has it
+    before = _our_state(pallet_env)
+    pallet_env.ok("network", "create", "ptfront")
+    pallet_env.ok("network", "create", "ptback")
+    front, back = _subnet(pallet_env, "ptfront"), _subnet(pallet_env, "ptback")
+    web = _httpd(pallet_env, "web", "ptfront")
+    api = _httpd(pallet_env, "api", "ptback")
+    both = pallet_env.ok(
+        "run", "-d", "--name", "both", "--hostname", "both", "--network", "ptfront", "--network",
+        "name=ptback,alias=twin", "busybox", "sleep", "300",
+    ).strip()  # fmt: skip
+
+    # by name, each on its own network, from one container (the resolver answers for both networks)
+    for name, cid in (("web", web), ("api", api)):
+        done = pallet_env.pallet("exec", "both", "wget", "-qO-", f"http://{name}/hostname")
+        assert (done.returncode, done.stdout) == (0, cid[:12] + "\n"), (name, done.stderr)
+    # and its alias on the second network answers from there
+    done = pallet_env.pallet("exec", "api", "wget", "-q", "-O", "/dev/null", "-T", "5", "http://twin:1/")
+    assert "bad address" not in done.stderr, done.stderr
+
+    inside = pallet_env.ok("exec", "both", "sh", "-c", "ip -o -4 addr; echo; ip route; echo; cat /etc/hosts")
+    addresses = _interfaces(inside)
+    assert ipaddress.ip_address(addresses["eth0"]) in front  # the order the networks were given
+    assert ipaddress.ip_address(addresses["eth1"]) in back
+    # docker's rule (libnetwork's Endpoint.Less): same priority, neither internal -> the least name
+    assert f"default via {_gateway(pallet_env, 'ptback')} dev eth1" in inside
+    assert f"{addresses['eth0']}\tboth\n" in inside
+    assert f"{addresses['eth1']}\tboth\n" in inside
+
+    networks = json.loads(pallet_env.ok("inspect", both))[0]["NetworkSettings"]["Networks"]
+    assert sorted(networks) == ["ptback", "ptfront"]
+    assert networks["ptback"]["Aliases"] == ["twin"]
+    assert networks["ptfront"]["IPAddress"] == addresses["eth0"]
+
+    # a restart brings both interfaces back in the same order with the same route
+    pallet_env.ok("restart", "-t", "0", "both")
+    again = pallet_env.ok("exec", "both", "sh", "-c", "ip -o -4 addr; ip route")
+    assert _interfaces(again) == addresses
+    assert f"default via {_gateway(pallet_env, 'ptback')} dev eth1" in again
+
+    pallet_env.ok("rm", "-f", "both", "web", "api")
+    pallet_env.ok("network", "rm", "ptfront", "ptback")
+    assert _our_state(pallet_env) == before
+
+
+def test_gw_priority_picks_the_network_of_the_default_route(pallet_env: PalletEnv) -> None:
+    pallet_env.ok("network", "create", "ptfront")
+    pallet_env.ok("network", "create", "ptback")
+    pallet_env.ok("network", "create", "--internal", "ptinner")
+    inside = pallet_env.ok(
+        "run", "--rm", "--network", "name=ptfront,gw-priority=5", "--network", "ptback", "busybox", "ip", "route"
+    )  # fmt: skip
+    assert f"default via {_gateway(pallet_env, 'ptfront')} dev eth0" in inside
+    # an internal network never gives the route, whatever its name
+    inside = pallet_env.ok(
+        "run", "--rm", "--network", "ptinner", "--network", "ptfront", "busybox", "ip", "route"
+    )
+    assert f"default via {_gateway(pallet_env, 'ptfront')} dev eth1" in inside
+    assert inside.count("default") == 1
+
+
+def _nothing_of(env: PalletEnv, name: str) -> None:
+    """No container named ``name``, no endpoint, veth or namespace of any container on the networks."""
+    assert env.ok("ps", "-a", "-q", "--filter", f"name=^{name}$") == ""
+    assert env.pallet("inspect", name).returncode != 0
+    for network in ("ptfront", "ptback"):
+        attached = _network(env, network)["Containers"]
+        assert isinstance(attached, dict)
+        assert all(entry["Name"] != name for entry in attached.values()), network
+
+
+@pytest.mark.parametrize("verb", ["create", "run"])
+def test_a_create_refused_on_its_second_network_leaves_nothing(pallet_env: PalletEnv, verb: str) -> None:
+    pallet_env.ok("network", "create", "ptfront")
+    pallet_env.ok("network", "create", "ptback")
+    # bridges, rules and resolvers up (a resolver exits once its network has no container)
+    keepers = [
+        pallet_env.ok("run", "-d", "--network", n, "busybox", "sleep", "300").strip()
+        for n in ("ptfront", "ptback")
+    ]
+    before = _our_state(pallet_env)
+    extra = ["-d"] if verb == "run" else []
+
+    done = pallet_env.pallet(
+        verb, *extra, "--name", "lost", "--network", "ptfront", "--network", "ptnosuch", "busybox", "sleep", "9"
+    )  # fmt: skip
+    assert done.returncode == 125
+    assert "network ptnosuch not found" in done.stderr
+    _nothing_of(pallet_env, "lost")
+    assert _our_state(pallet_env) == before
+
+    holder = pallet_env.ok("run", "-d", "--network", "ptback", "busybox", "sleep", "300").strip()
+    taken = json.loads(pallet_env.ok("inspect", holder))[0]["NetworkSettings"]["Networks"]["ptback"][
+        "IPAddress"
+    ]
+    state = _our_state(pallet_env)
+    done = pallet_env.pallet(
+        verb, *extra, "--name", "lost", "--network", "ptfront", "--network", f"name=ptback,ip={taken}",
+        "busybox", "sleep", "9",
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert taken in done.stderr, done.stderr
+    assert pallet_env.ok("ps", "-a", "-q", "--filter", "name=^lost$") == ""
+    assert sorted(_network(pallet_env, "ptfront")["Containers"]) == [keepers[0]]  # type: ignore[arg-type]
+    assert sorted(_network(pallet_env, "ptback")["Containers"]) == sorted([keepers[1], holder])  # type: ignore[arg-type]
+    assert _our_state(pallet_env) == state
+    pallet_env.ok("rm", "-f", holder, *keepers)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 
 import pytest
 from tests.integration.engine.conftest import PalletEnv
@@ -73,6 +74,33 @@ def test_pid_container_sees_the_other_containers_processes(pallet_env: PalletEnv
     # started again, the target has a new init: the joiner's next start joins that one
     pallet_env.ok("start", "target")
     assert "sleep 317" in pallet_env.ok("start", "-a", "joiner")
+
+
+def test_a_restart_policy_restart_joins_the_targets_current_init(pallet_env: PalletEnv) -> None:
+    pallet_env.ok("run", "-d", "--name", "tgt", "--network", "none", "busybox", "sleep", "318")
+    pallet_env.ok(
+        "run", "-d", "--name", "follower", "--network", "none", "--pid", "container:tgt", "--restart", "always",
+        "busybox", "sleep", "319",
+    )  # fmt: skip
+    old = _inspect(pallet_env, "tgt")["State"]["Pid"]  # type: ignore[index]
+    # the target's init ends, and with it its pid namespace and the follower in it; the follower's
+    # shim restarts it into the namespace of the target's new init, never the old pid's
+    pallet_env.ok("restart", "-t", "0", "tgt")
+    new = _inspect(pallet_env, "tgt")["State"]["Pid"]  # type: ignore[index]
+    assert new != old
+    deadline = time.monotonic() + 90
+    while True:
+        state = _inspect(pallet_env, "follower")["State"]
+        assert isinstance(state, dict)
+        if state["Running"] and state["Pid"] and os.path.exists(f"/proc/{state['Pid']}"):
+            try:
+                if os.readlink(f"/proc/{state['Pid']}/ns/pid") == os.readlink(f"/proc/{new}/ns/pid"):
+                    break
+            except FileNotFoundError:
+                pass
+        assert time.monotonic() < deadline, state
+        time.sleep(0.2)
+    assert "sleep 318" in pallet_env.ok("exec", "follower", "ps", "-o", "args")
 
 
 def test_ipc_shareable_is_joined_with_its_dev_shm(pallet_env: PalletEnv) -> None:

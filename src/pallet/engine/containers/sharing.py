@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 
+from pallet.engine.shim import joins
 from pallet.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound
 from pallet.oci.record import EMPTY, Record
 
@@ -57,8 +58,6 @@ __all__ = [
     "shm_dir",
 ]
 
-#: the namespaces a ``container:NAME`` mode may join, and docker's word for each in errors
-_KINDS = {"pid": "PID", "ipc": "IPC"}
 #: variables of a linked container that docker does not pass on (added by builds, not the app's)
 _NOT_LINKED = frozenset(("HOME", "PATH"))
 
@@ -87,6 +86,9 @@ class Shared(Record):
     options: RunOptions
     #: ``pid``/``ipc`` -> the namespace path of the running container joined
     joined: Mapping[str, str] = EMPTY
+    #: ``pid``/``ipc`` -> the id of the container joined (``PalletJoins``: its shim rejoins it
+    #: before a restart, ``shim/joins.py``)
+    joined_ids: Mapping[str, str] = EMPTY
     #: the host directory bound at /dev/shm ("" for a private one or none)
     shm: str = ""
     links: tuple[Link, ...] = ()
@@ -129,10 +131,12 @@ def resolve(
     for a container that is not there."""
     ns = options.namespaces
     joined: dict[str, str] = {}
+    joined_ids: dict[str, str] = {}
     for kind, mode in (("pid", ns.pid), ("ipc", ns.ipc)):
         target_name = ns.joined(mode)
         if target_name:
             target = _other(engine, target_name)
+            joined_ids[kind] = target.id
             if target.state in ("running", "paused") and target.pid > 0:
                 joined[kind] = f"/proc/{target.pid}/ns/{kind}"
             elif running:
@@ -162,7 +166,7 @@ def resolve(
         for link in links:
             if engine.get(link.child_id).state not in ("running", "paused"):
                 raise _not_linkable(link, name)
-    return Shared(options=options, joined=joined, shm=shm, links=links)
+    return Shared(options=options, joined=joined, joined_ids=joined_ids, shm=shm, links=links)
 
 
 def _other(engine: Engine, ref: str) -> ContainerRecord:
@@ -173,9 +177,7 @@ def _other(engine: Engine, ref: str) -> ContainerRecord:
 
 
 def _not_running(kind: str, target: ContainerRecord) -> FailedPrecondition:
-    return FailedPrecondition(
-        f"failed to join {_KINDS[kind]} namespace: container {target.id} is not running"
-    )
+    return joins.not_running(kind, target.id)
 
 
 def _non_shareable(donor: ContainerRecord) -> InvalidArgument:
@@ -352,6 +354,8 @@ def record(doc: dict[str, Any], shared: Shared, *, parent: str) -> None:
     ``remove_link``)."""
     if shared.shm:
         doc["ShmPath"] = shared.shm
+    if shared.joined_ids:
+        doc["PalletJoins"] = dict(shared.joined_ids)
     if shared.links:
         doc["HostConfig"]["Links"] = [f"/{link.child_name}:/{parent}/{link.alias}" for link in shared.links]
         doc["PalletLinks"] = [link.to_json() for link in shared.links]
@@ -397,28 +401,13 @@ def before_start(engine: Engine, record_: ContainerRecord, doc: Mapping[str, Any
             if kind == "ipc" and not engine.document(target).get("ShmPath"):
                 raise _non_shareable(target)
             paths[kind] = f"/proc/{target.pid}/ns/{kind}"
-    if paths:
-        _set_namespace_paths(os.path.join(engine.layout.bundle(record_.id), "config.json"), paths)
+    joins.set_namespace_paths(os.path.join(engine.layout.bundle(record_.id), "config.json"), paths)
 
 
 def _not_linkable(link: Link, parent: str) -> FailedPrecondition:
     return FailedPrecondition(
         f"Cannot link to a non running container: /{link.child_name} AS /{parent}/{link.alias}"
     )
-
-
-def _set_namespace_paths(config_path: str, paths: Mapping[str, str]) -> None:
-    from pallet.engine.containers.records import dumps_compact
-    from pallet.oci.jsonfast import loads
-
-    with open(config_path) as f:
-        config = loads(f.read())
-    assert isinstance(config, dict)
-    for entry in config.get("linux", {}).get("namespaces", []):
-        if entry.get("type") in paths:
-            entry["path"] = paths[entry["type"]]
-    with open(config_path, "w") as f:
-        f.write(dumps_compact(config))
 
 
 def remove_link(engine: Engine, name: str) -> None:

@@ -520,6 +520,9 @@ class Supervisor:
         self.restart_count += 1
         self._attachment_events(attached=True)
         try:
+            from pallet.engine.shim.joins import rejoin
+
+            rejoin(self.config.bundle, self.config.run_dir)  # the joined containers' inits of now
             self._create(start=True)
             self._running()
             self._event("start")

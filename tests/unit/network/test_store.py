@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pallet.database import Database
 from pallet.errors import AlreadyExists, Conflict, FailedPrecondition, NotFound
-from pallet.network.store import SCHEMA, Network, NetworkStore, PortMapping, mac_for
+from pallet.network.store import SCHEMA, Endpoint, Network, NetworkStore, PortMapping, mac_for
 
 
 @pytest.fixture
@@ -16,11 +17,11 @@ def store(tmp_path: Path) -> NetworkStore:
     return NetworkStore(Database.at(str(tmp_path), (SCHEMA,)))
 
 
-def network(name: str = "app", subnet: str = "10.77.0.0/29") -> Network:
+def network(name: str = "app", subnet: str = "10.77.0.0/29", **extra: Any) -> Network:
     gateway = subnet.rsplit(".", 1)[0] + ".1"
     return Network(
         id=name.ljust(64, "0"), name=name, bridge=f"br-{name}", subnet=subnet, gateway=gateway,
-        ip_range=subnet, created="2026-01-01T00:00:00Z",
+        ip_range=subnet, created="2026-01-01T00:00:00Z", **extra,
     )  # fmt: skip
 
 
@@ -166,3 +167,53 @@ def test_auxiliary_addresses_are_never_given(store: NetworkStore) -> None:
     assert e.ip == "10.77.0.3"
     assert store.find("app").aux_addresses == {"router": "10.77.0.2"}
     assert store.find("app").ipam_options is None
+
+
+def test_a_container_on_two_networks_resolves_the_names_of_both_each_at_its_address(
+    store: NetworkStore,
+) -> None:
+    front, back = network("front", "10.77.0.0/29"), network("back", "10.78.0.0/29")
+    store.add(front)
+    store.add(back)
+
+    def on(net: Network, cid: str) -> Endpoint:
+        return store.allocate(
+            net, endpoint_id=net.name + cid, container_id=cid, name=f"c-{cid[:4]}", netns="/x", veth="v"
+        )
+
+    both_front, both_back = on(front, "b" * 32), on(back, "b" * 32)
+    web, api = on(front, "w" * 32), on(back, "a" * 32)
+    on_both = on(front, "c" * 32)
+    on(back, "c" * 32)
+    # asked on front's resolver from its front address: front's names first, then back's
+    assert store.resolve(front.id, "c-wwww", client=both_front.ip) == [web.ip]
+    assert store.resolve(front.id, "c-aaaa", client=both_front.ip) == [api.ip]
+    assert store.resolve(front.id, "c-cccc", client=both_front.ip) == [on_both.ip]
+    assert store.resolve(back.id, "c-wwww", client=both_back.ip) == [web.ip]
+    # a container on front only never learns back's names
+    assert store.resolve(front.id, "c-aaaa", client=web.ip) == []
+    assert store.resolve(front.id, "c-aaaa") == []
+
+
+def test_the_gateway_endpoint_follows_libnetworks_ordering() -> None:
+    from pallet.network.driver import gateway_endpoint
+
+    def endpoint(net: Network, priority: int = 0, ip6: str = "") -> Endpoint:
+        return Endpoint(
+            id=net.name, network_id=net.id, container_id="c", name="c", ip="10.0.0.2", mac="", veth="", netns="",
+            ip6=ip6, gw_priority=priority,
+        )  # fmt: skip
+
+    zeta, alpha = network("zeta"), network("alpha")
+    inner = network("aaa", internal=True)
+    dual = network("zzz", subnet6="fd00::/64", gateway6="fd00::1")
+
+    def pick(*pairs: tuple[Endpoint, Network]) -> str:
+        chosen = gateway_endpoint([e for e, _ in pairs], [n for _, n in pairs])
+        return chosen.id if chosen else ""
+
+    assert pick((endpoint(zeta), zeta), (endpoint(alpha), alpha)) == "alpha"  # the least name
+    assert pick((endpoint(zeta, 3), zeta), (endpoint(alpha), alpha)) == "zeta"  # a higher gw-priority
+    assert pick((endpoint(inner), inner), (endpoint(zeta), zeta)) == "zeta"  # never an internal network
+    assert pick((endpoint(zeta), zeta), (endpoint(dual, ip6="fd00::2"), dual)) == "zzz"  # dual-stack first
+    assert pick((endpoint(inner), inner)) == ""

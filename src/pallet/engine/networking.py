@@ -304,16 +304,22 @@ class Networks:
     def allocate(self, container_id: str, name: str, attachments: Sequence[Attachment]) -> list[Endpoint]:
         """Record the container's endpoints (addresses, ports), in the order asked (its interfaces
         eth0, eth1... follow it): nothing in the kernel. Call it inside the transaction that records
-        the container, so a refusal of any of them leaves none. ``Conflict`` for an address or a host
-        port taken (by another container or a program of the host), ``NotFound`` for an unknown
-        network."""
+        the container, so a refusal of any of them leaves none. The requests' published ports go with
+        the first endpoint on a network with a way out. ``Conflict`` for an address or a host port
+        taken (by another container or a program of the host), ``NotFound`` for an unknown network."""
         driver = self.driver
+        networks = [
+            self.default() if r.network == DEFAULT_NETWORK else self.find(r.network) for r in attachments
+        ]
+        # the published ports go with the first endpoint not on an --internal network (dockerd's
+        # rule: port mappings belong to the container, only on a network with a way out)
+        ports = tuple(port for request in attachments for port in request.ports)
+        holder = next((i for i, n in enumerate(networks) if not n.internal), 0)
         out = []
-        for request in attachments:
-            network = self.default() if request.network == DEFAULT_NETWORK else self.find(request.network)
+        for index, (request, network) in enumerate(zip(attachments, networks, strict=True)):
             endpoint = driver.allocate(
-                network, container_id, name=name, aliases=request.aliases, ip=request.ip,
-                mac=request.mac, ports=request.ports, ip6=request.ip6, link_local_ips=request.link_local_ips,
+                network, container_id, name=name, aliases=request.aliases, ip=request.ip, mac=request.mac,
+                ports=ports if index == holder else (), ip6=request.ip6, link_local_ips=request.link_local_ips,
                 links=request.links, driver_opts=request.driver_opts, gw_priority=request.gw_priority,
             )  # fmt: skip
             out.append(endpoint)

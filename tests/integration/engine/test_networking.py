@@ -501,3 +501,21 @@ def test_a_create_refused_on_its_second_network_leaves_nothing(pallet_env: Palle
     assert sorted(_network(pallet_env, "ptback")["Containers"]) == sorted([keepers[1], holder])  # type: ignore[arg-type]
     assert _our_state(pallet_env) == state
     pallet_env.ok("rm", "-f", holder, *keepers)
+
+
+def test_published_ports_go_with_the_first_network_that_has_a_way_out(pallet_env: PalletEnv) -> None:
+    pallet_env.ok("network", "create", "--internal", "ptinner")
+    pallet_env.ok("network", "create", "ptfront")
+    port = _free_port()
+    web = pallet_env.ok(
+        "run", "-d", "--network", "ptinner", "--network", "ptfront", "-p", f"127.0.0.1:{port}:80",
+        "busybox", "httpd", "-f", "-p", "80", "-h", "/etc",
+    ).strip()  # fmt: skip
+    _wait_serving(pallet_env, web)
+    assert _fetch(f"http://127.0.0.1:{port}/hostname") == web[:12] + "\n"
+    assert pallet_env.ok("port", web) == f"80/tcp -> 127.0.0.1:{port}\n"
+    networks = json.loads(pallet_env.ok("inspect", web))[0]["NetworkSettings"]["Networks"]
+    table = str(_state_now(pallet_env)["nft table"])
+    assert f"{networks['ptfront']['IPAddress']}:80" in table  # the DNAT goes to the front address
+    assert f"{networks['ptinner']['IPAddress']}:80" not in table
+    pallet_env.ok("rm", "-f", web)

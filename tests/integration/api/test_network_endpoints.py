@@ -6,6 +6,7 @@ only) and DriverOpts; a disconnect of a container that is not connected fails, f
 from __future__ import annotations
 
 import ipaddress
+import json
 import secrets
 from typing import TYPE_CHECKING, Any
 
@@ -160,3 +161,48 @@ def test_connect_keeps_and_applies_the_endpoint_config(api: ApiService) -> None:
     assert status == 400
     assert b"nope" in body
     assert "epnet" not in api.json("GET", f"/v1.47/containers/{box}/json")["NetworkSettings"]["Networks"]
+
+
+def test_a_create_with_two_endpoints_joins_both_and_before_1_44_is_refused(api: ApiService) -> None:
+    for name in ("epfront", "epback"):
+        api.json("POST", "/v1.47/networks/create", {"Name": name})
+    back_net = ipaddress.IPv4Network(api.json("GET", "/v1.47/networks/epback")["IPAM"]["Config"][0]["Subnet"])
+    want = str(back_net.network_address + 66)
+    body: dict[str, Any] = {
+        "Image": "busybox",
+        "Cmd": ["sleep", "300"],
+        "HostConfig": {"NetworkMode": "epfront"},
+        "NetworkingConfig": {
+            "EndpointsConfig": {
+                "epback": {
+                    "Aliases": ["twin"],
+                    "IPAMConfig": {"IPv4Address": want},
+                    "DriverOpts": {"k": "v"},
+                },
+                "epfront": {"Aliases": ["one"]},
+            }
+        },
+    }
+    status, _, data = api.request("POST", "/v1.43/containers/create?name=old", body)
+    assert (status, json.loads(data)) == (
+        400,
+        {"message": "Container cannot be created with multiple network endpoints: epback, epfront"},
+    )
+    assert api.request("GET", "/v1.47/containers/old/json")[0] == 404
+
+    created = api.json("POST", "/v1.47/containers/create?name=both", body)
+    api.json("POST", f"/v1.47/containers/{created['Id']}/start")
+    networks = api.json("GET", "/v1.47/containers/both/json")["NetworkSettings"]["Networks"]
+    assert sorted(networks) == ["epback", "epfront"]
+    assert (networks["epback"]["IPAddress"], networks["epback"]["Aliases"]) == (want, ["twin"])
+    assert networks["epback"]["DriverOpts"] == {"k": "v"}
+    assert networks["epfront"]["Aliases"] == ["one"]
+    code, out = _exec(api, created["Id"], "ip", "-o", "-4", "addr", "show", "eth1")
+    assert (code, f"inet {want}/" in out) == (0, True), out
+
+    body["NetworkingConfig"]["EndpointsConfig"]["epnosuch"] = {}
+    status, _, data = api.request("POST", "/v1.47/containers/create?name=lost", body)
+    assert (status, json.loads(data)) == (404, {"message": "network epnosuch not found"})
+    assert api.request("GET", "/v1.47/containers/lost/json")[0] == 404
+    attached = api.json("GET", "/v1.47/networks/epfront")["Containers"]
+    assert list(attached) == [created["Id"]]

@@ -202,7 +202,14 @@ def test_a_create_with_two_endpoints_joins_both_and_before_1_44_is_refused(api: 
 
     body["NetworkingConfig"]["EndpointsConfig"]["epnosuch"] = {}
     status, _, data = api.request("POST", "/v1.47/containers/create?name=lost", body)
-    assert (status, json.loads(data)) == (404, {"message": "network epnosuch not found"})
+    # dockerd's words; a 400, not a 404, which the docker CLI would take for a missing image to pull
+    assert (status, json.loads(data)) == (400, {"message": "network epnosuch not found"})
     assert api.request("GET", "/v1.47/containers/lost/json")[0] == 404
+    lost = api.docker("run", "--network", "epnosuch", "busybox", "true")
+    assert (lost.returncode, lost.stderr.splitlines()[0]) == (
+        125,
+        "docker: Error response from daemon: network epnosuch not found",
+    )  # as dockerd's, and nothing was made
+    assert "Unable to find image" not in lost.stderr
     attached = api.json("GET", "/v1.47/networks/epfront")["Containers"]
     assert list(attached) == [created["Id"]]

@@ -53,7 +53,16 @@ def create(request: Request) -> Response:
     body = request.json_object()
     image, options = run_options(body, request.arg("name") or None, request.version)
     warnings: list[str] = []
-    record = request.service.create(image, options, warn=warnings.append)
+    try:
+        record = request.service.create(image, options, warn=warnings.append)
+    except NotFound as e:
+        # dockerd makes the container and fails its start on an unknown network, so the docker CLI
+        # prints "network X not found"; a 404 from create means a missing image to it, and it would
+        # pull one. The same words, as a 400: nothing was made.
+        wanted = [options.network.mode.network_name, *(n.network for n in options.network.networks)]
+        if str(e) in {f"network {name} not found" for name in wanted if name}:
+            raise InvalidArgument(str(e)) from None
+        raise
     return Json({"Id": record.id, "Warnings": warnings}, status=201)
 
 

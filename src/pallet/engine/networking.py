@@ -19,6 +19,14 @@ ports) is recorded in the same transaction as the container that holds it.
 - The driver's files live under ``<run_root>/network`` (namespace files,
   resolvers, its lock); its nftables table is ``pallet-<tag>``.
 
+- docker's predefined ``host`` (driver ``host``) and ``none`` (driver
+  ``null``) are modes, not bridges (``PredefinedNetwork``): listed, inspected
+  (the running containers in that mode under ``Containers``), found by name,
+  id or id prefix, with an id (random, as dockerd's) and a creation time kept
+  in the root's database on first use; never created, removed or pruned.
+  A container in one of these modes is attached to it alone (``check_connect``:
+  dockerd's refusals, in its words).
+
 Every kernel operation is the driver's and is idempotent (see its module
 docstring for the contracts); this module adds docker's rules that need the
 engine's view: the predefined networks (``bridge``, ``host``, ``none``)
@@ -29,7 +37,7 @@ from __future__ import annotations
 
 import os
 
-from pallet.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound
+from pallet.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound, Unsupported
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -47,6 +55,7 @@ __all__ = [
     "PREDEFINED",
     "Attachment",
     "Networks",
+    "PredefinedNetwork",
     "address_pools",
     "default_bridge_name",
 ]
@@ -57,6 +66,14 @@ DEFAULT_NETWORK = "bridge"
 DEFAULT_ROOT = "/var/lib/pallet"
 #: networks docker always lists and never removes (host and none are modes, not bridges)
 PREDEFINED = ("bridge", "host", "none")
+#: docker's drivers of its predefined modes
+MODE_DRIVERS = {"host": "host", "none": "null"}
+#: dockerd's refusals of a connect that would mix the host's stack, loopback only, or a shared one
+_HOST_CONFLICT = "container cannot be disconnected from host network or connected to host network"
+_SHARED_CONFLICT = "container sharing network namespace with another container or host cannot be connected to any other network"
+_NONE_CONFLICT = (
+    "container cannot be connected to multiple networks with one of the networks in private (none) mode"
+)
 #: subnets are a host-wide resource: roots take turns choosing one and making its bridge
 _POOLS_LOCK = "/run/lock/pallet-address-pools.lock"
 
@@ -113,6 +130,57 @@ class Attachment:
         self.links = tuple(links)
         self.driver_opts = dict(driver_opts or {})
         self.gw_priority = gw_priority
+
+
+class PredefinedNetwork:
+    """docker's ``host`` or ``none`` network: a mode (the host's own stack; loopback only), shown as a
+    network. ``driver`` is docker's (``host``, ``null``)."""
+
+    __slots__ = ("created", "driver", "id", "name")
+
+    def __init__(self, *, id: str, name: str, created: str) -> None:
+        self.id = id
+        self.name = name
+        self.driver = MODE_DRIVERS[name]
+        self.created = created
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {}
+
+    def endpoint_id(self, container_id: str) -> str:
+        """The endpoint of container ``container_id`` in this mode: stable, distinct per container
+        and network (64 hex, as docker's; no ``hashlib`` on the start path)."""
+        return f"{int(container_id[:64], 16) ^ int(self.id, 16):064x}"
+
+    def document(self, members: Iterable[tuple[str, str]] = ()) -> dict[str, Any]:
+        """``network inspect``'s document (docker's JSON); ``members``: (id, name) of the running
+        containers in this mode."""
+        return {
+            "Name": self.name, "Id": self.id, "Created": self.created, "Scope": "local",
+            "Driver": self.driver, "EnableIPv6": False,
+            "IPAM": {"Driver": "default", "Options": None, "Config": None},
+            "Internal": False, "Attachable": False, "Ingress": False, "ConfigFrom": {"Network": ""},
+            "ConfigOnly": False,
+            "Containers": {
+                cid: {"Name": name, "EndpointID": self.endpoint_id(cid), "MacAddress": "", "IPv4Address": "",
+                      "IPv6Address": ""}
+                for cid, name in members
+            },
+            "Options": {}, "Labels": {},
+        }  # fmt: skip
+
+    def settings(self, container_id: str) -> dict[str, Any]:
+        """``NetworkSettings.Networks.<name>`` of a container in this mode, as dockerd shows it."""
+        return {
+            "IPAMConfig": None, "Links": None, "Aliases": None, "MacAddress": "", "DriverOpts": None,
+            "GwPriority": 0, "NetworkID": self.id, "EndpointID": self.endpoint_id(container_id), "Gateway": "",
+            "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+            "DNSNames": None,
+        }  # fmt: skip
+
+    def __repr__(self) -> str:
+        return f"PredefinedNetwork({self.name!r}, {self.driver})"
 
 
 class _HostLock:
@@ -229,10 +297,35 @@ class Networks:
             raise
         return network
 
-    def networks(self) -> list[Network]:
-        """Every bridge network of the root (the default one made if missing), oldest first."""
+    def networks(self) -> list[Network | PredefinedNetwork]:
+        """Every network of the root (the default one made if missing): the bridges oldest first,
+        then docker's ``host`` and ``none``."""
         self.default()
-        return self.driver.store.networks()
+        bridges: list[Network | PredefinedNetwork] = list(self.driver.store.networks())
+        return bridges + [self.predefined(name) for name in MODE_DRIVERS]
+
+    def predefined(self, name: str) -> PredefinedNetwork:
+        """docker's ``host`` or ``none`` network of this root (its id kept from its first use)."""
+        import time
+
+        created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        found_id, created = self.driver.store.predefined(name, new_id=os.urandom(32).hex(), created=created)
+        return PredefinedNetwork(id=found_id, name=name, created=created)
+
+    def lookup(self, ref: str) -> Network | PredefinedNetwork:
+        """The network ``ref`` names, docker's ``host`` and ``none`` included (by name, id or id
+        prefix); ``NotFound`` in docker's words."""
+        if ref in MODE_DRIVERS:
+            return self.predefined(ref)
+        try:
+            return self.find(ref)
+        except NotFound:
+            if ref:
+                for name in MODE_DRIVERS:
+                    mode = self.predefined(name)
+                    if mode.id.startswith(ref.lower()):
+                        return mode
+            raise
 
     def find(self, ref: str) -> Network:
         """The network ``ref`` names (name, id, unique id prefix); ``NotFound`` in docker's words."""
@@ -243,11 +336,17 @@ class Networks:
         except NotFound:
             raise NotFound(f"network {ref} not found") from None
 
-    def inspect(self, ref: str) -> dict[str, Any]:
-        """``network inspect``'s document (docker's JSON) of network ``ref``."""
+    def inspect(
+        self, ref: str, members: Callable[[str], Iterable[tuple[str, str]]] = lambda _: ()
+    ) -> dict[str, Any]:
+        """``network inspect``'s document (docker's JSON) of network ``ref``; ``members(mode)``: the
+        (id, name) of the running containers in mode ``host`` or ``none``, for those two."""
         from pallet.network.driver import inspect_network
 
-        network = self.find(ref)
+        found = self.lookup(ref)
+        if isinstance(found, PredefinedNetwork):
+            return found.document(members(found.name))
+        network = found
         document = inspect_network(network, self.driver.store.endpoints(network_id=network.id))
         if network.name == DEFAULT_NETWORK:
             options = document["Options"]
@@ -267,8 +366,8 @@ class Networks:
         (docker's words); bridge, rules, resolver and row go. ``NotFound`` if there is none."""
         if ref in PREDEFINED:
             raise Conflict(f"{ref} is a pre-defined network and cannot be removed")
-        network = self.find(ref)
-        if network.name in PREDEFINED:
+        network = self.lookup(ref)
+        if isinstance(network, PredefinedNetwork) or network.name in PREDEFINED:
             raise Conflict(f"{network.name} is a pre-defined network and cannot be removed")
         return self.driver.remove_network(network.id)
 
@@ -377,6 +476,41 @@ class Networks:
             gw_priority=want.gw_priority,
         )  # fmt: skip
 
+    def check_connect(
+        self, mode: str, name: str, target: Network | PredefinedNetwork, *, running: bool
+    ) -> bool:
+        """dockerd's refusals, in its words, of ``network connect`` of container ``name`` in network
+        mode ``mode`` (its ``HostConfig.NetworkMode``) to ``target``: the host's stack, loopback only
+        (``none``) and another container's namespace mix with nothing. False when there is nothing
+        to do: a stopped container asked for the mode it is in (dockerd lets that pass)."""
+        if mode.startswith("container:"):
+            raise InvalidArgument(_SHARED_CONFLICT)
+        if target.name == "host" and mode != "host":
+            raise InvalidArgument(_HOST_CONFLICT)
+        if mode in MODE_DRIVERS:
+            if target.name != mode:
+                raise InvalidArgument(_SHARED_CONFLICT if mode == "host" else _NONE_CONFLICT)
+            if running:
+                raise Conflict(f"endpoint with name {name} already exists in network {mode}")
+            return False
+        if target.name == "none":
+            raise InvalidArgument(_NONE_CONFLICT)
+        return True
+
+    def check_disconnect(self, mode: str, name: str, target: Network | PredefinedNetwork) -> None:
+        """dockerd's refusal to take a container off the host network (it is on it alone); for
+        ``none``, pallet keeps the mode the container was made with."""
+        if not isinstance(target, PredefinedNetwork):
+            return
+        if mode != target.name:
+            raise FailedPrecondition(f"container {name} is not connected to network {target.name}")
+        if mode == "host":
+            raise InvalidArgument(_HOST_CONFLICT)
+        raise Unsupported(
+            f"container {name} was made with --network none and stays in that mode; "
+            "remove it and make it again with another --network"
+        )
+
     def disconnect(self, ref: str, container_id: str, *, name: str, force: bool = False) -> None:
         """``network disconnect``: the container's endpoint on network ``ref`` goes (address, ports,
         interface). ``FailedPrecondition`` if it is not attached to it, ``force`` or not (as dockerd:
@@ -397,10 +531,13 @@ class Networks:
         """The container's published ports, as allocated (a chosen host port filled in)."""
         return [port for endpoint in self.endpoints(container_id) for port in endpoint.ports]
 
-    def settings(self, container_id: str) -> dict[str, dict[str, object]]:
-        """``NetworkSettings.Networks`` of the container: network name -> docker's endpoint settings."""
+    def settings(self, container_id: str, mode: str = "") -> dict[str, dict[str, object]]:
+        """``NetworkSettings.Networks`` of the container: network name -> docker's endpoint settings;
+        ``mode``: its ``HostConfig.NetworkMode`` (``host`` and ``none`` are networks of their own)."""
         from pallet.network.driver import inspect_settings
 
+        if mode in MODE_DRIVERS:
+            return {mode: self.predefined(mode).settings(container_id)}
         out: dict[str, dict[str, object]] = {}
         for endpoint in self.endpoints(container_id):
             network = self.driver.network(endpoint.network_id)

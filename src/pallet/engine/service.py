@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from pallet.engine.gc.diskusage import DiskUsage, Summary
     from pallet.engine.gc.prune import PruneFilters, PruneReport
     from pallet.engine.info import EngineInfo
+    from pallet.engine.networking import PredefinedNetwork
     from pallet.engine.observe.stats import Sample, Usage
     from pallet.engine.observe.top import ProcessList
     from pallet.engine.shim.attach import AttachConnection
@@ -61,7 +62,7 @@ if TYPE_CHECKING:
     from pallet.engine.spec.options import RunOptions
     from pallet.engine.volumes import Volume, VolumeFilters
     from pallet.image.store import ImageRecord, ImageStore, LayerRecord
-    from pallet.network.store import Network
+    from pallet.network.store import Endpoint, Network
 
 __all__ = [
     "PREDEFINED_NETWORKS",
@@ -444,12 +445,14 @@ class Service:
         engine = self._engine
         record = engine.get(ref) if isinstance(ref, str) else ref
         networks = engine.networks if engine.db.version("network") else None
+        document = engine.document(record)
+        mode = str((document.get("HostConfig") or {}).get("NetworkMode") or "")
         return inspect_container(
             record,
-            engine.document(record),
+            document,
             bundle=engine.layout.bundle(record.id),
             run_dir=engine.layout.run_dir(record.id),
-            networks=networks.settings(record.id) if networks is not None else None,
+            networks=networks.settings(record.id, mode) if networks is not None else None,
             ports=[
                 (f"{p.container_port}/{p.protocol}", p.host_ip, p.host_port)
                 for p in networks.ports(record.id)
@@ -1000,8 +1003,9 @@ class Service:
     # ``Network`` records (``pallet.network.store``): ``id``, ``name``, ``bridge``, ``subnet``,
     # ``gateway``, ``ip_range``, ``internal``, ``dns``, ``mtu``, ``created`` (RFC 3339), ``labels``,
     # ``options``, ``subnet6``, ``gateway6``. The root's default network ``bridge`` is made on first
-    # use. docker also lists ``host`` and ``none``: they are modes, not networks; ``PREDEFINED_NETWORKS``
-    # names the three, which cannot be created or removed.
+    # use. docker also lists ``host`` and ``none``, modes shown as networks (``PredefinedNetwork``:
+    # ``id``, ``name``, ``driver``, ``created``); ``PREDEFINED_NETWORKS`` names the three, which cannot
+    # be created or removed.
 
     def network_create(
         self,
@@ -1034,8 +1038,8 @@ class Service:
         self.record_event("network", "create", network.id, {"name": network.name, "type": driver})
         return network
 
-    def network_list(self) -> list[Network]:
-        """``network ls``: every bridge network of the root, the default one first (oldest first)."""
+    def network_list(self) -> list[Network | PredefinedNetwork]:
+        """``network ls``: every bridge network of the root, oldest first, then ``host`` and ``none``."""
         return self._engine.networks.networks()
 
     def network_get(self, ref: str) -> Network:
@@ -1044,7 +1048,16 @@ class Service:
 
     def network_inspect(self, ref: str) -> dict[str, Any]:
         """``network inspect``: docker's document (``Name``, ``Id``, ``IPAM``, ``Containers``, ...)."""
-        return self._engine.networks.inspect(ref)
+        engine = self._engine
+
+        def members(mode: str) -> list[tuple[str, str]]:  # the running containers in mode host or none
+            return [
+                (r.id, r.name)
+                for r in engine.list_containers(all=False)
+                if (engine.document(r).get("HostConfig") or {}).get("NetworkMode") == mode
+            ]
+
+        return engine.networks.inspect(ref, members)
 
     def network_remove(self, ref: str) -> Network:
         """``network rm``: ``FailedPrecondition`` while containers are attached (docker's words: "has
@@ -1075,8 +1088,9 @@ class Service:
     ) -> None:
         """``network connect [--alias] [--ip] [--ip6] [--link] [--link-local-ip] [--driver-opt] NET CTR``
         (and the API's ``MacAddress``): a running container gets the interface now, a stopped one at
-        its next start. ``Conflict`` if connected already; ``FailedPrecondition`` for a container on
-        the host network, ``none`` or another container's network (docker's refusal)."""
+        its next start; its ``/etc/hosts`` names it by its new address at once, as dockerd's. ``Conflict``
+        if connected already; ``InvalidArgument`` for a container on the host network, ``none`` or
+        another container's network, or a connect to ``host`` or ``none`` (dockerd's refusals)."""
         from pallet.engine.containers.attachments import check_connectable, recorded_ports
         from pallet.engine.networking import Attachment
 
@@ -1090,12 +1104,19 @@ class Service:
         running = record.state in ("running", "paused", "restarting")
         with engine.lock(record.id).held():
             document = engine.document(record)
+            mode = str((document.get("HostConfig") or {}).get("NetworkMode") or "default")
+            if not engine.networks.check_connect(
+                mode, record.name, engine.networks.lookup(network), running=running
+            ):
+                return
             check_connectable(document, record.name)
-            engine.networks.connect(
+            endpoint = engine.networks.connect(
                 network, record.id, name=record.name, request=request, running=running,
                 ports=lambda held: recorded_ports(document, held),
             )  # fmt: skip
             engine.refresh_attachments(record)  # its disconnect follows its die
+            if running:
+                _hosts_lines(engine, record, document, endpoint, add=True)
         if running:  # as dockerd: a stopped container's connect is recorded when it starts
             found = engine.networks.find(network)
             self.record_event(
@@ -1114,8 +1135,21 @@ class Service:
                 return
             raise
         with engine.lock(record.id).held():
+            document = engine.document(record)
+            mode = str((document.get("HostConfig") or {}).get("NetworkMode") or "default")
+            try:
+                engine.networks.check_disconnect(mode, record.name, engine.networks.lookup(network))
+            except NotFound:
+                if not force:
+                    raise
+            held = engine.networks.endpoints(record.id)
             engine.networks.disconnect(network, record.id, name=record.name, force=force)
             engine.refresh_attachments(record)
+            if record.state in ("running", "paused", "restarting"):
+                left = {e.id for e in engine.networks.endpoints(record.id)}
+                for endpoint in held:
+                    if endpoint.id not in left:
+                        _hosts_lines(engine, record, document, endpoint, add=False)
         try:
             found = engine.networks.find(network)
         except NotFound:
@@ -1135,6 +1169,23 @@ class Service:
             (f"{p.container_port}/{p.protocol}", p.host_ip, p.host_port)
             for p in self._engine.networks.ports(record.id)
         ]
+
+
+def _hosts_lines(
+    engine: Engine, record: ContainerRecord, document: Mapping[str, Any], endpoint: Endpoint, *, add: bool
+) -> None:
+    """A running container's ``/etc/hosts`` after a connect (``add``) or disconnect of ``endpoint``:
+    the line naming it by each of the endpoint's addresses, as dockerd adds and removes it."""
+    from pallet.engine.spec.hostsfiles import container_lines, update_hosts
+
+    config = document.get("Config") or {}
+    lines = container_lines(
+        [a for a in (endpoint.ip, endpoint.ip6) if a],
+        hostname=str(config.get("Hostname") or ""),
+        domainname=str(config.get("Domainname") or ""),
+    )
+    path = os.path.join(engine.layout.container_dir(record.id), "hosts")
+    update_hosts(path, add=lines if add else (), remove=() if add else lines)
 
 
 def _run_config(document: Mapping[str, Any]) -> Any:

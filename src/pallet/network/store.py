@@ -106,8 +106,18 @@ ALTER TABLE networks ADD COLUMN aux_addresses TEXT NOT NULL DEFAULT '{}';
 ALTER TABLE endpoints ADD COLUMN config TEXT NOT NULL DEFAULT '{}';
 """
 
+# docker's predefined networks beside the default bridge, ``host`` and ``none``: modes, not bridges;
+# their ids (random, as dockerd's) and creation times are kept so they stay the same for the root
+_V3 = """
+CREATE TABLE predefined_networks (
+    name    TEXT PRIMARY KEY,
+    id      TEXT NOT NULL UNIQUE,
+    created TEXT NOT NULL
+);
+"""
+
 #: the network layer's schema; append steps, never edit one
-SCHEMA = Schema(owner="network", steps=(_V1, _V2))
+SCHEMA = Schema(owner="network", steps=(_V1, _V2, _V3))
 
 
 class Network:
@@ -428,6 +438,19 @@ class NetworkStore:
         with self.db.transaction() as conn:
             self.check_unused(network, conn)
             conn.execute("DELETE FROM networks WHERE id = ?", (network.id,))
+
+    def predefined(self, name: str, *, new_id: str, created: str) -> tuple[str, str]:
+        """The id and creation time of predefined network ``name``, recorded with ``new_id`` and
+        ``created`` the first time it is asked for. Idempotent (two racing processes agree)."""
+        row = self.db.query("SELECT id, created FROM predefined_networks WHERE name = ?", (name,))
+        if not row:
+            with self.db.transaction() as conn:
+                conn.execute(
+                    "INSERT OR IGNORE INTO predefined_networks (name, id, created) VALUES (?, ?, ?)",
+                    (name, new_id, created),
+                )
+            row = self.db.query("SELECT id, created FROM predefined_networks WHERE name = ?", (name,))
+        return str(row[0][0]), str(row[0][1])
 
     def subnets(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         """Every network's subnets, IPv4 and IPv6."""

@@ -354,7 +354,7 @@ def test_system_prune_removes_unused_user_networks_and_keeps_used_ones(pallet_en
     from pallet.engine.service import Service
 
     with Service.open(pallet_env.root, pallet_env.run_root) as service:
-        assert sorted(n.name for n in service.network_list()) == ["bridge", "ptused"]
+        assert sorted(n.name for n in service.network_list()) == ["bridge", "host", "none", "ptused"]
 
 
 # --- a container on several networks from its create (run --network A --network B) ---------------
@@ -519,3 +519,117 @@ def test_published_ports_go_with_the_first_network_that_has_a_way_out(pallet_env
     assert f"{networks['ptfront']['IPAddress']}:80" in table  # the DNAT goes to the front address
     assert f"{networks['ptinner']['IPAddress']}:80" not in table
     pallet_env.ok("rm", "-f", web)
+
+
+# --- docker's predefined host and none networks -------------------------------------------------
+
+_HOST_CONFLICT = "container cannot be disconnected from host network or connected to host network"
+_SHARED_CONFLICT = "container sharing network namespace with another container or host cannot be connected"
+_NONE_CONFLICT = (
+    "container cannot be connected to multiple networks with one of the networks in private (none) mode"
+)
+
+
+def _network_events(env: PalletEnv, container: str) -> list[tuple[str, str, str, str]]:
+    """(action, network id, network name, driver type) of the network events naming ``container``."""
+    args = ["events", "--since", "0", "--until", str(time.time()), "--format", "json"]
+    out = []
+    for line in env.ok(*args, "--filter", "type=network").splitlines():
+        event = json.loads(line)
+        attributes = event["Actor"]["Attributes"]
+        if attributes.get("container") == container:
+            out.append((event["Action"], event["Actor"]["ID"], attributes["name"], attributes["type"]))
+    return out
+
+
+def test_host_and_none_are_listed_inspected_and_never_removed_or_pruned(pallet_env: PalletEnv) -> None:
+    listing = pallet_env.ok("network", "ls", "--format", "{{.Name}} {{.Driver}} {{.Scope}}").splitlines()
+    assert listing == ["bridge bridge local", "host host local", "none null local"]
+    host, none = json.loads(pallet_env.ok("network", "inspect", "host", "none"))
+    for document, driver in ((host, "host"), (none, "null")):
+        assert document["Driver"] == driver
+        assert document["Scope"] == "local"
+        assert document["IPAM"] == {"Driver": "default", "Options": None, "Config": None}
+        assert document["Containers"] == {}
+        assert len(document["Id"]) == 64
+        # the same id every time, by name, by id prefix, in the listing
+        assert _network(pallet_env, document["Id"][:12])["Name"] == document["Name"]
+    ids = pallet_env.ok("network", "ls", "-q", "--no-trunc").split()
+    assert host["Id"] in ids
+    assert none["Id"] in ids
+    for ref in ("host", "none", host["Id"][:12]):
+        done = pallet_env.pallet("network", "rm", ref)
+        assert done.returncode == 1
+        name = "host" if ref != "none" else "none"
+        assert f"{name} is a pre-defined network and cannot be removed" in done.stderr
+    pallet_env.ok("network", "prune", "-f")
+    assert pallet_env.ok("network", "ls", "-q", "--no-trunc").split() == ids
+    assert _network(pallet_env, "host")["Id"] == host["Id"]
+
+
+def test_host_and_none_containers_are_attached_and_refused_other_networks(pallet_env: PalletEnv) -> None:
+    _user_network(pallet_env, "ptmode")
+    h = pallet_env.ok("run", "-d", "--name", "hm", "--network", "host", "busybox", "sleep", "300").strip()
+    n = pallet_env.ok("run", "-d", "--name", "nm", "--network", "none", "busybox", "sleep", "300").strip()
+    pallet_env.ok("run", "-d", "--name", "bm", "busybox", "sleep", "300")
+    host, none = _network(pallet_env, "host"), _network(pallet_env, "none")
+    for cid, name, network in ((h, "hm", host), (n, "nm", none)):
+        members = network["Containers"]
+        assert list(members) == [cid]  # type: ignore[call-overload]
+        member = members[cid]  # type: ignore[index]
+        assert (member["Name"], member["IPv4Address"], len(member["EndpointID"])) == (name, "", 64)
+        settings = _settings(pallet_env, name, str(network["Name"]))
+        assert settings["NetworkID"] == network["Id"]
+        assert settings["EndpointID"] == member["EndpointID"]
+    for args, words in (
+        (("connect", "ptmode", "hm"), _SHARED_CONFLICT),
+        (("connect", "none", "hm"), _SHARED_CONFLICT),
+        (("connect", "host", "hm"), "endpoint with name hm already exists in network host"),
+        (("connect", "host", "nm"), _HOST_CONFLICT),
+        (("connect", "ptmode", "nm"), _NONE_CONFLICT),
+        (("connect", "host", "bm"), _HOST_CONFLICT),
+        (("connect", "none", "bm"), _NONE_CONFLICT),
+        (("disconnect", "host", "hm"), _HOST_CONFLICT),
+        (("disconnect", "host", "bm"), "container bm is not connected to network host"),
+    ):
+        done = pallet_env.pallet("network", *args)
+        assert done.returncode == 1, args
+        assert words in done.stderr, (args, done.stderr)
+    assert list(_inspect(pallet_env, "bm")["NetworkSettings"]["Networks"]) == ["bridge"]  # type: ignore[index]
+    pallet_env.ok("stop", "-t", "0", "hm", "nm")
+    assert _network(pallet_env, "host")["Containers"] == {}
+    stopped = _settings(pallet_env, "hm", "host")
+    assert (stopped["NetworkID"], stopped["EndpointID"]) == (host["Id"], "")
+    # dockerd's events: connect before the start, disconnect after the die, of type host and null
+    assert _network_events(pallet_env, h) == [
+        ("connect", host["Id"], "host", "host"), ("disconnect", host["Id"], "host", "host"),
+    ]  # fmt: skip
+    assert _network_events(pallet_env, n) == [
+        ("connect", none["Id"], "none", "null"), ("disconnect", none["Id"], "none", "null"),
+    ]  # fmt: skip
+    pallet_env.ok("rm", "-f", "hm", "nm", "bm")
+
+
+# --- /etc/hosts follows network connect and disconnect ------------------------------------------
+
+
+def test_connect_and_disconnect_edit_a_running_container_s_hosts_file(pallet_env: PalletEnv) -> None:
+    _user_network(pallet_env, "pthostsa")
+    _user_network(pallet_env, "pthostsb")
+    pallet_env.ok(
+        "run", "-d", "--name", "hx", "--hostname", "box.example", "--network", "pthostsa", "busybox", "sleep", "300"
+    )  # fmt: skip
+    first = str(_settings(pallet_env, "hx", "pthostsa")["IPAddress"])
+    before = pallet_env.ok("exec", "hx", "cat", "/etc/hosts")
+    assert before.endswith(f"{first}\tbox.example box\n")
+    pallet_env.ok("network", "connect", "--alias", "other", "pthostsb", "hx")
+    second = str(_settings(pallet_env, "hx", "pthostsb")["IPAddress"])
+    # dockerd's line: the address, the FQDN and the bare name (not the aliases), appended
+    assert pallet_env.ok("exec", "hx", "cat", "/etc/hosts") == before + f"{second}\tbox.example box\n"
+    pallet_env.ok("network", "disconnect", "pthostsb", "hx")
+    assert pallet_env.ok("exec", "hx", "cat", "/etc/hosts") == before
+    pallet_env.ok("network", "disconnect", "pthostsa", "hx")
+    assert pallet_env.ok("exec", "hx", "cat", "/etc/hosts") == before.removesuffix(
+        f"{first}\tbox.example box\n"
+    )
+    pallet_env.ok("rm", "-f", "hx")

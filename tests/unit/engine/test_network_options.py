@@ -134,7 +134,7 @@ def test_hosts_names_the_container_by_its_address_after_the_added_hosts() -> Non
         extra_hosts=[("db", "10.0.0.5"), ("gw", "172.17.0.1")],
     )  # fmt: skip
     assert text.startswith("127.0.0.1\tlocalhost\n")
-    assert text.endswith("10.0.0.5\tdb\n172.17.0.1\tgw\n172.17.0.2\tbox.lan\tbox\n")
+    assert text.endswith("10.0.0.5\tdb\n172.17.0.1\tgw\n172.17.0.2\tbox.lan box\n")
     host = hosts_content(parse_network("host"), "127.0.1.1 myhost\n", extra_hosts=[("db", "10.0.0.5")])
     assert host == "127.0.1.1 myhost\n10.0.0.5\tdb\n"
 

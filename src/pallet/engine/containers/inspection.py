@@ -309,8 +309,12 @@ def network_settings(
             entry = bound.get(private) or []
             entry.append({"HostIp": host_ip, "HostPort": str(host_port)})
             bound[private] = entry
-    if mode in ("host", "none") or mode.startswith("container:"):
-        shown: dict[str, Any] = {mode: _empty_endpoint()} if mode in ("host", "none") else {}
+    if mode in ("host", "none"):  # dockerd's predefined networks: the mode's, its endpoint while running
+        shown: dict[str, Any] = {mode: dict(networks.get(mode) or _empty_endpoint())}
+        if not running:
+            shown[mode]["EndpointID"] = ""
+    elif mode.startswith("container:"):
+        shown = {}
     else:
         shown = {name: dict(settings) for name, settings in networks.items()}
         if not running:  # a stopped container holds its addresses, but docker shows them only while it runs

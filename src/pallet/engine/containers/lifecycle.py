@@ -712,10 +712,14 @@ class Engine:
         """What the events of the container's run name: its attributes, the networks of its
         endpoints (a bridge mode) and its volumes (``doc``: its ``container.json``)."""
         networks = []
-        if _network_mode(doc).on_bridge and self.db.version("network"):
+        mode = _network_mode(doc)
+        if mode.on_bridge and self.db.version("network"):
             for endpoint in self.networks.endpoints(record.id):
                 network = self.networks.find(endpoint.network_id)
                 networks.append((network.id, network.name, "bridge"))
+        elif mode.kind in ("host", "none"):  # dockerd's predefined networks, of driver host and null
+            predefined = self.networks.predefined(mode.kind)
+            networks.append((predefined.id, predefined.name, predefined.driver))
         volumes = [
             (str(m.get("Name")), str(m.get("Destination")), str(m.get("Driver") or "local"),
              str(m.get("Propagation") or ""), bool(m.get("RW")))

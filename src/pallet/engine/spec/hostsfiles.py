@@ -8,7 +8,8 @@ fsync, rename) and returns the mapping ``build_spec(hosts_files=...)`` wants
 
 - a network namespace of its own: ``hosts`` has docker's localhost lines,
   the ``--add-host`` entries and a line naming the container by each of its
-  addresses; ``resolv.conf`` is the host's without loopback nameservers
+  addresses (``update_hosts`` adds and removes such lines, in place, when a
+  running container is connected to a network or disconnected); ``resolv.conf`` is the host's without loopback nameservers
   (unreachable from another network namespace), docker's fallback when none
   is left, ``--dns``/``--dns-search``/``--dns-option`` in place of the
   host's lines; on a user network it names the network's resolver only.
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 
     from pallet.engine.spec.syntax import NetworkMode
 
-__all__ = ["hosts_content", "resolv_conf_content", "write_network_files"]
+__all__ = ["container_lines", "hosts_content", "resolv_conf_content", "update_hosts", "write_network_files"]
 
 _LOCALHOST = (
     "127.0.0.1\tlocalhost\n"
@@ -61,13 +62,47 @@ def hosts_content(
 ) -> str:
     """``/etc/hosts`` of a container on ``network``: the host's own file on the host network; else
     docker's localhost lines, the ``--add-host`` entries, then each of the container's ``addresses``
-    naming its ``hostname`` (``hostname.domainname hostname`` with a domain name)."""
+    naming its ``hostname`` (``container_lines``)."""
     lines = [host_hosts or _LOCALHOST] if network.is_host else [_LOCALHOST]
     lines += [f"{address}\t{name}\n" for name, address in extra_hosts]
-    names = f"{hostname}.{domainname}\t{hostname}" if domainname and hostname else hostname
-    if names:
-        lines += [f"{address}\t{names}\n" for address in addresses]
-    return "".join(lines)
+    return "".join(lines + container_lines(addresses, hostname=hostname, domainname=domainname))
+
+
+def container_lines(addresses: Sequence[str], *, hostname: str, domainname: str = "") -> list[str]:
+    """The lines naming the container by each of ``addresses``, as libnetwork makes them: the FQDN
+    (``hostname.domainname``, or a dotted ``hostname``), then the bare host name if they differ,
+    separated by a space."""
+    if not hostname:
+        return []
+    fqdn = f"{hostname}.{domainname}" if domainname else hostname
+    names = f"{fqdn} {fqdn.partition('.')[0]}" if "." in fqdn else fqdn
+    return [f"{address}\t{names}\n" for address in addresses]
+
+
+def update_hosts(path: str, *, add: Sequence[str] = (), remove: Sequence[str] = ()) -> None:
+    """A running container's ``hosts`` file after a ``network connect`` (``add``: lines appended)
+    or ``disconnect`` (``remove``: exactly those lines go), as dockerd edits it. Rewritten in place,
+    not renamed over: the container sees the file through a bind mount of this inode. A file the
+    container has removed is left alone."""
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape") as f:
+            lines = f.read().splitlines(keepends=True)
+    except FileNotFoundError:
+        return
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    gone = set(remove)
+    kept = [line for line in lines if line not in gone]
+    kept += [line for line in add if line not in kept]
+    if kept == lines:
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
+    try:
+        data = "".join(kept).encode("utf-8", "surrogateescape")
+        while data:
+            data = data[os.write(fd, data) :]
+    finally:
+        os.close(fd)
 
 
 def resolv_conf_content(

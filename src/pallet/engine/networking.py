@@ -400,8 +400,11 @@ class Networks:
             out.append(network)
         return out
 
-    def allocate(self, container_id: str, name: str, attachments: Sequence[Attachment]) -> list[Endpoint]:
-        """Record the container's endpoints (addresses, ports), in the order asked (its interfaces
+    def allocate(
+        self, container_id: str, name: str, attachments: Sequence[Attachment], *, dns: Sequence[str] = ()
+    ) -> list[Endpoint]:
+        """Record the container's endpoints (addresses, ports; ``dns``: its own ``--dns`` servers, where
+        a network's resolver forwards its other names), in the order asked (its interfaces
         eth0, eth1... follow it): nothing in the kernel. Call it inside the transaction that records
         the container, so a refusal of any of them leaves none. The requests' published ports go with
         the first endpoint on a network with a way out. ``Conflict`` for an address or a host port
@@ -419,7 +422,7 @@ class Networks:
             endpoint = driver.allocate(
                 network, container_id, name=name, aliases=request.aliases, ip=request.ip, mac=request.mac,
                 ports=ports if index == holder else (), ip6=request.ip6, link_local_ips=request.link_local_ips,
-                links=request.links, driver_opts=request.driver_opts, gw_priority=request.gw_priority,
+                links=request.links, driver_opts=request.driver_opts, gw_priority=request.gw_priority, dns=dns,
             )  # fmt: skip
             out.append(endpoint)
         return out
@@ -456,12 +459,14 @@ class Networks:
         running: bool,
         ports: Callable[[set[tuple[str, int]]], Sequence[PortMapping]] | None = None,
         request: Attachment | None = None,
+        dns: Sequence[str] = (),
     ) -> Endpoint:
         """``network connect``: a running container gets its interface now, a stopped one when it
         starts. ``Conflict`` if it is attached already (docker's words), or its address is taken.
         ``ports``: the container's published ports from the ports held now, for the new endpoint
         when none of its endpoints holds any (they went with the endpoint that held them).
-        ``request``: the endpoint's settings (its ``network`` is ``ref``), instead of ``aliases``/``ip``."""
+        ``request``: the endpoint's settings (its ``network`` is ``ref``), instead of ``aliases``/``ip``;
+        ``dns``: the container's own ``--dns`` servers (``allocate``'s)."""
         network = self.find(ref)
         driver = self.driver
         endpoints = driver.endpoints(container_id)
@@ -473,7 +478,7 @@ class Networks:
         return make(
             network, container_id, name=name, aliases=want.aliases, ip=want.ip, mac=want.mac, ports=held,
             ip6=want.ip6, link_local_ips=want.link_local_ips, links=want.links, driver_opts=want.driver_opts,
-            gw_priority=want.gw_priority,
+            gw_priority=want.gw_priority, dns=dns,
         )  # fmt: skip
 
     def check_connect(

@@ -1113,6 +1113,7 @@ class Service:
             endpoint = engine.networks.connect(
                 network, record.id, name=record.name, request=request, running=running,
                 ports=lambda held: recorded_ports(document, held),
+                dns=[str(a) for a in (document.get("HostConfig") or {}).get("Dns") or ()],
             )  # fmt: skip
             engine.refresh_attachments(record)  # its disconnect follows its die
             if running:

@@ -435,6 +435,7 @@ class Driver:
         links: Sequence[str] = (),
         driver_opts: Mapping[str, str] | None = None,
         gw_priority: int = 0,
+        dns: Sequence[str] = (),
     ) -> Endpoint:
         """Connect the container to ``network``: its address, interface, route, ports and names.
 
@@ -446,6 +447,7 @@ class Driver:
             endpoint = self.allocate(
                 network, container_id, name=name, aliases=aliases, ip=ip, mac=mac, ports=ports, ip6=ip6,
                 link_local_ips=link_local_ips, links=links, driver_opts=driver_opts, gw_priority=gw_priority,
+                dns=dns,
             )  # fmt: skip
             try:
                 self.create_netns(container_id)
@@ -470,6 +472,7 @@ class Driver:
         links: Sequence[str] = (),
         driver_opts: Mapping[str, str] | None = None,
         gw_priority: int = 0,
+        dns: Sequence[str] = (),
     ) -> Endpoint:
         """Only record the attachment (address, ports), nothing in the kernel: the half of ``attach``
         an engine runs inside the transaction that records the container, before ``resume`` brings
@@ -488,7 +491,7 @@ class Driver:
             network, endpoint_id=endpoint_id, container_id=container_id, name=name, aliases=aliases, ip=ip,
             mac=mac, ports=ports, netns=self.netns_path(container_id), veth=veth_name(endpoint_id), ip6=ip6,
             link_local_ips=link_local_ips, links=[_link_text(link) for link in links],
-            driver_opts=dict(driver_opts or {}), gw_priority=gw_priority,
+            driver_opts=dict(driver_opts or {}), gw_priority=gw_priority, dns=dns,
         )  # fmt: skip
 
     def _bring_up(self, network: Network, endpoint: Endpoint, route: bool | None = None) -> None:

@@ -22,7 +22,10 @@ What it answers (``answer``):
   address of the asked family gets an empty NOERROR (not forwarded).
 - PTR for the address of a container on this network: its name.
 - Anything else is forwarded, as received, to the upstream resolvers, one
-  after another on timeout; the upstream's reply is relayed as is. An
+  after another on timeout; the upstream's reply is relayed as is. The
+  upstreams are the asking container's own ``--dns`` servers when it has
+  some (kept with its endpoint, read on every query, as docker's embedded
+  server forwards each container's names to its own), else the host's. An
   ``--internal`` network forwards nothing (REFUSED), as docker's.
 
 Life cycle (``ensure_running``, ``stop``, the server's ``serve``):
@@ -238,16 +241,35 @@ def _upstream(text: str) -> tuple[str, int]:
 
 
 class _Pending:
-    __slots__ = ("client", "data", "deadline", "next", "sock")
+    __slots__ = ("client", "data", "deadline", "next", "sock", "upstreams")
 
     def __init__(
-        self, sock: _socket.socket, client: tuple[str, int], data: bytes, deadline: float, next: int
+        self,
+        sock: _socket.socket,
+        client: tuple[str, int],
+        data: bytes,
+        upstreams: Sequence[tuple[str, int]],
     ) -> None:
         self.sock = sock
         self.client = client
         self.data = data
-        self.deadline = deadline
-        self.next = next
+        self.upstreams = upstreams
+        self.deadline = 0.0
+        self.next = 0
+
+
+def _upstreams_for(
+    upstreams: Sequence[tuple[str, int]],
+    upstreams_from: Callable[[str], Sequence[tuple[str, int]]] | None,
+    client: tuple[str, int],
+) -> Sequence[tuple[str, int]]:
+    """Where one client's query goes: its container's own servers if it has some, else ``upstreams``."""
+    if upstreams_from is None:
+        return upstreams
+    try:
+        return upstreams_from(client[0]) or upstreams
+    except Exception:  # noqa: BLE001 - a database hiccup: the network's servers will do
+        return upstreams
 
 
 def serve(
@@ -260,10 +282,13 @@ def serve(
     tcp: _socket.socket | None = None,
     reverse: Callable[[str], list[str]] | None = None,
     lookup_from: Callable[[str, str], list[str]] | None = None,
+    upstreams_from: Callable[[str], Sequence[tuple[str, int]]] | None = None,
 ) -> None:
     """Answer queries on ``listener`` (UDP) and ``tcp`` (a listening socket) until ``keep_going()``
     (asked when idle) says False. ``lookup_from(name, client_address)``, when given, is asked
     instead of ``lookup``: a name may stand for something else for one container (docker's links).
+    ``upstreams_from(client_address)``, when given, names the servers a client's forwarded queries
+    go to (its container's ``--dns``); ``upstreams`` when it names none.
 
     UDP queries are handled in this loop, forwarded without blocking; each
     TCP connection (what a client retries with after a truncated answer)
@@ -280,8 +305,8 @@ def serve(
     pending: dict[_socket.socket, _Pending] = {}
 
     def forward(item: _Pending) -> bool:
-        while item.next < len(upstreams):
-            host, port = upstreams[item.next]
+        while item.next < len(item.upstreams):
+            host, port = item.upstreams[item.next]
             item.next += 1
             try:
                 item.sock.sendto(item.data, (host, port))
@@ -309,7 +334,10 @@ def serve(
         for key, _ in events:
             sock = key.fileobj
             if sock is tcp:
-                _accept(tcp, lookup, upstreams, internal, reverse, lookup_from=lookup_from)
+                _accept(
+                    tcp, lookup, upstreams, internal, reverse, lookup_from=lookup_from,
+                    upstreams_from=upstreams_from,
+                )  # fmt: skip
                 continue
             if sock is listener:
                 try:
@@ -328,9 +356,10 @@ def serve(
                 if local is not None:
                     listener.sendto(local, client)
                     continue
-                family = _socket.AF_INET6 if upstreams and ":" in upstreams[0][0] else _socket.AF_INET
+                chosen = _upstreams_for(upstreams, upstreams_from, client)
+                family = _socket.AF_INET6 if chosen and ":" in chosen[0][0] else _socket.AF_INET
                 up = _socket.socket(family, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC)
-                item = _Pending(up, client, data, 0.0, 0)
+                item = _Pending(up, client, data, chosen)
                 pending[up] = item
                 selector.register(up, selectors.EVENT_READ, None)
                 if not forward(item):
@@ -376,6 +405,7 @@ def _accept(
     reverse: Callable[[str], list[str]] | None,
     *,
     lookup_from: Callable[[str, str], list[str]] | None = None,
+    upstreams_from: Callable[[str], Sequence[tuple[str, int]]] | None = None,
 ) -> None:
     import threading
 
@@ -386,7 +416,13 @@ def _accept(
     conn = _socket.socket(fileno=fd)
     threading.Thread(
         target=_serve_tcp,
-        args=(conn, _for_client(lookup, lookup_from, client), upstreams, internal, reverse),
+        args=(
+            conn,
+            _for_client(lookup, lookup_from, client),
+            _upstreams_for(upstreams, upstreams_from, client),
+            internal,
+            reverse,
+        ),
         daemon=True,
     ).start()
 
@@ -631,7 +667,13 @@ def _main(argv: Sequence[str]) -> int:
     import sqlite3
     import threading
 
-    from pallet.network.store import PEER_NETWORKS_SQL, RESOLVE_SQL, matching
+    from pallet.network.store import (
+        CLIENT_CONFIG_SQL,
+        PEER_NETWORKS_SQL,
+        RESOLVE_SQL,
+        client_nameservers,
+        matching,
+    )
 
     # one connection for the loop and the TCP threads, used under a lock
     conn = sqlite3.connect(
@@ -659,6 +701,11 @@ def _main(argv: Sequence[str]) -> int:
                 return found
         return []
 
+    def upstreams_from(client: str) -> list[tuple[str, int]]:
+        with db_lock:  # the asking container's own --dns servers, kept with its endpoint
+            row = conn.execute(CLIENT_CONFIG_SQL, (network_id, client, client)).fetchone()
+        return [_upstream(a) for a in client_nameservers(row[0])] if row else []
+
     def reverse(address: str) -> list[str]:
         return [row[2] for row in rows() if address in (row[0], row[1])]
 
@@ -684,7 +731,7 @@ def _main(argv: Sequence[str]) -> int:
 
     serve(
         listener, lookup, upstreams=upstreams, internal=args.internal, keep_going=keep_going, tcp=tcp,
-        reverse=reverse, lookup_from=lookup_from,
+        reverse=reverse, lookup_from=lookup_from, upstreams_from=upstreams_from,
     )  # fmt: skip
     os._exit(0)
 

@@ -228,12 +228,16 @@ class Endpoint:
     ``ipam_config``: docker's ``EndpointIPAMConfig`` as requested (``IPv4Address``,
     ``IPv6Address``, ``LinkLocalIPs``), None when nothing was; ``links``: docker's
     ``NAME:ALIAS`` links on a user network (the alias resolves, for this container
-    only, to that container); ``driver_opts``: kept and shown, the bridge reads none.
+    only, to that container); ``driver_opts``: kept and shown, the bridge reads none;
+    ``dns``: the container's own ``--dns`` servers, where the network's resolver
+    forwards the names it asks that are not the network's (docker's embedded
+    server forwards to them).
     """
 
     __slots__ = (
         "aliases",
         "container_id",
+        "dns",
         "driver_opts",
         "gw_priority",
         "id",
@@ -267,6 +271,7 @@ class Endpoint:
         links: Sequence[str] = (),
         driver_opts: dict[str, str] | None = None,
         gw_priority: int = 0,
+        dns: Sequence[str] = (),
     ) -> None:
         self.id = id
         self.network_id = network_id
@@ -284,6 +289,7 @@ class Endpoint:
         self.driver_opts = driver_opts or {}
         #: docker's ``gw-priority``: the endpoint with the highest gives the default route
         self.gw_priority = gw_priority
+        self.dns = tuple(dns)
 
     @property
     def link_local_ips(self) -> list[str]:
@@ -300,6 +306,8 @@ class Endpoint:
             out["DriverOpts"] = self.driver_opts
         if self.gw_priority:
             out["GwPriority"] = self.gw_priority
+        if self.dns:
+            out[DNS_KEY] = list(self.dns)
         return out
 
     def __repr__(self) -> str:
@@ -356,6 +364,7 @@ def _endpoint_config(text: str) -> dict[str, Any]:
         "links": config.get("Links") or (),
         "driver_opts": config.get("DriverOpts") or {},
         "gw_priority": int(config.get("GwPriority") or 0),
+        "dns": config.get(DNS_KEY) or (),
     }
 
 
@@ -520,6 +529,7 @@ class NetworkStore:
         links: Sequence[str] = (),
         driver_opts: dict[str, str] | None = None,
         gw_priority: int = 0,
+        dns: Sequence[str] = (),
     ) -> Endpoint:
         """Record a new endpoint holding an address (``ip`` if given; and an IPv6 one, ``ip6`` if given,
         on a dual-stack network) and ``ports``, in one transaction.
@@ -558,7 +568,7 @@ class NetworkStore:
                 id=endpoint_id, network_id=network.id, container_id=container_id, name=name, aliases=aliases,
                 ip=address, mac=mac or mac_for(address), veth=veth, netns=netns, ports=ports, ip6=address6,
                 ipam_config=ipam_config(ip, ip6, link_local_ips), links=links, driver_opts=driver_opts,
-                gw_priority=gw_priority,
+                gw_priority=gw_priority, dns=dns,
             )  # fmt: skip
             conn.execute(
                 "INSERT INTO endpoints (id, network_id, container_id, name, aliases, ip, mac, veth, netns, ip6,"
@@ -629,6 +639,20 @@ class NetworkStore:
             if found:
                 return found
         return []
+
+
+#: the ``config`` key of an endpoint's container's own name servers (pallet's: docker keeps them in the
+#: sandbox, not the endpoint)
+DNS_KEY = "PalletDNS"
+#: the ``config`` of the endpoint at a client's address on a network (network id, address twice)
+CLIENT_CONFIG_SQL = "SELECT config FROM endpoints WHERE network_id = ? AND (ip = ? OR ip6 = ?)"
+
+
+def client_nameservers(config: str) -> list[str]:
+    """The container's own name servers of an endpoint's ``config`` column (``CLIENT_CONFIG_SQL``)."""
+    if DNS_KEY not in config:
+        return []
+    return [str(a) for a in _decode(config).get(DNS_KEY) or ()]
 
 
 #: the rows ``matching`` reads, of one network (its id the one parameter)

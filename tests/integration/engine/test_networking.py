@@ -633,3 +633,85 @@ def test_connect_and_disconnect_edit_a_running_container_s_hosts_file(pallet_env
         f"{first}\tbox.example box\n"
     )
     pallet_env.ok("rm", "-f", "hx")
+
+
+# --- a container's --dns on a user network --------------------------------------------------------
+
+
+class _FakeNameServer:
+    """A DNS server on ``address``:53 (an address of 127.0.0.0/8) answering ``names`` with A records,
+    NXDOMAIN to anything else; the names it was asked."""
+
+    def __init__(self, address: str, names: dict[str, str]) -> None:
+        import threading
+
+        self.names = names
+        self.asked: list[str] = []
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((address, 53))
+        self.sock.settimeout(0.2)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        from pallet.network import resolver
+
+        while not self._stop.is_set():
+            try:
+                data, client = self.sock.recvfrom(4096)
+            except TimeoutError:
+                continue
+            query = resolver.parse_query(data)
+            if query is None:
+                continue
+            self.asked.append(query.name)
+            address = self.names.get(query.name) if query.qtype == resolver.QTYPE_A else None
+            known = query.name in self.names
+            rcode = 0 if known else resolver.RCODE_NXDOMAIN
+            self.sock.sendto(resolver.encode_answer(query, [address] if address else [], rcode), client)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sock.close()
+
+
+def test_a_container_s_dns_servers_get_its_outside_names_on_a_user_network(pallet_env: PalletEnv) -> None:
+    import secrets
+
+    address = f"127.{secrets.randbelow(200) + 20}.{secrets.randbelow(250) + 1}.{secrets.randbelow(250) + 1}"
+    server = _FakeNameServer(address, {"own.test": "192.0.2.99"})
+    try:
+        _user_network(pallet_env, "ptdns")
+        gateway = _gateway(pallet_env, "ptdns")
+        pallet_env.ok("run", "-d", "--name", "dnsweb", "--network", "ptdns", "busybox", "sleep", "300")
+        args = (
+            "--network",
+            "ptdns",
+            "--dns",
+            address,
+            "--dns-search",
+            "corp.test",
+            "--dns-option",
+            "timeout:2",
+        )
+        resolv = pallet_env.ok("run", "--rm", *args, "busybox", "cat", "/etc/resolv.conf")
+        # docker's embedded DNS: its own server named, the search and options kept, ndots:0 added
+        assert f"nameserver {gateway}\n" in resolv
+        assert "search corp.test\n" in resolv
+        assert "options timeout:2 ndots:0\n" in resolv
+        assert address not in resolv
+        lookup = ("run", "--rm", "--network", "ptdns", "--dns", address, "busybox", "nslookup", "-type=a")
+        assert "192.0.2.99" in pallet_env.ok(*lookup, "own.test")
+        assert "own.test" in server.asked
+        web = str(_settings(pallet_env, "dnsweb", "ptdns")["IPAddress"])
+        assert web in pallet_env.ok(*lookup, "dnsweb")
+        assert "dnsweb" not in server.asked  # the network's names are answered by its own resolver
+        # a container without --dns does not ask that server
+        asked = len(server.asked)
+        pallet_env.pallet("run", "--rm", "--network", "ptdns", "busybox", "nslookup", "-type=a", "own.test")
+        assert len(server.asked) == asked
+        pallet_env.ok("rm", "-f", "dnsweb")
+    finally:
+        server.close()

@@ -346,16 +346,17 @@ def _skip_name(data: bytes, offset: int) -> int:
 
 
 class FakeUpstream:
-    """A DNS server on 127.0.0.1 answering ``names`` (name -> address), NXDOMAIN to anything else."""
+    """A DNS server on 127.0.0.1 (or ``bind``) answering ``names`` (name -> address), NXDOMAIN to
+    anything else."""
 
-    def __init__(self, names: dict[str, str]) -> None:
+    def __init__(self, names: dict[str, str], bind: tuple[str, int] = ("127.0.0.1", 0)) -> None:
         import threading
 
         self.names = names
         self.asked: list[str] = []
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        self.sock.bind(bind)
+        self.address = f"{bind[0]}:{self.sock.getsockname()[1]}"
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()

@@ -142,7 +142,12 @@ def test_hosts_names_the_container_by_its_address_after_the_added_hosts() -> Non
 def test_resolv_conf_of_a_user_network_names_its_resolver_only() -> None:
     host = "search lan\nnameserver 10.1.1.1\noptions edns0\n"
     text = resolv_conf_content(parse_network("app"), host, resolver="10.9.0.1")
-    assert text == "search lan\nnameserver 10.9.0.1\noptions ndots:0\n"
+    assert text == "search lan\nnameserver 10.9.0.1\noptions edns0 ndots:0\n"
+    # docker's embedded DNS: the user's options, ndots:0 added unless they set ndots
+    text = resolv_conf_content(parse_network("app"), host, resolver="10.9.0.1", dns_options=["timeout:2"])
+    assert text.endswith("nameserver 10.9.0.1\noptions timeout:2 ndots:0\n")
+    text = resolv_conf_content(parse_network("app"), host, resolver="10.9.0.1", dns_options=["ndots:3"])
+    assert text.endswith("nameserver 10.9.0.1\noptions ndots:3\n")
 
 
 def test_dns_flags_replace_the_hosts_lines() -> None:

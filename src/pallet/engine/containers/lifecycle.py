@@ -389,7 +389,9 @@ class Engine:
             if options.network.ports() or options.network.publish_all
             else []
         )
-        return networks.allocate(record.id, record.name, attachments(options.network, ports))
+        return networks.allocate(
+            record.id, record.name, attachments(options.network, ports), dns=options.network.dns
+        )
 
     def _network_files(
         self,

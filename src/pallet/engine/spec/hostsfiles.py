@@ -117,11 +117,14 @@ def resolv_conf_content(
     """``/etc/resolv.conf``: the host's (its ``search`` and ``options`` lines, ``dns_search`` and
     ``dns_options`` in their place when given) with its nameservers, loopback ones left out outside
     the host network (``dns`` in their place when given; docker's fallback when none is left); or,
-    on a user network, the network's ``resolver`` only with ``ndots:0``, as docker's embedded DNS."""
+    on a user network, the network's ``resolver`` only, the options (``dns_options``, else the
+    host's) with ``ndots:0`` added unless they set ``ndots``, as docker's embedded DNS (the
+    resolver forwards to ``dns``)."""
     if network.is_host and not (dns or dns_search or dns_options):
         return host_resolv
     kept: list[str] = []
     nameservers: list[str] = []
+    host_options: list[str] = []
     at = -1  # where the host's first nameserver line was: the nameservers go there
     for line in host_resolv.splitlines():
         words = line.split()
@@ -135,13 +138,17 @@ def resolv_conf_content(
         if key in ("search", "domain") and dns_search:
             continue
         if key == "options" and (dns_options or resolver):
+            host_options += words[1:]
             continue
         kept.append(line)
     if dns_search:
         kept.append("search " + " ".join(d for d in dns_search if d != "."))
     if resolver:
         nameservers = [f"nameserver {resolver}"]
-        kept.append("options " + " ".join(list(dns_options) or ["ndots:0"]))
+        options = list(dns_options) or host_options
+        if not any(o.startswith("ndots:") for o in options):
+            options.append("ndots:0")
+        kept.append("options " + " ".join(options))
     else:
         if dns:
             nameservers = [f"nameserver {a}" for a in dns]

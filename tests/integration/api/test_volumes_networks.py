@@ -111,3 +111,32 @@ def test_system_df_counts_images_containers_and_volumes(api: ApiService) -> None
     assert doc["BuildCache"] == []
     out = api.docker_ok("system", "df", "--format", "{{.Type}} {{.TotalCount}}")
     assert out.splitlines()[:3] == ["Images 1", "Containers 1", "Local Volumes 1"]
+
+
+def test_host_and_none_are_networks_of_the_api_and_of_docker_py(api: ApiService) -> None:
+    listed = {n["Name"]: n for n in api.json("GET", "/networks")}
+    assert (listed["host"]["Driver"], listed["none"]["Driver"], listed["bridge"]["Driver"]) == (
+        "host", "null", "bridge",
+    )  # fmt: skip
+    assert api.json("GET", "/networks/host")["Id"] == listed["host"]["Id"]
+    builtin = {n["Name"] for n in api.json("GET", '/networks?filters={"type":["builtin"]}')}
+    assert builtin == {"bridge", "host", "none"}
+    for name in ("host", "none"):
+        status, _, body = api.request("DELETE", f"/networks/{name}")
+        assert status == 409
+        assert json.loads(body)["message"] == f"{name} is a pre-defined network and cannot be removed"
+    pytest.importorskip("docker")
+    import docker
+
+    sdk = docker.DockerClient(base_url=api.host, version="auto", timeout=120)
+    try:
+        assert {"bridge", "host", "none"} <= {n.name for n in sdk.networks.list()}
+        assert sdk.networks.get("none").attrs["Driver"] == "null"
+        sdk.containers.run("busybox", ["sleep", "60"], name="apihost", network_mode="host", detach=True)
+        members = sdk.networks.get("host").attrs["Containers"]
+        assert [m["Name"] for m in members.values()] == ["apihost"]
+        settings = sdk.containers.get("apihost").attrs["NetworkSettings"]["Networks"]
+        assert settings["host"]["NetworkID"] == listed["host"]["Id"]
+        sdk.containers.get("apihost").remove(force=True)
+    finally:
+        sdk.close()

@@ -308,8 +308,12 @@ class Networks:
         """docker's ``host`` or ``none`` network of this root (its id kept from its first use)."""
         import time
 
+        from pallet.network.store import NetworkStore
+
         created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        found_id, created = self.driver.store.predefined(name, new_id=os.urandom(32).hex(), created=created)
+        # the store alone, not the driver (its import is the cost): a host or none start asks this
+        store = self._driver.store if self._driver is not None else NetworkStore(self._db)
+        found_id, created = store.predefined(name, new_id=os.urandom(32).hex(), created=created)
         return PredefinedNetwork(id=found_id, name=name, created=created)
 
     def lookup(self, ref: str) -> Network | PredefinedNetwork:

@@ -1116,8 +1116,7 @@ class Service:
                 dns=[str(a) for a in (document.get("HostConfig") or {}).get("Dns") or ()],
             )  # fmt: skip
             engine.refresh_attachments(record)  # its disconnect follows its die
-            if running:
-                _hosts_lines(engine, record, document, endpoint, add=True)
+            _hosts_lines(engine, record, document, endpoint, add=True)
         if running:  # as dockerd: a stopped container's connect is recorded when it starts
             found = engine.networks.find(network)
             self.record_event(
@@ -1146,11 +1145,10 @@ class Service:
             held = engine.networks.endpoints(record.id)
             engine.networks.disconnect(network, record.id, name=record.name, force=force)
             engine.refresh_attachments(record)
-            if record.state in ("running", "paused", "restarting"):
-                left = {e.id for e in engine.networks.endpoints(record.id)}
-                for endpoint in held:
-                    if endpoint.id not in left:
-                        _hosts_lines(engine, record, document, endpoint, add=False)
+            left = {e.id for e in engine.networks.endpoints(record.id)}
+            for endpoint in held:
+                if endpoint.id not in left:
+                    _hosts_lines(engine, record, document, endpoint, add=False)
         try:
             found = engine.networks.find(network)
         except NotFound:
@@ -1175,8 +1173,9 @@ class Service:
 def _hosts_lines(
     engine: Engine, record: ContainerRecord, document: Mapping[str, Any], endpoint: Endpoint, *, add: bool
 ) -> None:
-    """A running container's ``/etc/hosts`` after a connect (``add``) or disconnect of ``endpoint``:
-    the line naming it by each of the endpoint's addresses, as dockerd adds and removes it."""
+    """A container's ``/etc/hosts`` after a connect (``add``) or disconnect of ``endpoint``: the line
+    naming it by each of the endpoint's addresses, as dockerd adds and removes it in a running one's
+    (a stopped one keeps its addresses: its file is right when it starts, as dockerd's rebuilt one)."""
     from pallet.engine.spec.hostsfiles import container_lines, update_hosts
 
     config = document.get("Config") or {}

@@ -15,11 +15,13 @@ namespace files, its nftables table, its resolver processes.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import time
 import urllib.request
@@ -87,6 +89,19 @@ def _our_state(env: PalletEnv) -> dict[str, object]:
     return state
 
 
+def _root_bridges(env: PalletEnv) -> set[str]:
+    """The bridges of the root's networks, as its database names them (a dockerd's ``br-*`` bridges
+    on the same host are not ours)."""
+    path = env.root / "pallet.db"
+    if not path.exists():
+        return set()
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        try:
+            return {row[0] for row in db.execute("SELECT bridge FROM networks")}
+        except sqlite3.OperationalError:  # no network table yet
+            return set()
+
+
 def _state_now(env: PalletEnv) -> dict[str, object]:
     tag = root_tag(str(env.root))
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
@@ -96,7 +111,7 @@ def _state_now(env: PalletEnv) -> dict[str, object]:
             ["ip", "-o", "link", "show", "type", "bridge"], capture_output=True, text=True, check=True
         ).stdout.splitlines()
     }
-    ours = {b for b in bridges if b.startswith(("pallet-" + tag[:8], "br-", "ptn"))}
+    ours = {b for b in bridges if b.startswith(("pallet-" + tag[:8], "ptn")) or b in _root_bridges(env)}
     enslaved = sorted(
         line.split(": ")[1].split("@")[0]
         for line in links.splitlines()
@@ -626,6 +641,14 @@ def test_connect_and_disconnect_edit_a_running_container_s_hosts_file(pallet_env
     second = str(_settings(pallet_env, "hx", "pthostsb")["IPAddress"])
     # dockerd's line: the address, the FQDN and the bare name (not the aliases), appended
     assert pallet_env.ok("exec", "hx", "cat", "/etc/hosts") == before + f"{second}\tbox.example box\n"
+    pallet_env.ok("network", "disconnect", "pthostsb", "hx")
+    assert pallet_env.ok("exec", "hx", "cat", "/etc/hosts") == before
+    # a stopped container's file is right when it starts again (dockerd rebuilds it then)
+    pallet_env.ok("stop", "-t", "0", "hx")
+    pallet_env.ok("network", "connect", "pthostsb", "hx")
+    pallet_env.ok("start", "hx")
+    third = str(_settings(pallet_env, "hx", "pthostsb")["IPAddress"])
+    assert pallet_env.ok("exec", "hx", "cat", "/etc/hosts") == before + f"{third}\tbox.example box\n"
     pallet_env.ok("network", "disconnect", "pthostsb", "hx")
     assert pallet_env.ok("exec", "hx", "cat", "/etc/hosts") == before
     pallet_env.ok("network", "disconnect", "pthostsa", "hx")

@@ -1110,13 +1110,14 @@ class Service:
             ):
                 return
             check_connectable(document, record.name)
-            endpoint = engine.networks.connect(
+            held = engine.networks.endpoints(record.id)
+            engine.networks.connect(
                 network, record.id, name=record.name, request=request, running=running,
                 ports=lambda held: recorded_ports(document, held),
                 dns=[str(a) for a in (document.get("HostConfig") or {}).get("Dns") or ()],
             )  # fmt: skip
             engine.refresh_attachments(record)  # its disconnect follows its die
-            _hosts_lines(engine, record, document, endpoint, add=True)
+            _etc_files(engine, record, document, held, engine.networks.endpoints(record.id))
         if running:  # as dockerd: a stopped container's connect is recorded when it starts
             found = engine.networks.find(network)
             self.record_event(
@@ -1145,10 +1146,7 @@ class Service:
             held = engine.networks.endpoints(record.id)
             engine.networks.disconnect(network, record.id, name=record.name, force=force)
             engine.refresh_attachments(record)
-            left = {e.id for e in engine.networks.endpoints(record.id)}
-            for endpoint in held:
-                if endpoint.id not in left:
-                    _hosts_lines(engine, record, document, endpoint, add=False)
+            _etc_files(engine, record, document, held, engine.networks.endpoints(record.id))
         try:
             found = engine.networks.find(network)
         except NotFound:
@@ -1170,22 +1168,68 @@ class Service:
         ]
 
 
-def _hosts_lines(
-    engine: Engine, record: ContainerRecord, document: Mapping[str, Any], endpoint: Endpoint, *, add: bool
+def _etc_files(
+    engine: Engine,
+    record: ContainerRecord,
+    document: Mapping[str, Any],
+    before: Sequence[Endpoint],
+    after: Sequence[Endpoint],
 ) -> None:
-    """A container's ``/etc/hosts`` after a connect (``add``) or disconnect of ``endpoint``: the line
-    naming it by each of the endpoint's addresses, as dockerd adds and removes it in a running one's
-    (a stopped one keeps its addresses: its file is right when it starts, as dockerd's rebuilt one)."""
-    from pallet.engine.spec.hostsfiles import container_lines, update_hosts
+    """A container's ``/etc/hosts`` and ``/etc/resolv.conf`` after a connect or disconnect took its
+    endpoints from ``before`` to ``after``: the line naming it by each address of an endpoint added
+    or removed, as dockerd edits a running one's (a stopped one keeps its addresses: its files are
+    right at its next start, as dockerd's rebuilt ones); the name server, the resolver of its first
+    user network, when that changed (docker's 127.0.0.11 is in every container; pallet's resolver
+    is reached at a network's gateway). Files the container has changed are left alone."""
+    from pallet.engine.spec.hostsfiles import (
+        container_lines,
+        resolv_conf_content,
+        update_hosts,
+        update_resolv_conf,
+    )
+    from pallet.engine.spec.syntax import parse_network
 
     config = document.get("Config") or {}
-    lines = container_lines(
-        [a for a in (endpoint.ip, endpoint.ip6) if a],
-        hostname=str(config.get("Hostname") or ""),
-        domainname=str(config.get("Domainname") or ""),
+    host = document.get("HostConfig") or {}
+
+    def lines(endpoints: Sequence[Endpoint], others: Sequence[Endpoint]) -> list[str]:
+        gone = [e for e in endpoints if all(o.id != e.id for o in others)]
+        addresses = [a for e in gone for a in (e.ip, e.ip6) if a]
+        return container_lines(
+            addresses,
+            hostname=str(config.get("Hostname") or ""),
+            domainname=str(config.get("Domainname") or ""),
+        )
+
+    directory = engine.layout.container_dir(record.id)
+    update_hosts(os.path.join(directory, "hosts"), add=lines(after, before), remove=lines(before, after))
+
+    def resolver(endpoints: Sequence[Endpoint]) -> str:
+        for endpoint in endpoints:
+            network = engine.networks.find(endpoint.network_id)
+            if network.dns:
+                return network.gateway
+        return ""
+
+    was, now = resolver(before), resolver(after)
+    if was == now:
+        return
+    try:
+        with open("/etc/resolv.conf", encoding="utf-8", errors="replace") as f:
+            host_resolv = f.read()
+    except OSError:
+        host_resolv = ""
+    mode = parse_network(str(host.get("NetworkMode") or ""))
+    options = {
+        "dns": [str(a) for a in host.get("Dns") or ()],
+        "dns_search": [str(a) for a in host.get("DnsSearch") or ()],
+        "dns_options": [str(a) for a in host.get("DnsOptions") or ()],
+    }
+    update_resolv_conf(
+        os.path.join(directory, "resolv.conf"),
+        was=resolv_conf_content(mode, host_resolv, resolver=was, **options),
+        now=resolv_conf_content(mode, host_resolv, resolver=now, **options),
     )
-    path = os.path.join(engine.layout.container_dir(record.id), "hosts")
-    update_hosts(path, add=lines if add else (), remove=() if add else lines)
 
 
 def _run_config(document: Mapping[str, Any]) -> Any:

@@ -738,3 +738,37 @@ def test_a_container_s_dns_servers_get_its_outside_names_on_a_user_network(palle
         pallet_env.ok("rm", "-f", "dnsweb")
     finally:
         server.close()
+
+
+def test_connect_and_disconnect_keep_a_container_s_name_server_reachable(pallet_env: PalletEnv) -> None:
+    _user_network(pallet_env, "ptresa")
+    _user_network(pallet_env, "ptresb")
+    pallet_env.ok("run", "-d", "--name", "resweb", "--network", "ptresb", "busybox", "sleep", "300")
+    web = str(_settings(pallet_env, "resweb", "ptresb")["IPAddress"])
+    # on the default bridge: the host's name servers, no resolver of names
+    pallet_env.ok("run", "-d", "--name", "rescli", "busybox", "sleep", "300")
+    plain = pallet_env.ok("exec", "rescli", "cat", "/etc/resolv.conf")
+    assert _gateway(pallet_env, "ptresb") not in plain
+    # joined to a user network: its resolver named (docker's embedded DNS appears then), names resolve
+    pallet_env.ok("network", "connect", "ptresb", "rescli")
+    resolv = pallet_env.ok("exec", "rescli", "cat", "/etc/resolv.conf")
+    assert f"nameserver {_gateway(pallet_env, 'ptresb')}\n" in resolv
+    assert web in pallet_env.ok("exec", "rescli", "nslookup", "-type=a", "resweb")
+    pallet_env.ok("network", "disconnect", "ptresb", "rescli")
+    assert pallet_env.ok("exec", "rescli", "cat", "/etc/resolv.conf") == plain
+    # on two user networks, off the one whose resolver it named: the other's resolver, names still answered
+    pallet_env.ok("run", "-d", "--name", "restwo", "--network", "ptresa", "busybox", "sleep", "300")
+    pallet_env.ok("network", "connect", "ptresb", "restwo")
+    assert f"nameserver {_gateway(pallet_env, 'ptresa')}\n" in pallet_env.ok(
+        "exec", "restwo", "cat", "/etc/resolv.conf"
+    )
+    pallet_env.ok("network", "disconnect", "ptresa", "restwo")
+    resolv = pallet_env.ok("exec", "restwo", "cat", "/etc/resolv.conf")
+    assert f"nameserver {_gateway(pallet_env, 'ptresb')}\n" in resolv
+    assert web in pallet_env.ok("exec", "restwo", "nslookup", "-type=a", "resweb")
+    # a file the container changed is its own: left alone
+    pallet_env.ok("exec", "restwo", "sh", "-c", "echo '# mine' >> /etc/resolv.conf")
+    pallet_env.ok("network", "connect", "ptresa", "restwo")
+    pallet_env.ok("network", "disconnect", "ptresb", "restwo")
+    assert pallet_env.ok("exec", "restwo", "cat", "/etc/resolv.conf") == resolv + "# mine\n"
+    pallet_env.ok("rm", "-f", "resweb", "rescli", "restwo")

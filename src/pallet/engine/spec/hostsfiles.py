@@ -29,7 +29,14 @@ if TYPE_CHECKING:
 
     from pallet.engine.spec.syntax import NetworkMode
 
-__all__ = ["container_lines", "hosts_content", "resolv_conf_content", "update_hosts", "write_network_files"]
+__all__ = [
+    "container_lines",
+    "hosts_content",
+    "resolv_conf_content",
+    "update_hosts",
+    "update_resolv_conf",
+    "write_network_files",
+]
 
 _LOCALHOST = (
     "127.0.0.1\tlocalhost\n"
@@ -94,11 +101,29 @@ def update_hosts(path: str, *, add: Sequence[str] = (), remove: Sequence[str] = 
     gone = set(remove)
     kept = [line for line in lines if line not in gone]
     kept += [line for line in add if line not in kept]
-    if kept == lines:
-        return
+    if kept != lines:
+        _write_in_place(path, "".join(kept).encode("utf-8", "surrogateescape"))
+
+
+def update_resolv_conf(path: str, *, was: str, now: str) -> bool:
+    """A container's ``resolv.conf`` becomes ``now`` (in place, as ``update_hosts``) if it still reads
+    ``was``, what pallet wrote: a file the container changed is left alone, as dockerd leaves a
+    file whose hash changed. True if it was rewritten."""
+    try:
+        with open(path, "rb") as f:
+            current = f.read()
+    except FileNotFoundError:
+        return False
+    if current != was.encode() or was == now:
+        return False
+    _write_in_place(path, now.encode())
+    return True
+
+
+def _write_in_place(path: str, data: bytes) -> None:
+    """Truncate and write ``path``, keeping its inode (a bind mount into a container shows it)."""
     fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
     try:
-        data = "".join(kept).encode("utf-8", "surrogateescape")
         while data:
             data = data[os.write(fd, data) :]
     finally:

@@ -485,9 +485,8 @@ class Networks:
             gw_priority=want.gw_priority, dns=dns,
         )  # fmt: skip
 
-    def check_connect(
-        self, mode: str, name: str, target: Network | PredefinedNetwork, *, running: bool
-    ) -> bool:
+    @staticmethod
+    def check_connect(mode: str, name: str, target: Network | PredefinedNetwork, *, running: bool) -> bool:
         """dockerd's refusals, in its words, of ``network connect`` of container ``name`` in network
         mode ``mode`` (its ``HostConfig.NetworkMode``) to ``target``: the host's stack, loopback only
         (``none``) and another container's namespace mix with nothing. False when there is nothing
@@ -506,7 +505,8 @@ class Networks:
             raise InvalidArgument(_NONE_CONFLICT)
         return True
 
-    def check_disconnect(self, mode: str, name: str, target: Network | PredefinedNetwork) -> None:
+    @staticmethod
+    def check_disconnect(mode: str, name: str, target: Network | PredefinedNetwork) -> None:
         """dockerd's refusal to take a container off the host network (it is on it alone); for
         ``none``, pallet keeps the mode the container was made with."""
         if not isinstance(target, PredefinedNetwork):

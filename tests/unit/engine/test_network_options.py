@@ -13,13 +13,20 @@ import pytest
 
 from pallet.engine.containers.attachments import attachments, port_mappings
 from pallet.engine.containers.inspection import _port_bindings, network_settings
-from pallet.engine.networking import address_pools, default_bridge_name
-from pallet.engine.spec.hostsfiles import hosts_content, resolv_conf_content
+from pallet.engine.networking import Networks, PredefinedNetwork, address_pools, default_bridge_name
+from pallet.engine.spec.hostsfiles import (
+    container_lines,
+    hosts_content,
+    resolv_conf_content,
+    update_hosts,
+    update_resolv_conf,
+)
 from pallet.engine.spec.options import NetworkOptions
 from pallet.engine.spec.syntax import PortRequest, parse_extra_host, parse_mac, parse_network, parse_publish
 from pallet.errors import Conflict, InvalidArgument
 from pallet.network.ipam import DEFAULT_POOLS
 from pallet.network.ports import choose_free
+from pallet.network.store import Network
 
 
 @pytest.mark.parametrize(
@@ -220,3 +227,96 @@ def test_expose_adds_ports_that_publish_all_publishes() -> None:
     assert [(m.protocol, m.container_port) for m in mappings] == [("tcp", 80), ("udp", 53), ("udp", 54)]
     with pytest.raises(InvalidArgument, match="invalid expose"):
         NetworkOptions(expose=("8080:80",))
+
+
+def test_a_container_is_named_by_its_fqdn_and_its_bare_name_as_libnetwork_writes_it() -> None:
+    assert container_lines(["10.0.0.2"], hostname="box") == ["10.0.0.2\tbox\n"]
+    assert container_lines(["10.0.0.2"], hostname="box.example") == ["10.0.0.2\tbox.example box\n"]
+    assert container_lines(["10.0.0.2", "fd00::2"], hostname="box", domainname="lan") == [
+        "10.0.0.2\tbox.lan box\n", "fd00::2\tbox.lan box\n",
+    ]  # fmt: skip
+    assert container_lines(["10.0.0.2"], hostname="") == []
+
+
+def test_hosts_lines_are_added_and_removed_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "hosts"
+    path.write_text("127.0.0.1\tlocalhost\n10.0.0.2\tbox\n10.0.1.2\tbox\n")
+    inode = path.stat().st_ino
+    update_hosts(str(path), add=["10.0.2.2\tbox\n"])
+    update_hosts(str(path), add=["10.0.2.2\tbox\n"])  # idempotent
+    assert path.read_text() == "127.0.0.1\tlocalhost\n10.0.0.2\tbox\n10.0.1.2\tbox\n10.0.2.2\tbox\n"
+    update_hosts(str(path), remove=["10.0.1.2\tbox\n"])  # that line only, not every line of the name
+    assert path.read_text() == "127.0.0.1\tlocalhost\n10.0.0.2\tbox\n10.0.2.2\tbox\n"
+    assert path.stat().st_ino == inode  # the container's bind mount still shows it
+    update_hosts(str(tmp_path / "gone"), add=["10.0.2.2\tbox\n"])
+    assert not (tmp_path / "gone").exists()
+
+
+def test_resolv_conf_is_rewritten_only_while_it_is_what_pallet_wrote(tmp_path: Path) -> None:
+    path = tmp_path / "resolv.conf"
+    path.write_text("nameserver 10.9.0.1\n")
+    assert update_resolv_conf(str(path), was="nameserver 10.9.0.1\n", now="nameserver 10.9.1.1\n")
+    assert path.read_text() == "nameserver 10.9.1.1\n"
+    path.write_text("nameserver 10.9.1.1\n# mine\n")
+    assert not update_resolv_conf(str(path), was="nameserver 10.9.1.1\n", now="nameserver 10.9.2.1\n")
+    assert path.read_text() == "nameserver 10.9.1.1\n# mine\n"
+
+
+_ID = "ab" * 32
+
+
+@pytest.mark.parametrize(
+    ("mode", "target", "running", "words"),
+    [
+        ("host", "app", True, "container sharing network namespace with another container or host"),
+        ("host", "none", False, "container sharing network namespace with another container or host"),
+        ("host", "host", True, "endpoint with name c1 already exists in network host"),
+        (
+            "none",
+            "host",
+            True,
+            "container cannot be disconnected from host network or connected to host network",
+        ),
+        ("none", "app", False, "one of the networks in private (none) mode"),
+        (
+            "bridge",
+            "host",
+            False,
+            "container cannot be disconnected from host network or connected to host network",
+        ),
+        ("app", "none", True, "one of the networks in private (none) mode"),
+        ("container:web", "app", True, "container sharing network namespace with another container or host"),
+    ],
+)
+def test_connect_is_refused_as_dockerd_refuses_it(mode: str, target: str, running: bool, words: str) -> None:
+    found = (
+        PredefinedNetwork(id=_ID, name=target, created="") if target in ("host", "none") else _bridge(target)
+    )
+    with pytest.raises((Conflict, InvalidArgument), match=words.replace("(", r"\(").replace(")", r"\)")):
+        Networks.check_connect(mode, "c1", found, running=running)
+
+
+def test_connect_of_a_stopped_container_to_its_own_mode_is_nothing_to_do() -> None:
+    host = PredefinedNetwork(id=_ID, name="host", created="")
+    assert Networks.check_connect("host", "c1", host, running=False) is False
+    assert Networks.check_connect("bridge", "c1", _bridge("app"), running=True) is True
+
+
+def _bridge(name: str) -> Network:
+    return Network(
+        id=_ID, name=name, bridge="br", subnet="10.9.0.0/24", gateway="10.9.0.1", ip_range="10.9.0.0/24"
+    )
+
+
+def test_a_predefined_network_shows_as_docker_shows_it() -> None:
+    none = PredefinedNetwork(id=_ID, name="none", created="2026-01-01T00:00:00Z")
+    document = none.document([("cd" * 32, "c1")])
+    assert (document["Driver"], document["Scope"], document["IPAM"]) == (
+        "null", "local", {"Driver": "default", "Options": None, "Config": None},
+    )  # fmt: skip
+    member = document["Containers"]["cd" * 32]
+    assert member == {
+        "Name": "c1", "EndpointID": none.endpoint_id("cd" * 32), "MacAddress": "", "IPv4Address": "", "IPv6Address": "",
+    }  # fmt: skip
+    assert none.endpoint_id("cd" * 32) != none.endpoint_id("ce" * 32)
+    assert none.settings("cd" * 32)["NetworkID"] == _ID

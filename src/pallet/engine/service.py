@@ -452,7 +452,10 @@ class Service:
             document,
             bundle=engine.layout.bundle(record.id),
             run_dir=engine.layout.run_dir(record.id),
-            networks=networks.settings(record.id, mode) if networks is not None else None,
+            # dockerd gives a host or none container its NetworkID at its first start
+            networks=networks.settings(record.id, mode if record.started_at else "")
+            if networks is not None
+            else None,
             ports=[
                 (f"{p.container_port}/{p.protocol}", p.host_ip, p.host_port)
                 for p in networks.ports(record.id)

@@ -622,7 +622,10 @@ def test_host_and_none_containers_are_attached_and_refused_other_networks(pallet
     assert _network_events(pallet_env, n) == [
         ("connect", none["Id"], "none", "null"), ("disconnect", none["Id"], "none", "null"),
     ]  # fmt: skip
-    pallet_env.ok("rm", "-f", "hm", "nm", "bm")
+    # never started: no NetworkID yet, as dockerd's (it gives one at the first start)
+    pallet_env.ok("create", "--name", "cm", "--network", "none", "busybox", "true")
+    assert _settings(pallet_env, "cm", "none")["NetworkID"] == ""
+    pallet_env.ok("rm", "-f", "hm", "nm", "bm", "cm")
 
 
 # --- /etc/hosts follows network connect and disconnect ------------------------------------------

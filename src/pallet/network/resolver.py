@@ -24,9 +24,11 @@ What it answers (``answer``):
 - Anything else is forwarded, as received, to the upstream resolvers, one
   after another on timeout; the upstream's reply is relayed as is. The
   upstreams are the asking container's own ``--dns`` servers when it has
-  some (kept with its endpoint, read on every query, as docker's embedded
-  server forwards each container's names to its own), else the host's. An
-  ``--internal`` network forwards nothing (REFUSED), as docker's.
+  some (kept with its endpoint, read on every query), asked from the
+  container's network namespace (so ``--dns 127.0.0.1`` is the container's
+  own loopback), as docker's embedded server forwards each container's
+  names to its own servers from inside it; else the host's, from the host's
+  namespace. An ``--internal`` network forwards nothing (REFUSED), as docker's.
 
 Life cycle (``ensure_running``, ``stop``, the server's ``serve``):
 
@@ -240,6 +242,10 @@ def _upstream(text: str) -> tuple[str, int]:
 # --- the server ---------------------------------------------------------------------------------
 
 
+#: a client's own servers and the network namespace file to ask them from ("": the server's own)
+Route = tuple["Sequence[tuple[str, int]]", str]
+
+
 class _Pending:
     __slots__ = ("client", "data", "deadline", "next", "sock", "upstreams")
 
@@ -260,16 +266,28 @@ class _Pending:
 
 def _upstreams_for(
     upstreams: Sequence[tuple[str, int]],
-    upstreams_from: Callable[[str], Sequence[tuple[str, int]]] | None,
+    upstreams_from: Callable[[str], Route] | None,
     client: tuple[str, int],
-) -> Sequence[tuple[str, int]]:
-    """Where one client's query goes: its container's own servers if it has some, else ``upstreams``."""
+) -> Route:
+    """Where one client's query goes, and the namespace to send it from: its container's own
+    servers from its namespace if it has some, else ``upstreams`` from the server's."""
     if upstreams_from is None:
-        return upstreams
+        return upstreams, ""
     try:
-        return upstreams_from(client[0]) or upstreams
+        own, where = upstreams_from(client[0])
     except Exception:  # noqa: BLE001 - a database hiccup: the network's servers will do
-        return upstreams
+        return upstreams, ""
+    return (own, where) if own else (upstreams, "")
+
+
+def _open(family: int, kind: int, netns_path: str) -> _socket.socket:
+    """A socket in the network namespace at ``netns_path`` ("": this process's); it stays there."""
+    if not netns_path:
+        return _socket.socket(family, kind | _socket.SOCK_CLOEXEC)
+    from pallet.network.netns import entered
+
+    with entered(netns_path):
+        return _socket.socket(family, kind | _socket.SOCK_CLOEXEC)
 
 
 def serve(
@@ -282,13 +300,14 @@ def serve(
     tcp: _socket.socket | None = None,
     reverse: Callable[[str], list[str]] | None = None,
     lookup_from: Callable[[str, str], list[str]] | None = None,
-    upstreams_from: Callable[[str], Sequence[tuple[str, int]]] | None = None,
+    upstreams_from: Callable[[str], Route] | None = None,
 ) -> None:
     """Answer queries on ``listener`` (UDP) and ``tcp`` (a listening socket) until ``keep_going()``
     (asked when idle) says False. ``lookup_from(name, client_address)``, when given, is asked
     instead of ``lookup``: a name may stand for something else for one container (docker's links).
     ``upstreams_from(client_address)``, when given, names the servers a client's forwarded queries
-    go to (its container's ``--dns``); ``upstreams`` when it names none.
+    go to (its container's ``--dns``) and the namespace file to ask them from; ``upstreams`` (from
+    this process's namespace) when it names none.
 
     UDP queries are handled in this loop, forwarded without blocking; each
     TCP connection (what a client retries with after a truncated answer)
@@ -356,9 +375,13 @@ def serve(
                 if local is not None:
                     listener.sendto(local, client)
                     continue
-                chosen = _upstreams_for(upstreams, upstreams_from, client)
+                chosen, where = _upstreams_for(upstreams, upstreams_from, client)
                 family = _socket.AF_INET6 if chosen and ":" in chosen[0][0] else _socket.AF_INET
-                up = _socket.socket(family, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC)
+                try:
+                    up = _open(family, _socket.SOCK_DGRAM, where)
+                except Exception:  # noqa: BLE001 - the client's namespace is gone: it is gone too
+                    listener.sendto(encode_answer(query, [], RCODE_SERVFAIL, authoritative=False), client)
+                    continue
                 item = _Pending(up, client, data, chosen)
                 pending[up] = item
                 selector.register(up, selectors.EVENT_READ, None)
@@ -405,7 +428,7 @@ def _accept(
     reverse: Callable[[str], list[str]] | None,
     *,
     lookup_from: Callable[[str, str], list[str]] | None = None,
-    upstreams_from: Callable[[str], Sequence[tuple[str, int]]] | None = None,
+    upstreams_from: Callable[[str], Route] | None = None,
 ) -> None:
     import threading
 
@@ -414,15 +437,11 @@ def _accept(
     except OSError:
         return
     conn = _socket.socket(fileno=fd)
+    chosen, where = _upstreams_for(upstreams, upstreams_from, client)
     threading.Thread(
         target=_serve_tcp,
-        args=(
-            conn,
-            _for_client(lookup, lookup_from, client),
-            _upstreams_for(upstreams, upstreams_from, client),
-            internal,
-            reverse,
-        ),
+        args=(conn, _for_client(lookup, lookup_from, client), chosen, internal, reverse),
+        kwargs={"where": where},
         daemon=True,
     ).start()
 
@@ -438,10 +457,13 @@ def _read_message(conn: _socket.socket) -> bytes:
     return data[2 : 2 + int.from_bytes(data[:2], "big")]
 
 
-def _forward_tcp(data: bytes, upstreams: Sequence[tuple[str, int]]) -> bytes | None:
+def _forward_tcp(data: bytes, upstreams: Sequence[tuple[str, int]], where: str = "") -> bytes | None:
     for host, port in upstreams:
         family = _socket.AF_INET6 if ":" in host else _socket.AF_INET
-        up = _socket.socket(family, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
+        try:
+            up = _open(family, _socket.SOCK_STREAM, where)
+        except Exception:  # noqa: BLE001 - the client's namespace is gone
+            return None
         try:
             up.settimeout(UPSTREAM_TIMEOUT)
             up.connect((host, port))
@@ -460,6 +482,8 @@ def _serve_tcp(
     upstreams: Sequence[tuple[str, int]],
     internal: bool,
     reverse: Callable[[str], list[str]] | None,
+    *,
+    where: str = "",
 ) -> None:
     try:
         conn.settimeout(UPSTREAM_TIMEOUT * (len(upstreams) + 1))
@@ -472,7 +496,7 @@ def _serve_tcp(
         except Exception:  # noqa: BLE001 - a database hiccup must not end the server
             reply = encode_answer(query, [], RCODE_SERVFAIL, authoritative=False)
         if reply is None:
-            reply = _forward_tcp(data, upstreams) or encode_answer(
+            reply = _forward_tcp(data, upstreams, where) or encode_answer(
                 query, [], RCODE_SERVFAIL, authoritative=False
             )
         conn.sendall(len(reply).to_bytes(2, "big") + reply)
@@ -701,10 +725,10 @@ def _main(argv: Sequence[str]) -> int:
                 return found
         return []
 
-    def upstreams_from(client: str) -> list[tuple[str, int]]:
-        with db_lock:  # the asking container's own --dns servers, kept with its endpoint
+    def upstreams_from(client: str) -> Route:
+        with db_lock:  # the asking container's own --dns servers, kept with its endpoint, and its namespace
             row = conn.execute(CLIENT_CONFIG_SQL, (network_id, client, client)).fetchone()
-        return [_upstream(a) for a in client_nameservers(row[0])] if row else []
+        return ([_upstream(a) for a in client_nameservers(row[0])], row[1]) if row else ([], "")
 
     def reverse(address: str) -> list[str]:
         return [row[2] for row in rows() if address in (row[0], row[1])]

@@ -644,8 +644,9 @@ class NetworkStore:
 #: the ``config`` key of an endpoint's container's own name servers (pallet's: docker keeps them in the
 #: sandbox, not the endpoint)
 DNS_KEY = "PalletDNS"
-#: the ``config`` of the endpoint at a client's address on a network (network id, address twice)
-CLIENT_CONFIG_SQL = "SELECT config FROM endpoints WHERE network_id = ? AND (ip = ? OR ip6 = ?)"
+#: the ``config`` and namespace file of the endpoint at a client's address on a network (network id,
+#: address twice)
+CLIENT_CONFIG_SQL = "SELECT config, netns FROM endpoints WHERE network_id = ? AND (ip = ? OR ip6 = ?)"
 
 
 def client_nameservers(config: str) -> list[str]:

@@ -665,16 +665,19 @@ def test_connect_and_disconnect_edit_a_running_container_s_hosts_file(pallet_env
 
 
 class _FakeNameServer:
-    """A DNS server on ``address``:53 (an address of 127.0.0.0/8) answering ``names`` with A records,
-    NXDOMAIN to anything else; the names it was asked."""
+    """A DNS server on 127.0.0.1:53 of the network namespace at ``netns_path`` (a container's),
+    answering ``names`` with A records, NXDOMAIN to anything else; the names it was asked."""
 
-    def __init__(self, address: str, names: dict[str, str]) -> None:
+    def __init__(self, netns_path: str, names: dict[str, str]) -> None:
         import threading
+
+        from pallet.network import netns
 
         self.names = names
         self.asked: list[str] = []
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((address, 53))
+        with netns.entered(netns_path):  # the socket stays in the container's namespace
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 53))
         self.sock.settimeout(0.2)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -693,8 +696,7 @@ class _FakeNameServer:
                 continue
             self.asked.append(query.name)
             address = self.names.get(query.name) if query.qtype == resolver.QTYPE_A else None
-            known = query.name in self.names
-            rcode = 0 if known else resolver.RCODE_NXDOMAIN
+            rcode = 0 if query.name in self.names else resolver.RCODE_NXDOMAIN
             self.sock.sendto(resolver.encode_answer(query, [address] if address else [], rcode), client)
 
     def close(self) -> None:
@@ -704,43 +706,37 @@ class _FakeNameServer:
 
 
 def test_a_container_s_dns_servers_get_its_outside_names_on_a_user_network(pallet_env: PalletEnv) -> None:
-    import secrets
-
-    address = f"127.{secrets.randbelow(200) + 20}.{secrets.randbelow(250) + 1}.{secrets.randbelow(250) + 1}"
-    server = _FakeNameServer(address, {"own.test": "192.0.2.99"})
+    _user_network(pallet_env, "ptdns")
+    gateway = _gateway(pallet_env, "ptdns")
+    pallet_env.ok("run", "-d", "--name", "dnsweb", "--network", "ptdns", "busybox", "sleep", "300")
+    flags = (
+        "--network",
+        "ptdns",
+        "--dns",
+        "127.0.0.1",
+        "--dns-search",
+        "corp.test",
+        "--dns-option",
+        "timeout:2",
+    )
+    cid = pallet_env.ok("run", "-d", "--name", "dnscli", *flags, "busybox", "sleep", "300").strip()
+    resolv = pallet_env.ok("exec", "dnscli", "cat", "/etc/resolv.conf")
+    # docker's embedded DNS: its own server named, the search and options kept, ndots:0 added
+    assert f"nameserver {gateway}\n" in resolv
+    assert "search corp.test\n" in resolv
+    assert "options timeout:2 ndots:0\n" in resolv
+    assert "127.0.0.1" not in resolv
+    # --dns 127.0.0.1 is the container's own loopback, as in docker: a server there gets its outside names
+    server = _FakeNameServer(str(pallet_env.run_root / "network" / "netns" / cid), {"own.test": "192.0.2.99"})
     try:
-        _user_network(pallet_env, "ptdns")
-        gateway = _gateway(pallet_env, "ptdns")
-        pallet_env.ok("run", "-d", "--name", "dnsweb", "--network", "ptdns", "busybox", "sleep", "300")
-        args = (
-            "--network",
-            "ptdns",
-            "--dns",
-            address,
-            "--dns-search",
-            "corp.test",
-            "--dns-option",
-            "timeout:2",
-        )
-        resolv = pallet_env.ok("run", "--rm", *args, "busybox", "cat", "/etc/resolv.conf")
-        # docker's embedded DNS: its own server named, the search and options kept, ndots:0 added
-        assert f"nameserver {gateway}\n" in resolv
-        assert "search corp.test\n" in resolv
-        assert "options timeout:2 ndots:0\n" in resolv
-        assert address not in resolv
-        lookup = ("run", "--rm", "--network", "ptdns", "--dns", address, "busybox", "nslookup", "-type=a")
-        assert "192.0.2.99" in pallet_env.ok(*lookup, "own.test")
+        assert "192.0.2.99" in pallet_env.ok("exec", "dnscli", "nslookup", "-type=a", "own.test.")
         assert "own.test" in server.asked
         web = str(_settings(pallet_env, "dnsweb", "ptdns")["IPAddress"])
-        assert web in pallet_env.ok(*lookup, "dnsweb")
+        assert web in pallet_env.ok("exec", "dnscli", "nslookup", "-type=a", "dnsweb.")
         assert "dnsweb" not in server.asked  # the network's names are answered by its own resolver
-        # a container without --dns does not ask that server
-        asked = len(server.asked)
-        pallet_env.pallet("run", "--rm", "--network", "ptdns", "busybox", "nslookup", "-type=a", "own.test")
-        assert len(server.asked) == asked
-        pallet_env.ok("rm", "-f", "dnsweb")
     finally:
         server.close()
+    pallet_env.ok("rm", "-f", "dnsweb", "dnscli")
 
 
 def test_connect_and_disconnect_keep_a_container_s_name_server_reachable(pallet_env: PalletEnv) -> None:
@@ -756,7 +752,7 @@ def test_connect_and_disconnect_keep_a_container_s_name_server_reachable(pallet_
     pallet_env.ok("network", "connect", "ptresb", "rescli")
     resolv = pallet_env.ok("exec", "rescli", "cat", "/etc/resolv.conf")
     assert f"nameserver {_gateway(pallet_env, 'ptresb')}\n" in resolv
-    assert web in pallet_env.ok("exec", "rescli", "nslookup", "-type=a", "resweb")
+    assert web in pallet_env.ok("exec", "rescli", "nslookup", "-type=a", "resweb.")
     pallet_env.ok("network", "disconnect", "ptresb", "rescli")
     assert pallet_env.ok("exec", "rescli", "cat", "/etc/resolv.conf") == plain
     # on two user networks, off the one whose resolver it named: the other's resolver, names still answered
@@ -768,7 +764,7 @@ def test_connect_and_disconnect_keep_a_container_s_name_server_reachable(pallet_
     pallet_env.ok("network", "disconnect", "ptresa", "restwo")
     resolv = pallet_env.ok("exec", "restwo", "cat", "/etc/resolv.conf")
     assert f"nameserver {_gateway(pallet_env, 'ptresb')}\n" in resolv
-    assert web in pallet_env.ok("exec", "restwo", "nslookup", "-type=a", "resweb")
+    assert web in pallet_env.ok("exec", "restwo", "nslookup", "-type=a", "resweb.")
     # a file the container changed is its own: left alone
     pallet_env.ok("exec", "restwo", "sh", "-c", "echo '# mine' >> /etc/resolv.conf")
     pallet_env.ok("network", "connect", "ptresa", "restwo")

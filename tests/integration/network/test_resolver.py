@@ -137,23 +137,32 @@ def test_a_killed_resolver_is_started_again_by_reconcile(dns_env: Env) -> None:
 
 
 def test_a_container_s_own_dns_servers_get_its_outside_names(dns_env: Env, upstream: FakeUpstream) -> None:
-    own = FakeUpstream({"example.test": "192.0.2.88", "own.test": "192.0.2.99"})
+    from pallet.network import netns
+
+    net = dns_env.network()
+    gw = net.gateway  # type: ignore[attr-defined]
+    web = dns_env.driver.attach(net, cid(), name="web")  # type: ignore[arg-type]
+    port = upstream.address.rpartition(":")[2]  # the host's fake server's port, taken in the host's namespace
+    mine = dns_env.driver.attach(net, cid(), name="mine", dns=[f"127.0.0.1:{port}"])  # type: ignore[arg-type]
+    plain = dns_env.driver.attach(net, cid(), name="plain")  # type: ignore[arg-type]
+    # the container's own server, on its own loopback (docker: --dns 127.0.0.1 is the container's)
+    with netns.entered(mine.netns):
+        subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+        own = FakeUpstream(
+            {"example.test": "192.0.2.88", "own.test": "192.0.2.99"}, bind=("127.0.0.1", int(port))
+        )
     try:
-        net = dns_env.network()
-        gw = net.gateway  # type: ignore[attr-defined]
-        web = dns_env.driver.attach(net, cid(), name="web")  # type: ignore[arg-type]
-        mine = dns_env.driver.attach(net, cid(), name="mine", dns=[own.address])  # type: ignore[arg-type]
-        plain = dns_env.driver.attach(net, cid(), name="plain")  # type: ignore[arg-type]
         # docker's embedded DNS: the network's names answered here, the rest to the container's --dns
         assert dns_query(mine.netns, gw, "web") == (0, [web.ip])
         assert dns_query(mine.netns, gw, "example.test") == (0, ["192.0.2.88"])
         assert dns_query(mine.netns, gw, "own.test") == (0, ["192.0.2.99"])
         assert "web" not in own.asked
+        assert upstream.asked == []  # the same address and port in the host's namespace: never asked
         # a container without --dns: the host's servers, never the other's
         asked = len(own.asked)
         assert dns_query(plain.netns, gw, "example.test") == (0, ["192.0.2.77"])
         assert dns_query(plain.netns, gw, "own.test")[0] == 3
         assert len(own.asked) == asked
-        assert upstream.asked.count("example.test") == 1
+        assert upstream.asked == ["example.test", "own.test"]
     finally:
         own.close()

@@ -215,6 +215,10 @@ def exec_failed(pid: int, err_r: int, path: str) -> None:
         raise OSError(errno, os.strerror(errno), path)
 
 
+#: the null device's number (1, 3)
+_NULL_RDEV = os.makedev(1, 3)
+
+
 class RuntimeFailed(PalletError):
     """The OCI runtime refused an operation. ``message`` keeps the runtime's own words."""
 
@@ -368,6 +372,55 @@ class Runtime(Record):
             args += ["--console-socket", console_socket]
         return args
 
+    def _off_the_hosts_null(self, fds: list[int], opened: list[int]) -> list[int]:
+        """``fds`` with the host's /dev/null replaced: crun (1.8) hands the stdio of the process it
+        starts to the process's user (fchown), and would make the host's /dev/null that user's. In
+        its place a null device of our own (``null`` in the runtime's log dir), or for stdin, where
+        that cannot be made (a nodev file system, a user namespace), an empty pipe."""
+        host = None
+        out = list(fds)
+        for index, fd in enumerate(fds):
+            st = os.fstat(fd)
+            if (st.st_mode & 0o170000) != 0o020000 or st.st_rdev != _NULL_RDEV:
+                continue
+            if host is None:
+                host = os.stat("/dev/null")
+            if (st.st_dev, st.st_ino) != (host.st_dev, host.st_ino):
+                continue  # already ours
+            mode = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE
+            own = self._own_null(mode)
+            if own is None and index == 0:
+                own, writer = os.pipe()
+                os.close(writer)  # reads see the end at once, as from /dev/null
+            if own is not None:
+                opened.append(own)
+                out[index] = own
+        return out
+
+    def _own_null(self, mode: int) -> int | None:
+        path = os.path.join(self.log_dir or f"{self.root}.log", "null")
+        for _ in range(2):
+            try:
+                fd = os.open(path, mode | os.O_CLOEXEC | os.O_NOFOLLOW)
+            except FileNotFoundError:
+                try:
+                    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+                    os.mknod(path, 0o020666, _NULL_RDEV)
+                    os.chmod(path, 0o666)  # past the umask
+                except FileExistsError:
+                    pass  # another call made it meanwhile
+                except OSError:
+                    return None  # no mknod here (a user namespace)
+                continue
+            except OSError:
+                return None  # a nodev file system
+            st = os.fstat(fd)
+            if (st.st_mode & 0o170000) == 0o020000 and st.st_rdev == _NULL_RDEV:
+                return fd
+            os.close(fd)
+            return None
+        return None
+
     def _temp_path(self, container_id: str, kind: str) -> str:
         log_dir = self.log_dir or f"{self.root}.log"
         os.makedirs(log_dir, mode=0o700, exist_ok=True)
@@ -426,6 +479,8 @@ class Runtime(Record):
             if stdio is None or capture:
                 fds[2] = os.open(err_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
                 for_child.append(fds[2])
+            if not self.in_process:  # pallet-runtime never changes its stdio's owner
+                fds = self._off_the_hosts_null(fds, for_child)
             try:
                 pid = run_in_child(argv, fds) if self.in_process else spawn(self.path, argv, fds)
             except OSError as e:

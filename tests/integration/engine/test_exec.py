@@ -83,3 +83,37 @@ def test_exec_as_root_into_a_non_root_container_gets_the_bounding_set(pallet_env
     assert caps["CapEff"] == caps["CapPrm"] == caps["CapBnd"] != "0000000000000000"
     init = pallet_env.ok("exec", "lowly", "grep", "^CapEff", "/proc/self/status")
     assert init == "CapEff:\t0000000000000000\n"
+
+
+@pytest.mark.parametrize("runtime", ["pallet-runtime", "runc", "crun"])
+def test_a_process_as_another_user_never_gets_the_hosts_dev_null(
+    pallet_env: PalletEnv, runtime: str, request: pytest.FixtureRequest
+) -> None:
+    """crun 1.8 hands a process's stdio to its user (fchown); the host's /dev/null must never be
+    among them: run, exec, exec -d and a healthcheck probe as nobody leave it root's."""
+    import os
+    import shutil
+    import time
+
+    if shutil.which(runtime) is None and runtime != "pallet-runtime":
+        pytest.skip(f"{runtime} is not installed")
+    if runtime == "crun":
+        request.getfixturevalue("crun_ready")
+    before = os.stat("/dev/null")
+    try:
+        pallet_env.ok("run", "--rm", "--runtime", runtime, "-u", "65534", "busybox", "true")
+        pallet_env.ok(
+            "run", "-d", "--runtime", runtime, "--name", "nul", "-u", "65534", "--health-cmd", "true",
+            "--health-interval", "1s", "busybox", "sleep", "300",
+        )  # fmt: skip
+        assert pallet_env.ok("exec", "nul", "sh", "-c", "cat; echo read") == "read\n"
+        pallet_env.ok("exec", "-d", "nul", "true")
+        deadline = time.monotonic() + 60
+        while "(healthy)" not in pallet_env.ok("ps", "--format", "{{.Status}}"):
+            assert time.monotonic() < deadline, "no probe ran"
+            time.sleep(0.2)
+        after = os.stat("/dev/null")
+        assert (after.st_uid, after.st_gid, after.st_mode) == (before.st_uid, before.st_gid, before.st_mode)
+    finally:
+        os.chown("/dev/null", before.st_uid, before.st_gid)
+        os.chmod("/dev/null", before.st_mode & 0o7777)

@@ -90,7 +90,8 @@ def test_per_call_log_files_are_removed(fake: Runtime, tmp_path: Path) -> None:
     fake.start("c1")
     with pytest.raises(NotFound):
         fake.kill("gone", 15)
-    assert os.listdir(tmp_path / "state.log") == []
+    # what stays is the null device stdio gets in place of the host's /dev/null
+    assert [name for name in os.listdir(tmp_path / "state.log") if name != "null"] == []
 
 
 def test_create_passes_stdio_and_returns_the_pid_file(fake: Runtime, tmp_path: Path) -> None:

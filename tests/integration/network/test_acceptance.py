@@ -461,9 +461,16 @@ def test_7_sigkill_of_run_during_network_setup_leaves_nothing(net: NetEnv) -> No
     ids = net.ok("ps", "-aq", "--no-trunc").split()
     if ids:
         net.ok("rm", "-f", *ids)
-    # with the network still there: no veth on its bridges, no namespace file, no port rule
-    links = HostNet.take().links
-    assert [n for n, master in links.items() if master in net.bridges] == []
+    # with the network still there: no veth on its bridges, no namespace file, no port rule. A veth
+    # goes with its namespace, which the kernel frees in the background: it may take a moment
+    deadline = time.monotonic() + 30
+    while True:
+        links = HostNet.take().links
+        left = [n for n, master in links.items() if master in net.bridges]
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert left == []
     netns_dir = net.run_root / "network" / "netns"
     assert not netns_dir.exists() or [p.name for p in netns_dir.iterdir() if not p.name.startswith(".")] == []
     ruleset = subprocess.run(

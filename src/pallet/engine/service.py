@@ -359,7 +359,7 @@ def inspect_image(store: ImageStore, name: str) -> dict[str, object]:
         "Id": str(record.id),
         "RepoTags": [r.familiar_string() for r in record.references if r.tag is not None],
         "RepoDigests": [r.familiar_string() for r in record.references if r.digest is not None],
-        "Parent": "",
+        "Parent": str(record.parent) if record.parent is not None else "",
         "Comment": config.extra.get("comment", "") or "",
         "Created": config.created or "",
         "DockerVersion": config.extra.get("docker_version", "") or "",
@@ -861,7 +861,7 @@ class Service:
             paused = True
         engine.event(record, "commit", comment=message, author=author)
         try:
-            return commit_snapshot(
+            committed = commit_snapshot(
                 engine.images,
                 snapshot_key(record.id),
                 image=record.image_id,
@@ -884,6 +884,8 @@ class Service:
         finally:
             if paused:
                 engine.unpause(record.id)
+        engine.images.set_parent(str(committed.id), record.image_id)  # docker's Parent of a commit
+        return engine.images.get(committed.id)
 
     def export(self, ref: str, out: BinaryIO) -> None:
         """``export``: the container's root filesystem as a tar stream to ``out``; records docker's ``export`` event."""

@@ -578,6 +578,14 @@ class ImageStore:
         record, by_ref = self._resolve(name)
         users = self.users(record.id)
         refs = record.references
+        if self.db.query("SELECT 1 FROM images WHERE parent = ? LIMIT 1", (str(record.id),)):
+            # docker: an image others were made on (a build's steps, a commit) loses its name only
+            if by_ref is None or by_ref not in refs:
+                raise Conflict(
+                    f"conflict: unable to delete {record.short_id} (cannot be forced) - image has dependent child images"
+                )
+            self._unref(by_ref)
+            return RemoveReport(untagged=(by_ref,))
         if by_ref is not None and by_ref in refs:  # by name: that name (and maybe its repo digests) goes
             if users and not force and _single_reference(refs):
                 raise Conflict(

@@ -189,3 +189,15 @@ def test_import_of_a_pax_tarball_with_long_names(api: ApiService) -> None:
     assert status == 200, body
     assert b"errorDetail" not in body
     assert api.json("GET", "/images/paxed:v1/json")["RepoTags"] == ["paxed:v1"]
+
+
+def test_a_bad_archive_to_load_is_an_error_in_the_stream_and_a_missing_image_is_no_such_image(
+    api: ApiService,
+) -> None:
+    status, _, data = api.request("POST", "/v1.47/images/load", b"abc")
+    assert status == 200  # dockerd's: the error comes in the stream (docker-py raises ImageLoadError)
+    last = json.loads(data.splitlines()[-1])
+    assert last["error"]
+    assert last["errorDetail"]["message"] == last["error"]
+    status, _, data = api.request("POST", "/v1.47/containers/create", {"Image": "nosuchimage"})
+    assert (status, json.loads(data)) == (404, {"message": "No such image: nosuchimage:latest"})

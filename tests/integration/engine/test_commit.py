@@ -72,3 +72,18 @@ def test_bad_change_fails_and_adds_no_image(pallet_env: PalletEnv) -> None:
     assert done.returncode == 1
     assert "FROB is not an instruction" in done.stderr
     assert pallet_env.ok("images", "-q") == before
+
+
+def test_a_committed_image_names_its_parent_which_rmi_then_only_untags(pallet_env: PalletEnv) -> None:
+    base = pallet_env.ok("image", "inspect", "-f", "{{.Id}}", "busybox").strip()
+    pallet_env.ok("run", "--name", "kid", "busybox", "touch", "/x")
+    pallet_env.ok("commit", "kid", "kid:v1")
+    (shown,) = json.loads(pallet_env.ok("image", "inspect", "kid:v1"))
+    assert shown["Parent"] == base  # docker's Parent of a commit: the container's image
+    # as docker: an image others were made on loses its name, not its files
+    assert pallet_env.ok("rmi", "busybox") == "Untagged: busybox:latest\n"
+    refused = pallet_env.pallet("rmi", base)
+    assert refused.returncode == 1
+    assert "image has dependent child images" in refused.stderr
+    pallet_env.ok("rm", "kid")
+    assert pallet_env.ok("run", "--rm", "kid:v1", "ls", "/x") == "/x\n"

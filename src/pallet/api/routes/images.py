@@ -136,7 +136,7 @@ def _summary(store: ImageStore, record: ImageRecord, references: list[str]) -> d
         "Created": _created(record),
         "Id": str(record.id),
         "Labels": dict(config.labels) if config is not None and config.labels else None,
-        "ParentId": "",
+        "ParentId": str(record.parent) if record.parent is not None else "",
         "RepoDigests": digests or None,
         "RepoTags": tags or None,
         "SharedSize": -1,
@@ -440,8 +440,16 @@ def _import(request: Request) -> Response:
         record_event(root, "image", "import", str(record.id), {"name": str(record.id)})
         progress.put({"status": str(record.id)})
 
+    def work_or_error() -> None:
+        # dockerd answers 200 and says what is wrong with the archive in the stream (the docker CLI
+        # prints it, docker-py raises ImageLoadError on it); nothing of a refused archive is kept
+        try:
+            work()
+        except PalletError as e:
+            progress.put({"errorDetail": {"message": str(e)}, "error": str(e)})
+
     # the body is read before the answer starts (the server drains what a handler leaves unread)
-    return Stream(collected(progress, work))
+    return Stream(collected(progress, work_or_error))
 
 
 @ROUTES.route("POST", "/images/load")
@@ -484,8 +492,16 @@ def load(request: Request) -> Response:
                 progress.put({"stream": f"Loaded image ID: {item.image.id}\n"})
                 record_event(root, "image", "load", str(item.image.id), {"name": str(item.image.id)})
 
+    def work_or_error() -> None:
+        # dockerd answers 200 and says what is wrong with the archive in the stream (the docker CLI
+        # prints it, docker-py raises ImageLoadError on it); nothing of a refused archive is kept
+        try:
+            work()
+        except PalletError as e:
+            progress.put({"errorDetail": {"message": str(e)}, "error": str(e)})
+
     # the body is read before the answer starts (the server drains what a handler leaves unread)
-    return Stream(collected(progress, work))
+    return Stream(collected(progress, work_or_error))
 
 
 def _save(request: Request, names: list[str]) -> Response:

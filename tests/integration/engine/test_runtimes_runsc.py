@@ -31,8 +31,9 @@ def runsc(tmp_path_factory: pytest.TempPathFactory) -> str:
     if os.geteuid() != 0:
         pytest.skip("needs root")
     state = tmp_path_factory.mktemp("runsc-probe")
-    probe = subprocess.run(
+    probe = subprocess.run(  # stdin a pipe: runsc hands its stdio to nobody, never the host's /dev/null
         [path, "--root", str(state), "--network=none", "do", "/bin/true"],
+        input="",
         capture_output=True,
         text=True,
         timeout=120,

@@ -114,7 +114,7 @@ def run(
         with open(out, "w+") as stdout, open(err, "w+") as stderr:
             done = subprocess.run(
                 [runtime, "--root", str(state), "run", "--bundle", str(bundle), container_id],
-                stdin=subprocess.DEVNULL,
+                input=b"",  # a pipe: crun hands a process's stdio to its user, never the host's /dev/null
                 stdout=stdout,
                 stderr=stderr,
                 timeout=60,

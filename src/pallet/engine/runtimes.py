@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import stat
 
 from pallet.errors import (
     UNKNOWN,
@@ -381,7 +382,7 @@ class Runtime(Record):
         out = list(fds)
         for index, fd in enumerate(fds):
             st = os.fstat(fd)
-            if (st.st_mode & 0o170000) != 0o020000 or st.st_rdev != _NULL_RDEV:
+            if not stat.S_ISCHR(st.st_mode) or st.st_rdev != _NULL_RDEV:
                 continue
             if host is None:
                 host = os.stat("/dev/null")
@@ -405,7 +406,7 @@ class Runtime(Record):
             except FileNotFoundError:
                 try:
                     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-                    os.mknod(path, 0o020666, _NULL_RDEV)
+                    os.mknod(path, stat.S_IFCHR | 0o666, _NULL_RDEV)
                     os.chmod(path, 0o666)  # past the umask
                 except FileExistsError:
                     pass  # another call made it meanwhile
@@ -415,7 +416,7 @@ class Runtime(Record):
             except OSError:
                 return None  # a nodev file system
             st = os.fstat(fd)
-            if (st.st_mode & 0o170000) == 0o020000 and st.st_rdev == _NULL_RDEV:
+            if stat.S_ISCHR(st.st_mode) and st.st_rdev == _NULL_RDEV:
                 return fd
             os.close(fd)
             return None

@@ -62,8 +62,10 @@ def create(request: Request) -> Response:
         wanted = [options.network.mode.network_name, *(n.network for n in options.network.networks)]
         if str(e) in {f"network {name} not found" for name in wanted if name}:
             raise InvalidArgument(str(e)) from None
-        if str(e).startswith("Unable to find image '"):  # dockerd's words, which docker-py matches
-            raise NotFound(f"No such image: {str(e).split(chr(39))[1]}") from None
+        if str(e).startswith("Unable to find image"):  # dockerd's words, which docker-py matches
+            from pallet.oci.reference import parse
+
+            raise NotFound(f"No such image: {parse(image).familiar_string()}") from None
         raise
     return Json({"Id": record.id, "Warnings": warnings}, status=201)
 
